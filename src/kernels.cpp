@@ -1,0 +1,255 @@
+#include "kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <xsimd/xsimd.hpp>
+
+namespace mha {
+namespace kernels {
+
+namespace {
+using V = xsimd::batch<float>;
+using VI = xsimd::batch<int32_t>;
+constexpr int kW = static_cast<int>(V::size);
+static_assert(kNR % kW == 0, "panel width must be a multiple of the vector width");
+constexpr int kNV = kNR / kW;
+
+// ---- GEMM micro-kernel -------------------------------------------------------
+// C[MR x 8] = (acc ? C : init) + A[MR x K] * B[K x 8 panel]. init is 8 floats
+// (bias) or null for zero. MR independent rows x kNV vectors = MR*kNV
+// accumulators, all in registers.
+template <int MR>
+inline void micro(int K, const float* A, size_t lda, const float* B, float* C, size_t ldc, bool acc,
+                  const float* init) {
+  V c[MR][kNV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < kNV; ++v)
+      c[r][v] = acc ? V::load_unaligned(C + r * ldc + v * kW)
+                    : (init ? V::load_unaligned(init + v * kW) : V(0.0f));
+  const float* a[MR];
+  for (int r = 0; r < MR; ++r) a[r] = A + r * lda;
+  for (int k = 0; k < K; ++k) {
+    V b[kNV];
+    for (int v = 0; v < kNV; ++v) b[v] = V::load_unaligned(B + k * kNR + v * kW);
+    for (int r = 0; r < MR; ++r) {
+      const V ar(a[r][k]);
+      for (int v = 0; v < kNV; ++v) c[r][v] = c[r][v] + ar * b[v];
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < kNV; ++v) c[r][v].store_unaligned(C + r * ldc + v * kW);
+}
+
+// A tile with nr < 8 valid columns goes through an 8-wide scratch tile so the
+// kernel never reads or writes past column N.
+template <int MR>
+inline void micro_edge(int K, const float* A, size_t lda, const float* B, float* C, size_t ldc,
+                       int nr, bool acc, const float* bias) {
+  alignas(64) float tile[MR * kNR];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < kNR; ++j)
+      tile[r * kNR + j] = j < nr ? (acc ? C[r * ldc + j] : (bias ? bias[j] : 0.0f)) : 0.0f;
+  micro<MR>(K, A, lda, B, tile, kNR, true, nullptr);
+  for (int r = 0; r < MR; ++r) std::memcpy(C + r * ldc, tile + r * kNR, sizeof(float) * nr);
+}
+
+template <int MR>
+inline void tile(int K, const float* A, size_t lda, const float* B, float* C, size_t ldc, int nr,
+                 bool acc, const float* bias) {
+  if (nr == kNR)
+    micro<MR>(K, A, lda, B, C, ldc, acc, bias);
+  else
+    micro_edge<MR>(K, A, lda, B, C, ldc, nr, acc, bias);
+}
+
+// ---- exp ----------------------------------------------------------------------
+// exp(x) for x <= 0: x = n*ln2 + t, |t| <= ln2/2, 2^n built from the exponent
+// bits of a magic-biased float (only add/shift/bitcast: every op maps to one
+// SIMD128 instruction; cvtps2dq would be emulated lane by lane), e^t from a
+// degree-5 minimax polynomial (relative error ~1e-7). Inputs below ln(FLT_MIN)
+// give 0, including -INFINITY.
+inline V exp_nonpositive(V x) {
+  const V log2e(0x1.715476p+0f), magic(0x1.8000FEp23f);
+  const V minus_ln2_hi(-0x1.62E400p-1f), minus_ln2_lo(-0x1.7F7D1Cp-20f);
+  const V c5(0x1.0F9F9Cp-7f), c4(0x1.573A1Ap-5f), c3(0x1.555A80p-3f), c2(0x1.FFFDC6p-2f),
+      c1(0x1.FFFFF6p-1f);
+  const V cutoff(-0x1.5D589Ep6f);  // ln(FLT_MIN) ~ -87.3365
+  const auto underflow = x < cutoff;
+  x = xsimd::max(x, cutoff);
+  V n = x * log2e + magic;
+  const V s = xsimd::bitwise_cast<V>(xsimd::bitwise_cast<VI>(n) << 23);
+  n = n - magic;
+  V t = n * minus_ln2_hi + x;
+  t = n * minus_ln2_lo + t;
+  V p = c5 * t + c4;
+  p = p * t + c3;
+  p = p * t + c2;
+  p = p * t + c1;
+  t = t * s;
+  const V f = t * p + s;
+  return xsimd::select(underflow, V(0.0f), f);
+}
+
+inline float hmax(V v) {
+  alignas(64) float tmp[kW];
+  v.store_aligned(tmp);
+  float m = tmp[0];
+  for (int i = 1; i < kW; ++i) m = std::max(m, tmp[i]);
+  return m;
+}
+}  // namespace
+
+size_t packed_size(int K, int N) {
+  return static_cast<size_t>(K) * ((static_cast<size_t>(N) + kNR - 1) / kNR * kNR);
+}
+
+void pack_panels(int K, int N, const float* b, size_t row_stride, size_t col_stride, float* out) {
+  for (int j0 = 0; j0 < N; j0 += kNR) {
+    const int nr = std::min(kNR, N - j0);
+    float* panel = out + static_cast<size_t>(j0) * K;
+    for (int k = 0; k < K; ++k) {
+      float* dst = panel + static_cast<size_t>(k) * kNR;
+      const float* src = b + k * row_stride + j0 * col_stride;
+      int j = 0;
+      if (col_stride == 1)
+        for (; j < nr; ++j) dst[j] = src[j];
+      else
+        for (; j < nr; ++j) dst[j] = src[j * col_stride];
+      for (; j < kNR; ++j) dst[j] = 0.0f;
+    }
+  }
+}
+
+void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size_t panel_stride,
+          float* C, size_t ldc, bool accumulate, const float* bias) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {  // C = accumulate ? C : bias
+    if (!accumulate)
+      for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) C[i * ldc + j] = bias ? bias[j] : 0.0f;
+    return;
+  }
+  for (int k0 = 0; k0 < K; k0 += kKC) {
+    const int kb = std::min(kKC, K - k0);
+    const bool acc = accumulate || k0 > 0;
+    for (int j0 = 0; j0 < N; j0 += kNR) {
+      const int nr = std::min(kNR, N - j0);
+      const float* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
+      const float* bj = bias ? bias + j0 : nullptr;
+      const float* a = A + k0;
+      float* c = C + j0;
+      int i = 0;
+      for (; i + kMR <= M; i += kMR) tile<kMR>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj);
+      switch (M - i) {
+        case 3: tile<3>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
+        case 2: tile<2>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
+        case 1: tile<1>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
+        default: break;
+      }
+    }
+  }
+}
+
+void gemm_ref(int M, int N, int K, const float* A, size_t lda, const float* Bp, size_t panel_stride,
+              float* C, size_t ldc, bool accumulate, const float* bias) {
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      float s = accumulate ? C[i * ldc + j] : (bias ? bias[j] : 0.0f);
+      const float* panel = Bp + (j / kNR) * panel_stride + (j % kNR);
+      for (int k = 0; k < K; ++k) s += A[i * lda + k] * panel[k * kNR];
+      C[i * ldc + j] = s;
+    }
+}
+
+float max_row(const float* x, int n) {
+  int i = 0;
+  float m = -INFINITY;
+  if (n >= 2 * kW) {
+    V m0(-INFINITY), m1(-INFINITY);
+    for (; i + 2 * kW <= n; i += 2 * kW) {
+      m0 = xsimd::max(m0, V::load_unaligned(x + i));
+      m1 = xsimd::max(m1, V::load_unaligned(x + i + kW));
+    }
+    m = hmax(xsimd::max(m0, m1));
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+float max_row_ref(const float* x, int n) {
+  float m = -INFINITY;
+  for (int i = 0; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+float exp_shift_sum(float* x, int n, float shift) {
+  const V vs(shift);
+  V s0(0.0f), s1(0.0f);
+  int i = 0;
+  for (; i + 2 * kW <= n; i += 2 * kW) {
+    const V e0 = exp_nonpositive(V::load_unaligned(x + i) - vs);
+    const V e1 = exp_nonpositive(V::load_unaligned(x + i + kW) - vs);
+    e0.store_unaligned(x + i);
+    e1.store_unaligned(x + i + kW);
+    s0 += e0;
+    s1 += e1;
+  }
+  for (; i + kW <= n; i += kW) {
+    const V e = exp_nonpositive(V::load_unaligned(x + i) - vs);
+    e.store_unaligned(x + i);
+    s0 += e;
+  }
+  float sum = xsimd::hadd(s0 + s1);
+  if (i < n) {  // scalar tail through one padded vector, so exp is the same function
+    alignas(64) float tmp[kW];
+    for (int j = 0; j < kW; ++j) tmp[j] = i + j < n ? x[i + j] - shift : -INFINITY;
+    const V e = exp_nonpositive(V::load_aligned(tmp));
+    e.store_aligned(tmp);
+    for (int j = 0; i + j < n; ++j) {
+      x[i + j] = tmp[j];
+      sum += tmp[j];
+    }
+  }
+  return sum;
+}
+float exp_shift_sum_ref(float* x, int n, float shift) {
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+
+void scale_row(float* x, int n, float s) {
+  const V vs(s);
+  int i = 0;
+  for (; i + kW <= n; i += kW) (V::load_unaligned(x + i) * vs).store_unaligned(x + i);
+  for (; i < n; ++i) x[i] *= s;
+}
+void scale_row_ref(float* x, int n, float s) {
+  for (int i = 0; i < n; ++i) x[i] *= s;
+}
+
+void add_row(float* x, const float* y, int n) {
+  int i = 0;
+  for (; i + kW <= n; i += kW) (V::load_unaligned(x + i) + V::load_unaligned(y + i)).store_unaligned(x + i);
+  for (; i < n; ++i) x[i] += y[i];
+}
+void add_row_ref(float* x, const float* y, int n) {
+  for (int i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void axpby_row(float* x, float s, const float* y, float t, int n) {
+  const V vs(s), vt(t);
+  int i = 0;
+  for (; i + kW <= n; i += kW)
+    (V::load_unaligned(x + i) * vs + V::load_unaligned(y + i) * vt).store_unaligned(x + i);
+  for (; i < n; ++i) x[i] = x[i] * s + y[i] * t;
+}
+void axpby_row_ref(float* x, float s, const float* y, float t, int n) {
+  for (int i = 0; i < n; ++i) x[i] = x[i] * s + y[i] * t;
+}
+
+}  // namespace kernels
+}  // namespace mha

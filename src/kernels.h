@@ -1,0 +1,54 @@
+// SIMD kernels (xsimd) and the short scalar references they are tested against.
+//
+// Everything that multiplies matrices goes through one register-blocked
+// micro-kernel: C[MR x 8] (+)= A[MR x K] * Bp[K x 8], where Bp is a "panel": 8
+// consecutive columns of B stored k-major, 8 floats per k. B matrices are packed
+// into panels once (weights in set_weights, K^T and V once per forward), so the
+// inner loop is two vector loads, MR broadcasts and 2*MR*(8/W) mul+add.
+//
+// With -msimd128 -msse4.1, xsimd picks its sse4_1 arch and Emscripten lowers the
+// SSE intrinsics to WebAssembly SIMD128 (f32x4.*). The same code builds natively.
+#pragma once
+#include <cstddef>
+
+namespace mha {
+namespace kernels {
+
+constexpr int kNR = 8;    // panel width (columns per micro-tile)
+constexpr int kMR = 4;    // rows per micro-tile (4x8 measured best for SIMD128 here)
+constexpr int kKC = 256;  // depth of one GEMM pass (keeps a panel slice in L1)
+
+// Number of floats needed to pack a K x N matrix into ceil(N/8) panels.
+size_t packed_size(int K, int N);
+
+// Packs B (K x N; element (k, n) at b[k * row_stride + n * col_stride]) into
+// ceil(N/8) panels of K x 8 floats each, zero padded on the right.
+void pack_panels(int K, int N, const float* b, size_t row_stride, size_t col_stride,
+                 float* out);
+
+// C[M x N] = (accumulate ? C : bias) + A[M x K] * B, with B packed into panels
+// spaced panel_stride floats apart (panel p holds columns 8p..8p+7; row k of a
+// panel is at panel + 8k). bias (length N) may be null (zero). Row strides lda
+// and ldc are in floats; columns are contiguous.
+void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size_t panel_stride,
+          float* C, size_t ldc, bool accumulate, const float* bias);
+void gemm_ref(int M, int N, int K, const float* A, size_t lda, const float* Bp,
+              size_t panel_stride, float* C, size_t ldc, bool accumulate, const float* bias);
+
+// Row operations used by the online softmax.
+float max_row(const float* x, int n);  // -INFINITY for n == 0
+float max_row_ref(const float* x, int n);
+// x[i] = exp(x[i] - shift); returns the sum. Requires x[i] - shift <= 0 (softmax).
+// exp of -INFINITY (masked entries) is exactly 0.
+float exp_shift_sum(float* x, int n, float shift);
+float exp_shift_sum_ref(float* x, int n, float shift);
+void scale_row(float* x, int n, float s);  // x *= s
+void scale_row_ref(float* x, int n, float s);
+void add_row(float* x, const float* y, int n);  // x += y
+void add_row_ref(float* x, const float* y, int n);
+// x = x * s + y * t (used to average attention weights over heads)
+void axpby_row(float* x, float s, const float* y, float t, int n);
+void axpby_row_ref(float* x, float s, const float* y, float t, int n);
+
+}  // namespace kernels
+}  // namespace mha

@@ -1,0 +1,168 @@
+#include "mha.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels.h"
+#include "linear.h"
+
+namespace mha {
+
+bool MultiHeadAttention::valid(const MhaConfig& c) {
+  return c.embed_dim > 0 && c.num_heads > 0 && c.kdim > 0 && c.vdim > 0 && c.embed_dim % c.num_heads == 0;
+}
+
+MultiHeadAttention::MultiHeadAttention(const MhaConfig& cfg)
+    : cfg_(cfg), ep_(static_cast<int>(round_up(cfg.embed_dim, kernels::kNR))) {}
+
+size_t MultiHeadAttention::memory_bytes() const {
+  return w_in_.bytes() + b_in_.bytes() + w_out_.bytes() + b_out_.bytes() + proj_.bytes() + attn_.bytes() +
+         attention_.workspace_bytes();
+}
+
+Status MultiHeadAttention::set_weights(const MhaWeights& w) {
+  const int E = cfg_.embed_dim, kd = cfg_.kdim, vd = cfg_.vdim;
+  const bool packed_in = w.in_proj_weight != nullptr;
+  if (packed_in && (kd != E || vd != E)) return Status::kInvalidArgument;
+  if (!packed_in && (!w.q_proj_weight || !w.k_proj_weight || !w.v_proj_weight)) return Status::kInvalidArgument;
+  if (!w.out_proj_weight || (cfg_.bias && (!w.in_proj_bias || !w.out_proj_bias))) return Status::kInvalidArgument;
+
+  const size_t sq = kernels::packed_size(E, E), sk = kernels::packed_size(kd, E), sv = kernels::packed_size(vd, E);
+  last_request_bytes_ = (sq + sk + sv + 3 * ep_ + sq + ep_) * sizeof(float);
+  if (!w_in_.reserve(sq + sk + sv) || !b_in_.reserve(3 * ep_) || !w_out_.reserve(sq) || !b_out_.reserve(ep_)) {
+    has_weights_ = false;
+    return Status::kOutOfMemory;
+  }
+  last_request_bytes_ = 0;
+  const size_t E2 = static_cast<size_t>(E) * E;
+  const float* wq = packed_in ? w.in_proj_weight : w.q_proj_weight;
+  const float* wk = packed_in ? w.in_proj_weight + E2 : w.k_proj_weight;
+  const float* wv = packed_in ? w.in_proj_weight + 2 * E2 : w.v_proj_weight;
+  pack_weight_transposed(E, E, wq, w_in_.data());
+  pack_weight_transposed(E, kd, wk, w_in_.data() + sq);
+  pack_weight_transposed(E, vd, wv, w_in_.data() + sq + sk);
+  pack_weight_transposed(E, E, w.out_proj_weight, w_out_.data());
+  std::fill(b_in_.data(), b_in_.data() + 3 * ep_, 0.0f);
+  std::fill(b_out_.data(), b_out_.data() + ep_, 0.0f);
+  if (cfg_.bias) {
+    for (int p = 0; p < 3; ++p) std::memcpy(b_in_.data() + p * ep_, w.in_proj_bias + p * E, sizeof(float) * E);
+    std::memcpy(b_out_.data(), w.out_proj_bias, sizeof(float) * E);
+  }
+  has_weights_ = true;
+  return Status::kOk;
+}
+
+Status MultiHeadAttention::forward(const MhaForwardArgs& a, ThreadPool& pool) {
+  if (!has_weights_) return Status::kNoWeights;
+  if (a.B <= 0 || a.Lq <= 0 || a.Lk <= 0 || !a.query || !a.key || !a.value || !a.output)
+    return Status::kInvalidArgument;
+  const int E = cfg_.embed_dim, H = cfg_.num_heads, D = E / H, kd = cfg_.kdim, vd = cfg_.vdim;
+  const size_t Mq = static_cast<size_t>(a.B) * a.Lq, Mk = static_cast<size_t>(a.B) * a.Lk;
+  const bool fused = a.query == a.key && a.key == a.value && kd == E && vd == E && a.Lq == a.Lk;
+  const size_t need_proj = fused ? Mq * 3 * ep_ : (Mq + 2 * Mk) * E;
+  last_request_bytes_ = (need_proj + Mq * E) * sizeof(float);
+  if (!proj_.reserve(need_proj) || !attn_.reserve(Mq * E)) return Status::kOutOfMemory;
+
+  const float* bias = cfg_.bias ? b_in_.data() : nullptr;
+  const size_t sq = kernels::packed_size(E, E), sk = kernels::packed_size(kd, E);
+  AttentionArgs at;
+  at.B = a.B, at.H = H, at.Lq = a.Lq, at.Lk = a.Lk, at.D = D, at.Dv = D;
+  if (fused) {
+    const size_t ld = 3 * static_cast<size_t>(ep_);
+    parallel_gemm(pool, static_cast<int>(Mq), 3 * ep_, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR,
+                  proj_.data(), ld, bias);
+    at.q = {proj_.data(), a.Lq * ld, static_cast<size_t>(D), ld};
+    at.k = {proj_.data() + ep_, a.Lk * ld, static_cast<size_t>(D), ld};
+    at.v = {proj_.data() + 2 * ep_, a.Lk * ld, static_cast<size_t>(D), ld};
+  } else {
+    float* q = proj_.data();
+    float* k = q + Mq * E;
+    float* v = k + Mk * E;
+    parallel_gemm(pool, static_cast<int>(Mq), E, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR, q, E,
+                  bias);
+    parallel_gemm(pool, static_cast<int>(Mk), E, kd, a.key, kd, w_in_.data() + sq, static_cast<size_t>(kd) * kernels::kNR,
+                  k, E, bias ? bias + ep_ : nullptr);
+    parallel_gemm(pool, static_cast<int>(Mk), E, vd, a.value, vd, w_in_.data() + sq + sk,
+                  static_cast<size_t>(vd) * kernels::kNR, v, E, bias ? bias + 2 * ep_ : nullptr);
+    at.q = {q, static_cast<size_t>(a.Lq) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
+    at.k = {k, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
+    at.v = {v, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
+  }
+  at.out = attn_.data();
+  at.o_sb = static_cast<size_t>(a.Lq) * E, at.o_sh = D, at.o_sl = E;
+  at.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  at.mask = a.mask;
+  at.weights = a.weights;
+  at.average_weights = a.average_weights;
+  const Status st = attention_.run(at, pool);
+  if (st == Status::kOutOfMemory) last_request_bytes_ += attention_.last_request_bytes();
+  if (st != Status::kOk) return st;
+  parallel_gemm(pool, static_cast<int>(Mq), E, E, attn_.data(), E, w_out_.data(), static_cast<size_t>(E) * kernels::kNR,
+                a.output, E, cfg_.bias ? b_out_.data() : nullptr);
+  last_request_bytes_ = 0;
+  return Status::kOk;
+}
+
+void mha_reference(const MhaConfig& c, const MhaWeights& w, const MhaForwardArgs& a) {
+  const int E = c.embed_dim, H = c.num_heads, D = E / H;
+  const size_t E2 = static_cast<size_t>(E) * E;
+  auto linear = [&](auto x, int M, int K, const float* W, const float* b, std::vector<double>& y) {
+    y.assign(static_cast<size_t>(M) * E, 0.0);
+    for (int i = 0; i < M; ++i)
+      for (int n = 0; n < E; ++n) {
+        double s = b ? b[n] : 0.0;
+        for (int k = 0; k < K; ++k) s += static_cast<double>(x[static_cast<size_t>(i) * K + k]) * W[static_cast<size_t>(n) * K + k];
+        y[static_cast<size_t>(i) * E + n] = s;
+      }
+  };
+  const float* wq = w.in_proj_weight ? w.in_proj_weight : w.q_proj_weight;
+  const float* wk = w.in_proj_weight ? w.in_proj_weight + E2 : w.k_proj_weight;
+  const float* wv = w.in_proj_weight ? w.in_proj_weight + 2 * E2 : w.v_proj_weight;
+  const float* bi = c.bias ? w.in_proj_bias : nullptr;
+  std::vector<double> q, k, v;
+  linear(a.query, a.B * a.Lq, E, wq, bi, q);
+  linear(a.key, a.B * a.Lk, c.kdim, wk, bi ? bi + E : nullptr, k);
+  linear(a.value, a.B * a.Lk, c.vdim, wv, bi ? bi + 2 * E : nullptr, v);
+  // Attention in double, then project back.
+  std::vector<double> attn(static_cast<size_t>(a.B) * a.Lq * E);
+  std::vector<double> s(a.Lk);
+  if (a.weights)
+    std::fill(a.weights, a.weights + static_cast<size_t>(a.B) * (a.average_weights ? 1 : H) * a.Lq * a.Lk, 0.0f);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  for (int b = 0; b < a.B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < a.Lq; ++i) {
+        double m = -INFINITY;
+        for (int j = 0; j < a.Lk; ++j) {
+          double d = 0;
+          for (int t = 0; t < D; ++t)
+            d += q[(static_cast<size_t>(b) * a.Lq + i) * E + h * D + t] * k[(static_cast<size_t>(b) * a.Lk + j) * E + h * D + t];
+          d *= scale;
+          const size_t moff = b * a.mask.sb + h * a.mask.sh + i * a.mask.sl + j;
+          if (a.mask.float_mask) d += a.mask.float_mask[moff];
+          if (a.mask.bool_mask && a.mask.bool_mask[moff]) d = -INFINITY;
+          if (a.mask.key_padding && a.mask.key_padding[static_cast<size_t>(b) * a.Lk + j]) d = -INFINITY;
+          if (a.mask.causal && j > i + (a.Lk - a.Lq)) d = -INFINITY;
+          s[j] = d;
+          m = std::max(m, d);
+        }
+        double sum = 0;
+        for (int j = 0; j < a.Lk; ++j) sum += s[j] = m == -INFINITY ? 0.0 : std::exp(s[j] - m);
+        for (int t = 0; t < D; ++t) {
+          double acc = 0;
+          for (int j = 0; j < a.Lk; ++j) acc += s[j] * v[(static_cast<size_t>(b) * a.Lk + j) * E + h * D + t];
+          attn[(static_cast<size_t>(b) * a.Lq + i) * E + h * D + t] = sum > 0 ? acc / sum : 0.0;
+        }
+        if (a.weights && sum > 0) {
+          float* wr = a.average_weights ? a.weights + (static_cast<size_t>(b) * a.Lq + i) * a.Lk
+                                        : a.weights + ((static_cast<size_t>(b) * H + h) * a.Lq + i) * a.Lk;
+          for (int j = 0; j < a.Lk; ++j) wr[j] += static_cast<float>(s[j] / sum / (a.average_weights ? H : 1));
+        }
+      }
+  std::vector<double> out;
+  linear(attn.data(), a.B * a.Lq, E, w.out_proj_weight, c.bias ? w.out_proj_bias : nullptr, out);
+  for (size_t i = 0; i < out.size(); ++i) a.output[i] = static_cast<float>(out[i]);
+}
+
+}  // namespace mha

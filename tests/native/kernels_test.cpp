@@ -1,0 +1,135 @@
+// Each SIMD kernel against a float64 reference written here, at sizes around
+// the vector width (1, 3, 4, 5, 17, 129), and against its scalar twin.
+#include <gtest/gtest.h>
+
+#include "kernels.h"
+#include "test_util.h"
+
+using namespace mha;
+using mha_test::uniform;
+
+namespace {
+const int kSizes[] = {1, 3, 4, 5, 17, 129};
+
+TEST(Gemm, MatchesFloat64AtOddSizes) {
+  std::mt19937 rng(1);
+  for (int M : kSizes)
+    for (int N : kSizes)
+      for (int K : {1, 3, 5, 17, 129, 300}) {  // 300 > kKC: two depth passes
+        for (int mode = 0; mode < 3; ++mode) {  // 0: bias, 1: no bias, 2: accumulate
+          const size_t lda = K + 3, ldc = N + 2;
+          auto A = uniform(M * lda, -1, 1, rng), B = uniform(K * N, -1, 1, rng), bias = uniform(N, -1, 1, rng);
+          auto C0 = uniform(M * ldc, -1, 1, rng);
+          std::vector<float> Bp(kernels::packed_size(K, N), -7.0f);
+          kernels::pack_panels(K, N, B.data(), N, 1, Bp.data());
+          std::vector<double> want(M * ldc);
+          for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+              double s = mode == 2 ? C0[i * ldc + j] : mode == 0 ? bias[j] : 0.0;
+              for (int k = 0; k < K; ++k) s += static_cast<double>(A[i * lda + k]) * B[k * N + j];
+              want[i * ldc + j] = s;
+            }
+          for (int simd = 0; simd < 2; ++simd) {
+            auto C = C0;
+            (simd ? kernels::gemm : kernels::gemm_ref)(M, N, K, A.data(), lda, Bp.data(), static_cast<size_t>(K) * 8,
+                                                       C.data(), ldc, mode == 2, mode == 0 ? bias.data() : nullptr);
+            for (int i = 0; i < M; ++i) {
+              for (int j = 0; j < N; ++j)
+                ASSERT_NEAR(C[i * ldc + j], want[i * ldc + j], 1e-5 * std::sqrt(K) + 1e-6)
+                    << "M=" << M << " N=" << N << " K=" << K << " mode=" << mode << " simd=" << simd;
+              for (size_t j = N; j < ldc; ++j)  // nothing written past column N
+                ASSERT_EQ(C[i * ldc + j], C0[i * ldc + j]);
+            }
+          }
+        }
+      }
+}
+
+TEST(Pack, StridedSourceAndZeroPadding) {
+  // Packing a transposed view: element (k, n) = src[n * 11 + k].
+  const int K = 5, N = 13;
+  std::vector<float> src(N * 11);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i);
+  std::vector<float> out(kernels::packed_size(K, N), -1.0f);
+  kernels::pack_panels(K, N, src.data(), 1, 11, out.data());
+  for (int n = 0; n < 16; ++n)
+    for (int k = 0; k < K; ++k) {
+      const float got = out[(n / 8) * K * 8 + k * 8 + n % 8];
+      EXPECT_EQ(got, n < N ? src[n * 11 + k] : 0.0f);
+    }
+}
+
+TEST(RowOps, MaxMatchesReference) {
+  std::mt19937 rng(2);
+  for (int n : kSizes) {
+    auto x = uniform(n, -1000, 1000, rng);
+    x[n / 2] = -INFINITY;
+    double want = -INFINITY;
+    for (float v : x) want = std::max<double>(want, v);
+    EXPECT_EQ(kernels::max_row(x.data(), n), want) << n;
+    EXPECT_EQ(kernels::max_row_ref(x.data(), n), want) << n;
+  }
+  EXPECT_EQ(kernels::max_row(nullptr, 0), -INFINITY);
+}
+
+TEST(RowOps, ExpShiftSumAgainstFloat64WithOverflowingInputs) {
+  // Inputs up to 1000: exp(x) overflows float without the max subtraction.
+  std::mt19937 rng(3);
+  for (int n : {1, 3, 4, 5, 17, 129, 1000}) {
+    auto x = uniform(n, -1000, 1000, rng);
+    if (n > 2) x[1] = -INFINITY;  // a masked entry must give exactly 0
+    const float m = kernels::max_row_ref(x.data(), n);
+    std::vector<double> want(n);
+    double want_sum = 0;
+    for (int i = 0; i < n; ++i) want_sum += want[i] = std::exp(static_cast<double>(x[i]) - m);
+    for (int simd = 0; simd < 2; ++simd) {
+      auto y = x;
+      const float sum = (simd ? kernels::exp_shift_sum : kernels::exp_shift_sum_ref)(y.data(), n, m);
+      EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum) << n;
+      for (int i = 0; i < n; ++i) EXPECT_NEAR(y[i], want[i], 2e-7 * want[i] + 1e-30) << "n=" << n << " i=" << i;
+      if (n > 2) EXPECT_EQ(y[1], 0.0f);
+    }
+  }
+}
+
+TEST(RowOps, ExpAccuracyOverTheWholeRange) {
+  // Every x in [-100, 0] at a fine step: relative error vs float64 exp.
+  std::vector<float> x;
+  for (double v = -100; v <= 0; v += 0.001) x.push_back(static_cast<float>(v));
+  auto y = x;
+  kernels::exp_shift_sum(y.data(), static_cast<int>(y.size()), 0.0f);
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp(static_cast<double>(x[i]));
+    if (want < 1.2e-38) {  // below FLT_MIN: flushed to 0 (or a denormal-sized value)
+      EXPECT_LE(y[i], 1.2e-38f);
+      continue;
+    }
+    worst = std::max(worst, std::abs(y[i] - want) / want);
+  }
+  EXPECT_LT(worst, 3e-7);
+}
+
+TEST(RowOps, ScaleAddAxpby) {
+  std::mt19937 rng(4);
+  for (int n : kSizes) {
+    auto x = uniform(n, -5, 5, rng), y = uniform(n, -5, 5, rng);
+    auto a = x, b = x, c = x, d = x, e = x, f = x;
+    kernels::scale_row(a.data(), n, 0.37f);
+    kernels::scale_row_ref(b.data(), n, 0.37f);
+    kernels::add_row(c.data(), y.data(), n);
+    kernels::add_row_ref(d.data(), y.data(), n);
+    kernels::axpby_row(e.data(), 0.5f, y.data(), -2.0f, n);
+    kernels::axpby_row_ref(f.data(), 0.5f, y.data(), -2.0f, n);
+    for (int i = 0; i < n; ++i) {
+      const double xi = x[i], yi = y[i];
+      EXPECT_NEAR(a[i], xi * 0.37, 1e-6);
+      EXPECT_NEAR(b[i], xi * 0.37, 1e-6);
+      EXPECT_NEAR(c[i], xi + yi, 1e-6);
+      EXPECT_NEAR(d[i], xi + yi, 1e-6);
+      EXPECT_NEAR(e[i], xi * 0.5 - 2 * yi, 1e-5);
+      EXPECT_NEAR(f[i], xi * 0.5 - 2 * yi, 1e-5);
+    }
+  }
+}
+}  // namespace
