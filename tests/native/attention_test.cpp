@@ -161,7 +161,9 @@ TEST(MultiHeadAttention, MatchesFloat64Reference) {
         std::fill(out.begin(), out.end(), NAN);
         ASSERT_EQ(layer.forward(a, pool), Status::kOk);
         EXPECT_LT(rel_err(out.data(), ref.data(), on), 1e-5) << "E" << c.E << " t" << threads;
-        if (c.weights) EXPECT_LT(rel_err(wt.data(), wref.data(), wn), 1e-5);
+        if (c.weights) {
+          EXPECT_LT(rel_err(wt.data(), wref.data(), wn), 1e-5);
+        }
       }
     }
 }

@@ -87,7 +87,9 @@ TEST(RowOps, ExpShiftSumAgainstFloat64WithOverflowingInputs) {
       const float sum = (simd ? kernels::exp_shift_sum : kernels::exp_shift_sum_ref)(y.data(), n, m);
       EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum) << n;
       for (int i = 0; i < n; ++i) EXPECT_NEAR(y[i], want[i], 2e-7 * want[i] + 1e-30) << "n=" << n << " i=" << i;
-      if (n > 2) EXPECT_EQ(y[1], 0.0f);
+      if (n > 2) {
+        EXPECT_EQ(y[1], 0.0f);
+      }
     }
   }
 }
