@@ -1,0 +1,97 @@
+// mha-wasm: multi-head attention in WebAssembly (SIMD128, optional threads).
+//
+//   import { init } from 'mha-wasm';
+//   const mha = await init({ threads: 'auto' });
+//   const layer = new mha.MultiHeadAttention({ embedDim: 64, numHeads: 4 });
+//   layer.setWeights({ inProjWeight, inProjBias, outProjWeight, outProjBias });
+//   const { output, weights } = layer.forward(query, key, value, { isCausal: true });
+//   layer.dispose();
+import { BUILDS, hardwareConcurrency, instantiate, isNode, probeFeatures, unrefWorkers } from './loader.js';
+import { makeMultiHeadAttention } from './layer.js';
+import { Runtime } from './runtime.js';
+import { makeScaledDotProductAttention } from './sdpa.js';
+import { describe, plainObject } from './validate.js';
+
+const MAX_AUTO_THREADS = 8;
+const cache = new Map();
+
+/**
+ * Loads the runtime. Memoized: the same options give the same runtime.
+ * @param {import('./index').InitOptions} [options]
+ * @returns {Promise<import('./index').Mha>}
+ */
+export function init(options = {}) {
+  let key;
+  try {
+    plainObject('init options', options, ['threads', 'baseUrl', 'locateFile']);
+    const { threads = 'auto', baseUrl, locateFile } = options;
+    if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1)) {
+      const msg = `init: threads must be 'auto' or a positive integer, got ${describe(threads)}`;
+      throw typeof threads === 'number' ? new RangeError(msg) : new TypeError(msg);
+    }
+    if (baseUrl !== undefined && typeof baseUrl !== 'string' && !(baseUrl instanceof URL))
+      throw new TypeError(`init: baseUrl must be a string or URL, got ${describe(baseUrl)}`);
+    if (locateFile !== undefined && typeof locateFile !== 'function')
+      throw new TypeError(`init: locateFile must be a function (fileName) => url, got ${describe(locateFile)}`);
+    key = JSON.stringify([threads, baseUrl === undefined ? null : String(baseUrl)]);
+    if (locateFile) key = null;  // functions cannot be compared: no memoization
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  if (key !== null && cache.has(key)) return cache.get(key);
+  const p = load(options);
+  if (key !== null) {
+    cache.set(key, p);
+    p.catch(() => cache.delete(key));  // a failed load may be retried
+  }
+  return p;
+}
+
+async function load({ threads = 'auto', baseUrl, locateFile }) {
+  const features = probeFeatures();
+  if (!features.simd)
+    throw new Error('mha-wasm needs WebAssembly SIMD (Chrome/Edge 91+, Firefox 89+, Safari 16.4+, Node.js 16.4+)');
+  const wanted = threads === 'auto' ? Math.min(MAX_AUTO_THREADS, await hardwareConcurrency()) : threads;
+  const useThreads = wanted > 1 && features.threads;
+  const where = locateFile ? { locateFile } : { base: resolveBase(baseUrl) };
+  const inst = await instantiate(useThreads ? 'threads' : 'simd', where, useThreads ? wanted - 1 : 0);
+  const used = inst.mod.setThreads(useThreads ? wanted : 1);
+  unrefWorkers(inst.mod);
+  let threadsNote = null;
+  if (wanted > 1 && !useThreads) threadsNote = `single-thread build: ${features.threadsReason}`;
+  return createApi(new Runtime(inst), {
+    threads: used,
+    features: Object.freeze({ simd: true, threads: useThreads }),
+    build: useThreads ? BUILDS.threads.file : BUILDS.simd.file,
+    threadsNote,
+  });
+}
+
+function resolveBase(baseUrl) {
+  if (baseUrl === undefined) return new URL('../dist/', import.meta.url);
+  const s = String(baseUrl);
+  const withSlash = s.endsWith('/') ? s : s + '/';
+  if (isNode && !/^[a-z][a-z0-9+.-]*:/i.test(withSlash)) {
+    // A filesystem path in Node.
+    return new URL(withSlash, 'file://' + (withSlash.startsWith('/') ? '' : process.cwd() + '/'));
+  }
+  return new URL(withSlash, typeof location === 'object' ? location.href : import.meta.url);
+}
+
+function createApi(rt, info) {
+  const api = {
+    threads: info.threads,
+    features: info.features,
+    /** Which build runs: 'mha-wasm-threads' or 'mha-wasm-simd'. */
+    build: info.build,
+    /** Why the single-thread build runs although threads were asked for, else null. */
+    threadsNote: info.threadsNote,
+    MultiHeadAttention: makeMultiHeadAttention(rt),
+    scaledDotProductAttention: makeScaledDotProductAttention(rt),
+    /** Diagnostics: wasm heap size and layers not yet freed. */
+    stats: () => ({ wasmMemoryBytes: rt.memoryBytes(), liveLayers: rt.mod.liveLayers() }),
+  };
+  return Object.freeze(api);
+}
+
+export { probeFeatures };

@@ -1,0 +1,201 @@
+// The MultiHeadAttention class (torch.nn.MultiheadAttention, batch_first=True,
+// dropout 0) around the Embind `Layer`.
+import { attnMask, keyPaddingMask } from './masks.js';
+import { Status } from './runtime.js';
+import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, tensor } from './validate.js';
+
+const CTOR_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias'];
+const FORWARD_OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'needWeights', 'averageWeights'];
+const WEIGHT_NAMES = ['inProjWeight', 'qProjWeight', 'kProjWeight', 'vProjWeight', 'inProjBias', 'outProjWeight', 'outProjBias'];
+const camel = (s) => s.replace(/[._]([a-z])/g, (_, c) => c.toUpperCase());
+
+export function makeMultiHeadAttention(rt) {
+  // Frees layers the user forgot to dispose. dispose() unregisters.
+  const registry = new FinalizationRegistry((handle) => { try { handle.delete(); } catch { /* runtime gone */ } });
+
+  class MultiHeadAttention {
+    #handle;
+    #cfg;
+    #hasWeights = false;
+
+    /** @param {import('./index').MultiHeadAttentionOptions} options */
+    constructor(options) {
+      if (options === undefined || options === null)
+        throw new TypeError('MultiHeadAttention: options { embedDim, numHeads } are required');
+      const o = plainObject('MultiHeadAttention options', options, CTOR_OPTIONS);
+      const embedDim = positiveInt('embedDim', o.embedDim);
+      const numHeads = positiveInt('numHeads', o.numHeads);
+      if (embedDim % numHeads !== 0)
+        throw new RangeError(`embedDim must be divisible by numHeads, got embedDim ${embedDim} and numHeads ${numHeads}`);
+      const kdim = o.kdim === undefined ? embedDim : positiveInt('kdim', o.kdim);
+      const vdim = o.vdim === undefined ? embedDim : positiveInt('vdim', o.vdim);
+      const bias = bool('bias', o.bias, true);
+      rt.checkAlive();
+      this.#cfg = Object.freeze({ embedDim, numHeads, kdim, vdim, bias, headDim: embedDim / numHeads });
+      this.#handle = new rt.mod.Layer(embedDim, numHeads, kdim, vdim, bias);
+      registry.register(this, this.#handle, this);
+    }
+
+    get embedDim() { return this.#cfg.embedDim; }
+    get numHeads() { return this.#cfg.numHeads; }
+    get kdim() { return this.#cfg.kdim; }
+    get vdim() { return this.#cfg.vdim; }
+    get bias() { return this.#cfg.bias; }
+    get headDim() { return this.#cfg.headDim; }
+    get disposed() { return this.#handle === null; }
+
+    #live(what) {
+      if (this.#handle === null) throw new Error(`MultiHeadAttention.${what}: this layer has been disposed`);
+      rt.checkAlive();
+      return this.#handle;
+    }
+
+    /**
+     * Copies weights in (PyTorch state_dict layout, camelCase names).
+     * @param {import('./index').MultiHeadAttentionWeights} weights
+     */
+    setWeights(weights) {
+      const handle = this.#live('setWeights');
+      const { embedDim: E, kdim, vdim, bias } = this.#cfg;
+      if (weights === null || typeof weights !== 'object' || Array.isArray(weights) || ArrayBuffer.isView(weights))
+        throw new TypeError(`setWeights: weights must be an object of Float32Arrays, got ${describe(weights)}`);
+      for (const k of Object.keys(weights)) {
+        if (WEIGHT_NAMES.includes(k)) continue;
+        const hint = WEIGHT_NAMES.includes(camel(k)) ? ` (did you mean ${camel(k)}?)` : '';
+        throw new TypeError(`setWeights: unknown weight "${k}"${hint}; expected ${WEIGHT_NAMES.join(', ')}`);
+      }
+      const packed = weights.inProjWeight !== undefined;
+      const separate = ['qProjWeight', 'kProjWeight', 'vProjWeight'].filter((k) => weights[k] !== undefined);
+      if (packed && separate.length)
+        throw new TypeError(`setWeights: give either inProjWeight or qProjWeight/kProjWeight/vProjWeight, not both (got inProjWeight and ${separate.join(', ')})`);
+      if (packed && (kdim !== E || vdim !== E))
+        throw new TypeError(`setWeights: inProjWeight is only used when kdim == vdim == embedDim (here kdim ${kdim}, vdim ${vdim}, embedDim ${E}); give qProjWeight, kProjWeight and vProjWeight`);
+      const shapes = {
+        inProjWeight: [3 * E, E], qProjWeight: [E, E], kProjWeight: [E, kdim], vProjWeight: [E, vdim],
+        inProjBias: [3 * E], outProjWeight: [E, E], outProjBias: [E],
+      };
+      const needed = [...(packed ? ['inProjWeight'] : ['qProjWeight', 'kProjWeight', 'vProjWeight']), 'outProjWeight',
+        ...(bias ? ['inProjBias', 'outProjBias'] : [])];
+      const arrays = {};
+      for (const name of needed) {
+        const v = weights[name];
+        const dims = shapes[name];
+        if (v === undefined || v === null)
+          throw new TypeError(`setWeights: missing ${name} (a Float32Array of ${product(dims)} = ${fmtDims(dims)} floats)`);
+        arrays[name] = weightArray(name, v, dims);
+      }
+      if (!bias)
+        for (const name of ['inProjBias', 'outProjBias'])
+          if (weights[name] !== undefined && weights[name] !== null)
+            throw new TypeError(`setWeights: ${name} given, but the layer was created with bias: false`);
+      const names = Object.keys(arrays);
+      const st = rt.stage(names.map((n) => ({ array: arrays[n], bytes: arrays[n].byteLength })), 'setWeights');
+      try {
+        const p = (n) => (names.includes(n) ? st.at(names.indexOf(n)) : 0);
+        const s = handle.setWeights(p('inProjWeight'), p('qProjWeight'), p('kProjWeight'), p('vProjWeight'),
+          p('inProjBias'), p('outProjWeight'), p('outProjBias'));
+        if (s !== Status.OK) throw rt.fail(s, 'setWeights', handle.lastRequestBytes());
+        this.#hasWeights = true;
+      } finally {
+        rt.free(st.ptr);
+      }
+    }
+
+    /**
+     * @param {import('./index').Tensor} query [B, Lq, E] or [Lq, E]
+     * @param {import('./index').Tensor | null} [key] [B, Lk, kdim]; omitted: self-attention
+     * @param {import('./index').Tensor | null} [value] [B, Lk, vdim]
+     * @param {import('./index').ForwardOptions} [options]
+     */
+    forward(query, key, value, options) {
+      const handle = this.#live('forward');
+      const { embedDim: E, numHeads: H, kdim, vdim } = this.#cfg;
+      if (!this.#hasWeights) throw new Error('MultiHeadAttention.forward: weights are not set; call setWeights() first');
+      const q = tensor('query', query, { ranks: [2, 3], shapeHint: `dims [B, Lq, ${E}] or [Lq, ${E}]` });
+      const batched = q.dims.length === 3;
+      const nb = batched ? 1 : 0;
+      expectDim('query', q.dims, nb + 1, E, 'embedDim');
+      const B = batched ? q.dims[0] : 1, Lq = q.dims[nb];
+      const noKey = key === undefined || key === null, noValue = value === undefined || value === null;
+      if (noKey !== noValue)
+        throw new TypeError(`forward: key and value must both be given or both be omitted (self-attention), got key ${describe(key)} and value ${describe(value)}`);
+      let k = q, v = q;
+      if (!noKey) {
+        const rank = batched ? 'dims [B, Lk, ' : 'dims [Lk, ';
+        k = tensor('key', key, { ranks: [q.dims.length], shapeHint: `${rank}${kdim}] (the same rank as query)` });
+        v = tensor('value', value, { ranks: [q.dims.length], shapeHint: `${rank}${vdim}] (the same rank as query)` });
+        if (batched) {
+          expectDim('key', k.dims, 0, B, 'the batch size of query');
+          expectDim('value', v.dims, 0, B, 'the batch size of query');
+        }
+        expectDim('key', k.dims, nb + 1, kdim, 'kdim');
+        expectDim('value', v.dims, nb + 1, vdim, 'vdim');
+        expectDim('value', v.dims, nb, k.dims[nb], 'the sequence length of key');
+      } else if (kdim !== E || vdim !== E) {
+        throw new TypeError(`forward: key and value are required when kdim or vdim differ from embedDim (kdim ${kdim}, vdim ${vdim}, embedDim ${E})`);
+      }
+      const Lk = k.dims[nb];
+      const o = plainObject('forward options', options, FORWARD_OPTIONS);
+      const mask = attnMask('options.attnMask', o.attnMask, {
+        Lq, Lk, fullDims: batched ? [B, H, Lq, Lk] : [H, Lq, Lk], altDims: batched ? [[B * H, Lq, Lk]] : [],
+      });
+      const kpm = keyPaddingMask('options.keyPaddingMask', o.keyPaddingMask, { B, Lk, batched });
+      const causal = bool('options.isCausal', o.isCausal, false);
+      const needWeights = bool('options.needWeights', o.needWeights, false);
+      const average = bool('options.averageWeights', o.averageWeights, true);
+
+      // One copy of each distinct input array (self-attention copies once).
+      const inputs = [q.data];
+      for (const d of [k.data, v.data]) if (!inputs.includes(d)) inputs.push(d);
+      const outN = B * Lq * E, wN = needWeights ? B * (average ? 1 : H) * Lq * Lk : 0;
+      const parts = [...inputs.map((a) => ({ array: a, bytes: a.byteLength })),
+        { array: mask.data, bytes: mask.data ? mask.data.byteLength : 0 },
+        { array: kpm, bytes: kpm ? kpm.byteLength : 0 }, { bytes: outN * 4 }, { bytes: wN * 4 }];
+      const n = inputs.length;
+      const st = rt.stage(parts, 'MultiHeadAttention.forward');
+      try {
+        const ptrOf = (d) => st.at(inputs.indexOf(d));
+        const s = handle.forward(B, Lq, Lk, ptrOf(q.data), ptrOf(k.data), ptrOf(v.data), mask.kind,
+          mask.data ? st.at(n) : 0, mask.broadcast, kpm ? st.at(n + 1) : 0, causal, st.at(n + 2),
+          needWeights ? st.at(n + 3) : 0, average);
+        if (s !== Status.OK) throw rt.fail(s, 'MultiHeadAttention.forward', handle.lastRequestBytes());
+        const output = { data: rt.readF32(st.at(n + 2), outN), dims: batched ? [B, Lq, E] : [Lq, E] };
+        let w = null;
+        if (needWeights) {
+          const dims = average ? [Lq, Lk] : [H, Lq, Lk];
+          w = { data: rt.readF32(st.at(n + 3), wN), dims: batched ? [B, ...dims] : dims };
+        }
+        return { output, weights: w };
+      } finally {
+        rt.free(st.ptr);
+      }
+    }
+
+    /** Frees the layer's wasm memory. Further use throws; a second dispose() does nothing. */
+    dispose() {
+      if (this.#handle === null) return;
+      registry.unregister(this);
+      this.#handle.delete();
+      this.#handle = null;
+    }
+  }
+  return MultiHeadAttention;
+}
+
+function weightArray(name, v, dims) {
+  const n = product(dims);
+  let data = v;
+  if (!(v instanceof Float32Array)) {
+    if (v && typeof v === 'object' && 'data' in v && 'dims' in v) {
+      const t = tensor(`setWeights: ${name}`, v, { ranks: [dims.length], shapeHint: `dims ${fmtDims(dims)}` });
+      if (t.dims.some((d, i) => d !== dims[i]))
+        throw new RangeError(`setWeights: ${name} must have dims ${fmtDims(dims)}, got ${fmtDims(t.dims)}`);
+      data = t.data;
+    } else {
+      throw new TypeError(`setWeights: ${name} must be a Float32Array of ${n} = ${fmtDims(dims)} floats, got ${describe(v)}`);
+    }
+  }
+  if (data.length !== n)
+    throw new RangeError(`setWeights: ${name} must have ${n} = ${fmtDims(dims)} elements, got ${data.length}`);
+  return data;
+}

@@ -1,0 +1,134 @@
+// Finds and instantiates one of the two wasm builds. Shared by Node and browsers.
+//
+// Emscripten 3.1.6's ES6 output does not run in Node ESM, and its pthread
+// workers load the main script with importScripts, so the glue is a classic
+// script: Node loads it with require(); browsers import() it for its side effect
+// (bindings/extern-post.js.in publishes the factory on globalThis) and hand its
+// URL to the workers.
+
+export const BUILDS = {
+  threads: { file: 'mha-wasm-threads', exportName: 'MhaWasmThreads' },
+  simd: { file: 'mha-wasm-simd', exportName: 'MhaWasmSimd' },
+};
+
+export const isNode =
+  typeof process === 'object' && typeof process.versions === 'object' && typeof process.versions.node === 'string' &&
+  typeof window === 'undefined' && typeof importScripts !== 'function';
+
+// (module (func (result v128) (v128.const i32x4 0 0 0 0)))
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11]);
+// (module (memory 1 1 shared) (func (drop (i32.atomic.load (i32.const 0)))))
+const THREADS_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 5, 4, 1, 3, 1, 1, 10, 11, 1,
+  9, 0, 65, 0, 254, 16, 2, 0, 26, 11]);
+
+/** What this engine can run, and if threads are out, why. */
+export function probeFeatures() {
+  const wasm = typeof WebAssembly === 'object' && typeof WebAssembly.validate === 'function';
+  const simd = wasm && WebAssembly.validate(SIMD_PROBE);
+  let threadsReason = null;
+  if (!wasm || !WebAssembly.validate(THREADS_PROBE)) threadsReason = 'this engine has no WebAssembly threads';
+  else if (typeof SharedArrayBuffer !== 'function')
+    threadsReason = isNode
+      ? 'SharedArrayBuffer is unavailable in this Node.js'
+      : 'SharedArrayBuffer is unavailable: the page is not cross-origin isolated (serve it with ' +
+        'Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)';
+  else if (!isNode && globalThis.crossOriginIsolated !== true)
+    threadsReason = 'the page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin ' +
+      'and Cross-Origin-Embedder-Policy: require-corp)';
+  else if (!isNode && typeof Worker !== 'function') threadsReason = 'Web Workers are unavailable here';
+  return { simd, threads: threadsReason === null, threadsReason };
+}
+
+export async function hardwareConcurrency() {
+  if (isNode) {
+    const os = await import('node:os');
+    return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  }
+  return (typeof navigator === 'object' && navigator.hardwareConcurrency) || 1;
+}
+
+function urlFor(build, ext, where) {
+  const name = build.file + ext;
+  if (typeof where.locateFile === 'function') return String(where.locateFile(name));
+  return new URL(name, where.base).href;
+}
+
+async function readWasm(url) {
+  let bytes;
+  if (isNode && url.startsWith('file:')) {
+    const fs = await import('node:fs/promises');
+    const { fileURLToPath } = await import('node:url');
+    try {
+      bytes = new Uint8Array(await fs.readFile(fileURLToPath(url)));
+    } catch (e) {
+      throw new Error(`mha-wasm: cannot read ${url}: ${e.message}`, { cause: e });
+    }
+  } else {
+    let res;
+    try {
+      res = await fetch(url, { credentials: 'same-origin' });
+    } catch (e) {
+      throw new Error(`mha-wasm: cannot fetch ${url}: ${e.message}`, { cause: e });
+    }
+    if (!res.ok) throw new Error(`mha-wasm: fetching ${url} failed with HTTP ${res.status} ${res.statusText}`.trim());
+    bytes = new Uint8Array(await res.arrayBuffer());
+  }
+  const magic = [0, 0x61, 0x73, 0x6d];
+  if (bytes.length < 8 || magic.some((b, i) => bytes[i] !== b)) {
+    const head = new TextDecoder().decode(bytes.subarray(0, 40)).replace(/\s+/g, ' ');
+    throw new Error(`mha-wasm: ${url} is not a WebAssembly module (it starts with "${head}"); ` +
+      'check where the .wasm files are served from (init({ baseUrl }) or init({ locateFile }))');
+  }
+  return bytes;
+}
+
+async function loadFactory(build, glueUrl) {
+  if (isNode && glueUrl.startsWith('file:')) {
+    const { createRequire } = await import('node:module');
+    const { fileURLToPath } = await import('node:url');
+    return createRequire(import.meta.url)(fileURLToPath(glueUrl));
+  }
+  try {
+    await import(/* @vite-ignore */ /* webpackIgnore: true */ glueUrl);
+  } catch (e) {
+    throw new Error(`mha-wasm: cannot load ${glueUrl}: ${e.message}`, { cause: e });
+  }
+  const factory = globalThis[build.exportName];
+  if (typeof factory !== 'function') throw new Error(`mha-wasm: ${glueUrl} did not define ${build.exportName}`);
+  return factory;
+}
+
+/**
+ * Instantiates a build. where: { base: URL of the folder holding the files } or
+ * { locateFile(name) => url }. poolSize: pthread workers to pre-spawn.
+ */
+export async function instantiate(buildName, where, poolSize) {
+  const build = BUILDS[buildName];
+  const glueUrl = urlFor(build, '.js', where);
+  const [factory, wasmBinary] = await Promise.all([loadFactory(build, glueUrl), readWasm(urlFor(build, '.wasm', where))]);
+  let aborted = null;
+  const moduleArg = {
+    wasmBinary,
+    mhaPoolSize: poolSize,
+    locateFile: (name) => {
+      const url = typeof where.locateFile === 'function' ? String(where.locateFile(name)) : new URL(name, where.base).href;
+      return isNode && url.startsWith('file:') ? new URL(url).pathname : url;
+    },
+    onAbort: (what) => { aborted = String(what); },
+  };
+  if (!isNode) moduleArg.mainScriptUrlOrBlob = glueUrl;
+  let mod;
+  try {
+    mod = await factory(moduleArg);
+  } catch (e) {
+    throw new Error(`mha-wasm: instantiating ${glueUrl} failed: ${e && e.message ? e.message : e}`, { cause: e });
+  }
+  return { mod, build: buildName, isAborted: () => aborted };
+}
+
+/** Lets Node exit while pool threads sleep (Emscripten 3.1.6 does not unref its workers). */
+export function unrefWorkers(mod) {
+  if (!isNode || !mod.PThread) return;
+  for (const w of [...mod.PThread.unusedWorkers, ...mod.PThread.runningWorkers]) if (w && w.unref) w.unref();
+}

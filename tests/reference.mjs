@@ -1,0 +1,139 @@
+// Independent float64 reference of torch.nn.MultiheadAttention (batch_first,
+// dropout 0) and of scaled dot-product attention, written plainly for the tests.
+// Masks: bool nonzero = masked; float masks add; rows with no visible key give
+// zero attention (and zero weights).
+
+export function rng(seed) {
+  let s = seed >>> 0 || 1;
+  return () => {  // xorshift32 in [0, 1)
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return s / 4294967296;
+  };
+}
+export const uniform = (r, n, lo, hi) => Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
+
+/** Attention for one (b, h): q [Lq, D], k [Lk, D], v [Lk, Dv] as accessor functions. */
+function attendHead({ Lq, Lk, D, Dv, q, k, v, scale, masked, addMask }) {
+  const out = new Float64Array(Lq * Dv), w = new Float64Array(Lq * Lk);
+  const s = new Float64Array(Lk);
+  for (let i = 0; i < Lq; i++) {
+    let m = -Infinity;
+    for (let j = 0; j < Lk; j++) {
+      let d = 0;
+      for (let c = 0; c < D; c++) d += q(i, c) * k(j, c);
+      d = d * scale + addMask(i, j);
+      if (masked(i, j)) d = -Infinity;
+      s[j] = d;
+      if (d > m) m = d;
+    }
+    if (m === -Infinity) continue;  // attends to nothing
+    let sum = 0;
+    for (let j = 0; j < Lk; j++) sum += (s[j] = Math.exp(s[j] - m));
+    for (let j = 0; j < Lk; j++) w[i * Lk + j] = s[j] / sum;
+    for (let c = 0; c < Dv; c++) {
+      let acc = 0;
+      for (let j = 0; j < Lk; j++) acc += w[i * Lk + j] * v(j, c);
+      out[i * Dv + c] = acc;
+    }
+  }
+  return { out, w };
+}
+
+function maskFns({ attnMask, maskBatchStride, maskHeadStride, keyPaddingMask, isCausal, Lq, Lk }) {
+  const isBool = attnMask && attnMask instanceof Uint8Array;
+  return (b, h) => ({
+    masked: (i, j) =>
+      (isBool && attnMask[b * maskBatchStride + h * maskHeadStride + i * Lk + j] !== 0) ||
+      (keyPaddingMask && keyPaddingMask[b * Lk + j] !== 0) ||
+      (isCausal && j > i + (Lk - Lq)),
+    addMask: (i, j) => (attnMask && !isBool ? attnMask[b * maskBatchStride + h * maskHeadStride + i * Lk + j] : 0),
+  });
+}
+
+/**
+ * x: Float32Array [M, K]; W: [N, K] (PyTorch layout); returns Float64Array [M, N].
+ */
+export function linear(x, M, K, W, N, bias) {
+  const y = new Float64Array(M * N);
+  for (let i = 0; i < M; i++)
+    for (let n = 0; n < N; n++) {
+      let s = bias ? bias[n] : 0;
+      for (let k = 0; k < K; k++) s += x[i * K + k] * W[n * K + k];
+      y[i * N + n] = s;
+    }
+  return y;
+}
+
+/**
+ * Full layer. cfg: { E, H, kdim, vdim, bias }; w: camelCase weights; query/key/value:
+ * Float32Arrays [B, L, *]; opts: { attnMask (data), maskBroadcast, keyPaddingMask,
+ * isCausal, needWeights, averageWeights }.
+ */
+export function mhaReference(cfg, w, B, Lq, Lk, query, key, value, opts = {}) {
+  const { E, H } = cfg, D = E / H;
+  const E2 = E * E;
+  const wq = w.inProjWeight ? w.inProjWeight.subarray(0, E2) : w.qProjWeight;
+  const wk = w.inProjWeight ? w.inProjWeight.subarray(E2, 2 * E2) : w.kProjWeight;
+  const wv = w.inProjWeight ? w.inProjWeight.subarray(2 * E2) : w.vProjWeight;
+  const bi = cfg.bias ? w.inProjBias : null;
+  const q = linear(query, B * Lq, E, wq, E, bi && bi.subarray(0, E));
+  const k = linear(key, B * Lk, cfg.kdim, wk, E, bi && bi.subarray(E, 2 * E));
+  const v = linear(value, B * Lk, cfg.vdim, wv, E, bi && bi.subarray(2 * E));
+  const attn = new Float64Array(B * Lq * E);
+  const average = opts.averageWeights !== false;
+  const weights = opts.needWeights ? new Float64Array(B * (average ? 1 : H) * Lq * Lk) : null;
+  const masks = maskFns({
+    attnMask: opts.attnMask, maskBatchStride: opts.maskBroadcast ? 0 : H * Lq * Lk,
+    maskHeadStride: opts.maskBroadcast ? 0 : Lq * Lk, keyPaddingMask: opts.keyPaddingMask, isCausal: opts.isCausal, Lq, Lk,
+  });
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) {
+      const r = attendHead({
+        Lq, Lk, D, Dv: D, scale: 1 / Math.sqrt(D), ...masks(b, h),
+        q: (i, c) => q[(b * Lq + i) * E + h * D + c],
+        k: (j, c) => k[(b * Lk + j) * E + h * D + c],
+        v: (j, c) => v[(b * Lk + j) * E + h * D + c],
+      });
+      for (let i = 0; i < Lq; i++) for (let c = 0; c < D; c++) attn[(b * Lq + i) * E + h * D + c] = r.out[i * D + c];
+      if (weights)
+        for (let i = 0; i < Lq * Lk; i++) {
+          if (average) weights[b * Lq * Lk + i] += r.w[i] / H;
+          else weights[(b * H + h) * Lq * Lk + i] = r.w[i];
+        }
+    }
+  const out = linear(attn, B * Lq, E, w.outProjWeight, E, cfg.bias ? w.outProjBias : null);
+  return { output: out, weights };
+}
+
+/** q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv] (flat Float32Arrays). */
+export function sdpaReference({ B, H, Lq, Lk, D, Dv }, q, k, v, opts = {}) {
+  const out = new Float64Array(B * H * Lq * Dv), weights = new Float64Array(B * H * Lq * Lk);
+  const masks = maskFns({
+    attnMask: opts.attnMask, maskBatchStride: opts.maskBroadcast ? 0 : H * Lq * Lk,
+    maskHeadStride: opts.maskBroadcast ? 0 : Lq * Lk, keyPaddingMask: opts.keyPaddingMask, isCausal: opts.isCausal, Lq, Lk,
+  });
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) {
+      const bh = b * H + h;
+      const r = attendHead({
+        Lq, Lk, D, Dv, scale, ...masks(b, h),
+        q: (i, c) => q[(bh * Lq + i) * D + c], k: (j, c) => k[(bh * Lk + j) * D + c], v: (j, c) => v[(bh * Lk + j) * Dv + c],
+      });
+      out.set(r.out, bh * Lq * Dv);
+      weights.set(r.w, bh * Lq * Lk);
+    }
+  return { output: out, weights };
+}
+
+/** max |a - ref| / max(1, max |ref|) */
+export function relErr(a, ref) {
+  if (a.length !== ref.length) throw new Error(`length ${a.length} != ${ref.length}`);
+  let e = 0, m = 1;
+  for (let i = 0; i < ref.length; i++) {
+    const d = Math.abs(a[i] - ref[i]);
+    if (!(d <= e)) e = d;  // NaN counts as an error
+    m = Math.max(m, Math.abs(ref[i]));
+  }
+  return e / m;
+}
