@@ -87,7 +87,11 @@ async function loadFactory(build, glueUrl) {
   if (isNode && glueUrl.startsWith('file:')) {
     const { createRequire } = await import('node:module');
     const { fileURLToPath } = await import('node:url');
-    return createRequire(import.meta.url)(fileURLToPath(glueUrl));
+    try {
+      return createRequire(import.meta.url)(fileURLToPath(glueUrl));
+    } catch (e) {
+      throw new Error(`mha-wasm: cannot load ${glueUrl}: ${e.message.split('\n')[0]}`, { cause: e });
+    }
   }
   try {
     await import(/* @vite-ignore */ /* webpackIgnore: true */ glueUrl);

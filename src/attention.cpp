@@ -173,21 +173,22 @@ Status Attention::run(const AttentionArgs& a, ThreadPool& pool) {
   if (a.B <= 0 || a.H <= 0 || a.Lq <= 0 || a.Lk <= 0 || a.D <= 0 || a.Dv <= 0 || !a.q.data ||
       !a.k.data || !a.v.data || !a.out || (a.mask.bool_mask && a.mask.float_mask))
     return Status::kInvalidArgument;
-  const size_t bh = static_cast<size_t>(a.B) * a.H;
-  const size_t pk_stride = kernels::packed_size(a.D, a.Lk);
-  const size_t pv_stride = kernels::packed_size(a.Lk, a.Dv);
+  // Sizes in 64 bits: on wasm32 size_t products can wrap around.
+  const uint64_t bh = static_cast<uint64_t>(a.B) * a.H;
+  const uint64_t pk_stride64 = static_cast<uint64_t>(a.D) * round_up(static_cast<uint64_t>(a.Lk), kNR);
+  const uint64_t pv_stride64 = static_cast<uint64_t>(a.Lk) * round_up(static_cast<uint64_t>(a.Dv), kNR);
   const int dvp = static_cast<int>(round_up(a.Dv, kNR));
-  const size_t scratch_stride =
-      round_up(static_cast<size_t>(kBlockQ) * kBlockK + static_cast<size_t>(kBlockQ) * dvp + 2 * kBlockQ, 16);
-  const size_t need_k = bh * pk_stride, need_v = bh * pv_stride,
-               need_s = scratch_stride * static_cast<size_t>(pool.size());
+  const uint64_t scratch_stride =
+      round_up(static_cast<uint64_t>(kBlockQ) * kBlockK + static_cast<uint64_t>(kBlockQ) * dvp + 2 * kBlockQ, 16);
+  const uint64_t need_k = bh * pk_stride64, need_v = bh * pv_stride64,
+                 need_s = scratch_stride * static_cast<uint64_t>(pool.size());
   last_request_bytes_ = (need_k + need_v + need_s) * sizeof(float);
   if (!packed_k_.reserve(need_k) || !packed_v_.reserve(need_v) || !scratch_.reserve(need_s))
     return Status::kOutOfMemory;
   last_request_bytes_ = 0;
 
-  Job job{&a, packed_k_.data(), packed_v_.data(), pk_stride, pv_stride, scratch_.data(), scratch_stride,
-          (a.Lq + kBlockQ - 1) / kBlockQ, dvp};
+  Job job{&a, packed_k_.data(), packed_v_.data(), static_cast<size_t>(pk_stride64), static_cast<size_t>(pv_stride64),
+          scratch_.data(), static_cast<size_t>(scratch_stride), (a.Lq + kBlockQ - 1) / kBlockQ, dvp};
   const double flops = 4.0 * bh * a.Lq * a.Lk * std::max(a.D, a.Dv);
   const bool parallel = flops >= ThreadPool::kMinParallelFlops;
   pool.run(static_cast<int>(bh), pack_task, &job, parallel);

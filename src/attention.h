@@ -53,12 +53,12 @@ class Attention {
 
   Status run(const AttentionArgs& a, ThreadPool& pool);
   // Bytes the last failing call tried to hold in workspace (for error messages).
-  size_t last_request_bytes() const { return last_request_bytes_; }
+  uint64_t last_request_bytes() const { return last_request_bytes_; }
   size_t workspace_bytes() const { return packed_k_.bytes() + packed_v_.bytes() + scratch_.bytes(); }
 
  private:
   FloatBuffer packed_k_, packed_v_, scratch_;
-  size_t last_request_bytes_ = 0;
+  uint64_t last_request_bytes_ = 0;
 };
 
 // Scalar float64 reference (tests only): same arguments, no workspace.

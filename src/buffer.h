@@ -20,10 +20,11 @@ class FloatBuffer {
   }
   ~FloatBuffer() { std::free(data_); }
 
-  // Makes room for n floats (contents are not preserved when it grows).
-  bool reserve(size_t n) {
+  // Makes room for n floats (contents are not preserved when it grows). n is
+  // 64-bit so sizes computed on wasm32 cannot wrap around before this check.
+  bool reserve(uint64_t n) {
     if (n <= capacity_) return true;
-    if (n > SIZE_MAX / sizeof(float) - 16) return false;
+    if (n > (SIZE_MAX - 64) / sizeof(float)) return false;
     size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, bytes);
     if (!p) return false;
@@ -47,6 +48,6 @@ class FloatBuffer {
   size_t capacity_ = 0;
 };
 
-inline size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+inline uint64_t round_up(uint64_t x, uint64_t m) { return (x + m - 1) / m * m; }
 
 }  // namespace mha

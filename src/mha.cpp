@@ -29,7 +29,7 @@ Status MultiHeadAttention::set_weights(const MhaWeights& w) {
   if (!w.out_proj_weight || (cfg_.bias && (!w.in_proj_bias || !w.out_proj_bias))) return Status::kInvalidArgument;
 
   const size_t sq = kernels::packed_size(E, E), sk = kernels::packed_size(kd, E), sv = kernels::packed_size(vd, E);
-  last_request_bytes_ = (sq + sk + sv + 3 * ep_ + sq + ep_) * sizeof(float);
+  last_request_bytes_ = (static_cast<uint64_t>(sq) + sk + sv + 3 * ep_ + sq + ep_) * sizeof(float);
   if (!w_in_.reserve(sq + sk + sv) || !b_in_.reserve(3 * ep_) || !w_out_.reserve(sq) || !b_out_.reserve(ep_)) {
     has_weights_ = false;
     return Status::kOutOfMemory;
@@ -58,11 +58,12 @@ Status MultiHeadAttention::forward(const MhaForwardArgs& a, ThreadPool& pool) {
   if (a.B <= 0 || a.Lq <= 0 || a.Lk <= 0 || !a.query || !a.key || !a.value || !a.output)
     return Status::kInvalidArgument;
   const int E = cfg_.embed_dim, H = cfg_.num_heads, D = E / H, kd = cfg_.kdim, vd = cfg_.vdim;
-  const size_t Mq = static_cast<size_t>(a.B) * a.Lq, Mk = static_cast<size_t>(a.B) * a.Lk;
+  const uint64_t Mq64 = static_cast<uint64_t>(a.B) * a.Lq, Mk64 = static_cast<uint64_t>(a.B) * a.Lk;
   const bool fused = a.query == a.key && a.key == a.value && kd == E && vd == E && a.Lq == a.Lk;
-  const size_t need_proj = fused ? Mq * 3 * ep_ : (Mq + 2 * Mk) * E;
-  last_request_bytes_ = (need_proj + Mq * E) * sizeof(float);
-  if (!proj_.reserve(need_proj) || !attn_.reserve(Mq * E)) return Status::kOutOfMemory;
+  const uint64_t need_proj = fused ? Mq64 * 3 * ep_ : (Mq64 + 2 * Mk64) * E;
+  last_request_bytes_ = (need_proj + Mq64 * E) * sizeof(float);
+  if (!proj_.reserve(need_proj) || !attn_.reserve(Mq64 * E)) return Status::kOutOfMemory;
+  const size_t Mq = static_cast<size_t>(Mq64), Mk = static_cast<size_t>(Mk64);  // they fit: buffers hold them
 
   const float* bias = cfg_.bias ? b_in_.data() : nullptr;
   const size_t sq = kernels::packed_size(E, E), sk = kernels::packed_size(kd, E);

@@ -57,7 +57,7 @@ class MultiHeadAttention {
 
   const MhaConfig& config() const { return cfg_; }
   // Bytes the last failing call needed (0 after a success).
-  size_t last_request_bytes() const { return last_request_bytes_; }
+  uint64_t last_request_bytes() const { return last_request_bytes_; }
   size_t memory_bytes() const;
 
  private:
@@ -71,7 +71,7 @@ class MultiHeadAttention {
   FloatBuffer proj_;  // projected q/k/v (fused: [B*L, 3*ep_])
   FloatBuffer attn_;  // concatenated head outputs [B*Lq, E]
   Attention attention_;
-  size_t last_request_bytes_ = 0;
+  uint64_t last_request_bytes_ = 0;
 };
 
 // float64 reference of the whole layer (tests only), weights as MhaWeights.
