@@ -1,0 +1,123 @@
+// Type declarations for mha-wasm.
+
+/** A row-major tensor, batch first. `data.length` must equal the product of `dims`. */
+export interface Tensor<T extends Float32Array | Uint8Array = Float32Array> {
+  data: T;
+  dims: number[];
+}
+
+export interface InitOptions {
+  /** 'auto' (default): the machine's cores, at most 8. 1 loads the single-thread build. */
+  threads?: 'auto' | number;
+  /** Folder (URL, or a path in Node) holding the dist/ files. Default: the package's own dist/. */
+  baseUrl?: string | URL;
+  /** Maps a file name (e.g. 'mha-wasm-threads.wasm') to its URL; overrides baseUrl. */
+  locateFile?: (fileName: string) => string | URL;
+}
+
+export interface MultiHeadAttentionOptions {
+  embedDim: number;
+  numHeads: number;
+  /** Input size of key. Default embedDim. */
+  kdim?: number;
+  /** Input size of value. Default embedDim. */
+  vdim?: number;
+  /** Default true. */
+  bias?: boolean;
+}
+
+type Weight = Float32Array | Tensor<Float32Array>;
+
+/**
+ * PyTorch nn.MultiheadAttention state_dict, camelCase. Give either inProjWeight
+ * [3E, E] (only when kdim == vdim == embedDim) or qProjWeight [E, E], kProjWeight
+ * [E, kdim] and vProjWeight [E, vdim]. Biases are required when bias is true.
+ */
+export interface MultiHeadAttentionWeights {
+  inProjWeight?: Weight;
+  qProjWeight?: Weight;
+  kProjWeight?: Weight;
+  vProjWeight?: Weight;
+  /** [3E] */
+  inProjBias?: Weight;
+  /** [E, E] */
+  outProjWeight: Weight;
+  /** [E] */
+  outProjBias?: Weight;
+}
+
+export interface MaskOptions {
+  /**
+   * [Lq, Lk], or one mask per batch and head. A Uint8Array mask: nonzero = NOT
+   * allowed to attend (nn.MultiheadAttention's polarity; PyTorch's
+   * scaled_dot_product_attention uses the opposite). A Float32Array mask is added
+   * to the scores (finite values or -Infinity).
+   */
+  attnMask?: Tensor<Uint8Array> | Tensor<Float32Array> | null;
+  /** [B, Lk] ([Lk] for unbatched input), nonzero = ignore that key. */
+  keyPaddingMask?: Tensor<Uint8Array> | null;
+  /** Query i may attend key j only when j <= i + (Lk - Lq). */
+  isCausal?: boolean;
+}
+
+export interface ForwardOptions extends MaskOptions {
+  /** Return attention weights. Default false. */
+  needWeights?: boolean;
+  /** Average the weights over heads ([B, Lq, Lk]) instead of [B, H, Lq, Lk]. Default true. */
+  averageWeights?: boolean;
+}
+
+export interface SdpaOptions extends MaskOptions {
+  /** Default 1 / sqrt(D). */
+  scale?: number;
+  /** Return the attention weights [B, H, Lq, Lk]. Default false. */
+  needWeights?: boolean;
+}
+
+export interface AttentionResult {
+  output: Tensor<Float32Array>;
+  /** null unless needWeights. Rows that attend to nothing are zero. */
+  weights: Tensor<Float32Array> | null;
+}
+
+/** torch.nn.MultiheadAttention with batch_first=True and dropout 0. */
+export declare class MultiHeadAttention {
+  constructor(options: MultiHeadAttentionOptions);
+  readonly embedDim: number;
+  readonly numHeads: number;
+  readonly kdim: number;
+  readonly vdim: number;
+  readonly bias: boolean;
+  readonly headDim: number;
+  readonly disposed: boolean;
+  /** Copies the weights in. */
+  setWeights(weights: MultiHeadAttentionWeights): void;
+  /**
+   * query [B, Lq, E] or [Lq, E]; key [B, Lk, kdim]; value [B, Lk, vdim].
+   * key and value omitted or null: self-attention.
+   */
+  forward(query: Tensor, key?: Tensor | null, value?: Tensor | null, options?: ForwardOptions): AttentionResult;
+  /** Frees the layer's wasm memory; further use throws. */
+  dispose(): void;
+}
+
+export interface Mha {
+  /** Threads in use (1 when SharedArrayBuffer is unavailable). */
+  readonly threads: number;
+  readonly features: { readonly simd: true; readonly threads: boolean };
+  /** 'mha-wasm-threads' or 'mha-wasm-simd'. */
+  readonly build: string;
+  /** Why the single-thread build runs although more threads were asked for; otherwise null. */
+  readonly threadsNote: string | null;
+  readonly MultiHeadAttention: typeof MultiHeadAttention;
+  /** q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv] ([H, L, D] and [L, D] also accepted). */
+  scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options?: SdpaOptions): AttentionResult;
+  /** Diagnostics. */
+  stats(): { wasmMemoryBytes: number; liveLayers: number };
+}
+
+/** Loads the runtime (memoized per options). Falls back to one thread when threads are unavailable. */
+export declare function init(options?: InitOptions): Promise<Mha>;
+
+/** What this engine supports, and if threads are out, why. */
+export declare function probeFeatures(): { simd: boolean; threads: boolean; threadsReason: string | null };

@@ -1,0 +1,22 @@
+// `npm test`: installs what is missing, builds, then runs the native C++ tests
+// (CTest) and the Node tests (node --test).
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setup, run } from './setup.mjs';
+import { buildNative, buildWasm } from './build.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+try {
+  setup();
+  buildNative();
+  buildWasm();
+  console.log('\n== native tests (CTest) ==');
+  run('ctest', ['--test-dir', 'build/native', '--output-on-failure']);
+  console.log('\n== Node tests (node --test) ==');
+  const files = fs.readdirSync(path.join(root, 'tests')).filter((f) => f.endsWith('.test.mjs')).sort().map((f) => path.join('tests', f));
+  run(process.execPath, ['--test', ...files]);
+} catch (e) {
+  console.error(`\nnpm test: ${e.message}`);
+  process.exit(1);
+}

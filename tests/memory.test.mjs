@@ -1,0 +1,67 @@
+// Memory: no growth over 10,000 forward calls after warm-up; layers are freed
+// both by dispose() and, as a safety net, by the FinalizationRegistry.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { init } from 'mha-wasm';
+import { rng, uniform } from './reference.mjs';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc');
+
+function makeLayer(mha, E = 32, H = 4) {
+  const r = rng(E), s = 1 / Math.sqrt(E);
+  const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: H });
+  layer.setWeights({ inProjWeight: uniform(r, 3 * E * E, -s, s), inProjBias: uniform(r, 3 * E, -s, s),
+    outProjWeight: uniform(r, E * E, -s, s), outProjBias: uniform(r, E, -s, s) });
+  return layer;
+}
+
+for (const threads of [1, 2]) {
+  test(`threads=${threads}: 10,000 forward calls do not grow wasm memory`, async () => {
+    const mha = await init({ threads });
+    const layer = makeLayer(mha);
+    const r = rng(9);
+    const x = { data: uniform(r, 2 * 16 * 32, -1, 1), dims: [2, 16, 32] };
+    const kv = { data: uniform(r, 2 * 24 * 32, -1, 1), dims: [2, 24, 32] };
+    const mask = { data: new Uint8Array(16 * 24), dims: [16, 24] };
+    const call = (i) => (i % 2
+      ? layer.forward(x, kv, kv, { attnMask: mask, needWeights: true })
+      : layer.forward(x, null, null, { isCausal: true }));
+    for (let i = 0; i < 20; i++) call(i);
+    const before = mha.stats().wasmMemoryBytes;
+    const first = call(0).output.data;
+    for (let i = 0; i < 10000; i++) call(i);
+    assert.equal(mha.stats().wasmMemoryBytes, before);
+    assert.deepEqual(call(0).output.data, first);  // and the results did not drift
+    layer.dispose();
+  });
+
+  test(`threads=${threads}: dispose() frees layers; so does the FinalizationRegistry for forgotten ones`, async () => {
+    const mha = await init({ threads });
+    const base = mha.stats().liveLayers;
+    // Explicit path: create and dispose many layers; memory stays flat.
+    for (let i = 0; i < 50; i++) makeLayer(mha, 64, 8).dispose();
+    const flat = mha.stats().wasmMemoryBytes;
+    for (let i = 0; i < 500; i++) makeLayer(mha, 64, 8).dispose();
+    assert.equal(mha.stats().liveLayers, base);
+    assert.equal(mha.stats().wasmMemoryBytes, flat);
+
+    // Safety net: layers dropped without dispose() are freed after GC.
+    (() => { for (let i = 0; i < 200; i++) makeLayer(mha, 64, 8); })();
+    assert.equal(mha.stats().liveLayers, base + 200);
+    for (let i = 0; i < 50 && mha.stats().liveLayers > base; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(mha.stats().liveLayers, base);
+
+    // dispose() unregisters: a disposed layer is not freed a second time by the registry.
+    const kept = makeLayer(mha);
+    kept.dispose();
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(mha.stats().liveLayers, base);
+  });
+}

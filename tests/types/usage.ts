@@ -1,0 +1,31 @@
+// Compiled with `tsc --noEmit` by tests/package.test.mjs: the declarations must
+// accept the documented usage and reject misuse (the @ts-expect-error lines).
+import { init, type Mha, type Tensor } from 'mha-wasm';
+
+async function main(): Promise<void> {
+  const mha: Mha = await init({ threads: 'auto' });
+  const threads: number = mha.threads;
+  const usesThreads: boolean = mha.features.threads;
+  const layer = new mha.MultiHeadAttention({ embedDim: 8, numHeads: 2, kdim: 4, bias: true });
+  layer.setWeights({
+    qProjWeight: new Float32Array(64), kProjWeight: new Float32Array(32), vProjWeight: new Float32Array(64),
+    inProjBias: new Float32Array(24), outProjWeight: { data: new Float32Array(64), dims: [8, 8] }, outProjBias: new Float32Array(8),
+  });
+  const q: Tensor = { data: new Float32Array(16), dims: [1, 2, 8] };
+  const kv: Tensor = { data: new Float32Array(8), dims: [1, 2, 4] };
+  const { output, weights } = layer.forward(q, kv, { data: new Float32Array(16), dims: [1, 2, 8] }, {
+    attnMask: { data: new Uint8Array(4), dims: [2, 2] }, keyPaddingMask: { data: new Uint8Array(2), dims: [1, 2] },
+    isCausal: true, needWeights: true, averageWeights: false,
+  });
+  const first: number = output.data[0] + (weights ? weights.data[0] : 0);
+  const sd = mha.scaledDotProductAttention(q, q, q, { scale: 0.5, attnMask: { data: new Float32Array(4), dims: [2, 2] } });
+  console.log(threads, usesThreads, first, sd.output.dims, mha.stats().liveLayers);
+  layer.dispose();
+  // @ts-expect-error numHeads is required
+  new mha.MultiHeadAttention({ embedDim: 8 });
+  // @ts-expect-error tensors need Float32Array data
+  layer.forward({ data: [1, 2], dims: [1, 2] });
+  // @ts-expect-error threads is 'auto' or a number
+  await init({ threads: 'all' });
+}
+void main();
