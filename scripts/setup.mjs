@@ -18,6 +18,7 @@ const APT = [
   ['libgtest-dev', '/usr/include/gtest/gtest.h'],
   ['libbenchmark-dev', '/usr/include/benchmark/benchmark.h'],
   ['wabt', '/usr/bin/wasm-objdump'],
+  ['chromium', '/usr/bin/chromium'],  // browser tests (driven by playwright-core)
 ];
 
 export function run(cmd, args, opts = {}) {

@@ -1,0 +1,110 @@
+// The package in headless Chromium: served cross-origin isolated it runs the
+// threaded build; served without the COOP/COEP headers it falls back to one
+// thread, says why, and still computes the same results. Results are checked
+// against the float64 reference (tests/reference.mjs) inside the page.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
+const CHROMIUM = '/usr/bin/chromium';
+
+function serve(isolated) {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    const headers = { 'Cache-Control': 'no-store' };
+    if (isolated) Object.assign(headers, { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cross-Origin-Resource-Policy': 'same-origin' });
+    if (url.pathname === '/favicon.ico') {
+      res.writeHead(204, headers);
+      return res.end();
+    }
+    if (url.pathname === '/') {
+      res.writeHead(200, { ...headers, 'Content-Type': 'text/html' });
+      return res.end('<!doctype html><title>mha-wasm test</title>');
+    }
+    const file = path.join(root, path.normalize(url.pathname));
+    if (!file.startsWith(root) || !/^\/(bindings|dist|tests)\//.test(url.pathname) || !fs.existsSync(file)) {
+      res.writeHead(404, headers);
+      return res.end('not found');
+    }
+    res.writeHead(200, { ...headers, 'Content-Type': MIME[path.extname(file)] || 'application/octet-stream' });
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+// Runs inside the page.
+async function pageChecks() {
+  const { init } = await import('/bindings/index.js');
+  const { mhaReference, relErr, rng, uniform } = await import('/tests/reference.mjs');
+  const mha = await init({ threads: 2 });
+  const out = { isolated: self.crossOriginIsolated, threads: mha.threads, features: mha.features, build: mha.build, note: mha.threadsNote, errs: [] };
+  const r = rng(21), E = 48, H = 6, B = 2, L = 70, s = 1 / Math.sqrt(E);
+  const w = { inProjWeight: uniform(r, 3 * E * E, -s, s), inProjBias: uniform(r, 3 * E, -s, s), outProjWeight: uniform(r, E * E, -s, s), outProjBias: uniform(r, E, -s, s) };
+  const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: H });
+  layer.setWeights(w);
+  const x = uniform(r, B * L * E, -1, 1);
+  const kpm = Uint8Array.from({ length: B * L }, () => (r() < 0.2 ? 1 : 0));
+  const got = layer.forward({ data: x, dims: [B, L, E] }, null, null, { isCausal: true, needWeights: true, keyPaddingMask: { data: kpm, dims: [B, L] } });
+  const ref = mhaReference({ E, H, kdim: E, vdim: E, bias: true }, w, B, L, L, x, x, x, { isCausal: true, needWeights: true, keyPaddingMask: kpm });
+  out.errs.push(relErr(got.output.data, ref.output), relErr(got.weights.data, ref.weights));
+  try {
+    layer.forward({ data: new Float64Array(4), dims: [1, 4] });
+  } catch (e) {
+    out.badInput = `${e.name}: ${e.message}`;
+  }
+  const again = layer.forward({ data: x, dims: [B, L, E] }, null, null, { isCausal: true, needWeights: true, keyPaddingMask: { data: kpm, dims: [B, L] } });
+  out.errs.push(relErr(again.output.data, ref.output));
+  layer.dispose();
+  return out;
+}
+
+let context, servers = [];
+before(async () => {
+  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing (apt-get install chromium; npm test installs it as root)`);
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-chromium-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM, headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+});
+after(async () => {
+  await context?.close();
+  for (const s of servers) s.close();
+});
+
+for (const isolated of [true, false]) {
+  test(`Chromium, ${isolated ? 'cross-origin isolated: threaded build' : 'no COOP/COEP: single-thread fallback'}`, async () => {
+    const server = await serve(isolated);
+    servers.push(server);
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console.error: ${m.text()}`); });
+    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+    const out = await page.evaluate(pageChecks);
+    await page.close();
+    assert.deepEqual(problems, []);
+    assert.equal(out.isolated, isolated);
+    if (isolated) {
+      assert.equal(out.build, 'mha-wasm-threads');
+      assert.equal(out.threads, 2);
+      assert.deepEqual(out.features, { simd: true, threads: true });
+      assert.equal(out.note, null);
+    } else {
+      assert.equal(out.build, 'mha-wasm-simd');
+      assert.equal(out.threads, 1);
+      assert.deepEqual(out.features, { simd: true, threads: false });
+      assert.match(out.note, /not cross-origin isolated/);
+    }
+    for (const e of out.errs) assert.ok(e <= 1e-4, `error ${e}`);
+    assert.match(out.badInput, /^TypeError: query.data must be a Float32Array, got Float64Array/);
+  });
+}
