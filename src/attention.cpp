@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "kernels.h"
@@ -65,6 +66,18 @@ bool all_padded(const AttentionArgs& a, int b, int j0, int jn) {
   return true;
 }
 
+// S[rows x jn] (row stride kBlockK) = masked, scaled scores of query rows
+// i0.. against keys j0..j0+jn of (b, h). False when every key of the block is
+// padding (nothing computed: the block adds nothing).
+bool scores(const AttentionArgs& a, int b, int h, int i0, int rows, int j0, int jn, const float* q, const float* pk,
+            float* S) {
+  if (all_padded(a, b, j0, jn)) return false;
+  const size_t pk_panel = static_cast<size_t>(a.D) * kNR;
+  kernels::gemm(rows, jn, a.D, q, a.q.sl, pk + (j0 / kNR) * pk_panel, pk_panel, S, Attention::kBlockK, false, nullptr);
+  scale_and_mask(a, b, h, i0, rows, j0, jn, S, Attention::kBlockK);
+  return true;
+}
+
 // One (b, h, query block). Writes the output rows and, when weights are
 // requested, the weight rows (overwriting, or adding 1/H of them when averaging;
 // first_head says whether to overwrite).
@@ -79,7 +92,7 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
   const float* q = a.q.data + b * a.q.sb + h * a.q.sh + i0 * a.q.sl;
   const float* pk = job.pk + (static_cast<size_t>(b) * a.H + h) * job.pk_stride;
   const float* pv = job.pv + (static_cast<size_t>(b) * a.H + h) * job.pv_stride;
-  const size_t pk_panel = static_cast<size_t>(a.D) * kNR, pv_panel = static_cast<size_t>(a.Lk) * kNR;
+  const size_t pv_panel = static_cast<size_t>(a.Lk) * kNR;
 
   std::fill(mx, mx + rows, -INFINITY);
   std::fill(l, l + rows, 0.0f);
@@ -88,9 +101,7 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
 
   for (int j0 = 0; j0 < jend; j0 += BK) {
     const int jn = std::min(BK, jend - j0);
-    if (all_padded(a, b, j0, jn)) continue;
-    kernels::gemm(rows, jn, a.D, q, a.q.sl, pk + (j0 / kNR) * pk_panel, pk_panel, S, BK, false, nullptr);
-    scale_and_mask(a, b, h, i0, rows, j0, jn, S, BK);
+    if (!scores(a, b, h, i0, rows, j0, jn, q, pk, S)) continue;
     for (int r = 0; r < rows; ++r) {
       float* s = S + static_cast<size_t>(r) * BK;
       const float m_new = std::max(mx[r], kernels::max_row(s, jn));
@@ -129,9 +140,7 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
   if (first_head) std::fill(wbase, wbase + static_cast<size_t>(rows) * a.Lk, 0.0f);
   for (int j0 = 0; j0 < jend; j0 += BK) {
     const int jn = std::min(BK, jend - j0);
-    if (all_padded(a, b, j0, jn)) continue;
-    kernels::gemm(rows, jn, a.D, q, a.q.sl, pk + (j0 / kNR) * pk_panel, pk_panel, S, BK, false, nullptr);
-    scale_and_mask(a, b, h, i0, rows, j0, jn, S, BK);
+    if (!scores(a, b, h, i0, rows, j0, jn, q, pk, S)) continue;
     for (int r = 0; r < rows; ++r) {
       if (!(l[r] > 0.0f)) continue;
       float* s = S + static_cast<size_t>(r) * BK;
@@ -199,39 +208,55 @@ Status Attention::run(const AttentionArgs& a, ThreadPool& pool) {
   return Status::kOk;
 }
 
+bool reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int h, int i, double scale,
+                           const std::function<double(int)>& dot, std::vector<double>& p, float* weights,
+                           bool average) {
+  p.assign(Lk, 0.0);
+  double mx = -INFINITY;
+  for (int j = 0; j < Lk; ++j) {
+    double d = dot(j) * scale;
+    const size_t moff = b * m.sb + h * m.sh + i * m.sl + j;
+    if (m.float_mask) d += m.float_mask[moff];
+    if (m.bool_mask && m.bool_mask[moff]) d = -INFINITY;
+    if (m.key_padding && m.key_padding[static_cast<size_t>(b) * Lk + j]) d = -INFINITY;
+    if (m.causal && j > i + (Lk - Lq)) d = -INFINITY;
+    p[j] = d;
+    mx = std::max(mx, d);
+  }
+  if (mx == -INFINITY) {  // attends to nothing
+    std::fill(p.begin(), p.end(), 0.0);
+    return false;
+  }
+  double sum = 0;
+  for (int j = 0; j < Lk; ++j) sum += p[j] = std::exp(p[j] - mx);
+  for (int j = 0; j < Lk; ++j) p[j] /= sum;
+  if (weights) {
+    float* w = average ? weights + (static_cast<size_t>(b) * Lq + i) * Lk
+                       : weights + ((static_cast<size_t>(b) * H + h) * Lq + i) * Lk;
+    for (int j = 0; j < Lk; ++j) w[j] += static_cast<float>(p[j] / (average ? H : 1));
+  }
+  return true;
+}
+
 void attention_reference(const AttentionArgs& a) {
-  std::vector<double> s(a.Lk);
+  std::vector<double> p;
   if (a.weights) std::fill(a.weights, a.weights + static_cast<size_t>(a.B) * (a.average_weights ? 1 : a.H) * a.Lq * a.Lk, 0.0f);
   for (int b = 0; b < a.B; ++b)
     for (int h = 0; h < a.H; ++h)
       for (int i = 0; i < a.Lq; ++i) {
         const float* q = a.q.data + b * a.q.sb + h * a.q.sh + i * a.q.sl;
-        double m = -INFINITY;
-        for (int j = 0; j < a.Lk; ++j) {
+        auto dot = [&](int j) {
           const float* k = a.k.data + b * a.k.sb + h * a.k.sh + j * a.k.sl;
           double d = 0;
           for (int c = 0; c < a.D; ++c) d += static_cast<double>(q[c]) * k[c];
-          d *= a.scale;
-          const size_t moff = b * a.mask.sb + h * a.mask.sh + i * a.mask.sl + j;
-          if (a.mask.float_mask) d += a.mask.float_mask[moff];
-          if (a.mask.bool_mask && a.mask.bool_mask[moff]) d = -INFINITY;
-          if (a.mask.key_padding && a.mask.key_padding[static_cast<size_t>(b) * a.Lk + j]) d = -INFINITY;
-          if (a.mask.causal && j > i + (a.Lk - a.Lq)) d = -INFINITY;
-          s[j] = d;
-          m = std::max(m, d);
-        }
-        double sum = 0;
-        for (int j = 0; j < a.Lk; ++j) sum += s[j] = m == -INFINITY ? 0.0 : std::exp(s[j] - m);
+          return d;
+        };
+        reference_softmax_row(a.mask, a.H, a.Lq, a.Lk, b, h, i, a.scale, dot, p, a.weights, a.average_weights);
         float* o = a.out + b * a.o_sb + h * a.o_sh + i * a.o_sl;
         for (int c = 0; c < a.Dv; ++c) {
           double acc = 0;
-          for (int j = 0; j < a.Lk; ++j) acc += s[j] * a.v.data[b * a.v.sb + h * a.v.sh + j * a.v.sl + c];
-          o[c] = sum > 0 ? static_cast<float>(acc / sum) : 0.0f;
-        }
-        if (a.weights && sum > 0) {
-          float* w = a.average_weights ? a.weights + (static_cast<size_t>(b) * a.Lq + i) * a.Lk
-                                       : a.weights + ((static_cast<size_t>(b) * a.H + h) * a.Lq + i) * a.Lk;
-          for (int j = 0; j < a.Lk; ++j) w[j] += static_cast<float>(s[j] / sum / (a.average_weights ? a.H : 1));
+          for (int j = 0; j < a.Lk; ++j) acc += p[j] * a.v.data[b * a.v.sb + h * a.v.sh + j * a.v.sl + c];
+          o[c] = static_cast<float>(acc);
         }
       }
 }

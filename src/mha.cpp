@@ -127,38 +127,25 @@ void mha_reference(const MhaConfig& c, const MhaWeights& w, const MhaForwardArgs
   linear(a.value, a.B * a.Lk, c.vdim, wv, bi ? bi + 2 * E : nullptr, v);
   // Attention in double, then project back.
   std::vector<double> attn(static_cast<size_t>(a.B) * a.Lq * E);
-  std::vector<double> s(a.Lk);
+  std::vector<double> p;
   if (a.weights)
     std::fill(a.weights, a.weights + static_cast<size_t>(a.B) * (a.average_weights ? 1 : H) * a.Lq * a.Lk, 0.0f);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   for (int b = 0; b < a.B; ++b)
     for (int h = 0; h < H; ++h)
       for (int i = 0; i < a.Lq; ++i) {
-        double m = -INFINITY;
-        for (int j = 0; j < a.Lk; ++j) {
+        const double* qi = &q[(static_cast<size_t>(b) * a.Lq + i) * E + h * D];
+        auto dot = [&](int j) {
+          const double* kj = &k[(static_cast<size_t>(b) * a.Lk + j) * E + h * D];
           double d = 0;
-          for (int t = 0; t < D; ++t)
-            d += q[(static_cast<size_t>(b) * a.Lq + i) * E + h * D + t] * k[(static_cast<size_t>(b) * a.Lk + j) * E + h * D + t];
-          d *= scale;
-          const size_t moff = b * a.mask.sb + h * a.mask.sh + i * a.mask.sl + j;
-          if (a.mask.float_mask) d += a.mask.float_mask[moff];
-          if (a.mask.bool_mask && a.mask.bool_mask[moff]) d = -INFINITY;
-          if (a.mask.key_padding && a.mask.key_padding[static_cast<size_t>(b) * a.Lk + j]) d = -INFINITY;
-          if (a.mask.causal && j > i + (a.Lk - a.Lq)) d = -INFINITY;
-          s[j] = d;
-          m = std::max(m, d);
-        }
-        double sum = 0;
-        for (int j = 0; j < a.Lk; ++j) sum += s[j] = m == -INFINITY ? 0.0 : std::exp(s[j] - m);
+          for (int t = 0; t < D; ++t) d += qi[t] * kj[t];
+          return d;
+        };
+        reference_softmax_row(a.mask, H, a.Lq, a.Lk, b, h, i, scale, dot, p, a.weights, a.average_weights);
         for (int t = 0; t < D; ++t) {
           double acc = 0;
-          for (int j = 0; j < a.Lk; ++j) acc += s[j] * v[(static_cast<size_t>(b) * a.Lk + j) * E + h * D + t];
-          attn[(static_cast<size_t>(b) * a.Lq + i) * E + h * D + t] = sum > 0 ? acc / sum : 0.0;
-        }
-        if (a.weights && sum > 0) {
-          float* wr = a.average_weights ? a.weights + (static_cast<size_t>(b) * a.Lq + i) * a.Lk
-                                        : a.weights + ((static_cast<size_t>(b) * H + h) * a.Lq + i) * a.Lk;
-          for (int j = 0; j < a.Lk; ++j) wr[j] += static_cast<float>(s[j] / sum / (a.average_weights ? H : 1));
+          for (int j = 0; j < a.Lk; ++j) acc += p[j] * v[(static_cast<size_t>(b) * a.Lk + j) * E + h * D + t];
+          attn[(static_cast<size_t>(b) * a.Lq + i) * E + h * D + t] = acc;
         }
       }
   std::vector<double> out;
