@@ -13,11 +13,6 @@ namespace {
 
 int g_live_layers = 0;  // for the memory tests: layers not yet deleted
 
-template <class T>
-T* ptr(double p) {
-  return reinterpret_cast<T*>(static_cast<uintptr_t>(p));
-}
-
 mha::MhaConfig make_config(int E, int H, int kdim, int vdim, bool bias) {
   mha::MhaConfig c;
   c.embed_dim = E, c.num_heads = H, c.kdim = kdim, c.vdim = vdim, c.bias = bias;

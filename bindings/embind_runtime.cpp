@@ -14,11 +14,6 @@ namespace {
 std::unique_ptr<mha::ThreadPool> g_pool;
 mha::Attention g_attention;  // workspace for the free-standing SDPA call
 
-template <class T>
-T* ptr(double p) {
-  return reinterpret_cast<T*>(static_cast<uintptr_t>(p));
-}
-
 // Creates the pool once; returns the threads in use (the calling thread counts).
 int set_threads(int n) {
 #ifndef __EMSCRIPTEN_PTHREADS__

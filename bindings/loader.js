@@ -48,8 +48,7 @@ export async function hardwareConcurrency() {
   return (typeof navigator === 'object' && navigator.hardwareConcurrency) || 1;
 }
 
-function urlFor(build, ext, where) {
-  const name = build.file + ext;
+function locate(name, where) {
   if (typeof where.locateFile === 'function') return String(where.locateFile(name));
   return new URL(name, where.base).href;
 }
@@ -109,15 +108,15 @@ async function loadFactory(build, glueUrl) {
  */
 export async function instantiate(buildName, where, poolSize) {
   const build = BUILDS[buildName];
-  const glueUrl = urlFor(build, '.js', where);
-  const [factory, wasmBinary] = await Promise.all([loadFactory(build, glueUrl), readWasm(urlFor(build, '.wasm', where))]);
+  const glueUrl = locate(build.file + '.js', where);
+  const [factory, wasmBinary] = await Promise.all([loadFactory(build, glueUrl), readWasm(locate(build.file + '.wasm', where))]);
   let aborted = null;
   const moduleArg = {
     wasmBinary,
     mhaPoolSize: poolSize,
-    locateFile: (name) => {
-      const url = typeof where.locateFile === 'function' ? String(where.locateFile(name)) : new URL(name, where.base).href;
-      return isNode && url.startsWith('file:') ? new URL(url).pathname : url;
+    locateFile: (name) => {  // the pthread worker script
+      const url = locate(name, where);
+      return isNode && url.startsWith('file:') ? decodeURIComponent(new URL(url).pathname) : url;
     },
     onAbort: (what) => { aborted = String(what); },
   };

@@ -1,14 +1,23 @@
-// State shared by the Embind glue files: one thread pool per wasm instance.
+// State and helpers shared by the Embind glue files: one thread pool per wasm
+// instance, pointers from JS numbers, and the attn-mask arguments.
 #pragma once
+#include <cstdint>
+
+#include "attention.h"
 #include "thread_pool.h"
 
 namespace mha_bind {
+
 mha::ThreadPool& pool();
+
+// Pointers cross the boundary as plain numbers (byte offsets into the heap).
+template <class T>
+T* ptr(double p) {
+  return reinterpret_cast<T*>(static_cast<uintptr_t>(p));
 }
 
-#include "attention.h"
-namespace mha_bind {
 // Fills the attn-mask part of m. kind: 0 none, 1 bool (Uint8Array), 2 float.
 // broadcast: dims [Lq, Lk]; otherwise [B, H, Lq, Lk].
 void set_mask(mha::MaskArgs& m, int kind, double mask, bool broadcast, int H, int Lq, int Lk);
-}
+
+}  // namespace mha_bind
