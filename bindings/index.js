@@ -39,7 +39,7 @@ export function init(options = {}) {
     return Promise.reject(e);
   }
   if (key !== null && cache.has(key)) return cache.get(key);
-  const p = load(options);
+  const p = load({ threads: options.threads ?? 'auto', baseUrl: options.baseUrl, locateFile: options.locateFile });
   if (key !== null) {
     cache.set(key, p);
     p.catch(() => cache.delete(key));  // a failed load may be retried
@@ -47,7 +47,7 @@ export function init(options = {}) {
   return p;
 }
 
-async function load({ threads = 'auto', baseUrl, locateFile }) {
+async function load({ threads, baseUrl, locateFile }) {
   const features = probeFeatures();
   if (!features.simd)
     throw new Error('mha-wasm needs WebAssembly SIMD (Chrome/Edge 91+, Firefox 89+, Safari 16.4+, Node.js 16.4+)');

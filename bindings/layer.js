@@ -1,7 +1,6 @@
 // The MultiHeadAttention class (torch.nn.MultiheadAttention, batch_first=True,
 // dropout 0) around the Embind `Layer`.
 import { attnMask, keyPaddingMask } from './masks.js';
-import { Status } from './runtime.js';
 import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, tensor } from './validate.js';
 
 const CTOR_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias'];
@@ -89,12 +88,12 @@ export function makeMultiHeadAttention(rt) {
           if (weights[name] !== undefined && weights[name] !== null)
             throw new TypeError(`setWeights: ${name} given, but the layer was created with bias: false`);
       const names = Object.keys(arrays);
-      const st = rt.stage(names.map((n) => ({ array: arrays[n], bytes: arrays[n].byteLength })), 'setWeights');
+      const st = rt.stage(names.map((n) => arrays[n]), 'setWeights');
       try {
         const p = (n) => (names.includes(n) ? st.at(names.indexOf(n)) : 0);
         const s = handle.setWeights(p('inProjWeight'), p('qProjWeight'), p('kProjWeight'), p('vProjWeight'),
           p('inProjBias'), p('outProjWeight'), p('outProjBias'));
-        if (s !== Status.OK) throw rt.fail(s, 'setWeights', handle.lastRequestBytes());
+        rt.check(s, 'setWeights', () => handle.lastRequestBytes());
         this.#hasWeights = true;
       } finally {
         rt.free(st.ptr);
@@ -148,9 +147,7 @@ export function makeMultiHeadAttention(rt) {
       const inputs = [q.data];
       for (const d of [k.data, v.data]) if (!inputs.includes(d)) inputs.push(d);
       const outN = B * Lq * E, wN = needWeights ? B * (average ? 1 : H) * Lq * Lk : 0;
-      const parts = [...inputs.map((a) => ({ array: a, bytes: a.byteLength })),
-        { array: mask.data, bytes: mask.data ? mask.data.byteLength : 0 },
-        { array: kpm, bytes: kpm ? kpm.byteLength : 0 }, { bytes: outN * 4 }, { bytes: wN * 4 }];
+      const parts = [...inputs, mask.data, kpm, outN * 4, wN * 4];
       const n = inputs.length;
       const st = rt.stage(parts, 'MultiHeadAttention.forward');
       try {
@@ -158,7 +155,7 @@ export function makeMultiHeadAttention(rt) {
         const s = handle.forward(B, Lq, Lk, ptrOf(q.data), ptrOf(k.data), ptrOf(v.data), mask.kind,
           mask.data ? st.at(n) : 0, mask.broadcast, kpm ? st.at(n + 1) : 0, causal, st.at(n + 2),
           needWeights ? st.at(n + 3) : 0, average);
-        if (s !== Status.OK) throw rt.fail(s, 'MultiHeadAttention.forward', handle.lastRequestBytes());
+        rt.check(s, 'MultiHeadAttention.forward', () => handle.lastRequestBytes());
         const output = { data: rt.readF32(st.at(n + 2), outN), dims: batched ? [B, Lq, E] : [Lq, E] };
         let w = null;
         if (needWeights) {

@@ -10,7 +10,7 @@ export function fmtBytes(n) {
   return `${n.toFixed(n < 10 ? 2 : 1)} ${units[u]}`;
 }
 
-export const Status = { OK: 0, INVALID_ARGUMENT: 1, OUT_OF_MEMORY: 2, NO_WEIGHTS: 3 };
+const Status = { OK: 0, INVALID_ARGUMENT: 1, OUT_OF_MEMORY: 2, NO_WEIGHTS: 3 };
 
 export class Runtime {
   constructor(inst) {
@@ -45,24 +45,26 @@ export class Runtime {
   }
 
   /**
-   * Lays out arrays (each { array?, bytes }) in one allocation, 16-byte aligned,
-   * copies the given arrays in, and returns { ptr, offsets }. what names the call
-   * in the out-of-memory error.
+   * Lays out parts in one allocation, each 16-byte aligned: a typed array is
+   * copied in, a number reserves that many bytes (for outputs), null takes no
+   * room. Returns { ptr, at(i) } with the byte offset of part i. what names the
+   * call in the out-of-memory error. Free ptr with free().
    */
   stage(parts, what) {
     const offsets = [];
     let total = 0;
     for (const p of parts) {
       offsets.push(total);
-      total += Math.ceil(p.bytes / 16) * 16;
+      const bytes = p === null ? 0 : typeof p === 'number' ? p : p.byteLength;
+      total += Math.ceil(bytes / 16) * 16;
     }
     const ptr = this.malloc(Math.max(16, total), what);
     const v = this.views();
     parts.forEach((p, i) => {
-      if (!p.array) return;
+      if (p === null || typeof p === 'number') return;
       const at = ptr + offsets[i];
-      if (p.array instanceof Float32Array) v._f32.set(p.array, at >>> 2);
-      else v._u8.set(p.array, at);
+      if (p instanceof Float32Array) v._f32.set(p, at >>> 2);
+      else v._u8.set(p, at);
     });
     return { ptr, at: (i) => ptr + offsets[i] };
   }
@@ -88,12 +90,13 @@ export class Runtime {
     return this.views()._f32.slice(ptr >>> 2, (ptr >>> 2) + n);
   }
 
-  /** Turns a non-OK status from the core into an Error. */
-  fail(status, what, requestBytes) {
+  /** Throws the Error for a non-OK status from the core; requestBytes() is asked only on out-of-memory. */
+  check(status, what, requestBytes) {
+    if (status === Status.OK) return;
     if (status === Status.OUT_OF_MEMORY)
-      return new RangeError(`${what} needs about ${fmtBytes(requestBytes)} of wasm working memory, ` +
+      throw new RangeError(`${what} needs about ${fmtBytes(requestBytes())} of wasm working memory, ` +
         `more than the heap (${fmtBytes(this.memoryBytes())} now, ${fmtBytes(MAX_HEAP)} at most) could provide`);
-    if (status === Status.NO_WEIGHTS) return new Error(`${what}: weights are not set; call setWeights() first`);
-    return new Error(`${what}: the core rejected the arguments (status ${status}); this is a bug in mha-wasm`);
+    if (status === Status.NO_WEIGHTS) throw new Error(`${what}: weights are not set; call setWeights() first`);
+    throw new Error(`${what}: the core rejected the arguments (status ${status}); this is a bug in mha-wasm`);
   }
 }

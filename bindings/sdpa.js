@@ -1,6 +1,5 @@
 // mha.scaledDotProductAttention(q, k, v, options): softmax(q k^T * scale + mask) v.
 import { attnMask, keyPaddingMask } from './masks.js';
-import { Status } from './runtime.js';
 import { bool, describe, expectDim, fmtDims, plainObject, tensor } from './validate.js';
 
 const OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'scale', 'needWeights'];
@@ -39,13 +38,11 @@ export function makeScaledDotProductAttention(rt) {
       scale = o.scale;
     }
     const outN = B * H * Lq * Dv, wN = needWeights ? B * H * Lq * Lk : 0;
-    const st = rt.stage([{ array: tq.data, bytes: tq.data.byteLength }, { array: tk.data, bytes: tk.data.byteLength },
-      { array: tv.data, bytes: tv.data.byteLength }, { array: mask.data, bytes: mask.data ? mask.data.byteLength : 0 },
-      { array: kpm, bytes: kpm ? kpm.byteLength : 0 }, { bytes: outN * 4 }, { bytes: wN * 4 }], 'scaledDotProductAttention');
+    const st = rt.stage([tq.data, tk.data, tv.data, mask.data, kpm, outN * 4, wN * 4], 'scaledDotProductAttention');
     try {
       const s = rt.mod.sdpa(B, H, Lq, Lk, D, Dv, st.at(0), st.at(1), st.at(2), st.at(5), scale, mask.kind,
         mask.data ? st.at(3) : 0, mask.broadcast, kpm ? st.at(4) : 0, causal, needWeights ? st.at(6) : 0);
-      if (s !== Status.OK) throw rt.fail(s, 'scaledDotProductAttention', rt.mod.sdpaRequestBytes());
+      rt.check(s, 'scaledDotProductAttention', () => rt.mod.sdpaRequestBytes());
       return {
         output: { data: rt.readF32(st.at(5), outN), dims: [...lead, Lq, Dv] },
         weights: needWeights ? { data: rt.readF32(st.at(6), wN), dims: [...lead, Lq, Lk] } : null,

@@ -208,7 +208,7 @@ Status Attention::run(const AttentionArgs& a, ThreadPool& pool) {
   return Status::kOk;
 }
 
-bool reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int h, int i, double scale,
+void reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int h, int i, double scale,
                            const std::function<double(int)>& dot, std::vector<double>& p, float* weights,
                            bool average) {
   p.assign(Lk, 0.0);
@@ -225,7 +225,7 @@ bool reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int 
   }
   if (mx == -INFINITY) {  // attends to nothing
     std::fill(p.begin(), p.end(), 0.0);
-    return false;
+    return;
   }
   double sum = 0;
   for (int j = 0; j < Lk; ++j) sum += p[j] = std::exp(p[j] - mx);
@@ -235,7 +235,6 @@ bool reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int 
                        : weights + ((static_cast<size_t>(b) * H + h) * Lq + i) * Lk;
     for (int j = 0; j < Lk; ++j) w[j] += static_cast<float>(p[j] / (average ? H : 1));
   }
-  return true;
 }
 
 void attention_reference(const AttentionArgs& a) {

@@ -67,10 +67,10 @@ class Attention {
 void attention_reference(const AttentionArgs& a);
 
 // The reference's softmax of one query row i of (b, h) with every mask applied:
-// p[j] = attention probability of key j (all 0 when no key is visible, and
-// then it returns false). dot(j) is q_i . k_j in double. When weights is
-// non-null the row is added to it ([B,H,Lq,Lk], or 1/H of it to [B,Lq,Lk]).
-bool reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int h, int i, double scale,
+// p[j] = attention probability of key j (all 0 when no key is visible).
+// dot(j) is q_i . k_j in double. When weights is non-null the row is added to
+// it ([B,H,Lq,Lk], or 1/H of it to [B,Lq,Lk]).
+void reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int h, int i, double scale,
                            const std::function<double(int)>& dot, std::vector<double>& p, float* weights,
                            bool average);
 
