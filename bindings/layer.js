@@ -1,7 +1,7 @@
 // The MultiHeadAttention class (torch.nn.MultiheadAttention, batch_first=True,
 // dropout 0) around the Embind `Layer`.
 import { attnMask, keyPaddingMask } from './masks.js';
-import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, tensor } from './validate.js';
+import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, sameDims, tensor } from './validate.js';
 
 const CTOR_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias'];
 const FORWARD_OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'needWeights', 'averageWeights'];
@@ -185,7 +185,7 @@ function weightArray(name, v, dims) {
   if (!(v instanceof Float32Array)) {
     if (v && typeof v === 'object' && 'data' in v && 'dims' in v) {
       const t = tensor(`setWeights: ${name}`, v, { ranks: [dims.length], shapeHint: `dims ${fmtDims(dims)}` });
-      if (t.dims.some((d, i) => d !== dims[i]))
+      if (!sameDims(t.dims, dims))
         throw new RangeError(`setWeights: ${name} must have dims ${fmtDims(dims)}, got ${fmtDims(t.dims)}`);
       data = t.data;
     } else {

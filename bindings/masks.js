@@ -1,6 +1,6 @@
 // Mask options shared by MultiHeadAttention.forward and scaledDotProductAttention.
 // Boolean masks: nonzero = may NOT attend (nn.MultiheadAttention's polarity).
-import { fmtDims, finiteOrMinusInf, tensor } from './validate.js';
+import { fmtDims, finiteOrMinusInf, sameDims, tensor } from './validate.js';
 
 export const MASK_NONE = 0, MASK_BOOL = 1, MASK_FLOAT = 2;
 
@@ -14,8 +14,7 @@ export function attnMask(name, m, { Lq, Lk, fullDims, altDims = [] }) {
   const shapes = [[Lq, Lk], fullDims, ...altDims];
   const hint = `dims ${shapes.map((d) => fmtDims(d)).join(' or ')}`;
   const t = tensor(name, m, { types: [Uint8Array, Float32Array], shapeHint: hint });
-  const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
-  const k = shapes.findIndex((d) => same(d, t.dims));
+  const k = shapes.findIndex((d) => sameDims(d, t.dims));
   if (k < 0) throw new RangeError(`${name} must have ${hint}, got ${fmtDims(t.dims)}`);
   if (t.data instanceof Float32Array) finiteOrMinusInf(`${name}.data`, t.data);
   return { kind: t.data instanceof Uint8Array ? MASK_BOOL : MASK_FLOAT, data: t.data, broadcast: k === 0 };
@@ -26,6 +25,6 @@ export function keyPaddingMask(name, m, { B, Lk, batched }) {
   if (m === undefined || m === null) return null;
   const want = batched ? [B, Lk] : [Lk];
   const t = tensor(name, m, { types: [Uint8Array], ranks: [want.length], shapeHint: `dims ${fmtDims(want)}` });
-  if (t.dims.some((d, i) => d !== want[i])) throw new RangeError(`${name} must have dims ${fmtDims(want)}, got ${fmtDims(t.dims)}`);
+  if (!sameDims(t.dims, want)) throw new RangeError(`${name} must have dims ${fmtDims(want)}, got ${fmtDims(t.dims)}`);
   return t.data;
 }

@@ -15,6 +15,7 @@ export function describe(v) {
 
 export const fmtDims = (dims) => `[${dims.join(', ')}]`;
 export const product = (dims) => dims.reduce((a, b) => a * b, 1);
+export const sameDims = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 export function positiveInt(name, v) {
   if (typeof v !== 'number') throw new TypeError(`${name} must be a positive integer, got ${describe(v)}`);

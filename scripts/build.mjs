@@ -5,9 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { run } from './setup.mjs';
+import { root, run } from './setup.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DIST_FILES = ['mha-wasm-threads.js', 'mha-wasm-threads.wasm', 'mha-wasm-threads.worker.js',
   'mha-wasm-simd.js', 'mha-wasm-simd.wasm', 'package.json'];
 const jobs = String(Math.max(1, os.cpus().length));

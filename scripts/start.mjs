@@ -1,10 +1,8 @@
 // `npm start`: installs and builds what is missing, then runs the Node example.
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setup, run } from './setup.mjs';
+import { root, setup, run } from './setup.mjs';
 import { buildWasm } from './build.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 try {
   setup();
   buildWasm();

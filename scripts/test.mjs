@@ -2,11 +2,9 @@
 // (CTest) and the Node tests (node --test).
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setup, run } from './setup.mjs';
+import { root, setup, run } from './setup.mjs';
 import { buildNative, buildWasm } from './build.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 try {
   setup();
   buildNative();
