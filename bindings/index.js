@@ -95,3 +95,4 @@ function createApi(rt, info) {
 }
 
 export { probeFeatures };
+export { encodeSafetensors, parseSafetensors, safetensorsMetadata } from './safetensors.js';

@@ -6,7 +6,38 @@ import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, 
 const CTOR_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias'];
 const FORWARD_OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'needWeights', 'averageWeights'];
 const WEIGHT_NAMES = ['inProjWeight', 'qProjWeight', 'kProjWeight', 'vProjWeight', 'inProjBias', 'outProjWeight', 'outProjBias'];
+// PyTorch's state_dict names (what parseSafetensors returns for a saved
+// nn.MultiheadAttention) are accepted as well as the camelCase ones.
+const TORCH_NAMES = {
+  in_proj_weight: 'inProjWeight', q_proj_weight: 'qProjWeight', k_proj_weight: 'kProjWeight', v_proj_weight: 'vProjWeight',
+  in_proj_bias: 'inProjBias', 'out_proj.weight': 'outProjWeight', 'out_proj.bias': 'outProjBias',
+};
+const TORCH_OF = Object.fromEntries(Object.entries(TORCH_NAMES).map(([t, c]) => [c, t]));
 const camel = (s) => s.replace(/[._]([a-z])/g, (_, c) => c.toUpperCase());
+
+/** { camelCaseName: value } from camelCase or PyTorch names; the given name is kept for messages. */
+function canonicalWeights(weights) {
+  if (weights === null || typeof weights !== 'object' || Array.isArray(weights) || ArrayBuffer.isView(weights))
+    throw new TypeError(`setWeights: weights must be an object of Float32Arrays or tensors, got ${describe(weights)}`);
+  const out = {}, givenAs = {};
+  for (const k of Object.keys(weights)) {
+    const name = WEIGHT_NAMES.includes(k) ? k : TORCH_NAMES[k];
+    if (name === undefined) {
+      if (k === 'bias_k' || k === 'bias_v')
+        throw new TypeError(`setWeights: "${k}" comes from add_bias_kv=True, which is not supported`);
+      const guess = WEIGHT_NAMES.find((n) => n.toLowerCase() === camel(k).toLowerCase());
+      const hint = guess ? ` (did you mean ${guess}?)` : '';
+      throw new TypeError(`setWeights: unknown weight "${k}"${hint}; expected ${WEIGHT_NAMES.join(', ')} ` +
+        `or PyTorch's ${Object.keys(TORCH_NAMES).join(', ')}`);
+    }
+    if (weights[k] === undefined) continue;  // as if absent
+    if (givenAs[name] !== undefined)
+      throw new TypeError(`setWeights: "${givenAs[name]}" and "${k}" are the same weight; give it once`);
+    givenAs[name] = k;
+    out[name] = weights[k];
+  }
+  return { weights: out, givenAs };
+}
 
 export function makeMultiHeadAttention(rt) {
   // Frees layers the user forgot to dispose. dispose() unregisters.
@@ -50,23 +81,19 @@ export function makeMultiHeadAttention(rt) {
     }
 
     /**
-     * Copies weights in (PyTorch state_dict layout, camelCase names).
+     * Copies weights in: the PyTorch state_dict, by camelCase or PyTorch names
+     * (in_proj_weight, out_proj.weight, ...), e.g. parseSafetensors(bytes).
      * @param {import('./index').MultiHeadAttentionWeights} weights
      */
     setWeights(weights) {
       const handle = this.#live('setWeights');
       const { embedDim: E, kdim, vdim, bias } = this.#cfg;
-      if (weights === null || typeof weights !== 'object' || Array.isArray(weights) || ArrayBuffer.isView(weights))
-        throw new TypeError(`setWeights: weights must be an object of Float32Arrays, got ${describe(weights)}`);
-      for (const k of Object.keys(weights)) {
-        if (WEIGHT_NAMES.includes(k)) continue;
-        const hint = WEIGHT_NAMES.includes(camel(k)) ? ` (did you mean ${camel(k)}?)` : '';
-        throw new TypeError(`setWeights: unknown weight "${k}"${hint}; expected ${WEIGHT_NAMES.join(', ')}`);
-      }
-      const packed = weights.inProjWeight !== undefined;
-      const separate = ['qProjWeight', 'kProjWeight', 'vProjWeight'].filter((k) => weights[k] !== undefined);
+      const { weights: w, givenAs } = canonicalWeights(weights);
+      const label = (n) => givenAs[n] ?? n;
+      const packed = w.inProjWeight !== undefined;
+      const separate = ['qProjWeight', 'kProjWeight', 'vProjWeight'].filter((k) => w[k] !== undefined);
       if (packed && separate.length)
-        throw new TypeError(`setWeights: give either inProjWeight or qProjWeight/kProjWeight/vProjWeight, not both (got inProjWeight and ${separate.join(', ')})`);
+        throw new TypeError(`setWeights: give either inProjWeight or qProjWeight/kProjWeight/vProjWeight, not both (got ${label('inProjWeight')} and ${separate.map(label).join(', ')})`);
       if (packed && (kdim !== E || vdim !== E))
         throw new TypeError(`setWeights: inProjWeight is only used when kdim == vdim == embedDim (here kdim ${kdim}, vdim ${vdim}, embedDim ${E}); give qProjWeight, kProjWeight and vProjWeight`);
       const shapes = {
@@ -77,16 +104,16 @@ export function makeMultiHeadAttention(rt) {
         ...(bias ? ['inProjBias', 'outProjBias'] : [])];
       const arrays = {};
       for (const name of needed) {
-        const v = weights[name];
+        const v = w[name];
         const dims = shapes[name];
         if (v === undefined || v === null)
-          throw new TypeError(`setWeights: missing ${name} (a Float32Array of ${product(dims)} = ${fmtDims(dims)} floats)`);
-        arrays[name] = weightArray(name, v, dims);
+          throw new TypeError(`setWeights: missing ${name} (PyTorch ${TORCH_OF[name]}: a Float32Array of ${product(dims)} = ${fmtDims(dims)} floats)`);
+        arrays[name] = weightArray(label(name), v, dims);
       }
       if (!bias)
         for (const name of ['inProjBias', 'outProjBias'])
-          if (weights[name] !== undefined && weights[name] !== null)
-            throw new TypeError(`setWeights: ${name} given, but the layer was created with bias: false`);
+          if (w[name] !== undefined && w[name] !== null)
+            throw new TypeError(`setWeights: ${label(name)} given, but the layer was created with bias: false`);
       const names = Object.keys(arrays);
       const st = rt.stage(names.map((n) => arrays[n]), 'setWeights');
       try {

@@ -33,11 +33,15 @@ const CTOR_CASES = [
 ];
 
 const WEIGHT_CASES = (w) => [
-  [null, TypeError, /weights must be an object of Float32Arrays, got null/],
-  [{ ...w, outProjWeight: undefined }, TypeError, /missing outProjWeight \(a Float32Array of 64 = \[8, 8\] floats\)/],
+  [null, TypeError, /weights must be an object of Float32Arrays or tensors, got null/],
+  [{ ...w, outProjWeight: undefined }, TypeError, /missing outProjWeight \(PyTorch out_proj.weight: a Float32Array of 64 = \[8, 8\] floats\)/],
   [{ ...w, inProjWeight: f32(10) }, RangeError, /inProjWeight must have 192 = \[24, 8\] elements, got 10/],
   [{ ...w, inProjBias: new Float64Array(24) }, TypeError, /inProjBias must be a Float32Array of 24 = \[24\] floats, got Float64Array of length 24/],
-  [{ ...w, in_proj_weight: w.inProjWeight }, TypeError, /unknown weight "in_proj_weight" \(did you mean inProjWeight\?\)/],
+  [{ ...w, inprojweight: w.inProjWeight }, TypeError, /unknown weight "inprojweight" \(did you mean inProjWeight\?\)/],
+  [{ ...w, in_proj_weight: w.inProjWeight }, TypeError, /"inProjWeight" and "in_proj_weight" are the same weight/],
+  [{ ...w, bias_k: w.outProjBias }, TypeError, /"bias_k" comes from add_bias_kv=True, which is not supported/],
+  [{ in_proj_weight: w.inProjWeight, in_proj_bias: w.inProjBias, 'out_proj.weight': w.outProjWeight }, TypeError, /missing outProjBias \(PyTorch out_proj.bias/],
+  [{ ...w, outProjWeight: undefined, 'out_proj.weight': { data: w.outProjWeight, dims: [8, 9] } }, RangeError, /out_proj.weight must have dims/],
   [{ ...w, qProjWeight: f32(64) }, TypeError, /either inProjWeight or qProjWeight\/kProjWeight\/vProjWeight, not both/],
   [{ outProjWeight: w.outProjWeight, inProjBias: w.inProjBias, outProjBias: w.outProjBias, qProjWeight: f32(64) }, TypeError, /missing kProjWeight/],
   [{ ...w, outProjWeight: { data: f32(64), dims: [4, 16] } }, RangeError, /outProjWeight must have dims \[8, 8\], got \[4, 16\]/],

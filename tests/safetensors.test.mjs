@@ -1,0 +1,153 @@
+// The safetensors reader: files written here byte by byte (not with the
+// package's encoder), PyTorch nn.MultiheadAttention names fed straight into
+// setWeights, conversions from F16/BF16/F64, and malformed or hostile files.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { encodeSafetensors, init, parseSafetensors, safetensorsMetadata } from 'mha-wasm';
+import { mhaReference, relErr, rng, uniform } from './reference.mjs';
+
+/** A .safetensors file from a header object and raw data bytes, with the header length given or computed. */
+function file(header, data = new Uint8Array(0), headerLength) {
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(headerLength ?? json.length));
+  return new Uint8Array(Buffer.concat([len, json, Buffer.from(data)]));
+}
+
+/** Tensors as F32 in the given order, via Buffer.writeFloatLE (no typed-array views). */
+function f32File(tensors, metadata) {
+  const header = metadata ? { __metadata__: metadata } : {};
+  const chunks = [];
+  let off = 0;
+  for (const [name, { data, dims }] of Object.entries(tensors)) {
+    const b = Buffer.alloc(data.length * 4);
+    data.forEach((x, i) => b.writeFloatLE(x, 4 * i));
+    header[name] = { dtype: 'F32', shape: dims, data_offsets: [off, off + b.length] };
+    chunks.push(b);
+    off += b.length;
+  }
+  return file(header, Buffer.concat(chunks));
+}
+
+test('a PyTorch nn.MultiheadAttention state dict loads by its own names and computes the layer', async () => {
+  const mha = await init({ threads: 1 });
+  const r = rng(5), E = 16, H = 4, L = 9, s = 1 / Math.sqrt(E);
+  const w = { inProjWeight: uniform(r, 3 * E * E, -s, s), inProjBias: uniform(r, 3 * E, -s, s), outProjWeight: uniform(r, E * E, -s, s), outProjBias: uniform(r, E, -s, s) };
+  const bytes = f32File({
+    'out_proj.weight': { data: w.outProjWeight, dims: [E, E] }, in_proj_weight: { data: w.inProjWeight, dims: [3 * E, E] },
+    'out_proj.bias': { data: w.outProjBias, dims: [E] }, in_proj_bias: { data: w.inProjBias, dims: [3 * E] },
+  }, { format: 'pt', num_heads: String(H) });
+  // An odd byte offset: the reader must not assume the file's buffer is aligned.
+  const shifted = new Uint8Array(bytes.length + 1);
+  shifted.set(bytes, 1);
+  const tensors = parseSafetensors(shifted.subarray(1));
+  assert.deepEqual(Object.keys(tensors).sort(), ['in_proj_bias', 'in_proj_weight', 'out_proj.bias', 'out_proj.weight']);
+  assert.deepEqual(tensors.in_proj_weight.dims, [3 * E, E]);
+  assert.deepEqual(tensors.in_proj_weight.data, w.inProjWeight);
+  assert.deepEqual(safetensorsMetadata(bytes.buffer), { format: 'pt', num_heads: '4' });
+
+  const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: H });
+  layer.setWeights(tensors);
+  const x = uniform(r, L * E, -1, 1);
+  const got = layer.forward({ data: x, dims: [1, L, E] }, null, null, { needWeights: true });
+  const ref = mhaReference({ E, H, kdim: E, vdim: E, bias: true }, w, 1, L, L, x, x, x, { needWeights: true });
+  assert.ok(relErr(got.output.data, ref.output) <= 1e-4);
+  assert.ok(relErr(got.weights.data, ref.weights) <= 1e-4);
+  layer.dispose();
+});
+
+test('separate q/k/v projections (kdim, vdim != embedDim), a prefix, and no bias', async () => {
+  const mha = await init({ threads: 1 });
+  const r = rng(8), E = 8, H = 2, kdim = 5, vdim = 3;
+  const w = { qProjWeight: uniform(r, E * E, -1, 1), kProjWeight: uniform(r, E * kdim, -1, 1), vProjWeight: uniform(r, E * vdim, -1, 1), outProjWeight: uniform(r, E * E, -1, 1) };
+  const bytes = f32File({
+    'enc.attn.q_proj_weight': { data: w.qProjWeight, dims: [E, E] }, 'enc.attn.k_proj_weight': { data: w.kProjWeight, dims: [E, kdim] },
+    'enc.attn.v_proj_weight': { data: w.vProjWeight, dims: [E, vdim] }, 'enc.attn.out_proj.weight': { data: w.outProjWeight, dims: [E, E] },
+    'enc.norm.weight': { data: new Float32Array(E), dims: [E] },
+  });
+  const tensors = parseSafetensors(bytes, { prefix: 'enc.attn.' });
+  assert.deepEqual(Object.keys(tensors).sort(), ['k_proj_weight', 'out_proj.weight', 'q_proj_weight', 'v_proj_weight']);
+  const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: H, kdim, vdim, bias: false });
+  layer.setWeights(tensors);
+  const q = uniform(r, 2 * 4 * E, -1, 1), k = uniform(r, 2 * 6 * kdim, -1, 1), v = uniform(r, 2 * 6 * vdim, -1, 1);
+  const got = layer.forward({ data: q, dims: [2, 4, E] }, { data: k, dims: [2, 6, kdim] }, { data: v, dims: [2, 6, vdim] });
+  const ref = mhaReference({ E, H, kdim, vdim, bias: false }, w, 2, 4, 6, q, k, v, {});
+  assert.ok(relErr(got.output.data, ref.output) <= 1e-4);
+  assert.throws(() => parseSafetensors(bytes, { prefix: 'dec.' }), { name: 'RangeError', message: /no tensor name starts with "dec."/ });
+  layer.dispose();
+});
+
+test('F16, BF16 and F64 tensors are converted to float32', () => {
+  // F16: 1.0 = 0x3c00, -2.5 = 0xc100, 65504 = 0x7bff, smallest subnormal 2^-24 = 0x0001, -inf = 0xfc00.
+  // BF16: 1.0 = 0x3f80, -3.0 = 0xc040. F64: 0.1.
+  const d = Buffer.alloc(10 + 4 + 8);
+  [0x3c00, 0xc100, 0x7bff, 0x0001, 0xfc00].forEach((h, i) => d.writeUInt16LE(h, 2 * i));
+  [0x3f80, 0xc040].forEach((h, i) => d.writeUInt16LE(h, 10 + 2 * i));
+  d.writeDoubleLE(0.1, 14);
+  const t = parseSafetensors(file({
+    h: { dtype: 'F16', shape: [5], data_offsets: [0, 10] }, b: { dtype: 'BF16', shape: [1, 2], data_offsets: [10, 14] },
+    g: { dtype: 'F64', shape: [], data_offsets: [14, 22] },
+  }, d));
+  assert.deepEqual([...t.h.data], [1, -2.5, 65504, 2 ** -24, -Infinity].map(Math.fround));
+  assert.deepEqual([...t.b.data], [1, -3]);
+  assert.deepEqual(t.b.dims, [1, 2]);
+  assert.deepEqual([...t.g.data], [Math.fround(0.1)]);
+  assert.deepEqual(t.g.dims, []);
+});
+
+test('encodeSafetensors writes files the reader (and the format) accept', () => {
+  const a = Float32Array.from([1, 2, 3, 4, 5, 6]), b = Float32Array.from([-1]);
+  const bytes = encodeSafetensors({ 'out_proj.weight': { data: a, dims: [2, 3] }, bias: b }, { note: 'x' });
+  const n = Number(Buffer.from(bytes).readBigUInt64LE(0));
+  assert.equal((8 + n) % 8, 0, 'data section aligned to 8 bytes');
+  const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString());
+  assert.deepEqual(header, {
+    __metadata__: { note: 'x' }, bias: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+    'out_proj.weight': { dtype: 'F32', shape: [2, 3], data_offsets: [4, 28] },
+  });
+  assert.equal(bytes.length, 8 + n + 28);
+  assert.equal(Buffer.from(bytes).readFloatLE(8 + n + 4 + 20), 6);
+  assert.throws(() => encodeSafetensors({ x: { data: a, dims: [4] } }), { name: 'TypeError', message: /"x" must be a Float32Array or \{ data: Float32Array, dims \} with matching sizes/ });
+});
+
+test('malformed and hostile files are refused with a clear message', () => {
+  const ok = { w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } };
+  const data = new Uint8Array(8);
+  const html = new TextEncoder().encode('<!doctype html><html><body>Not found</body></html>');
+  const cases = [
+    [42, TypeError, /bytes must be a Uint8Array or ArrayBuffer \(the file's contents\), got 42/],
+    [new Uint8Array(5), RangeError, /the file is 5 bytes, too short/],
+    [html, RangeError, /the header length field says \d+ bytes, but only \d+ bytes follow it/],
+    [file(ok, data, 2 ** 40), RangeError, /the header length field says 1099511627776 bytes/],
+    [file(ok, data, 3), TypeError, /the header is not valid UTF-8 JSON/],
+    [file([1, 2]), TypeError, /the header is not a JSON object/],
+    [file({ w: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, data), TypeError, /tensor "w" has dtype "I64"; only floating-point tensors/],
+    [file({ w: { shape: [2], data_offsets: [0, 8] } }, data), TypeError, /entry "w" has no dtype/],
+    [file({ w: { dtype: 'F32', shape: [2, -1], data_offsets: [0, 8] } }, data), TypeError, /tensor "w" has an invalid shape \[2,-1\]/],
+    [file({ w: { dtype: 'F32', shape: [2], data_offsets: [0] } }, data), TypeError, /tensor "w" has invalid data_offsets \[0\]/],
+    [file({ w: { dtype: 'F32', shape: [2], data_offsets: [0, 4096] } }, data), RangeError, /data_offsets \[0, 4096\] outside the 8-byte data section/],
+    [file({ w: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, data), RangeError, /data_offsets \[8, 0\] outside/],
+    [file({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, data), RangeError, /tensor "w" \(F32, shape \[3\]\) needs 12 bytes, but its data_offsets \[0, 8\] span 8/],
+    [file({ w: { dtype: 'F32', shape: [1e6, 1e6], data_offsets: [0, 8] } }, data), RangeError, /needs 4000000000000 bytes/],
+    [file({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, data), RangeError, /tensors "a" and "b" overlap/],
+    [file({ ...ok, __metadata__: { n: 3 } }, data), TypeError, /__metadata__ must be an object of strings/],
+  ];
+  for (const [bytes, Kind, msg] of cases)
+    assert.throws(() => parseSafetensors(bytes), (e) => e instanceof Kind && /^parseSafetensors: /.test(e.message) && msg.test(e.message) || assert.fail(`${e.name}: ${e.message} (wanted ${msg})`));
+  // A tensor named __proto__ is a plain entry, not a prototype.
+  const t = parseSafetensors(file({ ['__proto__']: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, data));
+  assert.deepEqual(Object.keys(t), ['__proto__']);
+  assert.equal(Object.getPrototypeOf(t), Object.prototype);
+});
+
+test('a file whose shapes do not fit the layer is refused by setWeights with the PyTorch name', async () => {
+  const mha = await init({ threads: 1 });
+  const E = 8;
+  const tensors = parseSafetensors(f32File({
+    in_proj_weight: { data: new Float32Array(3 * E * E), dims: [3 * E, E] }, in_proj_bias: { data: new Float32Array(3 * E), dims: [3 * E] },
+    'out_proj.weight': { data: new Float32Array(E * E), dims: [E / 2, 2 * E] }, 'out_proj.bias': { data: new Float32Array(E), dims: [E] },
+  }));
+  const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: 2 });
+  assert.throws(() => layer.setWeights(tensors), { name: 'RangeError', message: 'setWeights: out_proj.weight must have dims [8, 8], got [4, 16]' });
+  layer.dispose();
+});
