@@ -41,7 +41,7 @@ const WEIGHT_CASES = (w) => [
   [{ ...w, in_proj_weight: w.inProjWeight }, TypeError, /"inProjWeight" and "in_proj_weight" are the same weight/],
   [{ ...w, bias_k: w.outProjBias }, TypeError, /"bias_k" comes from add_bias_kv=True, which is not supported/],
   [{ in_proj_weight: w.inProjWeight, in_proj_bias: w.inProjBias, 'out_proj.weight': w.outProjWeight }, TypeError, /missing outProjBias \(PyTorch out_proj.bias/],
-  [{ ...w, outProjWeight: undefined, 'out_proj.weight': { data: w.outProjWeight, dims: [8, 9] } }, RangeError, /out_proj.weight must have dims/],
+  [{ ...w, outProjWeight: undefined, 'out_proj.weight': { data: f32(72), dims: [8, 9] } }, RangeError, /out_proj.weight must have dims \[8, 8\], got \[8, 9\]/],
   [{ ...w, qProjWeight: f32(64) }, TypeError, /either inProjWeight or qProjWeight\/kProjWeight\/vProjWeight, not both/],
   [{ outProjWeight: w.outProjWeight, inProjBias: w.inProjBias, outProjBias: w.outProjBias, qProjWeight: f32(64) }, TypeError, /missing kProjWeight/],
   [{ ...w, outProjWeight: { data: f32(64), dims: [4, 16] } }, RangeError, /outProjWeight must have dims \[8, 8\], got \[4, 16\]/],
