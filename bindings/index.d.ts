@@ -6,12 +6,17 @@ export interface Tensor<T extends Float32Array | Uint8Array = Float32Array> {
   dims: number[];
 }
 
+/** The files init() loads: the threaded build (with its pthread worker script) or the single-thread build. */
+export type MhaFile = 'mha-wasm-threads.js' | 'mha-wasm-threads.wasm' | 'mha-wasm-threads.worker.js' | 'mha-wasm-simd.js' | 'mha-wasm-simd.wasm';
+
 export interface InitOptions {
   /** 'auto' (default): the machine's cores, at most 8. 1 loads the single-thread build. */
   threads?: 'auto' | number;
   /** Folder (URL, or a path in Node) holding the dist/ files. Default: the package's own dist/. */
   baseUrl?: string | URL;
-  /** Maps a file name (e.g. 'mha-wasm-threads.wasm') to its URL; overrides baseUrl. */
+  /** URLs of single files, e.g. { 'mha-wasm-simd.wasm': 'https://cdn.example/x.wasm' }; the rest come from baseUrl. */
+  urls?: Partial<Record<MhaFile, string | URL>>;
+  /** Maps a file name (e.g. 'mha-wasm-threads.wasm') to its URL; overrides baseUrl and urls. */
   locateFile?: (fileName: string) => string | URL;
 }
 
@@ -26,7 +31,7 @@ export interface MultiHeadAttentionOptions {
   bias?: boolean;
 }
 
-type Weight = Float32Array | Tensor<Float32Array>;
+export type Weight = Float32Array | Tensor<Float32Array>;
 
 /**
  * PyTorch nn.MultiheadAttention state_dict, camelCase. Give either inProjWeight
@@ -45,6 +50,20 @@ export interface MultiHeadAttentionWeights {
   /** [E] */
   outProjBias?: Weight;
 }
+
+/** The same weights by PyTorch's state_dict names, as parseSafetensors() returns them. */
+export interface TorchMultiHeadAttentionWeights {
+  in_proj_weight?: Weight;
+  q_proj_weight?: Weight;
+  k_proj_weight?: Weight;
+  v_proj_weight?: Weight;
+  in_proj_bias?: Weight;
+  'out_proj.weight'?: Weight;
+  'out_proj.bias'?: Weight;
+}
+
+/** Tensors read from a .safetensors file, by name. */
+export type TensorMap = Record<string, Tensor<Float32Array>>;
 
 export interface MaskOptions {
   /**
@@ -90,8 +109,8 @@ export declare class MultiHeadAttention {
   readonly bias: boolean;
   readonly headDim: number;
   readonly disposed: boolean;
-  /** Copies the weights in. */
-  setWeights(weights: MultiHeadAttentionWeights): void;
+  /** Copies the weights in: camelCase or PyTorch names (e.g. parseSafetensors(bytes)). */
+  setWeights(weights: MultiHeadAttentionWeights | TorchMultiHeadAttentionWeights | TensorMap): void;
   /**
    * query [B, Lq, E] or [Lq, E]; key [B, Lk, kdim]; value [B, Lk, vdim].
    * key and value omitted or null: self-attention.
@@ -121,3 +140,16 @@ export declare function init(options?: InitOptions): Promise<Mha>;
 
 /** What this engine supports, and if threads are out, why. */
 export declare function probeFeatures(): { simd: boolean; threads: boolean; threadsReason: string | null };
+
+/**
+ * Reads a .safetensors file (Hugging Face's format) into tensors by name; F16,
+ * BF16 and F64 become float32. prefix keeps only names starting with it, and
+ * strips it. A malformed file throws a TypeError or RangeError saying what is wrong.
+ */
+export declare function parseSafetensors(bytes: Uint8Array | ArrayBuffer, options?: { prefix?: string }): TensorMap;
+
+/** The file's __metadata__ ({} when it has none). */
+export declare function safetensorsMetadata(bytes: Uint8Array | ArrayBuffer): Record<string, string>;
+
+/** Writes float32 tensors (a bare Float32Array counts as 1-D) as a .safetensors file. */
+export declare function encodeSafetensors(tensors: Record<string, Tensor<Float32Array> | Float32Array>, metadata?: Record<string, string>): Uint8Array;

@@ -6,11 +6,10 @@
 //   layer.setWeights({ inProjWeight, inProjBias, outProjWeight, outProjBias });
 //   const { output, weights } = layer.forward(query, key, value, { isCausal: true });
 //   layer.dispose();
-import { BUILDS, hardwareConcurrency, instantiate, isNode, probeFeatures, unrefWorkers } from './loader.js';
+import { BUILDS, hardwareConcurrency, initOptions, instantiate, probeFeatures, unrefWorkers } from './loader.js';
 import { makeMultiHeadAttention } from './layer.js';
 import { Runtime } from './runtime.js';
 import { makeScaledDotProductAttention } from './sdpa.js';
-import { describe, plainObject } from './validate.js';
 
 const MAX_AUTO_THREADS = 8;
 const cache = new Map();
@@ -21,25 +20,16 @@ const cache = new Map();
  * @returns {Promise<import('./index').Mha>}
  */
 export function init(options = {}) {
-  let key;
+  let opts;
   try {
-    plainObject('init options', options, ['threads', 'baseUrl', 'locateFile']);
-    const { threads = 'auto', baseUrl, locateFile } = options;
-    if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1)) {
-      const msg = `init: threads must be 'auto' or a positive integer, got ${describe(threads)}`;
-      throw typeof threads === 'number' ? new RangeError(msg) : new TypeError(msg);
-    }
-    if (baseUrl !== undefined && typeof baseUrl !== 'string' && !(baseUrl instanceof URL))
-      throw new TypeError(`init: baseUrl must be a string or URL, got ${describe(baseUrl)}`);
-    if (locateFile !== undefined && typeof locateFile !== 'function')
-      throw new TypeError(`init: locateFile must be a function (fileName) => url, got ${describe(locateFile)}`);
-    key = JSON.stringify([threads, baseUrl === undefined ? null : String(baseUrl)]);
-    if (locateFile) key = null;  // functions cannot be compared: no memoization
+    opts = initOptions(options, { functions: true });
   } catch (e) {
     return Promise.reject(e);
   }
+  // locateFile is a function and cannot be compared: no memoization then.
+  const key = opts.locateFile ? null : JSON.stringify([opts.threads, opts.base.href, opts.urls]);
   if (key !== null && cache.has(key)) return cache.get(key);
-  const p = load({ threads: options.threads ?? 'auto', baseUrl: options.baseUrl, locateFile: options.locateFile });
+  const p = load(opts);
   if (key !== null) {
     cache.set(key, p);
     p.catch(() => cache.delete(key));  // a failed load may be retried
@@ -47,14 +37,13 @@ export function init(options = {}) {
   return p;
 }
 
-async function load({ threads, baseUrl, locateFile }) {
+async function load({ threads, base, urls, locateFile }) {
   const features = probeFeatures();
   if (!features.simd)
     throw new Error('mha-wasm needs WebAssembly SIMD (Chrome/Edge 91+, Firefox 89+, Safari 16.4+, Node.js 16.4+)');
   const wanted = threads === 'auto' ? Math.min(MAX_AUTO_THREADS, await hardwareConcurrency()) : threads;
   const useThreads = wanted > 1 && features.threads;
-  const where = locateFile ? { locateFile } : { base: resolveBase(baseUrl) };
-  const inst = await instantiate(useThreads ? 'threads' : 'simd', where, useThreads ? wanted - 1 : 0);
+  const inst = await instantiate(useThreads ? 'threads' : 'simd', { base, urls, locateFile }, useThreads ? wanted - 1 : 0);
   const used = inst.mod.setThreads(useThreads ? wanted : 1);
   unrefWorkers(inst.mod);
   let threadsNote = null;
@@ -65,17 +54,6 @@ async function load({ threads, baseUrl, locateFile }) {
     build: useThreads ? BUILDS.threads.file : BUILDS.simd.file,
     threadsNote,
   });
-}
-
-function resolveBase(baseUrl) {
-  if (baseUrl === undefined) return new URL('../dist/', import.meta.url);
-  const s = String(baseUrl);
-  const withSlash = s.endsWith('/') ? s : s + '/';
-  if (isNode && !/^[a-z][a-z0-9+.-]*:/i.test(withSlash)) {
-    // A filesystem path in Node.
-    return new URL(withSlash, 'file://' + (withSlash.startsWith('/') ? '' : process.cwd() + '/'));
-  }
-  return new URL(withSlash, typeof location === 'object' ? location.href : import.meta.url);
 }
 
 function createApi(rt, info) {

@@ -39,6 +39,21 @@ function canonicalWeights(weights) {
   return { weights: out, givenAs };
 }
 
+/** Checks constructor options; returns the frozen configuration. Shared with the worker API. */
+export function layerConfig(options) {
+  if (options === undefined || options === null)
+    throw new TypeError('MultiHeadAttention: options { embedDim, numHeads } are required');
+  const o = plainObject('MultiHeadAttention options', options, CTOR_OPTIONS);
+  const embedDim = positiveInt('embedDim', o.embedDim);
+  const numHeads = positiveInt('numHeads', o.numHeads);
+  if (embedDim % numHeads !== 0)
+    throw new RangeError(`embedDim must be divisible by numHeads, got embedDim ${embedDim} and numHeads ${numHeads}`);
+  const kdim = o.kdim === undefined ? embedDim : positiveInt('kdim', o.kdim);
+  const vdim = o.vdim === undefined ? embedDim : positiveInt('vdim', o.vdim);
+  const bias = bool('bias', o.bias, true);
+  return Object.freeze({ embedDim, numHeads, kdim, vdim, bias, headDim: embedDim / numHeads });
+}
+
 export function makeMultiHeadAttention(rt) {
   // Frees layers the user forgot to dispose. dispose() unregisters.
   const registry = new FinalizationRegistry((handle) => { try { handle.delete(); } catch { /* runtime gone */ } });
@@ -50,19 +65,10 @@ export function makeMultiHeadAttention(rt) {
 
     /** @param {import('./index').MultiHeadAttentionOptions} options */
     constructor(options) {
-      if (options === undefined || options === null)
-        throw new TypeError('MultiHeadAttention: options { embedDim, numHeads } are required');
-      const o = plainObject('MultiHeadAttention options', options, CTOR_OPTIONS);
-      const embedDim = positiveInt('embedDim', o.embedDim);
-      const numHeads = positiveInt('numHeads', o.numHeads);
-      if (embedDim % numHeads !== 0)
-        throw new RangeError(`embedDim must be divisible by numHeads, got embedDim ${embedDim} and numHeads ${numHeads}`);
-      const kdim = o.kdim === undefined ? embedDim : positiveInt('kdim', o.kdim);
-      const vdim = o.vdim === undefined ? embedDim : positiveInt('vdim', o.vdim);
-      const bias = bool('bias', o.bias, true);
+      const cfg = layerConfig(options);
       rt.checkAlive();
-      this.#cfg = Object.freeze({ embedDim, numHeads, kdim, vdim, bias, headDim: embedDim / numHeads });
-      this.#handle = new rt.mod.Layer(embedDim, numHeads, kdim, vdim, bias);
+      this.#cfg = cfg;
+      this.#handle = new rt.mod.Layer(cfg.embedDim, cfg.numHeads, cfg.kdim, cfg.vdim, cfg.bias);
       registry.register(this, this.#handle, this);
     }
 

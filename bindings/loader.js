@@ -6,6 +6,8 @@
 // (bindings/extern-post.js.in publishes the factory on globalThis) and hand its
 // URL to the workers.
 
+import { describe, plainObject } from './validate.js';
+
 export const BUILDS = {
   threads: { file: 'mha-wasm-threads', exportName: 'MhaWasmThreads' },
   simd: { file: 'mha-wasm-simd', exportName: 'MhaWasmSimd' },
@@ -48,8 +50,50 @@ export async function hardwareConcurrency() {
   return (typeof navigator === 'object' && navigator.hardwareConcurrency) || 1;
 }
 
+/** Every file init() may load, for the urls option. */
+export const FILES = ['mha-wasm-threads.js', 'mha-wasm-threads.wasm', 'mha-wasm-threads.worker.js', 'mha-wasm-simd.js', 'mha-wasm-simd.wasm'];
+
+/** A URL from a string or URL: relative to the page in browsers, to the working directory for Node paths. */
+export function resolveUrl(u, dir = false) {
+  let s = String(u);
+  if (dir && !s.endsWith('/')) s += '/';
+  if (isNode && !/^[a-z][a-z0-9+.-]*:/i.test(s))  // a filesystem path in Node
+    return new URL(s, 'file://' + (s.startsWith('/') ? '' : process.cwd() + '/'));
+  return new URL(s, typeof location === 'object' ? location.href : import.meta.url);
+}
+
+/**
+ * Checks init() options and resolves locations: { threads, base: URL,
+ * urls: { fileName: href }, locateFile }. functions: whether locateFile is
+ * allowed (not across a worker boundary).
+ */
+export function initOptions(options, { functions, extra = [] }) {
+  const where = functions ? 'init' : 'init (mha-wasm/worker)';
+  plainObject(`${where} options`, options, ['threads', 'baseUrl', 'urls', ...(functions ? ['locateFile'] : []), ...extra]);
+  const { threads = 'auto', baseUrl, urls = {}, locateFile } = options ?? {};
+  if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1)) {
+    const msg = `${where}: threads must be 'auto' or a positive integer, got ${describe(threads)}`;
+    throw typeof threads === 'number' ? new RangeError(msg) : new TypeError(msg);
+  }
+  if (baseUrl !== undefined && typeof baseUrl !== 'string' && !(baseUrl instanceof URL))
+    throw new TypeError(`${where}: baseUrl must be a string or URL, got ${describe(baseUrl)}`);
+  if (urls === null || typeof urls !== 'object' || Array.isArray(urls))
+    throw new TypeError(`${where}: urls must be an object { fileName: url }, got ${describe(urls)}`);
+  const resolved = {};
+  for (const [name, u] of Object.entries(urls)) {
+    if (!FILES.includes(name)) throw new TypeError(`${where}: urls: unknown file "${name}" (the files are ${FILES.join(', ')})`);
+    if (typeof u !== 'string' && !(u instanceof URL)) throw new TypeError(`${where}: urls["${name}"] must be a string or URL, got ${describe(u)}`);
+    resolved[name] = resolveUrl(u).href;
+  }
+  if (locateFile !== undefined && typeof locateFile !== 'function')
+    throw new TypeError(`${where}: locateFile must be a function (fileName) => url, got ${describe(locateFile)}`);
+  const base = baseUrl === undefined ? new URL('../dist/', import.meta.url) : resolveUrl(baseUrl, true);
+  return { threads, base, urls: resolved, locateFile };
+}
+
 function locate(name, where) {
   if (typeof where.locateFile === 'function') return String(where.locateFile(name));
+  if (where.urls && where.urls[name]) return where.urls[name];
   return new URL(name, where.base).href;
 }
 
@@ -103,8 +147,8 @@ async function loadFactory(build, glueUrl) {
 }
 
 /**
- * Instantiates a build. where: { base: URL of the folder holding the files } or
- * { locateFile(name) => url }. poolSize: pthread workers to pre-spawn.
+ * Instantiates a build. where: { base: URL of the folder holding the files,
+ * urls: { fileName: href } overriding it, locateFile(name) => url overriding both }. poolSize: pthread workers to pre-spawn.
  */
 export async function instantiate(buildName, where, poolSize) {
   const build = BUILDS[buildName];

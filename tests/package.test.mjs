@@ -23,7 +23,8 @@ test('npm pack -> install in an empty folder -> runs without Emscripten', () => 
     const report = sh('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: root });
     const packed = JSON.parse(report.slice(report.search(/^\[\s*\{/m)))[0];
     const files = packed.files.map((f) => f.path).sort();
-    for (const f of ['bindings/index.js', 'bindings/index.d.ts', 'bindings/loader.js', 'dist/package.json',
+    for (const f of ['bindings/index.js', 'bindings/index.d.ts', 'bindings/loader.js', 'bindings/worker.js', 'bindings/worker.d.ts',
+      'bindings/worker-host.js', 'bindings/safetensors.js', 'dist/package.json',
       'dist/mha-wasm-threads.js', 'dist/mha-wasm-threads.wasm', 'dist/mha-wasm-threads.worker.js',
       'dist/mha-wasm-simd.js', 'dist/mha-wasm-simd.wasm', 'package.json', 'README.md'])
       assert.ok(files.includes(f), `${f} missing from the package: ${files}`);
@@ -46,12 +47,24 @@ test('npm pack -> install in an empty folder -> runs without Emscripten', () => 
         const kv = { data: Float32Array.of(5, 6, 7, 8), dims: [1, 4] };
         console.log(mha.build, mha.threads, Array.from(layer.forward(q, kv, kv).output.data).join(','));
         layer.dispose();
-      }`);
+      }
+      const { init: initWorker, encodeSafetensors, parseSafetensors } = await import('mha-wasm/worker');
+      const w = await initWorker({ threads: 2 });
+      const layer = new w.MultiHeadAttention({ embedDim: 4, numHeads: 2 });
+      const eye = new Float32Array(16); for (let i = 0; i < 4; i++) eye[i * 5] = 1;
+      const inProj = new Float32Array(48); inProj.set(eye, 0); inProj.set(eye, 16); inProj.set(eye, 32);
+      const file = encodeSafetensors({ in_proj_weight: { data: inProj, dims: [12, 4] }, in_proj_bias: new Float32Array(12),
+        'out_proj.weight': { data: eye, dims: [4, 4] }, 'out_proj.bias': new Float32Array(4) });
+      await layer.setWeights(parseSafetensors(file));
+      const kv = { data: Float32Array.of(5, 6, 7, 8), dims: [1, 4] };
+      const r = await layer.forward({ data: Float32Array.of(1, 2, 3, 4), dims: [1, 4] }, kv, kv);
+      console.log('worker', w.build, w.threads, Array.from(r.output.data).join(','));
+      w.terminate();`);
     const bin = path.join(tmp, 'bin');  // PATH with node alone: no em++, cmake, npm
     fs.mkdirSync(bin);
     fs.symlinkSync(process.execPath, path.join(bin, 'node'));
     const out = sh(path.join(bin, 'node'), ['main.mjs'], { cwd: app, env: { PATH: bin, HOME: tmp } });
-    assert.deepEqual(out.trim().split('\n'), ['mha-wasm-simd 1 5,6,7,8', 'mha-wasm-threads 2 5,6,7,8']);
+    assert.deepEqual(out.trim().split('\n'), ['mha-wasm-simd 1 5,6,7,8', 'mha-wasm-threads 2 5,6,7,8', 'worker mha-wasm-threads 2 5,6,7,8']);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

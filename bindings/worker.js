@@ -1,0 +1,216 @@
+// mha-wasm/worker: the same API, computed in a worker so the caller's thread
+// (a page's main thread, say) never blocks. Methods return Promises; results
+// come back as transferables; several layers can share one worker.
+//
+//   import { init } from 'mha-wasm/worker';
+//   const mha = await init({ threads: 'auto' });        // starts one worker
+//   const layer = new mha.MultiHeadAttention({ embedDim: 64, numHeads: 4 });
+//   await layer.setWeights(weights);
+//   const { output, weights } = await layer.forward(x, null, null, { needWeights: true });
+//   layer.dispose();
+//   mha.terminate();
+import { layerConfig } from './layer.js';
+import { initOptions, isNode, probeFeatures } from './loader.js';
+import { bool, describe, plainObject } from './validate.js';
+
+export { probeFeatures };
+export { encodeSafetensors, parseSafetensors, safetensorsMetadata } from './safetensors.js';
+
+const ERRORS = { TypeError, RangeError, Error };
+
+/** A worker with request/response messaging. Node: worker_threads, unref'd while idle. */
+async function startWorker(url) {
+  let w, on;
+  if (isNode) {
+    const { Worker } = await import('node:worker_threads');
+    // The parent's flags, minus one that only applies to `node -e` and would stop the worker.
+    w = new Worker(url, { execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')) });
+    on = (ev, fn) => w.on(ev, ev === 'exit' ? (code) => fn(`it exited with code ${code}`) : fn);
+    w.unref();
+  } else {
+    w = new Worker(url, { type: 'module', name: 'mha-wasm' });
+    on = (ev, fn) => {
+      if (ev === 'message') w.addEventListener('message', (e) => fn(e.data));
+      else if (ev === 'error') w.addEventListener('error', (e) => { e.preventDefault(); fn(e.message ? new Error(e.message) : null); });
+      else if (ev === 'messageerror') w.addEventListener('messageerror', () => fn(new Error('a message could not be decoded')));
+    };
+  }
+  const pending = new Map();
+  let nextId = 1, dead = null, readyResolve, readyReject;
+  const ready = new Promise((res, rej) => { readyResolve = res; readyReject = rej; });
+  const idle = () => { if (isNode && pending.size === 0) w.unref(); };
+  const die = (why) => {
+    if (dead) return;
+    dead = new Error(`mha-wasm/worker: the worker stopped (${why})`);
+    readyReject(dead);
+    for (const p of pending.values()) p.reject(dead);
+    pending.clear();
+    idle();
+  };
+  on('message', (m) => {
+    if (m && m.ready) return readyResolve();
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    idle();
+    if (m.ok) p.resolve(m.value);
+    else p.reject(new (ERRORS[m.error.name] || Error)(m.error.message));
+  });
+  on('error', (e) => die(e ? e.message : `the worker script ${url} failed to load or threw`));
+  on('messageerror', (e) => die(e.message));
+  on('exit', (why) => die(why));
+
+  return {
+    ready,
+    get dead() { return dead; },
+    /** Sends one request; transfer: ArrayBuffers to move. */
+    call(op, args, transfer = [], what = op) {
+      if (dead) return Promise.reject(dead);
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        try {
+          w.postMessage({ id, op, args }, transfer);
+        } catch (e) {
+          throw new TypeError(`${what}: the arguments cannot be sent to the worker (${e.name}: ${e.message})`);
+        }
+        pending.set(id, { resolve, reject });
+        if (isNode && pending.size === 1) w.ref();
+      });
+    },
+    terminate() {
+      die('terminate() was called');
+      w.terminate();
+    },
+  };
+}
+
+/**
+ * Typed arrays in args (one level into tensors and option objects) are sent as
+ * copies of just their elements, or, with transfer, by moving their buffers.
+ */
+function marshal(value, transfer, list) {
+  if (ArrayBuffer.isView(value)) {
+    const whole = value.byteOffset === 0 && value.byteLength === value.buffer.byteLength;
+    if (transfer && whole && value.buffer instanceof ArrayBuffer) {
+      if (!list.includes(value.buffer)) list.push(value.buffer);
+      return value;
+    }
+    return whole && !transfer ? value : value.slice();  // a view of a larger buffer would clone all of it
+  }
+  if (value && typeof value === 'object' && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype) {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) out[k] = ArrayBuffer.isView(v) ? marshal(v, transfer, list) :
+      v && typeof v === 'object' && ArrayBuffer.isView(v.data) ? { ...v, data: marshal(v.data, transfer, list) } : v;
+    return out;
+  }
+  return value;
+}
+
+function makeWorkerClass(conn) {
+  // A layer dropped without dispose() is freed in the worker. dispose() unregisters.
+  const registry = new FinalizationRegistry((id) => { if (!conn.dead) conn.call('dispose', [id]).catch(() => {}); });
+  let nextLayer = 1;
+
+  class MultiHeadAttention {
+    #id;
+    #cfg;
+    #disposed = false;
+
+    /** @param {import('./index').MultiHeadAttentionOptions} options */
+    constructor(options) {
+      const cfg = layerConfig(options);
+      if (conn.dead) throw conn.dead;
+      this.#cfg = cfg;
+      this.#id = nextLayer++;
+      // A failure here (out of memory) is reported by the layer's next call.
+      conn.call('create', [this.#id, options]).catch(() => {});
+      registry.register(this, this.#id, this);
+    }
+
+    get embedDim() { return this.#cfg.embedDim; }
+    get numHeads() { return this.#cfg.numHeads; }
+    get kdim() { return this.#cfg.kdim; }
+    get vdim() { return this.#cfg.vdim; }
+    get bias() { return this.#cfg.bias; }
+    get headDim() { return this.#cfg.headDim; }
+    get disposed() { return this.#disposed; }
+
+    #check(what) {
+      if (this.#disposed) throw new Error(`MultiHeadAttention.${what}: this layer has been disposed`);
+    }
+
+    /**
+     * Copies the weights to the worker (transfer: true moves their buffers instead).
+     * @returns {Promise<void>}
+     */
+    async setWeights(weights, options) {
+      this.#check('setWeights');
+      const transfer = bool('setWeights options.transfer', plainObject('setWeights options', options, ['transfer']).transfer, false);
+      const list = [];
+      return conn.call('setWeights', [this.#id, marshal(weights, transfer, list)], list, 'setWeights');
+    }
+
+    /**
+     * The same arguments as the synchronous forward(); options.transfer: true
+     * moves the input buffers to the worker (they become unusable here).
+     * @returns {Promise<import('./index').AttentionResult>}
+     */
+    async forward(query, key, value, options) {
+      this.#check('forward');
+      const { transfer: t, ...rest } = plainObject('forward options', options, Object.keys(options ?? {}));
+      const transfer = bool('options.transfer', t, false);
+      const list = [];
+      const args = [query, key, value].map((x) => marshal(x, transfer, list));
+      return conn.call('forward', [this.#id, ...args, marshal(rest, transfer, list)], list, 'forward');
+    }
+
+    /** Frees the layer in the worker. Further calls reject; a second dispose() does nothing. */
+    dispose() {
+      if (this.#disposed) return;
+      this.#disposed = true;
+      registry.unregister(this);
+      if (!conn.dead) conn.call('dispose', [this.#id]).catch(() => {});
+    }
+  }
+  return MultiHeadAttention;
+}
+
+/**
+ * Starts a worker and loads the runtime in it. Not memoized: each call is a
+ * new worker (terminate() it when done). Options as init() from 'mha-wasm',
+ * except locateFile (a function cannot reach a worker: use baseUrl or urls),
+ * plus workerUrl: where bindings/worker-host.js is served from.
+ * @param {import('./worker').WorkerInitOptions} [options]
+ * @returns {Promise<import('./worker').WorkerMha>}
+ */
+export async function init(options = {}) {
+  const opts = initOptions(options, { functions: false, extra: ['workerUrl'] });
+  const { workerUrl } = options ?? {};
+  if (workerUrl !== undefined && typeof workerUrl !== 'string' && !(workerUrl instanceof URL))
+    throw new TypeError(`init (mha-wasm/worker): workerUrl must be a string or URL, got ${describe(workerUrl)}`);
+  const url = workerUrl === undefined ? new URL('./worker-host.js', import.meta.url) : new URL(String(workerUrl), typeof location === 'object' ? location.href : import.meta.url);
+  const conn = await startWorker(url);
+  try {
+    await conn.ready;
+    const info = await conn.call('init', [{ threads: opts.threads, baseUrl: opts.base.href, urls: opts.urls }]);
+    return Object.freeze({
+      ...info,
+      MultiHeadAttention: makeWorkerClass(conn),
+      /** scaledDotProductAttention in the worker; options.transfer as in forward(). */
+      async scaledDotProductAttention(q, k, v, options) {
+        const { transfer: t, ...rest } = plainObject('scaledDotProductAttention options', options, Object.keys(options ?? {}));
+        const transfer = bool('options.transfer', t, false);
+        const list = [];
+        const args = [q, k, v].map((x) => marshal(x, transfer, list));
+        return conn.call('sdpa', [...args, marshal(rest, transfer, list)], list, 'scaledDotProductAttention');
+      },
+      /** Diagnostics from the worker: wasm heap size, live layers. */
+      stats: () => conn.call('stats', []),
+      /** Stops the worker. Pending and later calls reject. */
+      terminate: () => conn.terminate(),
+    });
+  } catch (e) {
+    conn.terminate();
+    throw e;
+  }
+}

@@ -1,0 +1,24 @@
+// The mha-wasm/worker declarations, compiled with tsc --noEmit (see usage.ts).
+import { init, parseSafetensors, type WorkerMha } from 'mha-wasm/worker';
+import { encodeSafetensors, safetensorsMetadata } from 'mha-wasm';
+
+async function main(): Promise<void> {
+  const mha: WorkerMha = await init({ threads: 2, baseUrl: '/assets/', urls: { 'mha-wasm-simd.wasm': new URL('https://cdn.example/s.wasm') } });
+  const layer = new mha.MultiHeadAttention({ embedDim: 8, numHeads: 2 });
+  const file: Uint8Array = encodeSafetensors({ 'out_proj.weight': { data: new Float32Array(64), dims: [8, 8] } }, { num_heads: '2' });
+  const meta: Record<string, string> = safetensorsMetadata(file);
+  await layer.setWeights(parseSafetensors(file, { prefix: '' }), { transfer: true });
+  await layer.setWeights({ in_proj_weight: new Float32Array(192), 'out_proj.weight': new Float32Array(64) });
+  const r = await layer.forward({ data: new Float32Array(16), dims: [2, 8] }, null, null, { needWeights: true, transfer: true });
+  const s = await mha.scaledDotProductAttention(r.output, r.output, r.output, { isCausal: true });
+  console.log(meta, s.output.dims, (await mha.stats()).workerLayers, mha.threadsNote);
+  layer.dispose();
+  mha.terminate();
+  // @ts-expect-error forward returns a Promise
+  layer.forward({ data: new Float32Array(16), dims: [2, 8] }).output;
+  // @ts-expect-error locateFile cannot cross into a worker
+  await init({ locateFile: (n: string) => n });
+  // @ts-expect-error only the package's files can be given urls
+  await init({ urls: { 'other.wasm': 'x' } });
+}
+void main();

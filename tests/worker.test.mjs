@@ -1,0 +1,156 @@
+// mha-wasm/worker in Node (worker_threads): the same classes with Promise
+// methods, checked against the float64 reference; several layers in one worker;
+// transferables; errors keep their class and message; dispose, the
+// FinalizationRegistry backstop, terminate, and a script that exits by itself.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { init } from 'mha-wasm/worker';
+import { mhaReference, relErr, rng, sdpaReference, uniform } from './reference.mjs';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc');
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+function weightsFor(r, E) {
+  const s = 1 / Math.sqrt(E);
+  return { inProjWeight: uniform(r, 3 * E * E, -s, s), inProjBias: uniform(r, 3 * E, -s, s), outProjWeight: uniform(r, E * E, -s, s), outProjBias: uniform(r, E, -s, s) };
+}
+
+for (const threads of [1, 2]) {
+  test(`threads=${threads}: layers in one worker agree with the float64 reference`, async () => {
+    const mha = await init({ threads });
+    try {
+      assert.equal(mha.threads, threads);
+      assert.equal(mha.build, threads === 1 ? 'mha-wasm-simd' : 'mha-wasm-threads');
+      const r = rng(31 + threads);
+      const specs = [{ E: 32, H: 4, B: 2, L: 37, opts: { isCausal: true, needWeights: true } },
+        { E: 24, H: 3, B: 1, L: 70, opts: { needWeights: true, averageWeights: false } }];
+      const layers = specs.map(({ E, H }) => new mha.MultiHeadAttention({ embedDim: E, numHeads: H }));
+      const ws = specs.map(({ E }) => weightsFor(r, E));
+      await Promise.all(layers.map((l, i) => l.setWeights(ws[i])));
+      const xs = specs.map(({ E, B, L }) => uniform(r, B * L * E, -2, 2));
+      // Interleaved requests on two layers, all in flight at once.
+      const runs = await Promise.all([0, 1, 0, 1].map((i) => layers[i].forward({ data: xs[i], dims: [specs[i].B, specs[i].L, specs[i].E] }, null, null, specs[i].opts)));
+      runs.forEach((got, n) => {
+        const { E, H, B, L, opts } = specs[n % 2];
+        const ref = mhaReference({ E, H, kdim: E, vdim: E, bias: true }, ws[n % 2], B, L, L, xs[n % 2], xs[n % 2], xs[n % 2], opts);
+        assert.deepEqual(got.output.dims, [B, L, E]);
+        assert.ok(relErr(got.output.data, ref.output) <= 1e-4);
+        assert.ok(relErr(got.weights.data, ref.weights) <= 1e-4);
+        assert.equal(got.output.data.buffer.byteLength, B * L * E * 4, 'the output owns an exact-size buffer');
+      });
+      assert.equal((await mha.stats()).workerLayers, 2);
+      for (const l of layers) l.dispose();
+      assert.deepEqual(await mha.stats(), { wasmMemoryBytes: (await mha.stats()).wasmMemoryBytes, liveLayers: 0, workerLayers: 0 });
+
+      const [B, H, L, D] = [2, 3, 20, 8];
+      const q = uniform(r, B * H * L * D, -1, 1), k = uniform(r, B * H * L * D, -1, 1), v = uniform(r, B * H * L * D, -1, 1);
+      const s = await mha.scaledDotProductAttention({ data: q, dims: [B, H, L, D] }, { data: k, dims: [B, H, L, D] }, { data: v, dims: [B, H, L, D] }, { isCausal: true });
+      assert.ok(relErr(s.output.data, sdpaReference({ B, H, Lq: L, Lk: L, D, Dv: D }, q, k, v, { isCausal: true }).output) <= 1e-4);
+    } finally {
+      mha.terminate();
+    }
+  });
+}
+
+test('transfer moves input buffers; without it inputs stay usable, and subarrays send only their elements', async () => {
+  const mha = await init({ threads: 1 });
+  try {
+    const r = rng(4), E = 16, L = 6;
+    const w = weightsFor(r, E);
+    const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: 2 });
+    const wCopy = Object.fromEntries(Object.entries(w).map(([k, a]) => [k, a.slice()]));
+    await layer.setWeights(wCopy, { transfer: true });
+    assert.equal(wCopy.inProjWeight.length, 0, 'transferred: detached here');
+    const big = uniform(r, 10 * L * E, -1, 1);
+    const x = big.subarray(3 * L * E, 4 * L * E);
+    const ref = mhaReference({ E, H: 2, kdim: E, vdim: E, bias: true }, w, 1, L, L, x, x, x, {});
+    const a = await layer.forward({ data: x, dims: [L, E] });
+    assert.equal(x.length, L * E, 'not transferred: still usable');
+    assert.ok(relErr(a.output.data, ref.output) <= 1e-4);
+    const own = x.slice();
+    const b = await layer.forward({ data: own, dims: [L, E] }, null, null, { transfer: true });
+    assert.equal(own.length, 0);
+    assert.deepEqual(b.output.data, a.output.data);
+    layer.dispose();
+  } finally {
+    mha.terminate();
+  }
+});
+
+test('errors keep their class and message, and the worker keeps working', async () => {
+  const mha = await init({ threads: 2 });
+  try {
+    const r = rng(9), E = 8;
+    const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: 2 });
+    assert.throws(() => new mha.MultiHeadAttention({ embedDim: 10, numHeads: 3 }), { name: 'RangeError', message: /embedDim must be divisible by numHeads/ });
+    await assert.rejects(layer.forward({ data: uniform(r, E, 0, 1), dims: [1, E] }), { name: 'Error', message: /weights are not set/ });
+    const w = weightsFor(r, E);
+    await assert.rejects(layer.setWeights({ ...w, outProjBias: new Float64Array(E) }), { name: 'TypeError', message: /outProjBias must be a Float32Array/ });
+    await layer.setWeights(w);
+    await assert.rejects(layer.forward({ data: new Float32Array(5), dims: [1, 2, E] }), { name: 'RangeError', message: 'query.data has 5 elements but dims [1, 2, 8] need 16' });
+    await assert.rejects(layer.forward({ data: uniform(r, E, 0, 1), dims: [1, E] }, null, null, { isCausal: 'yes' }), { name: 'TypeError', message: /options.isCausal must be a boolean/ });
+    await assert.rejects(layer.forward({ data: uniform(r, E, 0, 1), dims: [1, E] }, null, null, { transfer: 1 }), { name: 'TypeError', message: /options.transfer must be a boolean/ });
+    await assert.rejects(layer.forward({ data: () => 1, dims: [1, E] }), { name: 'TypeError', message: /forward: the arguments cannot be sent to the worker/ });
+    await assert.rejects(layer.setWeights(w, { transfr: true }), { name: 'TypeError', message: /unknown option "transfr"/ });
+    const x = uniform(r, 3 * E, -1, 1);
+    const got = await layer.forward({ data: x, dims: [3, E] });
+    assert.ok(relErr(got.output.data, mhaReference({ E, H: 2, kdim: E, vdim: E, bias: true }, w, 1, 3, 3, x, x, x, {}).output) <= 1e-4);
+    layer.dispose();
+    layer.dispose();
+    assert.equal(layer.disposed, true);
+    await assert.rejects(layer.forward({ data: x, dims: [3, E] }), { message: 'MultiHeadAttention.forward: this layer has been disposed' });
+  } finally {
+    mha.terminate();
+  }
+});
+
+test('init option errors, a missing worker script, and terminate', async () => {
+  await assert.rejects(init({ locateFile: () => 'x' }), { name: 'TypeError', message: /init \(mha-wasm\/worker\) options: unknown option "locateFile"/ });
+  await assert.rejects(init({ urls: { 'mha.wasm': 'x' } }), { name: 'TypeError', message: /urls: unknown file "mha.wasm"/ });
+  await assert.rejects(init({ threads: 0 }), { name: 'RangeError', message: /threads must be 'auto' or a positive integer, got 0/ });
+  await assert.rejects(init({ workerUrl: new URL('./no-such-host.js', import.meta.url) }), { message: /mha-wasm\/worker: the worker stopped .*no-such-host\.js/ });
+  await assert.rejects(init({ threads: 1, baseUrl: new URL('./', import.meta.url) }), { message: /mha-wasm: cannot (read|load) .*tests\/mha-wasm-simd/ });
+
+  const mha = await init({ threads: 1 });
+  const layer = new mha.MultiHeadAttention({ embedDim: 8, numHeads: 1 });
+  const pending = layer.setWeights(weightsFor(rng(1), 8));
+  mha.terminate();
+  await assert.rejects(pending, { message: /the worker stopped \(terminate\(\) was called\)/ });
+  await assert.rejects(mha.stats(), { message: /the worker stopped/ });
+  assert.throws(() => new mha.MultiHeadAttention({ embedDim: 8, numHeads: 1 }), { message: /the worker stopped/ });
+});
+
+test('a layer dropped without dispose() is freed in the worker (FinalizationRegistry)', async () => {
+  const mha = await init({ threads: 1 });
+  try {
+    (() => { for (let i = 0; i < 5; i++) new mha.MultiHeadAttention({ embedDim: 8, numHeads: 2 }); })();
+    assert.equal((await mha.stats()).workerLayers, 5);
+    for (let i = 0; i < 20 && (await mha.stats()).workerLayers > 0; i++) {
+      gc();
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.deepEqual({ ...(await mha.stats()), wasmMemoryBytes: 0 }, { wasmMemoryBytes: 0, liveLayers: 0, workerLayers: 0 });
+  } finally {
+    mha.terminate();
+  }
+});
+
+test('a script using the worker API exits by itself', () => {
+  const script = `
+    import { init } from 'mha-wasm/worker';
+    const mha = await init({ threads: 2 });
+    const layer = new mha.MultiHeadAttention({ embedDim: 16, numHeads: 2 });
+    const f = (n) => Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 0.1);
+    await layer.setWeights({ inProjWeight: f(768), inProjBias: f(48), outProjWeight: f(256), outProjBias: f(16) });
+    const { output } = await layer.forward({ data: f(64), dims: [4, 16] });
+    console.log(output.data.length);`;
+  const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', timeout: 30000 });
+  assert.equal(res.error, undefined, `did not exit within 30 s: ${res.error}`);
+  assert.equal(res.status, 0, res.stderr);
+  assert.equal(res.stdout.trim(), '64');
+});
