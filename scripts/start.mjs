@@ -1,12 +1,15 @@
-// `npm start`: installs and builds what is missing, then runs the Node example.
-import path from 'node:path';
-import { root, setup, run } from './setup.mjs';
+// `npm start`: installs and builds what is missing, then serves the demo on
+// http://127.0.0.1:8080 (npm start -- --port 9000, or PORT=9000).
+import { setup } from './setup.mjs';
 import { buildWasm } from './build.mjs';
+import { main, parseArgs } from './serve.mjs';
 
 try {
+  const argv = process.argv.slice(2);
+  parseArgs(argv);  // bad arguments fail before the build
   setup();
   buildWasm();
-  run(process.execPath, [path.join(root, 'examples', 'node.mjs'), ...process.argv.slice(2)]);
+  await main(argv);
 } catch (e) {
   console.error(`npm start: ${e.message}`);
   process.exit(1);
