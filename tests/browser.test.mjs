@@ -6,14 +6,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, watch } from './chromium.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
-const CHROMIUM = '/usr/bin/chromium';
 
 function serve(isolated) {
   const server = http.createServer((req, res) => {
@@ -67,13 +65,7 @@ async function pageChecks() {
 
 let context, servers = [];
 before(async () => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing (apt-get install chromium; npm test installs it as root)`);
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM, headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  context = await launchChromium();
 });
 after(async () => {
   await context?.close();
@@ -85,13 +77,11 @@ for (const isolated of [true, false]) {
     const server = await serve(isolated);
     servers.push(server);
     const page = await context.newPage();
-    const problems = [];
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console.error: ${m.text()}`); });
+    const w = watch(page);
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
     const out = await page.evaluate(pageChecks);
     await page.close();
-    assert.deepEqual(problems, []);
+    assert.deepEqual(w.problems(), []);
     assert.equal(out.isolated, isolated);
     if (isolated) {
       assert.equal(out.build, 'mha-wasm-threads');

@@ -138,6 +138,7 @@ async function runPlayground() {
 let running = null, again = false;
 function schedule() {
   if (running) { again = true; return running; }
+  demo.busy = true;
   running = (async () => {
     do {
       again = false;
@@ -149,6 +150,7 @@ function schedule() {
       }
     } while (again);
     running = null;
+    demo.busy = false;
   })();
   return running;
 }
@@ -246,6 +248,7 @@ async function guarded(fn, errEl) {
 
 $('st-file').addEventListener('change', () => guarded(async () => {
   const f = $('st-file').files[0];
+  showError($('st-error'), null);
   stFile = null;
   demo.lastWeightsRun = null;
   $('st-info').textContent = '';
