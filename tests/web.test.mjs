@@ -77,6 +77,11 @@ async function checkAgainstNode(run) {
   assert.equal(run.drawn.length, H > 1 ? H + 1 : H);
   for (let h = 0; h < H; h++)
     assert.ok(relErr(f32(run.drawn[h].data), ref.weights.subarray((b * H + h) * L * L, (b * H + h + 1) * L * L)) <= 1e-4, `map of head ${h + 1}`);
+  if (H > 1) {
+    const mean = new Float64Array(L * L);
+    for (let h = 0; h < H; h++) for (let i = 0; i < L * L; i++) mean[i] += ref.weights[(b * H + h) * L * L + i] / H;
+    assert.ok(relErr(f32(run.drawn[H].data), mean) <= 1e-4, 'the head-averaged map');
+  }
   return { node, ref, L, H, B };
 }
 
@@ -121,6 +126,12 @@ test('isolated: threads, playground = Node, safetensors good and bad, benchmark,
   const { ref, L, H } = await checkAgainstNode(run);
   assert.ok(run.padMask.some((p) => p === 1), 'the second sentence is padded');
   assert.match(await page.textContent('#play-info'), /forward took [\d.]+ ms .* threads/);
+
+  // One thread, through the threads control: the single-thread build, same maps.
+  const one = await nextRun(page, () => page.selectOption('#threads', { value: '1' }));
+  assert.equal(one.build, 'mha-wasm-simd');
+  await checkAgainstNode(one);
+  await nextRun(page, () => page.selectOption('#threads', { value: 'auto' }));
 
   // Hover a cell of head 2 and read the value the page shows.
   const maps = page.locator('#maps figure');

@@ -71,7 +71,7 @@ function drawMaps(container, { tokens, attn, B, H, L, item, average = true, role
     maps.push(heatmap({ title: roles ? `Head ${h + 1}: ${headRole(h)}` : `Head ${h + 1}`, rows, cols: rows, data: attn.subarray((b * H + h) * L * L, (b * H + h + 1) * L * L) }));
   if (average && H > 1) {
     const avg = averageHeads(attn, B, H, L);
-    const m = heatmap({ title: 'All heads', rows, cols: rows, data: avg.subarray(b * L * L, (b + 1) * L * L) });
+    const m = heatmap({ title: 'All heads (mean)', rows, cols: rows, data: avg.subarray(b * L * L, (b + 1) * L * L) });
     m.classList.add('average');
     maps.push(m);
   }

@@ -30,6 +30,10 @@ export function heatmap({ title, rows, cols, data, max }) {
   canvas.tabIndex = 0;
   canvas.setAttribute('role', 'img');
   canvas.setAttribute('aria-label', `${title}: attention weights, ${R} query tokens by ${C} key tokens. Use the arrow keys to read values.`);
+  const scale = document.createElement('span');
+  scale.className = 'scale';
+  scale.textContent = ` brightest = ${scaleMax.toFixed(2)}`;
+  cap.append(scale);
   const readout = document.createElement('p');
   readout.className = 'readout';
   readout.setAttribute('aria-live', 'polite');
