@@ -99,9 +99,8 @@ export interface AttentionResult {
   weights: Tensor<Float32Array> | null;
 }
 
-/** torch.nn.MultiheadAttention with batch_first=True and dropout 0. */
-export declare class MultiHeadAttention {
-  constructor(options: MultiHeadAttentionOptions);
+/** The configuration of a layer, and whether it has been disposed. */
+export interface MultiHeadAttentionProperties {
   readonly embedDim: number;
   readonly numHeads: number;
   readonly kdim: number;
@@ -109,6 +108,12 @@ export declare class MultiHeadAttention {
   readonly bias: boolean;
   readonly headDim: number;
   readonly disposed: boolean;
+}
+
+/** torch.nn.MultiheadAttention with batch_first=True and dropout 0. */
+export interface MultiHeadAttention extends MultiHeadAttentionProperties {}
+export declare class MultiHeadAttention {
+  constructor(options: MultiHeadAttentionOptions);
   /** Copies the weights in: camelCase or PyTorch names (e.g. parseSafetensors(bytes)). */
   setWeights(weights: MultiHeadAttentionWeights | TorchMultiHeadAttentionWeights | TensorMap): void;
   /**

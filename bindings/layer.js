@@ -54,11 +54,23 @@ export function layerConfig(options) {
   return Object.freeze({ embedDim, numHeads, kdim, vdim, bias, headDim: embedDim / numHeads });
 }
 
+/** The configuration properties shared by the layer classes (here and in mha-wasm/worker). */
+export class LayerConfig {
+  #cfg;
+  constructor(cfg) { this.#cfg = cfg; }
+  get embedDim() { return this.#cfg.embedDim; }
+  get numHeads() { return this.#cfg.numHeads; }
+  get kdim() { return this.#cfg.kdim; }
+  get vdim() { return this.#cfg.vdim; }
+  get bias() { return this.#cfg.bias; }
+  get headDim() { return this.#cfg.headDim; }
+}
+
 export function makeMultiHeadAttention(rt) {
   // Frees layers the user forgot to dispose. dispose() unregisters.
   const registry = new FinalizationRegistry((handle) => { try { handle.delete(); } catch { /* runtime gone */ } });
 
-  class MultiHeadAttention {
+  class MultiHeadAttention extends LayerConfig {
     #handle;
     #cfg;
     #hasWeights = false;
@@ -67,17 +79,12 @@ export function makeMultiHeadAttention(rt) {
     constructor(options) {
       const cfg = layerConfig(options);
       rt.checkAlive();
+      super(cfg);
       this.#cfg = cfg;
       this.#handle = new rt.mod.Layer(cfg.embedDim, cfg.numHeads, cfg.kdim, cfg.vdim, cfg.bias);
       registry.register(this, this.#handle, this);
     }
 
-    get embedDim() { return this.#cfg.embedDim; }
-    get numHeads() { return this.#cfg.numHeads; }
-    get kdim() { return this.#cfg.kdim; }
-    get vdim() { return this.#cfg.vdim; }
-    get bias() { return this.#cfg.bias; }
-    get headDim() { return this.#cfg.headDim; }
     get disposed() { return this.#handle === null; }
 
     #live(what) {

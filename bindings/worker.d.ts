@@ -1,7 +1,7 @@
 // Type declarations for mha-wasm/worker: the mha-wasm API run in a worker, with Promise methods.
 import type {
-  AttentionResult, ForwardOptions, InitOptions, MultiHeadAttentionOptions, MultiHeadAttentionWeights, SdpaOptions, Tensor,
-  TensorMap, TorchMultiHeadAttentionWeights,
+  AttentionResult, ForwardOptions, InitOptions, MultiHeadAttentionOptions, MultiHeadAttentionProperties, MultiHeadAttentionWeights,
+  SdpaOptions, Tensor, TensorMap, TorchMultiHeadAttentionWeights,
 } from './index.js';
 
 export type {
@@ -21,16 +21,10 @@ export interface TransferOption {
 }
 
 /** torch.nn.MultiheadAttention computed in the worker. */
+export interface MultiHeadAttention extends MultiHeadAttentionProperties {}
 export declare class MultiHeadAttention {
   /** Options are checked here and throw at once; the layer is made in the worker. */
   constructor(options: MultiHeadAttentionOptions);
-  readonly embedDim: number;
-  readonly numHeads: number;
-  readonly kdim: number;
-  readonly vdim: number;
-  readonly bias: boolean;
-  readonly headDim: number;
-  readonly disposed: boolean;
   setWeights(weights: MultiHeadAttentionWeights | TorchMultiHeadAttentionWeights | TensorMap, options?: TransferOption): Promise<void>;
   forward(query: Tensor, key?: Tensor | null, value?: Tensor | null, options?: ForwardOptions & TransferOption): Promise<AttentionResult>;
   /** Frees the layer in the worker; later calls reject. */

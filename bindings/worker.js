@@ -9,7 +9,7 @@
 //   const { output, weights } = await layer.forward(x, null, null, { needWeights: true });
 //   layer.dispose();
 //   mha.terminate();
-import { layerConfig } from './layer.js';
+import { LayerConfig, layerConfig } from './layer.js';
 import { initOptions, isNode, probeFeatures } from './loader.js';
 import { bool, describe, plainObject } from './validate.js';
 
@@ -111,28 +111,21 @@ function makeWorkerClass(conn) {
   const registry = new FinalizationRegistry((id) => { if (!conn.dead) conn.call('dispose', [id]).catch(() => {}); });
   let nextLayer = 1;
 
-  class MultiHeadAttention {
+  class MultiHeadAttention extends LayerConfig {
     #id;
-    #cfg;
     #disposed = false;
 
     /** @param {import('./index').MultiHeadAttentionOptions} options */
     constructor(options) {
       const cfg = layerConfig(options);
       if (conn.dead) throw conn.dead;
-      this.#cfg = cfg;
+      super(cfg);
       this.#id = nextLayer++;
       // A failure here (out of memory) is reported by the layer's next call.
       conn.call('create', [this.#id, options]).catch(() => {});
       registry.register(this, this.#id, this);
     }
 
-    get embedDim() { return this.#cfg.embedDim; }
-    get numHeads() { return this.#cfg.numHeads; }
-    get kdim() { return this.#cfg.kdim; }
-    get vdim() { return this.#cfg.vdim; }
-    get bias() { return this.#cfg.bias; }
-    get headDim() { return this.#cfg.headDim; }
     get disposed() { return this.#disposed; }
 
     #check(what) {

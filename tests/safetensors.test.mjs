@@ -1,33 +1,11 @@
-// The safetensors reader: files written here byte by byte (not with the
-// package's encoder), PyTorch nn.MultiheadAttention names fed straight into
+// The safetensors reader: files written byte by byte (safetensors-file.mjs, not
+// the package's encoder), PyTorch nn.MultiheadAttention names fed straight into
 // setWeights, conversions from F16/BF16/F64, and malformed or hostile files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeSafetensors, init, parseSafetensors, safetensorsMetadata } from 'mha-wasm';
 import { mhaReference, relErr, rng, uniform } from './reference.mjs';
-
-/** A .safetensors file from a header object and raw data bytes, with the header length given or computed. */
-function file(header, data = new Uint8Array(0), headerLength) {
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(headerLength ?? json.length));
-  return new Uint8Array(Buffer.concat([len, json, Buffer.from(data)]));
-}
-
-/** Tensors as F32 in the given order, via Buffer.writeFloatLE (no typed-array views). */
-function f32File(tensors, metadata) {
-  const header = metadata ? { __metadata__: metadata } : {};
-  const chunks = [];
-  let off = 0;
-  for (const [name, { data, dims }] of Object.entries(tensors)) {
-    const b = Buffer.alloc(data.length * 4);
-    data.forEach((x, i) => b.writeFloatLE(x, 4 * i));
-    header[name] = { dtype: 'F32', shape: dims, data_offsets: [off, off + b.length] };
-    chunks.push(b);
-    off += b.length;
-  }
-  return file(header, Buffer.concat(chunks));
-}
+import { f32File, file } from './safetensors-file.mjs';
 
 test('a PyTorch nn.MultiheadAttention state dict loads by its own names and computes the layer', async () => {
   const mha = await init({ threads: 1 });

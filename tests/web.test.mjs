@@ -13,6 +13,7 @@ import { serve } from '../scripts/serve.mjs';
 import { embedBatch, tokenize } from '../web/model.js';
 import { launchChromium, watch } from './chromium.mjs';
 import { mhaReference, relErr, rng, uniform } from './reference.mjs';
+import { f32File } from './safetensors-file.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const shots = path.join(root, 'build', 'screenshots');
@@ -85,24 +86,6 @@ async function checkAgainstNode(run) {
   return { node, ref, L, H, B };
 }
 
-/** A safetensors file built here byte by byte (independent of the package's encoder). */
-function safetensorsFile(tensors, metadata) {
-  const header = { __metadata__: metadata };
-  const chunks = [];
-  let off = 0;
-  for (const [name, { data, dims }] of Object.entries(tensors)) {
-    const buf = Buffer.alloc(data.length * 4);
-    data.forEach((v, i) => buf.writeFloatLE(v, 4 * i));
-    header[name] = { dtype: 'F32', shape: dims, data_offsets: [off, off + buf.length] };
-    chunks.push(buf);
-    off += buf.length;
-  }
-  const json = Buffer.from(JSON.stringify(header));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([len, json, ...chunks]);
-}
-
 test('isolated: threads, playground = Node, safetensors good and bad, benchmark, screenshots', async () => {
   const { page, w } = await open(true);
   assert.equal(await page.evaluate(() => self.crossOriginIsolated), true);
@@ -160,10 +143,10 @@ test('isolated: threads, playground = Node, safetensors good and bad, benchmark,
   const r = rng(77), E = 32, NH = 4, s = 1 / Math.sqrt(E);
   const tw = { in_proj_weight: uniform(r, 3 * E * E, -s, s), in_proj_bias: uniform(r, 3 * E, -s, s), 'out_proj.weight': uniform(r, E * E, -s, s), 'out_proj.bias': uniform(r, E, -s, s) };
   const dims = { in_proj_weight: [3 * E, E], in_proj_bias: [3 * E], 'out_proj.weight': [E, E], 'out_proj.bias': [E] };
-  const good = safetensorsFile(Object.fromEntries(Object.entries(tw).map(([k, v]) => [`encoder.self_attn.${k}`, { data: v, dims: dims[k] }])), { num_heads: String(NH) });
+  const good = f32File(Object.fromEntries(Object.entries(tw).map(([k, v]) => [`encoder.self_attn.${k}`, { data: v, dims: dims[k] }])), { num_heads: String(NH) });
   const upload = async (name, buffer) => {
     await page.evaluate(() => { window.mhaDemo.lastWeightsRun = null; window.mhaDemo.lastWeightsError = undefined; document.querySelector('#st-error').hidden = true; });
-    await page.setInputFiles('#st-file', { name, mimeType: 'application/octet-stream', buffer });
+    await page.setInputFiles('#st-file', { name, mimeType: 'application/octet-stream', buffer: Buffer.from(buffer) });
     await page.waitForFunction(() => window.mhaDemo.lastWeightsRun || window.mhaDemo.lastWeightsError || !document.querySelector('#st-error').hidden, null, { timeout: 30000 });
   };
   const checkGood = async () => {
@@ -183,13 +166,13 @@ test('isolated: threads, playground = Node, safetensors good and bad, benchmark,
   await checkGood();
   assert.match(await page.textContent('#st-table'), /encoder\.self_attn\.out_proj\.weight.*\[32, 32\].*out_proj\.weight/s);
 
-  const bad = Buffer.from(good);
+  const bad = Buffer.from(good);  // a copy
   bad.writeBigUInt64LE(BigInt(bad.length * 4), 0);  // header length beyond the file
   await upload('truncated.safetensors', bad);
   assert.match(await page.textContent('#st-error'), /RangeError: parseSafetensors: the header length field says \d+ bytes, but only \d+ bytes follow it/);
   assert.equal(await page.locator('#st-maps figure').count(), 0);
 
-  const misshapen = safetensorsFile({ ...Object.fromEntries(Object.entries(tw).map(([k, v]) => [k, { data: v, dims: dims[k] }])), in_proj_bias: { data: tw.in_proj_bias.subarray(0, 2 * E), dims: [2 * E] } }, { num_heads: String(NH) });
+  const misshapen = f32File({ ...Object.fromEntries(Object.entries(tw).map(([k, v]) => [k, { data: v, dims: dims[k] }])), in_proj_bias: { data: tw.in_proj_bias.subarray(0, 2 * E), dims: [2 * E] } }, { num_heads: String(NH) });
   await upload('misshapen.safetensors', misshapen);
   assert.match(await page.textContent('#st-error'), /RangeError: setWeights: in_proj_bias must have 96 = \[96\] elements, got 64|in_proj_bias must have dims \[96\], got \[64\]/);
 
