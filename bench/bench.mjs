@@ -1,0 +1,192 @@
+// `npm run bench`: mha-wasm against onnxruntime-web, TF.js (wasm backend) and
+// plain JavaScript on the performance issue's shapes, interleaved in one run,
+// in Node. Prints a table (median ms, GFLOP/s, % of the SIMD128 peak measured
+// by a probe, speed-ups) and writes build/bench/results-node.json.
+//
+//   npm run bench [-- --shapes S1,S4 --rounds 5 --no-plain]
+//
+// Each group runs in its own child process: one thread (mha-wasm, ORT-web,
+// TF.js, plain JS), two threads (mha-wasm 1 and 2 threads, ORT-web with 2;
+// ORT-web's thread count is fixed per process), and the L = 16384 case.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+import { LONG, SHAPES, flops, interleave, label, makeData, makeMhaWasm, makeOrt, makePlainJs, makeTfjs, maxRelDiff, median } from './peers.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const require = createRequire(import.meta.url);
+const out = path.join(root, 'build', 'bench');
+const TWO_THREAD_SHAPES = ['S1', 'S2', 'S4', 'S2c', 'S4c'];
+
+function args(argv) {
+  const a = { shapes: SHAPES.map((s) => s.id), rounds: 5, plain: true, long: true, child: null };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    if (k === '--shapes') a.shapes = argv[++i].split(',');
+    else if (k === '--rounds') a.rounds = Number(argv[++i]);
+    else if (k === '--no-plain') a.plain = false;
+    else if (k === '--no-long') a.long = false;
+    else if (k === '--child') a.child = argv[++i];
+    else throw new Error(`unknown argument ${k} (expected --shapes S1,S2 --rounds N --no-plain --no-long)`);
+  }
+  const unknown = a.shapes.filter((id) => !SHAPES.some((s) => s.id === id));
+  if (unknown.length) throw new Error(`unknown shape ${unknown.join(', ')} (shapes: ${SHAPES.map((s) => s.id).join(', ')})`);
+  return a;
+}
+
+// ---------------- the peak probe ----------------
+export function buildPeak() {
+  const js = path.join(out, 'peak.js');
+  if (fs.existsSync(js) && fs.statSync(js).mtimeMs > fs.statSync(path.join(root, 'bench', 'peak.cpp')).mtimeMs) return;
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'package.json'), '{"type":"commonjs"}\n');
+  const r = spawnSync('em++', ['-O3', '-msimd128', '-sMODULARIZE', '-sEXPORT_NAME=MhaPeak', '-sENVIRONMENT=node,web',
+    '-sEXPORTED_FUNCTIONS=_peak,_peak_flops', '-o', js, path.join(root, 'bench', 'peak.cpp')],
+  { stdio: 'inherit', env: { ...process.env, NODE_PATH: '/usr/share/nodejs' } });
+  if (r.status !== 0) throw new Error('building the peak probe failed (em++ is needed: npm run setup)');
+}
+
+async function peakGflops() {
+  const M = await require(path.join(out, 'peak.js'))({ wasmBinary: fs.readFileSync(path.join(out, 'peak.wasm')) });
+  const it = 2e7, g = [];
+  for (let r = 0; r < 7; r++) {
+    const t0 = performance.now();
+    M._peak(it);
+    g.push(M._peak_flops(it) / (performance.now() - t0) / 1e6);
+  }
+  return median(g.slice(1));
+}
+
+// ---------------- children ----------------
+async function loadPeers(threads) {
+  const ort = await import('onnxruntime-web');
+  ort.env.wasm.numThreads = threads;
+  const { onnx } = require('onnx-proto');
+  return { ort, onnx };
+}
+
+async function loadTfjs() {
+  const tf = require('@tensorflow/tfjs-core');
+  require('@tensorflow/tfjs-backend-wasm');
+  await tf.setBackend('wasm');
+  await tf.ready();
+  return tf;
+}
+
+async function child(kind, a) {
+  const { init } = await import('mha-wasm');
+  const results = [];
+  const log = (m) => process.stderr.write(`  ${m}\n`);
+  if (kind === 'long') {
+    for (const threads of [1, 2]) {
+      const mha = await init({ threads });
+      const d = makeData(LONG);
+      const before = mha.stats().wasmMemoryBytes;
+      const run = await makeMhaWasm(mha, LONG, d);
+      const t0 = performance.now();
+      const y = await run();
+      const ms = performance.now() - t0;
+      results.push({ shape: LONG.id, contestant: `mha-wasm t${threads}`, threads, ms, finite: y.every(Number.isFinite),
+        wasmMemoryBefore: before, wasmMemoryAfter: mha.stats().wasmMemoryBytes });
+      run.dispose();
+      log(`${LONG.id} t${threads}: ${ms.toFixed(0)} ms, wasm memory ${(mha.stats().wasmMemoryBytes / 2 ** 20).toFixed(0)} MiB`);
+    }
+    return results;
+  }
+  const threads = kind === 't2' ? 2 : 1;
+  const { ort, onnx } = await loadPeers(threads);
+  const tf = kind === 't1' ? await loadTfjs() : null;
+  const m1 = await init({ threads: 1 }), m2 = kind === 't2' ? await init({ threads: 2 }) : null;
+  const shapes = SHAPES.filter((s) => a.shapes.includes(s.id) && (kind === 't1' || TWO_THREAD_SHAPES.includes(s.id)));
+  for (const s of shapes) {
+    log(`${label(s)} (${kind})`);
+    const d = makeData(s);
+    const cs = [{ name: 'mha-wasm', threads: 1, run: await makeMhaWasm(m1, s, d) }];
+    if (m2) cs.push({ name: 'mha-wasm', threads: 2, run: await makeMhaWasm(m2, s, d) });
+    cs.push({ name: 'ORT-web', threads, run: await makeOrt(ort, onnx, s, d) });
+    if (tf && !s.needWeights) cs.push({ name: 'TF.js wasm', threads: 1, run: makeTfjs(tf, s, d) });
+    const ref = await makePlainJs(s, d)();
+    if (a.plain && kind === 't1' && !s.needWeights) cs.push({ name: 'plain JS', threads: 1, run: makePlainJs(s, d) });
+    const big = flops(s) > 2e9;
+    await interleave(cs, { rounds: a.rounds, warm: big ? 1 : 3, targetMs: 150, log });
+    for (const c of cs) {
+      const ms = median(c.times);
+      results.push({ shape: s.id, contestant: c.name, threads: c.threads, group: kind, ms, runs: c.times.length, gflops: flops(s) / ms / 1e6,
+        relDiff: maxRelDiff(c.output, ref) });
+      c.run.dispose?.();
+    }
+  }
+  return results;
+}
+
+// ---------------- the parent: run the children, print the table ----------------
+function sizes() {
+  const gz = (f) => zlib.gzipSync(fs.readFileSync(path.join(root, 'dist', f)), { level: 9 }).length;
+  const threads = gz('mha-wasm-threads.wasm') + gz('mha-wasm-threads.js') + gz('mha-wasm-threads.worker.js');
+  const simd = gz('mha-wasm-simd.wasm') + gz('mha-wasm-simd.js');
+  const ortDir = path.join(root, 'node_modules', 'onnxruntime-web', 'dist');
+  const ortWasm = fs.statSync(path.join(ortDir, 'ort-wasm-simd-threaded.wasm')).size;
+  return { threadsGz: threads, simdGz: simd, ortWasmBytes: ortWasm, ortWasmGz: zlib.gzipSync(fs.readFileSync(path.join(ortDir, 'ort-wasm-simd-threaded.wasm')), { level: 9 }).length };
+}
+
+const f = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
+
+export function table(results, peak) {
+  const lines = ['| shape | threads | mha-wasm ms | GFLOP/s | % of peak | ORT-web ms | vs ORT | TF.js wasm ms | vs TF.js | plain JS ms | vs plain |', '|---|---|---|---|---|---|---|---|---|---|---|'];
+  for (const s of SHAPES) {
+    for (const threads of [1, 2]) {
+      const group = results.filter((r) => r.shape === s.id && r.group === `t${threads}`);
+      const me = group.find((r) => r.contestant === 'mha-wasm' && r.threads === threads);
+      if (!me) continue;
+      const cell = (name) => {
+        const p = group.find((r) => r.contestant === name);
+        return p ? [f(p.ms), `${(p.ms / me.ms).toFixed(2)}x`] : ['–', '–'];
+      };
+      const self1 = threads === 2 ? group.find((r) => r.contestant === 'mha-wasm' && r.threads === 1) : null;
+      lines.push(`| ${label(s)} | ${threads}${self1 ? ` (${(self1.ms / me.ms).toFixed(2)}x our 1 thread)` : ''} | ${f(me.ms)} | ${f(me.gflops)} | ${(100 * me.gflops / (peak * threads)).toFixed(0)}% | ${cell('ORT-web').join(' | ')} | ${cell('TF.js wasm').join(' | ')} | ${cell('plain JS').join(' | ')} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+async function main() {
+  const a = args(process.argv.slice(2));
+  if (a.child) {
+    const results = await child(a.child, a);
+    process.stdout.write(JSON.stringify(results));
+    process.exit(0);  // ORT-web's worker threads would keep the process alive
+  }
+  buildPeak();
+  const peak = await peakGflops();
+  console.log(`SIMD128 peak probe: ${peak.toFixed(1)} GFLOP/s per core`);
+  const results = [];
+  const self = fileURLToPath(import.meta.url);
+  for (const kind of ['t1', 't2', ...(a.long ? ['long'] : [])]) {
+    console.log(`running group ${kind}…`);
+    const r = spawnSync(process.execPath, [self, '--child', kind, '--shapes', a.shapes.join(','), '--rounds', String(a.rounds), ...(a.plain ? [] : ['--no-plain'])],
+      { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+    if (r.status !== 0) throw new Error(`group ${kind} failed (exit ${r.status})`);
+    results.push(...JSON.parse(r.stdout));
+  }
+  const bad = results.filter((r) => r.relDiff !== undefined && !(r.relDiff < 1e-3));
+  const info = { date: new Date().toISOString().slice(0, 10), node: process.version, cpu: os.cpus()[0].model, cores: os.cpus().length, peak, sizes: sizes() };
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'results-node.json'), JSON.stringify({ info, results }, null, 1));
+  console.log(`\nNode ${info.node}, ${info.cpu} (${info.cores} cores), ${info.date}. Medians; "vs X" = X's time / mha-wasm's (higher is better for mha-wasm).`);
+  console.log(table(results, peak));
+  for (const r of results.filter((x) => x.shape === LONG.id))
+    console.log(`${label(LONG)}, needWeights false, ${r.contestant}: ${f(r.ms)} ms, wasm memory ${(r.wasmMemoryBefore / 2 ** 20).toFixed(0)} -> ${(r.wasmMemoryAfter / 2 ** 20).toFixed(0)} MiB (an L x L score matrix would be ${(LONG.L ** 2 * 4 / 2 ** 30).toFixed(0)} GiB per head), finite: ${r.finite}`);
+  const sz = info.sizes;
+  console.log(`Sizes (gzip -9, .wasm + JS glue): threads build ${(sz.threadsGz / 1024).toFixed(1)} KB, single-thread build ${(sz.simdGz / 1024).toFixed(1)} KB; ORT-web's threaded .wasm alone ${(sz.ortWasmGz / 2 ** 20).toFixed(1)} MB gzipped.`);
+  if (bad.length) {
+    console.error(`outputs disagree with plain JS: ${bad.map((r) => `${r.shape} ${r.contestant} t${r.threads}: ${r.relDiff}`).join('; ')}`);
+    process.exit(1);
+  }
+  console.log('All outputs agree with the plain-JS layer (max relative difference < 1e-3).');
+}
+
+main().catch((e) => { console.error(`bench: ${e.message}`); process.exit(1); });

@@ -1,0 +1,133 @@
+// Native benchmarks of the kernels (Google Benchmark), so kernel work can be
+// profiled without a browser: the GEMM micro-kernel against its scalar
+// reference, the softmax row operations, attention alone, and the whole layer.
+// The native build uses the same xsimd sse4_1 code path the wasm builds use.
+//
+//   npm run build -- --native && build/native/kernels_bench [--benchmark_filter=Gemm]
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "attention.h"
+#include "kernels.h"
+#include "linear.h"
+#include "mha.h"
+#include "thread_pool.h"
+
+namespace {
+
+std::vector<float> random_vector(size_t n, float lo = -1.f, float hi = 1.f, unsigned seed = 1) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+// C[M x N] = A[M x K] * B[K x N] on packed panels: the projections' GEMM.
+template <bool kRef>
+void BM_Gemm(benchmark::State& st) {
+  const int M = st.range(0), N = st.range(1), K = st.range(2);
+  auto a = random_vector(size_t(M) * K), b = random_vector(size_t(K) * N, -1, 1, 2);
+  std::vector<float> bp(mha::kernels::packed_size(K, N)), c(size_t(M) * N);
+  mha::kernels::pack_panels(K, N, b.data(), N, 1, bp.data());
+  const size_t panel = size_t(K) * mha::kernels::kNR;
+  for (auto _ : st) {
+    if (kRef)
+      mha::kernels::gemm_ref(M, N, K, a.data(), K, bp.data(), panel, c.data(), N, false, nullptr);
+    else
+      mha::kernels::gemm(M, N, K, a.data(), K, bp.data(), panel, c.data(), N, false, nullptr);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Gemm<false>)->Name("Gemm/simd")->Args({128, 768, 768})->Args({64, 256, 256})->Args({512, 64, 64})
+    ->Args({4, 8, 256})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Gemm<true>)->Name("Gemm/scalar_ref")->Args({128, 768, 768})->Args({64, 256, 256})->Unit(benchmark::kMicrosecond);
+
+// The softmax row: max, then exp(x - max) with its sum, then the scale.
+template <bool kRef>
+void BM_SoftmaxRow(benchmark::State& st) {
+  const int n = st.range(0);
+  auto x0 = random_vector(n, -20, 20);
+  std::vector<float> x(n);
+  for (auto _ : st) {
+    x = x0;
+    float m = kRef ? mha::kernels::max_row_ref(x.data(), n) : mha::kernels::max_row(x.data(), n);
+    float s = kRef ? mha::kernels::exp_shift_sum_ref(x.data(), n, m) : mha::kernels::exp_shift_sum(x.data(), n, m);
+    if (kRef)
+      mha::kernels::scale_row_ref(x.data(), n, 1.f / s);
+    else
+      mha::kernels::scale_row(x.data(), n, 1.f / s);
+    benchmark::DoNotOptimize(x.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+BENCHMARK(BM_SoftmaxRow<false>)->Name("SoftmaxRow/simd")->Arg(128)->Arg(2048);
+BENCHMARK(BM_SoftmaxRow<true>)->Name("SoftmaxRow/scalar_ref")->Arg(128)->Arg(2048);
+
+// Scaled dot-product attention alone: B=1, H heads of size D over L tokens.
+void BM_Attention(benchmark::State& st) {
+  const int H = st.range(0), L = st.range(1), D = st.range(2), threads = st.range(4);
+  const bool causal = st.range(3) != 0;
+  auto q = random_vector(size_t(H) * L * D), k = random_vector(size_t(H) * L * D, -1, 1, 2),
+       v = random_vector(size_t(H) * L * D, -1, 1, 3);
+  std::vector<float> out(size_t(H) * L * D);
+  mha::ThreadPool pool(threads);
+  mha::Attention attn;
+  mha::AttentionArgs a;
+  a.B = 1, a.H = H, a.Lq = a.Lk = L, a.D = a.Dv = D;
+  const size_t sh = size_t(L) * D;
+  a.q = {q.data(), sh * H, sh, size_t(D)};
+  a.k = {k.data(), sh * H, sh, size_t(D)};
+  a.v = {v.data(), sh * H, sh, size_t(D)};
+  a.out = out.data(), a.o_sb = sh * H, a.o_sh = sh, a.o_sl = D;
+  a.scale = 1.f / std::sqrt(float(D));
+  a.mask.causal = causal;
+  for (auto _ : st) {
+    if (attn.run(a, pool) != mha::Status::kOk) st.SkipWithError("attention failed");
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(4.0 * H * double(L) * L * D, benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Attention)->ArgNames({"H", "L", "D", "causal", "threads"})
+    ->Args({12, 128, 64, 0, 1})->Args({12, 512, 64, 0, 1})->Args({12, 512, 64, 1, 1})->Args({4, 2048, 64, 0, 1})
+    ->Args({4, 2048, 64, 0, 2})->Unit(benchmark::kMillisecond);
+
+// The whole layer (self-attention, four projections): the shapes of the performance issue.
+void BM_Layer(benchmark::State& st) {
+  const int B = st.range(0), L = st.range(1), E = st.range(2), H = st.range(3), threads = st.range(5);
+  const bool causal = st.range(4) != 0;
+  mha::MultiHeadAttention layer({E, H, E, E, true});
+  const float s = 1.f / std::sqrt(float(E));
+  auto w_in = random_vector(size_t(3) * E * E, -s, s), b_in = random_vector(size_t(3) * E, -s, s, 2),
+       w_out = random_vector(size_t(E) * E, -s, s, 3), b_out = random_vector(E, -s, s, 4);
+  mha::MhaWeights w;
+  w.in_proj_weight = w_in.data(), w.in_proj_bias = b_in.data(), w.out_proj_weight = w_out.data(), w.out_proj_bias = b_out.data();
+  if (layer.set_weights(w) != mha::Status::kOk) return st.SkipWithError("set_weights failed");
+  auto x = random_vector(size_t(B) * L * E, -1, 1, 5);
+  std::vector<float> out(x.size());
+  mha::ThreadPool pool(threads);
+  mha::MhaForwardArgs f;
+  f.B = B, f.Lq = f.Lk = L, f.query = f.key = f.value = x.data(), f.output = out.data();
+  f.mask.causal = causal;
+  for (auto _ : st) {
+    if (layer.forward(f, pool) != mha::Status::kOk) st.SkipWithError("forward failed");
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double flops = 8.0 * B * L * double(E) * E + 4.0 * B * double(L) * L * E;
+  st.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Layer)->ArgNames({"B", "L", "E", "H", "causal", "threads"})
+    ->Args({1, 128, 768, 12, 0, 1})->Args({1, 512, 768, 12, 0, 1})->Args({8, 64, 256, 4, 0, 1})
+    ->Args({1, 2048, 256, 4, 0, 1})->Args({1, 32, 64, 2, 0, 1})->Args({1, 512, 768, 12, 1, 1})
+    ->Args({1, 128, 768, 12, 0, 2})->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,185 @@
+// The benchmark's shapes, data and contestants, shared by the Node runner
+// (bench.mjs) and the browser page (browser/page.mjs). Every contestant computes
+// the same layer: nn.MultiheadAttention self-attention with the four
+// projections (PyTorch layout: in_proj_weight [3E, E], out_proj.weight [E, E]).
+import { plainMha } from '../web/plain-mha.js';
+
+export const SHAPES = [
+  { id: 'S1', B: 1, L: 128, E: 768, H: 12 },
+  { id: 'S2', B: 1, L: 512, E: 768, H: 12 },
+  { id: 'S3', B: 8, L: 64, E: 256, H: 4 },
+  { id: 'S4', B: 1, L: 2048, E: 256, H: 4 },
+  { id: 'S5', B: 1, L: 32, E: 64, H: 2 },
+  { id: 'S2c', B: 1, L: 512, E: 768, H: 12, causal: true },
+  { id: 'S4c', B: 1, L: 2048, E: 256, H: 4, causal: true },
+  { id: 'S1w', B: 1, L: 128, E: 768, H: 12, needWeights: true },
+];
+export const LONG = { id: 'L16k', B: 1, L: 16384, E: 256, H: 4 };
+
+/** The issue's count (causal shapes are counted as if dense): 8·B·L·E² + 4·B·L²·E. */
+export const flops = (s) => 8 * s.B * s.L * s.E * s.E + 4 * s.B * s.L * s.L * s.E;
+export const label = (s) => `${s.id} ${s.B}x${s.L}x${s.E}/${s.H}${s.causal ? ' causal' : ''}${s.needWeights ? ' +weights' : ''}`;
+
+function rng(seed) {
+  let x = seed >>> 0 || 1;
+  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 4294967296 - 0.5; };
+}
+
+/** Inputs in [-1, 1], weights in ±1/sqrt(E) (PyTorch layout, camelCase). */
+export function makeData(s, seed = 1234) {
+  const r = rng(seed), E = s.E;
+  const f = (n, sc) => Float32Array.from({ length: n }, () => 2 * r() * sc);
+  const w = 1 / Math.sqrt(E);
+  return {
+    x: f(s.B * s.L * E, 1),
+    weights: { inProjWeight: f(3 * E * E, w), inProjBias: f(3 * E, w), outProjWeight: f(E * E, w), outProjBias: f(E, w) },
+  };
+}
+
+export function median(a) {
+  const b = [...a].sort((x, y) => x - y), n = b.length;
+  return n % 2 ? b[(n - 1) / 2] : (b[n / 2 - 1] + b[n / 2]) / 2;
+}
+
+export function maxRelDiff(a, ref) {
+  let m = 0, r = 1;
+  for (let i = 0; i < ref.length; i++) { m = Math.max(m, Math.abs(a[i] - ref[i])); r = Math.max(r, Math.abs(ref[i])); }
+  return m / r;
+}
+
+// ---- contestants: each make*(s, d) returns an async () => Float32Array output ----
+
+export async function makeMhaWasm(mha, s, d) {
+  const layer = new mha.MultiHeadAttention({ embedDim: s.E, numHeads: s.H });
+  layer.setWeights(d.weights);
+  const x = { data: d.x, dims: [s.B, s.L, s.E] };
+  const opts = { isCausal: !!s.causal, needWeights: !!s.needWeights };
+  const run = async () => layer.forward(x, null, null, opts).output.data;
+  run.dispose = () => layer.dispose();
+  return run;
+}
+
+export function makePlainJs(s, d) {
+  return async () => plainMha(d.x, s.B, s.L, s.E, s.H, d.weights, { causal: !!s.causal });
+}
+
+/** W [N, K] (PyTorch rows = outputs) -> [K, N] for ONNX MatMul / tf.matMul. */
+function transpose(w, N, K, rowOffset = 0) {
+  const t = new Float32Array(K * N);
+  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = w[(rowOffset + n) * K + k];
+  return t;
+}
+
+/**
+ * The layer as an ONNX graph of standard ops (MatMul, Add, Reshape, Transpose,
+ * Mul, Softmax), built with onnx-proto: no Python here. needWeights adds the
+ * head-averaged probabilities as a second output.
+ */
+export function buildOnnx(onnx, s, d) {
+  const { B, L, E, H } = s, D = E / H, F32 = onnx.TensorProto.DataType.FLOAT, I64 = onnx.TensorProto.DataType.INT64;
+  const bytes = (a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const tf = (name, dims, data) => onnx.TensorProto.create({ name, dims, dataType: F32, rawData: bytes(data) });
+  const ti = (name, vals) => onnx.TensorProto.create({ name, dims: [vals.length], dataType: I64, rawData: bytes(BigInt64Array.from(vals.map(BigInt))) });
+  const vi = (name, dims) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: F32, shape: { dim: dims.map((v) => ({ dimValue: v })) } } } });
+  const ints = (name, v) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: v });
+  const int = (name, v) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i: v });
+  const node = (opType, input, output, attribute = []) => onnx.NodeProto.create({ opType, input, output, attribute, name: output[0] });
+  const w = d.weights;
+  const inits = [];
+  for (const [i, t] of ['q', 'k', 'v'].entries()) inits.push(tf(`W${t}`, [E, E], transpose(w.inProjWeight, E, E, i * E)), tf(`b${t}`, [E], w.inProjBias.slice(i * E, (i + 1) * E)));
+  inits.push(tf('Wo', [E, E], transpose(w.outProjWeight, E, E)), tf('bo', [E], w.outProjBias), ti('shp4', [B, L, H, D]), ti('shp3', [B, L, E]),
+    tf('scale', [], Float32Array.of(1 / Math.sqrt(D))));
+  const n = [];
+  for (const t of ['q', 'k', 'v']) n.push(node('MatMul', ['x', `W${t}`], [`${t}m`]), node('Add', [`${t}m`, `b${t}`], [`${t}p`]), node('Reshape', [`${t}p`, 'shp4'], [`${t}r`]));
+  n.push(node('Transpose', ['qr'], ['qt'], [ints('perm', [0, 2, 1, 3])]), node('Transpose', ['kr'], ['kt'], [ints('perm', [0, 2, 3, 1])]),
+    node('Transpose', ['vr'], ['vt'], [ints('perm', [0, 2, 1, 3])]), node('MatMul', ['qt', 'kt'], ['s0']), node('Mul', ['s0', 'scale'], ['s1']));
+  let scores = 's1';
+  if (s.causal) {
+    const m = new Float32Array(L * L);
+    for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) m[i * L + j] = -Infinity;
+    inits.push(tf('mask', [L, L], m));
+    n.push(node('Add', ['s1', 'mask'], ['s2']));
+    scores = 's2';
+  }
+  n.push(node('Softmax', [scores], ['p'], [int('axis', -1)]), node('MatMul', ['p', 'vt'], ['o']), node('Transpose', ['o'], ['ot'], [ints('perm', [0, 2, 1, 3])]),
+    node('Reshape', ['ot', 'shp3'], ['oc']), node('MatMul', ['oc', 'Wo'], ['ym']), node('Add', ['ym', 'bo'], ['y']));
+  const outputs = [vi('y', [B, L, E])];
+  if (s.needWeights) {
+    n.push(node('ReduceMean', ['p'], ['pw'], [ints('axes', [1]), int('keepdims', 0)]));
+    outputs.push(vi('pw', [B, L, L]));
+  }
+  const graph = onnx.GraphProto.create({ name: 'mha', node: n, initializer: inits, input: [vi('x', [B, L, E])], output: outputs });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, producerName: 'mha-wasm bench', opsetImport: [{ domain: '', version: 17 }], graph })).finish();
+}
+
+export async function makeOrt(ort, onnx, s, d) {
+  const sess = await ort.InferenceSession.create(buildOnnx(onnx, s, d), { graphOptimizationLevel: 'all', executionMode: 'sequential' });
+  const feed = { x: new ort.Tensor('float32', d.x, [s.B, s.L, s.E]) };
+  const run = async () => (await sess.run(feed)).y.data;
+  run.dispose = () => sess.release();
+  return run;
+}
+
+/** The classic TF tutorial MHA in tf ops (dense = matMul + bias, split heads = reshape + transpose). */
+export function makeTfjs(tf, s, d) {
+  const { B, L, E, H } = s, D = E / H, w = d.weights;
+  const W = {}, b = {};
+  for (const [i, t] of ['q', 'k', 'v'].entries()) {
+    W[t] = tf.tensor2d(transpose(w.inProjWeight, E, E, i * E), [E, E]);
+    b[t] = tf.tensor1d(w.inProjBias.slice(i * E, (i + 1) * E));
+  }
+  W.o = tf.tensor2d(transpose(w.outProjWeight, E, E), [E, E]);
+  b.o = tf.tensor1d(w.outProjBias);
+  const x = tf.tensor3d(d.x, [B, L, E]);
+  let mask = null;
+  if (s.causal) {
+    const m = new Float32Array(L * L);
+    for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) m[i * L + j] = -1e9;
+    mask = tf.tensor2d(m, [L, L]);
+  }
+  const dense = (t, k) => tf.reshape(tf.add(tf.matMul(tf.reshape(t, [-1, E]), W[k]), b[k]), [B, -1, E]);
+  const split = (t) => tf.transpose(tf.reshape(t, [B, -1, H, D]), [0, 2, 1, 3]);
+  const run = async () => {
+    const y = tf.tidy(() => {
+      let logits = tf.mul(tf.matMul(split(dense(x, 'q')), split(dense(x, 'k')), false, true), 1 / Math.sqrt(D));
+      if (mask) logits = tf.add(logits, mask);
+      const o = tf.matMul(tf.softmax(logits, -1), split(dense(x, 'v')));
+      return dense(tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B, -1, E]), 'o');
+    });
+    const out = y.dataSync();
+    y.dispose();
+    return out;
+  };
+  run.dispose = () => tf.dispose([...Object.values(W), ...Object.values(b), x, ...(mask ? [mask] : [])]);
+  return run;
+}
+
+/**
+ * Interleaved timing: warm each contestant up, pick a per-round repeat count
+ * so a round takes about targetMs, then run rounds rotating the start.
+ * contestants: [{ name, run }]; returns them with times[] and output.
+ */
+export async function interleave(contestants, { rounds = 5, warm = 2, targetMs = 150, maxPerRound = 200, log = () => {} } = {}) {
+  for (const c of contestants) {
+    const w = [];
+    for (let i = 0; i < warm; i++) {
+      const t0 = performance.now();
+      c.output = await c.run();
+      w.push(performance.now() - t0);
+    }
+    c.n = Math.max(1, Math.min(maxPerRound, Math.round(targetMs / Math.max(1e-3, Math.min(...w)))));
+    c.times = [];
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < contestants.length; i++) {
+      const c = contestants[(i + r) % contestants.length];
+      for (let k = 0; k < c.n; k++) {
+        const t0 = performance.now();
+        await c.run();
+        c.times.push(performance.now() - t0);
+      }
+    }
+    log(`round ${r + 1}/${rounds}`);
+  }
+  return contestants;
+}
