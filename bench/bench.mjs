@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { LONG, SHAPES, flops, interleave, label, makeData, makeMhaWasm, makeOrt, makePlainJs, makeTfjs, maxRelDiff, median } from './peers.mjs';
+import { LONG, SHAPES, flops, fmt as f, interleave, probePeak, label, makeData, makeMhaWasm, makeOrt, makePlainJs, makeTfjs, maxRelDiff, median, table } from './peers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -52,13 +52,7 @@ export function buildPeak() {
 
 async function peakGflops() {
   const M = await require(path.join(out, 'peak.js'))({ wasmBinary: fs.readFileSync(path.join(out, 'peak.wasm')) });
-  const it = 2e7, g = [];
-  for (let r = 0; r < 7; r++) {
-    const t0 = performance.now();
-    M._peak(it);
-    g.push(M._peak_flops(it) / (performance.now() - t0) / 1e6);
-  }
-  return median(g.slice(1));
+  return probePeak(M);
 }
 
 // ---------------- children ----------------
@@ -124,33 +118,13 @@ async function child(kind, a) {
 }
 
 // ---------------- the parent: run the children, print the table ----------------
-function sizes() {
+export function sizes() {
   const gz = (f) => zlib.gzipSync(fs.readFileSync(path.join(root, 'dist', f)), { level: 9 }).length;
   const threads = gz('mha-wasm-threads.wasm') + gz('mha-wasm-threads.js') + gz('mha-wasm-threads.worker.js');
   const simd = gz('mha-wasm-simd.wasm') + gz('mha-wasm-simd.js');
   const ortDir = path.join(root, 'node_modules', 'onnxruntime-web', 'dist');
   const ortWasm = fs.statSync(path.join(ortDir, 'ort-wasm-simd-threaded.wasm')).size;
   return { threadsGz: threads, simdGz: simd, ortWasmBytes: ortWasm, ortWasmGz: zlib.gzipSync(fs.readFileSync(path.join(ortDir, 'ort-wasm-simd-threaded.wasm')), { level: 9 }).length };
-}
-
-const f = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
-
-export function table(results, peak) {
-  const lines = ['| shape | threads | mha-wasm ms | GFLOP/s | % of peak | ORT-web ms | vs ORT | TF.js wasm ms | vs TF.js | plain JS ms | vs plain |', '|---|---|---|---|---|---|---|---|---|---|---|'];
-  for (const s of SHAPES) {
-    for (const threads of [1, 2]) {
-      const group = results.filter((r) => r.shape === s.id && r.group === `t${threads}`);
-      const me = group.find((r) => r.contestant === 'mha-wasm' && r.threads === threads);
-      if (!me) continue;
-      const cell = (name) => {
-        const p = group.find((r) => r.contestant === name);
-        return p ? [f(p.ms), `${(p.ms / me.ms).toFixed(2)}x`] : ['–', '–'];
-      };
-      const self1 = threads === 2 ? group.find((r) => r.contestant === 'mha-wasm' && r.threads === 1) : null;
-      lines.push(`| ${label(s)} | ${threads}${self1 ? ` (${(self1.ms / me.ms).toFixed(2)}x our 1 thread)` : ''} | ${f(me.ms)} | ${f(me.gflops)} | ${(100 * me.gflops / (peak * threads)).toFixed(0)}% | ${cell('ORT-web').join(' | ')} | ${cell('TF.js wasm').join(' | ')} | ${cell('plain JS').join(' | ')} |`);
-    }
-  }
-  return lines.join('\n');
 }
 
 async function main() {
@@ -189,4 +163,5 @@ async function main() {
   console.log('All outputs agree with the plain-JS layer (max relative difference < 1e-3).');
 }
 
-main().catch((e) => { console.error(`bench: ${e.message}`); process.exit(1); });
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url))
+  main().catch((e) => { console.error(`bench: ${e.message}`); process.exit(1); });

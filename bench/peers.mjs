@@ -41,6 +41,21 @@ export function median(a) {
   return n % 2 ? b[(n - 1) / 2] : (b[n / 2 - 1] + b[n / 2]) / 2;
 }
 
+/**
+ * GFLOP/s of the peak probe (bench/peak.cpp, an instantiated module M): the best
+ * of 12 runs, after the engine has had time to tier the loop up to its
+ * optimizing compiler (a browser may run the first calls in its baseline tier).
+ */
+export function probePeak(M, iterations = 2e7) {
+  let best = 0;
+  for (let r = 0; r < 12; r++) {
+    const t0 = performance.now();
+    M._peak(iterations);
+    best = Math.max(best, M._peak_flops(iterations) / (performance.now() - t0) / 1e6);
+  }
+  return best;
+}
+
 export function maxRelDiff(a, ref) {
   let m = 0, r = 1;
   for (let i = 0; i < ref.length; i++) { m = Math.max(m, Math.abs(a[i] - ref[i])); r = Math.max(r, Math.abs(ref[i])); }
@@ -112,8 +127,10 @@ export function buildOnnx(onnx, s, d) {
   return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, producerName: 'mha-wasm bench', opsetImport: [{ domain: '', version: 17 }], graph })).finish();
 }
 
+/** onnx: the onnx-proto namespace (the graph is built here), or { bytes } of a graph built elsewhere. */
 export async function makeOrt(ort, onnx, s, d) {
-  const sess = await ort.InferenceSession.create(buildOnnx(onnx, s, d), { graphOptimizationLevel: 'all', executionMode: 'sequential' });
+  const model = onnx.bytes ?? buildOnnx(onnx, s, d);
+  const sess = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'all', executionMode: 'sequential' });
   const feed = { x: new ort.Tensor('float32', d.x, [s.B, s.L, s.E]) };
   const run = async () => (await sess.run(feed)).y.data;
   run.dispose = () => sess.release();
@@ -152,6 +169,27 @@ export function makeTfjs(tf, s, d) {
   };
   run.dispose = () => tf.dispose([...Object.values(W), ...Object.values(b), x, ...(mask ? [mask] : [])]);
   return run;
+}
+
+/** The results as a Markdown table, one row per shape and thread count; peak: GFLOP/s of one core. */
+export const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
+
+export function table(results, peak) {
+  const lines = ['| shape | threads | mha-wasm ms | GFLOP/s | % of peak | ORT-web ms | vs ORT | TF.js wasm ms | vs TF.js | plain JS ms | vs plain |', '|---|---|---|---|---|---|---|---|---|---|---|'];
+  for (const s of SHAPES) {
+    for (const threads of [1, 2]) {
+      const group = results.filter((r) => r.shape === s.id && r.group === `t${threads}`);
+      const me = group.find((r) => r.contestant === 'mha-wasm' && r.threads === threads);
+      if (!me) continue;
+      const cell = (name) => {
+        const p = group.find((r) => r.contestant === name);
+        return p ? [fmt(p.ms), `${(p.ms / me.ms).toFixed(2)}x`] : ['–', '–'];
+      };
+      const self1 = threads === 2 ? group.find((r) => r.contestant === 'mha-wasm' && r.threads === 1) : null;
+      lines.push(`| ${label(s)} | ${threads}${self1 ? ` (${(self1.ms / me.ms).toFixed(2)}x our 1 thread)` : ''} | ${fmt(me.ms)} | ${fmt(me.gflops)} | ${(100 * me.gflops / (peak * threads)).toFixed(0)}% | ${cell('ORT-web').join(' | ')} | ${cell('TF.js wasm').join(' | ')} | ${cell('plain JS').join(' | ')} |`);
+    }
+  }
+  return lines.join('\n');
 }
 
 /**

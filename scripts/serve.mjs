@@ -16,8 +16,8 @@ const MIME = {
 // URL prefix -> folder. Everything else is a 404.
 const MOUNTS = [['/bindings/', 'bindings'], ['/dist/', 'dist'], ['/', 'web']];
 
-function resolve(pathname) {
-  for (const [prefix, dir] of MOUNTS) {
+function resolve(pathname, mounts) {
+  for (const [prefix, dir] of mounts) {
     if (!pathname.startsWith(prefix)) continue;
     const base = path.join(root, dir);
     const rel = pathname.slice(prefix.length) || 'index.html';
@@ -28,8 +28,13 @@ function resolve(pathname) {
   return null;
 }
 
-/** Starts the server; resolves to the http.Server once listening. port 0 picks a free port. */
-export function serve({ port = 8080, host = '127.0.0.1', isolated = true, log = false } = {}) {
+/**
+ * Starts the server; resolves to the http.Server once listening. port 0 picks a
+ * free port. mounts: extra [urlPrefix, folder under the repo] pairs, tried
+ * first; memory: { path: Buffer } served from memory (the benchmark's models).
+ */
+export function serve({ port = 8080, host = '127.0.0.1', isolated = true, log = false, mounts = [], memory = {} } = {}) {
+  const all = [...mounts, ...MOUNTS];
   const server = http.createServer((req, res) => {
     const headers = { 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' };
     if (isolated) Object.assign(headers, {
@@ -42,7 +47,11 @@ export function serve({ port = 8080, host = '127.0.0.1', isolated = true, log = 
       res.writeHead(400, headers);
       return res.end('bad request');
     }
-    const file = req.method === 'GET' || req.method === 'HEAD' ? resolve(pathname) : null;
+    if (Object.hasOwn(memory, pathname) && req.method === 'GET') {
+      res.writeHead(200, { ...headers, 'Content-Type': MIME[path.extname(pathname)] || 'application/octet-stream' });
+      return res.end(memory[pathname]);
+    }
+    const file = req.method === 'GET' || req.method === 'HEAD' ? resolve(pathname, all) : null;
     fs.stat(file ?? '', (err, st) => {
       if (err || !st.isFile()) {
         if (log) console.log(`404 ${req.method} ${req.url}`);

@@ -1,0 +1,74 @@
+// `npm run bench:browser`: the same benchmark in headless Chromium, on a page
+// served cross-origin isolated. One page per thread group (ORT-web's thread
+// count is fixed per page); within a page the contestants are interleaved.
+// Prints the table and writes build/bench/results-browser.json.
+//
+//   npm run bench:browser [-- --shapes S1,S2,S4 --rounds 5 --no-plain]
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve } from '../scripts/serve.mjs';
+import { launchChromium } from '../tests/chromium.mjs';
+import { buildPeak, sizes } from './bench.mjs';
+import { SHAPES, buildOnnx, makeData, table } from './peers.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const require = createRequire(import.meta.url);
+const TWO_THREAD_SHAPES = ['S1', 'S2', 'S4', 'S2c', 'S4c'];
+
+const a = { shapes: SHAPES.map((s) => s.id), rounds: 5, plain: true };
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === '--shapes') a.shapes = argv[++i].split(',');
+  else if (argv[i] === '--rounds') a.rounds = Number(argv[++i]);
+  else if (argv[i] === '--no-plain') a.plain = false;
+  else { console.error(`bench:browser: unknown argument ${argv[i]} (expected --shapes S1,S2 --rounds N --no-plain)`); process.exit(1); }
+}
+const shapes = SHAPES.filter((s) => a.shapes.includes(s.id));
+
+buildPeak();
+const { onnx } = require('onnx-proto');
+const memory = {};
+for (const s of shapes) memory[`/models/${s.id}.onnx`] = Buffer.from(buildOnnx(onnx, s, makeData(s)));
+const server = await serve({
+  port: 0, memory,
+  mounts: [['/bench/', 'bench'], ['/web/', 'web'], ['/peak/', 'build/bench'], ['/ort/', 'node_modules/onnxruntime-web/dist'],
+    ['/tfjs-core/', 'node_modules/@tensorflow/tfjs-core/dist'], ['/tfjs-wasm/', 'node_modules/@tensorflow/tfjs-backend-wasm/dist']],
+});
+const context = await launchChromium();
+const results = [];
+let info = {}, peak = 0;
+try {
+  for (const threads of [1, 2]) {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => console.error(`page (${threads} threads): ${e.message}`));
+    page.on('console', (m) => { if (m.type() === 'error') console.error(`page (${threads} threads): ${m.text()}`); });
+    await page.goto(`http://127.0.0.1:${server.address().port}/bench/browser/index.html?threads=${threads}`);
+    await page.waitForFunction(() => self.benchReady === true, null, { timeout: 120000 });
+    info[`t${threads}`] = await page.evaluate(() => self.benchInfo);
+    if (!info[`t${threads}`].crossOriginIsolated) throw new Error('the benchmark page is not cross-origin isolated');
+    if (threads === 1) peak = await page.evaluate(() => self.peak());
+    for (const s of shapes) {
+      if (threads === 2 && !TWO_THREAD_SHAPES.includes(s.id)) continue;
+      console.error(`  ${s.id} (${threads} thread${threads > 1 ? 's' : ''})`);
+      results.push(...await page.evaluate(([id, o]) => self.runShape(id, o), [s.id, { rounds: a.rounds, plain: a.plain }]));
+    }
+    await page.close();
+  }
+} finally {
+  await context.close();
+  server.close();
+}
+const browser = info.t1.userAgent.match(/(Headless)?Chrome\/[\d.]+/)?.[0] ?? info.t1.userAgent;
+fs.mkdirSync(path.join(root, 'build', 'bench'), { recursive: true });
+fs.writeFileSync(path.join(root, 'build', 'bench', 'results-browser.json'), JSON.stringify({ info, peak, results, sizes: sizes() }, null, 1));
+console.log(`SIMD128 peak probe in the page: ${peak.toFixed(1)} GFLOP/s per core`);
+console.log(`\n${browser}, cross-origin isolated, ${new Date().toISOString().slice(0, 10)}; TF.js wasm uses ${info.t1.tfjsThreads} thread(s) here. Medians; "vs X" = X's time / mha-wasm's.`);
+console.log(table(results, peak));
+const bad = results.filter((r) => !(r.relDiff < 1e-3));
+if (bad.length) {
+  console.error(`outputs disagree with plain JS: ${bad.map((r) => `${r.shape} ${r.contestant} t${r.threads}: ${r.relDiff}`).join('; ')}`);
+  process.exit(1);
+}
+console.log('All outputs agree with the plain-JS layer (max relative difference < 1e-3).');
