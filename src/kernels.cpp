@@ -251,5 +251,67 @@ void axpby_row_ref(float* x, float s, const float* y, float t, int n) {
   for (int i = 0; i < n; ++i) x[i] = x[i] * s + y[i] * t;
 }
 
+static float row_sum(const float* x, int n) {
+  V s0(0.0f), s1(0.0f);
+  int i = 0;
+  for (; i + 2 * kW <= n; i += 2 * kW) {
+    s0 += V::load_unaligned(x + i);
+    s1 += V::load_unaligned(x + i + kW);
+  }
+  float s = xsimd::hadd(s0 + s1);
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+static float row_sq_dev(const float* x, int n, float mean) {
+  const V vm(mean);
+  V s0(0.0f), s1(0.0f);
+  int i = 0;
+  for (; i + 2 * kW <= n; i += 2 * kW) {
+    const V d0 = V::load_unaligned(x + i) - vm, d1 = V::load_unaligned(x + i + kW) - vm;
+    s0 += d0 * d0;
+    s1 += d1 * d1;
+  }
+  float s = xsimd::hadd(s0 + s1);
+  for (; i < n; ++i) s += (x[i] - mean) * (x[i] - mean);
+  return s;
+}
+
+void layer_norm_row(const float* x, int n, const float* gamma, const float* beta, float eps, float* out) {
+  const float mean = row_sum(x, n) / n;
+  const float inv = 1.0f / std::sqrt(row_sq_dev(x, n, mean) / n + eps);
+  const V vm(mean), vi(inv);
+  int i = 0;
+  for (; i + kW <= n; i += kW) {
+    V y = (V::load_unaligned(x + i) - vm) * vi;
+    if (gamma) y *= V::load_unaligned(gamma + i);
+    if (beta) y += V::load_unaligned(beta + i);
+    y.store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = (x[i] - mean) * inv * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+}
+void layer_norm_row_ref(const float* x, int n, const float* gamma, const float* beta, float eps, float* out) {
+  float mean = 0, var = 0;
+  for (int i = 0; i < n; ++i) mean += x[i];
+  mean /= n;
+  for (int i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  const float inv = 1.0f / std::sqrt(var / n + eps);
+  for (int i = 0; i < n; ++i) out[i] = (x[i] - mean) * inv * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+}
+
+void relu_row(float* x, int n) {
+  const V zero(0.0f);
+  int i = 0;
+  for (; i + kW <= n; i += kW) xsimd::max(V::load_unaligned(x + i), zero).store_unaligned(x + i);
+  for (; i < n; ++i) x[i] = std::max(x[i], 0.0f);
+}
+void relu_row_ref(float* x, int n) {
+  for (int i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.0f;
+}
+
+void gelu_row(float* x, int n) {
+  for (int i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+}
+
 }  // namespace kernels
 }  // namespace mha

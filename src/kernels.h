@@ -50,5 +50,19 @@ void add_row_ref(float* x, const float* y, int n);
 void axpby_row(float* x, float s, const float* y, float t, int n);
 void axpby_row_ref(float* x, float s, const float* y, float t, int n);
 
+// Layer normalization of one row (nn.LayerNorm over the last dim):
+// out = (x - mean) / sqrt(var + eps) * gamma + beta, with the biased variance.
+// gamma and beta may be null (1 and 0). Two passes (mean, then the squared
+// deviations), so large offsets do not cancel. out may alias x.
+void layer_norm_row(const float* x, int n, const float* gamma, const float* beta, float eps, float* out);
+void layer_norm_row_ref(const float* x, int n, const float* gamma, const float* beta, float eps, float* out);
+// x = max(x, 0)
+void relu_row(float* x, int n);
+void relu_row_ref(float* x, int n);
+// x = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)): PyTorch's exact GELU. Scalar
+// (std::erf): its cost is one pass over the feed-forward activations, small
+// beside the GEMMs around it.
+void gelu_row(float* x, int n);
+
 }  // namespace kernels
 }  // namespace mha

@@ -135,3 +135,57 @@ TEST(RowOps, ScaleAddAxpby) {
   }
 }
 }  // namespace
+
+// LayerNorm of one row against float64, at sizes around the vector width, with a
+// large common offset (a one-pass sum of squares would cancel), with and
+// without the affine parameters, and in place.
+TEST(RowOps, LayerNormAgainstFloat64) {
+  std::mt19937 rng(11);
+  for (int n : {1, 3, 4, 5, 8, 17, 129, 768}) {
+    for (float offset : {0.0f, 1000.0f}) {
+      auto x = uniform(n, -2, 2, rng);
+      for (auto& v : x) v += offset;
+      auto g = uniform(n, 0.5f, 1.5f, rng), b = uniform(n, -1, 1, rng);
+      for (bool affine : {false, true}) {
+        double mean = 0, var = 0;
+        for (float v : x) mean += v;
+        mean /= n;
+        for (float v : x) var += (v - mean) * (v - mean);
+        var /= n;
+        std::vector<double> ref(n);
+        for (int i = 0; i < n; ++i)
+          ref[i] = (x[i] - mean) / std::sqrt(var + 1e-5) * (affine ? g[i] : 1.0) + (affine ? b[i] : 0.0);
+        std::vector<float> out(n), out_ref(n), inplace = x;
+        const float* gp = affine ? g.data() : nullptr;
+        const float* bp = affine ? b.data() : nullptr;
+        kernels::layer_norm_row(x.data(), n, gp, bp, 1e-5f, out.data());
+        kernels::layer_norm_row_ref(x.data(), n, gp, bp, 1e-5f, out_ref.data());
+        kernels::layer_norm_row(inplace.data(), n, gp, bp, 1e-5f, inplace.data());
+        std::vector<float> reff(ref.begin(), ref.end());
+        // Offset 1000: x itself is rounded to 6e-5 in float32 (5e-5 after normalizing), and
+        // float sums of ~1000s add a little more; without the two passes the error is ~1.
+        const double tol = offset == 0 ? 1e-5 : 5e-4;
+        EXPECT_LE(mha_test::rel_err(out.data(), reff.data(), n), tol) << "n=" << n << " offset=" << offset;
+        EXPECT_LE(mha_test::rel_err(out_ref.data(), reff.data(), n), tol) << "n=" << n;
+        EXPECT_EQ(out, inplace) << "n=" << n;
+      }
+    }
+  }
+}
+
+TEST(RowOps, ReluAndGelu) {
+  std::mt19937 rng(12);
+  for (int n : {1, 3, 4, 5, 17, 129}) {
+    auto x = uniform(n, -6, 6, rng);
+    auto a = x, r = x, g = x;
+    kernels::relu_row(a.data(), n);
+    kernels::relu_row_ref(r.data(), n);
+    kernels::gelu_row(g.data(), n);
+    for (int i = 0; i < n; ++i) {
+      EXPECT_EQ(a[i], x[i] > 0 ? x[i] : 0.0f);
+      EXPECT_EQ(r[i], a[i]);
+      const double want = 0.5 * x[i] * (1 + std::erf(x[i] / std::sqrt(2.0)));
+      EXPECT_NEAR(g[i], want, 1e-6 * std::max(1.0, std::abs(want))) << x[i];
+    }
+  }
+}
