@@ -1,0 +1,84 @@
+// Transformer blocks on the same kernels and thread pool as the attention:
+// torch.nn.TransformerEncoderLayer (batch_first=True, dropout 0), post-norm
+// (norm_first = false, PyTorch's default) or pre-norm.
+//   post-norm: x = norm1(x + self_attn(x)); x = norm2(x + ff(x))
+//   pre-norm:  x = x + self_attn(norm1(x)); x = x + ff(norm2(x))
+//   ff(x) = linear2(activation(linear1(x)))
+#pragma once
+#include <cstdint>
+
+#include "buffer.h"
+#include "mha.h"
+#include "status.h"
+#include "thread_pool.h"
+
+namespace mha {
+
+enum class Activation { kRelu, kGelu };
+
+// y = x W^T + b, W [out, in] (PyTorch layout) packed once into panels.
+class Linear {
+ public:
+  Linear(int in_features, int out_features) : in_(in_features), out_(out_features) {}
+  // b may be null (no bias).
+  Status set_weights(const float* w, const float* b);
+  // y[M x out] (ldy) = x[M x in] (ldx) W^T + b
+  void forward(ThreadPool& pool, int M, const float* x, size_t ldx, float* y, size_t ldy) const;
+  size_t memory_bytes() const { return w_.bytes() + b_.bytes(); }
+
+ private:
+  int in_, out_;
+  bool has_bias_ = false;
+  FloatBuffer w_, b_;
+};
+
+struct EncoderConfig {
+  int d_model = 0, nhead = 0, dim_feedforward = 2048;
+  Activation activation = Activation::kRelu;
+  float layer_norm_eps = 1e-5f;
+  bool norm_first = false;
+  bool bias = true;  // linear and LayerNorm biases too, as in PyTorch
+};
+
+struct EncoderWeights {
+  MhaWeights self_attn;  // in_proj_weight / in_proj_bias / out_proj
+  const float* linear1_weight = nullptr;  // [F, E]
+  const float* linear1_bias = nullptr;    // [F]
+  const float* linear2_weight = nullptr;  // [E, F]
+  const float* linear2_bias = nullptr;    // [E]
+  const float* norm1_weight = nullptr;    // [E]
+  const float* norm1_bias = nullptr;
+  const float* norm2_weight = nullptr;
+  const float* norm2_bias = nullptr;
+};
+
+struct EncoderForwardArgs {
+  int B = 0, L = 0;
+  const float* src = nullptr;  // [B, L, E]
+  MaskArgs mask;               // src_mask, src_key_padding_mask, is_causal
+  float* output = nullptr;     // [B, L, E]; may not alias src
+};
+
+class TransformerEncoderLayer {
+ public:
+  explicit TransformerEncoderLayer(const EncoderConfig& cfg);
+  static bool valid(const EncoderConfig& cfg);
+  Status set_weights(const EncoderWeights& w);
+  Status forward(const EncoderForwardArgs& a, ThreadPool& pool);
+  uint64_t last_request_bytes() const { return last_request_bytes_; }
+  size_t memory_bytes() const;
+
+ private:
+  EncoderConfig cfg_;
+  MultiHeadAttention attn_;
+  Linear linear1_, linear2_;
+  FloatBuffer norms_;  // norm1 weight | bias | norm2 weight | bias
+  FloatBuffer h_, t_, ff_;
+  bool has_weights_ = false;
+  uint64_t last_request_bytes_ = 0;
+};
+
+// Float64 reference (tests only).
+void encoder_reference(const EncoderConfig& cfg, const EncoderWeights& w, const EncoderForwardArgs& a);
+
+}  // namespace mha
