@@ -23,6 +23,48 @@ void Linear::forward(ThreadPool& pool, int M, const float* x, size_t ldx, float*
                 has_bias_ ? b_.data() : nullptr);
 }
 
+Status FeedForward::set_weights(const float* w1, const float* b1, const float* w2, const float* b2) {
+  const Status s = linear1_.set_weights(w1, b1);
+  return s == Status::kOk ? linear2_.set_weights(w2, b2) : s;
+}
+
+Status FeedForward::forward(ThreadPool& pool, int M, const float* x, float* y, uint64_t* request_bytes) {
+  const uint64_t n = static_cast<uint64_t>(M) * f_;
+  if (!hidden_.reserve(n)) {
+    *request_bytes += n * sizeof(float);
+    return Status::kOutOfMemory;
+  }
+  float* h = hidden_.data();
+  linear1_.forward(pool, M, x, e_, h, f_);
+  pool.parallel_for(M, [&](int i, int) {
+    float* row = h + static_cast<size_t>(i) * f_;
+    if (act_ == Activation::kRelu) kernels::relu_row(row, f_);
+    else kernels::gelu_row(row, f_);
+  }, n >= (1u << 16));
+  linear2_.forward(pool, M, h, f_, y, e_);
+  return Status::kOk;
+}
+
+Status Norms::set(const float* const* gammas, const float* const* betas) {
+  for (int i = 0; i < n_; ++i)
+    if (!gammas[i]) return Status::kInvalidArgument;
+  if (!buf_.reserve(2 * static_cast<size_t>(n_) * e_)) return Status::kOutOfMemory;
+  for (int i = 0; i < n_; ++i) {
+    float* g = buf_.data() + 2 * static_cast<size_t>(i) * e_;
+    std::memcpy(g, gammas[i], sizeof(float) * e_);
+    if (betas[i]) std::memcpy(g + e_, betas[i], sizeof(float) * e_);
+    else std::fill(g + e_, g + 2 * e_, 0.0f);
+  }
+  return Status::kOk;
+}
+
+void Norms::apply(ThreadPool& pool, int i, int M, const float* x, float eps, float* y) const {
+  const float* g = buf_.data() + 2 * static_cast<size_t>(i) * e_;
+  pool.parallel_for(M, [&](int r, int) {
+    kernels::layer_norm_row(x + static_cast<size_t>(r) * e_, e_, g, g + e_, eps, y + static_cast<size_t>(r) * e_);
+  }, static_cast<uint64_t>(M) * e_ >= (1u << 16));
+}
+
 bool TransformerEncoderLayer::valid(const EncoderConfig& c) {
   return c.d_model > 0 && c.nhead > 0 && c.d_model % c.nhead == 0 && c.dim_feedforward > 0 && c.layer_norm_eps > 0;
 }
@@ -30,52 +72,39 @@ bool TransformerEncoderLayer::valid(const EncoderConfig& c) {
 TransformerEncoderLayer::TransformerEncoderLayer(const EncoderConfig& cfg)
     : cfg_(cfg),
       attn_({cfg.d_model, cfg.nhead, cfg.d_model, cfg.d_model, cfg.bias}),
-      linear1_(cfg.d_model, cfg.dim_feedforward),
-      linear2_(cfg.dim_feedforward, cfg.d_model) {}
+      ff_(cfg.d_model, cfg.dim_feedforward, cfg.activation),
+      norms_(2, cfg.d_model) {}
 
 size_t TransformerEncoderLayer::memory_bytes() const {
-  return attn_.memory_bytes() + linear1_.memory_bytes() + linear2_.memory_bytes() + norms_.bytes() + h_.bytes() +
-         t_.bytes() + ff_.bytes();
+  return attn_.memory_bytes() + ff_.memory_bytes() + norms_.memory_bytes() + h_.bytes() + t_.bytes();
 }
 
 Status TransformerEncoderLayer::set_weights(const EncoderWeights& w) {
-  const int E = cfg_.d_model;
   has_weights_ = false;
-  if (!w.linear1_weight || !w.linear2_weight || !w.norm1_weight || !w.norm2_weight) return Status::kInvalidArgument;
+  if (!w.linear1_weight || !w.linear2_weight) return Status::kInvalidArgument;
   if (cfg_.bias && (!w.linear1_bias || !w.linear2_bias || !w.norm1_bias || !w.norm2_bias)) return Status::kInvalidArgument;
-  Status s = attn_.set_weights(w.self_attn);
-  if (s == Status::kOk) s = linear1_.set_weights(w.linear1_weight, cfg_.bias ? w.linear1_bias : nullptr);
-  if (s == Status::kOk) s = linear2_.set_weights(w.linear2_weight, cfg_.bias ? w.linear2_bias : nullptr);
-  if (s == Status::kOk && !norms_.reserve(4 * static_cast<size_t>(E))) s = Status::kOutOfMemory;
-  if (s != Status::kOk) return s;
-  float* n = norms_.data();
-  std::memcpy(n, w.norm1_weight, sizeof(float) * E);
-  std::memcpy(n + 2 * E, w.norm2_weight, sizeof(float) * E);
-  for (int k : {1, 3}) {
-    const float* b = k == 1 ? w.norm1_bias : w.norm2_bias;
-    if (cfg_.bias) std::memcpy(n + k * E, b, sizeof(float) * E);
-    else std::fill(n + k * E, n + (k + 1) * E, 0.0f);
-  }
-  has_weights_ = true;
-  return Status::kOk;
+  const float* gammas[] = {w.norm1_weight, w.norm2_weight};
+  const float* betas[] = {cfg_.bias ? w.norm1_bias : nullptr, cfg_.bias ? w.norm2_bias : nullptr};
+  Status s = norms_.set(gammas, betas);
+  if (s == Status::kOk) s = attn_.set_weights(w.self_attn);
+  if (s == Status::kOk)
+    s = ff_.set_weights(w.linear1_weight, cfg_.bias ? w.linear1_bias : nullptr, w.linear2_weight,
+                        cfg_.bias ? w.linear2_bias : nullptr);
+  has_weights_ = s == Status::kOk;
+  return s;
 }
 
 Status TransformerEncoderLayer::forward(const EncoderForwardArgs& a, ThreadPool& pool) {
   if (!has_weights_) return Status::kNoWeights;
   if (a.B <= 0 || a.L <= 0 || !a.src || !a.output || a.output == a.src) return Status::kInvalidArgument;
-  const int E = cfg_.d_model, F = cfg_.dim_feedforward;
+  const int E = cfg_.d_model;
   const uint64_t M64 = static_cast<uint64_t>(a.B) * a.L;
-  last_request_bytes_ = (2 * M64 * E + M64 * F) * sizeof(float);
-  if (!h_.reserve(M64 * E) || !t_.reserve(M64 * E) || !ff_.reserve(M64 * F)) return Status::kOutOfMemory;
+  last_request_bytes_ = 2 * M64 * E * sizeof(float);
+  if (!h_.reserve(M64 * E) || !t_.reserve(M64 * E)) return Status::kOutOfMemory;
+  last_request_bytes_ = 0;
   const int M = static_cast<int>(M64);
-  const float *g1 = norms_.data(), *b1 = g1 + E, *g2 = b1 + E, *b2 = g2 + E;
   const float eps = cfg_.layer_norm_eps;
-  float *h = h_.data(), *t = t_.data(), *ff = ff_.data(), *out = a.output;
-  auto norm_rows = [&](const float* x, const float* g, const float* b, float* y) {
-    pool.parallel_for(M, [&](int i, int) {
-      kernels::layer_norm_row(x + static_cast<size_t>(i) * E, E, g, b, eps, y + static_cast<size_t>(i) * E);
-    }, M64 * E >= 1 << 16);
-  };
+  float *h = h_.data(), *t = t_.data(), *out = a.output;
   auto self_attn = [&](const float* x, float* y) {
     MhaForwardArgs f;
     f.B = a.B, f.Lq = f.Lk = a.L, f.query = f.key = f.value = x, f.output = y, f.mask = a.mask;
@@ -83,34 +112,23 @@ Status TransformerEncoderLayer::forward(const EncoderForwardArgs& a, ThreadPool&
     if (s == Status::kOutOfMemory) last_request_bytes_ += attn_.last_request_bytes();
     return s;
   };
-  auto feed_forward = [&](const float* x, float* y) {  // y = linear2(act(linear1(x)))
-    linear1_.forward(pool, M, x, E, ff, F);
-    pool.parallel_for(M, [&](int i, int) {
-      float* row = ff + static_cast<size_t>(i) * F;
-      if (cfg_.activation == Activation::kRelu) kernels::relu_row(row, F);
-      else kernels::gelu_row(row, F);
-    }, M64 * F >= 1 << 16);
-    linear2_.forward(pool, M, ff, F, y, E);
-  };
-  const size_t n = static_cast<size_t>(M) * E;
+  const int n = static_cast<int>(M64 * E);  // fits: the buffers above hold it
+  Status s;
   if (!cfg_.norm_first) {
-    Status s = self_attn(a.src, t);                                // t = sa(x)
-    if (s != Status::kOk) return s;
-    kernels::add_row(t, a.src, static_cast<int>(n));               // t = x + sa(x)  (n < 2^31: M*E fits the buffers)
-    norm_rows(t, g1, b1, h);                                       // h = norm1(...)
-    feed_forward(h, t);                                            // t = ff(h)
-    kernels::add_row(t, h, static_cast<int>(n));
-    norm_rows(t, g2, b2, out);                                     // out = norm2(h + ff(h))
+    if ((s = self_attn(a.src, t)) != Status::kOk) return s;               // t = sa(x)
+    kernels::add_row(t, a.src, n);
+    norms_.apply(pool, 0, M, t, eps, h);                                  // h = norm1(x + sa(x))
+    if ((s = ff_.forward(pool, M, h, t, &last_request_bytes_)) != Status::kOk) return s;
+    kernels::add_row(t, h, n);
+    norms_.apply(pool, 1, M, t, eps, out);                                // out = norm2(h + ff(h))
   } else {
-    norm_rows(a.src, g1, b1, t);                                   // t = norm1(x)
-    Status s = self_attn(t, h);                                    // h = sa(norm1(x))
-    if (s != Status::kOk) return s;
-    kernels::add_row(h, a.src, static_cast<int>(n));               // h = x + sa(norm1(x))
-    norm_rows(h, g2, b2, t);                                       // t = norm2(h)
-    feed_forward(t, out);                                          // out = ff(norm2(h))
-    kernels::add_row(out, h, static_cast<int>(n));                 // out = h + ff(norm2(h))
+    norms_.apply(pool, 0, M, a.src, eps, t);                              // t = norm1(x)
+    if ((s = self_attn(t, h)) != Status::kOk) return s;
+    kernels::add_row(h, a.src, n);                                        // h = x + sa(norm1(x))
+    norms_.apply(pool, 1, M, h, eps, t);                                  // t = norm2(h)
+    if ((s = ff_.forward(pool, M, t, out, &last_request_bytes_)) != Status::kOk) return s;
+    kernels::add_row(out, h, n);                                          // out = h + ff(norm2(h))
   }
-  last_request_bytes_ = 0;
   return Status::kOk;
 }
 

@@ -32,6 +32,38 @@ class Linear {
   FloatBuffer w_, b_;
 };
 
+// linear2(activation(linear1(x))), with its hidden-layer workspace.
+class FeedForward {
+ public:
+  FeedForward(int d_model, int dim_feedforward, Activation act) : e_(d_model), f_(dim_feedforward), act_(act),
+      linear1_(d_model, dim_feedforward), linear2_(dim_feedforward, d_model) {}
+  Status set_weights(const float* w1, const float* b1, const float* w2, const float* b2);
+  // y[M x E] = ff(x[M x E]); kOutOfMemory if the hidden layer does not fit.
+  Status forward(ThreadPool& pool, int M, const float* x, float* y, uint64_t* request_bytes);
+  size_t memory_bytes() const { return linear1_.memory_bytes() + linear2_.memory_bytes() + hidden_.bytes(); }
+
+ private:
+  int e_, f_;
+  Activation act_;
+  Linear linear1_, linear2_;
+  FloatBuffer hidden_;
+};
+
+// LayerNorm weights (gamma | beta) for n norms of width E, copied in once.
+class Norms {
+ public:
+  Norms(int count, int width) : n_(count), e_(width) {}
+  // gammas[i] must be set; betas[i] null means zero.
+  Status set(const float* const* gammas, const float* const* betas);
+  // y = LayerNorm_i(x) row by row, M rows.
+  void apply(ThreadPool& pool, int i, int M, const float* x, float eps, float* y) const;
+  size_t memory_bytes() const { return buf_.bytes(); }
+
+ private:
+  int n_, e_;
+  FloatBuffer buf_;
+};
+
 struct EncoderConfig {
   int d_model = 0, nhead = 0, dim_feedforward = 2048;
   Activation activation = Activation::kRelu;
@@ -71,9 +103,9 @@ class TransformerEncoderLayer {
  private:
   EncoderConfig cfg_;
   MultiHeadAttention attn_;
-  Linear linear1_, linear2_;
-  FloatBuffer norms_;  // norm1 weight | bias | norm2 weight | bias
-  FloatBuffer h_, t_, ff_;
+  FeedForward ff_;
+  Norms norms_;
+  FloatBuffer h_, t_;
   bool has_weights_ = false;
   uint64_t last_request_bytes_ = 0;
 };
