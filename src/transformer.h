@@ -110,7 +110,52 @@ class TransformerEncoderLayer {
   uint64_t last_request_bytes_ = 0;
 };
 
-// Float64 reference (tests only).
+// torch.nn.TransformerDecoderLayer (batch_first=True, dropout 0): self-attention
+// over tgt, cross-attention over memory, feed-forward; post- or pre-norm.
+//   post-norm: x = norm1(x + sa(x)); x = norm2(x + mha(x, mem)); x = norm3(x + ff(x))
+//   pre-norm:  x = x + sa(norm1(x)); x = x + mha(norm2(x), mem); x = x + ff(norm3(x))
+using DecoderConfig = EncoderConfig;
+
+struct DecoderWeights {
+  MhaWeights self_attn, cross_attn;  // multihead_attn in PyTorch's names
+  const float* linear1_weight = nullptr;
+  const float* linear1_bias = nullptr;
+  const float* linear2_weight = nullptr;
+  const float* linear2_bias = nullptr;
+  const float* norm_weight[3] = {nullptr, nullptr, nullptr};
+  const float* norm_bias[3] = {nullptr, nullptr, nullptr};
+};
+
+struct DecoderForwardArgs {
+  int B = 0, T = 0, S = 0;           // target and memory lengths
+  const float* tgt = nullptr;        // [B, T, E]
+  const float* memory = nullptr;     // [B, S, E]
+  MaskArgs tgt_mask;                 // tgt_mask, tgt_key_padding_mask, tgt_is_causal
+  MaskArgs memory_mask;              // memory_mask, memory_key_padding_mask, memory_is_causal
+  float* output = nullptr;           // [B, T, E]; may not alias tgt or memory
+};
+
+class TransformerDecoderLayer {
+ public:
+  explicit TransformerDecoderLayer(const DecoderConfig& cfg);
+  static bool valid(const DecoderConfig& cfg) { return TransformerEncoderLayer::valid(cfg); }
+  Status set_weights(const DecoderWeights& w);
+  Status forward(const DecoderForwardArgs& a, ThreadPool& pool);
+  uint64_t last_request_bytes() const { return last_request_bytes_; }
+  size_t memory_bytes() const;
+
+ private:
+  DecoderConfig cfg_;
+  MultiHeadAttention self_attn_, cross_attn_;
+  FeedForward ff_;
+  Norms norms_;
+  FloatBuffer h_, t_;
+  bool has_weights_ = false;
+  uint64_t last_request_bytes_ = 0;
+};
+
+// Float64 references (tests only).
 void encoder_reference(const EncoderConfig& cfg, const EncoderWeights& w, const EncoderForwardArgs& a);
+void decoder_reference(const DecoderConfig& cfg, const DecoderWeights& w, const DecoderForwardArgs& a);
 
 }  // namespace mha

@@ -114,3 +114,59 @@ TEST(Encoder, RejectsMissingWeightsAndBadArguments) {
 }
 
 }  // namespace
+
+namespace {
+
+struct DecCase {
+  int B, T, S, E, H, F;
+  bool norm_first, gelu, bias, causal, tgt_padding, mem_padding;
+};
+
+TEST(Decoder, MatchesFloat64Reference) {
+  const DecCase cases[] = {
+      {1, 4, 6, 8, 2, 16, false, false, true, true, false, false},
+      {2, 17, 9, 16, 4, 24, true, true, true, true, true, false},
+      {3, 5, 33, 12, 3, 20, false, true, false, false, false, true},
+      {2, 40, 70, 32, 8, 64, true, false, true, true, true, true},
+  };
+  uint32_t seed = 500;
+  for (const DecCase& c : cases)
+    for (int threads : {1, 2}) {
+      std::mt19937 rng(seed++);
+      DecoderConfig cfg;
+      cfg.d_model = c.E, cfg.nhead = c.H, cfg.dim_feedforward = c.F, cfg.norm_first = c.norm_first, cfg.bias = c.bias;
+      cfg.activation = c.gelu ? Activation::kGelu : Activation::kRelu;
+      const Weights sa = make_weights(c.E, c.F, rng), ca = make_weights(c.E, c.F, rng);
+      DecoderWeights w;
+      const EncoderWeights a0 = sa.view(), a1 = ca.view();
+      w.self_attn = a0.self_attn, w.cross_attn = a1.self_attn;
+      w.linear1_weight = a0.linear1_weight, w.linear1_bias = a0.linear1_bias;
+      w.linear2_weight = a0.linear2_weight, w.linear2_bias = a0.linear2_bias;
+      w.norm_weight[0] = a0.norm1_weight, w.norm_bias[0] = a0.norm1_bias;
+      w.norm_weight[1] = a0.norm2_weight, w.norm_bias[1] = a0.norm2_bias;
+      w.norm_weight[2] = a1.norm1_weight, w.norm_bias[2] = a1.norm1_bias;
+      TransformerDecoderLayer layer(cfg);
+      ASSERT_EQ(layer.set_weights(w), Status::kOk);
+      auto tgt = uniform(size_t(c.B) * c.T * c.E, -2, 2, rng), mem = uniform(size_t(c.B) * c.S * c.E, -2, 2, rng);
+      std::vector<uint8_t> tk(size_t(c.B) * c.T), mk(size_t(c.B) * c.S);
+      for (int b = 0; b < c.B; ++b) {
+        for (int j = 0; j < c.T; ++j) tk[size_t(b) * c.T + j] = j >= c.T - b;
+        for (int j = 0; j < c.S; ++j) mk[size_t(b) * c.S + j] = j >= c.S - 1 - 2 * b;
+      }
+      std::vector<float> out(tgt.size()), ref(tgt.size());
+      DecoderForwardArgs a;
+      a.B = c.B, a.T = c.T, a.S = c.S, a.tgt = tgt.data(), a.memory = mem.data(), a.output = out.data();
+      a.tgt_mask.causal = c.causal;
+      if (c.tgt_padding) a.tgt_mask.key_padding = tk.data();
+      if (c.mem_padding) a.memory_mask.key_padding = mk.data();
+      ThreadPool pool(threads);
+      ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+      a.output = ref.data();
+      decoder_reference(cfg, w, a);
+      EXPECT_TRUE(all_finite(out.data(), out.size()));
+      EXPECT_LE(rel_err(out.data(), ref.data(), out.size()), 1e-4)
+          << "T=" << c.T << " S=" << c.S << " norm_first=" << c.norm_first << " threads=" << threads;
+    }
+}
+
+}  // namespace
