@@ -24,9 +24,10 @@ void Linear::forward(ThreadPool& pool, int M, const float* x, size_t ldx, float*
                 has_bias_ ? b_.data() : nullptr);
 }
 
-Status FeedForward::set_weights(const float* w1, const float* b1, const float* w2, const float* b2) {
-  const Status s = linear1_.set_weights(w1, b1);
-  return s == Status::kOk ? linear2_.set_weights(w2, b2) : s;
+Status FeedForward::set_weights(const float* w1, const float* b1, const float* w2, const float* b2, bool bias) {
+  if (!w1 || !w2 || (bias && (!b1 || !b2))) return Status::kInvalidArgument;
+  const Status s = linear1_.set_weights(w1, bias ? b1 : nullptr);
+  return s == Status::kOk ? linear2_.set_weights(w2, bias ? b2 : nullptr) : s;
 }
 
 Status FeedForward::forward(ThreadPool& pool, int M, const float* x, float* y, uint64_t* request_bytes) {
@@ -82,15 +83,12 @@ size_t TransformerEncoderLayer::memory_bytes() const {
 
 Status TransformerEncoderLayer::set_weights(const EncoderWeights& w) {
   has_weights_ = false;
-  if (!w.linear1_weight || !w.linear2_weight) return Status::kInvalidArgument;
-  if (cfg_.bias && (!w.linear1_bias || !w.linear2_bias || !w.norm1_bias || !w.norm2_bias)) return Status::kInvalidArgument;
+  if (cfg_.bias && (!w.norm1_bias || !w.norm2_bias)) return Status::kInvalidArgument;
   const float* gammas[] = {w.norm1_weight, w.norm2_weight};
   const float* betas[] = {cfg_.bias ? w.norm1_bias : nullptr, cfg_.bias ? w.norm2_bias : nullptr};
-  Status s = norms_.set(gammas, betas);
+  Status s = ff_.set_weights(w.linear1_weight, w.linear1_bias, w.linear2_weight, w.linear2_bias, cfg_.bias);
+  if (s == Status::kOk) s = norms_.set(gammas, betas);
   if (s == Status::kOk) s = attn_.set_weights(w.self_attn);
-  if (s == Status::kOk)
-    s = ff_.set_weights(w.linear1_weight, cfg_.bias ? w.linear1_bias : nullptr, w.linear2_weight,
-                        cfg_.bias ? w.linear2_bias : nullptr);
   has_weights_ = s == Status::kOk;
   return s;
 }
@@ -147,17 +145,13 @@ size_t TransformerDecoderLayer::memory_bytes() const {
 
 Status TransformerDecoderLayer::set_weights(const DecoderWeights& w) {
   has_weights_ = false;
-  if (!w.linear1_weight || !w.linear2_weight) return Status::kInvalidArgument;
-  if (cfg_.bias && (!w.linear1_bias || !w.linear2_bias || !w.norm_bias[0] || !w.norm_bias[1] || !w.norm_bias[2]))
-    return Status::kInvalidArgument;
+  if (cfg_.bias && (!w.norm_bias[0] || !w.norm_bias[1] || !w.norm_bias[2])) return Status::kInvalidArgument;
   const float* betas[3];
   for (int i = 0; i < 3; ++i) betas[i] = cfg_.bias ? w.norm_bias[i] : nullptr;
-  Status s = norms_.set(w.norm_weight, betas);
+  Status s = ff_.set_weights(w.linear1_weight, w.linear1_bias, w.linear2_weight, w.linear2_bias, cfg_.bias);
+  if (s == Status::kOk) s = norms_.set(w.norm_weight, betas);
   if (s == Status::kOk) s = self_attn_.set_weights(w.self_attn);
   if (s == Status::kOk) s = cross_attn_.set_weights(w.cross_attn);
-  if (s == Status::kOk)
-    s = ff_.set_weights(w.linear1_weight, cfg_.bias ? w.linear1_bias : nullptr, w.linear2_weight,
-                        cfg_.bias ? w.linear2_bias : nullptr);
   has_weights_ = s == Status::kOk;
   return s;
 }

@@ -37,7 +37,8 @@ class FeedForward {
  public:
   FeedForward(int d_model, int dim_feedforward, Activation act) : e_(d_model), f_(dim_feedforward), act_(act),
       linear1_(d_model, dim_feedforward), linear2_(dim_feedforward, d_model) {}
-  Status set_weights(const float* w1, const float* b1, const float* w2, const float* b2);
+  // With bias, b1 and b2 are required; without, they are ignored.
+  Status set_weights(const float* w1, const float* b1, const float* w2, const float* b2, bool bias);
   // y[M x E] = ff(x[M x E]); kOutOfMemory if the hidden layer does not fit.
   Status forward(ThreadPool& pool, int M, const float* x, float* y, uint64_t* request_bytes);
   size_t memory_bytes() const { return linear1_.memory_bytes() + linear2_.memory_bytes() + hidden_.bytes(); }
