@@ -125,6 +125,55 @@ export declare class MultiHeadAttention {
   dispose(): void;
 }
 
+export interface TransformerEncoderLayerOptions {
+  dModel: number;
+  nhead: number;
+  /** Default 2048. */
+  dimFeedforward?: number;
+  /** Default 'relu'. 'gelu' is PyTorch's exact (erf) GELU. */
+  activation?: 'relu' | 'gelu';
+  /** Default 1e-5. */
+  layerNormEps?: number;
+  /** Pre-norm when true. Default false (post-norm, PyTorch's default). */
+  normFirst?: boolean;
+  /** Biases in the linear layers and LayerNorms. Default true. */
+  bias?: boolean;
+}
+
+export interface EncoderForwardOptions {
+  /** [L, L] or [B, nhead, L, L] (also [B*nhead, L, L]); Uint8Array nonzero = masked, Float32Array added. */
+  srcMask?: Tensor<Uint8Array> | Tensor<Float32Array> | null;
+  /** [B, L], nonzero = padding (ignored as a key). */
+  srcKeyPaddingMask?: Tensor<Uint8Array> | null;
+  isCausal?: boolean;
+}
+
+/**
+ * The layer's PyTorch state_dict by its dotted names: self_attn.in_proj_weight [3E, E],
+ * self_attn.in_proj_bias [3E], self_attn.out_proj.weight [E, E], self_attn.out_proj.bias [E],
+ * linear1.weight [F, E], linear1.bias [F], linear2.weight [E, F], linear2.bias [E],
+ * norm1.weight, norm1.bias, norm2.weight, norm2.bias [E]. Biases only when bias is true.
+ */
+export type EncoderStateDict = Record<string, Weight>;
+
+/** torch.nn.TransformerEncoderLayer with batch_first=True and dropout 0. */
+export declare class TransformerEncoderLayer {
+  constructor(options: TransformerEncoderLayerOptions);
+  readonly dModel: number;
+  readonly nhead: number;
+  readonly dimFeedforward: number;
+  readonly activation: 'relu' | 'gelu';
+  readonly layerNormEps: number;
+  readonly normFirst: boolean;
+  readonly bias: boolean;
+  readonly disposed: boolean;
+  /** Copies in the state_dict, e.g. parseSafetensors(bytes, { prefix: 'layers.0.' }). */
+  setWeights(stateDict: EncoderStateDict): void;
+  /** src [B, L, dModel] or [L, dModel]; returns the same dims. */
+  forward(src: Tensor, options?: EncoderForwardOptions): Tensor;
+  dispose(): void;
+}
+
 export interface Mha {
   /** Threads in use (1 when SharedArrayBuffer is unavailable). */
   readonly threads: number;
@@ -134,9 +183,10 @@ export interface Mha {
   /** Why the single-thread build runs although more threads were asked for; otherwise null. */
   readonly threadsNote: string | null;
   readonly MultiHeadAttention: typeof MultiHeadAttention;
+  readonly TransformerEncoderLayer: typeof TransformerEncoderLayer;
   /** q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv] ([H, L, D] and [L, D] also accepted). */
   scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options?: SdpaOptions): AttentionResult;
-  /** Diagnostics. */
+  /** Diagnostics: liveLayers counts attention layers and Transformer blocks not yet freed. */
   stats(): { wasmMemoryBytes: number; liveLayers: number };
 }
 

@@ -10,6 +10,7 @@ import { BUILDS, hardwareConcurrency, initOptions, instantiate, probeFeatures, u
 import { makeMultiHeadAttention } from './layer.js';
 import { Runtime } from './runtime.js';
 import { makeScaledDotProductAttention } from './sdpa.js';
+import { makeTransformerEncoderLayer } from './transformer.js';
 
 const MAX_AUTO_THREADS = 8;
 const cache = new Map();
@@ -66,8 +67,9 @@ function createApi(rt, info) {
     threadsNote: info.threadsNote,
     MultiHeadAttention: makeMultiHeadAttention(rt),
     scaledDotProductAttention: makeScaledDotProductAttention(rt),
+    TransformerEncoderLayer: makeTransformerEncoderLayer(rt),
     /** Diagnostics: wasm heap size and layers not yet freed. */
-    stats: () => ({ wasmMemoryBytes: rt.memoryBytes(), liveLayers: rt.mod.liveLayers() }),
+    stats: () => ({ wasmMemoryBytes: rt.memoryBytes(), liveLayers: rt.mod.liveLayers() + rt.mod.liveBlocks() }),
   };
   return Object.freeze(api);
 }

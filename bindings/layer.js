@@ -1,6 +1,7 @@
 // The MultiHeadAttention class (torch.nn.MultiheadAttention, batch_first=True,
 // dropout 0) around the Embind `Layer`.
 import { attnMask, keyPaddingMask } from './masks.js';
+import { NativeLayer, live } from './native.js';
 import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, sameDims, tensor } from './validate.js';
 
 const CTOR_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias'];
@@ -54,24 +55,8 @@ export function layerConfig(options) {
   return Object.freeze({ embedDim, numHeads, kdim, vdim, bias, headDim: embedDim / numHeads });
 }
 
-/** The configuration properties shared by the layer classes (here and in mha-wasm/worker). */
-export class LayerConfig {
-  #cfg;
-  constructor(cfg) { this.#cfg = cfg; }
-  get embedDim() { return this.#cfg.embedDim; }
-  get numHeads() { return this.#cfg.numHeads; }
-  get kdim() { return this.#cfg.kdim; }
-  get vdim() { return this.#cfg.vdim; }
-  get bias() { return this.#cfg.bias; }
-  get headDim() { return this.#cfg.headDim; }
-}
-
 export function makeMultiHeadAttention(rt) {
-  // Frees layers the user forgot to dispose. dispose() unregisters.
-  const registry = new FinalizationRegistry((handle) => { try { handle.delete(); } catch { /* runtime gone */ } });
-
-  class MultiHeadAttention extends LayerConfig {
-    #handle;
+  class MultiHeadAttention extends NativeLayer {
     #cfg;
     #hasWeights = false;
 
@@ -79,18 +64,8 @@ export function makeMultiHeadAttention(rt) {
     constructor(options) {
       const cfg = layerConfig(options);
       rt.checkAlive();
-      super(cfg);
+      super(cfg, rt, 'MultiHeadAttention', new rt.mod.Layer(cfg.embedDim, cfg.numHeads, cfg.kdim, cfg.vdim, cfg.bias));
       this.#cfg = cfg;
-      this.#handle = new rt.mod.Layer(cfg.embedDim, cfg.numHeads, cfg.kdim, cfg.vdim, cfg.bias);
-      registry.register(this, this.#handle, this);
-    }
-
-    get disposed() { return this.#handle === null; }
-
-    #live(what) {
-      if (this.#handle === null) throw new Error(`MultiHeadAttention.${what}: this layer has been disposed`);
-      rt.checkAlive();
-      return this.#handle;
     }
 
     /**
@@ -99,7 +74,7 @@ export function makeMultiHeadAttention(rt) {
      * @param {import('./index').MultiHeadAttentionWeights} weights
      */
     setWeights(weights) {
-      const handle = this.#live('setWeights');
+      const handle = live(this, 'setWeights');
       const { embedDim: E, kdim, vdim, bias } = this.#cfg;
       const { weights: w, givenAs } = canonicalWeights(weights);
       const label = (n) => givenAs[n] ?? n;
@@ -147,7 +122,7 @@ export function makeMultiHeadAttention(rt) {
      * @param {import('./index').ForwardOptions} [options]
      */
     forward(query, key, value, options) {
-      const handle = this.#live('forward');
+      const handle = live(this, 'forward');
       const { embedDim: E, numHeads: H, kdim, vdim } = this.#cfg;
       if (!this.#hasWeights) throw new Error('MultiHeadAttention.forward: weights are not set; call setWeights() first');
       const q = tensor('query', query, { ranks: [2, 3], shapeHint: `dims [B, Lq, ${E}] or [Lq, ${E}]` });
@@ -207,32 +182,25 @@ export function makeMultiHeadAttention(rt) {
         rt.free(st.ptr);
       }
     }
-
-    /** Frees the layer's wasm memory. Further use throws; a second dispose() does nothing. */
-    dispose() {
-      if (this.#handle === null) return;
-      registry.unregister(this);
-      this.#handle.delete();
-      this.#handle = null;
-    }
   }
   return MultiHeadAttention;
 }
 
-function weightArray(name, v, dims) {
+/** A weight as a Float32Array of exactly dims' size; what: the call named in errors. */
+export function weightArray(name, v, dims, what = 'setWeights') {
   const n = product(dims);
   let data = v;
   if (!(v instanceof Float32Array)) {
     if (v && typeof v === 'object' && 'data' in v && 'dims' in v) {
-      const t = tensor(`setWeights: ${name}`, v, { ranks: [dims.length], shapeHint: `dims ${fmtDims(dims)}` });
+      const t = tensor(`${what}: ${name}`, v, { ranks: [dims.length], shapeHint: `dims ${fmtDims(dims)}` });
       if (!sameDims(t.dims, dims))
-        throw new RangeError(`setWeights: ${name} must have dims ${fmtDims(dims)}, got ${fmtDims(t.dims)}`);
+        throw new RangeError(`${what}: ${name} must have dims ${fmtDims(dims)}, got ${fmtDims(t.dims)}`);
       data = t.data;
     } else {
-      throw new TypeError(`setWeights: ${name} must be a Float32Array of ${n} = ${fmtDims(dims)} floats, got ${describe(v)}`);
+      throw new TypeError(`${what}: ${name} must be a Float32Array of ${n} = ${fmtDims(dims)} floats, got ${describe(v)}`);
     }
   }
   if (data.length !== n)
-    throw new RangeError(`setWeights: ${name} must have ${n} = ${fmtDims(dims)} elements, got ${data.length}`);
+    throw new RangeError(`${what}: ${name} must have ${n} = ${fmtDims(dims)} elements, got ${data.length}`);
   return data;
 }

@@ -9,7 +9,8 @@
 //   const { output, weights } = await layer.forward(x, null, null, { needWeights: true });
 //   layer.dispose();
 //   mha.terminate();
-import { LayerConfig, layerConfig } from './layer.js';
+import { layerConfig } from './layer.js';
+import { LayerConfig } from './layer-config.js';
 import { initOptions, isNode, probeFeatures } from './loader.js';
 import { bool, describe, plainObject } from './validate.js';
 

@@ -137,3 +137,55 @@ export function relErr(a, ref) {
   }
   return e / m;
 }
+
+/** LayerNorm over the last dim (biased variance), rows of width E; g/b may be null. */
+export function layerNormRef(x, M, E, g, b, eps) {
+  const y = new Float64Array(M * E);
+  for (let i = 0; i < M; i++) {
+    let mean = 0, v = 0;
+    for (let k = 0; k < E; k++) mean += x[i * E + k];
+    mean /= E;
+    for (let k = 0; k < E; k++) v += (x[i * E + k] - mean) ** 2;
+    const inv = 1 / Math.sqrt(v / E + eps);
+    for (let k = 0; k < E; k++) y[i * E + k] = (x[i * E + k] - mean) * inv * (g ? g[k] : 1) + (b ? b[k] : 0);
+  }
+  return y;
+}
+
+/** erf (Abramowitz-Stegun 7.1.26 is too coarse): a series / continued fraction accurate to ~1e-15. */
+export function erf(x) {
+  const t = Math.abs(x);
+  if (t < 3) {  // Maclaurin series
+    let sum = t, term = t, n = 0;
+    while (Math.abs(term) > 1e-17 * Math.abs(sum)) {
+      n++;
+      term *= -t * t / n;
+      sum += term / (2 * n + 1);
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  let f = 0;  // continued fraction for erfc
+  for (let k = 60; k >= 1; k--) f = (k / 2) / (t + f);
+  return Math.sign(x) * (1 - Math.exp(-t * t) / Math.sqrt(Math.PI) / (t + f));
+}
+
+/**
+ * torch.nn.TransformerEncoderLayer (batch_first, dropout 0) in float64. cfg: { E, H, F,
+ * activation, eps, normFirst, bias }; sd: the state_dict (dotted names, Float32Arrays);
+ * opts as mhaReference's masks.
+ */
+export function encoderReference(cfg, sd, B, L, x, opts = {}) {
+  const { E, F } = cfg, M = B * L, bias = cfg.bias;
+  const w = { inProjWeight: sd['self_attn.in_proj_weight'], inProjBias: sd['self_attn.in_proj_bias'], outProjWeight: sd['self_attn.out_proj.weight'], outProjBias: sd['self_attn.out_proj.bias'] };
+  const sa = (v) => mhaReference({ E, H: cfg.H, kdim: E, vdim: E, bias }, w, B, L, L, v, v, v, opts).output;
+  const act = cfg.activation === 'gelu' ? (s) => 0.5 * s * (1 + erf(s / Math.SQRT2)) : (s) => Math.max(s, 0);
+  const ff = (v) => linear(linear(v, M, E, sd['linear1.weight'], F, bias && sd['linear1.bias']).map(act), M, F, sd['linear2.weight'], E, bias && sd['linear2.bias']);
+  const norm = (v, i) => layerNormRef(v, M, E, sd[`norm${i}.weight`], bias && sd[`norm${i}.bias`], cfg.eps);
+  const add = (a, b) => a.map((t, i) => t + b[i]);
+  if (!cfg.normFirst) {
+    const h = norm(add(x, sa(x)), 1);
+    return norm(add(h, ff(h)), 2);
+  }
+  const h = add(x, sa(norm(x, 1)));
+  return add(h, ff(norm(h, 2)));
+}

@@ -21,6 +21,13 @@ async function main(): Promise<void> {
   const sd = mha.scaledDotProductAttention(q, q, q, { scale: 0.5, attnMask: { data: new Float32Array(4), dims: [2, 2] } });
   console.log(threads, usesThreads, first, sd.output.dims, mha.stats().liveLayers);
   layer.dispose();
+  const enc = new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, dimFeedforward: 16, activation: 'gelu', normFirst: true });
+  enc.setWeights({ 'linear1.weight': { data: new Float32Array(128), dims: [16, 8] } });
+  const y: Tensor = enc.forward({ data: new Float32Array(16), dims: [2, 8] }, { isCausal: true, srcKeyPaddingMask: { data: new Uint8Array(2), dims: [2] } });
+  console.log(y.dims, enc.dModel);
+  enc.dispose();
+  // @ts-expect-error activation is 'relu' or 'gelu'
+  new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, activation: 'tanh' });
   // @ts-expect-error numHeads is required
   new mha.MultiHeadAttention({ embedDim: 8 });
   // @ts-expect-error tensors need Float32Array data
