@@ -11,8 +11,6 @@
 namespace mha_bind {
 namespace {
 
-int g_live_layers = 0;  // for the memory tests: layers not yet deleted
-
 mha::MhaConfig make_config(int E, int H, int kdim, int vdim, bool bias) {
   mha::MhaConfig c;
   c.embed_dim = E, c.num_heads = H, c.kdim = kdim, c.vdim = vdim, c.bias = bias;
@@ -26,10 +24,7 @@ class Layer {
  public:
   Layer(int E, int H, int kdim, int vdim, bool bias)
       : valid_(mha::MultiHeadAttention::valid(mha::MhaConfig{E, H, kdim, vdim, bias})),
-        impl_(make_config(E, H, kdim, vdim, bias)) {
-    ++g_live_layers;
-  }
-  ~Layer() { --g_live_layers; }
+        impl_(make_config(E, H, kdim, vdim, bias)) {}
 
   int setWeights(double inProj, double q, double k, double v, double inBias, double outW, double outB) {
     if (!valid_) return static_cast<int>(mha::Status::kInvalidArgument);
@@ -70,9 +65,8 @@ class Layer {
  private:
   bool valid_;
   mha::MultiHeadAttention impl_;
+  LiveCount live_;
 };
-
-int live_layers() { return g_live_layers; }
 
 }  // namespace
 }  // namespace mha_bind
@@ -84,5 +78,4 @@ EMSCRIPTEN_BINDINGS(mha_layer) {
       .function("forward", &mha_bind::Layer::forward)
       .function("lastRequestBytes", &mha_bind::Layer::lastRequestBytes)
       .function("memoryBytes", &mha_bind::Layer::memoryBytes);
-  emscripten::function("liveLayers", &mha_bind::live_layers);
 }

@@ -11,6 +11,14 @@
 
 namespace mha_bind {
 namespace {
+int g_live_objects = 0;
+}  // namespace
+
+LiveCount::LiveCount() { ++g_live_objects; }
+LiveCount::~LiveCount() { --g_live_objects; }
+int live_objects() { return g_live_objects; }
+
+namespace {
 std::unique_ptr<mha::ThreadPool> g_pool;
 mha::Attention g_attention;  // workspace for the free-standing SDPA call
 
@@ -80,4 +88,5 @@ EMSCRIPTEN_BINDINGS(mha_runtime) {
   emscripten::function("threadedBuild", &mha_bind::threaded_build);
   emscripten::function("sdpa", &mha_bind::sdpa);
   emscripten::function("sdpaRequestBytes", &mha_bind::sdpa_request_bytes);
+  emscripten::function("liveLayers", &mha_bind::live_objects);
 }

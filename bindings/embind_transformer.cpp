@@ -11,8 +11,6 @@
 namespace mha_bind {
 namespace {
 
-int g_live_blocks = 0;
-
 const float* entry(double table, int i) { return ptr<const float>(ptr<const uint32_t>(table)[i]); }
 
 mha::MhaWeights attn_weights(double table, int first) {
@@ -39,10 +37,7 @@ class Encoder {
   Encoder(int E, int H, int F, int act, double eps, bool norm_first, bool bias)
       : valid_(mha::TransformerEncoderLayer::valid(make_config(E, H, F, act, eps, norm_first, bias))),
         nhead_(H),
-        impl_(checked(make_config(E, H, F, act, eps, norm_first, bias))) {
-    ++g_live_blocks;
-  }
-  ~Encoder() { --g_live_blocks; }
+        impl_(checked(make_config(E, H, F, act, eps, norm_first, bias))) {}
 
   // table: self_attn (in_w, in_b, out_w, out_b), linear1 (w, b), linear2 (w, b), norm1 (w, b), norm2 (w, b).
   int setWeights(double table) {
@@ -74,9 +69,8 @@ class Encoder {
   bool valid_;
   int nhead_;
   mha::TransformerEncoderLayer impl_;
+  LiveCount live_;
 };
-
-int live_blocks() { return g_live_blocks; }
 
 }  // namespace
 }  // namespace mha_bind
@@ -88,5 +82,4 @@ EMSCRIPTEN_BINDINGS(mha_transformer) {
       .function("forward", &mha_bind::Encoder::forward)
       .function("lastRequestBytes", &mha_bind::Encoder::lastRequestBytes)
       .function("memoryBytes", &mha_bind::Encoder::memoryBytes);
-  emscripten::function("liveBlocks", &mha_bind::live_blocks);
 }

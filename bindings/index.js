@@ -69,7 +69,7 @@ function createApi(rt, info) {
     scaledDotProductAttention: makeScaledDotProductAttention(rt),
     TransformerEncoderLayer: makeTransformerEncoderLayer(rt),
     /** Diagnostics: wasm heap size and layers not yet freed. */
-    stats: () => ({ wasmMemoryBytes: rt.memoryBytes(), liveLayers: rt.mod.liveLayers() + rt.mod.liveBlocks() }),
+    stats: () => ({ wasmMemoryBytes: rt.memoryBytes(), liveLayers: rt.mod.liveLayers() }),
   };
   return Object.freeze(api);
 }

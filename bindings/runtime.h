@@ -10,6 +10,16 @@ namespace mha_bind {
 
 mha::ThreadPool& pool();
 
+// Layers and blocks created from JS and not yet deleted (for the memory tests).
+// Each bound class holds a LiveCount member.
+int live_objects();
+struct LiveCount {
+  LiveCount();
+  ~LiveCount();
+  LiveCount(const LiveCount&) = delete;
+  LiveCount& operator=(const LiveCount&) = delete;
+};
+
 // Pointers cross the boundary as plain numbers (byte offsets into the heap).
 template <class T>
 T* ptr(double p) {

@@ -64,9 +64,14 @@ export class Runtime {
       if (p === null || typeof p === 'number') return;
       const at = ptr + offsets[i];
       if (p instanceof Float32Array) v._f32.set(p, at >>> 2);
-      else v._u8.set(p, at);
+      else v._u8.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), at);  // bytes of any typed array
     });
     return { ptr, at: (i) => ptr + offsets[i] };
+  }
+
+  /** Writes 32-bit unsigned values (e.g. a table of heap offsets) at byte offset ptr (4-aligned). */
+  writeU32(ptr, values) {
+    new Uint32Array(this.buffer(), ptr, values.length).set(values);
   }
 
   malloc(bytes, what) {

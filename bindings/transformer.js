@@ -83,12 +83,11 @@ export function makeTransformerEncoderLayer(rt) {
         if (isBias && !this.#cfg.bias) throw new TypeError(`TransformerEncoderLayer.setWeights: ${name} given, but the layer was created with bias: false`);
         return weightArray(name, v, dims, 'TransformerEncoderLayer.setWeights');
       });
-      const table = new Uint32Array(arrays.length);
-      const st = rt.stage([...arrays, table.byteLength], 'TransformerEncoderLayer.setWeights');
+      const st = rt.stage([...arrays, arrays.length * 4], 'TransformerEncoderLayer.setWeights');
       try {
-        arrays.forEach((a, i) => { table[i] = a ? st.at(i) : 0; });
-        rt.views()._u8.set(new Uint8Array(table.buffer), st.at(arrays.length));
-        rt.check(handle.setWeights(st.at(arrays.length)), 'TransformerEncoderLayer.setWeights', () => handle.lastRequestBytes());
+        const table = st.at(arrays.length);  // the heap offset of each entry, 0 when absent
+        rt.writeU32(table, arrays.map((a, i) => (a ? st.at(i) : 0)));
+        rt.check(handle.setWeights(table), 'TransformerEncoderLayer.setWeights', () => handle.lastRequestBytes());
         this.#hasWeights = true;
       } finally {
         rt.free(st.ptr);
