@@ -15,14 +15,13 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { LONG, SHAPES, flops, fmt as f, interleave, probePeak, label, makeData, makeMhaWasm, makeOrt, makePlainJs, makeTfjs, maxRelDiff, median, table } from './peers.mjs';
+import { LONG, SHAPES, TWO_THREAD_SHAPES, benchShape, fmt as f, label, makeData, makeMhaWasm, probePeak, table } from './peers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
 const out = path.join(root, 'build', 'bench');
-const TWO_THREAD_SHAPES = ['S1', 'S2', 'S4', 'S2c', 'S4c'];
 
-function args(argv) {
+export function args(argv) {
   const a = { shapes: SHAPES.map((s) => s.id), rounds: 5, plain: true, long: true, child: null };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -98,21 +97,7 @@ async function child(kind, a) {
   const shapes = SHAPES.filter((s) => a.shapes.includes(s.id) && (kind === 't1' || TWO_THREAD_SHAPES.includes(s.id)));
   for (const s of shapes) {
     log(`${label(s)} (${kind})`);
-    const d = makeData(s);
-    const cs = [{ name: 'mha-wasm', threads: 1, run: await makeMhaWasm(m1, s, d) }];
-    if (m2) cs.push({ name: 'mha-wasm', threads: 2, run: await makeMhaWasm(m2, s, d) });
-    cs.push({ name: 'ORT-web', threads, run: await makeOrt(ort, onnx, s, d) });
-    if (tf && !s.needWeights) cs.push({ name: 'TF.js wasm', threads: 1, run: makeTfjs(tf, s, d) });
-    const ref = await makePlainJs(s, d)();
-    if (a.plain && kind === 't1' && !s.needWeights) cs.push({ name: 'plain JS', threads: 1, run: makePlainJs(s, d) });
-    const big = flops(s) > 2e9;
-    await interleave(cs, { rounds: a.rounds, warm: big ? 1 : 3, targetMs: 150, log });
-    for (const c of cs) {
-      const ms = median(c.times);
-      results.push({ shape: s.id, contestant: c.name, threads: c.threads, group: kind, ms, runs: c.times.length, gflops: flops(s) / ms / 1e6,
-        relDiff: maxRelDiff(c.output, ref) });
-      c.run.dispose?.();
-    }
+    results.push(...await benchShape(s, { m1, m2, ort, onnx, tf, threads, plain: a.plain, rounds: a.rounds, log }));
   }
   return results;
 }

@@ -3,27 +3,24 @@
 // count is fixed per page); within a page the contestants are interleaved.
 // Prints the table and writes build/bench/results-browser.json.
 //
-//   npm run bench:browser [-- --shapes S1,S2,S4 --rounds 5 --no-plain]
+//   npm run bench:browser [-- --shapes S1,S2,S4 --rounds 5 --no-plain]  (the same arguments as npm run bench)
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve } from '../scripts/serve.mjs';
 import { launchChromium } from '../tests/chromium.mjs';
-import { buildPeak, sizes } from './bench.mjs';
-import { SHAPES, buildOnnx, makeData, table } from './peers.mjs';
+import { args, buildPeak, sizes } from './bench.mjs';
+import { SHAPES, TWO_THREAD_SHAPES, buildOnnx, makeData, table } from './peers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
-const TWO_THREAD_SHAPES = ['S1', 'S2', 'S4', 'S2c', 'S4c'];
-
-const a = { shapes: SHAPES.map((s) => s.id), rounds: 5, plain: true };
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i++) {
-  if (argv[i] === '--shapes') a.shapes = argv[++i].split(',');
-  else if (argv[i] === '--rounds') a.rounds = Number(argv[++i]);
-  else if (argv[i] === '--no-plain') a.plain = false;
-  else { console.error(`bench:browser: unknown argument ${argv[i]} (expected --shapes S1,S2 --rounds N --no-plain)`); process.exit(1); }
+let a;
+try {
+  a = args(process.argv.slice(2));
+} catch (e) {
+  console.error(`bench:browser: ${e.message}`);
+  process.exit(1);
 }
 const shapes = SHAPES.filter((s) => a.shapes.includes(s.id));
 

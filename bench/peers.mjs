@@ -3,6 +3,9 @@
 // the same layer: nn.MultiheadAttention self-attention with the four
 // projections (PyTorch layout: in_proj_weight [3E, E], out_proj.weight [E, E]).
 import { plainMha } from '../web/plain-mha.js';
+import { flops, maxRelDiff, median } from '../web/stats.js';
+
+export { flops, maxRelDiff, median };
 
 export const SHAPES = [
   { id: 'S1', B: 1, L: 128, E: 768, H: 12 },
@@ -16,8 +19,6 @@ export const SHAPES = [
 ];
 export const LONG = { id: 'L16k', B: 1, L: 16384, E: 256, H: 4 };
 
-/** The issue's count (causal shapes are counted as if dense): 8·B·L·E² + 4·B·L²·E. */
-export const flops = (s) => 8 * s.B * s.L * s.E * s.E + 4 * s.B * s.L * s.L * s.E;
 export const label = (s) => `${s.id} ${s.B}x${s.L}x${s.E}/${s.H}${s.causal ? ' causal' : ''}${s.needWeights ? ' +weights' : ''}`;
 
 function rng(seed) {
@@ -36,11 +37,6 @@ export function makeData(s, seed = 1234) {
   };
 }
 
-export function median(a) {
-  const b = [...a].sort((x, y) => x - y), n = b.length;
-  return n % 2 ? b[(n - 1) / 2] : (b[n / 2 - 1] + b[n / 2]) / 2;
-}
-
 /**
  * GFLOP/s of the peak probe (bench/peak.cpp, an instantiated module M): the best
  * of 12 runs, after the engine has had time to tier the loop up to its
@@ -54,12 +50,6 @@ export function probePeak(M, iterations = 2e7) {
     best = Math.max(best, M._peak_flops(iterations) / (performance.now() - t0) / 1e6);
   }
   return best;
-}
-
-export function maxRelDiff(a, ref) {
-  let m = 0, r = 1;
-  for (let i = 0; i < ref.length; i++) { m = Math.max(m, Math.abs(a[i] - ref[i])); r = Math.max(r, Math.abs(ref[i])); }
-  return m / r;
 }
 
 // ---- contestants: each make*(s, d) returns an async () => Float32Array output ----
@@ -190,6 +180,33 @@ export function table(results, peak) {
     }
   }
   return lines.join('\n');
+}
+
+/** The shapes the two-thread groups run (the issue's 2-thread targets, plus the causal ones). */
+export const TWO_THREAD_SHAPES = ['S1', 'S2', 'S4', 'S2c', 'S4c'];
+
+/**
+ * Times one shape for one thread group, the same way in Node and in a page:
+ * m1/m2 are mha-wasm runtimes with 1 and 2 threads (m2 null in the 1-thread
+ * group), ort is onnxruntime-web set to `threads`, onnx as for makeOrt, tf the
+ * TF.js module or null. Returns one result row per contestant.
+ */
+export async function benchShape(s, { m1, m2, ort, onnx, tf, threads, plain, rounds, log }) {
+  const d = makeData(s);
+  const cs = [{ name: 'mha-wasm', threads: 1, run: await makeMhaWasm(m1, s, d) }];
+  if (m2) cs.push({ name: 'mha-wasm', threads: 2, run: await makeMhaWasm(m2, s, d) });
+  cs.push({ name: 'ORT-web', threads, run: await makeOrt(ort, onnx, s, d) });
+  if (tf && !s.needWeights) cs.push({ name: 'TF.js wasm', threads: 1, run: makeTfjs(tf, s, d) });
+  const ref = await makePlainJs(s, d)();
+  if (plain && threads === 1 && !s.needWeights) cs.push({ name: 'plain JS', threads: 1, run: makePlainJs(s, d) });
+  await interleave(cs, { rounds, warm: flops(s) > 2e9 ? 1 : 3, targetMs: 150, log });
+  const rows = cs.map((c) => {
+    const ms = median(c.times);
+    return { shape: s.id, contestant: c.name, threads: c.threads, group: `t${threads}`, ms, runs: c.times.length,
+      gflops: flops(s) / ms / 1e6, relDiff: maxRelDiff(c.output, ref) };
+  });
+  for (const c of cs) c.run.dispose?.();
+  return rows;
 }
 
 /**

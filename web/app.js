@@ -3,6 +3,7 @@
 import { encodeSafetensors, init, parseSafetensors, safetensorsMetadata } from 'mha-wasm/worker';
 import { heatmap } from './heatmap.js';
 import { averageHeads, demoWeights, embedBatch, headChoices, headRole, rng, tokenize } from './model.js';
+import { flops, maxRelDiff, median } from './stats.js';
 
 const $ = (id) => document.getElementById(id);
 const fmt = (x, d = 2) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(d));
@@ -211,7 +212,7 @@ async function loadWeightsFile(bytes, fileName) {
   }));
   $('st-table').hidden = false;
   const weights = Object.fromEntries(Object.entries(t).filter(([n]) => used.has(n)));
-  return { fileName, E, kdim, vdim, bias, weights, prefix, metaHeads: sel.value };
+  return { fileName, E, kdim, vdim, bias, weights };
 }
 
 let stFile = null;
@@ -285,8 +286,6 @@ const SHAPES = {
   s2: { label: 'L=512, E=768, 12 heads', L: 512, E: 768, H: 12, reps: 5, plainReps: 1 },
   s4: { label: 'L=2048, E=256, 4 heads', L: 2048, E: 256, H: 4, reps: 3, plainReps: 1 },
 };
-const median = (a) => { const s = [...a].sort((x, y) => x - y); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
-const flops = ({ L, E }) => 8 * L * E * E + 4 * L * L * E;
 
 let plainWorker = null, plainId = 0;
 function plainRun(msg) {
@@ -319,12 +318,6 @@ async function timeWasm(mha, shape, x, weights) {
   } finally {
     layer.dispose();
   }
-}
-
-function maxRelDiff(a, b) {
-  let d = 0, m = 1;
-  for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i] - b[i])); m = Math.max(m, Math.abs(b[i])); }
-  return d / m;
 }
 
 async function runBench() {

@@ -9,7 +9,6 @@ function color(t) {
   const x = Math.min(1, Math.max(0, t)) * (STOPS.length - 1), i = Math.min(STOPS.length - 2, Math.floor(x)), f = x - i;
   return `rgb(${STOPS[i].map((c, k) => Math.round(c + f * (STOPS[i + 1][k] - c))).join(',')})`;
 }
-export const colorScale = color;
 
 const FONT = '11px system-ui, sans-serif';
 const short = (s) => (s.length > 9 ? s.slice(0, 8) + '…' : s);
