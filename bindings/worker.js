@@ -107,6 +107,18 @@ function marshal(value, transfer, list) {
   return value;
 }
 
+/**
+ * The tensors and options of a forward-style call, marshalled: options.transfer
+ * (boolean) decides copy or move and is not sent. Returns { args, list } with
+ * the buffers to transfer.
+ */
+function tensorCall(what, tensors, options) {
+  const { transfer: t, ...rest } = plainObject(`${what} options`, options, Object.keys(options ?? {}));
+  const transfer = bool('options.transfer', t, false);
+  const list = [];
+  return { args: [...tensors.map((x) => marshal(x, transfer, list)), marshal(rest, transfer, list)], list };
+}
+
 function makeWorkerClass(conn) {
   // A layer dropped without dispose() is freed in the worker. dispose() unregisters.
   const registry = new FinalizationRegistry((id) => { if (!conn.dead) conn.call('dispose', [id]).catch(() => {}); });
@@ -151,11 +163,8 @@ function makeWorkerClass(conn) {
      */
     async forward(query, key, value, options) {
       this.#check('forward');
-      const { transfer: t, ...rest } = plainObject('forward options', options, Object.keys(options ?? {}));
-      const transfer = bool('options.transfer', t, false);
-      const list = [];
-      const args = [query, key, value].map((x) => marshal(x, transfer, list));
-      return conn.call('forward', [this.#id, ...args, marshal(rest, transfer, list)], list, 'forward');
+      const { args, list } = tensorCall('forward', [query, key, value], options);
+      return conn.call('forward', [this.#id, ...args], list, 'forward');
     }
 
     /** Frees the layer in the worker. Further calls reject; a second dispose() does nothing. */
@@ -192,11 +201,8 @@ export async function init(options = {}) {
       MultiHeadAttention: makeWorkerClass(conn),
       /** scaledDotProductAttention in the worker; options.transfer as in forward(). */
       async scaledDotProductAttention(q, k, v, options) {
-        const { transfer: t, ...rest } = plainObject('scaledDotProductAttention options', options, Object.keys(options ?? {}));
-        const transfer = bool('options.transfer', t, false);
-        const list = [];
-        const args = [q, k, v].map((x) => marshal(x, transfer, list));
-        return conn.call('sdpa', [...args, marshal(rest, transfer, list)], list, 'scaledDotProductAttention');
+        const { args, list } = tensorCall('scaledDotProductAttention', [q, k, v], options);
+        return conn.call('sdpa', args, list, 'scaledDotProductAttention');
       },
       /** Diagnostics from the worker: wasm heap size, live layers. */
       stats: () => conn.call('stats', []),

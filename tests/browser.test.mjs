@@ -4,38 +4,13 @@
 // against the float64 reference (tests/reference.mjs) inside the page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import http from 'node:http';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { serve } from '../scripts/serve.mjs';
 import { launchChromium, watch } from './chromium.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
-
-function serve(isolated) {
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://x');
-    const headers = { 'Cache-Control': 'no-store' };
-    if (isolated) Object.assign(headers, { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cross-Origin-Resource-Policy': 'same-origin' });
-    if (url.pathname === '/favicon.ico') {
-      res.writeHead(204, headers);
-      return res.end();
-    }
-    if (url.pathname === '/') {
-      res.writeHead(200, { ...headers, 'Content-Type': 'text/html' });
-      return res.end('<!doctype html><title>mha-wasm test</title>');
-    }
-    const file = path.join(root, path.normalize(url.pathname));
-    if (!file.startsWith(root) || !/^\/(bindings|dist|tests)\//.test(url.pathname) || !fs.existsSync(file)) {
-      res.writeHead(404, headers);
-      return res.end('not found');
-    }
-    res.writeHead(200, { ...headers, 'Content-Type': MIME[path.extname(file)] || 'application/octet-stream' });
-    fs.createReadStream(file).pipe(res);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
+// The package's bindings/ and dist/, and tests/ for the reference, on a blank page.
+const serveTest = (isolated) => serve({
+  port: 0, isolated, mounts: [['/tests/', 'tests']], memory: { '/blank.html': Buffer.from('<!doctype html><title>mha-wasm test</title><link rel="icon" href="data:,">') },
+});
 
 // Runs inside the page.
 async function pageChecks() {
@@ -74,11 +49,11 @@ after(async () => {
 
 for (const isolated of [true, false]) {
   test(`Chromium, ${isolated ? 'cross-origin isolated: threaded build' : 'no COOP/COEP: single-thread fallback'}`, async () => {
-    const server = await serve(isolated);
+    const server = await serveTest(isolated);
     servers.push(server);
     const page = await context.newPage();
     const w = watch(page);
-    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+    await page.goto(`http://127.0.0.1:${server.address().port}/blank.html`);
     const out = await page.evaluate(pageChecks);
     await page.close();
     assert.deepEqual(w.problems(), []);
