@@ -40,6 +40,13 @@ Weights make_weights(int E, int F, std::mt19937& rng) {
   return w;
 }
 
+EncoderConfig make_config(int E, int H, int F, bool norm_first, bool gelu, bool bias) {
+  EncoderConfig cfg;
+  cfg.d_model = E, cfg.nhead = H, cfg.dim_feedforward = F, cfg.norm_first = norm_first, cfg.bias = bias;
+  cfg.activation = gelu ? Activation::kGelu : Activation::kRelu;
+  return cfg;
+}
+
 struct Case {
   int B, L, E, H, F;
   bool norm_first, gelu, bias, causal, padding;
@@ -55,9 +62,7 @@ TEST(Encoder, MatchesFloat64Reference) {
   for (const Case& c : cases)
     for (int threads : {1, 2}) {
       std::mt19937 rng(seed++);
-      EncoderConfig cfg;
-      cfg.d_model = c.E, cfg.nhead = c.H, cfg.dim_feedforward = c.F, cfg.norm_first = c.norm_first, cfg.bias = c.bias;
-      cfg.activation = c.gelu ? Activation::kGelu : Activation::kRelu;
+      const EncoderConfig cfg = make_config(c.E, c.H, c.F, c.norm_first, c.gelu, c.bias);
       ASSERT_TRUE(TransformerEncoderLayer::valid(cfg));
       const Weights w = make_weights(c.E, c.F, rng);
       const EncoderWeights wv = w.view();
@@ -133,9 +138,7 @@ TEST(Decoder, MatchesFloat64Reference) {
   for (const DecCase& c : cases)
     for (int threads : {1, 2}) {
       std::mt19937 rng(seed++);
-      DecoderConfig cfg;
-      cfg.d_model = c.E, cfg.nhead = c.H, cfg.dim_feedforward = c.F, cfg.norm_first = c.norm_first, cfg.bias = c.bias;
-      cfg.activation = c.gelu ? Activation::kGelu : Activation::kRelu;
+      const DecoderConfig cfg = make_config(c.E, c.H, c.F, c.norm_first, c.gelu, c.bias);
       const Weights sa = make_weights(c.E, c.F, rng), ca = make_weights(c.E, c.F, rng);
       DecoderWeights w;
       const EncoderWeights a0 = sa.view(), a1 = ca.view();
