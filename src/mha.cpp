@@ -80,8 +80,7 @@ Status MultiHeadAttention::forward(const MhaForwardArgs& a, ThreadPool& pool) {
     float* q = proj_.data();
     float* k = q + Mq * E;
     float* v = k + Mk * E;
-    parallel_gemm(pool, static_cast<int>(Mq), E, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR, q, E,
-                  bias);
+    project_query(a, pool);
     parallel_gemm(pool, static_cast<int>(Mk), E, kd, a.key, kd, w_in_.data() + sq, static_cast<size_t>(kd) * kernels::kNR,
                   k, E, bias ? bias + ep_ : nullptr);
     parallel_gemm(pool, static_cast<int>(Mk), E, vd, a.value, vd, w_in_.data() + sq + sk,
@@ -90,6 +89,11 @@ Status MultiHeadAttention::forward(const MhaForwardArgs& a, ThreadPool& pool) {
     at.k = {k, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
     at.v = {v, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
   }
+  return attend(a, at, pool);
+}
+
+Status MultiHeadAttention::attend(const MhaForwardArgs& a, AttentionArgs& at, ThreadPool& pool) {
+  const int E = cfg_.embed_dim, D = E / cfg_.num_heads;
   at.out = attn_.data();
   at.o_sb = static_cast<size_t>(a.Lq) * E, at.o_sh = D, at.o_sl = E;
   at.scale = 1.0f / std::sqrt(static_cast<float>(D));
@@ -99,10 +103,84 @@ Status MultiHeadAttention::forward(const MhaForwardArgs& a, ThreadPool& pool) {
   const Status st = attention_.run(at, pool);
   if (st == Status::kOutOfMemory) last_request_bytes_ += attention_.last_request_bytes();
   if (st != Status::kOk) return st;
-  parallel_gemm(pool, static_cast<int>(Mq), E, E, attn_.data(), E, w_out_.data(), static_cast<size_t>(E) * kernels::kNR,
+  parallel_gemm(pool, a.B * a.Lq, E, E, attn_.data(), E, w_out_.data(), static_cast<size_t>(E) * kernels::kNR,
                 a.output, E, cfg_.bias ? b_out_.data() : nullptr);
   last_request_bytes_ = 0;
   return Status::kOk;
+}
+
+void MultiHeadAttention::project_query(const MhaForwardArgs& a, ThreadPool& pool) {
+  const int E = cfg_.embed_dim;
+  parallel_gemm(pool, a.B * a.Lq, E, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR, proj_.data(), E,
+                cfg_.bias ? b_in_.data() : nullptr);
+}
+
+Status KVCache::init(int batch, int capacity, int width) {
+  length_ = 0;
+  if (batch <= 0 || capacity <= 0 || width <= 0) return Status::kInvalidArgument;
+  const uint64_t n = static_cast<uint64_t>(batch) * capacity * width;
+  if (!k_.reserve(n) || !v_.reserve(n)) {
+    batch_ = capacity_ = width_ = 0;
+    return Status::kOutOfMemory;
+  }
+  batch_ = batch, capacity_ = capacity, width_ = width;
+  return Status::kOk;
+}
+
+Status MultiHeadAttention::forward_cached(const MhaForwardArgs& a, KVCache& c, CacheMode mode, ThreadPool& pool) {
+  if (!has_weights_) return Status::kNoWeights;
+  const int E = cfg_.embed_dim, H = cfg_.num_heads, D = E / H, kd = cfg_.kdim, vd = cfg_.vdim;
+  if (a.B <= 0 || a.Lq <= 0 || !a.query || !a.output) return Status::kInvalidArgument;
+  const uint64_t Mq = static_cast<uint64_t>(a.B) * a.Lq;
+  AttentionArgs at;
+  at.B = a.B, at.H = H, at.Lq = a.Lq, at.D = D, at.Dv = D;
+  if (mode == CacheMode::kAppend) {
+    if (kd != E || vd != E || a.key != a.query || a.value != a.query || c.batch_ != a.B || c.width_ != E ||
+        a.Lq > c.capacity_ - c.length_)
+      return Status::kInvalidArgument;
+    const size_t ld = 3 * static_cast<size_t>(ep_);
+    last_request_bytes_ = (Mq * ld + Mq * E) * sizeof(float);
+    if (!proj_.reserve(Mq * ld) || !attn_.reserve(Mq * E)) return Status::kOutOfMemory;
+    parallel_gemm(pool, static_cast<int>(Mq), 3 * ep_, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR,
+                  proj_.data(), ld, cfg_.bias ? b_in_.data() : nullptr);
+    for (int b = 0; b < a.B; ++b)
+      for (int i = 0; i < a.Lq; ++i) {
+        const float* row = proj_.data() + (static_cast<size_t>(b) * a.Lq + i) * ld;
+        const size_t at_row = (static_cast<size_t>(b) * c.capacity_ + c.length_ + i) * E;
+        std::memcpy(c.k_.data() + at_row, row + ep_, sizeof(float) * E);
+        std::memcpy(c.v_.data() + at_row, row + 2 * ep_, sizeof(float) * E);
+      }
+    at.Lk = c.length_ + a.Lq;
+    at.q = {proj_.data(), a.Lq * ld, static_cast<size_t>(D), ld};
+  } else {
+    if (c.length_ == 0) {
+      if (a.Lk <= 0 || !a.key || !a.value) return Status::kInvalidArgument;
+      last_request_bytes_ = 2 * static_cast<uint64_t>(a.B) * a.Lk * E * sizeof(float);
+      Status s = c.init(a.B, a.Lk, E);
+      if (s != Status::kOk) return s;
+      const size_t sq = kernels::packed_size(E, E), sk = kernels::packed_size(kd, E);
+      const float* bias = cfg_.bias ? b_in_.data() : nullptr;
+      const int Mk = a.B * a.Lk;
+      parallel_gemm(pool, Mk, E, kd, a.key, kd, w_in_.data() + sq, static_cast<size_t>(kd) * kernels::kNR, c.k_.data(), E,
+                    bias ? bias + ep_ : nullptr);
+      parallel_gemm(pool, Mk, E, vd, a.value, vd, w_in_.data() + sq + sk, static_cast<size_t>(vd) * kernels::kNR,
+                    c.v_.data(), E, bias ? bias + 2 * ep_ : nullptr);
+      c.length_ = a.Lk;
+    } else if (a.Lk != c.length_ || a.B != c.batch_ || c.width_ != E) {
+      return Status::kInvalidArgument;
+    }
+    last_request_bytes_ = 2 * Mq * E * sizeof(float);
+    if (!proj_.reserve(Mq * E) || !attn_.reserve(Mq * E)) return Status::kOutOfMemory;
+    project_query(a, pool);
+    at.Lk = c.length_;
+    at.q = {proj_.data(), static_cast<size_t>(a.Lq) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
+  }
+  const size_t sb = static_cast<size_t>(c.capacity_) * E;
+  at.k = {c.k_.data(), sb, static_cast<size_t>(D), static_cast<size_t>(E)};
+  at.v = {c.v_.data(), sb, static_cast<size_t>(D), static_cast<size_t>(E)};
+  const Status s = attend(a, at, pool);
+  if (s == Status::kOk && mode == CacheMode::kAppend) c.length_ += a.Lq;
+  return s;
 }
 
 void mha_reference(const MhaConfig& c, const MhaWeights& w, const MhaForwardArgs& a) {

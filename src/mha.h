@@ -44,6 +44,36 @@ struct MhaForwardArgs {
   bool average_weights = true;
 };
 
+// Projected keys and values of earlier positions, for incremental decoding:
+// [batch, capacity, E] each. MultiHeadAttention::forward_cached fills it.
+class KVCache {
+ public:
+  // Reserves both buffers and empties the cache; kOutOfMemory if they do not fit.
+  Status init(int batch, int capacity, int width);
+  int batch() const { return batch_; }
+  int capacity() const { return capacity_; }
+  int length() const { return length_; }
+  void reset() { length_ = 0; }
+  size_t memory_bytes() const { return k_.bytes() + v_.bytes(); }
+
+ private:
+  friend class MultiHeadAttention;
+  int batch_ = 0, capacity_ = 0, width_ = 0, length_ = 0;
+  FloatBuffer k_, v_;
+};
+
+enum class CacheMode {
+  // Self-attention: query == key == value hold the new positions [B, Lq, E]. Their
+  // keys and values are appended, and the queries attend over every cached
+  // position: Lk = the length after the append (masks are sized for it, and
+  // causal is bottom-right aligned, so new position i sees the prefix and itself).
+  kAppend,
+  // Cross-attention over a memory that stays the same: an empty cache is sized
+  // for and filled with the projected key/value [B, Lk, kdim/vdim]; later calls
+  // reuse them (key/value are not read, Lk must equal the cached length).
+  kFixed,
+};
+
 class MultiHeadAttention {
  public:
   // The config must satisfy valid(); the constructor allocates nothing.
@@ -54,6 +84,8 @@ class MultiHeadAttention {
   bool has_weights() const { return has_weights_; }
   // Self-attention (query == key == value, same sizes) uses one fused QKV GEMM.
   Status forward(const MhaForwardArgs& args, ThreadPool& pool);
+  // forward() with a KV cache (see CacheMode). The cache's length grows only when the call succeeds.
+  Status forward_cached(const MhaForwardArgs& args, KVCache& cache, CacheMode mode, ThreadPool& pool);
 
   const MhaConfig& config() const { return cfg_; }
   // Bytes the last failing call needed (0 after a success).
@@ -61,6 +93,11 @@ class MultiHeadAttention {
   size_t memory_bytes() const;
 
  private:
+  // Attention of at.q/k/v into attn_, then the output projection into a.output.
+  Status attend(const MhaForwardArgs& a, AttentionArgs& at, ThreadPool& pool);
+  // q = query Wq^T + bq into proj_ ([B*Lq, E]).
+  void project_query(const MhaForwardArgs& a, ThreadPool& pool);
+
   MhaConfig cfg_;
   int ep_;  // E rounded up to the panel width
   bool has_weights_ = false;

@@ -107,7 +107,8 @@ Status TransformerEncoderLayer::forward(const EncoderForwardArgs& a, ThreadPool&
   auto self_attn = [&](const float* x, float* y) {
     MhaForwardArgs f;
     f.B = a.B, f.Lq = f.Lk = a.L, f.query = f.key = f.value = x, f.output = y, f.mask = a.mask;
-    const Status s = attn_.forward(f, pool);
+    f.weights = a.weights, f.average_weights = false;
+    const Status s = a.cache ? attn_.forward_cached(f, *a.cache, CacheMode::kAppend, pool) : attn_.forward(f, pool);
     if (s == Status::kOutOfMemory) last_request_bytes_ += attn_.last_request_bytes();
     return s;
   };
@@ -158,7 +159,8 @@ Status TransformerDecoderLayer::set_weights(const DecoderWeights& w) {
 
 Status TransformerDecoderLayer::forward(const DecoderForwardArgs& a, ThreadPool& pool) {
   if (!has_weights_) return Status::kNoWeights;
-  if (a.B <= 0 || a.T <= 0 || a.S <= 0 || !a.tgt || !a.memory || !a.output || a.output == a.tgt || a.output == a.memory)
+  if (a.B <= 0 || a.T <= 0 || a.S <= 0 || !a.tgt || !a.memory || !a.output || a.output == a.tgt || a.output == a.memory ||
+      !a.self_cache != !a.cross_cache)
     return Status::kInvalidArgument;
   const int E = cfg_.d_model;
   const uint64_t M64 = static_cast<uint64_t>(a.B) * a.T;
@@ -168,10 +170,15 @@ Status TransformerDecoderLayer::forward(const DecoderForwardArgs& a, ThreadPool&
   const int M = static_cast<int>(M64), n = static_cast<int>(M64 * E);
   const float eps = cfg_.layer_norm_eps;
   float *h = h_.data(), *t = t_.data(), *out = a.output;
+  const bool cached = a.self_cache != nullptr;
   auto attend = [&](MultiHeadAttention& mha, const float* x, const float* kv, int Lk, const MaskArgs& m, float* y) {
+    const bool self = &mha == &self_attn_;
     MhaForwardArgs f;
     f.B = a.B, f.Lq = a.T, f.Lk = Lk, f.query = x, f.key = f.value = kv, f.output = y, f.mask = m;
-    const Status s = mha.forward(f, pool);
+    f.weights = self ? a.self_weights : a.cross_weights, f.average_weights = false;
+    const Status s = !cached ? mha.forward(f, pool)
+                   : self   ? mha.forward_cached(f, *a.self_cache, CacheMode::kAppend, pool)
+                            : mha.forward_cached(f, *a.cross_cache, CacheMode::kFixed, pool);
     if (s == Status::kOutOfMemory) last_request_bytes_ += mha.last_request_bytes();
     return s;
   };

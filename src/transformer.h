@@ -90,6 +90,11 @@ struct EncoderForwardArgs {
   const float* src = nullptr;  // [B, L, E]
   MaskArgs mask;               // src_mask, src_key_padding_mask, is_causal
   float* output = nullptr;     // [B, L, E]; may not alias src
+  // Incremental decoding: src holds the new positions, whose keys and values are
+  // appended to the cache; they attend over all cached positions (Lk = length
+  // after the append, the size masks must have).
+  KVCache* cache = nullptr;
+  float* weights = nullptr;    // optional self-attention weights per head [B, H, L, Lk]
 };
 
 class TransformerEncoderLayer {
@@ -134,6 +139,13 @@ struct DecoderForwardArgs {
   MaskArgs tgt_mask;                 // tgt_mask, tgt_key_padding_mask, tgt_is_causal
   MaskArgs memory_mask;              // memory_mask, memory_key_padding_mask, memory_is_causal
   float* output = nullptr;           // [B, T, E]; may not alias tgt or memory
+  // Incremental decoding: tgt's keys and values are appended to self_cache
+  // (CacheMode::kAppend); cross_cache holds memory's, projected on the first call
+  // after a reset (kFixed). Both or neither.
+  KVCache* self_cache = nullptr;
+  KVCache* cross_cache = nullptr;
+  float* self_weights = nullptr;     // optional weights per head: [B, H, T, T (or cached length)]
+  float* cross_weights = nullptr;    // [B, H, T, S]
 };
 
 class TransformerDecoderLayer {

@@ -122,6 +122,20 @@ TEST(Encoder, RejectsMissingWeightsAndBadArguments) {
 
 namespace {
 
+// Decoder weights from two encoder weight sets: self-attention, feed-forward and
+// norms 1-2 from the first, cross-attention and norm3 from the second.
+DecoderWeights decoder_weights(const Weights& sa, const Weights& ca) {
+  DecoderWeights w;
+  const EncoderWeights a0 = sa.view(), a1 = ca.view();
+  w.self_attn = a0.self_attn, w.cross_attn = a1.self_attn;
+  w.linear1_weight = a0.linear1_weight, w.linear1_bias = a0.linear1_bias;
+  w.linear2_weight = a0.linear2_weight, w.linear2_bias = a0.linear2_bias;
+  w.norm_weight[0] = a0.norm1_weight, w.norm_bias[0] = a0.norm1_bias;
+  w.norm_weight[1] = a0.norm2_weight, w.norm_bias[1] = a0.norm2_bias;
+  w.norm_weight[2] = a1.norm1_weight, w.norm_bias[2] = a1.norm1_bias;
+  return w;
+}
+
 struct DecCase {
   int B, T, S, E, H, F;
   bool norm_first, gelu, bias, causal, tgt_padding, mem_padding;
@@ -140,14 +154,7 @@ TEST(Decoder, MatchesFloat64Reference) {
       std::mt19937 rng(seed++);
       const DecoderConfig cfg = make_config(c.E, c.H, c.F, c.norm_first, c.gelu, c.bias);
       const Weights sa = make_weights(c.E, c.F, rng), ca = make_weights(c.E, c.F, rng);
-      DecoderWeights w;
-      const EncoderWeights a0 = sa.view(), a1 = ca.view();
-      w.self_attn = a0.self_attn, w.cross_attn = a1.self_attn;
-      w.linear1_weight = a0.linear1_weight, w.linear1_bias = a0.linear1_bias;
-      w.linear2_weight = a0.linear2_weight, w.linear2_bias = a0.linear2_bias;
-      w.norm_weight[0] = a0.norm1_weight, w.norm_bias[0] = a0.norm1_bias;
-      w.norm_weight[1] = a0.norm2_weight, w.norm_bias[1] = a0.norm2_bias;
-      w.norm_weight[2] = a1.norm1_weight, w.norm_bias[2] = a1.norm1_bias;
+      const DecoderWeights w = decoder_weights(sa, ca);
       TransformerDecoderLayer layer(cfg);
       ASSERT_EQ(layer.set_weights(w), Status::kOk);
       auto tgt = uniform(size_t(c.B) * c.T * c.E, -2, 2, rng), mem = uniform(size_t(c.B) * c.S * c.E, -2, 2, rng);
@@ -169,6 +176,110 @@ TEST(Decoder, MatchesFloat64Reference) {
       EXPECT_TRUE(all_finite(out.data(), out.size()));
       EXPECT_LE(rel_err(out.data(), ref.data(), out.size()), 1e-4)
           << "T=" << c.T << " S=" << c.S << " norm_first=" << c.norm_first << " threads=" << threads;
+    }
+}
+
+}  // namespace
+
+// Incremental decoding: feeding a sequence through a KV cache in chunks (one
+// token at a time, or uneven chunks) gives the float64 reference of the full
+// causal forward over the whole sequence, for every length 1..64.
+namespace {
+
+const std::vector<std::vector<int>> kChunkings = {
+    std::vector<int>(64, 1), {1, 3, 4, 5, 17, 1, 33}, {64}, {7, 1, 1, 55}};
+
+TEST(KVCache, EncoderStepsEqualFullCausalForward) {
+  uint32_t seed = 900;
+  for (bool norm_first : {false, true})
+    for (int threads : {1, 2}) {
+      const int B = 2, L = 64, E = 16, H = 4, F = 24;
+      std::mt19937 rng(seed++);
+      const EncoderConfig cfg = make_config(E, H, F, norm_first, !norm_first, true);
+      const Weights w = make_weights(E, F, rng);
+      TransformerEncoderLayer layer(cfg);
+      ASSERT_EQ(layer.set_weights(w.view()), Status::kOk);
+      const auto x = uniform(size_t(B) * L * E, -2, 2, rng);
+      std::vector<float> ref(x.size());
+      EncoderForwardArgs full;
+      full.B = B, full.L = L, full.src = x.data(), full.output = ref.data(), full.mask.causal = true;
+      encoder_reference(cfg, w.view(), full);
+      ThreadPool pool(threads);
+      KVCache cache;
+      ASSERT_EQ(cache.init(B, L, E), Status::kOk);
+      for (const auto& chunks : kChunkings) {
+        cache.reset();
+        int pos = 0;
+        for (int n : chunks) {
+          std::vector<float> in(size_t(B) * n * E), out(in.size());
+          for (int b = 0; b < B; ++b)
+            std::copy_n(&x[(size_t(b) * L + pos) * E], size_t(n) * E, &in[size_t(b) * n * E]);
+          EncoderForwardArgs a;
+          a.B = B, a.L = n, a.src = in.data(), a.output = out.data(), a.mask.causal = true, a.cache = &cache;
+          ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+          ASSERT_EQ(cache.length(), pos + n);
+          for (int b = 0; b < B; ++b)
+            EXPECT_LE(rel_err(&out[size_t(b) * n * E], &ref[(size_t(b) * L + pos) * E], size_t(n) * E), 1e-4)
+                << "chunk at " << pos << " of " << n << " threads=" << threads << " norm_first=" << norm_first;
+          pos += n;
+        }
+      }
+      // Full: one more position does not fit and leaves the cache as it was.
+      std::vector<float> one(size_t(B) * E), out(one.size());
+      EncoderForwardArgs a;
+      a.B = B, a.L = 1, a.src = one.data(), a.output = out.data(), a.mask.causal = true, a.cache = &cache;
+      EXPECT_EQ(layer.forward(a, pool), Status::kInvalidArgument);
+      EXPECT_EQ(cache.length(), L);
+      a.B = 1;  // the cache was made for batch 2
+      cache.reset();
+      EXPECT_EQ(layer.forward(a, pool), Status::kInvalidArgument);
+      EXPECT_EQ(cache.length(), 0);
+    }
+}
+
+TEST(KVCache, DecoderStepsEqualFullCausalForward) {
+  uint32_t seed = 950;
+  for (bool norm_first : {false, true})
+    for (int threads : {1, 2}) {
+      const int B = 2, T = 64, S = 11, E = 24, H = 3, F = 32;
+      std::mt19937 rng(seed++);
+      const DecoderConfig cfg = make_config(E, H, F, norm_first, norm_first, true);
+      const Weights sa = make_weights(E, F, rng), ca = make_weights(E, F, rng);
+      const DecoderWeights w = decoder_weights(sa, ca);
+      TransformerDecoderLayer layer(cfg);
+      ASSERT_EQ(layer.set_weights(w), Status::kOk);
+      const auto tgt = uniform(size_t(B) * T * E, -2, 2, rng), mem = uniform(size_t(B) * S * E, -2, 2, rng);
+      std::vector<uint8_t> mk(size_t(B) * S, 0);
+      mk[size_t(S) + S - 1] = mk[size_t(S) + S - 2] = 1;  // the second memory is two shorter
+      std::vector<float> ref(tgt.size());
+      DecoderForwardArgs full;
+      full.B = B, full.T = T, full.S = S, full.tgt = tgt.data(), full.memory = mem.data(), full.output = ref.data();
+      full.tgt_mask.causal = true, full.memory_mask.key_padding = mk.data();
+      decoder_reference(cfg, w, full);
+      ThreadPool pool(threads);
+      KVCache self, cross;
+      ASSERT_EQ(self.init(B, T, E), Status::kOk);
+      for (const auto& chunks : kChunkings) {
+        self.reset(), cross.reset();
+        int pos = 0;
+        for (int n : chunks) {
+          std::vector<float> in(size_t(B) * n * E), out(in.size());
+          for (int b = 0; b < B; ++b)
+            std::copy_n(&tgt[(size_t(b) * T + pos) * E], size_t(n) * E, &in[size_t(b) * n * E]);
+          DecoderForwardArgs a = full;
+          a.T = n, a.tgt = in.data(), a.output = out.data(), a.self_cache = &self, a.cross_cache = &cross;
+          ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+          ASSERT_EQ(self.length(), pos + n);
+          ASSERT_EQ(cross.length(), S);
+          for (int b = 0; b < B; ++b)
+            EXPECT_LE(rel_err(&out[size_t(b) * n * E], &ref[(size_t(b) * T + pos) * E], size_t(n) * E), 1e-4)
+                << "chunk at " << pos << " of " << n << " threads=" << threads << " norm_first=" << norm_first;
+          pos += n;
+        }
+      }
+      DecoderForwardArgs a = full;
+      a.self_cache = &self;  // a self cache without a cross cache
+      EXPECT_EQ(layer.forward(a, pool), Status::kInvalidArgument);
     }
 }
 
