@@ -10,7 +10,8 @@ import { BUILDS, hardwareConcurrency, initOptions, instantiate, probeFeatures, u
 import { makeMultiHeadAttention } from './layer.js';
 import { Runtime } from './runtime.js';
 import { makeScaledDotProductAttention } from './sdpa.js';
-import { makeTransformerEncoderLayer } from './transformer.js';
+import { makeLayerNorm } from './layernorm.js';
+import { makeTransformerBlocks } from './transformer.js';
 
 const MAX_AUTO_THREADS = 8;
 const cache = new Map();
@@ -58,6 +59,7 @@ async function load({ threads, base, urls, locateFile }) {
 }
 
 function createApi(rt, info) {
+  const blocks = makeTransformerBlocks(rt);
   const api = {
     threads: info.threads,
     features: info.features,
@@ -67,9 +69,11 @@ function createApi(rt, info) {
     threadsNote: info.threadsNote,
     MultiHeadAttention: makeMultiHeadAttention(rt),
     scaledDotProductAttention: makeScaledDotProductAttention(rt),
-    TransformerEncoderLayer: makeTransformerEncoderLayer(rt),
+    LayerNorm: makeLayerNorm(rt),
+    TransformerEncoderLayer: blocks.TransformerEncoderLayer,
+    TransformerDecoderLayer: blocks.TransformerDecoderLayer,
     /** Diagnostics: wasm heap size and layers not yet freed. */
-    stats: () => ({ wasmMemoryBytes: rt.memoryBytes(), liveLayers: rt.mod.liveLayers() }),
+    stats: () => ({ wasmMemoryBytes: rt.memoryBytes(), liveLayers: rt.mod.liveLayers() }),  // layers and caches
   };
   return Object.freeze(api);
 }

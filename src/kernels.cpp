@@ -263,40 +263,50 @@ static float row_sum(const float* x, int n) {
   return s;
 }
 
-static float row_sq_dev(const float* x, int n, float mean) {
+// Sums of d = x - mean and of d^2. The first is not exactly 0 when mean is rounded:
+// it corrects the mean (the corrected two-pass algorithm).
+static void row_dev_sums(const float* x, int n, float mean, float* sum_d, float* sum_d2) {
   const V vm(mean);
-  V s0(0.0f), s1(0.0f);
+  V s0(0.0f), s1(0.0f), q0(0.0f), q1(0.0f);
   int i = 0;
   for (; i + 2 * kW <= n; i += 2 * kW) {
     const V d0 = V::load_unaligned(x + i) - vm, d1 = V::load_unaligned(x + i + kW) - vm;
-    s0 += d0 * d0;
-    s1 += d1 * d1;
+    s0 += d0, s1 += d1;
+    q0 += d0 * d0, q1 += d1 * d1;
   }
-  float s = xsimd::hadd(s0 + s1);
-  for (; i < n; ++i) s += (x[i] - mean) * (x[i] - mean);
-  return s;
+  float s = xsimd::hadd(s0 + s1), q = xsimd::hadd(q0 + q1);
+  for (; i < n; ++i) {
+    const float d = x[i] - mean;
+    s += d, q += d * d;
+  }
+  *sum_d = s, *sum_d2 = q;
 }
 
 void layer_norm_row(const float* x, int n, const float* gamma, const float* beta, float eps, float* out) {
   const float mean = row_sum(x, n) / n;
-  const float inv = 1.0f / std::sqrt(row_sq_dev(x, n, mean) / n + eps);
-  const V vm(mean), vi(inv);
+  float sd, sd2;
+  row_dev_sums(x, n, mean, &sd, &sd2);
+  const float c = sd / n;  // mean's rounding error
+  const float inv = 1.0f / std::sqrt(std::max(sd2 / n - c * c, 0.0f) + eps);
+  const V vm(mean), vc(c), vi(inv);
   int i = 0;
   for (; i + kW <= n; i += kW) {
-    V y = (V::load_unaligned(x + i) - vm) * vi;
+    V y = (V::load_unaligned(x + i) - vm - vc) * vi;
     if (gamma) y *= V::load_unaligned(gamma + i);
     if (beta) y += V::load_unaligned(beta + i);
     y.store_unaligned(out + i);
   }
-  for (; i < n; ++i) out[i] = (x[i] - mean) * inv * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+  for (; i < n; ++i) out[i] = (x[i] - mean - c) * inv * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
 }
 void layer_norm_row_ref(const float* x, int n, const float* gamma, const float* beta, float eps, float* out) {
-  float mean = 0, var = 0;
+  float mean = 0, c = 0, var = 0;
   for (int i = 0; i < n; ++i) mean += x[i];
   mean /= n;
-  for (int i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  for (int i = 0; i < n; ++i) c += x[i] - mean;
+  c /= n;
+  for (int i = 0; i < n; ++i) var += (x[i] - mean - c) * (x[i] - mean - c);
   const float inv = 1.0f / std::sqrt(var / n + eps);
-  for (int i = 0; i < n; ++i) out[i] = (x[i] - mean) * inv * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+  for (int i = 0; i < n; ++i) out[i] = (x[i] - mean - c) * inv * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
 }
 
 void relu_row(float* x, int n) {

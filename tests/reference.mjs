@@ -169,23 +169,68 @@ export function erf(x) {
   return Math.sign(x) * (1 - Math.exp(-t * t) / Math.sqrt(Math.PI) / (t + f));
 }
 
+/** The float64 pieces of a Transformer block: attention (by state_dict prefix), feed-forward, norms. */
+function blockParts(cfg, sd, B) {
+  const { E, F } = cfg, bias = cfg.bias;
+  const attn = (p, Lq, Lk, x, kv, opts) => {
+    const w = { inProjWeight: sd[`${p}.in_proj_weight`], inProjBias: sd[`${p}.in_proj_bias`], outProjWeight: sd[`${p}.out_proj.weight`], outProjBias: sd[`${p}.out_proj.bias`] };
+    return mhaReference({ E, H: cfg.H, kdim: E, vdim: E, bias }, w, B, Lq, Lk, x, kv, kv, opts).output;
+  };
+  const act = cfg.activation === 'gelu' ? (s) => 0.5 * s * (1 + erf(s / Math.SQRT2)) : (s) => Math.max(s, 0);
+  const ff = (v, M) => linear(linear(v, M, E, sd['linear1.weight'], F, bias && sd['linear1.bias']).map(act), M, F, sd['linear2.weight'], E, bias && sd['linear2.bias']);
+  const norm = (v, M, i) => layerNormRef(v, M, E, sd[`norm${i}.weight`], bias && sd[`norm${i}.bias`], cfg.eps);
+  const add = (a, b) => a.map((t, i) => t + b[i]);
+  return { attn, ff, norm, add };
+}
+
 /**
  * torch.nn.TransformerEncoderLayer (batch_first, dropout 0) in float64. cfg: { E, H, F,
  * activation, eps, normFirst, bias }; sd: the state_dict (dotted names, Float32Arrays);
  * opts as mhaReference's masks.
  */
 export function encoderReference(cfg, sd, B, L, x, opts = {}) {
-  const { E, F } = cfg, M = B * L, bias = cfg.bias;
-  const w = { inProjWeight: sd['self_attn.in_proj_weight'], inProjBias: sd['self_attn.in_proj_bias'], outProjWeight: sd['self_attn.out_proj.weight'], outProjBias: sd['self_attn.out_proj.bias'] };
-  const sa = (v) => mhaReference({ E, H: cfg.H, kdim: E, vdim: E, bias }, w, B, L, L, v, v, v, opts).output;
-  const act = cfg.activation === 'gelu' ? (s) => 0.5 * s * (1 + erf(s / Math.SQRT2)) : (s) => Math.max(s, 0);
-  const ff = (v) => linear(linear(v, M, E, sd['linear1.weight'], F, bias && sd['linear1.bias']).map(act), M, F, sd['linear2.weight'], E, bias && sd['linear2.bias']);
-  const norm = (v, i) => layerNormRef(v, M, E, sd[`norm${i}.weight`], bias && sd[`norm${i}.bias`], cfg.eps);
-  const add = (a, b) => a.map((t, i) => t + b[i]);
+  const M = B * L, { attn, ff: ffn, norm: nrm, add } = blockParts(cfg, sd, B);
+  const sa = (v) => attn('self_attn', L, L, v, v, opts), ff = (v) => ffn(v, M), norm = (v, i) => nrm(v, M, i);
   if (!cfg.normFirst) {
     const h = norm(add(x, sa(x)), 1);
     return norm(add(h, ff(h)), 2);
   }
   const h = add(x, sa(norm(x, 1)));
   return add(h, ff(norm(h, 2)));
+}
+
+/**
+ * torch.nn.TransformerDecoderLayer (batch_first, dropout 0) in float64: tgt [B, T, E],
+ * memory [B, S, E]; tgtOpts / memOpts as mhaReference's masks for the self- and the
+ * cross-attention.
+ */
+export function decoderReference(cfg, sd, B, T, S, tgt, memory, tgtOpts = {}, memOpts = {}) {
+  const M = B * T, { attn, ff: ffn, norm: nrm, add } = blockParts(cfg, sd, B);
+  const sa = (v) => attn('self_attn', T, T, v, v, tgtOpts), ca = (v) => attn('multihead_attn', T, S, v, memory, memOpts);
+  const ff = (v) => ffn(v, M), norm = (v, i) => nrm(v, M, i);
+  if (!cfg.normFirst) {
+    let h = norm(add(tgt, sa(tgt)), 1);
+    h = norm(add(h, ca(h)), 2);
+    return norm(add(h, ff(h)), 3);
+  }
+  let h = add(tgt, sa(norm(tgt, 1)));
+  h = add(h, ca(norm(h, 2)));
+  return add(h, ff(norm(h, 3)));
+}
+
+/**
+ * A random state_dict of a Transformer block (PyTorch's names, flat Float32Arrays):
+ * an encoder layer's, or with decoder a decoder layer's (multihead_attn, norm3).
+ */
+export function blockStateDict(r, E, F, bias, decoder = false) {
+  const s = 1 / Math.sqrt(E), sf = 1 / Math.sqrt(F);
+  const attn = decoder ? ['self_attn', 'multihead_attn'] : ['self_attn'], norms = decoder ? [1, 2, 3] : [1, 2];
+  const sd = { 'linear1.weight': uniform(r, F * E, -s, s), 'linear2.weight': uniform(r, E * F, -sf, sf) };
+  for (const a of attn) Object.assign(sd, { [`${a}.in_proj_weight`]: uniform(r, 3 * E * E, -s, s), [`${a}.out_proj.weight`]: uniform(r, E * E, -s, s) });
+  for (const n of norms) sd[`norm${n}.weight`] = uniform(r, E, 0.5, 1.5);
+  if (!bias) return sd;
+  Object.assign(sd, { 'linear1.bias': uniform(r, F, -s, s), 'linear2.bias': uniform(r, E, -sf, sf) });
+  for (const a of attn) Object.assign(sd, { [`${a}.in_proj_bias`]: uniform(r, 3 * E, -s, s), [`${a}.out_proj.bias`]: uniform(r, E, -s, s) });
+  for (const n of norms) sd[`norm${n}.bias`] = uniform(r, E, -0.5, 0.5);
+  return sd;
 }

@@ -4,21 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeSafetensors, init, parseSafetensors } from 'mha-wasm';
-import { encoderReference, erf, relErr, rng, uniform } from './reference.mjs';
+import { blockStateDict, encoderReference, erf, mhaReference, relErr, rng, uniform } from './reference.mjs';
 
-function stateDict(r, E, F, bias) {
-  const s = 1 / Math.sqrt(E), sf = 1 / Math.sqrt(F);
-  const sd = {
-    'self_attn.in_proj_weight': uniform(r, 3 * E * E, -s, s), 'self_attn.out_proj.weight': uniform(r, E * E, -s, s),
-    'linear1.weight': uniform(r, F * E, -s, s), 'linear2.weight': uniform(r, E * F, -sf, sf),
-    'norm1.weight': uniform(r, E, 0.5, 1.5), 'norm2.weight': uniform(r, E, 0.5, 1.5),
-  };
-  if (bias) Object.assign(sd, {
-    'self_attn.in_proj_bias': uniform(r, 3 * E, -s, s), 'self_attn.out_proj.bias': uniform(r, E, -s, s),
-    'linear1.bias': uniform(r, F, -s, s), 'linear2.bias': uniform(r, E, -sf, sf), 'norm1.bias': uniform(r, E, -0.5, 0.5), 'norm2.bias': uniform(r, E, -0.5, 0.5),
-  });
-  return sd;
-}
+const stateDict = (r, E, F, bias) => blockStateDict(r, E, F, bias);
 
 test('the reference erf is accurate', () => {
   for (const [x, want] of [[0.5, 0.5204998778130465], [1, 0.8427007929497149], [2.5, 0.9995930479825550], [3.5, 0.9999992569016276], [-1.2, -0.9103139782296353]])

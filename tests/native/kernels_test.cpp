@@ -143,7 +143,7 @@ TEST(RowOps, LayerNormAgainstFloat64) {
   std::mt19937 rng(11);
   for (int n : {1, 3, 4, 5, 8, 17, 129, 768}) {
     for (float offset : {0.0f, 1000.0f}) {
-      auto x = uniform(n, -2, 2, rng);
+      auto x = uniform(n, -1, 1, rng);
       for (auto& v : x) v += offset;
       auto g = uniform(n, 0.5f, 1.5f, rng), b = uniform(n, -1, 1, rng);
       for (bool affine : {false, true}) {
@@ -162,9 +162,9 @@ TEST(RowOps, LayerNormAgainstFloat64) {
         kernels::layer_norm_row_ref(x.data(), n, gp, bp, 1e-5f, out_ref.data());
         kernels::layer_norm_row(inplace.data(), n, gp, bp, 1e-5f, inplace.data());
         std::vector<float> reff(ref.begin(), ref.end());
-        // Offset 1000: x itself is rounded to 6e-5 in float32 (5e-5 after normalizing), and
-        // float sums of ~1000s add a little more; without the two passes the error is ~1.
-        const double tol = offset == 0 ? 1e-5 : 5e-4;
+        // Offset 1000: float sums of ~1000s round the mean by ~1e-4; the second pass
+        // corrects it (without that 5e-4 here, without two passes ~1).
+        const double tol = offset == 0 ? 1e-5 : 3e-5;
         EXPECT_LE(mha_test::rel_err(out.data(), reff.data(), n), tol) << "n=" << n << " offset=" << offset;
         EXPECT_LE(mha_test::rel_err(out_ref.data(), reff.data(), n), tol) << "n=" << n;
         EXPECT_EQ(out, inplace) << "n=" << n;

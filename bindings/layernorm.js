@@ -1,0 +1,86 @@
+// LayerNorm (torch.nn.LayerNorm) around the Embind `Norm`: normalizes over the
+// trailing dims given by normalizedShape, then scales by weight and adds bias.
+import { weightArray } from './layer.js';
+import { Native, live } from './native.js';
+import { bool, describe, fmtDims, plainObject, positiveInt, product, sameDims, tensor } from './validate.js';
+
+function normConfig(options) {
+  if (options === undefined || options === null) throw new TypeError('LayerNorm: options { normalizedShape } are required');
+  const o = plainObject('LayerNorm options', options, ['normalizedShape', 'eps', 'elementwiseAffine', 'bias']);
+  const s = o.normalizedShape;
+  let shape;
+  if (typeof s === 'number') shape = [positiveInt('normalizedShape', s)];
+  else if (Array.isArray(s) && s.length > 0) shape = s.map((d, i) => positiveInt(`normalizedShape[${i}]`, d));
+  else throw new TypeError(`normalizedShape must be a positive integer or a non-empty array of them, got ${describe(s)}`);
+  const eps = o.eps === undefined ? 1e-5 : o.eps;
+  if (typeof eps !== 'number') throw new TypeError(`eps must be a positive number, got ${describe(eps)}`);
+  if (!(eps > 0) || !Number.isFinite(eps)) throw new RangeError(`eps must be a positive number, got ${describe(eps)}`);
+  const elementwiseAffine = bool('elementwiseAffine', o.elementwiseAffine, true);
+  const bias = bool('bias', o.bias, true);
+  if (product(shape) > 0x7fffffff) throw new RangeError(`normalizedShape ${fmtDims(shape)} is too large`);
+  return Object.freeze({ normalizedShape: Object.freeze(shape), eps, elementwiseAffine, bias: elementwiseAffine && bias });
+}
+
+export function makeLayerNorm(rt) {
+  class LayerNorm extends Native {
+    #cfg;
+    /** @param {import('./index').LayerNormOptions} options */
+    constructor(options) {
+      const cfg = normConfig(options);
+      rt.checkAlive();
+      const handle = new rt.mod.Norm(product(cfg.normalizedShape), cfg.eps);
+      super(rt, 'LayerNorm', handle);
+      this.#cfg = cfg;
+      rt.check(handle.setWeights(0, 0), 'LayerNorm', () => 2 * product(cfg.normalizedShape) * 4);  // PyTorch's init: ones, zeros
+    }
+
+    get normalizedShape() { return this.#cfg.normalizedShape.slice(); }
+    get eps() { return this.#cfg.eps; }
+    get elementwiseAffine() { return this.#cfg.elementwiseAffine; }
+    get bias() { return this.#cfg.bias; }
+
+    /** Copies in { weight, bias } (PyTorch's state_dict of the module), each a Float32Array or a tensor of normalizedShape. */
+    setWeights(stateDict) {
+      const handle = live(this, 'setWeights');
+      const { normalizedShape: shape, elementwiseAffine, bias } = this.#cfg;
+      if (stateDict === null || typeof stateDict !== 'object' || Array.isArray(stateDict) || ArrayBuffer.isView(stateDict))
+        throw new TypeError(`LayerNorm.setWeights: stateDict must be an object { weight, bias }, got ${describe(stateDict)}`);
+      if (!elementwiseAffine) throw new TypeError('LayerNorm.setWeights: the layer was created with elementwiseAffine: false and has no weights');
+      const names = bias ? ['weight', 'bias'] : ['weight'];
+      for (const k of Object.keys(stateDict))
+        if (!names.includes(k) && stateDict[k] !== undefined) {
+          const why = k === 'bias' ? ', but the layer was created with bias: false' : `; expected ${names.join(', ')}`;
+          throw new TypeError(`LayerNorm.setWeights: unknown entry "${k}"${why}`);
+        }
+      const arrays = names.map((name) => {
+        if (stateDict[name] === undefined || stateDict[name] === null)
+          throw new TypeError(`LayerNorm.setWeights: missing ${name} (${product(shape)} = ${fmtDims(shape)} floats)`);
+        return weightArray(name, stateDict[name], shape, 'LayerNorm.setWeights');
+      });
+      const st = rt.stage(arrays, 'LayerNorm.setWeights');
+      try {
+        rt.check(handle.setWeights(st.at(0), bias ? st.at(1) : 0), 'LayerNorm.setWeights', () => 2 * product(shape) * 4);
+      } finally {
+        rt.free(st.ptr);
+      }
+    }
+
+    /** input [..., ...normalizedShape] -> a tensor of the same dims. */
+    forward(input) {
+      const handle = live(this, 'forward');
+      const shape = this.#cfg.normalizedShape;
+      const x = tensor('input', input, { shapeHint: `dims [..., ${shape.join(', ')}]` });
+      if (x.dims.length < shape.length || !sameDims(x.dims.slice(x.dims.length - shape.length), shape))
+        throw new RangeError(`input must have dims [..., ${shape.join(', ')}] (ending in normalizedShape), got ${fmtDims(x.dims)}`);
+      const n = x.data.length, rows = n / product(shape);
+      const st = rt.stage([x.data, n * 4], 'LayerNorm.forward');
+      try {
+        rt.check(handle.forward(rows, st.at(0), st.at(1)), 'LayerNorm.forward', () => 0);
+        return { data: rt.readF32(st.at(1), n), dims: x.dims };
+      } finally {
+        rt.free(st.ptr);
+      }
+    }
+  }
+  return LayerNorm;
+}

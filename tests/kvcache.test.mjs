@@ -1,0 +1,150 @@
+// Incremental decoding: feeding a sequence through layer.forward(newTokens,
+// { cache, isCausal: true }) a token at a time (or in uneven chunks) equals the
+// float64 reference of the full causal forward, for every length 1..64; the
+// cache refuses to overflow, resets, and is checked like a layer.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { init } from 'mha-wasm';
+import { blockStateDict, decoderReference, encoderReference, mhaReference, relErr, rng, uniform } from './reference.mjs';
+
+const CHUNKINGS = [Array(64).fill(1), [1, 3, 4, 5, 17, 1, 33], [64]];
+const L = 64;
+
+/** Rows [pos, pos + n) of each batch item of x [B, L, E]. */
+function rows(x, B, L, E, pos, n) {
+  const out = new Float32Array(B * n * E);
+  for (let b = 0; b < B; b++) out.set(x.subarray((b * L + pos) * E, (b * L + pos + n) * E), b * n * E);
+  return out;
+}
+
+for (const threads of [1, 2]) {
+  test(`threads=${threads}: TransformerEncoderLayer with a KV cache equals the full causal forward, 1..64 steps`, async () => {
+    const mha = await init({ threads });
+    const r = rng(300 + threads);
+    for (const [normFirst, activation] of [[false, 'gelu'], [true, 'relu']]) {
+      const B = 2, E = 32, H = 4, F = 48;
+      const layer = new mha.TransformerEncoderLayer({ dModel: E, nhead: H, dimFeedforward: F, normFirst, activation });
+      const sd = blockStateDict(r, E, F, true);
+      layer.setWeights(sd);
+      const x = uniform(r, B * L * E, -2, 2);
+      const cfg = { E, H, F, activation, eps: 1e-5, normFirst, bias: true };
+      const ref = encoderReference(cfg, sd, B, L, x, { isCausal: true });
+      const attnW = { inProjWeight: sd['self_attn.in_proj_weight'], inProjBias: sd['self_attn.in_proj_bias'], outProjWeight: sd['self_attn.out_proj.weight'], outProjBias: sd['self_attn.out_proj.bias'] };
+      const refW = mhaReference({ E, H, kdim: E, vdim: E, bias: true }, attnW, B, L, L, x, x, x, { isCausal: true, needWeights: true, averageWeights: false }).weights;
+      const cache = layer.createCache({ maxLength: L, batch: B });
+      assert.deepEqual([cache.batch, cache.maxLength, cache.length], [B, L, 0]);
+      for (const chunks of CHUNKINGS) {
+        cache.reset();
+        let pos = 0;
+        for (const n of chunks) {
+          const { output: y, weights } = layer.forward({ data: rows(x, B, L, E, pos, n), dims: [B, n, E] }, { cache, isCausal: true, needWeights: true });
+          assert.equal(cache.length, pos + n);
+          assert.deepEqual(y.dims, [B, n, E]);
+          const e = relErr(y.data, rows(Float32Array.from(ref), B, L, E, pos, n));
+          assert.ok(e <= 1e-4, `normFirst=${normFirst} chunk of ${n} at ${pos}: ${e}`);
+          // Post-norm: the self-attention reads x itself, so the weights over the cached keys are the reference's rows.
+          assert.deepEqual(weights.dims, [B, H, n, pos + n]);
+          if (!normFirst)
+            for (let bh = 0; bh < B * H; bh++)
+              for (let i = 0; i < n; i++) {
+                const got = weights.data.subarray(((bh * n) + i) * (pos + n), ((bh * n) + i + 1) * (pos + n));
+                const want = refW.subarray((bh * L + pos + i) * L, (bh * L + pos + i) * L + pos + n);
+                assert.ok(relErr(got, want) <= 1e-5, `weights row ${pos + i}`);
+              }
+          pos += n;
+        }
+      }
+      // Full: one more position is refused, names the sizes, and changes nothing.
+      const one = { data: new Float32Array(B * E), dims: [B, 1, E] };
+      assert.throws(() => layer.forward(one, { cache, isCausal: true }), {
+        name: 'RangeError', message: /TransformerEncoderLayer\.forward: options\.cache holds 64 of its maxLength 64 positions; 1 more do not fit \(call cache\.reset\(\)/,
+      });
+      assert.equal(cache.length, L);
+      cache.reset();
+      assert.equal(cache.length, 0);
+      const y0 = layer.forward({ data: rows(x, B, L, E, 0, 1), dims: [B, 1, E] }, { cache, isCausal: true });
+      assert.ok(relErr(y0.data, rows(Float32Array.from(ref), B, L, E, 0, 1)) <= 1e-4);
+      cache.dispose();
+      layer.dispose();
+    }
+    assert.equal(mha.stats().liveLayers, 0);
+  });
+
+  test(`threads=${threads}: TransformerDecoderLayer with a KV cache equals the full causal forward, 1..64 steps`, async () => {
+    const mha = await init({ threads });
+    const r = rng(400 + threads);
+    for (const normFirst of [false, true]) {
+      const B = 2, E = 24, H = 3, F = 40, S = 13;
+      const layer = new mha.TransformerDecoderLayer({ dModel: E, nhead: H, dimFeedforward: F, normFirst, activation: 'gelu' });
+      const sd = blockStateDict(r, E, F, true, true);
+      layer.setWeights(sd);
+      const tgt = uniform(r, B * L * E, -2, 2), mem = uniform(r, B * S * E, -2, 2);
+      const memPad = Uint8Array.from({ length: B * S }, (_, i) => (i >= 2 * S - 3 ? 1 : 0));  // the second memory is 3 shorter
+      const ref = Float32Array.from(decoderReference({ E, H, F, activation: 'gelu', eps: 1e-5, normFirst, bias: true }, sd, B, L, S, tgt, mem,
+        { isCausal: true }, { keyPaddingMask: memPad }));
+      const memory = { data: mem, dims: [B, S, E] }, memoryKeyPaddingMask = { data: memPad, dims: [B, S] };
+      const cache = layer.createCache({ maxLength: L, batch: B });
+      for (const chunks of CHUNKINGS) {
+        cache.reset();
+        let pos = 0;
+        for (const n of chunks) {
+          const y = layer.forward({ data: rows(tgt, B, L, E, pos, n), dims: [B, n, E] }, memory, { cache, tgtIsCausal: true, memoryKeyPaddingMask });
+          const e = relErr(y.data, rows(ref, B, L, E, pos, n));
+          assert.ok(e <= 1e-4, `normFirst=${normFirst} chunk of ${n} at ${pos}: ${e}`);
+          pos += n;
+        }
+      }
+      cache.reset();
+      layer.forward({ data: rows(tgt, B, L, E, 0, 1), dims: [B, 1, E] }, memory, { cache, tgtIsCausal: true });
+      assert.throws(() => layer.forward({ data: rows(tgt, B, L, E, 1, 1), dims: [B, 1, E] }, { data: new Float32Array(B * 5 * E), dims: [B, 5, E] }, { cache }), {
+        name: 'RangeError', message: /options\.cache holds a memory of length 13, got memory of length 5/,
+      });
+      cache.dispose();
+      layer.dispose();
+    }
+  });
+}
+
+test('KV cache: misuse is refused with a named error, and the layers keep working', async () => {
+  const mha = await init({ threads: 1 });
+  const r = rng(8), E = 8, F = 8;
+  const a = new mha.TransformerEncoderLayer({ dModel: E, nhead: 2, dimFeedforward: F });
+  const b = new mha.TransformerEncoderLayer({ dModel: E, nhead: 2, dimFeedforward: F });
+  const sd = blockStateDict(r, E, F, true);
+  a.setWeights(sd);
+  b.setWeights(sd);
+  const x = { data: uniform(r, 3 * E, -1, 1), dims: [3, E] };
+  const cache = a.createCache({ maxLength: 8 });
+  assert.throws(() => a.createCache(), { name: 'TypeError', message: /TransformerEncoderLayer\.createCache: options \{ maxLength \} are required/ });
+  assert.throws(() => a.createCache({ maxLength: 0 }), { name: 'RangeError', message: /maxLength must be a positive integer, got 0/ });
+  assert.throws(() => a.createCache({ maxLength: NaN }), { name: 'RangeError', message: /maxLength must be a positive integer, got NaN/ });
+  assert.throws(() => a.createCache({ maxLength: 4, batch: '2' }), { name: 'TypeError', message: /batch must be a positive integer, got "2"/ });
+  assert.throws(() => a.createCache({ maxLength: 4, size: 2 }), { name: 'TypeError', message: /unknown option "size"/ });
+  assert.throws(() => a.createCache({ maxLength: 2 ** 30, batch: 64 }), { name: 'RangeError', message: /TransformerEncoderLayer\.createCache needs about .* of wasm working memory/ });
+  assert.throws(() => new cache.constructor(), { name: 'TypeError', message: /create a cache with layer\.createCache/ });
+  assert.throws(() => b.forward(x, { cache }), { name: 'TypeError', message: /options\.cache was created by another layer/ });
+  assert.throws(() => a.forward(x, { cache: {} }), { name: 'TypeError', message: /options\.cache must be a KVCache from layer\.createCache\(\), got an object/ });
+  assert.throws(() => a.forward({ data: new Float32Array(2 * 3 * E), dims: [2, 3, E] }, { cache }), { name: 'RangeError', message: /the input has batch size 2 but options\.cache was created for batch 1/ });
+  assert.equal(cache.length, 0);
+  // Masks cover the cached positions too: [L, length + L].
+  a.forward(x, { cache, isCausal: true });
+  assert.throws(() => a.forward(x, { cache, srcKeyPaddingMask: { data: new Uint8Array(3), dims: [3] } }), { name: 'RangeError', message: /options\.srcKeyPaddingMask must have dims \[6\], got \[3\]/ });
+  const y = a.forward(x, { cache, srcKeyPaddingMask: { data: new Uint8Array(6), dims: [6] } });
+  assert.deepEqual(y.dims, [3, E]);
+  assert.equal(cache.length, 6);
+  cache.dispose();
+  cache.dispose();
+  assert.equal(cache.disposed, true);
+  assert.throws(() => cache.length, { message: 'KVCache.length: this cache has been disposed' });
+  assert.throws(() => cache.reset(), { message: 'KVCache.reset: this cache has been disposed' });
+  assert.throws(() => a.forward(x, { cache }), { message: 'TransformerEncoderLayer.forward: options.cache has been disposed' });
+  // A cache outlives its layer safely (it owns its memory).
+  const c2 = b.createCache({ maxLength: 4 });
+  b.dispose();
+  assert.throws(() => b.forward(x, { cache: c2 }), { message: 'TransformerEncoderLayer.forward: this layer has been disposed' });
+  assert.equal(c2.length, 0);
+  c2.dispose();
+  assert.ok(relErr(a.forward(x).data, encoderReference({ E, H: 2, F, activation: 'relu', eps: 1e-5, normFirst: false, bias: true }, sd, 1, 3, x.data)) <= 1e-4);
+  a.dispose();
+  assert.equal(mha.stats().liveLayers, 0);
+});
