@@ -125,7 +125,8 @@ export declare class MultiHeadAttention {
   dispose(): void;
 }
 
-export interface TransformerEncoderLayerOptions {
+/** Options of TransformerEncoderLayer and TransformerDecoderLayer. */
+export interface TransformerLayerOptions {
   dModel: number;
   nhead: number;
   /** Default 2048. */
@@ -139,26 +140,74 @@ export interface TransformerEncoderLayerOptions {
   /** Biases in the linear layers and LayerNorms. Default true. */
   bias?: boolean;
 }
+export type TransformerEncoderLayerOptions = TransformerLayerOptions;
+export type TransformerDecoderLayerOptions = TransformerLayerOptions;
+
+export interface CacheOptions {
+  /** The most positions the cache will hold. */
+  maxLength: number;
+  /** Default 1. Inputs used with the cache must have this batch size (unbatched input: 1). */
+  batch?: number;
+}
+
+/**
+ * Keys and values of earlier positions for incremental decoding, made by
+ * layer.createCache(). Each layer needs its own cache.
+ */
+export interface KVCache {
+  readonly batch: number;
+  readonly maxLength: number;
+  /** Positions held so far. */
+  readonly length: number;
+  readonly disposed: boolean;
+  /** Empties the cache for a new sequence (keeps its memory). */
+  reset(): void;
+  dispose(): void;
+}
 
 export interface EncoderForwardOptions {
-  /** [L, L] or [B, nhead, L, L] (also [B*nhead, L, L]); Uint8Array nonzero = masked, Float32Array added. */
+  /** [L, Lk] or [B, nhead, L, Lk] (also [B*nhead, L, Lk]); Uint8Array nonzero = masked, Float32Array added. Lk = L, or with a cache its length after this call. */
   srcMask?: Tensor<Uint8Array> | Tensor<Float32Array> | null;
-  /** [B, L], nonzero = padding (ignored as a key). */
+  /** [B, Lk], nonzero = padding (ignored as a key). */
   srcKeyPaddingMask?: Tensor<Uint8Array> | null;
+  /** Query i sees keys up to i (with a cache: the cached positions and new ones up to i). */
   isCausal?: boolean;
+  /** src holds new positions: their keys and values are appended to the cache and they attend over all cached ones. */
+  cache?: KVCache | null;
+  /** Also return the self-attention weights per head, [B, nhead, L, Lk]. */
+  needWeights?: boolean;
+}
+
+export interface DecoderForwardOptions {
+  /** Self-attention mask: [T, Lk] or [B, nhead, T, Lk] (also [B*nhead, T, Lk]); Lk = T, or the cache's length after this call. */
+  tgtMask?: Tensor<Uint8Array> | Tensor<Float32Array> | null;
+  /** Cross-attention mask: [T, S] or [B, nhead, T, S] (also [B*nhead, T, S]). */
+  memoryMask?: Tensor<Uint8Array> | Tensor<Float32Array> | null;
+  /** [B, Lk], nonzero = padding. */
+  tgtKeyPaddingMask?: Tensor<Uint8Array> | null;
+  /** [B, S], nonzero = padding. */
+  memoryKeyPaddingMask?: Tensor<Uint8Array> | null;
+  tgtIsCausal?: boolean;
+  memoryIsCausal?: boolean;
+  /** tgt holds new positions (appended to the cache). The cache projects memory on its first use and reuses it until reset(). */
+  cache?: KVCache | null;
+  /** Also return the attention weights per head. */
+  needWeights?: boolean;
 }
 
 /**
  * The layer's PyTorch state_dict by its dotted names: self_attn.in_proj_weight [3E, E],
  * self_attn.in_proj_bias [3E], self_attn.out_proj.weight [E, E], self_attn.out_proj.bias [E],
  * linear1.weight [F, E], linear1.bias [F], linear2.weight [E, F], linear2.bias [E],
- * norm1.weight, norm1.bias, norm2.weight, norm2.bias [E]. Biases only when bias is true.
+ * norm1.weight, norm1.bias, norm2.weight, norm2.bias [E]; a decoder layer also has
+ * multihead_attn.* (as self_attn.*) and norm3.weight, norm3.bias. Biases only when bias is true.
  */
 export type EncoderStateDict = Record<string, Weight>;
+export type DecoderStateDict = Record<string, Weight>;
 
 /** torch.nn.TransformerEncoderLayer with batch_first=True and dropout 0. */
 export declare class TransformerEncoderLayer {
-  constructor(options: TransformerEncoderLayerOptions);
+  constructor(options: TransformerLayerOptions);
   readonly dModel: number;
   readonly nhead: number;
   readonly dimFeedforward: number;
@@ -170,7 +219,54 @@ export declare class TransformerEncoderLayer {
   /** Copies in the state_dict, e.g. parseSafetensors(bytes, { prefix: 'layers.0.' }). */
   setWeights(stateDict: EncoderStateDict): void;
   /** src [B, L, dModel] or [L, dModel]; returns the same dims. */
-  forward(src: Tensor, options?: EncoderForwardOptions): Tensor;
+  forward(src: Tensor, options: EncoderForwardOptions & { needWeights: true }): { output: Tensor; weights: Tensor };
+  forward(src: Tensor, options?: EncoderForwardOptions & { needWeights?: false }): Tensor;
+  createCache(options: CacheOptions): KVCache;
+  dispose(): void;
+}
+
+/** torch.nn.TransformerDecoderLayer with batch_first=True and dropout 0. */
+export declare class TransformerDecoderLayer {
+  constructor(options: TransformerLayerOptions);
+  readonly dModel: number;
+  readonly nhead: number;
+  readonly dimFeedforward: number;
+  readonly activation: 'relu' | 'gelu';
+  readonly layerNormEps: number;
+  readonly normFirst: boolean;
+  readonly bias: boolean;
+  readonly disposed: boolean;
+  setWeights(stateDict: DecoderStateDict): void;
+  /** tgt [B, T, dModel] or [T, dModel], memory [B, S, dModel] or [S, dModel]; returns tgt's dims. */
+  forward(tgt: Tensor, memory: Tensor, options: DecoderForwardOptions & { needWeights: true }): { output: Tensor; selfWeights: Tensor; crossWeights: Tensor };
+  forward(tgt: Tensor, memory: Tensor, options?: DecoderForwardOptions & { needWeights?: false }): Tensor;
+  createCache(options: CacheOptions): KVCache;
+  dispose(): void;
+}
+
+export interface LayerNormOptions {
+  /** The trailing dims to normalize over: a number or an array. */
+  normalizedShape: number | number[];
+  /** Default 1e-5. */
+  eps?: number;
+  /** Learnable weight (and bias); default true. Weight starts at 1, bias at 0, as in PyTorch. */
+  elementwiseAffine?: boolean;
+  /** Default true. */
+  bias?: boolean;
+}
+
+/** torch.nn.LayerNorm. */
+export declare class LayerNorm {
+  constructor(options: LayerNormOptions);
+  readonly normalizedShape: number[];
+  readonly eps: number;
+  readonly elementwiseAffine: boolean;
+  readonly bias: boolean;
+  readonly disposed: boolean;
+  /** { weight, bias } of normalizedShape (PyTorch's state_dict names). */
+  setWeights(stateDict: { weight: Weight; bias?: Weight }): void;
+  /** input [..., ...normalizedShape]; returns the same dims. */
+  forward(input: Tensor): Tensor;
   dispose(): void;
 }
 
@@ -184,9 +280,11 @@ export interface Mha {
   readonly threadsNote: string | null;
   readonly MultiHeadAttention: typeof MultiHeadAttention;
   readonly TransformerEncoderLayer: typeof TransformerEncoderLayer;
+  readonly TransformerDecoderLayer: typeof TransformerDecoderLayer;
+  readonly LayerNorm: typeof LayerNorm;
   /** q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv] ([H, L, D] and [L, D] also accepted). */
   scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options?: SdpaOptions): AttentionResult;
-  /** Diagnostics: liveLayers counts attention layers and Transformer blocks not yet freed. */
+  /** Diagnostics: liveLayers counts layers, blocks, LayerNorms and KV caches not yet freed. */
   stats(): { wasmMemoryBytes: number; liveLayers: number };
 }
 

@@ -30,7 +30,8 @@ function bf16(b) {
 }
 
 function asBytes(bytes) {
-  if (bytes instanceof Uint8Array) return bytes;
+  // A plain Uint8Array view even of a Node Buffer, whose slice() shares memory instead of copying.
+  if (bytes instanceof Uint8Array) return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && bytes instanceof SharedArrayBuffer))
     return new Uint8Array(bytes);
   if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -23,6 +23,12 @@ test('a PyTorch nn.MultiheadAttention state dict loads by its own names and comp
   assert.deepEqual(tensors.in_proj_weight.dims, [3 * E, E]);
   assert.deepEqual(tensors.in_proj_weight.data, w.inProjWeight);
   assert.deepEqual(safetensorsMetadata(bytes.buffer), { format: 'pt', num_heads: '4' });
+  // A Node Buffer (what fs.readFileSync returns) inside a larger pool: Buffer.slice shares memory, so
+  // each tensor must still be its own copy of exactly its elements.
+  const pooled = Buffer.concat([Buffer.alloc(3), Buffer.from(bytes), Buffer.alloc(5)]).subarray(3, 3 + bytes.length);
+  const fromBuffer = parseSafetensors(pooled);
+  assert.equal(fromBuffer.in_proj_bias.data.length, 3 * E);
+  assert.deepEqual(fromBuffer.in_proj_bias.data, w.inProjBias);
 
   const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: H });
   layer.setWeights(tensors);

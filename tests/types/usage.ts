@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit` by tests/package.test.mjs: the declarations must
 // accept the documented usage and reject misuse (the @ts-expect-error lines).
-import { init, type Mha, type Tensor } from 'mha-wasm';
+import { init, type KVCache, type Mha, type Tensor } from 'mha-wasm';
 
 async function main(): Promise<void> {
   const mha: Mha = await init({ threads: 'auto' });
@@ -25,7 +25,25 @@ async function main(): Promise<void> {
   enc.setWeights({ 'linear1.weight': { data: new Float32Array(128), dims: [16, 8] } });
   const y: Tensor = enc.forward({ data: new Float32Array(16), dims: [2, 8] }, { isCausal: true, srcKeyPaddingMask: { data: new Uint8Array(2), dims: [2] } });
   console.log(y.dims, enc.dModel);
+  const cache: KVCache = enc.createCache({ maxLength: 16, batch: 1 });
+  const step = enc.forward({ data: new Float32Array(8), dims: [1, 8] }, { cache, isCausal: true, needWeights: true });
+  const w: Tensor = step.weights;
+  console.log(step.output.dims, w.dims, cache.length, cache.maxLength);
+  cache.reset();
+  cache.dispose();
   enc.dispose();
+  const dec = new mha.TransformerDecoderLayer({ dModel: 8, nhead: 2 });
+  const out: Tensor = dec.forward(y, y, { tgtIsCausal: true, memoryKeyPaddingMask: { data: new Uint8Array(2), dims: [2] } });
+  const { selfWeights, crossWeights } = dec.forward(y, y, { needWeights: true });
+  console.log(out.dims, selfWeights.dims, crossWeights.dims);
+  dec.dispose();
+  const norm = new mha.LayerNorm({ normalizedShape: [8], eps: 1e-6, elementwiseAffine: true });
+  norm.setWeights({ weight: new Float32Array(8), bias: new Float32Array(8) });
+  const n: Tensor = norm.forward(y);
+  console.log(n.dims, norm.normalizedShape);
+  norm.dispose();
+  // @ts-expect-error maxLength is required
+  enc.createCache({ batch: 2 });
   // @ts-expect-error activation is 'relu' or 'gelu'
   new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, activation: 'tanh' });
   // @ts-expect-error numHeads is required
