@@ -15,3 +15,31 @@ export const withLayerConfig = (Base) => class extends Base {
 };
 
 export const LayerConfig = withLayerConfig(class {});
+
+/** The Transformer blocks' getters (dModel, nhead, ...) on top of the layer ones. */
+export const withBlockConfig = (Base) => class extends withLayerConfig(Base) {
+  #cfg;
+  constructor(cfg, ...rest) {
+    super(cfg, ...rest);
+    this.#cfg = cfg;
+  }
+  get dModel() { return this.#cfg.dModel; }
+  get nhead() { return this.#cfg.nhead; }
+  get dimFeedforward() { return this.#cfg.dimFeedforward; }
+  get activation() { return this.#cfg.activation; }
+  get layerNormEps() { return this.#cfg.layerNormEps; }
+  get normFirst() { return this.#cfg.normFirst; }
+};
+
+/** LayerNorm's getters. */
+export const withNormConfig = (Base) => class extends Base {
+  #cfg;
+  constructor(cfg, ...rest) {
+    super(...rest);
+    this.#cfg = cfg;
+  }
+  get normalizedShape() { return this.#cfg.normalizedShape.slice(); }
+  get eps() { return this.#cfg.eps; }
+  get elementwiseAffine() { return this.#cfg.elementwiseAffine; }
+  get bias() { return this.#cfg.bias; }
+};

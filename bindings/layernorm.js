@@ -1,10 +1,12 @@
 // LayerNorm (torch.nn.LayerNorm) around the Embind `Norm`: normalizes over the
 // trailing dims given by normalizedShape, then scales by weight and adds bias.
 import { weightArray } from './layer.js';
+import { withNormConfig } from './layer-config.js';
 import { Native, live } from './native.js';
 import { bool, describe, fmtDims, plainObject, positiveInt, product, sameDims, tensor } from './validate.js';
 
-function normConfig(options) {
+/** Checks LayerNorm's options; returns the frozen configuration. */
+export function normConfig(options) {
   if (options === undefined || options === null) throw new TypeError('LayerNorm: options { normalizedShape } are required');
   const o = plainObject('LayerNorm options', options, ['normalizedShape', 'eps', 'elementwiseAffine', 'bias']);
   const s = o.normalizedShape;
@@ -22,22 +24,17 @@ function normConfig(options) {
 }
 
 export function makeLayerNorm(rt) {
-  class LayerNorm extends Native {
+  class LayerNorm extends withNormConfig(Native) {
     #cfg;
     /** @param {import('./index').LayerNormOptions} options */
     constructor(options) {
       const cfg = normConfig(options);
       rt.checkAlive();
       const handle = new rt.mod.Norm(product(cfg.normalizedShape), cfg.eps);
-      super(rt, 'LayerNorm', handle);
+      super(cfg, rt, 'LayerNorm', handle);
       this.#cfg = cfg;
       rt.check(handle.setWeights(0, 0), 'LayerNorm', () => 2 * product(cfg.normalizedShape) * 4);  // PyTorch's init: ones, zeros
     }
-
-    get normalizedShape() { return this.#cfg.normalizedShape.slice(); }
-    get eps() { return this.#cfg.eps; }
-    get elementwiseAffine() { return this.#cfg.elementwiseAffine; }
-    get bias() { return this.#cfg.bias; }
 
     /** Copies in { weight, bias } (PyTorch's state_dict of the module), each a Float32Array or a tensor of normalizedShape. */
     setWeights(stateDict) {

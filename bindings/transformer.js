@@ -4,7 +4,8 @@
 // (self_attn.in_proj_weight, linear1.weight, norm1.weight, ...), as
 // parseSafetensors returns them.
 import { weightArray } from './layer.js';
-import { Native, NativeLayer, live } from './native.js';
+import { withBlockConfig } from './layer-config.js';
+import { Native, live } from './native.js';
 import { attnMask, keyPaddingMask } from './masks.js';
 import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, tensor } from './validate.js';
 
@@ -12,7 +13,7 @@ const BLOCK_OPTIONS = ['dModel', 'nhead', 'dimFeedforward', 'activation', 'layer
 const ACTIVATIONS = ['relu', 'gelu'];
 
 /** Checks the options of a block (what: its class name); returns the frozen configuration. */
-function blockConfig(what, options) {
+export function blockConfig(what, options) {
   if (options === undefined || options === null) throw new TypeError(`${what}: options { dModel, nhead } are required`);
   const o = plainObject(`${what} options`, options, BLOCK_OPTIONS);
   const dModel = positiveInt('dModel', o.dModel), nhead = positiveInt('nhead', o.nhead);
@@ -67,6 +68,13 @@ function stateDictArrays(what, cfg, stateDict) {
   });
 }
 
+/** createCache's options: { maxLength, batch = 1 }. */
+export function cacheOptions(what, options) {
+  if (options === undefined || options === null) throw new TypeError(`${what}: options { maxLength } are required`);
+  const o = plainObject(`${what} options`, options, ['maxLength', 'batch']);
+  return { maxLength: positiveInt('maxLength', o.maxLength), batch: o.batch === undefined ? 1 : positiveInt('batch', o.batch) };
+}
+
 const CACHE_TOKEN = Symbol('KVCache');
 
 export function makeTransformerBlocks(rt) {
@@ -92,7 +100,7 @@ export function makeTransformerBlocks(rt) {
   }
 
   /** What both blocks share: construction, weights, createCache and the cache checks of forward. */
-  class Block extends NativeLayer {
+  class Block extends withBlockConfig(Native) {
     #cfg;
     #name;
     #hasWeights = false;
@@ -104,13 +112,6 @@ export function makeTransformerBlocks(rt) {
       this.#cfg = cfg;
       this.#name = name;
     }
-
-    get dModel() { return this.#cfg.dModel; }
-    get nhead() { return this.#cfg.nhead; }
-    get dimFeedforward() { return this.#cfg.dimFeedforward; }
-    get activation() { return this.#cfg.activation; }
-    get layerNormEps() { return this.#cfg.layerNormEps; }
-    get normFirst() { return this.#cfg.normFirst; }
 
     /**
      * Copies in the layer's PyTorch state_dict ({ 'self_attn.in_proj_weight': ..., 'linear1.weight': ..., ... }),
@@ -139,10 +140,7 @@ export function makeTransformerBlocks(rt) {
     createCache(options) {
       live(this, 'createCache');
       const what = `${this.#name}.createCache`;
-      if (options === undefined || options === null) throw new TypeError(`${what}: options { maxLength } are required`);
-      const o = plainObject(`${what} options`, options, ['maxLength', 'batch']);
-      const maxLength = positiveInt('maxLength', o.maxLength);
-      const batch = o.batch === undefined ? 1 : positiveInt('batch', o.batch);
+      const { maxLength, batch } = cacheOptions(what, options);
       const handle = new rt.mod.Cache(batch, maxLength, this.#cfg.dModel);
       const st = handle.status();
       if (st !== 0) {

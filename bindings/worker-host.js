@@ -13,40 +13,52 @@ if (typeof process === 'object' && process.versions && process.versions.node && 
 }
 
 let api = null;
-const layers = new Map();  // id -> MultiHeadAttention, or the Error its construction threw
+const objects = new Map();  // id -> a layer or KV cache, or the Error its construction threw
+const KINDS = ['MultiHeadAttention', 'TransformerEncoderLayer', 'TransformerDecoderLayer', 'LayerNorm'];
+const METHODS = ['setWeights', 'forward', 'reset'];
 
-function layer(id) {
-  const l = layers.get(id);
+function object(id) {
+  const l = objects.get(id);
   if (l === undefined) throw new Error('mha-wasm/worker: this layer has been disposed');
   if (l instanceof Error) throw l;
   return l;
 }
 
-const buffersOf = (result) => [result.output.data.buffer, ...(result.weights ? [result.weights.data.buffer] : [])];
+function make(id, fn) {
+  try {
+    objects.set(id, fn());
+  } catch (e) {
+    objects.set(id, e);
+    throw e;
+  }
+}
+
+/** The buffers of the tensors in a result (a tensor, or an object of tensors). */
+const buffersOf = (r) => (r && ArrayBuffer.isView(r.data) ? [r.data.buffer] : Object.values(r ?? {}).flatMap((t) => (t && ArrayBuffer.isView(t.data) ? [t.data.buffer] : [])));
 
 const OPS = {
   async init(options) {
     api = await init(options);
     return { threads: api.threads, features: api.features, build: api.build, threadsNote: api.threadsNote };
   },
-  create(id, options) {
-    try {
-      layers.set(id, new api.MultiHeadAttention(options));
-    } catch (e) {
-      layers.set(id, e);
-      throw e;
-    }
+  create(id, kind, options) {
+    if (!KINDS.includes(kind)) throw new TypeError(`mha-wasm/worker: unknown class ${kind}`);
+    make(id, () => new api[kind](options));
   },
-  setWeights(id, weights) {
-    layer(id).setWeights(weights);
+  createCache(id, layerId, options) {
+    make(id, () => object(layerId).createCache(options));
   },
-  forward(id, q, k, v, options) {
-    const r = layer(id).forward(q, k, v, options);
-    return [r, buffersOf(r)];
+  invoke(id, method, args) {
+    if (!METHODS.includes(method)) throw new TypeError(`mha-wasm/worker: unknown method ${method}`);
+    if (method !== 'forward') return [object(id)[method](...args), []];
+    const options = args.at(-1), ref = options?.cache;
+    if (ref) options.cache = object(ref.cacheId);
+    const result = object(id).forward(...args);
+    return [{ result, cacheLength: ref ? options.cache.length : undefined }, buffersOf(result)];
   },
   dispose(id) {
-    const l = layers.get(id);
-    layers.delete(id);
+    const l = objects.get(id);
+    objects.delete(id);
     if (l && !(l instanceof Error)) l.dispose();
   },
   sdpa(q, k, v, options) {
@@ -54,7 +66,7 @@ const OPS = {
     return [r, buffersOf(r)];
   },
   stats() {
-    return { ...api.stats(), workerLayers: layers.size };
+    return { ...api.stats(), workerLayers: objects.size };
   },
 };
 
@@ -65,7 +77,7 @@ async function handle({ id, op, args }) {
   try {
     if (op !== 'init' && api === null) throw new Error('mha-wasm/worker: the runtime is not loaded');
     const res = await OPS[op](...args);
-    const [value, transfer] = op === 'forward' || op === 'sdpa' ? res : [res, []];
+    const [value, transfer] = op === 'invoke' || op === 'sdpa' ? res : [res, []];
     port.post({ id, ok: true, value }, transfer);
   } catch (e) {
     port.post({ id, ok: false, error: errorInfo(e) });

@@ -1,12 +1,14 @@
 // Type declarations for mha-wasm/worker: the mha-wasm API run in a worker, with Promise methods.
 import type {
-  AttentionResult, ForwardOptions, InitOptions, MultiHeadAttentionOptions, MultiHeadAttentionProperties, MultiHeadAttentionWeights,
-  SdpaOptions, Tensor, TensorMap, TorchMultiHeadAttentionWeights,
+  AttentionResult, CacheOptions, DecoderForwardOptions, DecoderStateDict, EncoderForwardOptions, EncoderStateDict, ForwardOptions,
+  InitOptions, LayerNormOptions, MultiHeadAttentionOptions, MultiHeadAttentionProperties, MultiHeadAttentionWeights, SdpaOptions, Tensor,
+  TensorMap, TorchMultiHeadAttentionWeights, TransformerLayerOptions, Weight,
 } from './index.js';
 
 export type {
-  AttentionResult, ForwardOptions, InitOptions, MhaFile, MultiHeadAttentionOptions, MultiHeadAttentionWeights, SdpaOptions, Tensor,
-  TensorMap, TorchMultiHeadAttentionWeights, Weight,
+  AttentionResult, CacheOptions, DecoderForwardOptions, EncoderForwardOptions, ForwardOptions, InitOptions, LayerNormOptions, MhaFile,
+  MultiHeadAttentionOptions, MultiHeadAttentionWeights, SdpaOptions, Tensor, TensorMap, TorchMultiHeadAttentionWeights,
+  TransformerLayerOptions, Weight,
 } from './index.js';
 export { encodeSafetensors, parseSafetensors, probeFeatures, safetensorsMetadata } from './index.js';
 
@@ -31,12 +33,71 @@ export declare class MultiHeadAttention {
   dispose(): void;
 }
 
+/** A KV cache held in the worker, made by layer.createCache(). */
+export interface WorkerKVCache {
+  readonly batch: number;
+  readonly maxLength: number;
+  /** Positions held, as of the last completed forward() or reset(). */
+  readonly length: number;
+  readonly disposed: boolean;
+  reset(): Promise<void>;
+  dispose(): void;
+}
+
+interface WorkerBlock {
+  readonly dModel: number;
+  readonly nhead: number;
+  readonly dimFeedforward: number;
+  readonly activation: 'relu' | 'gelu';
+  readonly layerNormEps: number;
+  readonly normFirst: boolean;
+  readonly bias: boolean;
+  readonly disposed: boolean;
+  /** Options are checked here and throw at once; the cache is made in the worker. */
+  createCache(options: CacheOptions): WorkerKVCache;
+  dispose(): void;
+}
+
+/** torch.nn.TransformerEncoderLayer computed in the worker. */
+export interface TransformerEncoderLayer extends WorkerBlock {}
+export declare class TransformerEncoderLayer {
+  constructor(options: TransformerLayerOptions);
+  setWeights(stateDict: EncoderStateDict, options?: TransferOption): Promise<void>;
+  forward(src: Tensor, options: Omit<EncoderForwardOptions, 'cache'> & { cache?: WorkerKVCache | null; needWeights: true } & TransferOption): Promise<{ output: Tensor; weights: Tensor }>;
+  forward(src: Tensor, options?: Omit<EncoderForwardOptions, 'cache'> & { cache?: WorkerKVCache | null; needWeights?: false } & TransferOption): Promise<Tensor>;
+}
+
+/** torch.nn.TransformerDecoderLayer computed in the worker. */
+export interface TransformerDecoderLayer extends WorkerBlock {}
+export declare class TransformerDecoderLayer {
+  constructor(options: TransformerLayerOptions);
+  setWeights(stateDict: DecoderStateDict, options?: TransferOption): Promise<void>;
+  forward(tgt: Tensor, memory: Tensor, options: Omit<DecoderForwardOptions, 'cache'> & { cache?: WorkerKVCache | null; needWeights: true } & TransferOption): Promise<{ output: Tensor; selfWeights: Tensor; crossWeights: Tensor }>;
+  forward(tgt: Tensor, memory: Tensor, options?: Omit<DecoderForwardOptions, 'cache'> & { cache?: WorkerKVCache | null; needWeights?: false } & TransferOption): Promise<Tensor>;
+}
+
+/** torch.nn.LayerNorm computed in the worker. */
+export declare class LayerNorm {
+  constructor(options: LayerNormOptions);
+  readonly normalizedShape: number[];
+  readonly eps: number;
+  readonly elementwiseAffine: boolean;
+  readonly bias: boolean;
+  readonly disposed: boolean;
+  setWeights(stateDict: { weight: Weight; bias?: Weight }, options?: TransferOption): Promise<void>;
+  forward(input: Tensor, options?: TransferOption): Promise<Tensor>;
+  dispose(): void;
+}
+
 export interface WorkerMha {
   readonly threads: number;
   readonly features: { readonly simd: true; readonly threads: boolean };
   readonly build: string;
   readonly threadsNote: string | null;
   readonly MultiHeadAttention: typeof MultiHeadAttention;
+  readonly TransformerEncoderLayer: typeof TransformerEncoderLayer;
+  readonly TransformerDecoderLayer: typeof TransformerDecoderLayer;
+  readonly LayerNorm: typeof LayerNorm;
   scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options?: SdpaOptions & TransferOption): Promise<AttentionResult>;
   stats(): Promise<{ wasmMemoryBytes: number; liveLayers: number; workerLayers: number }>;
   /** Stops the worker; pending and later calls reject. */

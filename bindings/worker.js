@@ -10,7 +10,9 @@
 //   layer.dispose();
 //   mha.terminate();
 import { layerConfig } from './layer.js';
-import { LayerConfig } from './layer-config.js';
+import { withBlockConfig, withLayerConfig, withNormConfig } from './layer-config.js';
+import { normConfig } from './layernorm.js';
+import { blockConfig, cacheOptions } from './transformer.js';
 import { initOptions, isNode, probeFeatures } from './loader.js';
 import { bool, describe, plainObject } from './validate.js';
 
@@ -18,6 +20,7 @@ export { probeFeatures };
 export { encodeSafetensors, parseSafetensors, safetensorsMetadata } from './safetensors.js';
 
 const ERRORS = { TypeError, RangeError, Error };
+const CACHE_TOKEN = Symbol('KVCache');
 
 /** A worker with request/response messaging. Node: worker_threads, unref'd while idle. */
 async function startWorker(url) {
@@ -119,63 +122,141 @@ function tensorCall(what, tensors, options) {
   return { args: [...tensors.map((x) => marshal(x, transfer, list)), marshal(rest, transfer, list)], list };
 }
 
-function makeWorkerClass(conn) {
-  // A layer dropped without dispose() is freed in the worker. dispose() unregisters.
+function makeWorkerClasses(conn) {
+  // An object dropped without dispose() is freed in the worker. dispose() unregisters.
   const registry = new FinalizationRegistry((id) => { if (!conn.dead) conn.call('dispose', [id]).catch(() => {}); });
-  let nextLayer = 1;
+  const ids = new WeakMap();  // object -> its id in the worker
+  const cacheLengths = new WeakMap();  // KVCache -> its length after the last completed call
+  let nextId = 1;
 
-  class MultiHeadAttention extends LayerConfig {
-    #id;
+  /** An object that lives in the worker: create, calls by id, dispose. */
+  class Remote {
+    #name;
+    #noun;
     #disposed = false;
-
-    /** @param {import('./index').MultiHeadAttentionOptions} options */
-    constructor(options) {
-      const cfg = layerConfig(options);
+    /** create: [op, ...args] that makes it in the worker, after the id. */
+    constructor(name, create, noun = 'layer') {
       if (conn.dead) throw conn.dead;
-      super(cfg);
-      this.#id = nextLayer++;
-      // A failure here (out of memory) is reported by the layer's next call.
-      conn.call('create', [this.#id, options]).catch(() => {});
-      registry.register(this, this.#id, this);
+      const id = nextId++;
+      ids.set(this, id);
+      this.#name = name;
+      this.#noun = noun;
+      // A failure here (out of memory) is reported by the object's next call.
+      conn.call(create[0], [id, ...create.slice(1)]).catch(() => {});
+      registry.register(this, id, this);
     }
 
     get disposed() { return this.#disposed; }
 
-    #check(what) {
-      if (this.#disposed) throw new Error(`MultiHeadAttention.${what}: this layer has been disposed`);
+    /** Calls method in the worker with args; transfer: buffers to move. */
+    remote(method, args, transfer = []) {
+      if (this.#disposed) return Promise.reject(new Error(`${this.#name}.${method}: this ${this.#noun} has been disposed`));
+      return conn.call('invoke', [ids.get(this), method, args], transfer, `${this.#name}.${method}`);
     }
 
+    /** Frees it in the worker. Further calls reject; a second dispose() does nothing. */
+    dispose() {
+      if (this.#disposed) return;
+      this.#disposed = true;
+      registry.unregister(this);
+      if (!conn.dead) conn.call('dispose', [ids.get(this)]).catch(() => {});
+    }
+  }
+
+  /** setWeights(weights, { transfer }) and forward(...tensors, options) as the synchronous classes have them. */
+  const withCalls = (Base, name) => class extends Base {
     /**
      * Copies the weights to the worker (transfer: true moves their buffers instead).
      * @returns {Promise<void>}
      */
     async setWeights(weights, options) {
-      this.#check('setWeights');
       const transfer = bool('setWeights options.transfer', plainObject('setWeights options', options, ['transfer']).transfer, false);
       const list = [];
-      return conn.call('setWeights', [this.#id, marshal(weights, transfer, list)], list, 'setWeights');
+      return this.remote('setWeights', [marshal(weights, transfer, list)], list);
     }
 
+    /** The tensors and options of forward; a KV cache in options goes by its id. */
+    async invoke(tensors, options) {
+      let opts = options;
+      if (options && typeof options === 'object' && options.cache !== undefined && options.cache !== null) {
+        if (!(options.cache instanceof KVCache))
+          throw new TypeError(`${name}.forward: options.cache must be a KVCache from layer.createCache(), got ${describe(options.cache)}`);
+        opts = { ...options, cache: { cacheId: ids.get(options.cache) } };
+      }
+      const { args, list } = tensorCall('forward', tensors, opts);
+      const { result, cacheLength } = await this.remote('forward', args, list);
+      if (cacheLength !== undefined) cacheLengths.set(options.cache, cacheLength);
+      return result;
+    }
+  };
+
+  class MultiHeadAttention extends withCalls(withLayerConfig(Remote), 'MultiHeadAttention') {
+    /** @param {import('./index').MultiHeadAttentionOptions} options */
+    constructor(options) {
+      super(layerConfig(options), 'MultiHeadAttention', ['create', 'MultiHeadAttention', options]);
+    }
     /**
      * The same arguments as the synchronous forward(); options.transfer: true
      * moves the input buffers to the worker (they become unusable here).
      * @returns {Promise<import('./index').AttentionResult>}
      */
-    async forward(query, key, value, options) {
-      this.#check('forward');
-      const { args, list } = tensorCall('forward', [query, key, value], options);
-      return conn.call('forward', [this.#id, ...args], list, 'forward');
-    }
+    forward(query, key, value, options) { return this.invoke([query, key, value], options); }
+  }
 
-    /** Frees the layer in the worker. Further calls reject; a second dispose() does nothing. */
-    dispose() {
-      if (this.#disposed) return;
-      this.#disposed = true;
-      registry.unregister(this);
-      if (!conn.dead) conn.call('dispose', [this.#id]).catch(() => {});
+  /** A KV cache in the worker; length is as of the last completed forward() or reset(). */
+  class KVCache extends Remote {
+    #batch;
+    #maxLength;
+    constructor(token, layer, what, options) {
+      if (token !== CACHE_TOKEN) throw new TypeError('KVCache: create a cache with layer.createCache({ maxLength, batch })');
+      const { maxLength, batch } = cacheOptions(what, options);
+      super('KVCache', ['createCache', ids.get(layer), { maxLength, batch }], 'cache');
+      this.#batch = batch;
+      this.#maxLength = maxLength;
+    }
+    get batch() { return this.#batch; }
+    get maxLength() { return this.#maxLength; }
+    get length() { return cacheLengths.get(this) ?? 0; }
+    /** Empties the cache for a new sequence. */
+    async reset() {
+      await this.remote('reset', []);
+      cacheLengths.set(this, 0);
     }
   }
-  return MultiHeadAttention;
+
+  const withCache = (Base, name) => class extends Base {
+    /** A KV cache in the worker for this layer (options as the synchronous createCache). */
+    createCache(options) {
+      if (this.disposed) throw new Error(`${name}.createCache: this layer has been disposed`);
+      return new KVCache(CACHE_TOKEN, this, `${name}.createCache`, options);
+    }
+  };
+
+  class TransformerEncoderLayer extends withCache(withCalls(withBlockConfig(Remote), 'TransformerEncoderLayer'), 'TransformerEncoderLayer') {
+    /** @param {import('./index').TransformerLayerOptions} options */
+    constructor(options) {
+      super(blockConfig('TransformerEncoderLayer', options), 'TransformerEncoderLayer', ['create', 'TransformerEncoderLayer', options]);
+    }
+    forward(src, options) { return this.invoke([src], options); }
+  }
+
+  class TransformerDecoderLayer extends withCache(withCalls(withBlockConfig(Remote), 'TransformerDecoderLayer'), 'TransformerDecoderLayer') {
+    /** @param {import('./index').TransformerLayerOptions} options */
+    constructor(options) {
+      super(blockConfig('TransformerDecoderLayer', options), 'TransformerDecoderLayer', ['create', 'TransformerDecoderLayer', options]);
+    }
+    forward(tgt, memory, options) { return this.invoke([tgt, memory], options); }
+  }
+
+  class LayerNorm extends withCalls(withNormConfig(Remote), 'LayerNorm') {
+    /** @param {import('./index').LayerNormOptions} options */
+    constructor(options) {
+      super(normConfig(options), 'LayerNorm', ['create', 'LayerNorm', options]);
+    }
+    forward(input, options) { return this.invoke([input], options); }
+  }
+
+  return { MultiHeadAttention, TransformerEncoderLayer, TransformerDecoderLayer, LayerNorm };
 }
 
 /**
@@ -198,7 +279,7 @@ export async function init(options = {}) {
     const info = await conn.call('init', [{ threads: opts.threads, baseUrl: opts.base.href, urls: opts.urls }]);
     return Object.freeze({
       ...info,
-      MultiHeadAttention: makeWorkerClass(conn),
+      ...makeWorkerClasses(conn),
       /** scaledDotProductAttention in the worker; options.transfer as in forward(). */
       async scaledDotProductAttention(q, k, v, options) {
         const { args, list } = tensorCall('scaledDotProductAttention', [q, k, v], options);

@@ -5,13 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { init, parseSafetensors } from 'mha-wasm';
+import { init, parseSafetensors, safetensorsMetadata } from 'mha-wasm';
 import * as tf from '@tensorflow/tfjs';
 import { forward as tfForward } from '../examples/digits/tfjs-model.mjs';
 import { DigitsModel } from '../web/digits-model.js';
 import { MAX_DIGITS, isHeldOut, randomDigits, rng, sequence } from '../web/digits.js';
 
 const bytes = readFileSync(new URL('../web/models/reverse-digits.safetensors', import.meta.url));
+const load = (mha) => new DigitsModel(mha, parseSafetensors(bytes), safetensorsMetadata(bytes));
 const heldOut = (n, seed) => {
   const r = rng(seed);
   return Array.from({ length: n }, () => randomDigits(r, true));
@@ -20,7 +21,7 @@ const heldOut = (n, seed) => {
 test('held-out inputs: TensorFlow.js and mha-wasm logits agree to 1e-4', async () => {
   await tf.setBackend('cpu');
   const mha = await init({ threads: 1 });
-  const model = new DigitsModel(mha, bytes);
+  const model = load(mha);
   const params = Object.fromEntries(Object.entries(parseSafetensors(bytes)).map(([k, t]) => [k, tf.tensor(t.data, t.dims)]));
   const examples = heldOut(160, 7);
   assert.ok(examples.every(isHeldOut));
@@ -45,7 +46,7 @@ test('held-out inputs: TensorFlow.js and mha-wasm logits agree to 1e-4', async (
 
 test('held-out inputs: mha-wasm greedy decoding with KV caches reverses the digits', async (t) => {
   const mha = await init({ threads: 1 });
-  const model = new DigitsModel(mha, bytes);
+  const model = load(mha);
   const examples = heldOut(400, 11);
   let solved = 0;
   for (const d of examples) {

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { init } from 'mha-wasm';
+import { init, parseSafetensors, safetensorsMetadata } from 'mha-wasm';
 import { serve } from '../scripts/serve.mjs';
+import { DigitsModel } from '../web/digits-model.js';
 import { embedBatch, tokenize } from '../web/model.js';
 import { launchChromium, watch } from './chromium.mjs';
 import { mhaReference, relErr, rng, uniform } from './reference.mjs';
@@ -136,6 +137,8 @@ test('isolated: threads, playground = Node, safetensors good and bad, benchmark,
   // Tabs work from the keyboard.
   await page.focus('#tab-play');
   await page.keyboard.press('ArrowRight');
+  assert.equal(await page.getAttribute('#tab-model', 'aria-selected'), 'true');
+  await page.keyboard.press('ArrowRight');
   assert.equal(await page.getAttribute('#tab-weights', 'aria-selected'), 'true');
   assert.equal(await page.isVisible('#panel-weights'), true);
 
@@ -203,6 +206,48 @@ test('isolated: threads, playground = Node, safetensors good and bad, benchmark,
   await page.setViewportSize({ width: 390, height: 844 });
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling on a phone');
   await page.screenshot({ path: path.join(shots, 'playground-390.png'), fullPage: true });
+  assert.deepEqual(w.problems(), []);
+  await page.close();
+});
+
+test('trained model tab: the answer token by token, and every head of every layer as Node computes it', async () => {
+  const { page, w } = await open(true);
+  await page.click('#tab-model');
+  const waitRun = (n) => page.waitForFunction((n) => window.mhaDemo.model.runs > n || !document.querySelector('#model-error').hidden, n, { timeout: 60000 });
+  await waitRun(0);
+  assert.equal(await page.isHidden('#model-error'), true, await page.textContent('#model-error'));
+  const bytes = fs.readFileSync(path.join(root, 'web/models/reverse-digits.safetensors'));
+  const mha = await init({ threads: 1 });
+  const model = new DigitsModel(mha, parseSafetensors(bytes), safetensorsMetadata(bytes));
+  const check = async (digits) => {
+    const last = await page.evaluate(() => window.mhaDemo.model.last);
+    assert.equal(last.digits, digits);
+    const node = model.generate([...digits].map(Number));
+    assert.deepEqual(last.answer, node.answer);
+    assert.equal(last.text, [...digits].reverse().join(''), 'the model reverses the digits');
+    assert.equal(last.right, true);
+    assert.equal(await page.textContent('#model-answer'), `${last.text}.`);
+    assert.match(await page.textContent('#model-info'), /^Correct: .* \d+ tokens in \d+ steps/);
+    // Every head of every layer, drawn: the maps equal Node's to 1e-5.
+    const H = model.config.nhead, N = node.read.length;
+    assert.equal(await page.locator('#model-maps figure').count(), model.config.numLayers * H);
+    node.maps.forEach((m, l) => assert.ok(relErr(f32(last.maps[l]), m) <= 1e-5, `layer ${l + 1}`));
+    const drawn = await page.locator('#model-maps figure').nth(H + 1).evaluate((fig) => fig.matrix);
+    assert.deepEqual([drawn.rows, drawn.cols], [N, N]);
+    assert.ok(relErr(f32(drawn.data), node.maps[1].subarray(N * N, 2 * N * N)) <= 1e-5, 'layer 2, head 2 as drawn');
+  };
+  await check('31415926');
+  await page.screenshot({ path: path.join(shots, 'model-1280.png'), fullPage: true });
+  await page.selectOption('#model-speed', 'instant');
+  await page.fill('#digits', '9081726');
+  await page.click('#model-run');
+  await waitRun(1);
+  await check('9081726');
+  await page.fill('#digits', '12a');
+  await page.click('#model-run');
+  await page.waitForSelector('#model-error:not([hidden])');
+  assert.match(await page.textContent('#model-error'), /TypeError: type digits only \(0-9\)/);
+  model.dispose();
   assert.deepEqual(w.problems(), []);
   await page.close();
 });

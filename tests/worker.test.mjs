@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { init } from 'mha-wasm/worker';
-import { mhaReference, relErr, rng, sdpaReference, uniform } from './reference.mjs';
+import { blockStateDict, decoderReference, encoderReference, layerNormRef, mhaReference, relErr, rng, sdpaReference, uniform } from './reference.mjs';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
@@ -153,4 +153,57 @@ test('a script using the worker API exits by itself', () => {
   assert.equal(res.error, undefined, `did not exit within 30 s: ${res.error}`);
   assert.equal(res.status, 0, res.stderr);
   assert.equal(res.stdout.trim(), '64');
+});
+
+test('Transformer blocks, LayerNorm and KV caches in the worker agree with the float64 reference', async () => {
+  const mha = await init({ threads: 2 });
+  try {
+    const r = rng(90), E = 16, H = 4, F = 24, B = 2, L = 12, S = 5;
+    const cfg = { E, H, F, activation: 'gelu', eps: 1e-5, normFirst: true, bias: true };
+    const opts = { dModel: E, nhead: H, dimFeedforward: F, activation: 'gelu', normFirst: true };
+    const enc = new mha.TransformerEncoderLayer(opts), dec = new mha.TransformerDecoderLayer(opts);
+    assert.deepEqual([enc.dModel, enc.nhead, enc.dimFeedforward, enc.activation, enc.normFirst, enc.embedDim], [E, H, F, 'gelu', true, E]);
+    assert.throws(() => new mha.TransformerDecoderLayer({ dModel: E, nhead: 3 }), { name: 'RangeError', message: /dModel must be divisible by nhead/ });
+    const esd = blockStateDict(r, E, F, true), dsd = blockStateDict(r, E, F, true, true);
+    await Promise.all([enc.setWeights(esd), dec.setWeights(dsd)]);
+    const x = uniform(r, B * L * E, -2, 2), mem = uniform(r, B * S * E, -2, 2);
+    const memory = { data: mem, dims: [B, S, E] };
+    const [y, d] = await Promise.all([enc.forward({ data: x, dims: [B, L, E] }, { isCausal: true }), dec.forward({ data: x, dims: [B, L, E] }, memory, { tgtIsCausal: true, needWeights: true })]);
+    assert.ok(relErr(y.data, encoderReference(cfg, esd, B, L, x, { isCausal: true })) <= 1e-4);
+    const dref = decoderReference(cfg, dsd, B, L, S, x, mem, { isCausal: true });
+    assert.ok(relErr(d.output.data, dref) <= 1e-4);
+    assert.deepEqual(d.crossWeights.dims, [B, H, L, S]);
+    // Step the decoder through a cache in the worker: every step equals the full causal forward.
+    const cache = dec.createCache({ maxLength: L, batch: B });
+    assert.throws(() => dec.createCache({ maxLength: -1 }), { name: 'RangeError', message: /maxLength must be a positive integer, got -1/ });
+    for (let pos = 0; pos < L; pos += 3) {
+      const step = new Float32Array(B * 3 * E);
+      for (let b = 0; b < B; b++) step.set(x.subarray((b * L + pos) * E, (b * L + pos + 3) * E), b * 3 * E);
+      const out = await dec.forward({ data: step, dims: [B, 3, E] }, memory, { cache, tgtIsCausal: true });
+      assert.equal(cache.length, pos + 3);
+      for (let b = 0; b < B; b++)
+        assert.ok(relErr(out.data.subarray(b * 3 * E, (b + 1) * 3 * E), dref.subarray((b * L + pos) * E, (b * L + pos + 3) * E)) <= 1e-4, `step at ${pos}`);
+    }
+    await assert.rejects(dec.forward({ data: new Float32Array(B * E), dims: [B, 1, E] }, memory, { cache }), { name: 'RangeError', message: /options\.cache holds 12 of its maxLength 12 positions/ });
+    await assert.rejects(enc.forward({ data: x, dims: [B, L, E] }, { cache }), { name: 'TypeError', message: /options\.cache was created by another layer/ });
+    await assert.rejects(enc.forward({ data: x, dims: [B, L, E] }, { cache: {} }), { name: 'TypeError', message: /options\.cache must be a KVCache/ });
+    await cache.reset();
+    assert.equal(cache.length, 0);
+    cache.dispose();
+    await assert.rejects(cache.reset(), { message: 'KVCache.reset: this cache has been disposed' });
+    // LayerNorm over the last dim, with weights.
+    const norm = new mha.LayerNorm({ normalizedShape: E });
+    const g = uniform(r, E, 0.5, 1.5), bta = uniform(r, E, -1, 1);
+    await norm.setWeights({ weight: g, bias: bta });
+    const n = await norm.forward({ data: x, dims: [B, L, E] });
+    assert.ok(relErr(n.data, layerNormRef(x, B * L, E, g, bta, 1e-5)) <= 1e-5);
+    assert.deepEqual([norm.normalizedShape, norm.eps], [[E], 1e-5]);
+    await assert.rejects(norm.setWeights({ weight: g }), { name: 'TypeError', message: /LayerNorm\.setWeights: missing bias/ });
+    for (const l of [enc, dec, norm]) l.dispose();
+    await assert.rejects(enc.forward({ data: x, dims: [B, L, E] }), { message: 'TransformerEncoderLayer.forward: this layer has been disposed' });
+    const stats = await mha.stats();
+    assert.deepEqual([stats.liveLayers, stats.workerLayers], [0, 0]);
+  } finally {
+    mha.terminate();
+  }
 });

@@ -2,8 +2,9 @@
 // by `npm run train-example`) on mha-wasm: token + learned position embeddings,
 // pre-norm TransformerEncoderLayer blocks with a causal mask, a final LayerNorm
 // and a linear head. The embeddings and the 64 x 12 head are a few lines of JS;
-// everything else runs in WebAssembly. Used by the demo page and by the Node test.
-import { parseSafetensors, safetensorsMetadata } from 'mha-wasm';
+// everything else runs in WebAssembly. Used by the demo page (in a worker) and
+// by the Node test. It imports nothing from the package, so it loads the same
+// way in Node, on a page (import map) and in a worker (no import map).
 import { END, MAX_DIGITS, SEP, VOCAB } from './digits.js';
 
 const int = (meta, key) => {
@@ -13,9 +14,8 @@ const int = (meta, key) => {
 };
 
 export class DigitsModel {
-  /** mha: the api from init(); bytes: the .safetensors file. */
-  constructor(mha, bytes) {
-    const meta = safetensorsMetadata(bytes);
+  /** mha: the api from init(); tensors and meta: parseSafetensors(file) and safetensorsMetadata(file). */
+  constructor(mha, tensors, meta) {
     if (meta.vocab !== VOCAB.join('')) throw new TypeError(`model file: vocab ${JSON.stringify(meta.vocab)} is not this task's ${JSON.stringify(VOCAB.join(''))}`);
     const cfg = {
       dModel: int(meta, 'd_model'), nhead: int(meta, 'nhead'), dimFeedforward: int(meta, 'dim_feedforward'),
@@ -24,7 +24,7 @@ export class DigitsModel {
     };
     this.config = Object.freeze(cfg);
     this.metadata = meta;
-    const sd = parseSafetensors(bytes);
+    const sd = tensors;
     const E = cfg.dModel, V = VOCAB.length;
     const take = (name, n) => {
       const t = sd[name];
@@ -41,7 +41,8 @@ export class DigitsModel {
         const layer = new mha.TransformerEncoderLayer({ dModel: E, nhead: cfg.nhead, dimFeedforward: cfg.dimFeedforward,
           activation: cfg.activation, normFirst: cfg.normFirst, layerNormEps: cfg.layerNormEps });
         this.layers.push(layer);
-        layer.setWeights(parseSafetensors(bytes, { prefix: `layers.${l}.` }));
+        const prefix = `layers.${l}.`;
+        layer.setWeights(Object.fromEntries(Object.keys(sd).filter((k) => k.startsWith(prefix)).map((k) => [k.slice(prefix.length), sd[k]])));
       }
       this.norm = new mha.LayerNorm({ normalizedShape: E, eps: cfg.layerNormEps });
       this.norm.setWeights({ weight: sd['norm.weight'], bias: sd['norm.bias'] });
@@ -86,54 +87,66 @@ export class DigitsModel {
   }
 
   /**
-   * Greedy decoding with a KV cache per layer: reads digits + '>' in one step,
-   * then one token per step until '.'. Returns the tokens read, the answer, the
-   * probability of each answer token, and each layer's attention maps
-   * [H, N, N] over the N positions read (row i: what position i looked at).
-   * onToken(token, probability) is called as each answer token comes.
+   * Greedy decoding with a KV cache per layer, one step at a time: the first step
+   * reads digits + '>' at once, every later step reads the token it produced last,
+   * until '.'. Each step costs attention over the cached positions only. Yields
+   * after every step { token, probability, read, answer, maps }: read = the
+   * tokens read so far (N of them), maps = each layer's attention maps [H, N, N]
+   * (row i: what position i looked at when it was read). Stopping early (return())
+   * frees the caches.
    */
-  generate(digits, { onToken } = {}) {
-    if (digits.length < 1 || digits.length > MAX_DIGITS) throw new RangeError(`1 to ${MAX_DIGITS} digits`);
+  *decode(digits) {
+    if (!Array.isArray(digits) || digits.length < 1 || digits.length > MAX_DIGITS || !digits.every((d) => Number.isInteger(d) && d >= 0 && d <= 9))
+      throw new RangeError(`digits must be an array of 1 to ${MAX_DIGITS} digits 0-9`);
     const { dModel: E, nhead: H, positions: P } = this.config, V = VOCAB.length;
     const caches = this.layers.map((l) => l.createCache({ maxLength: P }));
-    const steps = [];  // per step: { pos, n, weights per layer [H, n, pos + n] }
-    const read = [...digits, SEP], answer = [], probs = [];
+    const full = this.layers.map(() => new Float32Array(H * P * P));  // rows as they are read
+    const read = [...digits, SEP], answer = [];
+    const mapsFor = (N) => full.map((m) => {
+      const out = new Float32Array(H * N * N);
+      for (let h = 0; h < H; h++) for (let i = 0; i < N; i++) out.set(m.subarray((h * P + i) * P, (h * P + i) * P + N), (h * N + i) * N);
+      return out;
+    });
     try {
       let input = read.slice(), pos = 0;
       for (;;) {
+        const n = input.length, Lk = pos + n;
         let x = this.embed([input], pos);
-        const weights = [];
         for (let l = 0; l < this.layers.length; l++) {
-          const r = this.layers[l].forward({ data: x, dims: [input.length, E] }, { cache: caches[l], isCausal: true, needWeights: true });
+          const r = this.layers[l].forward({ data: x, dims: [n, E] }, { cache: caches[l], isCausal: true, needWeights: true });
           x = r.output.data;
-          weights.push(r.weights.data);
+          for (let h = 0; h < H; h++)
+            for (let i = 0; i < n; i++) full[l].set(r.weights.data.subarray((h * n + i) * Lk, (h * n + i + 1) * Lk), (h * P + pos + i) * P);
         }
-        steps.push({ pos, n: input.length, weights });
-        const logits = this.head(x.subarray((input.length - 1) * E), 1);
-        let best = 0, max = -Infinity, sum = 0;
-        for (let v = 0; v < V; v++) if (logits[v] > max) { max = logits[v]; best = v; }
-        for (let v = 0; v < V; v++) sum += Math.exp(logits[v] - max);
-        answer.push(best);
-        probs.push(1 / sum);
-        if (onToken) onToken(best, 1 / sum);
-        pos += input.length;
-        if (best === END || pos >= P) break;
-        read.push(best);
-        input = [best];
+        const logits = this.head(x.subarray((n - 1) * E), 1);
+        let token = 0;
+        for (let v = 1; v < V; v++) if (logits[v] > logits[token]) token = v;
+        let sum = 0;
+        for (let v = 0; v < V; v++) sum += Math.exp(logits[v] - logits[token]);
+        answer.push(token);
+        pos = Lk;
+        const done = token === END || pos >= P;
+        yield { token, probability: 1 / sum, read: read.slice(), answer: answer.slice(), maps: mapsFor(pos), done };
+        if (done) return;
+        read.push(token);
+        input = [token];
       }
     } finally {
       for (const c of caches) c.dispose();
     }
-    const N = read.length;
-    const maps = this.layers.map((_, l) => {
-      const m = new Float32Array(H * N * N);
-      for (const { pos, n, weights } of steps)
-        for (let h = 0; h < H; h++)
-          for (let i = 0; i < n && pos + i < N; i++)
-            m.set(weights[l].subarray((h * n + i) * (pos + n), (h * n + i + 1) * (pos + n)), (h * N + pos + i) * N);
-      return m;
-    });
-    return { read, answer, probs, maps, text: answer.filter((t) => t !== END).map((t) => VOCAB[t]).join('') };
+  }
+
+  /** decode() to the end: { read, answer, probabilities, maps, text }; onToken(token, probability) per step. */
+  generate(digits, { onToken } = {}) {
+    let last = null;
+    const probabilities = [];
+    for (const step of this.decode(digits)) {
+      probabilities.push(step.probability);
+      if (onToken) onToken(step.token, step.probability);
+      last = step;
+    }
+    const text = last.answer.filter((t) => t !== END).map((t) => VOCAB[t]).join('');
+    return { read: last.read, answer: last.answer, probabilities, maps: last.maps, text };
   }
 
   dispose() {

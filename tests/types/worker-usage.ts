@@ -1,5 +1,5 @@
 // The mha-wasm/worker declarations, compiled with tsc --noEmit (see usage.ts).
-import { init, parseSafetensors, type WorkerMha } from 'mha-wasm/worker';
+import { init, parseSafetensors, type Tensor, type WorkerMha } from 'mha-wasm/worker';
 import { encodeSafetensors, safetensorsMetadata } from 'mha-wasm';
 
 async function main(): Promise<void> {
@@ -13,6 +13,17 @@ async function main(): Promise<void> {
   const s = await mha.scaledDotProductAttention(r.output, r.output, r.output, { isCausal: true });
   console.log(meta, s.output.dims, (await mha.stats()).workerLayers, mha.threadsNote);
   layer.dispose();
+  const enc = new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, dimFeedforward: 16 });
+  await enc.setWeights({ 'linear1.weight': new Float32Array(128) }, { transfer: true });
+  const cache = enc.createCache({ maxLength: 4 });
+  const step = await enc.forward({ data: new Float32Array(8), dims: [1, 8] }, { cache, isCausal: true, needWeights: true });
+  const y: Tensor = await enc.forward(step.output, { transfer: true });
+  await cache.reset();
+  const dec = new mha.TransformerDecoderLayer({ dModel: 8, nhead: 2 });
+  const d = await dec.forward(y, y, { needWeights: true, memoryIsCausal: false });
+  const norm = new mha.LayerNorm({ normalizedShape: 8 });
+  const n: Tensor = await norm.forward(d.output, { transfer: true });
+  console.log(step.weights.dims, cache.length, d.crossWeights.dims, n.dims, enc.dModel, norm.eps);
   mha.terminate();
   // @ts-expect-error forward returns a Promise
   layer.forward({ data: new Float32Array(16), dims: [2, 8] }).output;
