@@ -205,9 +205,8 @@ export interface DecoderForwardOptions {
 export type EncoderStateDict = Record<string, Weight>;
 export type DecoderStateDict = Record<string, Weight>;
 
-/** torch.nn.TransformerEncoderLayer with batch_first=True and dropout 0. */
-export declare class TransformerEncoderLayer {
-  constructor(options: TransformerLayerOptions);
+/** The read-only configuration and lifecycle of both Transformer blocks. */
+export interface TransformerLayerProperties {
   readonly dModel: number;
   readonly nhead: number;
   readonly dimFeedforward: number;
@@ -216,32 +215,31 @@ export declare class TransformerEncoderLayer {
   readonly normFirst: boolean;
   readonly bias: boolean;
   readonly disposed: boolean;
+  dispose(): void;
+}
+
+/** torch.nn.TransformerEncoderLayer with batch_first=True and dropout 0. */
+export interface TransformerEncoderLayer extends TransformerLayerProperties {}
+export declare class TransformerEncoderLayer {
+  constructor(options: TransformerLayerOptions);
   /** Copies in the state_dict, e.g. parseSafetensors(bytes, { prefix: 'layers.0.' }). */
   setWeights(stateDict: EncoderStateDict): void;
   /** src [B, L, dModel] or [L, dModel]; returns the same dims. */
   forward(src: Tensor, options: EncoderForwardOptions & { needWeights: true }): { output: Tensor; weights: Tensor };
   forward(src: Tensor, options?: EncoderForwardOptions & { needWeights?: false }): Tensor;
+  /** A KV cache for this layer's incremental forward. */
   createCache(options: CacheOptions): KVCache;
-  dispose(): void;
 }
 
 /** torch.nn.TransformerDecoderLayer with batch_first=True and dropout 0. */
+export interface TransformerDecoderLayer extends TransformerLayerProperties {}
 export declare class TransformerDecoderLayer {
   constructor(options: TransformerLayerOptions);
-  readonly dModel: number;
-  readonly nhead: number;
-  readonly dimFeedforward: number;
-  readonly activation: 'relu' | 'gelu';
-  readonly layerNormEps: number;
-  readonly normFirst: boolean;
-  readonly bias: boolean;
-  readonly disposed: boolean;
   setWeights(stateDict: DecoderStateDict): void;
   /** tgt [B, T, dModel] or [T, dModel], memory [B, S, dModel] or [S, dModel]; returns tgt's dims. */
   forward(tgt: Tensor, memory: Tensor, options: DecoderForwardOptions & { needWeights: true }): { output: Tensor; selfWeights: Tensor; crossWeights: Tensor };
   forward(tgt: Tensor, memory: Tensor, options?: DecoderForwardOptions & { needWeights?: false }): Tensor;
   createCache(options: CacheOptions): KVCache;
-  dispose(): void;
 }
 
 export interface LayerNormOptions {
@@ -255,19 +253,23 @@ export interface LayerNormOptions {
   bias?: boolean;
 }
 
-/** torch.nn.LayerNorm. */
-export declare class LayerNorm {
-  constructor(options: LayerNormOptions);
+export interface LayerNormProperties {
   readonly normalizedShape: number[];
   readonly eps: number;
   readonly elementwiseAffine: boolean;
   readonly bias: boolean;
   readonly disposed: boolean;
+  dispose(): void;
+}
+
+/** torch.nn.LayerNorm. */
+export interface LayerNorm extends LayerNormProperties {}
+export declare class LayerNorm {
+  constructor(options: LayerNormOptions);
   /** { weight, bias } of normalizedShape (PyTorch's state_dict names). */
   setWeights(stateDict: { weight: Weight; bias?: Weight }): void;
   /** input [..., ...normalizedShape]; returns the same dims. */
   forward(input: Tensor): Tensor;
-  dispose(): void;
 }
 
 export interface Mha {

@@ -1,8 +1,8 @@
 // Type declarations for mha-wasm/worker: the mha-wasm API run in a worker, with Promise methods.
 import type {
   AttentionResult, CacheOptions, DecoderForwardOptions, DecoderStateDict, EncoderForwardOptions, EncoderStateDict, ForwardOptions,
-  InitOptions, LayerNormOptions, MultiHeadAttentionOptions, MultiHeadAttentionProperties, MultiHeadAttentionWeights, SdpaOptions, Tensor,
-  TensorMap, TorchMultiHeadAttentionWeights, TransformerLayerOptions, Weight,
+  InitOptions, LayerNormOptions, LayerNormProperties, MultiHeadAttentionOptions, MultiHeadAttentionProperties, MultiHeadAttentionWeights, SdpaOptions, Tensor,
+  TensorMap, TorchMultiHeadAttentionWeights, TransformerLayerOptions, TransformerLayerProperties, Weight,
 } from './index.js';
 
 export type {
@@ -44,18 +44,9 @@ export interface WorkerKVCache {
   dispose(): void;
 }
 
-interface WorkerBlock {
-  readonly dModel: number;
-  readonly nhead: number;
-  readonly dimFeedforward: number;
-  readonly activation: 'relu' | 'gelu';
-  readonly layerNormEps: number;
-  readonly normFirst: boolean;
-  readonly bias: boolean;
-  readonly disposed: boolean;
+interface WorkerBlock extends TransformerLayerProperties {
   /** Options are checked here and throw at once; the cache is made in the worker. */
   createCache(options: CacheOptions): WorkerKVCache;
-  dispose(): void;
 }
 
 /** torch.nn.TransformerEncoderLayer computed in the worker. */
@@ -77,16 +68,11 @@ export declare class TransformerDecoderLayer {
 }
 
 /** torch.nn.LayerNorm computed in the worker. */
+export interface LayerNorm extends LayerNormProperties {}
 export declare class LayerNorm {
   constructor(options: LayerNormOptions);
-  readonly normalizedShape: number[];
-  readonly eps: number;
-  readonly elementwiseAffine: boolean;
-  readonly bias: boolean;
-  readonly disposed: boolean;
   setWeights(stateDict: { weight: Weight; bias?: Weight }, options?: TransferOption): Promise<void>;
   forward(input: Tensor, options?: TransferOption): Promise<Tensor>;
-  dispose(): void;
 }
 
 export interface WorkerMha {

@@ -47,6 +47,9 @@ test('npm pack -> install in an empty folder -> runs without Emscripten', () => 
         const kv = { data: Float32Array.of(5, 6, 7, 8), dims: [1, 4] };
         console.log(mha.build, mha.threads, Array.from(layer.forward(q, kv, kv).output.data).join(','));
         layer.dispose();
+        const norm = new mha.LayerNorm({ normalizedShape: 4 });
+        console.log('LayerNorm', Array.from(norm.forward(q).data, (v) => v.toFixed(3)).join(','));
+        norm.dispose();
       }
       const { init: initWorker, encodeSafetensors, parseSafetensors } = await import('mha-wasm/worker');
       const w = await initWorker({ threads: 2 });
@@ -64,7 +67,8 @@ test('npm pack -> install in an empty folder -> runs without Emscripten', () => 
     fs.mkdirSync(bin);
     fs.symlinkSync(process.execPath, path.join(bin, 'node'));
     const out = sh(path.join(bin, 'node'), ['main.mjs'], { cwd: app, env: { PATH: bin, HOME: tmp } });
-    assert.deepEqual(out.trim().split('\n'), ['mha-wasm-simd 1 5,6,7,8', 'mha-wasm-threads 2 5,6,7,8', 'worker mha-wasm-threads 2 5,6,7,8']);
+    const norm = 'LayerNorm -1.342,-0.447,0.447,1.342';  // (x - 2.5) / sqrt(1.25 + 1e-5)
+    assert.deepEqual(out.trim().split('\n'), ['mha-wasm-simd 1 5,6,7,8', norm, 'mha-wasm-threads 2 5,6,7,8', norm, 'worker mha-wasm-threads 2 5,6,7,8']);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
