@@ -306,5 +306,9 @@ export declare function parseSafetensors(bytes: Uint8Array | ArrayBuffer, option
 /** The file's __metadata__ ({} when it has none). */
 export declare function safetensorsMetadata(bytes: Uint8Array | ArrayBuffer): Record<string, string>;
 
-/** Writes float32 tensors (a bare Float32Array counts as 1-D) as a .safetensors file. */
-export declare function encodeSafetensors(tensors: Record<string, Tensor<Float32Array> | Float32Array>, metadata?: Record<string, string>): Uint8Array;
+/**
+ * Writes float32 tensors (a bare Float32Array counts as 1-D) as a .safetensors file, stored as
+ * F32 or (dtype: 'F16', half the size) rounded to half precision.
+ */
+export declare function encodeSafetensors(tensors: Record<string, Tensor<Float32Array> | Float32Array>, metadata?: Record<string, string> | null,
+  options?: { dtype?: 'F32' | 'F16' }): Uint8Array;

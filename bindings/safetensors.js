@@ -140,17 +140,47 @@ export function safetensorsMetadata(bytes) {
   return { ...parse(bytes).metadata };
 }
 
+const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
+
+/** The IEEE half-precision bits nearest to x (round to nearest, ties to even; overflow gives ±Infinity). */
+export function toHalfBits(x) {
+  f32[0] = x;
+  const b = u32[0], sign = (b >>> 16) & 0x8000, exp = (b >>> 23) & 0xff;
+  let mant = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);  // Infinity, NaN
+  const e = exp - 112;  // the half exponent field
+  if (e >= 0x1f) return sign | 0x7c00;
+  let shift = 13, base = e << 10;
+  if (e <= 0) {  // subnormal half (or zero): the implicit 1 becomes explicit
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    shift = 14 - e;
+    base = 0;
+  }
+  let h = base | (mant >>> shift);
+  const rem = mant & ((1 << shift) - 1), halfway = 1 << (shift - 1);
+  if (rem > halfway || (rem === halfway && (h & 1))) h++;  // a carry rounds up into the exponent, as it should
+  return sign | h;
+}
+
 /**
  * Writes { name: { data: Float32Array, dims } } (or bare Float32Arrays, 1-D) as
- * a .safetensors file (F32, in name order). metadata: an object of strings.
+ * a .safetensors file (in name order). metadata: an object of strings.
+ * options.dtype: 'F32' (default) or 'F16' (half the size; values rounded to nearest).
  * @returns {Uint8Array}
  */
-export function encodeSafetensors(tensors, metadata) {
+export function encodeSafetensors(tensors, metadata, options = {}) {
   if (tensors === null || typeof tensors !== 'object' || Array.isArray(tensors))
     throw new TypeError(`encodeSafetensors: tensors must be an object { name: { data: Float32Array, dims } }, got ${describe(tensors)}`);
+  if (options === null || typeof options !== 'object') throw new TypeError(`encodeSafetensors: options must be an object, got ${describe(options)}`);
+  for (const k of Object.keys(options))
+    if (k !== 'dtype') throw new TypeError(`encodeSafetensors: unknown option "${k}" (expected dtype)`);
+  const dtype = options.dtype ?? 'F32';
+  if (dtype !== 'F32' && dtype !== 'F16') throw new TypeError(`encodeSafetensors: options.dtype must be 'F32' or 'F16', got ${describe(dtype)}`);
+  const size = dtype === 'F16' ? 2 : 4;
   const header = {};
-  if (metadata !== undefined) {
-    if (metadata === null || typeof metadata !== 'object' || Object.values(metadata).some((v) => typeof v !== 'string'))
+  if (metadata !== undefined && metadata !== null) {
+    if (typeof metadata !== 'object' || Object.values(metadata).some((v) => typeof v !== 'string'))
       throw new TypeError('encodeSafetensors: metadata must be an object of strings');
     header.__metadata__ = { ...metadata };
   }
@@ -162,20 +192,21 @@ export function encodeSafetensors(tensors, metadata) {
     const dims = t instanceof Float32Array ? [t.length] : t && t.dims;
     if (!(data instanceof Float32Array) || !Array.isArray(dims) || product(dims) !== data.length)
       throw new TypeError(`encodeSafetensors: "${name}" must be a Float32Array or { data: Float32Array, dims } with matching sizes, got ${describe(t)}`);
-    header[name] = { dtype: 'F32', shape: dims.slice(), data_offsets: [offset, offset + data.byteLength] };
+    header[name] = { dtype, shape: dims.slice(), data_offsets: [offset, offset + data.length * size] };
     parts.push(data);
-    offset += data.byteLength;
+    offset += data.length * size;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + new TextEncoder().encode(json).length) % 8)) % 8);  // align the data
   const head = new TextEncoder().encode(json);
   const out = new Uint8Array(8 + head.length + offset);
-  new DataView(out.buffer).setUint32(0, head.length, true);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, head.length, true);
   out.set(head, 8);
   let at = 8 + head.length;
   for (const d of parts) {
-    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), at);
-    at += d.byteLength;
+    if (size === 4) for (let i = 0; i < d.length; i++, at += 4) dv.setFloat32(at, d[i], true);
+    else for (let i = 0; i < d.length; i++, at += 2) dv.setUint16(at, toHalfBits(d[i]), true);
   }
   return out;
 }

@@ -92,6 +92,23 @@ test('encodeSafetensors writes files the reader (and the format) accept', () => 
   assert.equal(bytes.length, 8 + n + 28);
   assert.equal(Buffer.from(bytes).readFloatLE(8 + n + 4 + 20), 6);
   assert.throws(() => encodeSafetensors({ x: { data: a, dims: [4] } }), { name: 'TypeError', message: /"x" must be a Float32Array or \{ data: Float32Array, dims \} with matching sizes/ });
+  assert.throws(() => encodeSafetensors({ x: a }, null, { dtype: 'BF16' }), { name: 'TypeError', message: /options\.dtype must be 'F32' or 'F16', got "BF16"/ });
+});
+
+test('encodeSafetensors F16: IEEE half bits, rounded to nearest with ties to even', () => {
+  // [value, the half-precision bits IEEE 754 gives it]
+  const cases = [[1, 0x3c00], [-2.5, 0xc100], [65504, 0x7bff], [65519, 0x7bff], [65520, 0x7c00], [1e6, 0x7c00], [-Infinity, 0xfc00],
+    [2 ** -14, 0x0400], [2 ** -24, 0x0001], [2 ** -25, 0x0000], [3 * 2 ** -25, 0x0002], [2 ** -26, 0x0000], [1 / 3, 0x3555], [0.1, 0x2e66],
+    [-0, 0x8000], [1 + 2 ** -10, 0x3c01], [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [NaN, 0x7e00]];
+  const data = Float32Array.from(cases, (c) => c[0]);
+  const bytes = Buffer.from(encodeSafetensors({ h: data }, undefined, { dtype: 'F16' }));
+  const n = Number(bytes.readBigUInt64LE(0));
+  assert.deepEqual(JSON.parse(bytes.subarray(8, 8 + n).toString()).h, { dtype: 'F16', shape: [cases.length], data_offsets: [0, 2 * cases.length] });
+  cases.forEach(([v, bits], i) => assert.equal(bytes.readUInt16LE(8 + n + 2 * i), bits, `${v}`));
+  // Read back: within half a unit in the last place of half precision.
+  const r = rng(3), x = uniform(r, 1000, -8, 8);
+  const back = parseSafetensors(encodeSafetensors({ x }, undefined, { dtype: 'F16' })).x.data;
+  for (let i = 0; i < x.length; i++) assert.ok(Math.abs(back[i] - x[i]) <= 2 ** -11 * Math.abs(x[i]) + 2 ** -25, `${x[i]} -> ${back[i]}`);
 });
 
 test('malformed and hostile files are refused with a clear message', () => {
