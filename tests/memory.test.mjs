@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { init } from 'mha-wasm';
-import { rng, uniform } from './reference.mjs';
+import { blockStateDict, rng, uniform } from './reference.mjs';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
@@ -65,3 +65,39 @@ for (const threads of [1, 2]) {
     assert.equal(mha.stats().liveLayers, base);
   });
 }
+
+test('Transformer blocks, LayerNorms and KV caches: decoding loops do not grow memory; dropped ones are freed', async () => {
+  const mha = await init({ threads: 1 });
+  const base = mha.stats().liveLayers;
+  const r = rng(4), E = 32, F = 64;
+  const layer = new mha.TransformerEncoderLayer({ dModel: E, nhead: 4, dimFeedforward: F });
+  layer.setWeights(blockStateDict(r, E, F, true));
+  const norm = new mha.LayerNorm({ normalizedShape: E });
+  const cache = layer.createCache({ maxLength: 32 });
+  const tok = { data: uniform(r, E, -1, 1), dims: [1, E] };
+  const decode = () => {
+    cache.reset();
+    for (let i = 0; i < 32; i++) {
+      const y = layer.forward(tok, { cache, isCausal: true, needWeights: i % 2 === 0 });
+      norm.forward(i % 2 === 0 ? y.output : y);
+    }
+  };
+  for (let i = 0; i < 5; i++) decode();
+  const before = mha.stats().wasmMemoryBytes;
+  for (let i = 0; i < 300; i++) decode();  // 9,600 cached steps
+  assert.equal(mha.stats().wasmMemoryBytes, before);
+  assert.equal(mha.stats().liveLayers, base + 3);
+  // Dropped caches and blocks go through the FinalizationRegistry too.
+  (() => {
+    for (let i = 0; i < 100; i++) layer.createCache({ maxLength: 64 });
+    for (let i = 0; i < 20; i++) new mha.TransformerDecoderLayer({ dModel: E, nhead: 4, dimFeedforward: F });
+  })();
+  assert.equal(mha.stats().liveLayers, base + 123);
+  for (let i = 0; i < 50 && mha.stats().liveLayers > base + 3; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(mha.stats().liveLayers, base + 3);
+  for (const o of [cache, norm, layer]) o.dispose();
+  assert.equal(mha.stats().liveLayers, base);
+});
