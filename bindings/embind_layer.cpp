@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "cache.h"
 #include "mha.h"
 #include "runtime.h"
 
@@ -40,11 +41,12 @@ class Layer {
   }
 
   // maskKind: 0 none, 1 bool, 2 float; maskBroadcast: attn mask is [Lq, Lk].
-  // weights: 0 for none.
+  // weights: 0 for none. cache: null, or self-attention whose new keys and values
+  // are appended to it (Lk = the cached length after the append).
   int forward(int B, int Lq, int Lk, double query, double key, double value, int maskKind, double mask,
               bool maskBroadcast, double keyPadding, bool causal, double output, double weights,
-              bool averageWeights) {
-    if (!valid_) return static_cast<int>(mha::Status::kInvalidArgument);
+              bool averageWeights, Cache* cache) {
+    if (!valid_ || (cache && !cache->self())) return static_cast<int>(mha::Status::kInvalidArgument);
     mha::MhaForwardArgs a;
     a.B = B, a.Lq = Lq, a.Lk = Lk;
     a.query = ptr<const float>(query);
@@ -56,6 +58,7 @@ class Layer {
     a.output = ptr<float>(output);
     a.weights = ptr<float>(weights);
     a.average_weights = averageWeights;
+    if (cache) return static_cast<int>(impl_.forward_cached(a, *cache->self(), mha::CacheMode::kAppend, pool()));
     return static_cast<int>(impl_.forward(a, pool()));
   }
 
@@ -75,7 +78,7 @@ EMSCRIPTEN_BINDINGS(mha_layer) {
   emscripten::class_<mha_bind::Layer>("Layer")
       .constructor<int, int, int, int, bool>()
       .function("setWeights", &mha_bind::Layer::setWeights)
-      .function("forward", &mha_bind::Layer::forward)
+      .function("forward", &mha_bind::Layer::forward, emscripten::allow_raw_pointers())
       .function("lastRequestBytes", &mha_bind::Layer::lastRequestBytes)
       .function("memoryBytes", &mha_bind::Layer::memoryBytes);
 }

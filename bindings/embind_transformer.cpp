@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cache.h"
 #include "runtime.h"
 #include "transformer.h"
 
@@ -33,25 +34,6 @@ mha::EncoderConfig make_config(int E, int H, int F, int act, double eps, bool no
 mha::EncoderConfig checked(const mha::EncoderConfig& c) {
   return mha::TransformerEncoderLayer::valid(c) ? c : make_config(1, 1, 1, 0, 1e-5, false, false);
 }
-
-// Keys and values cached for incremental decoding: self-attention's, and (for a
-// decoder layer) the projected memory of the cross-attention.
-class Cache {
- public:
-  Cache(int batch, int capacity, int width) : status_(self_.init(batch, capacity, width)) {}
-  int status() const { return static_cast<int>(status_); }
-  int length() const { return self_.length(); }
-  int crossLength() const { return cross_.length(); }
-  void reset() { self_.reset(), cross_.reset(); }
-  double memoryBytes() const { return static_cast<double>(self_.memory_bytes() + cross_.memory_bytes()); }
-  mha::KVCache* self() { return status_ == mha::Status::kOk ? &self_ : nullptr; }
-  mha::KVCache* cross() { return status_ == mha::Status::kOk ? &cross_ : nullptr; }
-
- private:
-  mha::KVCache self_, cross_;
-  mha::Status status_;
-  LiveCount live_;
-};
 
 // What the encoder and decoder wrappers share: the config and its validity.
 template <class Impl>

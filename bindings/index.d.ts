@@ -84,6 +84,11 @@ export interface ForwardOptions extends MaskOptions {
   needWeights?: boolean;
   /** Average the weights over heads ([B, Lq, Lk]) instead of [B, H, Lq, Lk]. Default true. */
   averageWeights?: boolean;
+  /**
+   * Self-attention only (key and value omitted): query holds new positions, whose keys and values are
+   * appended to the cache; they attend over every cached position (Lk = the cache's length after this call).
+   */
+  cache?: KVCache | null;
 }
 
 export interface SdpaOptions extends MaskOptions {
@@ -121,6 +126,8 @@ export declare class MultiHeadAttention {
    * key and value omitted or null: self-attention.
    */
   forward(query: Tensor, key?: Tensor | null, value?: Tensor | null, options?: ForwardOptions): AttentionResult;
+  /** A KV cache for incremental self-attention (needs kdim == vdim == embedDim). */
+  createCache(options: CacheOptions): KVCache;
   /** Frees the layer's wasm memory; further use throws. */
   dispose(): void;
 }

@@ -10,6 +10,7 @@ import { BUILDS, hardwareConcurrency, initOptions, instantiate, probeFeatures, u
 import { makeMultiHeadAttention } from './layer.js';
 import { Runtime } from './runtime.js';
 import { makeScaledDotProductAttention } from './sdpa.js';
+import { makeKVCache } from './kvcache.js';
 import { makeLayerNorm } from './layernorm.js';
 import { makeTransformerBlocks } from './transformer.js';
 
@@ -59,7 +60,8 @@ async function load({ threads, base, urls, locateFile }) {
 }
 
 function createApi(rt, info) {
-  const blocks = makeTransformerBlocks(rt);
+  const caches = makeKVCache(rt);
+  const blocks = makeTransformerBlocks(rt, caches);
   const api = {
     threads: info.threads,
     features: info.features,
@@ -67,7 +69,7 @@ function createApi(rt, info) {
     build: info.build,
     /** Why the single-thread build runs although threads were asked for, else null. */
     threadsNote: info.threadsNote,
-    MultiHeadAttention: makeMultiHeadAttention(rt),
+    MultiHeadAttention: makeMultiHeadAttention(rt, caches),
     scaledDotProductAttention: makeScaledDotProductAttention(rt),
     LayerNorm: makeLayerNorm(rt),
     TransformerEncoderLayer: blocks.TransformerEncoderLayer,

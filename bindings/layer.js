@@ -5,7 +5,7 @@ import { NativeLayer, live } from './native.js';
 import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, sameDims, tensor } from './validate.js';
 
 const CTOR_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias'];
-const FORWARD_OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'needWeights', 'averageWeights'];
+const FORWARD_OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'needWeights', 'averageWeights', 'cache'];
 const WEIGHT_NAMES = ['inProjWeight', 'qProjWeight', 'kProjWeight', 'vProjWeight', 'inProjBias', 'outProjWeight', 'outProjBias'];
 // PyTorch's state_dict names (what parseSafetensors returns for a saved
 // nn.MultiheadAttention) are accepted as well as the camelCase ones.
@@ -55,7 +55,8 @@ export function layerConfig(options) {
   return Object.freeze({ embedDim, numHeads, kdim, vdim, bias, headDim: embedDim / numHeads });
 }
 
-export function makeMultiHeadAttention(rt) {
+/** caches: makeKVCache(rt), shared with the other layer classes of the runtime. */
+export function makeMultiHeadAttention(rt, caches) {
   class MultiHeadAttention extends NativeLayer {
     #cfg;
     #hasWeights = false;
@@ -116,6 +117,18 @@ export function makeMultiHeadAttention(rt) {
     }
 
     /**
+     * A KV cache for incremental self-attention: forward(newPositions, null, null, { cache }) appends
+     * their keys and values, and they attend over every cached position.
+     * @param {import('./index').CacheOptions} options { maxLength, batch = 1 }
+     */
+    createCache(options) {
+      live(this, 'createCache');
+      if (this.#cfg.kdim !== this.#cfg.embedDim || this.#cfg.vdim !== this.#cfg.embedDim)
+        throw new TypeError('MultiHeadAttention.createCache: a KV cache is for self-attention, which needs kdim == vdim == embedDim');
+      return caches.createCache(this, 'MultiHeadAttention.createCache', this.#cfg.embedDim, options);
+    }
+
+    /**
      * @param {import('./index').Tensor} query [B, Lq, E] or [Lq, E]
      * @param {import('./index').Tensor | null} [key] [B, Lk, kdim]; omitted: self-attention
      * @param {import('./index').Tensor | null} [value] [B, Lk, vdim]
@@ -148,8 +161,11 @@ export function makeMultiHeadAttention(rt) {
       } else if (kdim !== E || vdim !== E) {
         throw new TypeError(`forward: key and value are required when kdim or vdim differ from embedDim (kdim ${kdim}, vdim ${vdim}, embedDim ${E})`);
       }
-      const Lk = k.dims[nb];
       const o = plainObject('forward options', options, FORWARD_OPTIONS);
+      if (o.cache !== undefined && o.cache !== null && !noKey)
+        throw new TypeError('MultiHeadAttention.forward: options.cache is for self-attention; omit key and value (the cache holds the earlier ones)');
+      const cache = caches.cacheFor(this, 'MultiHeadAttention.forward', o.cache, B, Lq);
+      const Lk = cache.past + k.dims[nb];
       const mask = attnMask('options.attnMask', o.attnMask, {
         Lq, Lk, fullDims: batched ? [B, H, Lq, Lk] : [H, Lq, Lk], altDims: batched ? [[B * H, Lq, Lk]] : [],
       });
@@ -169,7 +185,7 @@ export function makeMultiHeadAttention(rt) {
         const ptrOf = (d) => st.at(inputs.indexOf(d));
         const s = handle.forward(B, Lq, Lk, ptrOf(q.data), ptrOf(k.data), ptrOf(v.data), mask.kind,
           mask.data ? st.at(n) : 0, mask.broadcast, kpm ? st.at(n + 1) : 0, causal, st.at(n + 2),
-          needWeights ? st.at(n + 3) : 0, average);
+          needWeights ? st.at(n + 3) : 0, average, cache.handle);
         rt.check(s, 'MultiHeadAttention.forward', () => handle.lastRequestBytes());
         const output = { data: rt.readF32(st.at(n + 2), outN), dims: batched ? [B, Lq, E] : [Lq, E] };
         let w = null;

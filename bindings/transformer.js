@@ -1,6 +1,6 @@
 // TransformerEncoderLayer and TransformerDecoderLayer (torch.nn's, batch_first=True,
-// dropout 0) around the Embind `Encoder` and `Decoder`, and the KVCache they use
-// for incremental decoding. Weights by PyTorch's state_dict names
+// dropout 0) around the Embind `Encoder` and `Decoder`, with KV caches
+// (kvcache.js) for incremental decoding. Weights by PyTorch's state_dict names
 // (self_attn.in_proj_weight, linear1.weight, norm1.weight, ...), as
 // parseSafetensors returns them.
 import { weightArray } from './layer.js';
@@ -68,37 +68,8 @@ function stateDictArrays(what, cfg, stateDict) {
   });
 }
 
-/** createCache's options: { maxLength, batch = 1 }. */
-export function cacheOptions(what, options) {
-  if (options === undefined || options === null) throw new TypeError(`${what}: options { maxLength } are required`);
-  const o = plainObject(`${what} options`, options, ['maxLength', 'batch']);
-  return { maxLength: positiveInt('maxLength', o.maxLength), batch: o.batch === undefined ? 1 : positiveInt('batch', o.batch) };
-}
-
-const CACHE_TOKEN = Symbol('KVCache');
-
-export function makeTransformerBlocks(rt) {
-  const owners = new WeakMap();  // cache -> the layer that made it
-
-  /** Keys and values of earlier positions, for incremental decoding. Made by layer.createCache(). */
-  class KVCache extends Native {
-    #batch;
-    #maxLength;
-    constructor(token, layer, handle, batch, maxLength) {
-      if (token !== CACHE_TOKEN) throw new TypeError('KVCache: create a cache with layer.createCache({ maxLength, batch })');
-      super(rt, 'KVCache', handle, 'cache');
-      owners.set(this, layer);
-      this.#batch = batch;
-      this.#maxLength = maxLength;
-    }
-    get batch() { return this.#batch; }
-    get maxLength() { return this.#maxLength; }
-    /** Positions held (0 after reset()). */
-    get length() { return live(this, 'length').length(); }
-    /** Empties the cache for a new sequence (keeps its memory). */
-    reset() { live(this, 'reset').reset(); }
-  }
-
+/** caches: makeKVCache(rt), shared with the other layer classes of the runtime. */
+export function makeTransformerBlocks(rt, caches) {
   /** What both blocks share: construction, weights, createCache and the cache checks of forward. */
   class Block extends withBlockConfig(Native) {
     #cfg;
@@ -139,15 +110,7 @@ export function makeTransformerBlocks(rt) {
      */
     createCache(options) {
       live(this, 'createCache');
-      const what = `${this.#name}.createCache`;
-      const { maxLength, batch } = cacheOptions(what, options);
-      const handle = new rt.mod.Cache(batch, maxLength, this.#cfg.dModel);
-      const st = handle.status();
-      if (st !== 0) {
-        handle.delete();
-        rt.check(st, what, () => 2 * batch * maxLength * this.#cfg.dModel * 4);
-      }
-      return new KVCache(CACHE_TOKEN, this, handle, batch, maxLength);
+      return caches.createCache(this, `${this.#name}.createCache`, this.#cfg.dModel, options);
     }
 
     /** The forward call's first checks: alive, weights set. */
@@ -158,19 +121,7 @@ export function makeTransformerBlocks(rt) {
     }
 
     /** The Embind cache of options.cache (or null) and the positions it already holds; checks it fits L more. */
-    cacheFor(cache, B, L) {
-      const what = `${this.#name}.forward`;
-      if (cache === undefined || cache === null) return { handle: null, past: 0 };
-      if (!(cache instanceof KVCache)) throw new TypeError(`${what}: options.cache must be a KVCache from layer.createCache(), got ${describe(cache)}`);
-      if (owners.get(cache) !== this) throw new TypeError(`${what}: options.cache was created by another layer; each layer needs its own cache`);
-      if (cache.disposed) throw new Error(`${what}: options.cache has been disposed`);
-      if (B !== cache.batch) throw new RangeError(`${what}: the input has batch size ${B} but options.cache was created for batch ${cache.batch}`);
-      const handle = live(cache, 'forward'), past = handle.length();
-      if (past + L > cache.maxLength)
-        throw new RangeError(`${what}: options.cache holds ${past} of its maxLength ${cache.maxLength} positions; ${L} more do not fit ` +
-          '(call cache.reset() for a new sequence, or create the cache with a larger maxLength)');
-      return { handle, past };
-    }
+    cacheFor(cache, B, L) { return caches.cacheFor(this, `${this.#name}.forward`, cache, B, L); }
   }
 
   /** A batched ([B, L, E]) or unbatched ([L, E]) input: { x, batched, nb, B, L }. */
@@ -273,5 +224,5 @@ export function makeTransformerBlocks(rt) {
     }
   }
 
-  return { TransformerEncoderLayer, TransformerDecoderLayer, KVCache };
+  return { TransformerEncoderLayer, TransformerDecoderLayer };
 }

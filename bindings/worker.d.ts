@@ -28,7 +28,9 @@ export declare class MultiHeadAttention {
   /** Options are checked here and throw at once; the layer is made in the worker. */
   constructor(options: MultiHeadAttentionOptions);
   setWeights(weights: MultiHeadAttentionWeights | TorchMultiHeadAttentionWeights | TensorMap, options?: TransferOption): Promise<void>;
-  forward(query: Tensor, key?: Tensor | null, value?: Tensor | null, options?: ForwardOptions & TransferOption): Promise<AttentionResult>;
+  forward(query: Tensor, key?: Tensor | null, value?: Tensor | null, options?: Omit<ForwardOptions, 'cache'> & { cache?: WorkerKVCache | null } & TransferOption): Promise<AttentionResult>;
+  /** A KV cache in the worker for incremental self-attention. */
+  createCache(options: CacheOptions): WorkerKVCache;
   /** Frees the layer in the worker; later calls reject. */
   dispose(): void;
 }

@@ -12,7 +12,8 @@
 import { layerConfig } from './layer.js';
 import { withBlockConfig, withLayerConfig, withNormConfig } from './layer-config.js';
 import { normConfig } from './layernorm.js';
-import { blockConfig, cacheOptions } from './transformer.js';
+import { cacheOptions } from './kvcache.js';
+import { blockConfig } from './transformer.js';
 import { initOptions, isNode, probeFeatures } from './loader.js';
 import { bool, describe, plainObject } from './validate.js';
 
@@ -190,19 +191,6 @@ function makeWorkerClasses(conn) {
     }
   };
 
-  class MultiHeadAttention extends withCalls(withLayerConfig(Remote), 'MultiHeadAttention') {
-    /** @param {import('./index').MultiHeadAttentionOptions} options */
-    constructor(options) {
-      super(layerConfig(options), 'MultiHeadAttention', ['create', 'MultiHeadAttention', options]);
-    }
-    /**
-     * The same arguments as the synchronous forward(); options.transfer: true
-     * moves the input buffers to the worker (they become unusable here).
-     * @returns {Promise<import('./index').AttentionResult>}
-     */
-    forward(query, key, value, options) { return this.invoke([query, key, value], options); }
-  }
-
   /** A KV cache in the worker; length is as of the last completed forward() or reset(). */
   class KVCache extends Remote {
     #batch;
@@ -231,6 +219,24 @@ function makeWorkerClasses(conn) {
       return new KVCache(CACHE_TOKEN, this, `${name}.createCache`, options);
     }
   };
+
+  class MultiHeadAttention extends withCache(withCalls(withLayerConfig(Remote), 'MultiHeadAttention'), 'MultiHeadAttention') {
+    /** @param {import('./index').MultiHeadAttentionOptions} options */
+    constructor(options) {
+      super(layerConfig(options), 'MultiHeadAttention', ['create', 'MultiHeadAttention', options]);
+    }
+    createCache(options) {
+      if (this.kdim !== this.embedDim || this.vdim !== this.embedDim)
+        throw new TypeError('MultiHeadAttention.createCache: a KV cache is for self-attention, which needs kdim == vdim == embedDim');
+      return super.createCache(options);
+    }
+    /**
+     * The same arguments as the synchronous forward(); options.transfer: true
+     * moves the input buffers to the worker (they become unusable here).
+     * @returns {Promise<import('./index').AttentionResult>}
+     */
+    forward(query, key, value, options) { return this.invoke([query, key, value], options); }
+  }
 
   class TransformerEncoderLayer extends withCache(withCalls(withBlockConfig(Remote), 'TransformerEncoderLayer'), 'TransformerEncoderLayer') {
     /** @param {import('./index').TransformerLayerOptions} options */

@@ -105,6 +105,42 @@ for (const threads of [1, 2]) {
   });
 }
 
+for (const threads of [1, 2]) {
+  test(`threads=${threads}: MultiHeadAttention self-attention with a KV cache equals the full causal forward, 1..64 steps`, async () => {
+    const mha = await init({ threads });
+    const r = rng(500 + threads), B = 3, E = 24, H = 6, s = 1 / Math.sqrt(E);
+    const w = { inProjWeight: uniform(r, 3 * E * E, -s, s), inProjBias: uniform(r, 3 * E, -s, s), outProjWeight: uniform(r, E * E, -s, s), outProjBias: uniform(r, E, -s, s) };
+    const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: H });
+    layer.setWeights(w);
+    const x = uniform(r, B * L * E, -2, 2);
+    const ref = mhaReference({ E, H, kdim: E, vdim: E, bias: true }, w, B, L, L, x, x, x, { isCausal: true, needWeights: true });
+    const out = Float32Array.from(ref.output);
+    const cache = layer.createCache({ maxLength: L, batch: B });
+    for (const chunks of CHUNKINGS) {
+      cache.reset();
+      let pos = 0;
+      for (const n of chunks) {
+        const { output, weights } = layer.forward({ data: rows(x, B, L, E, pos, n), dims: [B, n, E] }, null, null, { cache, isCausal: true, needWeights: true });
+        assert.ok(relErr(output.data, rows(out, B, L, E, pos, n)) <= 1e-4, `chunk of ${n} at ${pos}`);
+        assert.deepEqual(weights.dims, [B, n, pos + n]);  // averaged over heads
+        for (let b = 0; b < B; b++)
+          for (let i = 0; i < n; i++)
+            assert.ok(relErr(weights.data.subarray((b * n + i) * (pos + n), (b * n + i + 1) * (pos + n)),
+              ref.weights.subarray((b * L + pos + i) * L, (b * L + pos + i) * L + pos + n)) <= 1e-5);
+        pos += n;
+      }
+    }
+    assert.throws(() => layer.forward({ data: x.subarray(0, E), dims: [1, E] }, null, null, { cache }), { name: 'RangeError', message: /the input has batch size 1 but options\.cache was created for batch 3/ });
+    cache.reset();
+    const kv = { data: uniform(r, B * 2 * E, -1, 1), dims: [B, 2, E] };
+    assert.throws(() => layer.forward(kv, kv, kv, { cache }), { name: 'TypeError', message: /options\.cache is for self-attention; omit key and value/ });
+    const cross = new mha.MultiHeadAttention({ embedDim: E, numHeads: H, kdim: 8 });
+    assert.throws(() => cross.createCache({ maxLength: 4 }), { name: 'TypeError', message: /a KV cache is for self-attention, which needs kdim == vdim == embedDim/ });
+    for (const o of [cross, cache, layer]) o.dispose();
+    assert.equal(mha.stats().liveLayers, 0);
+  });
+}
+
 test('KV cache: misuse is refused with a named error, and the layers keep working', async () => {
   const mha = await init({ threads: 1 });
   const r = rng(8), E = 8, F = 8;

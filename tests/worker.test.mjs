@@ -199,7 +199,16 @@ test('Transformer blocks, LayerNorm and KV caches in the worker agree with the f
     assert.ok(relErr(n.data, layerNormRef(x, B * L, E, g, bta, 1e-5)) <= 1e-5);
     assert.deepEqual([norm.normalizedShape, norm.eps], [[E], 1e-5]);
     await assert.rejects(norm.setWeights({ weight: g }), { name: 'TypeError', message: /LayerNorm\.setWeights: missing bias/ });
-    for (const l of [enc, dec, norm]) l.dispose();
+    // MultiHeadAttention self-attention through a cache in the worker.
+    const att = new mha.MultiHeadAttention({ embedDim: E, numHeads: H }), aw = weightsFor(r, E);
+    await att.setWeights(aw);
+    const ac = att.createCache({ maxLength: 2 });
+    const steps = [];
+    for (let i = 0; i < 2; i++) steps.push((await att.forward({ data: x.subarray(i * E, (i + 1) * E), dims: [1, E] }, null, null, { cache: ac, isCausal: true })).output.data);
+    assert.equal(ac.length, 2);
+    const aref = mhaReference({ E, H, kdim: E, vdim: E, bias: true }, aw, 1, 2, 2, x.subarray(0, 2 * E), x.subarray(0, 2 * E), x.subarray(0, 2 * E), { isCausal: true }).output;
+    assert.ok(relErr(Float32Array.from([...steps[0], ...steps[1]]), aref) <= 1e-4);
+    for (const l of [enc, dec, norm, att, ac]) l.dispose();
     await assert.rejects(enc.forward({ data: x, dims: [B, L, E] }), { message: 'TransformerEncoderLayer.forward: this layer has been disposed' });
     const stats = await mha.stats();
     assert.deepEqual([stats.liveLayers, stats.workerLayers], [0, 0]);

@@ -20,6 +20,8 @@ async function main(): Promise<void> {
   const first: number = output.data[0] + (weights ? weights.data[0] : 0);
   const sd = mha.scaledDotProductAttention(q, q, q, { scale: 0.5, attnMask: { data: new Float32Array(4), dims: [2, 2] } });
   console.log(threads, usesThreads, first, sd.output.dims, mha.stats().liveLayers);
+  const selfCache = layer.createCache({ maxLength: 8 });
+  console.log(layer.forward(q, null, null, { cache: selfCache, isCausal: true }).output.dims, selfCache.length);
   layer.dispose();
   const enc = new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, dimFeedforward: 16, activation: 'gelu', normFirst: true });
   enc.setWeights({ 'linear1.weight': { data: new Float32Array(128), dims: [16, 8] } });

@@ -9,7 +9,7 @@ async function main(): Promise<void> {
   const meta: Record<string, string> = safetensorsMetadata(file);
   await layer.setWeights(parseSafetensors(file, { prefix: '' }), { transfer: true });
   await layer.setWeights({ in_proj_weight: new Float32Array(192), 'out_proj.weight': new Float32Array(64) });
-  const r = await layer.forward({ data: new Float32Array(16), dims: [2, 8] }, null, null, { needWeights: true, transfer: true });
+  const r = await layer.forward({ data: new Float32Array(16), dims: [2, 8] }, null, null, { needWeights: true, transfer: true, cache: layer.createCache({ maxLength: 2 }) });
   const s = await mha.scaledDotProductAttention(r.output, r.output, r.output, { isCausal: true });
   console.log(meta, s.output.dims, (await mha.stats()).workerLayers, mha.threadsNote);
   layer.dispose();
