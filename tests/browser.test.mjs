@@ -1,7 +1,9 @@
 // The package in headless Chromium: served cross-origin isolated it runs the
 // threaded build; served without the COOP/COEP headers it falls back to one
 // thread, says why, and still computes the same results. Results are checked
-// against the float64 reference (tests/reference.mjs) inside the page.
+// against the float64 reference (tests/reference.mjs) inside the page: the
+// attention layer, the encoder and decoder layers, and a decoder stepped
+// through a KV cache.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { serve } from '../scripts/serve.mjs';
@@ -15,7 +17,7 @@ const serveTest = (isolated) => serve({
 // Runs inside the page.
 async function pageChecks() {
   const { init } = await import('/bindings/index.js');
-  const { mhaReference, relErr, rng, uniform } = await import('/tests/reference.mjs');
+  const { blockStateDict, decoderReference, encoderReference, mhaReference, relErr, rng, uniform } = await import('/tests/reference.mjs');
   const mha = await init({ threads: 2 });
   const out = { isolated: self.crossOriginIsolated, threads: mha.threads, features: mha.features, build: mha.build, note: mha.threadsNote, errs: [] };
   const r = rng(21), E = 48, H = 6, B = 2, L = 70, s = 1 / Math.sqrt(E);
@@ -35,6 +37,25 @@ async function pageChecks() {
   const again = layer.forward({ data: x, dims: [B, L, E] }, null, null, { isCausal: true, needWeights: true, keyPaddingMask: { data: kpm, dims: [B, L] } });
   out.errs.push(relErr(again.output.data, ref.output));
   layer.dispose();
+  // The Transformer blocks, and a decoder stepped through a KV cache, in the page.
+  const F = 64, T = 9, S = 7, cfg = { E, H, F, activation: 'gelu', eps: 1e-5, normFirst: false, bias: true };
+  const opts = { dModel: E, nhead: H, dimFeedforward: F, activation: 'gelu' };
+  const enc = new mha.TransformerEncoderLayer(opts), dec = new mha.TransformerDecoderLayer(opts);
+  const esd = blockStateDict(r, E, F, true), dsd = blockStateDict(r, E, F, true, true);
+  enc.setWeights(esd);
+  dec.setWeights(dsd);
+  const y = enc.forward({ data: x, dims: [B, L, E] }, { isCausal: true });
+  out.errs.push(relErr(y.data, encoderReference(cfg, esd, B, L, x, { isCausal: true })));
+  const tgt = x.subarray(0, T * E), mem = x.subarray(T * E, (T + S) * E);
+  const dref = decoderReference(cfg, dsd, 1, T, S, tgt, mem, { isCausal: true });
+  const cache = dec.createCache({ maxLength: T });
+  for (let i = 0; i < T; i++) {
+    const step = dec.forward({ data: tgt.subarray(i * E, (i + 1) * E), dims: [1, E] }, { data: mem, dims: [S, E] }, { cache, tgtIsCausal: true });
+    out.errs.push(relErr(step.data, dref.subarray(i * E, (i + 1) * E)));
+  }
+  out.cacheLength = cache.length;
+  for (const o of [cache, enc, dec]) o.dispose();
+  out.live = mha.stats().liveLayers;
   return out;
 }
 
@@ -71,5 +92,7 @@ for (const isolated of [true, false]) {
     }
     for (const e of out.errs) assert.ok(e <= 1e-4, `error ${e}`);
     assert.match(out.badInput, /^TypeError: query.data must be a Float32Array, got Float64Array/);
+    assert.equal(out.errs.length, 4 + 9);  // layer (output, weights, again), encoder, 9 decoder steps
+    assert.deepEqual([out.cacheLength, out.live], [9, 0]);
   });
 }
