@@ -68,6 +68,9 @@ function stateDictArrays(what, cfg, stateDict) {
   });
 }
 
+// The blocks' shared internals, out of users' sight.
+const BEGIN = Symbol('begin'), CACHE_FOR = Symbol('cacheFor');
+
 /** caches: makeKVCache(rt), shared with the other layer classes of the runtime. */
 export function makeTransformerBlocks(rt, caches) {
   /** What both blocks share: construction, weights, createCache and the cache checks of forward. */
@@ -114,14 +117,14 @@ export function makeTransformerBlocks(rt, caches) {
     }
 
     /** The forward call's first checks: alive, weights set. */
-    begin() {
+    [BEGIN]() {
       const handle = live(this, 'forward');
       if (!this.#hasWeights) throw new Error(`${this.#name}.forward: weights are not set; call setWeights() first`);
       return handle;
     }
 
     /** The Embind cache of options.cache (or null) and the positions it already holds; checks it fits L more. */
-    cacheFor(cache, B, L) { return caches.cacheFor(this, `${this.#name}.forward`, cache, B, L); }
+    [CACHE_FOR](cache, B, L) { return caches.cacheFor(this, `${this.#name}.forward`, cache, B, L); }
   }
 
   /** A batched ([B, L, E]) or unbatched ([L, E]) input: { x, batched, nb, B, L }. */
@@ -145,11 +148,11 @@ export function makeTransformerBlocks(rt, caches) {
      * @returns the output tensor (dims of src), or { output, weights } with needWeights ([B, H, L, Lk] per head)
      */
     forward(src, options) {
-      const handle = this.begin();
+      const handle = this[BEGIN]();
       const { dModel: E, nhead: H } = this;
       const { x, batched, B, L } = blockInput('src', src, E, 'L');
       const o = plainObject('forward options', options, ['srcMask', 'srcKeyPaddingMask', 'isCausal', 'cache', 'needWeights']);
-      const cache = this.cacheFor(o.cache, B, L), Lk = cache.past + L;
+      const cache = this[CACHE_FOR](o.cache, B, L), Lk = cache.past + L;
       const mask = attnMask('options.srcMask', o.srcMask, maskDims(batched, B, H, L, Lk));
       const kpm = keyPaddingMask('options.srcKeyPaddingMask', o.srcKeyPaddingMask, { B, Lk, batched });
       const causal = bool('options.isCausal', o.isCausal, false);
@@ -183,7 +186,7 @@ export function makeTransformerBlocks(rt, caches) {
      * @returns the output tensor (dims of tgt), or { output, selfWeights, crossWeights } with needWeights
      */
     forward(tgt, memory, options) {
-      const handle = this.begin();
+      const handle = this[BEGIN]();
       const { dModel: E, nhead: H } = this;
       const { x, batched, B, L: T } = blockInput('tgt', tgt, E, 'T');
       const m = blockInput('memory', memory, E, 'S');
@@ -191,7 +194,7 @@ export function makeTransformerBlocks(rt, caches) {
       if (batched) expectDim('memory', m.x.dims, 0, B, 'the batch size of tgt');
       const S = m.L;
       const o = plainObject('forward options', options, DECODER_FORWARD);
-      const cache = this.cacheFor(o.cache, B, T), Lk = cache.past + T;
+      const cache = this[CACHE_FOR](o.cache, B, T), Lk = cache.past + T;
       const cross = cache.handle ? cache.handle.crossLength() : 0;
       if (cross && cross !== S)
         throw new RangeError(`TransformerDecoderLayer.forward: options.cache holds a memory of length ${cross}, got memory of length ${S}; ` +

@@ -22,6 +22,8 @@ export { encodeSafetensors, parseSafetensors, safetensorsMetadata } from './safe
 
 const ERRORS = { TypeError, RangeError, Error };
 const CACHE_TOKEN = Symbol('KVCache');
+// The worker classes' shared internals, out of users' sight.
+const REMOTE = Symbol('remote'), FORWARD = Symbol('forward');
 
 /** A worker with request/response messaging. Node: worker_threads, unref'd while idle. */
 async function startWorker(url) {
@@ -150,7 +152,7 @@ function makeWorkerClasses(conn) {
     get disposed() { return this.#disposed; }
 
     /** Calls method in the worker with args; transfer: buffers to move. */
-    remote(method, args, transfer = []) {
+    [REMOTE](method, args, transfer = []) {
       if (this.#disposed) return Promise.reject(new Error(`${this.#name}.${method}: this ${this.#noun} has been disposed`));
       return conn.call('invoke', [ids.get(this), method, args], transfer, `${this.#name}.${method}`);
     }
@@ -173,11 +175,11 @@ function makeWorkerClasses(conn) {
     async setWeights(weights, options) {
       const transfer = bool('setWeights options.transfer', plainObject('setWeights options', options, ['transfer']).transfer, false);
       const list = [];
-      return this.remote('setWeights', [marshal(weights, transfer, list)], list);
+      return this[REMOTE]('setWeights', [marshal(weights, transfer, list)], list);
     }
 
     /** The tensors and options of forward; a KV cache in options goes by its id. */
-    async invoke(tensors, options) {
+    async [FORWARD](tensors, options) {
       let opts = options;
       if (options && typeof options === 'object' && options.cache !== undefined && options.cache !== null) {
         if (!(options.cache instanceof KVCache))
@@ -185,7 +187,7 @@ function makeWorkerClasses(conn) {
         opts = { ...options, cache: { cacheId: ids.get(options.cache) } };
       }
       const { args, list } = tensorCall('forward', tensors, opts);
-      const { result, cacheLength } = await this.remote('forward', args, list);
+      const { result, cacheLength } = await this[REMOTE]('forward', args, list);
       if (cacheLength !== undefined) cacheLengths.set(options.cache, cacheLength);
       return result;
     }
@@ -207,7 +209,7 @@ function makeWorkerClasses(conn) {
     get length() { return cacheLengths.get(this) ?? 0; }
     /** Empties the cache for a new sequence. */
     async reset() {
-      await this.remote('reset', []);
+      await this[REMOTE]('reset', []);
       cacheLengths.set(this, 0);
     }
   }
@@ -235,7 +237,7 @@ function makeWorkerClasses(conn) {
      * moves the input buffers to the worker (they become unusable here).
      * @returns {Promise<import('./index').AttentionResult>}
      */
-    forward(query, key, value, options) { return this.invoke([query, key, value], options); }
+    forward(query, key, value, options) { return this[FORWARD]([query, key, value], options); }
   }
 
   class TransformerEncoderLayer extends withCache(withCalls(withBlockConfig(Remote), 'TransformerEncoderLayer'), 'TransformerEncoderLayer') {
@@ -243,7 +245,7 @@ function makeWorkerClasses(conn) {
     constructor(options) {
       super(blockConfig('TransformerEncoderLayer', options), 'TransformerEncoderLayer', ['create', 'TransformerEncoderLayer', options]);
     }
-    forward(src, options) { return this.invoke([src], options); }
+    forward(src, options) { return this[FORWARD]([src], options); }
   }
 
   class TransformerDecoderLayer extends withCache(withCalls(withBlockConfig(Remote), 'TransformerDecoderLayer'), 'TransformerDecoderLayer') {
@@ -251,7 +253,7 @@ function makeWorkerClasses(conn) {
     constructor(options) {
       super(blockConfig('TransformerDecoderLayer', options), 'TransformerDecoderLayer', ['create', 'TransformerDecoderLayer', options]);
     }
-    forward(tgt, memory, options) { return this.invoke([tgt, memory], options); }
+    forward(tgt, memory, options) { return this[FORWARD]([tgt, memory], options); }
   }
 
   class LayerNorm extends withCalls(withNormConfig(Remote), 'LayerNorm') {
@@ -259,7 +261,7 @@ function makeWorkerClasses(conn) {
     constructor(options) {
       super(normConfig(options), 'LayerNorm', ['create', 'LayerNorm', options]);
     }
-    forward(input, options) { return this.invoke([input], options); }
+    forward(input, options) { return this[FORWARD]([input], options); }
   }
 
   return { MultiHeadAttention, TransformerEncoderLayer, TransformerDecoderLayer, LayerNorm };
