@@ -141,6 +141,38 @@ for (const threads of [1, 2]) {
   });
 }
 
+test('KV cache with masks: the rows of an attn mask and the columns of a key padding mask, step by step', async () => {
+  const mha = await init({ threads: 2 });
+  const r = rng(600), B = 2, E = 16, H = 4, F = 32, N = 23;
+  const layer = new mha.TransformerEncoderLayer({ dModel: E, nhead: H, dimFeedforward: F });
+  const sd = blockStateDict(r, E, F, true);
+  layer.setWeights(sd);
+  const x = uniform(r, B * N * E, -2, 2);
+  // A float mask over the whole sequence (some keys -inf, the diagonal always visible) and padded keys.
+  const m = Float32Array.from({ length: N * N }, (_, i) => (i % N === Math.floor(i / N) ? 0 : r() < 0.25 ? -Infinity : r() - 0.5));
+  const kpm = Uint8Array.from({ length: B * N }, (_, i) => (i % N !== 0 && r() < 0.2 ? 1 : 0));
+  for (let i = 0; i < N; i++) kpm[N + i] = kpm[N + i] && i !== 0 ? 1 : 0;
+  const ref = Float32Array.from(encoderReference({ E, H, F, activation: 'relu', eps: 1e-5, normFirst: false, bias: true }, sd, B, N, x,
+    { isCausal: true, attnMask: m, maskBroadcast: true, keyPaddingMask: kpm }));
+  const cache = layer.createCache({ maxLength: N, batch: B });
+  let pos = 0;
+  for (const n of [1, 4, 1, 9, 8]) {
+    const Lk = pos + n;
+    const rowsOfMask = new Float32Array(n * Lk);
+    for (let i = 0; i < n; i++) rowsOfMask.set(m.subarray((pos + i) * N, (pos + i) * N + Lk), i * Lk);
+    const pad = new Uint8Array(B * Lk);
+    for (let b = 0; b < B; b++) pad.set(kpm.subarray(b * N, b * N + Lk), b * Lk);
+    const y = layer.forward({ data: rows(x, B, N, E, pos, n), dims: [B, n, E] },
+      { cache, isCausal: true, srcMask: { data: rowsOfMask, dims: [n, Lk] }, srcKeyPaddingMask: { data: pad, dims: [B, Lk] } });
+    const e = relErr(y.data, rows(ref, B, N, E, pos, n));
+    assert.ok(e <= 1e-4, `chunk of ${n} at ${pos}: ${e}`);
+    pos += n;
+  }
+  assert.equal(pos, N);
+  cache.dispose();
+  layer.dispose();
+});
+
 test('KV cache: misuse is refused with a named error, and the layers keep working', async () => {
   const mha = await init({ threads: 1 });
   const r = rng(8), E = 8, F = 8;
