@@ -65,14 +65,10 @@ Status MultiHeadAttention::forward(const MhaForwardArgs& a, ThreadPool& pool) {
   if (!proj_.reserve(need_proj) || !attn_.reserve(Mq64 * E)) return Status::kOutOfMemory;
   const size_t Mq = static_cast<size_t>(Mq64), Mk = static_cast<size_t>(Mk64);  // they fit: buffers hold them
 
-  const float* bias = cfg_.bias ? b_in_.data() : nullptr;
-  const size_t sq = kernels::packed_size(E, E), sk = kernels::packed_size(kd, E);
   AttentionArgs at;
   at.B = a.B, at.H = H, at.Lq = a.Lq, at.Lk = a.Lk, at.D = D, at.Dv = D;
   if (fused) {
-    const size_t ld = 3 * static_cast<size_t>(ep_);
-    parallel_gemm(pool, static_cast<int>(Mq), 3 * ep_, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR,
-                  proj_.data(), ld, bias);
+    const size_t ld = project_qkv(a, pool);
     at.q = {proj_.data(), a.Lq * ld, static_cast<size_t>(D), ld};
     at.k = {proj_.data() + ep_, a.Lk * ld, static_cast<size_t>(D), ld};
     at.v = {proj_.data() + 2 * ep_, a.Lk * ld, static_cast<size_t>(D), ld};
@@ -81,10 +77,7 @@ Status MultiHeadAttention::forward(const MhaForwardArgs& a, ThreadPool& pool) {
     float* k = q + Mq * E;
     float* v = k + Mk * E;
     project_query(a, pool);
-    parallel_gemm(pool, static_cast<int>(Mk), E, kd, a.key, kd, w_in_.data() + sq, static_cast<size_t>(kd) * kernels::kNR,
-                  k, E, bias ? bias + ep_ : nullptr);
-    parallel_gemm(pool, static_cast<int>(Mk), E, vd, a.value, vd, w_in_.data() + sq + sk,
-                  static_cast<size_t>(vd) * kernels::kNR, v, E, bias ? bias + 2 * ep_ : nullptr);
+    project_kv(a, k, v, pool);
     at.q = {q, static_cast<size_t>(a.Lq) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
     at.k = {k, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
     at.v = {v, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
@@ -115,6 +108,24 @@ void MultiHeadAttention::project_query(const MhaForwardArgs& a, ThreadPool& pool
                 cfg_.bias ? b_in_.data() : nullptr);
 }
 
+size_t MultiHeadAttention::project_qkv(const MhaForwardArgs& a, ThreadPool& pool) {
+  const int E = cfg_.embed_dim;
+  const size_t ld = 3 * static_cast<size_t>(ep_);
+  parallel_gemm(pool, a.B * a.Lq, 3 * ep_, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR, proj_.data(),
+                ld, cfg_.bias ? b_in_.data() : nullptr);
+  return ld;
+}
+
+void MultiHeadAttention::project_kv(const MhaForwardArgs& a, float* k, float* v, ThreadPool& pool) {
+  const int E = cfg_.embed_dim, kd = cfg_.kdim, vd = cfg_.vdim, Mk = a.B * a.Lk;
+  const size_t sq = kernels::packed_size(E, E), sk = kernels::packed_size(kd, E);
+  const float* bias = cfg_.bias ? b_in_.data() : nullptr;
+  parallel_gemm(pool, Mk, E, kd, a.key, kd, w_in_.data() + sq, static_cast<size_t>(kd) * kernels::kNR, k, E,
+                bias ? bias + ep_ : nullptr);
+  parallel_gemm(pool, Mk, E, vd, a.value, vd, w_in_.data() + sq + sk, static_cast<size_t>(vd) * kernels::kNR, v, E,
+                bias ? bias + 2 * ep_ : nullptr);
+}
+
 Status KVCache::init(int batch, int capacity, int width) {
   length_ = 0;
   if (batch <= 0 || capacity <= 0 || width <= 0) return Status::kInvalidArgument;
@@ -138,11 +149,10 @@ Status MultiHeadAttention::forward_cached(const MhaForwardArgs& a, KVCache& c, C
     if (kd != E || vd != E || a.key != a.query || a.value != a.query || c.batch_ != a.B || c.width_ != E ||
         a.Lq > c.capacity_ - c.length_)
       return Status::kInvalidArgument;
-    const size_t ld = 3 * static_cast<size_t>(ep_);
-    last_request_bytes_ = (Mq * ld + Mq * E) * sizeof(float);
-    if (!proj_.reserve(Mq * ld) || !attn_.reserve(Mq * E)) return Status::kOutOfMemory;
-    parallel_gemm(pool, static_cast<int>(Mq), 3 * ep_, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR,
-                  proj_.data(), ld, cfg_.bias ? b_in_.data() : nullptr);
+    const uint64_t need = Mq * 3 * ep_;
+    last_request_bytes_ = (need + Mq * E) * sizeof(float);
+    if (!proj_.reserve(need) || !attn_.reserve(Mq * E)) return Status::kOutOfMemory;
+    const size_t ld = project_qkv(a, pool);
     for (int b = 0; b < a.B; ++b)
       for (int i = 0; i < a.Lq; ++i) {
         const float* row = proj_.data() + (static_cast<size_t>(b) * a.Lq + i) * ld;
@@ -158,13 +168,7 @@ Status MultiHeadAttention::forward_cached(const MhaForwardArgs& a, KVCache& c, C
       last_request_bytes_ = 2 * static_cast<uint64_t>(a.B) * a.Lk * E * sizeof(float);
       Status s = c.init(a.B, a.Lk, E);
       if (s != Status::kOk) return s;
-      const size_t sq = kernels::packed_size(E, E), sk = kernels::packed_size(kd, E);
-      const float* bias = cfg_.bias ? b_in_.data() : nullptr;
-      const int Mk = a.B * a.Lk;
-      parallel_gemm(pool, Mk, E, kd, a.key, kd, w_in_.data() + sq, static_cast<size_t>(kd) * kernels::kNR, c.k_.data(), E,
-                    bias ? bias + ep_ : nullptr);
-      parallel_gemm(pool, Mk, E, vd, a.value, vd, w_in_.data() + sq + sk, static_cast<size_t>(vd) * kernels::kNR,
-                    c.v_.data(), E, bias ? bias + 2 * ep_ : nullptr);
+      project_kv(a, c.k_.data(), c.v_.data(), pool);
       c.length_ = a.Lk;
     } else if (a.Lk != c.length_ || a.B != c.batch_ || c.width_ != E) {
       return Status::kInvalidArgument;

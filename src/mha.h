@@ -97,6 +97,10 @@ class MultiHeadAttention {
   Status attend(const MhaForwardArgs& a, AttentionArgs& at, ThreadPool& pool);
   // q = query Wq^T + bq into proj_ ([B*Lq, E]).
   void project_query(const MhaForwardArgs& a, ThreadPool& pool);
+  // Self-attention's q | k | v of query in one GEMM into proj_; returns its row stride (3 * ep_).
+  size_t project_qkv(const MhaForwardArgs& a, ThreadPool& pool);
+  // key Wk^T + bk into k and value Wv^T + bv into v ([B*Lk, E] each).
+  void project_kv(const MhaForwardArgs& a, float* k, float* v, ThreadPool& pool);
 
   MhaConfig cfg_;
   int ep_;  // E rounded up to the panel width
