@@ -58,7 +58,7 @@ layer.dispose();
   const tf = await import('@tensorflow/tfjs');
   const { parseSafetensors, safetensorsMetadata } = await import('../bindings/index.js');
   const { DigitsModel } = await import('../web/digits-model.js');
-  const { forward } = await import('../examples/digits/tfjs-model.mjs');
+  const { greedyDecode } = await import('../examples/digits/tfjs-model.mjs');
   const { SEP, randomDigits, rng, sequence } = await import('../web/digits.js');
   await tf.setBackend('cpu');
   const bytes = fs.readFileSync(new URL('../web/models/reverse-digits.safetensors', import.meta.url));
@@ -66,19 +66,13 @@ layer.dispose();
   const model = new DigitsModel(mha, tensors, safetensorsMetadata(bytes));
   const params = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, tf.tensor(t.data, t.dims)]));
   const r = rng(99), inputs = Array.from({ length: 50 }, () => randomDigits(r, true));
-  const tfDecode = (d) => {
-    const seq = [...d, SEP];
-    for (let k = 0; k <= d.length; k++)
-      seq.push(tf.tidy(() => forward(params, model.config, tf.tensor2d([seq], [1, seq.length], 'int32')).slice([0, seq.length - 1, 0], [1, 1, -1]).argMax(-1).dataSync()[0]));
-    return seq;
-  };
   const times = { ours: [], tf: [] };
   for (let round = 0; round < 5; round++) {
     let t = performance.now(), ok = 0;
     for (const d of inputs) ok += model.generate(d).text === d.slice().reverse().join('') ? 1 : 0;
     times.ours.push(performance.now() - t);
     t = performance.now();
-    for (const d of inputs) ok += tfDecode(d).every((tok, j) => tok === sequence(d)[j]) ? 1 : 0;
+    for (const d of inputs) ok += greedyDecode(params, model.config, d, SEP).every((tok, j) => tok === sequence(d)[j]) ? 1 : 0;
     times.tf.push(performance.now() - t);
     if (ok !== 2 * inputs.length) throw new Error(`only ${ok} of ${2 * inputs.length} decodings were right`);
   }

@@ -87,3 +87,11 @@ export function forward(params, cfg, tokens, keep = null) {
   x = layerNorm(x, p['norm.weight'], p['norm.bias'], cfg.layerNormEps);
   return linear(x, p['head.weight'], p['head.bias']);
 }
+
+/** Greedy decoding with a full forward per step: digits, SEP, then one token per digit and END. Returns every token. */
+export function greedyDecode(params, cfg, digits, sep) {
+  const seq = [...digits, sep];
+  for (let k = 0; k <= digits.length; k++)
+    seq.push(tf.tidy(() => forward(params, cfg, tf.tensor2d([seq], [1, seq.length], 'int32')).slice([0, seq.length - 1, 0], [1, 1, -1]).argMax(-1).dataSync()[0]));
+  return seq;
+}

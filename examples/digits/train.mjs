@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { encodeSafetensors, parseSafetensors, safetensorsMetadata } from '../../bindings/safetensors.js';
 import { MAX_DIGITS, MAX_POSITIONS, SEP, VOCAB, randomDigits, rng, sequence } from '../../web/digits.js';
-import { forward, initParameters } from './tfjs-model.mjs';
+import { forward, greedyDecode, initParameters } from './tfjs-model.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { values: args } = parseArgs({ options: {
@@ -98,12 +98,7 @@ const test = rng(12345);
 let solved = 0;
 const N = 500;
 for (let i = 0; i < N; i++) {
-  const d = randomDigits(test, true), seq = [...d, SEP];
-  for (let k = 0; k <= d.length; k++) {
-    const next = tf.tidy(() => forward(params, CONFIG, tf.tensor2d([seq], [1, seq.length], 'int32'))
-      .slice([0, seq.length - 1, 0], [1, 1, -1]).argMax(-1).dataSync()[0]);
-    seq.push(next);
-  }
+  const d = randomDigits(test, true), seq = greedyDecode(params, CONFIG, d, SEP);
   if (sequence(d).every((t, j) => seq[j] === t)) solved++;
 }
 console.log(`held-out exact-match accuracy (TF.js, greedy, ${args.dtype} weights): ${solved}/${N} = ${(100 * solved / N).toFixed(1)}%`);
