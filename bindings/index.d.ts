@@ -279,7 +279,8 @@ export declare class LayerNorm {
   forward(input: Tensor): Tensor;
 }
 
-export interface Mha {
+/** What init() loaded (the same in mha-wasm/worker). */
+export interface RuntimeInfo {
   /** Threads in use (1 when SharedArrayBuffer is unavailable). */
   readonly threads: number;
   readonly features: { readonly simd: true; readonly threads: boolean };
@@ -287,6 +288,9 @@ export interface Mha {
   readonly build: string;
   /** Why the single-thread build runs although more threads were asked for; otherwise null. */
   readonly threadsNote: string | null;
+}
+
+export interface Mha extends RuntimeInfo {
   readonly MultiHeadAttention: typeof MultiHeadAttention;
   readonly TransformerEncoderLayer: typeof TransformerEncoderLayer;
   readonly TransformerDecoderLayer: typeof TransformerDecoderLayer;

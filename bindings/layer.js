@@ -55,6 +55,12 @@ export function layerConfig(options) {
   return Object.freeze({ embedDim, numHeads, kdim, vdim, bias, headDim: embedDim / numHeads });
 }
 
+/** A KV cache holds self-attention's keys and values: kdim and vdim must be embedDim. Shared with the worker API. */
+export function checkCacheable({ kdim, vdim, embedDim }) {
+  if (kdim !== embedDim || vdim !== embedDim)
+    throw new TypeError('MultiHeadAttention.createCache: a KV cache is for self-attention, which needs kdim == vdim == embedDim');
+}
+
 /** caches: makeKVCache(rt), shared with the other layer classes of the runtime. */
 export function makeMultiHeadAttention(rt, caches) {
   class MultiHeadAttention extends NativeLayer {
@@ -123,8 +129,7 @@ export function makeMultiHeadAttention(rt, caches) {
      */
     createCache(options) {
       live(this, 'createCache');
-      if (this.#cfg.kdim !== this.#cfg.embedDim || this.#cfg.vdim !== this.#cfg.embedDim)
-        throw new TypeError('MultiHeadAttention.createCache: a KV cache is for self-attention, which needs kdim == vdim == embedDim');
+      checkCacheable(this.#cfg);
       return caches.createCache(this, 'MultiHeadAttention.createCache', this.#cfg.embedDim, options);
     }
 

@@ -127,7 +127,7 @@ export function makeTransformerBlocks(rt, caches) {
     [CACHE_FOR](cache, B, L) { return caches.cacheFor(this, `${this.#name}.forward`, cache, B, L); }
   }
 
-  /** A batched ([B, L, E]) or unbatched ([L, E]) input: { x, batched, nb, B, L }. */
+  /** A batched ([B, L, E]) or unbatched ([L, E]) input: { x, batched, B, L }. */
   function blockInput(name, t, E, letter) {
     const x = tensor(name, t, { ranks: [2, 3], shapeHint: `dims [B, ${letter}, ${E}] or [${letter}, ${E}]` });
     const batched = x.dims.length === 3, nb = batched ? 1 : 0;

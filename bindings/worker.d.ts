@@ -1,7 +1,7 @@
 // Type declarations for mha-wasm/worker: the mha-wasm API run in a worker, with Promise methods.
 import type {
   AttentionResult, CacheOptions, DecoderForwardOptions, DecoderStateDict, EncoderForwardOptions, EncoderStateDict, ForwardOptions,
-  InitOptions, LayerNormOptions, LayerNormProperties, MultiHeadAttentionOptions, MultiHeadAttentionProperties, MultiHeadAttentionWeights, SdpaOptions, Tensor,
+  InitOptions, LayerNormOptions, LayerNormProperties, RuntimeInfo, MultiHeadAttentionOptions, MultiHeadAttentionProperties, MultiHeadAttentionWeights, SdpaOptions, Tensor,
   TensorMap, TorchMultiHeadAttentionWeights, TransformerLayerOptions, TransformerLayerProperties, Weight,
 } from './index.js';
 
@@ -77,11 +77,7 @@ export declare class LayerNorm {
   forward(input: Tensor, options?: TransferOption): Promise<Tensor>;
 }
 
-export interface WorkerMha {
-  readonly threads: number;
-  readonly features: { readonly simd: true; readonly threads: boolean };
-  readonly build: string;
-  readonly threadsNote: string | null;
+export interface WorkerMha extends RuntimeInfo {
   readonly MultiHeadAttention: typeof MultiHeadAttention;
   readonly TransformerEncoderLayer: typeof TransformerEncoderLayer;
   readonly TransformerDecoderLayer: typeof TransformerDecoderLayer;

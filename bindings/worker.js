@@ -9,7 +9,7 @@
 //   const { output, weights } = await layer.forward(x, null, null, { needWeights: true });
 //   layer.dispose();
 //   mha.terminate();
-import { layerConfig } from './layer.js';
+import { checkCacheable, layerConfig } from './layer.js';
 import { withBlockConfig, withLayerConfig, withNormConfig } from './layer-config.js';
 import { normConfig } from './layernorm.js';
 import { cacheOptions } from './kvcache.js';
@@ -228,8 +228,7 @@ function makeWorkerClasses(conn) {
       super(layerConfig(options), 'MultiHeadAttention', ['create', 'MultiHeadAttention', options]);
     }
     createCache(options) {
-      if (this.kdim !== this.embedDim || this.vdim !== this.embedDim)
-        throw new TypeError('MultiHeadAttention.createCache: a KV cache is for self-attention, which needs kdim == vdim == embedDim');
+      checkCacheable(this);
       return super.createCache(options);
     }
     /**
