@@ -4,18 +4,65 @@
 //     "__metadata__": { "key": "value" } }
 // then the data, offsets relative to its start. Plain JS, no wasm: it works
 // before init() and in any worker.
-import { describe, fmtDims, product } from './validate.js';
+import { describe, fmtDims } from './validate.js';
 
-const MAX_HEADER = 100 * 1024 * 1024;  // the format's own limit
+const MAX_HEADER = 100_000_000;  // the reference reader's limit (MAX_HEADER_SIZE in the safetensors crate)
 // Element size and a reader into Float32. Integer and bool tensors are refused:
-// every weight of an attention layer is floating point.
-const DTYPES = {
-  F32: { size: 4, read: (dv, o) => dv.getFloat32(o, true) },
-  F64: { size: 8, read: (dv, o) => dv.getFloat64(o, true) },
-  F16: { size: 2, read: (dv, o) => half(dv.getUint16(o, true)) },
-  BF16: { size: 2, read: (dv, o) => bf16(dv.getUint16(o, true)) },
-};
+// every weight of an attention layer is floating point. A Map, like every lookup
+// keyed by the file's own strings: no dtype ("toString", "__proto__", …) reaches
+// Object.prototype.
+const DTYPES = new Map([
+  ['F32', { size: 4, read: (dv, o) => dv.getFloat32(o, true) }],
+  ['F64', { size: 8, read: (dv, o) => dv.getFloat64(o, true) }],
+  ['F16', { size: 2, read: (dv, o) => half(dv.getUint16(o, true)) }],
+  ['BF16', { size: 2, read: (dv, o) => bf16(dv.getUint16(o, true)) }],
+]);
 const fail = (Kind, msg) => { throw new Kind(`parseSafetensors: ${msg}`); };
+
+// The engine's own accessors, taken once: a caller's view may carry its own (or a
+// subclass's) length, byteLength, subarray or slice, and an object may merely inherit
+// Uint8Array.prototype. These read the internal slots, and run none of the caller's code.
+const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
+const intrinsic = (proto, key) => {
+  const get = Object.getOwnPropertyDescriptor(proto, key).get;
+  return (self) => Reflect.apply(get, self, []);
+};
+const typedArrayKind = intrinsic(TypedArrayPrototype, Symbol.toStringTag);  // 'Float32Array' …, undefined for anything else
+const typedArrayLength = intrinsic(TypedArrayPrototype, 'length');  // 0 once detached
+const typedArrayBytes = [intrinsic(TypedArrayPrototype, 'buffer'), intrinsic(TypedArrayPrototype, 'byteOffset'), intrinsic(TypedArrayPrototype, 'byteLength')];
+const dataViewBytes = [intrinsic(DataView.prototype, 'buffer'), intrinsic(DataView.prototype, 'byteOffset'), intrinsic(DataView.prototype, 'byteLength')];
+const arrayBufferLength = intrinsic(ArrayBuffer.prototype, 'byteLength');  // throws unless a genuine ArrayBuffer
+const sharedBufferLength = typeof SharedArrayBuffer === 'function' ? intrinsic(SharedArrayBuffer.prototype, 'byteLength') : () => { throw new TypeError(); };
+const attempt = (f, v) => { try { return f(v); } catch { return undefined; } };
+const isObject = (v) => v !== null && typeof v === 'object';
+const isFloat32Array = (v) => isObject(v) && typedArrayKind(v) === 'Float32Array';
+
+/** describe(v) without running v's code where that can be avoided (an error message must not itself throw something else). */
+function what(v) {
+  if (typeof v === 'function') return 'a function';
+  if (!isObject(v)) return describe(v);
+  const kind = typedArrayKind(v);
+  if (kind) return `${kind} of length ${typedArrayLength(v)}`;
+  if (ArrayBuffer.isView(v)) return 'a DataView';
+  if (attempt(arrayBufferLength, v) !== undefined) return 'an ArrayBuffer';
+  if (attempt(sharedBufferLength, v) !== undefined) return 'a SharedArrayBuffer';
+  try {
+    if (Array.isArray(v)) return describe(v);
+  } catch { /* a revoked Proxy, or an element's getter that throws */ }
+  return 'an object';
+}
+
+/** A name as quoted in messages (a hostile file's names can be megabytes long). */
+const quote = (s) => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+const fmtShape = (dims) => (dims.length > 16 ? `[${dims.slice(0, 16).join(', ')}, … (${dims.length} dims)]` : fmtDims(dims));
+
+/** The number of elements: exact up to 2^53 (and 0 with any zero dim, whatever the others), else something larger. */
+function elements(dims) {
+  if (dims.includes(0)) return 0;
+  let n = 1;
+  for (const d of dims) n *= d;
+  return n;
+}
 
 function half(h) {
   const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
@@ -29,26 +76,44 @@ function bf16(b) {
   return bf16Scratch.getFloat32(0);
 }
 
+/**
+ * A fresh Uint8Array over the caller's bytes, from their intrinsic buffer, offset and
+ * length (also a view of a Node Buffer, whose slice() shares memory instead of
+ * copying), and whether that memory is shared.
+ */
 function asBytes(bytes) {
-  // A plain Uint8Array view even of a Node Buffer, whose slice() shares memory instead of copying.
-  if (bytes instanceof Uint8Array) return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && bytes instanceof SharedArrayBuffer))
-    return new Uint8Array(bytes);
-  if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  throw new TypeError(`parseSafetensors: bytes must be a Uint8Array or ArrayBuffer (the file's contents), got ${describe(bytes)}`);
+  if (isObject(bytes)) {
+    try {
+      let parts;
+      if (typedArrayKind(bytes)) parts = typedArrayBytes.map((get) => get(bytes));
+      else if (ArrayBuffer.isView(bytes)) parts = dataViewBytes.map((get) => get(bytes));
+      else {
+        const n = attempt(arrayBufferLength, bytes) ?? attempt(sharedBufferLength, bytes);
+        if (n !== undefined) parts = [bytes, 0, n];
+      }
+      if (parts) return { u8: new Uint8Array(...parts), shared: attempt(sharedBufferLength, parts[0]) !== undefined };
+    } catch {
+      throw new TypeError(`parseSafetensors: bytes must be a Uint8Array or ArrayBuffer (the file's contents), got a view of a detached or shrunk buffer`);
+    }
+  }
+  throw new TypeError(`parseSafetensors: bytes must be a Uint8Array or ArrayBuffer (the file's contents), got ${what(bytes)}`);
 }
 
-function readHeader(u8) {
+function readHeader(u8, shared) {
   if (u8.length < 8) fail(RangeError, `the file is ${u8.length} bytes, too short for a safetensors header`);
   const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
-  const n = dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
-  if (n > u8.length - 8)
-    fail(RangeError, `the header length field says ${n} bytes, but only ${u8.length - 8} bytes follow it (not a safetensors file, or truncated)`);
-  if (n > MAX_HEADER) fail(RangeError, `the header length ${n} exceeds the format's limit of ${MAX_HEADER} bytes`);
+  const field = dv.getBigUint64(0, true);
+  if (field > BigInt(u8.length - 8))
+    fail(RangeError, `the header length field says ${field} bytes, but only ${u8.length - 8} bytes follow it (not a safetensors file, or truncated)`);
+  // The reference reader's limit holds however long the file is.
+  if (field > BigInt(MAX_HEADER))
+    fail(RangeError, `the header length field says ${field} bytes, more than the format's limit of ${MAX_HEADER} bytes`);
+  const n = Number(field);
   if (n < 2 || u8[8] !== 0x7b) fail(TypeError, 'the header is not a JSON object (not a safetensors file)');
   let header;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(u8.subarray(8, 8 + n)));
+    const text = shared ? u8.slice(8, 8 + n) : u8.subarray(8, 8 + n);  // TextDecoder may refuse shared memory
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(text));
   } catch (e) {
     fail(TypeError, `the header is not valid UTF-8 JSON (${e.message})`);
   }
@@ -56,46 +121,48 @@ function readHeader(u8) {
   return { header, dataStart: 8 + n, dv };
 }
 
+// An entry's own field (never one inherited from Object.prototype).
+const own = (o, k) => (Object.hasOwn(o, k) ? o[k] : undefined);
+
 function checkEntry(name, e, dataLen) {
-  if (e === null || typeof e !== 'object' || Array.isArray(e)) fail(TypeError, `entry "${name}" is not an object`);
-  const { dtype, shape, data_offsets: off } = e;
-  if (typeof dtype !== 'string') fail(TypeError, `entry "${name}" has no dtype`);
-  const dt = DTYPES[dtype];
-  if (!dt) fail(TypeError, `tensor "${name}" has dtype ${JSON.stringify(dtype).slice(0, 20)}; only floating-point tensors (F32, F16, BF16, F64) can be weights`);
+  if (e === null || typeof e !== 'object' || Array.isArray(e)) fail(TypeError, `entry ${quote(name)} is not an object`);
+  const dtype = own(e, 'dtype'), shape = own(e, 'shape'), off = own(e, 'data_offsets');
+  if (typeof dtype !== 'string') fail(TypeError, `entry ${quote(name)} has no dtype`);
+  const dt = DTYPES.get(dtype);
+  if (!dt) fail(TypeError, `tensor ${quote(name)} has dtype ${quote(dtype)}; only floating-point tensors (F32, F16, BF16, F64) can be weights`);
   if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0))
-    fail(TypeError, `tensor "${name}" has an invalid shape ${JSON.stringify(shape)?.slice(0, 60)} (expected an array of non-negative integers)`);
+    fail(TypeError, `tensor ${quote(name)} has an invalid shape ${JSON.stringify(shape)?.slice(0, 60)} (expected an array of non-negative integers)`);
   if (!Array.isArray(off) || off.length !== 2 || off.some((x) => !Number.isSafeInteger(x) || x < 0))
-    fail(TypeError, `tensor "${name}" has invalid data_offsets ${JSON.stringify(off)?.slice(0, 60)} (expected [begin, end])`);
+    fail(TypeError, `tensor ${quote(name)} has invalid data_offsets ${JSON.stringify(off)?.slice(0, 60)} (expected [begin, end])`);
   const [begin, end] = off;
   if (begin > end || end > dataLen)
-    fail(RangeError, `tensor "${name}" has data_offsets [${begin}, ${end}] outside the ${dataLen}-byte data section`);
-  const want = product(shape) * dt.size;
+    fail(RangeError, `tensor ${quote(name)} has data_offsets [${begin}, ${end}] outside the ${dataLen}-byte data section`);
+  const want = elements(shape) * dt.size;
   if (end - begin !== want)
-    fail(RangeError, `tensor "${name}" (${dtype}, shape ${fmtDims(shape)}) needs ${want} bytes, but its data_offsets [${begin}, ${end}] span ${end - begin}`);
-  return { dt, dtype, shape, begin, end };
+    fail(RangeError, `tensor ${quote(name)} (${dtype}, shape ${fmtShape(shape)}) needs ${Number.isSafeInteger(want) ? want : `more than ${Number.MAX_SAFE_INTEGER}`} bytes, but its data_offsets [${begin}, ${end}] span ${end - begin}`);
+  return { dt, dtype, shape: shape.map((d) => d + 0), begin, end };  // + 0: a "-0" in the file is 0
 }
 
 function parse(bytes) {
-  const u8 = asBytes(bytes);
-  const { header, dataStart, dv } = readHeader(u8);
+  const { u8, shared } = asBytes(bytes);
+  const { header, dataStart, dv } = readHeader(u8, shared);
   const dataLen = u8.length - dataStart;
   let metadata = {};
   const entries = [];
-  for (const name of Object.keys(header)) {
+  for (const [name, value] of Object.entries(header)) {
     if (name === '__metadata__') {
-      const m = header[name];
-      if (m === null || typeof m !== 'object' || Array.isArray(m) || Object.values(m).some((v) => typeof v !== 'string'))
+      if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string'))
         fail(TypeError, '__metadata__ must be an object of strings');
-      metadata = m;
+      metadata = value;
       continue;
     }
-    entries.push({ name, ...checkEntry(name, header[name], dataLen) });
+    entries.push({ name, ...checkEntry(name, value, dataLen) });
   }
   // Tensors may not overlap (the format also forbids holes; a gap is harmless, so it is tolerated).
   const byStart = entries.filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < byStart.length; i++)
     if (byStart[i].begin < byStart[i - 1].end)
-      fail(RangeError, `tensors "${byStart[i - 1].name}" and "${byStart[i].name}" overlap in the data section`);
+      fail(RangeError, `tensors ${quote(byStart[i - 1].name)} and ${quote(byStart[i].name)} overlap in the data section`);
   return { u8, dv, dataStart, entries, metadata };
 }
 
@@ -127,7 +194,7 @@ export function parseSafetensors(bytes, options = {}) {
     if (!e.name.startsWith(prefix)) continue;
     // defineProperty: a tensor named "__proto__" stays a plain entry.
     Object.defineProperty(out, e.name.slice(prefix.length), {
-      value: { data: toFloat32(u8, dv, dataStart, e), dims: e.shape.slice() }, enumerable: true, writable: true, configurable: true,
+      value: { data: toFloat32(u8, dv, dataStart, e), dims: e.shape }, enumerable: true, writable: true, configurable: true,
     });
   }
   if (prefix && Object.keys(out).length === 0)
@@ -163,50 +230,90 @@ export function toHalfBits(x) {
   return sign | h;
 }
 
+/** A copy of an entry's dims, each element read once, checked as the reader checks a shape. */
+function copyDims(name, dims) {
+  const problem = `encodeSafetensors: tensor ${quote(name)}:`;
+  if (!Array.isArray(dims)) throw new TypeError(`${problem} dims must be an array of non-negative integers, got ${what(dims)}`);
+  const copy = [];
+  for (let i = 0, n = dims.length; i < n; i++) {
+    const d = dims[i];
+    if (typeof d !== 'number') throw new TypeError(`${problem} dims[${i}] must be a non-negative integer, got ${what(d)}`);
+    if (!Number.isSafeInteger(d) || d < 0) throw new RangeError(`${problem} dims[${i}] must be a non-negative integer, got ${describe(d)}`);
+    copy.push(d + 0);  // -0 is written as 0
+  }
+  return copy;
+}
+
 /**
  * Writes { name: { data: Float32Array, dims } } (or bare Float32Arrays, 1-D) as
  * a .safetensors file (in name order). metadata: an object of strings.
  * options.dtype: 'F32' (default) or 'F16' (half the size; values rounded to nearest).
+ * Refuses what parseSafetensors would refuse (the name "__metadata__", dims that are
+ * not non-negative integers); any other name, "__proto__" included, is written as given.
  * @returns {Uint8Array}
  */
 export function encodeSafetensors(tensors, metadata, options = {}) {
   if (tensors === null || typeof tensors !== 'object' || Array.isArray(tensors))
-    throw new TypeError(`encodeSafetensors: tensors must be an object { name: { data: Float32Array, dims } }, got ${describe(tensors)}`);
-  if (options === null || typeof options !== 'object') throw new TypeError(`encodeSafetensors: options must be an object, got ${describe(options)}`);
+    throw new TypeError(`encodeSafetensors: tensors must be an object { name: { data: Float32Array, dims } }, got ${what(tensors)}`);
+  if (options === null || typeof options !== 'object') throw new TypeError(`encodeSafetensors: options must be an object, got ${what(options)}`);
   for (const k of Object.keys(options))
     if (k !== 'dtype') throw new TypeError(`encodeSafetensors: unknown option "${k}" (expected dtype)`);
   const dtype = options.dtype ?? 'F32';
-  if (dtype !== 'F32' && dtype !== 'F16') throw new TypeError(`encodeSafetensors: options.dtype must be 'F32' or 'F16', got ${describe(dtype)}`);
+  if (dtype !== 'F32' && dtype !== 'F16') throw new TypeError(`encodeSafetensors: options.dtype must be 'F32' or 'F16', got ${what(dtype)}`);
   const size = dtype === 'F16' ? 2 : 4;
-  const header = {};
+  // No prototype: a tensor named "__proto__" is an entry like any other, not a prototype to set.
+  const header = Object.create(null);
   if (metadata !== undefined && metadata !== null) {
-    if (typeof metadata !== 'object' || Object.values(metadata).some((v) => typeof v !== 'string'))
-      throw new TypeError('encodeSafetensors: metadata must be an object of strings');
-    header.__metadata__ = { ...metadata };
+    if (typeof metadata !== 'object') throw new TypeError(`encodeSafetensors: metadata must be an object of strings, got ${what(metadata)}`);
+    const copy = Object.create(null);
+    for (const k of Object.keys(metadata)) {
+      const v = metadata[k];  // read once: the copy is what is checked and written
+      if (typeof v !== 'string') throw new TypeError(`encodeSafetensors: metadata must be an object of strings, got ${what(v)} for ${quote(k)}`);
+      copy[k] = v;
+    }
+    header.__metadata__ = copy;
   }
-  const parts = [];
-  let offset = 0;
+  // First every read of the caller's objects (each entry, its data and its dims once; getters may run)...
+  const entries = [];
   for (const name of Object.keys(tensors).sort()) {
+    if (name === '__metadata__')
+      throw new TypeError('encodeSafetensors: a tensor may not be named "__metadata__" (the format keeps the file\'s metadata under that name)');
     const t = tensors[name];
-    const data = t instanceof Float32Array ? t : t && t.data;
-    const dims = t instanceof Float32Array ? [t.length] : t && t.dims;
-    if (!(data instanceof Float32Array) || !Array.isArray(dims) || product(dims) !== data.length)
-      throw new TypeError(`encodeSafetensors: "${name}" must be a Float32Array or { data: Float32Array, dims } with matching sizes, got ${describe(t)}`);
-    header[name] = { dtype, shape: dims.slice(), data_offsets: [offset, offset + data.length * size] };
-    parts.push(data);
-    offset += data.length * size;
+    let data = t, dims;
+    if (isFloat32Array(t)) dims = [typedArrayLength(t)];  // a bare Float32Array: 1-D
+    else {
+      if (!isObject(t) || typedArrayKind(t))
+        throw new TypeError(`encodeSafetensors: ${quote(name)} must be a Float32Array or { data: Float32Array, dims } with matching sizes, got ${what(t)}`);
+      data = t.data;
+      if (!isFloat32Array(data))
+        throw new TypeError(`encodeSafetensors: ${quote(name)} must be a Float32Array or { data: Float32Array, dims } with matching sizes, got ${data === undefined ? what(t) : `data ${what(data)}`}`);
+      dims = copyDims(name, t.dims);
+    }
+    entries.push({ name, data, dims, length: NaN });
+  }
+  // ...then the sizes, from the arrays' intrinsic lengths, now that no caller code runs any more
+  // (a getter of a later entry may have detached or resized an earlier entry's buffer).
+  let offset = 0;
+  for (const e of entries) {
+    e.length = typedArrayLength(e.data);
+    if (elements(e.dims) !== e.length)
+      throw new TypeError(`encodeSafetensors: ${quote(e.name)} must be a Float32Array or { data: Float32Array, dims } with matching sizes, got ${e.length} elements for dims ${fmtShape(e.dims)}`);
+    header[e.name] = { dtype, shape: e.dims, data_offsets: [offset, offset + e.length * size] };
+    offset += e.length * size;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + new TextEncoder().encode(json).length) % 8)) % 8);  // align the data
   const head = new TextEncoder().encode(json);
+  if (head.length > MAX_HEADER)
+    throw new RangeError(`encodeSafetensors: the header would be ${head.length} bytes, more than the format's limit of ${MAX_HEADER} (names or metadata too long)`);
   const out = new Uint8Array(8 + head.length + offset);
   const dv = new DataView(out.buffer);
   dv.setUint32(0, head.length, true);
   out.set(head, 8);
   let at = 8 + head.length;
-  for (const d of parts) {
-    if (size === 4) for (let i = 0; i < d.length; i++, at += 4) dv.setFloat32(at, d[i], true);
-    else for (let i = 0; i < d.length; i++, at += 2) dv.setUint16(at, toHalfBits(d[i]), true);
+  for (const { data: d, length: n } of entries) {
+    if (size === 4) for (let i = 0; i < n; i++, at += 4) dv.setFloat32(at, d[i], true);
+    else for (let i = 0; i < n; i++, at += 2) dv.setUint16(at, toHalfBits(d[i]), true);
   }
   return out;
 }

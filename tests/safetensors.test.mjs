@@ -152,3 +152,195 @@ test('a file whose shapes do not fit the layer is refused by setWeights with the
   assert.throws(() => layer.setWeights(tensors), { name: 'RangeError', message: 'setWeights: out_proj.weight must have dims [8, 8], got [4, 16]' });
   layer.dispose();
 });
+
+// Every error a malformed file or argument gives: a TypeError or RangeError from this module.
+const refused = (Kind, re, prefix = 'parseSafetensors') => (e) =>
+  (e instanceof Kind && e.message.startsWith(`${prefix}: `) && re.test(e.message)) || assert.fail(`${e.name}: ${e.message} (wanted ${Kind.name} ${re})`);
+
+test('a dtype named like an Object.prototype member is an unsupported dtype, not a table lookup', () => {
+  const data = new Uint8Array(8);
+  // Every name Object.prototype has (toString, constructor, __proto__, hasOwnProperty, valueOf, …).
+  for (const dtype of Object.getOwnPropertyNames(Object.prototype)) {
+    const bytes = file({ w: { dtype, shape: [2], data_offsets: [0, 8] } }, data);
+    assert.throws(() => parseSafetensors(bytes), refused(TypeError, new RegExp(`tensor "w" has dtype ${JSON.stringify(dtype)}; only floating-point tensors`)), dtype);
+    assert.throws(() => safetensorsMetadata(bytes), refused(TypeError, /has dtype/), dtype);
+  }
+  // Nor does a polluted Object.prototype reach the dtype table or the entries' fields.
+  const polluted = { I8: { size: 1, read: () => 0 }, dtype: 'F32', shape: [2], data_offsets: [0, 8] };
+  Object.assign(Object.prototype, polluted);
+  try {
+    assert.throws(() => parseSafetensors(file({ w: { dtype: 'I8', shape: [8], data_offsets: [0, 8] } }, data)), refused(TypeError, /tensor "w" has dtype "I8"/));
+    assert.throws(() => parseSafetensors(file({ w: {} }, data)), refused(TypeError, /entry "w" has no dtype/));
+  } finally {
+    for (const k of Object.keys(polluted)) delete Object.prototype[k];
+  }
+  // Metadata keys and tensor names from Object.prototype stay plain entries.
+  const meta = safetensorsMetadata(file({ __metadata__: JSON.parse('{"__proto__": "p", "toString": "s"}') }));
+  assert.ok(Object.hasOwn(meta, '__proto__') && meta.__proto__ === 'p' && meta.toString === 's');
+  assert.equal(Object.getPrototypeOf(meta), Object.prototype);
+});
+
+test('encodeSafetensors refuses the name __metadata__ and dims the reader would refuse, naming the tensor', () => {
+  const a = Float32Array.from([1, 2, 3]);
+  assert.throws(() => encodeSafetensors({ __metadata__: a }), refused(TypeError, /a tensor may not be named "__metadata__"/, 'encodeSafetensors'));
+  assert.throws(() => encodeSafetensors({ __metadata__: { data: a, dims: [3] } }, { note: 'x' }), refused(TypeError, /"__metadata__"/, 'encodeSafetensors'));
+  const bad = [
+    // [dims, error class, what the message says]
+    [['3'], TypeError, /tensor "x": dims\[0\] must be a non-negative integer, got "3"/],
+    [[1, '3'], TypeError, /dims\[1\] must be a non-negative integer, got "3"/],
+    [[[3]], TypeError, /dims\[0\] must be a non-negative integer, got \[3\]/],
+    [[1.5, 2], RangeError, /tensor "x": dims\[0\] must be a non-negative integer, got 1\.5/],
+    [[-1, -3], RangeError, /dims\[0\] must be a non-negative integer, got -1/],
+    [[NaN], RangeError, /dims\[0\] must be a non-negative integer, got NaN/],
+    [[Infinity, 0], RangeError, /dims\[0\] must be a non-negative integer, got Infinity/],
+    [[2 ** 53, 0], RangeError, /dims\[0\] must be a non-negative integer, got 9007199254740992/],
+    [[3n], TypeError, /dims\[0\] must be a non-negative integer/],
+    ['3', TypeError, /tensor "x": dims must be an array of non-negative integers, got "3"/],
+    [3, TypeError, /dims must be an array of non-negative integers, got 3/],
+    [{ 0: 3, length: 1 }, TypeError, /dims must be an array/],
+    [undefined, TypeError, /dims must be an array/],
+    [null, TypeError, /dims must be an array/],
+  ];
+  for (const [dims, Kind, re] of bad)
+    assert.throws(() => encodeSafetensors({ ok: a, x: { data: a, dims } }), refused(Kind, re, 'encodeSafetensors'), String(dims));
+  // A zero dim with any other non-negative integer is an empty tensor, as the reader has it.
+  const empty = parseSafetensors(encodeSafetensors({ e: { data: new Float32Array(0), dims: [0, 2 ** 53 - 1, 2 ** 53 - 1, 2 ** 53 - 1, 2 ** 53 - 1] } }));
+  assert.deepEqual(empty.e.dims, [0, 2 ** 53 - 1, 2 ** 53 - 1, 2 ** 53 - 1, 2 ** 53 - 1]);
+  assert.equal(empty.e.data.length, 0);
+});
+
+test('the reader takes a zero dim after huge ones as an empty tensor (the element count does not overflow to NaN)', () => {
+  const big = 2 ** 53 - 1;
+  const t = parseSafetensors(file({ z: { dtype: 'F16', shape: [big, big, big, big, big, big, big, big, big, big, big, big, big, big, big, big, big, big, big, big, big, 0], data_offsets: [0, 0] } }));
+  assert.equal(t.z.data.length, 0);
+  // Huge dims without a zero need more bytes than any file has.
+  assert.throws(() => parseSafetensors(file({ h: { dtype: 'F16', shape: Array(22).fill(big), data_offsets: [0, 0] } })), refused(RangeError, /tensor "h" \(F16, shape \[.*\]\) needs more than \d+ bytes/));
+});
+
+test('encodeSafetensors reads each entry once and validates its own copies', () => {
+  const a = Float32Array.from([1, 2, 3]);
+  // A dims array whose element answers differently on a second read: the first answer is the one checked and written.
+  let reads = 0;
+  const dims = [0];
+  Object.defineProperty(dims, 0, { get: () => (reads++ ? -1 : 3), enumerable: true });
+  let dataReads = 0, dimsReads = 0;
+  const entry = { get data() { dataReads++; return a; }, get dims() { dimsReads++; return dims; } };
+  const back = parseSafetensors(encodeSafetensors({ x: entry }));
+  assert.deepEqual(back.x.dims, [3]);
+  assert.deepEqual([...back.x.data], [1, 2, 3]);
+  assert.deepEqual([reads, dataReads, dimsReads], [1, 1, 1]);
+  // Through a Proxy: every property of dims is read at most once.
+  const gets = new Map();
+  const proxy = new Proxy([3], { get: (t, k, r) => { gets.set(k, (gets.get(k) ?? 0) + 1); return Reflect.get(t, k, r); } });
+  encodeSafetensors({ x: { data: a, dims: proxy } });
+  for (const [k, n] of gets) assert.equal(n, 1, `dims[${String(k)}] read ${n} times`);
+  // A Float32Array subclass whose length lies: the intrinsic length counts, for a bare array and for { data }.
+  class Liar extends Float32Array { get length() { return 1; } }
+  const liar = Liar.from([4, 5, 6]);
+  assert.deepEqual(parseSafetensors(encodeSafetensors({ x: liar })).x.dims, [3]);
+  assert.deepEqual([...parseSafetensors(encodeSafetensors({ x: { data: liar, dims: [3] } }, null, { dtype: 'F16' })).x.data], [4, 5, 6]);
+  assert.throws(() => encodeSafetensors({ x: { data: liar, dims: [1] } }), refused(TypeError, /"x" must be a Float32Array or \{ data: Float32Array, dims \} with matching sizes, got 3 elements for dims \[1\]/, 'encodeSafetensors'));
+  const own = Float32Array.from([7, 8]);
+  Object.defineProperty(own, 'length', { value: 100 });
+  assert.deepEqual([...parseSafetensors(encodeSafetensors({ own })).own.data], [7, 8]);
+  // Something that only inherits from Float32Array.prototype is not a Float32Array.
+  const fake = Object.setPrototypeOf({ length: 2, 0: 1, 1: 2 }, Float32Array.prototype);
+  assert.throws(() => encodeSafetensors({ fake }), refused(TypeError, /"fake" must be a Float32Array/, 'encodeSafetensors'));
+  assert.throws(() => encodeSafetensors({ fake: { data: fake, dims: [2] } }), refused(TypeError, /"fake" must be a Float32Array/, 'encodeSafetensors'));
+  // A later entry's getter that detaches an earlier entry's buffer: the earlier entry is refused, not written as garbage.
+  const early = Float32Array.from([1, 2]);
+  const detach = (arr) => ({ get data() { structuredClone(arr.buffer, { transfer: [arr.buffer] }); return a; }, dims: [3] });
+  assert.throws(() => encodeSafetensors({ a: early, b: detach(early) }), refused(TypeError, /"a" must be a Float32Array or \{ data: Float32Array, dims \} with matching sizes, got 0 elements for dims \[2\]/, 'encodeSafetensors'));
+  const early2 = Float32Array.from([1, 2]);
+  assert.throws(() => encodeSafetensors({ a: { data: early2, dims: [1, 2] }, b: detach(early2) }), refused(TypeError, /"a" .*got 0 elements for dims \[1, 2\]/, 'encodeSafetensors'));
+  // Metadata values are read once too.
+  let metaReads = 0;
+  const meta = { get note() { return metaReads++ ? 42 : 'first'; } };
+  assert.deepEqual(safetensorsMetadata(encodeSafetensors({ a }, meta)), { note: 'first' });
+  assert.equal(metaReads, 1);
+});
+
+test('a tensor or metadata key named __proto__ round-trips as an own entry', () => {
+  const a = Float32Array.from([1, -2]);
+  const nullProto = Object.create(null);
+  nullProto.__proto__ = { data: a, dims: [1, 2] };  // no setter on a null-prototype object: an own property
+  nullProto.w = a;
+  const defined = Object.defineProperty({ w: a }, '__proto__', { value: { data: a, dims: [2, 1] }, enumerable: true });
+  for (const [tensors, dims] of [[nullProto, [1, 2]], [defined, [2, 1]]]) {
+    for (const dtype of ['F32', 'F16']) {
+      const bytes = encodeSafetensors(tensors, JSON.parse('{"__proto__": "m"}'), { dtype });
+      const t = parseSafetensors(bytes);
+      assert.deepEqual(Object.keys(t).sort(), ['__proto__', 'w']);
+      assert.ok(Object.hasOwn(t, '__proto__'));
+      assert.equal(Object.getPrototypeOf(t), Object.prototype);
+      assert.deepEqual(t.__proto__.dims, dims);
+      assert.deepEqual([...t.__proto__.data], [1, -2]);
+      const meta = safetensorsMetadata(bytes);
+      assert.ok(Object.hasOwn(meta, '__proto__') && meta.__proto__ === 'm');
+      assert.deepEqual(Object.keys(parseSafetensors(bytes, { prefix: '__pro' })), ['to__']);
+    }
+  }
+});
+
+// A file whose header is exactly n bytes: one F32 tensor, padded with spaces (as the format allows).
+function paddedFile(n, missing = 0) {
+  const json = Buffer.from(JSON.stringify({ w: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }));
+  const u8 = new Uint8Array(8 + n + 4 - missing);
+  const dv = new DataView(u8.buffer);
+  dv.setUint32(0, n % 2 ** 32, true);
+  dv.setUint32(4, Math.floor(n / 2 ** 32), true);
+  u8.set(json, 8);
+  u8.fill(0x20, 8 + json.length, Math.min(8 + n, u8.length));
+  if (!missing) dv.setFloat32(8 + n, 1.5, true);
+  return u8;
+}
+
+test('the header length limit is the reference reader\'s 100,000,000 bytes', () => {
+  const limit = 100_000_000;
+  assert.deepEqual([...parseSafetensors(paddedFile(100)).w.data], [1.5]);
+  assert.deepEqual([...parseSafetensors(paddedFile(limit)).w.data], [1.5], 'exactly at the limit');
+  for (const n of [limit + 1, limit + 8, 100 * 1024 * 1024])  // beyond the limit, even when the file is that long
+    assert.throws(() => parseSafetensors(paddedFile(n)), refused(RangeError, new RegExp(`the header length field says ${n} bytes, more than the format's limit of 100000000 bytes`)), String(n));
+  // Beyond the file (however far beyond the limit too): the file is truncated, or not a safetensors file.
+  assert.throws(() => parseSafetensors(paddedFile(limit, 5)), refused(RangeError, /the header length field says 100000000 bytes, but only 99999999 bytes follow it/));
+  const short = paddedFile(100);
+  for (const n of [limit + 1, 2 ** 32 + 5, 2n ** 64n - 1n]) {
+    new DataView(short.buffer).setBigUint64(0, BigInt(n), true);
+    assert.throws(() => parseSafetensors(short), refused(RangeError, new RegExp(`the header length field says ${n} bytes, but only 104 bytes follow it`)), String(n));
+  }
+});
+
+test('the bytes are read through their intrinsic buffer, offset and length, not the object\'s own properties', () => {
+  // Only 8 data bytes, while the header wants 16: a view that claims to be longer must not make it fit.
+  const short = file({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, new Uint8Array(8));
+  const wants = (bytes) => assert.throws(() => parseSafetensors(bytes), refused(RangeError, /data_offsets \[0, 16\] outside the 8-byte data section/));
+  wants(short);
+  const ownLength = short.slice();
+  Object.defineProperty(ownLength, 'length', { value: short.length + 8 });
+  wants(ownLength);
+  // Inside a larger buffer whose next bytes are not part of the file: a subclass lying about its size and copies.
+  const pool = new Uint8Array(short.length + 64);
+  pool.set(short);
+  class Lying extends Uint8Array {
+    get length() { return super.length + 8; }
+    get byteLength() { return super.byteLength + 8; }
+    subarray() { return pool; }
+    slice() { return pool.slice(); }
+  }
+  wants(new Lying(pool.buffer, 0, short.length));
+  const dv = new DataView(pool.buffer, 0, short.length);
+  Object.defineProperty(dv, 'byteLength', { value: short.length + 8 });
+  wants(dv);
+  // Look-alikes that only inherit the prototype are not bytes.
+  for (const fake of [Object.setPrototypeOf({ length: 8, buffer: new ArrayBuffer(8), byteOffset: 0, byteLength: 8 }, Uint8Array.prototype),
+    Object.setPrototypeOf({ byteLength: 16 }, ArrayBuffer.prototype)])
+    assert.throws(() => parseSafetensors(fake), refused(TypeError, /bytes must be a Uint8Array or ArrayBuffer/));
+  // The genuine kinds still work: ArrayBuffer, SharedArrayBuffer, DataView, another typed array, a Buffer.
+  const good = f32File({ w: { data: Float32Array.from([1, 2]), dims: [2] } });
+  const sab = new SharedArrayBuffer(good.length);
+  new Uint8Array(sab).set(good);
+  for (const bytes of [good.slice().buffer, sab, new DataView(good.buffer), new Uint16Array(good.buffer, 0, good.length / 2), Buffer.from(good)])
+    assert.deepEqual([...parseSafetensors(bytes).w.data], [1, 2], describeKind(bytes));
+});
+
+const describeKind = (v) => Object.prototype.toString.call(v);
