@@ -4,8 +4,10 @@
 // shapes first.
 #include <emscripten/bind.h>
 
+#include <algorithm>
 #include <cstdint>
-#include <vector>
+
+#include "buffer.h"
 
 #include "cache.h"
 #include "runtime.h"
@@ -119,12 +121,14 @@ class Decoder : public Block<mha::TransformerDecoderLayer> {
 class Norm {
  public:
   Norm(int width, double eps) : width_(width > 0 ? width : 1), eps_(static_cast<float>(eps)), norms_(1, width_) {}
-  // gamma 0: no elementwise affine (ones); beta 0: no bias.
+  // gamma 0: no elementwise affine (ones); beta 0: no bias. Nothing here may
+  // throw: the ones come from a FloatBuffer, whose failure is kOutOfMemory.
   int setWeights(double gamma, double beta) {
-    std::vector<float> ones;
+    mha::FloatBuffer ones;
     const float* g = ptr<const float>(gamma);
     if (!g) {
-      ones.assign(width_, 1.0f);
+      if (!ones.reserve(static_cast<uint64_t>(width_))) return static_cast<int>(mha::Status::kOutOfMemory);
+      std::fill(ones.data(), ones.data() + width_, 1.0f);
       g = ones.data();
     }
     const float* b = ptr<const float>(beta);

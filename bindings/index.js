@@ -7,14 +7,12 @@
 //   const { output, weights } = layer.forward(query, key, value, { isCausal: true });
 //   layer.dispose();
 import { BUILDS, hardwareConcurrency, initOptions, instantiate, probeFeatures, unrefWorkers } from './loader.js';
-import { makeMultiHeadAttention } from './layer.js';
+import { createApi, runtimeOf } from './api.js';
 import { Runtime } from './runtime.js';
-import { makeScaledDotProductAttention } from './sdpa.js';
-import { makeKVCache } from './kvcache.js';
-import { makeLayerNorm } from './layernorm.js';
-import { makeTransformerBlocks } from './transformer.js';
 
 const MAX_AUTO_THREADS = 8;
+// The most threads the core's pool uses (mha::ThreadPool::kMaxThreads): more would be workers that never run.
+const MAX_THREADS = 64;
 const cache = new Map();
 
 /**
@@ -31,11 +29,16 @@ export function init(options = {}) {
   }
   // locateFile is a function and cannot be compared: no memoization then.
   const key = opts.locateFile ? null : JSON.stringify([opts.threads, opts.base.href, opts.urls]);
-  if (key !== null && cache.has(key)) return cache.get(key);
+  if (key !== null && cache.has(key)) {
+    const entry = cache.get(key);
+    if (!entry.api || runtimeOf(entry.api).deadReason === null) return entry.promise;
+    cache.delete(key);  // that instance stopped: load a new one
+  }
   const p = load(opts);
   if (key !== null) {
-    cache.set(key, p);
-    p.catch(() => cache.delete(key));  // a failed load may be retried
+    const entry = { promise: p, api: null };
+    cache.set(key, entry);
+    p.then((api) => { entry.api = api; }, () => { if (cache.get(key) === entry) cache.delete(key); });  // a failed load may be retried
   }
   return p;
 }
@@ -44,40 +47,23 @@ async function load({ threads, base, urls, locateFile }) {
   const features = probeFeatures();
   if (!features.simd)
     throw new Error('mha-wasm needs WebAssembly SIMD (Chrome/Edge 91+, Firefox 89+, Safari 16.4+, Node.js 16.4+)');
-  const wanted = threads === 'auto' ? Math.min(MAX_AUTO_THREADS, await hardwareConcurrency()) : threads;
+  const asked = threads === 'auto' ? Math.min(MAX_AUTO_THREADS, await hardwareConcurrency()) : threads;
+  const wanted = Math.min(asked, MAX_THREADS);
   const useThreads = wanted > 1 && features.threads;
   const inst = await instantiate(useThreads ? 'threads' : 'simd', { base, urls, locateFile }, useThreads ? wanted - 1 : 0);
-  const used = inst.mod.setThreads(useThreads ? wanted : 1);
+  const rt = new Runtime(inst);
+  const used = rt.mod.setThreads(useThreads ? wanted : 1);
   unrefWorkers(inst.mod);
-  let threadsNote = null;
-  if (wanted > 1 && !useThreads) threadsNote = `single-thread build: ${features.threadsReason}`;
-  return createApi(new Runtime(inst), {
+  const notes = [];
+  if (asked > MAX_THREADS) notes.push(`threads: ${asked} is more than the ${MAX_THREADS} the thread pool can use; using ${MAX_THREADS}`);
+  if (wanted > 1 && !useThreads) notes.push(`single-thread build: ${features.threadsReason}`);
+  const threadsNote = notes.length ? notes.join('; ') : null;
+  return createApi(rt, {
     threads: used,
     features: Object.freeze({ simd: true, threads: useThreads }),
     build: useThreads ? BUILDS.threads.file : BUILDS.simd.file,
     threadsNote,
   });
-}
-
-function createApi(rt, info) {
-  const caches = makeKVCache(rt);
-  const blocks = makeTransformerBlocks(rt, caches);
-  const api = {
-    threads: info.threads,
-    features: info.features,
-    /** Which build runs: 'mha-wasm-threads' or 'mha-wasm-simd'. */
-    build: info.build,
-    /** Why the single-thread build runs although threads were asked for, else null. */
-    threadsNote: info.threadsNote,
-    MultiHeadAttention: makeMultiHeadAttention(rt, caches),
-    scaledDotProductAttention: makeScaledDotProductAttention(rt),
-    LayerNorm: makeLayerNorm(rt),
-    TransformerEncoderLayer: blocks.TransformerEncoderLayer,
-    TransformerDecoderLayer: blocks.TransformerDecoderLayer,
-    /** Diagnostics: wasm heap size and layers not yet freed. */
-    stats: () => ({ wasmMemoryBytes: rt.memoryBytes(), liveLayers: rt.mod.liveLayers() }),  // layers and caches
-  };
-  return Object.freeze(api);
 }
 
 export { probeFeatures };

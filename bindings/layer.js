@@ -2,7 +2,10 @@
 // dropout 0) around the Embind `Layer`.
 import { attnMask, keyPaddingMask } from './masks.js';
 import { NativeLayer, live } from './native.js';
-import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, sameDims, tensor } from './validate.js';
+import {
+  bool, describe, expectDim, fmtDims, isTypedArray, plainObject, positiveInt, product, readEntries, sameDims, snapshotView, tensor,
+  typedArrayKind, typedArrayLength,
+} from './validate.js';
 
 const CTOR_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias'];
 const FORWARD_OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'needWeights', 'averageWeights', 'cache'];
@@ -17,10 +20,9 @@ const TORCH_OF = Object.fromEntries(Object.entries(TORCH_NAMES).map(([t, c]) => 
 const camel = (s) => s.replace(/[._]([a-z])/g, (_, c) => c.toUpperCase());
 
 /** { camelCaseName: value } from camelCase or PyTorch names; the given name is kept for messages. */
-function canonicalWeights(weights) {
-  if (weights === null || typeof weights !== 'object' || Array.isArray(weights) || ArrayBuffer.isView(weights))
-    throw new TypeError(`setWeights: weights must be an object of Float32Arrays or tensors, got ${describe(weights)}`);
-  const out = {}, givenAs = {};
+function canonicalWeights(given) {
+  const weights = readEntries('setWeights: weights', given, 'an object of Float32Arrays or tensors');
+  const out = Object.create(null), givenAs = Object.create(null);
   for (const k of Object.keys(weights)) {
     const name = WEIGHT_NAMES.includes(k) ? k : TORCH_NAMES[k];
     if (name === undefined) {
@@ -31,7 +33,6 @@ function canonicalWeights(weights) {
       throw new TypeError(`setWeights: unknown weight "${k}"${hint}; expected ${WEIGHT_NAMES.join(', ')} ` +
         `or PyTorch's ${Object.keys(TORCH_NAMES).join(', ')}`);
     }
-    if (weights[k] === undefined) continue;  // as if absent
     if (givenAs[name] !== undefined)
       throw new TypeError(`setWeights: "${givenAs[name]}" and "${k}" are the same weight; give it once`);
     givenAs[name] = k;
@@ -180,14 +181,15 @@ export function makeMultiHeadAttention(rt, caches) {
       const average = bool('options.averageWeights', o.averageWeights, true);
 
       // One copy of each distinct input array (self-attention copies once).
+      const same = (a, b) => a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
       const inputs = [q.data];
-      for (const d of [k.data, v.data]) if (!inputs.includes(d)) inputs.push(d);
+      for (const d of [k.data, v.data]) if (!inputs.some((x) => same(x, d))) inputs.push(d);
       const outN = B * Lq * E, wN = needWeights ? B * (average ? 1 : H) * Lq * Lk : 0;
       const parts = [...inputs, mask.data, kpm, outN * 4, wN * 4];
       const n = inputs.length;
       const st = rt.stage(parts, 'MultiHeadAttention.forward');
       try {
-        const ptrOf = (d) => st.at(inputs.indexOf(d));
+        const ptrOf = (d) => st.at(inputs.findIndex((x) => same(x, d)));
         const s = handle.forward(B, Lq, Lk, ptrOf(q.data), ptrOf(k.data), ptrOf(v.data), mask.kind,
           mask.data ? st.at(n) : 0, mask.broadcast, kpm ? st.at(n + 1) : 0, causal, st.at(n + 2),
           needWeights ? st.at(n + 3) : 0, average, cache.handle);
@@ -207,12 +209,14 @@ export function makeMultiHeadAttention(rt, caches) {
   return MultiHeadAttention;
 }
 
-/** A weight as a Float32Array of exactly dims' size; what: the call named in errors. */
+/** A weight as a validated Float32Array view of exactly dims' size; what: the call named in errors. */
 export function weightArray(name, v, dims, what = 'setWeights') {
   const n = product(dims);
-  let data = v;
-  if (!(v instanceof Float32Array)) {
-    if (v && typeof v === 'object' && 'data' in v && 'dims' in v) {
+  let data;
+  if (typedArrayKind(v) === 'Float32Array') {
+    data = snapshotView(`${what}: ${name}`, v);
+  } else {
+    if (v && typeof v === 'object' && !isTypedArray(v) && 'data' in v && 'dims' in v) {
       const t = tensor(`${what}: ${name}`, v, { ranks: [dims.length], shapeHint: `dims ${fmtDims(dims)}` });
       if (!sameDims(t.dims, dims))
         throw new RangeError(`${what}: ${name} must have dims ${fmtDims(dims)}, got ${fmtDims(t.dims)}`);
@@ -221,7 +225,7 @@ export function weightArray(name, v, dims, what = 'setWeights') {
       throw new TypeError(`${what}: ${name} must be a Float32Array of ${n} = ${fmtDims(dims)} floats, got ${describe(v)}`);
     }
   }
-  if (data.length !== n)
-    throw new RangeError(`${what}: ${name} must have ${n} = ${fmtDims(dims)} elements, got ${data.length}`);
+  if (typedArrayLength(data) !== n)
+    throw new RangeError(`${what}: ${name} must have ${n} = ${fmtDims(dims)} elements, got ${typedArrayLength(data)}`);
   return data;
 }

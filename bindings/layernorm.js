@@ -3,7 +3,8 @@
 import { weightArray } from './layer.js';
 import { withNormConfig } from './layer-config.js';
 import { Native, live } from './native.js';
-import { bool, describe, fmtDims, plainObject, positiveInt, product, sameDims, tensor } from './validate.js';
+import { MAX_HEAP, tooLarge } from './runtime.js';
+import { bool, describe, fmtDims, plainObject, positiveInt, product, readArray, readEntries, sameDims, tensor } from './validate.js';
 
 /** Checks LayerNorm's options; returns the frozen configuration. */
 export function normConfig(options) {
@@ -12,14 +13,17 @@ export function normConfig(options) {
   const s = o.normalizedShape;
   let shape;
   if (typeof s === 'number') shape = [positiveInt('normalizedShape', s)];
-  else if (Array.isArray(s) && s.length > 0) shape = s.map((d, i) => positiveInt(`normalizedShape[${i}]`, d));
+  else if (Array.isArray(s) && (shape = readArray('normalizedShape', s, 16, 'a non-empty array of positive integers')).length > 0)
+    shape.forEach((d, i) => positiveInt(`normalizedShape[${i}]`, d));
   else throw new TypeError(`normalizedShape must be a positive integer or a non-empty array of them, got ${describe(s)}`);
   const eps = o.eps === undefined ? 1e-5 : o.eps;
   if (typeof eps !== 'number') throw new TypeError(`eps must be a positive number, got ${describe(eps)}`);
   if (!(eps > 0) || !Number.isFinite(eps)) throw new RangeError(`eps must be a positive number, got ${describe(eps)}`);
   const elementwiseAffine = bool('elementwiseAffine', o.elementwiseAffine, true);
   const bias = bool('bias', o.bias, true);
-  if (product(shape) > 0x7fffffff) throw new RangeError(`normalizedShape ${fmtDims(shape)} is too large`);
+  // The layer keeps a weight and a bias of that many floats (and makes ones for PyTorch's initial weight).
+  const bytes = 3 * product(shape) * 4;
+  if (!(bytes < MAX_HEAP)) throw tooLarge(`LayerNorm with normalizedShape ${fmtDims(shape)}`, bytes, 'memory for its weights');
   return Object.freeze({ normalizedShape: Object.freeze(shape), eps, elementwiseAffine, bias: elementwiseAffine && bias });
 }
 
@@ -33,26 +37,30 @@ export function makeLayerNorm(rt) {
       const handle = new rt.mod.Norm(product(cfg.normalizedShape), cfg.eps);
       super(cfg, rt, 'LayerNorm', handle);
       this.#cfg = cfg;
-      rt.check(handle.setWeights(0, 0), 'LayerNorm', () => 2 * product(cfg.normalizedShape) * 4);  // PyTorch's init: ones, zeros
+      try {
+        rt.check(handle.setWeights(0, 0), 'LayerNorm', () => 3 * product(cfg.normalizedShape) * 4);  // PyTorch's init: ones, zeros
+      } catch (e) {
+        this.dispose();
+        throw e;
+      }
     }
 
     /** Copies in { weight, bias } (PyTorch's state_dict of the module), each a Float32Array or a tensor of normalizedShape. */
     setWeights(stateDict) {
       const handle = live(this, 'setWeights');
       const { normalizedShape: shape, elementwiseAffine, bias } = this.#cfg;
-      if (stateDict === null || typeof stateDict !== 'object' || Array.isArray(stateDict) || ArrayBuffer.isView(stateDict))
-        throw new TypeError(`LayerNorm.setWeights: stateDict must be an object { weight, bias }, got ${describe(stateDict)}`);
+      const sd = readEntries('LayerNorm.setWeights: stateDict', stateDict, 'an object { weight, bias }');
       if (!elementwiseAffine) throw new TypeError('LayerNorm.setWeights: the layer was created with elementwiseAffine: false and has no weights');
       const names = bias ? ['weight', 'bias'] : ['weight'];
-      for (const k of Object.keys(stateDict))
-        if (!names.includes(k) && stateDict[k] !== undefined) {
+      for (const k of Object.keys(sd))
+        if (!names.includes(k)) {
           const why = k === 'bias' ? ', but the layer was created with bias: false' : `; expected ${names.join(', ')}`;
           throw new TypeError(`LayerNorm.setWeights: unknown entry "${k}"${why}`);
         }
       const arrays = names.map((name) => {
-        if (stateDict[name] === undefined || stateDict[name] === null)
+        if (sd[name] === undefined || sd[name] === null)
           throw new TypeError(`LayerNorm.setWeights: missing ${name} (${product(shape)} = ${fmtDims(shape)} floats)`);
-        return weightArray(name, stateDict[name], shape, 'LayerNorm.setWeights');
+        return weightArray(name, sd[name], shape, 'LayerNorm.setWeights');
       });
       const st = rt.stage(arrays, 'LayerNorm.setWeights');
       try {
@@ -62,11 +70,12 @@ export function makeLayerNorm(rt) {
       }
     }
 
-    /** input [..., ...normalizedShape] -> a tensor of the same dims. */
-    forward(input) {
+    /** input [..., ...normalizedShape] -> a tensor of the same dims. options: none yet ({} or undefined). */
+    forward(input, options) {
       const handle = live(this, 'forward');
       const shape = this.#cfg.normalizedShape;
       const x = tensor('input', input, { shapeHint: `dims [..., ${shape.join(', ')}]` });
+      plainObject('LayerNorm.forward options', options, []);
       if (x.dims.length < shape.length || !sameDims(x.dims.slice(x.dims.length - shape.length), shape))
         throw new RangeError(`input must have dims [..., ${shape.join(', ')}] (ending in normalizedShape), got ${fmtDims(x.dims)}`);
       const n = x.data.length, rows = n / product(shape);

@@ -154,7 +154,8 @@ export async function instantiate(buildName, where, poolSize) {
   const build = BUILDS[buildName];
   const glueUrl = locate(build.file + '.js', where);
   const [factory, wasmBinary] = await Promise.all([loadFactory(build, glueUrl), readWasm(locate(build.file + '.wasm', where))]);
-  let aborted = null;
+  // abort() may come before the runtime exists (while instantiating): remember it, then forward it.
+  let aborted = null, listener = null;
   const moduleArg = {
     wasmBinary,
     mhaPoolSize: poolSize,
@@ -162,7 +163,11 @@ export async function instantiate(buildName, where, poolSize) {
       const url = locate(name, where);
       return isNode && url.startsWith('file:') ? decodeURIComponent(new URL(url).pathname) : url;
     },
-    onAbort: (what) => { aborted = String(what); },
+    onAbort: (what) => {
+      const why = what === undefined ? '' : String(what);
+      if (aborted === null) aborted = why;
+      if (listener) listener(why);
+    },
   };
   if (!isNode) moduleArg.mainScriptUrlOrBlob = glueUrl;
   let mod;
@@ -171,7 +176,13 @@ export async function instantiate(buildName, where, poolSize) {
   } catch (e) {
     throw new Error(`mha-wasm: instantiating ${glueUrl} failed: ${e && e.message ? e.message : e}`, { cause: e });
   }
-  return { mod, build: buildName, isAborted: () => aborted };
+  return {
+    mod,
+    build: buildName,
+    /** Why abort() was called during instantiation, or null. */
+    aborted: () => (aborted === null ? null : `abort(${aborted ? JSON.stringify(aborted) : ''}) was called`),
+    onAbort: (fn) => { listener = fn; },
+  };
 }
 
 /** Lets Node exit while pool threads sleep (Emscripten 3.1.6 does not unref its workers). */

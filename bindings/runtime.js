@@ -1,6 +1,8 @@
 // One instantiated wasm module: heap views, allocation with clear errors, and
 // the copies across the JS/wasm boundary.
-const MAX_HEAP = 2 ** 31;  // -sMAXIMUM_MEMORY=2GB
+import { checkIntact } from './validate.js';
+
+export const MAX_HEAP = 2 ** 31;  // -sMAXIMUM_MEMORY=2GB
 
 export function fmtBytes(n) {
   if (n < 1024) return `${n} bytes`;
@@ -12,12 +14,55 @@ export function fmtBytes(n) {
 
 const Status = { OK: 0, INVALID_ARGUMENT: 1, OUT_OF_MEMORY: 2, NO_WEIGHTS: 3 };
 
+// What the Embind glue defines, wrapped by guardModule.
+const CLASSES = ['Layer', 'Encoder', 'Decoder', 'Norm', 'Cache'];
+const FUNCTIONS = ['sdpa', 'sdpaRequestBytes', 'setThreads', 'threads', 'liveLayers', '_malloc', '_free'];
+
+/**
+ * A view of the Emscripten module whose every Embind class, method and function
+ * turns a failure of the instance itself (a trap, abort(), or a C++ exception,
+ * which arrives as a bare number) into an Error and marks the runtime dead
+ * through fatal(error). Errors Embind throws for misuse pass through unchanged.
+ */
+function guardModule(mod, fatal) {
+  const guard = (fn, what) => function guarded(...args) {
+    try {
+      return new.target ? new fn(...args) : Reflect.apply(fn, this, args);
+    } catch (e) {
+      if (e instanceof Error && !(e instanceof WebAssembly.RuntimeError)) throw e;
+      throw fatal(e, what);
+    }
+  };
+  const view = Object.create(mod);
+  for (const name of CLASSES) {
+    const proto = mod[name].prototype;
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      const d = Object.getOwnPropertyDescriptor(proto, key);
+      if (key !== 'constructor' && typeof d.value === 'function') proto[key] = guard(d.value, `${name}.${key}`);
+    }
+    view[name] = guard(mod[name], name);
+  }
+  for (const name of FUNCTIONS) view[name] = guard(mod[name], name);
+  return view;
+}
+
 export class Runtime {
+  #dead = null;
   constructor(inst) {
-    this.mod = inst.mod;
-    this.isAborted = inst.isAborted;
+    this.#dead = inst.aborted();
+    inst.onAbort((why) => this.#die(`abort(${why ? JSON.stringify(why) : ''}) was called`));
+    this.mod = guardModule(inst.mod, (e, what) => this.#die(`${what} failed: ${e instanceof Error ? e.message : `C++ exception ${String(e)}`}`, e));
     this._buf = null;
   }
+
+  /** Marks the instance dead (the first reason sticks) and returns the Error to throw. */
+  #die(why, cause) {
+    if (!this.#dead) this.#dead = why;
+    return new Error(`mha-wasm: the WebAssembly instance stopped (${this.#dead}); call init() again`, { cause });
+  }
+
+  /** Why the instance stopped, or null while it is alive. */
+  get deadReason() { return this.#dead; }
 
   // The threaded build exports its (shared) memory; in the single-thread build
   // Module.HEAPU8 is replaced whenever the heap grows.
@@ -40,32 +85,44 @@ export class Runtime {
   }
 
   checkAlive() {
-    const why = this.isAborted();
-    if (why) throw new Error(`mha-wasm: the WebAssembly instance stopped (${why}); call init() again`);
+    if (this.#dead) throw this.#die(this.#dead);
   }
 
   /**
    * Lays out parts in one allocation, each 16-byte aligned: a typed array is
    * copied in, a number reserves that many bytes (for outputs), null takes no
    * room. Returns { ptr, at(i) } with the byte offset of part i. what names the
-   * call in the out-of-memory error. Free ptr with free().
+   * call in the out-of-memory error. Free ptr with free(). The typed arrays are
+   * validated views (validate.js); one whose buffer was detached or resized since
+   * it was checked is refused before anything is allocated.
    */
   stage(parts, what) {
+    this.checkAlive();
     const offsets = [];
     let total = 0;
     for (const p of parts) {
       offsets.push(total);
-      const bytes = p === null ? 0 : typeof p === 'number' ? p : p.byteLength;
+      let bytes = 0;
+      if (typeof p === 'number') bytes = p;
+      else if (p !== null) {
+        checkIntact(p);
+        bytes = p.byteLength;
+      }
       total += Math.ceil(bytes / 16) * 16;
     }
     const ptr = this.malloc(Math.max(16, total), what);
-    const v = this.views();
-    parts.forEach((p, i) => {
-      if (p === null || typeof p === 'number') return;
-      const at = ptr + offsets[i];
-      if (p instanceof Float32Array) v._f32.set(p, at >>> 2);
-      else v._u8.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), at);  // bytes of any typed array
-    });
+    try {
+      const v = this.views();
+      parts.forEach((p, i) => {
+        if (p === null || typeof p === 'number') return;
+        const at = ptr + offsets[i];
+        if (p instanceof Float32Array) v._f32.set(p, at >>> 2);
+        else v._u8.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), at);  // bytes of any typed array
+      });
+    } catch (e) {
+      this.free(ptr);
+      throw e;
+    }
     return { ptr, at: (i) => ptr + offsets[i] };
   }
 
@@ -76,9 +133,7 @@ export class Runtime {
 
   malloc(bytes, what) {
     const have = this.memoryBytes();
-    if (bytes >= MAX_HEAP)
-      throw new RangeError(`${what} needs ${fmtBytes(bytes)} of wasm memory for its inputs and outputs, ` +
-        `more than the ${fmtBytes(MAX_HEAP)} a wasm heap can hold`);
+    if (!(bytes < MAX_HEAP)) throw tooLarge(what, bytes, 'memory for its inputs and outputs');
     const p = this.mod._malloc(bytes) >>> 0;
     if (!p)
       throw new RangeError(`${what} needs ${fmtBytes(bytes)} of wasm memory for its inputs and outputs, ` +
@@ -98,10 +153,22 @@ export class Runtime {
   /** Throws the Error for a non-OK status from the core; requestBytes() is asked only on out-of-memory. */
   check(status, what, requestBytes) {
     if (status === Status.OK) return;
-    if (status === Status.OUT_OF_MEMORY)
-      throw new RangeError(`${what} needs about ${fmtBytes(requestBytes())} of wasm working memory, ` +
+    if (status === Status.OUT_OF_MEMORY) {
+      const need = requestBytes();
+      if (!(need < MAX_HEAP)) throw tooLarge(what, need, 'working memory', true);
+      throw new RangeError(`${what} needs about ${fmtBytes(need)} of wasm working memory, ` +
         `more than the heap (${fmtBytes(this.memoryBytes())} now, ${fmtBytes(MAX_HEAP)} at most) could provide`);
+    }
     if (status === Status.NO_WEIGHTS) throw new Error(`${what}: weights are not set; call setWeights() first`);
     throw new Error(`${what}: the core rejected the arguments (status ${status}); this is a bug in mha-wasm`);
   }
+}
+
+/**
+ * The RangeError for a size no wasm heap can hold: "<what> needs [about] <size>
+ * of wasm <kind>, more than ...". bytes may be beyond 2^53 or Infinity.
+ */
+export function tooLarge(what, bytes, kind, about = false) {
+  const size = Number.isFinite(bytes) && bytes < 2 ** 60 ? fmtBytes(bytes) : 'more bytes than can be counted';
+  return new RangeError(`${what} needs ${about ? 'about ' : ''}${size} of wasm ${kind}, more than the ${fmtBytes(MAX_HEAP)} a wasm heap can hold`);
 }

@@ -7,7 +7,7 @@ import { weightArray } from './layer.js';
 import { withBlockConfig } from './layer-config.js';
 import { Native, live } from './native.js';
 import { attnMask, keyPaddingMask } from './masks.js';
-import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, tensor } from './validate.js';
+import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, readEntries, tensor } from './validate.js';
 
 const BLOCK_OPTIONS = ['dModel', 'nhead', 'dimFeedforward', 'activation', 'layerNormEps', 'normFirst', 'bias'];
 const ACTIVATIONS = ['relu', 'gelu'];
@@ -48,17 +48,16 @@ const ENTRIES = {
 /** The arrays of a state_dict in table order (null for the biases of a bias-free block); every entry checked. */
 function stateDictArrays(what, cfg, stateDict) {
   const at = `${what}.setWeights`;
-  if (stateDict === null || typeof stateDict !== 'object' || Array.isArray(stateDict) || ArrayBuffer.isView(stateDict))
-    throw new TypeError(`${at}: stateDict must be an object of Float32Arrays or tensors, got ${describe(stateDict)}`);
+  const sd = readEntries(`${at}: stateDict`, stateDict, 'an object of Float32Arrays or tensors');
   const entries = ENTRIES[what](cfg), names = entries.map((e) => e[0]);
-  for (const k of Object.keys(stateDict)) {
-    if (names.includes(k) || stateDict[k] === undefined) continue;
+  for (const k of Object.keys(sd)) {
+    if (names.includes(k)) continue;
     const suffix = names.find((n) => k.endsWith(`.${n}`));
     const hint = suffix ? ` (strip the prefix "${k.slice(0, -suffix.length)}": parseSafetensors(bytes, { prefix }))` : '';
     throw new TypeError(`${at}: unknown entry "${k}"${hint}; expected ${names.join(', ')}`);
   }
   return entries.map(([name, dims, isBias]) => {
-    const v = stateDict[name];
+    const v = sd[name];
     if (v === undefined || v === null) {
       if (isBias && !cfg.bias) return null;
       throw new TypeError(`${at}: missing ${name} (${product(dims)} = ${fmtDims(dims)} floats)`);

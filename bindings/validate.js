@@ -1,16 +1,74 @@
 // Argument checks. Every error names the argument, what was expected and what
 // was given: TypeError for a wrong kind of value, RangeError for a wrong size.
+//
+// Arguments are read once: each option, each tensor's data and dims, each
+// element of a dims array is read a single time into a plain value, and only
+// those values are used afterwards. Typed arrays are recognised and measured
+// with the intrinsic %TypedArray%.prototype getters, which run no user code and
+// cannot be shadowed by an own `length` or a subclass getter; a validated array
+// is replaced by a fixed-length view of the same memory, so a buffer detached or
+// shrunk later in the call is caught (checkIntact) before anything is copied.
+
+const TypedArrayProto = Object.getPrototypeOf(Uint8Array.prototype);
+const intrinsic = (key) => Object.getOwnPropertyDescriptor(TypedArrayProto, key).get;
+const TAG = intrinsic(Symbol.toStringTag), LENGTH = intrinsic('length');
+const BUFFER = intrinsic('buffer'), BYTE_OFFSET = intrinsic('byteOffset');
+const CONSTRUCTORS = new Map([Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
+  Float32Array, Float64Array, BigInt64Array, BigUint64Array].map((c) => [c.name, c]));
+
+/** The typed array's kind ('Float32Array', ...) or undefined when v is not a typed array (Proxies are not). */
+export const typedArrayKind = (v) => Reflect.apply(TAG, v, []);
+/** Elements of a typed array, from its buffer: 0 once the buffer is detached or shrunk past the view. */
+export const typedArrayLength = (v) => Reflect.apply(LENGTH, v, []);
+export const isTypedArray = (v) => typedArrayKind(v) !== undefined;
+
+// Validated views -> { name, length }, for checkIntact.
+const validated = new WeakMap();
+
+/**
+ * A fixed-length view of the same memory as the typed array v (whose kind is
+ * checked by the caller), remembered under name. Throws a TypeError naming the
+ * argument when its buffer is detached.
+ */
+export function snapshotView(name, v) {
+  const kind = typedArrayKind(v), length = typedArrayLength(v);
+  let view;
+  try {
+    view = new (CONSTRUCTORS.get(kind))(Reflect.apply(BUFFER, v, []), Reflect.apply(BYTE_OFFSET, v, []), length);
+  } catch (e) {
+    throw new TypeError(`${name}: its ArrayBuffer is detached or out of bounds (${e.message})`);
+  }
+  validated.set(view, { name, length });
+  return view;
+}
+
+/** Throws a TypeError if a validated view's buffer was detached or shrunk since it was checked. */
+export function checkIntact(view) {
+  const v = validated.get(view);
+  if (v && typedArrayLength(view) !== v.length)
+    throw new TypeError(`${v.name}: its ArrayBuffer was detached or resized during the call`);
+}
 
 export function describe(v) {
-  if (v === null) return 'null';
-  if (v === undefined) return 'undefined';
-  if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
-  if (typeof v !== 'object') return `${typeof v} ${String(v)}`;
-  if (Array.isArray(v)) return v.length > 8 ? `an Array of length ${v.length}` : `[${v.map(describe).join(', ')}]`;
-  const name = v.constructor && v.constructor.name;
-  if (ArrayBuffer.isView(v)) return `${name} of length ${v.length}`;
-  return name && name !== 'Object' ? `a ${name}` : 'an object';
+  try {
+    if (v === null) return 'null';
+    if (v === undefined) return 'undefined';
+    if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
+    if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
+    if (typeof v === 'bigint') return `bigint ${v}`;
+    if (typeof v !== 'object' && typeof v !== 'function') return `${typeof v} ${String(v)}`;
+    if (typeof v === 'function') return 'a function';
+    const kind = typedArrayKind(v);
+    if (kind !== undefined) return `${kind} of length ${typedArrayLength(v)}`;
+    if (Array.isArray(v)) {
+      const n = v.length;
+      return n > 8 || !Number.isInteger(n) ? `an Array of length ${n}` : `[${Array.prototype.map.call(v, describe).join(', ')}]`;
+    }
+    const name = v.constructor && v.constructor.name;
+    return typeof name === 'string' && name && name !== 'Object' ? `a ${name}` : 'an object';
+  } catch {
+    return 'an object that cannot be read';
+  }
 }
 
 export const fmtDims = (dims) => `[${dims.join(', ')}]`;
@@ -29,33 +87,57 @@ export function bool(name, v, dflt) {
   return v;
 }
 
+/**
+ * A snapshot of an options object: a null-prototype object holding each
+ * allowed option read once (undefined ones left out). Unknown own keys throw.
+ */
 export function plainObject(name, v, allowed) {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v))
+  const out = Object.create(null);
+  if (v === undefined || v === null) return out;
+  if (typeof v !== 'object' || Array.isArray(v) || isTypedArray(v))
     throw new TypeError(`${name} must be an object, got ${describe(v)}`);
   for (const k of Object.keys(v))
     if (!allowed.includes(k)) throw new TypeError(`${name}: unknown option "${k}" (expected ${allowed.join(', ')})`);
-  return v;
+  for (const k of allowed) {
+    const x = v[k];
+    if (x !== undefined) out[k] = x;
+  }
+  return out;
 }
+
+/** The elements of an array, each read once, after reading its length once (at most maxLength). */
+export function readArray(name, v, maxLength, what = 'an array') {
+  if (!Array.isArray(v)) throw new TypeError(`${name} must be ${what}, got ${describe(v)}`);
+  const n = v.length;
+  if (!Number.isInteger(n) || n < 0 || n > maxLength)
+    throw new RangeError(`${name} must be ${what} of at most ${maxLength} elements, got length ${describe(n)}`);
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = v[i];
+  return out;
+}
+
+const MAX_RANK = 16;
 
 /**
  * A tensor { data, dims }. types: allowed typed-array constructors; ranks:
- * allowed lengths of dims. Returns { data, dims } with dims copied.
+ * allowed lengths of dims. Returns { data, dims }: data a validated view
+ * (snapshotView), dims a plain copy.
  */
 export function tensor(name, t, { types = [Float32Array], ranks, shapeHint }) {
   const typeNames = types.map((c) => c.name).join(' or ');
-  if (t === null || typeof t !== 'object' || ArrayBuffer.isView(t) || Array.isArray(t))
+  if (t === null || typeof t !== 'object' || isTypedArray(t) || Array.isArray(t))
     throw new TypeError(`${name} must be a tensor { data: ${typeNames}, dims: number[] }, got ${describe(t)}`);
-  const { data, dims } = t;
-  if (!types.some((c) => data instanceof c)) throw new TypeError(`${name}.data must be a ${typeNames}, got ${describe(data)}`);
-  if (!Array.isArray(dims)) throw new TypeError(`${name}.dims must be an array of positive integers, got ${describe(dims)}`);
+  const data = t.data, dimsIn = t.dims;
+  const kind = typedArrayKind(data);
+  if (!types.some((c) => c.name === kind)) throw new TypeError(`${name}.data must be a ${typeNames}, got ${describe(data)}`);
+  const dims = readArray(`${name}.dims`, dimsIn, MAX_RANK, 'an array of positive integers');
   dims.forEach((d, i) => positiveInt(`${name}.dims[${i}]`, d));
   if (ranks && !ranks.includes(dims.length))
     throw new RangeError(`${name} must have ${shapeHint}, got dims ${fmtDims(dims)}`);
-  const n = product(dims);
-  if (data.length !== n)
-    throw new RangeError(`${name}.data has ${data.length} elements but dims ${fmtDims(dims)} need ${n}`);
-  return { data, dims: dims.slice() };
+  const view = snapshotView(`${name}.data`, data), n = product(dims), length = typedArrayLength(view);
+  if (length !== n)
+    throw new RangeError(`${name}.data has ${length} elements but dims ${fmtDims(dims)} need ${n}`);
+  return { data: view, dims };
 }
 
 export function expectDim(name, dims, axis, want, what) {
@@ -70,4 +152,20 @@ export function finiteOrMinusInf(name, data) {
     if (x !== x || x === Infinity)
       throw new RangeError(`${name}[${i}] is ${x}; a float mask may hold finite values or -Infinity`);
   }
+}
+
+/**
+ * A snapshot of an object's own enumerable entries (a state_dict, say) in a
+ * null-prototype object, each value read once; undefined values are left out.
+ * expected describes the object in the TypeError for a non-object.
+ */
+export function readEntries(name, v, expected) {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || isTypedArray(v))
+    throw new TypeError(`${name} must be ${expected}, got ${describe(v)}`);
+  const out = Object.create(null);
+  for (const k of Object.keys(v)) {
+    const x = v[k];
+    if (x !== undefined) out[k] = x;
+  }
+  return out;
 }

@@ -21,7 +21,7 @@ import { forward, greedyDecode, initParameters } from './tfjs-model.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { values: args } = parseArgs({ options: {
-  steps: { type: 'string', default: '2500' }, batch: { type: 'string', default: '64' },
+  steps: { type: 'string', default: '3000' }, batch: { type: 'string', default: '64' },
   seed: { type: 'string', default: '1' }, lr: { type: 'string', default: '0.002' },
   dtype: { type: 'string', default: 'F16' }, from: { type: 'string' },
   out: { type: 'string', default: resolve(root, 'web/models/reverse-digits.safetensors') },
