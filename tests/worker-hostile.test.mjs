@@ -1,0 +1,345 @@
+// mha-wasm/worker against hostile or unlucky callers: detached buffers (with
+// and without transfer), getters and Proxies as options, buffers detached while
+// a message is being sent, Node flags the worker must not inherit, and a worker
+// host that answers with garbage. Nothing may hang, keep the process alive, or
+// leave the two sides disagreeing about a layer.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { init } from 'mha-wasm/worker';
+import { blockStateDict, rng, uniform } from './reference.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const workerModule = pathToFileURL(path.join(root, 'bindings/worker.js')).href;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-wasm-worker-hostile-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** p, or a rejection if it has not settled within ms: a hang fails the test instead of stalling it. */
+const settle = (p, ms = 5000) => {
+  let timer;
+  const t = new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`hung: not settled within ${ms} ms`)), ms); });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+};
+const detach = (buffer) => { structuredClone(buffer, { transfer: [buffer] }); };
+const f = (n, s = 1) => Float32Array.from({ length: n }, (_, i) => Math.cos(i * s) * 0.1);
+function weightsFor(E) {
+  const r = rng(E);
+  return { inProjWeight: uniform(r, 3 * E * E, -0.3, 0.3), inProjBias: uniform(r, 3 * E, -0.3, 0.3), outProjWeight: uniform(r, E * E, -0.3, 0.3), outProjBias: uniform(r, E, -0.3, 0.3) };
+}
+
+/** Runs an ES module script (written to a temp file) with node flags; it must exit by itself. */
+function runScript(name, source, flags = [], timeout = 30000) {
+  const file = path.join(tmp, `${name}.mjs`);
+  fs.writeFileSync(file, source);
+  const res = spawnSync(process.execPath, [...flags, file], { cwd: root, encoding: 'utf8', timeout });
+  assert.equal(res.error, undefined, `${name} ${flags.join(' ')}: did not exit within ${timeout / 1000} s (${res.error}); stdout: ${res.stdout}`);
+  return res;
+}
+
+test('a call whose input buffer is detached rejects with a TypeError naming it, with or without transfer', async () => {
+  const mha = await init({ threads: 1 });
+  try {
+    const E = 8;
+    const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: 2 });
+    await settle(layer.setWeights(weightsFor(E)));
+    const dims = [2, E];
+    const detachedMsg = (name) => ({ name: 'TypeError', message: new RegExp(`^MultiHeadAttention\\.forward: ${name.replace(/\./g, '\\.')} .*detached`) });
+
+    // Moved away by structuredClone, then sent with and without transfer.
+    const x = f(2 * E);
+    detach(x.buffer);
+    await assert.rejects(settle(layer.forward({ data: x, dims }, null, null, { transfer: true })), detachedMsg('query.data'));
+    await assert.rejects(settle(layer.forward({ data: x, dims })), detachedMsg('query.data'));
+    // Moved away by an earlier transfer call.
+    const y = f(2 * E);
+    await settle(layer.forward({ data: y, dims }, null, null, { transfer: true }));
+    await assert.rejects(settle(layer.forward({ data: y, dims }, null, null, { transfer: true })), detachedMsg('query.data'));
+    // A detached tensor in an option.
+    const mask = new Float32Array(4);
+    detach(mask.buffer);
+    await assert.rejects(settle(layer.forward({ data: f(2 * E), dims }, null, null, { attnMask: { data: mask, dims: [2, 2] }, transfer: true })),
+      detachedMsg('options.attnMask.data'));
+    // setWeights with transfer: nothing is moved when one of the weights is detached.
+    const w = weightsFor(E);
+    detach(w.outProjBias.buffer);
+    await assert.rejects(settle(layer.setWeights(w, { transfer: true })), { name: 'TypeError', message: /^MultiHeadAttention\.setWeights: weights\.outProjBias .*detached/ });
+    assert.equal(w.inProjWeight.length, 3 * E * E, 'the other weights were not transferred');
+    await assert.rejects(settle(layer.setWeights({ ...weightsFor(E), inProjWeight: { data: x, dims: [3 * E, E] } })),
+      { name: 'TypeError', message: /^MultiHeadAttention\.setWeights: weights\.inProjWeight\.data .*detached/ });
+    // scaledDotProductAttention.
+    const q = new Float32Array(8);
+    detach(q.buffer);
+    await assert.rejects(settle(mha.scaledDotProductAttention({ data: q, dims: [1, 1, 1, 8] }, { data: f(8), dims: [1, 1, 1, 8] }, { data: f(8), dims: [1, 1, 1, 8] }, { transfer: true })),
+      { name: 'TypeError', message: /^scaledDotProductAttention: query\.data .*detached/ });
+
+    // A getter read after the query was looked at detaches the query's buffer.
+    const z = f(2 * E);
+    const sneakyMask = { get data() { detach(z.buffer); return new Float32Array(4); }, dims: [2, 2] };
+    await assert.rejects(settle(layer.forward({ data: z, dims }, null, null, { attnMask: sneakyMask, transfer: true })), detachedMsg('query.data'));
+    // A getter that structured clone runs while the message is being serialized
+    // detaches a transferred buffer: the worker cannot read the message.
+    class Sneaky { constructor(buf) { Object.defineProperty(this, 'x', { enumerable: true, get() { detach(buf); return 1; } }); } }
+    const u = f(2 * E);
+    await assert.rejects(settle(layer.forward({ data: u, dims }, null, null, { transfer: true, sneaky: new Sneaky(u.buffer) })),
+      { name: 'TypeError', message: /^MultiHeadAttention\.forward: the worker could not read the arguments/ });
+
+    // The worker still works, and every call above was settled.
+    const ok = await settle(layer.forward({ data: f(2 * E), dims }));
+    assert.deepEqual(ok.output.dims, dims);
+    assert.equal((await settle(mha.stats())).workerLayers, 1);
+  } finally {
+    mha.terminate();
+  }
+});
+
+test('inputs are snapshots at call time: shared memory is copied, long arrays are not walked, a disposed cache is named', async () => {
+  const mha = await init({ threads: 1 });
+  try {
+    const E = 16, L = 64;
+    const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: 2 });
+    await settle(layer.setWeights(weightsFor(E)));
+    const x = f(L * E, 0.37);
+    const want = (await settle(layer.forward({ data: x, dims: [L, E] }))).output.data;
+    // The worker is kept busy, so it reads the second request well after the caller changed its data.
+    const busy = layer.forward({ data: f(512 * E), dims: [512, E] });
+    const sab = new Float32Array(new SharedArrayBuffer(x.byteLength));
+    sab.set(x);
+    const got = layer.forward({ data: sab, dims: [L, E] });
+    sab.fill(7);
+    await settle(busy);
+    assert.deepEqual((await settle(got)).output.data, want, 'the worker saw the data as it was at the call');
+    // A shared view of part of a buffer.
+    const big = new Float32Array(new SharedArrayBuffer(3 * x.byteLength));
+    big.set(x, L * E);
+    assert.deepEqual((await settle(layer.forward({ data: big.subarray(L * E, 2 * L * E), dims: [L, E] }))).output.data, want);
+
+    await assert.rejects(settle(layer.forward({ data: x, dims: new Array(2 ** 32 - 1) }), 2000), (e) => e instanceof TypeError || e instanceof RangeError);
+    const cache = layer.createCache({ maxLength: 4 });
+    cache.dispose();
+    await assert.rejects(settle(layer.forward({ data: f(E), dims: [1, E] }, null, null, { cache })), { message: 'MultiHeadAttention.forward: options.cache has been disposed' });
+  } finally {
+    mha.terminate();
+  }
+});
+
+test('a script whose worker calls fail before or while sending exits by itself', () => {
+  const res = runScript('failed-calls-exit', `
+    import { init } from ${JSON.stringify(workerModule)};
+    const mha = await init({ threads: 2 });
+    const E = 8, dims = [2, E];
+    const f = (n) => Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 0.1);
+    const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: 2 });
+    await layer.setWeights({ inProjWeight: f(3 * E * E), inProjBias: f(3 * E), outProjWeight: f(E * E), outProjBias: f(E) });
+    const detached = () => { const a = f(2 * E); structuredClone(a.buffer, { transfer: [a.buffer] }); return a; };
+    const errors = [];
+    const attempt = async (p) => { try { await p; errors.push('resolved'); } catch (e) { errors.push(e.name); } };
+    await attempt(layer.forward({ data: detached(), dims }, null, null, { transfer: true }));
+    await attempt(layer.forward({ data: detached(), dims }));
+    await attempt(layer.forward({ data: () => 1, dims }));
+    await attempt(layer.setWeights({ inProjWeight: detached(), inProjBias: f(3 * E), outProjWeight: f(E * E), outProjBias: f(E) }, { transfer: true }));
+    const u = f(2 * E);
+    const sneaky = {};
+    Object.defineProperty(sneaky, 'x', { enumerable: true, get() { structuredClone(u.buffer, { transfer: [u.buffer] }); return 1; } });
+    class Box { constructor() { this.inner = sneaky; } }
+    await attempt(layer.forward({ data: u, dims }, null, null, { transfer: true, box: new Box() }));
+    console.log(errors.join(' '));`, [], 20000);
+  assert.equal(res.status, 0, res.stderr);
+  assert.equal(res.stdout.trim(), 'TypeError TypeError TypeError TypeError TypeError');
+});
+
+test('init() works in a process started with flags a worker does not accept; --jitless rejects clearly', () => {
+  const script = `
+    import { init } from ${JSON.stringify(workerModule)};
+    let mha;
+    try {
+      mha = await init({ threads: 2 });
+    } catch (e) {
+      console.log(JSON.stringify({ rejected: e.name, message: e.message }));
+      process.exit(0);
+    }
+    const layer = new mha.MultiHeadAttention({ embedDim: 8, numHeads: 2 });
+    const f = (n) => Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 0.1);
+    await layer.setWeights({ inProjWeight: f(192), inProjBias: f(24), outProjWeight: f(64), outProjBias: f(8) });
+    const { output } = await layer.forward({ data: f(16), dims: [2, 8] });
+    console.log(JSON.stringify({ threads: mha.threads, n: output.data.length }));`;
+  const flagSets = [[], ['--max-old-space-size=512'], ['--max-semi-space-size=16'], ['--expose-gc'], ['--stack-size=900'],
+    ['--no-warnings'], ['--trace-warnings'], ['--title=mha-wasm-test'], ['--zero-fill-buffers'], ['--no-opt'],
+    ['--conditions=development', '--experimental-vm-modules'], ['--expose-gc', '--max-old-space-size=300', '--no-warnings']];
+  for (const flags of flagSets) {
+    const res = runScript('flags', script, flags);
+    assert.equal(res.status, 0, `${flags.join(' ')}: ${res.stderr}`);
+    assert.deepEqual(JSON.parse(res.stdout.trim()), { threads: 2, n: 16 }, `${flags.join(' ')}: ${res.stdout} ${res.stderr}`);
+  }
+  // No WebAssembly without a JIT in Node >= 20 (V8 leaves it out): init rejects with an Error saying so.
+  const res = runScript('flags', script, ['--jitless']);
+  assert.equal(res.status, 0, res.stderr);
+  const out = JSON.parse(res.stdout.trim());
+  if (out.rejected !== undefined) {
+    assert.equal(out.rejected, 'Error');
+    assert.match(out.message, /WebAssembly/);
+  } else {
+    assert.deepEqual(out, { threads: 2, n: 16 });
+  }
+});
+
+test('Proxy options work as plain objects, a revoked Proxy is refused at construction', async () => {
+  const mha = await init({ threads: 1 });
+  try {
+    const E = 8, F = 16, r = rng(3);
+    const mhaLayer = new mha.MultiHeadAttention(new Proxy({ embedDim: E, numHeads: 2 }, {}));
+    assert.deepEqual([mhaLayer.embedDim, mhaLayer.numHeads, mhaLayer.kdim], [E, 2, E]);
+    await settle(mhaLayer.setWeights(weightsFor(E)));
+    assert.deepEqual((await settle(mhaLayer.forward({ data: f(2 * E), dims: [2, E] }))).output.dims, [2, E]);
+    const cache = mhaLayer.createCache(new Proxy({ maxLength: 2 }, {}));
+    await settle(mhaLayer.forward({ data: f(E), dims: [1, E] }, null, null, { cache }));
+    assert.equal(cache.length, 1);
+
+    const enc = new mha.TransformerEncoderLayer(new Proxy({ dModel: E, nhead: 2, dimFeedforward: F }, {}));
+    await settle(enc.setWeights(blockStateDict(r, E, F, true)));
+    assert.deepEqual((await settle(enc.forward({ data: f(3 * E), dims: [3, E] }))).dims, [3, E]);
+    const dec = new mha.TransformerDecoderLayer(new Proxy({ dModel: E, nhead: 2, dimFeedforward: F, normFirst: true }, {}));
+    assert.equal(dec.normFirst, true);
+    await settle(dec.setWeights(blockStateDict(r, E, F, true, true)));
+    assert.deepEqual((await settle(dec.forward({ data: f(3 * E), dims: [3, E] }, { data: f(2 * E), dims: [2, E] }))).dims, [3, E]);
+    const norm = new mha.LayerNorm(new Proxy({ normalizedShape: new Proxy([E], {}), eps: 1e-3 }, {}));
+    assert.deepEqual([norm.normalizedShape, norm.eps], [[E], 1e-3]);
+    assert.deepEqual((await settle(norm.forward({ data: f(2 * E), dims: [2, E] }))).dims, [2, E]);
+
+    const { proxy, revoke } = Proxy.revocable({ embedDim: E, numHeads: 2 }, {});
+    revoke();
+    assert.throws(() => new mha.MultiHeadAttention(proxy), TypeError);
+    assert.throws(() => new mha.LayerNorm(new Proxy({}, { ownKeys() { throw new RangeError('no keys'); } })), /no keys/);
+    assert.equal((await settle(mha.stats())).workerLayers, 5);
+  } finally {
+    mha.terminate();
+  }
+});
+
+test('an option getter that answers differently on each read cannot make the worker disagree with the caller', async () => {
+  const mha = await init({ threads: 1 });
+  try {
+    const E = 8, F = 16, r = rng(5);
+    const shifty = (base, key, first, later) => { let n = 0; return Object.defineProperty({ ...base }, key, { enumerable: true, get: () => (n++ === 0 ? first : later) }); };
+
+    const layer = new mha.MultiHeadAttention(shifty({ numHeads: 2 }, 'embedDim', E, 2 * E));
+    assert.equal(layer.embedDim, E);
+    await settle(layer.setWeights(weightsFor(E)));
+    assert.deepEqual((await settle(layer.forward({ data: f(2 * E), dims: [2, E] }))).output.dims, [2, E]);
+
+    for (const Kind of [mha.TransformerEncoderLayer, mha.TransformerDecoderLayer]) {
+      const block = new Kind(shifty({ nhead: 2, dimFeedforward: F }, 'dModel', E, 2 * E));
+      assert.equal(block.dModel, E);
+      await settle(block.setWeights(blockStateDict(r, E, F, true, Kind === mha.TransformerDecoderLayer)));
+      const out = Kind === mha.TransformerDecoderLayer ? block.forward({ data: f(3 * E), dims: [3, E] }, { data: f(2 * E), dims: [2, E] }) : block.forward({ data: f(3 * E), dims: [3, E] });
+      assert.deepEqual((await settle(out)).dims, [3, E]);
+    }
+
+    const norm = new mha.LayerNorm(shifty({}, 'normalizedShape', [E], [2 * E]));
+    assert.deepEqual(norm.normalizedShape, [E]);
+    assert.deepEqual((await settle(norm.forward({ data: f(2 * E), dims: [2, E] }))).dims, [2, E]);
+
+    // createCache: maxLength 2 on both sides.
+    const cache = layer.createCache(shifty({}, 'maxLength', 2, 100));
+    assert.equal(cache.maxLength, 2);
+    for (let i = 0; i < 2; i++) await settle(layer.forward({ data: f(E), dims: [1, E] }, null, null, { cache }));
+    await assert.rejects(settle(layer.forward({ data: f(E), dims: [1, E] }, null, null, { cache })), { name: 'RangeError', message: /holds 2 of its maxLength 2/ });
+
+    // forward's options are read once: the cache the worker steps is the one whose length moves here.
+    const a = layer.createCache({ maxLength: 4 }), b = layer.createCache({ maxLength: 4 });
+    let n = 0;
+    const opts = Object.defineProperty({}, 'cache', { enumerable: true, get: () => (n++ % 2 ? b : a) });
+    await settle(layer.forward({ data: f(E), dims: [1, E] }, null, null, opts));
+    assert.deepEqual([a.length, b.length], [1, 0]);
+    await settle(layer.forward({ data: f(E), dims: [1, E] }, null, null, { cache: b }));
+    assert.deepEqual([a.length, b.length], [1, 1], 'b was empty in the worker too');
+  } finally {
+    mha.terminate();
+  }
+});
+
+test('a worker host answering with garbage cannot crash the caller or leave a call unsettled', () => {
+  // A stand-in for worker-host.js: the init handshake, then one odd answer per stats() call.
+  const host = path.join(tmp, 'fake-host.mjs');
+  fs.writeFileSync(host, `
+    import { parentPort } from 'node:worker_threads';
+    let calls = 0;
+    parentPort.on('message', ({ id, op }) => {
+      if (op === 'init') return parentPort.postMessage({ id, ok: true, value: { threads: 1, features: {}, build: 'fake' } });
+      switch (calls++) {
+        case 0:  // garbage, an answer for an unknown id, then the answer
+          parentPort.postMessage(null);
+          parentPort.postMessage(42);
+          parentPort.postMessage({ id: 9999, ok: true, value: 'stray' });
+          return parentPort.postMessage({ id, ok: true, value: 'first' });
+        case 1: return parentPort.postMessage({ id, ok: false, error: { name: 'toString', message: 'odd name' } });
+        case 2: return parentPort.postMessage({ id, ok: false, error: { name: 'constructor', message: 'odder name' } });
+        case 3: return parentPort.postMessage({ id, ok: false, error: null });
+        case 4: {  // an answer the caller cannot read
+          const v = new Uint8Array(8);
+          structuredClone(v.buffer, { transfer: [v.buffer] });
+          return parentPort.postMessage({ id, ok: true, value: v }, [v.buffer]);
+        }
+        case 5: return parentPort.postMessage({ id, ok: true, value: 'still here' });
+        default: process.exit(3);
+      }
+    });
+    parentPort.postMessage({ ready: true });`);
+  const res = runScript('fake-host-caller', `
+    import { init } from ${JSON.stringify(workerModule)};
+    process.on('uncaughtException', (e) => { console.log('uncaught ' + e.message); process.exit(1); });
+    const mha = await init({ workerUrl: ${JSON.stringify(pathToFileURL(host).href)} });
+    const out = [];
+    for (let i = 0; i < 7; i++) {
+      try { out.push('ok ' + await mha.stats()); } catch (e) { out.push((e instanceof Error ? e.name : 'non-Error ' + typeof e) + ' ' + e.message); }
+    }
+    console.log(JSON.stringify(out));`, [], 20000);
+  assert.equal(res.status, 0, res.stdout + res.stderr);
+  const out = JSON.parse(res.stdout.trim());
+  assert.equal(out[0], 'ok first');
+  assert.equal(out[1], 'Error odd name');
+  assert.equal(out[2], 'Error odder name');
+  assert.match(out[3], /^Error /);
+  assert.match(out[4], /^Error .*could not read/);
+  assert.equal(out[5], 'ok still here');
+  assert.match(out[6], /^Error .*the worker stopped/);
+});
+
+test('the worker host answers every request even after malformed ones, and reports a message it could not read', async () => {
+  const w = new Worker(new URL('../bindings/worker-host.js', import.meta.url));
+  const got = [];
+  let wake = () => {};
+  w.on('message', (m) => { got.push(m); wake(); });
+  const next = async (pred) => {
+    for (;;) {
+      const i = got.findIndex(pred);
+      if (i >= 0) return got.splice(i, 1)[0];
+      await settle(new Promise((res) => { wake = res; }));
+    }
+  };
+  try {
+    await next((m) => m && m.ready);
+    w.postMessage(null);
+    w.postMessage('hello');
+    w.postMessage({ id: 'x', op: 'stats', args: [] });
+    w.postMessage({ id: 1, op: 'toString', args: [] });
+    w.postMessage({ id: 2, op: 'init', args: 5 });
+    w.postMessage({ id: 3, op: 'init', args: [{ threads: 1, baseUrl: new URL('../dist/', import.meta.url).href, urls: {} }] });
+    assert.deepEqual(await next((m) => m.id === 1), { id: 1, ok: false, error: { name: 'TypeError', message: 'mha-wasm/worker: unknown operation "toString"' } });
+    assert.equal((await next((m) => m.id === 2)).ok, false);
+    assert.equal((await next((m) => m.id === 3)).ok, true);
+    const v = new Uint8Array(8);
+    detach(v.buffer);
+    w.postMessage({ id: 4, op: 'stats', args: [v] }, [v.buffer]);
+    assert.deepEqual(await next((m) => m.unreadable), { unreadable: true, after: 3 });
+    w.postMessage({ id: 5, op: 'stats', args: [] });
+    assert.equal((await next((m) => m.id === 5)).ok, true);
+    assert.deepEqual(got, [], 'no answer for the malformed messages or the unreadable one');
+  } finally {
+    await w.terminate();
+  }
+});
