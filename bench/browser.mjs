@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve } from '../scripts/serve.mjs';
-import { launchChromium } from '../tests/chromium.mjs';
+import { launchChromium } from '../scripts/chromium.mjs';
 import { args, buildPeak, sizes } from './bench.mjs';
 import { SHAPES, TWO_THREAD_SHAPES, buildOnnx, makeData, table } from './peers.mjs';
 

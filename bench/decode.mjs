@@ -58,7 +58,7 @@ layer.dispose();
   const tf = await import('@tensorflow/tfjs');
   const { parseSafetensors, safetensorsMetadata } = await import('../bindings/index.js');
   const { DigitsModel } = await import('../web/digits-model.js');
-  const { greedyDecode } = await import('../examples/digits/tfjs-model.mjs');
+  const { greedyDecode } = await import('../scripts/digits-tfjs-model.mjs');
   const { SEP, randomDigits, rng, sequence } = await import('../web/digits.js');
   await tf.setBackend('cpu');
   const bytes = fs.readFileSync(new URL('../web/models/reverse-digits.safetensors', import.meta.url));

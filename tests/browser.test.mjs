@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { serve } from '../scripts/serve.mjs';
-import { launchChromium, watch } from './chromium.mjs';
+import { launchChromium, watch } from '../scripts/chromium.mjs';
 
 // The package's bindings/ and dist/, and tests/ for the reference, on a blank page.
 const serveTest = (isolated) => serve({

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { init, parseSafetensors, safetensorsMetadata } from 'mha-wasm';
 import * as tf from '@tensorflow/tfjs';
-import { forward as tfForward } from '../examples/digits/tfjs-model.mjs';
+import { forward as tfForward } from '../scripts/digits-tfjs-model.mjs';
 import { DigitsModel } from '../web/digits-model.js';
 import { MAX_DIGITS, isHeldOut, randomDigits, rng, sequence } from '../web/digits.js';
 

@@ -12,7 +12,7 @@ import { init, parseSafetensors, safetensorsMetadata } from 'mha-wasm';
 import { serve } from '../scripts/serve.mjs';
 import { DigitsModel } from '../web/digits-model.js';
 import { embedBatch, tokenize } from '../web/model.js';
-import { launchChromium, watch } from './chromium.mjs';
+import { launchChromium, watch } from '../scripts/chromium.mjs';
 import { mhaReference, relErr, rng, uniform } from './reference.mjs';
 import { f32File } from './safetensors-file.mjs';
 

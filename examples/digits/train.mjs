@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { encodeSafetensors, parseSafetensors, safetensorsMetadata } from '../../bindings/safetensors.js';
 import { MAX_DIGITS, MAX_POSITIONS, SEP, VOCAB, randomDigits, rng, sequence } from '../../web/digits.js';
-import { forward, greedyDecode, initParameters } from './tfjs-model.mjs';
+import { forward, greedyDecode, initParameters } from '../../scripts/digits-tfjs-model.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { values: args } = parseArgs({ options: {

@@ -1,5 +1,6 @@
 // Headless Debian Chromium driven by playwright-core (no browser downloads),
-// with the flags this environment needs. Shared by the browser tests.
+// with the flags this environment needs. Shared by the browser tests
+// (tests/browser.test.mjs, tests/web.test.mjs) and npm run bench:browser.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';

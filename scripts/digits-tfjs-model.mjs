@@ -3,6 +3,9 @@
 // blocks with a causal mask, a final LayerNorm, a linear head). Parameters are
 // kept under PyTorch's state_dict names, so the trained weights export as they
 // are and load into mha-wasm's TransformerEncoderLayer and LayerNorm.
+// Node-only (TF.js is a dev dependency), shared by the training example
+// (examples/digits/train.mjs), the test that checks mha-wasm against it
+// (tests/trained-model.test.mjs) and npm run bench:decode.
 import * as tf from '@tensorflow/tfjs';
 
 /** PyTorch's state_dict names and dims of the model. */
