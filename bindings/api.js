@@ -1,35 +1,81 @@
-// The object init() resolves to: the classes and functions bound to one runtime.
-import { makeMultiHeadAttention } from './layer.js';
-import { makeScaledDotProductAttention } from './sdpa.js';
-import { makeKVCache } from './kvcache.js';
-import { makeLayerNorm } from './layernorm.js';
-import { makeTransformerBlocks } from './transformer.js';
+// The object init() resolves to, defined once for both APIs over a backend:
+//   - localBackend(rt): the runtime is in this thread; methods return results.
+//   - the worker backend (worker.js): the runtime is in a worker; methods return
+//     Promises of the same results.
+// Either way the classes read and check every argument here, where the call is
+// made, and the backend runs the op of the same name from ops.js.
+import { defineKVCache } from './kvcache.js';
+import { defineMultiHeadAttention } from './layer.js';
+import { defineLayerNorm } from './layernorm.js';
+import { makeNative } from './native.js';
+import { makeOps } from './ops.js';
+import { defineSdpa } from './sdpa.js';
+import { defineBlocks } from './transformer.js';
 
-const runtimes = new WeakMap();  // api -> Runtime
+/**
+ * A backend: { async, run(fn), then(value, fn), checkAlive(), create(kind, cfg, what) -> id,
+ * call(op, args, { transfer, what }), release(id) }. run(fn) runs a method's body
+ * (throwing, or rejecting when async); then(v, fn) maps a call's result;
+ * checkAlive() throws once the runtime (or its worker) has stopped.
+ */
+export function localBackend(rt) {
+  const ops = makeOps(rt);
+  let nextId = 1;
+  return {
+    async: false,
+    rt,
+    ops,
+    run: (fn) => fn(),
+    checkAlive: () => rt.checkAlive(),
+    then: (value, fn) => fn(value),
+    create(kind, cfg) {
+      const id = nextId++;
+      ops.create(id, kind, cfg);
+      return id;
+    },
+    call: (op, args) => ops.call(op, args),
+    release(id) {
+      try {
+        ops.dispose(id);
+      } catch { /* the runtime stopped: nothing to free */ }
+    },
+  };
+}
 
-/** The Runtime behind an api object (for init's memo and for tests). */
-export const runtimeOf = (api) => runtimes.get(api);
+const backends = new WeakMap();  // api -> its backend
 
-export function createApi(rt, info) {
-  const caches = makeKVCache(rt);
-  const blocks = makeTransformerBlocks(rt, caches);
+/** The backend behind an api object (for init's memo and for tests). */
+export const backendOf = (api) => backends.get(api);
+
+/**
+ * The api object over backend. info: { threads, features, build, threadsNote };
+ * extra: members only one API has (terminate for the worker).
+ */
+export function defineApi(backend, info, extra = {}) {
+  const { Native, live } = makeNative(backend);
+  const caches = defineKVCache({ backend, Native, live });
+  const ctx = { backend, Native, live, caches };
+  const blocks = defineBlocks(ctx);
   const api = {
     threads: info.threads,
     features: info.features,
     /** Which build runs: 'mha-wasm-threads' or 'mha-wasm-simd'. */
     build: info.build,
-    /** Why the single-thread build runs although threads were asked for, else null. */
+    /** Why fewer threads run than were asked for, else null. */
     threadsNote: info.threadsNote,
-    MultiHeadAttention: makeMultiHeadAttention(rt, caches),
-    scaledDotProductAttention: makeScaledDotProductAttention(rt),
-    LayerNorm: makeLayerNorm(rt),
+    MultiHeadAttention: defineMultiHeadAttention(ctx),
+    scaledDotProductAttention: defineSdpa(ctx),
+    LayerNorm: defineLayerNorm(ctx),
     TransformerEncoderLayer: blocks.TransformerEncoderLayer,
     TransformerDecoderLayer: blocks.TransformerDecoderLayer,
-    /** Diagnostics: wasm heap size and layers not yet freed. */
-    stats: () => ({ wasmMemoryBytes: rt.memoryBytes(), liveLayers: rt.mod.liveLayers() }),  // layers and caches
+    /** Diagnostics: wasm heap size and layers, blocks, LayerNorms and caches not yet freed. */
+    stats: () => backend.run(() => backend.call('stats', [], { what: 'stats' })),
+    ...extra,
   };
   Object.freeze(api);
-  runtimes.set(api, rt);
+  backends.set(api, backend);
   return api;
 }
 
+/** The Runtime behind an api object of the main API (tests). */
+export const runtimeOf = (api) => backends.get(api)?.rt;

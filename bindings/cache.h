@@ -1,5 +1,7 @@
 // The KV cache object JS holds (see layer.createCache): self-attention's keys and
 // values, and for a decoder layer the projected memory of the cross-attention.
+// Its buffers are allocated on first use (ready()), so creating a cache never
+// fails for lack of memory in either API: the first forward that uses it does.
 #pragma once
 #include "mha.h"
 #include "runtime.h"
@@ -8,19 +10,31 @@ namespace mha_bind {
 
 class Cache {
  public:
-  Cache(int batch, int capacity, int width) : status_(self_.init(batch, capacity, width)) {}
-  int status() const { return static_cast<int>(status_); }
+  // config: a CacheConfig record.
+  explicit Cache(uint32_t config) : cfg_(record<mha::abi::CacheConfig>(config)) {}
+  // Allocates the buffers if not done yet; kOutOfMemory if they do not fit.
+  mha::Status ready() {
+    if (!allocated_) {
+      const mha::Status s = self_.init(cfg_.batch, cfg_.capacity, cfg_.width);
+      if (s != mha::Status::kOk) return s;
+      allocated_ = true;
+    }
+    return mha::Status::kOk;
+  }
+  int readyStatus() { return static_cast<int>(ready()); }
   int length() const { return self_.length(); }
   int crossLength() const { return cross_.length(); }
   void reset() { self_.reset(), cross_.reset(); }
+  // Bytes ready() needs: keys and values of batch x capacity x width floats.
+  double requestBytes() const { return 2.0 * cfg_.batch * cfg_.capacity * cfg_.width * sizeof(float); }
   double memoryBytes() const { return static_cast<double>(self_.memory_bytes() + cross_.memory_bytes()); }
-  // Null when the buffers could not be allocated (forward then refuses to run).
-  mha::KVCache* self() { return status_ == mha::Status::kOk ? &self_ : nullptr; }
-  mha::KVCache* cross() { return status_ == mha::Status::kOk ? &cross_ : nullptr; }
+  mha::KVCache* self() { return &self_; }
+  mha::KVCache* cross() { return &cross_; }
 
  private:
+  mha::abi::CacheConfig cfg_;
+  bool allocated_ = false;
   mha::KVCache self_, cross_;
-  mha::Status status_;
   LiveCount live_;
 };
 

@@ -1,6 +1,7 @@
 // Embind glue for the MultiHeadAttention layer. The JS wrapper validates every
 // argument and names it in its errors; this side re-checks what would be unsafe
-// and reports failures as status codes (see src/status.h).
+// and reports failures as status codes (abi.h's Status). Each call takes one
+// record (abi.h) written into wasm memory by the JS side.
 #include <emscripten/bind.h>
 
 #include <cstdint>
@@ -12,53 +13,59 @@
 namespace mha_bind {
 namespace {
 
-mha::MhaConfig make_config(int E, int H, int kdim, int vdim, bool bias) {
-  mha::MhaConfig c;
-  c.embed_dim = E, c.num_heads = H, c.kdim = kdim, c.vdim = vdim, c.bias = bias;
-  // An invalid config (the JS wrapper never sends one) becomes a 1x1 layer whose
-  // set_weights/forward refuse to run, rather than undefined behaviour.
-  if (!mha::MultiHeadAttention::valid(c)) c = mha::MhaConfig{1, 1, 1, 1, false};
-  return c;
+mha::MhaConfig make_config(const mha::abi::LayerConfig& r) {
+  return mha::MhaConfig{r.embed_dim, r.num_heads, r.kdim, r.vdim, r.bias != 0};
+}
+
+// An invalid config (the JS wrapper never sends one) becomes a 1x1 layer whose
+// set_weights/forward refuse to run, rather than undefined behaviour.
+mha::MhaConfig checked(const mha::MhaConfig& c) {
+  return mha::MultiHeadAttention::valid(c) ? c : mha::MhaConfig{1, 1, 1, 1, false};
 }
 
 class Layer {
  public:
-  Layer(int E, int H, int kdim, int vdim, bool bias)
-      : valid_(mha::MultiHeadAttention::valid(mha::MhaConfig{E, H, kdim, vdim, bias})),
-        impl_(make_config(E, H, kdim, vdim, bias)) {}
+  // config: a LayerConfig record.
+  explicit Layer(uint32_t config)
+      : valid_(mha::MultiHeadAttention::valid(make_config(record<mha::abi::LayerConfig>(config)))),
+        impl_(checked(make_config(record<mha::abi::LayerConfig>(config)))) {}
 
-  int setWeights(double inProj, double q, double k, double v, double inBias, double outW, double outB) {
+  // weights: an MhaWeights record.
+  int setWeights(uint32_t weights) {
     if (!valid_) return static_cast<int>(mha::Status::kInvalidArgument);
+    const mha::abi::MhaWeights& r = record<mha::abi::MhaWeights>(weights);
     mha::MhaWeights w;
-    w.in_proj_weight = ptr<const float>(inProj);
-    w.q_proj_weight = ptr<const float>(q);
-    w.k_proj_weight = ptr<const float>(k);
-    w.v_proj_weight = ptr<const float>(v);
-    w.in_proj_bias = ptr<const float>(inBias);
-    w.out_proj_weight = ptr<const float>(outW);
-    w.out_proj_bias = ptr<const float>(outB);
+    w.in_proj_weight = ptr<const float>(r.in_proj_weight);
+    w.q_proj_weight = ptr<const float>(r.q_proj_weight);
+    w.k_proj_weight = ptr<const float>(r.k_proj_weight);
+    w.v_proj_weight = ptr<const float>(r.v_proj_weight);
+    w.in_proj_bias = ptr<const float>(r.in_proj_bias);
+    w.out_proj_weight = ptr<const float>(r.out_proj_weight);
+    w.out_proj_bias = ptr<const float>(r.out_proj_bias);
     return static_cast<int>(impl_.set_weights(w));
   }
 
-  // maskKind: 0 none, 1 bool, 2 float; maskBroadcast: attn mask is [Lq, Lk].
-  // weights: 0 for none. cache: null, or self-attention whose new keys and values
-  // are appended to it (Lk = the cached length after the append).
-  int forward(int B, int Lq, int Lk, double query, double key, double value, int maskKind, double mask,
-              bool maskBroadcast, double keyPadding, bool causal, double output, double weights,
-              bool averageWeights, Cache* cache) {
-    if (!valid_ || (cache && !cache->self())) return static_cast<int>(mha::Status::kInvalidArgument);
+  // args: an MhaForward record. cache: null, or self-attention whose new keys and
+  // values are appended to it (lk = the cached length after the append).
+  int forward(uint32_t args, Cache* cache) {
+    if (!valid_) return static_cast<int>(mha::Status::kInvalidArgument);
+    mha::KVCache* kv = nullptr;
+    if (cache) {
+      const mha::Status s = cache->ready();
+      if (s != mha::Status::kOk) return static_cast<int>(s);
+      kv = cache->self();
+    }
+    const mha::abi::MhaForward& r = record<mha::abi::MhaForward>(args);
     mha::MhaForwardArgs a;
-    a.B = B, a.Lq = Lq, a.Lk = Lk;
-    a.query = ptr<const float>(query);
-    a.key = ptr<const float>(key);
-    a.value = ptr<const float>(value);
-    set_mask(a.mask, maskKind, mask, maskBroadcast, impl_.config().num_heads, Lq, Lk);
-    a.mask.key_padding = ptr<const uint8_t>(keyPadding);
-    a.mask.causal = causal;
-    a.output = ptr<float>(output);
-    a.weights = ptr<float>(weights);
-    a.average_weights = averageWeights;
-    if (cache) return static_cast<int>(impl_.forward_cached(a, *cache->self(), mha::CacheMode::kAppend, pool()));
+    a.B = r.batch, a.Lq = r.lq, a.Lk = r.lk;
+    a.query = ptr<const float>(r.query);
+    a.key = ptr<const float>(r.key);
+    a.value = ptr<const float>(r.value);
+    MHA_SET_MASK(a.mask, r, , impl_.config().num_heads, r.lq, r.lk);
+    a.output = ptr<float>(r.output);
+    a.weights = ptr<float>(r.weights);
+    a.average_weights = r.average_weights != 0;
+    if (kv) return static_cast<int>(impl_.forward_cached(a, *kv, mha::CacheMode::kAppend, pool()));
     return static_cast<int>(impl_.forward(a, pool()));
   }
 
@@ -76,7 +83,7 @@ class Layer {
 
 EMSCRIPTEN_BINDINGS(mha_layer) {
   emscripten::class_<mha_bind::Layer>("Layer")
-      .constructor<int, int, int, int, bool>()
+      .constructor<uint32_t>()
       .function("setWeights", &mha_bind::Layer::setWeights)
       .function("forward", &mha_bind::Layer::forward, emscripten::allow_raw_pointers())
       .function("lastRequestBytes", &mha_bind::Layer::lastRequestBytes)

@@ -1,7 +1,7 @@
 // Embind glue for the runtime: thread pool, scaled dot-product attention, stats.
-// Pointers cross the boundary as plain numbers (byte offsets into the wasm
-// heap); the JS wrapper owns the copies in and out. Failures come back as
-// status codes, never as aborts.
+// Calls take one record (abi.h) written by the JS wrapper, which validates every
+// argument first and owns the copies in and out. Failures come back as status
+// codes, never as aborts.
 #include <emscripten/bind.h>
 
 #include <memory>
@@ -44,22 +44,20 @@ bool threaded_build() {
 #endif
 }
 
-// q/k/v/out are [B,H,L,*] contiguous. maskKind: 0 none, 1 bool, 2 float;
-// maskBroadcast: the attn mask is [Lq, Lk] rather than [B, H, Lq, Lk].
-int sdpa(int B, int H, int Lq, int Lk, int D, int Dv, double q, double k, double v, double out, double scale,
-         int maskKind, double mask, bool maskBroadcast, double keyPadding, bool causal, double weights) {
+// q/k/v/output are [B,H,L,*] contiguous.
+int sdpa(uint32_t rec) {
+  const mha::abi::Sdpa& r = record<mha::abi::Sdpa>(rec);
+  const size_t H = r.heads, Lq = r.lq, Lk = r.lk, D = r.d, Dv = r.dv;
   mha::AttentionArgs a;
-  a.B = B, a.H = H, a.Lq = Lq, a.Lk = Lk, a.D = D, a.Dv = Dv;
-  a.q = {ptr<const float>(q), static_cast<size_t>(H) * Lq * D, static_cast<size_t>(Lq) * D, static_cast<size_t>(D)};
-  a.k = {ptr<const float>(k), static_cast<size_t>(H) * Lk * D, static_cast<size_t>(Lk) * D, static_cast<size_t>(D)};
-  a.v = {ptr<const float>(v), static_cast<size_t>(H) * Lk * Dv, static_cast<size_t>(Lk) * Dv, static_cast<size_t>(Dv)};
-  a.out = ptr<float>(out);
-  a.o_sb = static_cast<size_t>(H) * Lq * Dv, a.o_sh = static_cast<size_t>(Lq) * Dv, a.o_sl = Dv;
-  a.scale = static_cast<float>(scale);
-  set_mask(a.mask, maskKind, mask, maskBroadcast, H, Lq, Lk);
-  a.mask.key_padding = ptr<const uint8_t>(keyPadding);
-  a.mask.causal = causal;
-  a.weights = ptr<float>(weights);
+  a.B = r.batch, a.H = r.heads, a.Lq = r.lq, a.Lk = r.lk, a.D = r.d, a.Dv = r.dv;
+  a.q = {ptr<const float>(r.q), H * Lq * D, Lq * D, D};
+  a.k = {ptr<const float>(r.k), H * Lk * D, Lk * D, D};
+  a.v = {ptr<const float>(r.v), H * Lk * Dv, Lk * Dv, Dv};
+  a.out = ptr<float>(r.output);
+  a.o_sb = H * Lq * Dv, a.o_sh = Lq * Dv, a.o_sl = Dv;
+  a.scale = r.scale;
+  MHA_SET_MASK(a.mask, r, , r.heads, r.lq, r.lk);
+  a.weights = ptr<float>(r.weights);
   a.average_weights = false;
   return static_cast<int>(g_attention.run(a, pool()));
 }
@@ -72,12 +70,15 @@ mha::ThreadPool& pool() {
   return *g_pool;
 }
 
-void set_mask(mha::MaskArgs& m, int kind, double mask, bool broadcast, int H, int Lq, int Lk) {
-  if (kind == 1) m.bool_mask = ptr<const uint8_t>(mask);
-  if (kind == 2) m.float_mask = ptr<const float>(mask);
+void set_mask(mha::MaskArgs& m, int32_t kind, uint32_t mask, int32_t broadcast, uint32_t key_padding, int32_t causal,
+              int H, int Lq, int Lk) {
+  if (kind == static_cast<int32_t>(mha::abi::MaskKind::kBool)) m.bool_mask = ptr<const uint8_t>(mask);
+  if (kind == static_cast<int32_t>(mha::abi::MaskKind::kFloat)) m.float_mask = ptr<const float>(mask);
   m.sl = static_cast<size_t>(Lk);
   m.sh = broadcast ? 0 : static_cast<size_t>(Lq) * Lk;
   m.sb = broadcast ? 0 : static_cast<size_t>(H) * Lq * Lk;
+  m.key_padding = ptr<const uint8_t>(key_padding);
+  m.causal = causal != 0;
 }
 
 }  // namespace mha_bind

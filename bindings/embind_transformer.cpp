@@ -1,14 +1,13 @@
-// Embind glue for the Transformer blocks, LayerNorm and the KV cache. Weights
-// arrive as a table of heap offsets (one uint32 per state_dict entry, 0 =
-// absent) so the signatures stay short; the JS wrapper validates names and
-// shapes first.
+// Embind glue for the Transformer blocks, LayerNorm and the KV cache. Each call
+// takes one record (abi.h): the config on construction, a weight table (one heap
+// offset per state_dict entry, 0 = absent) for setWeights, the arguments for
+// forward. The JS wrapper validates names and shapes first.
 #include <emscripten/bind.h>
 
 #include <algorithm>
 #include <cstdint>
 
 #include "buffer.h"
-
 #include "cache.h"
 #include "runtime.h"
 #include "transformer.h"
@@ -16,35 +15,39 @@
 namespace mha_bind {
 namespace {
 
-const float* entry(double table, int i) { return ptr<const float>(ptr<const uint32_t>(table)[i]); }
-
-mha::MhaWeights attn_weights(double table, int first) {
+mha::MhaWeights attn_weights(uint32_t in_w, uint32_t in_b, uint32_t out_w, uint32_t out_b) {
   mha::MhaWeights w;
-  w.in_proj_weight = entry(table, first), w.in_proj_bias = entry(table, first + 1);
-  w.out_proj_weight = entry(table, first + 2), w.out_proj_bias = entry(table, first + 3);
+  w.in_proj_weight = ptr<const float>(in_w), w.in_proj_bias = ptr<const float>(in_b);
+  w.out_proj_weight = ptr<const float>(out_w), w.out_proj_bias = ptr<const float>(out_b);
   return w;
 }
+#define MHA_ATTN_WEIGHTS(r, P) attn_weights((r).P##in_proj_weight, (r).P##in_proj_bias, (r).P##out_proj_weight, (r).P##out_proj_bias)
 
-mha::EncoderConfig make_config(int E, int H, int F, int act, double eps, bool norm_first, bool bias) {
+mha::EncoderConfig make_config(const mha::abi::BlockConfig& r) {
   mha::EncoderConfig c;
-  c.d_model = E, c.nhead = H, c.dim_feedforward = F, c.activation = act == 1 ? mha::Activation::kGelu : mha::Activation::kRelu;
-  c.layer_norm_eps = static_cast<float>(eps), c.norm_first = norm_first, c.bias = bias;
+  c.d_model = r.d_model, c.nhead = r.nhead, c.dim_feedforward = r.dim_feedforward;
+  c.activation = r.activation == static_cast<int32_t>(mha::Activation::kGelu) ? mha::Activation::kGelu : mha::Activation::kRelu;
+  c.layer_norm_eps = r.layer_norm_eps, c.norm_first = r.norm_first != 0, c.bias = r.bias != 0;
   return c;
 }
 
 // The JS wrapper never sends an invalid config; if one came, a 1x1 block refuses to run.
 mha::EncoderConfig checked(const mha::EncoderConfig& c) {
-  return mha::TransformerEncoderLayer::valid(c) ? c : make_config(1, 1, 1, 0, 1e-5, false, false);
+  if (mha::TransformerEncoderLayer::valid(c)) return c;
+  mha::EncoderConfig one;
+  one.d_model = one.nhead = one.dim_feedforward = 1;
+  return one;
 }
 
 // What the encoder and decoder wrappers share: the config and its validity.
 template <class Impl>
 class Block {
  public:
-  Block(int E, int H, int F, int act, double eps, bool norm_first, bool bias)
-      : valid_(mha::TransformerEncoderLayer::valid(make_config(E, H, F, act, eps, norm_first, bias))),
-        nhead_(H),
-        impl_(checked(make_config(E, H, F, act, eps, norm_first, bias))) {}
+  // config: a BlockConfig record.
+  explicit Block(uint32_t config)
+      : valid_(mha::TransformerEncoderLayer::valid(make_config(record<mha::abi::BlockConfig>(config)))),
+        nhead_(record<mha::abi::BlockConfig>(config).nhead),
+        impl_(checked(make_config(record<mha::abi::BlockConfig>(config)))) {}
   double lastRequestBytes() const { return static_cast<double>(impl_.last_request_bytes()); }
   double memoryBytes() const { return static_cast<double>(impl_.memory_bytes()); }
 
@@ -59,29 +62,33 @@ class Block {
 class Encoder : public Block<mha::TransformerEncoderLayer> {
  public:
   using Block::Block;
-  // table: self_attn (in_w, in_b, out_w, out_b), linear1 (w, b), linear2 (w, b), norm1 (w, b), norm2 (w, b).
-  int setWeights(double table) {
+  // weights: an EncoderWeights record.
+  int setWeights(uint32_t weights) {
     if (!valid_) return status(mha::Status::kInvalidArgument);
+    const mha::abi::EncoderWeights& r = record<mha::abi::EncoderWeights>(weights);
     mha::EncoderWeights w;
-    w.self_attn = attn_weights(table, 0);
-    w.linear1_weight = entry(table, 4), w.linear1_bias = entry(table, 5);
-    w.linear2_weight = entry(table, 6), w.linear2_bias = entry(table, 7);
-    w.norm1_weight = entry(table, 8), w.norm1_bias = entry(table, 9);
-    w.norm2_weight = entry(table, 10), w.norm2_bias = entry(table, 11);
+    w.self_attn = MHA_ATTN_WEIGHTS(r, self_attn_);
+    w.linear1_weight = ptr<const float>(r.linear1_weight), w.linear1_bias = ptr<const float>(r.linear1_bias);
+    w.linear2_weight = ptr<const float>(r.linear2_weight), w.linear2_bias = ptr<const float>(r.linear2_bias);
+    w.norm1_weight = ptr<const float>(r.norm1_weight), w.norm1_bias = ptr<const float>(r.norm1_bias);
+    w.norm2_weight = ptr<const float>(r.norm2_weight), w.norm2_bias = ptr<const float>(r.norm2_bias);
     return status(impl_.set_weights(w));
   }
 
-  // cache: null, or the new positions' keys and values are appended to it and
-  // masks are [L, cached length + L]. weights: 0 or [B, H, L, Lk].
-  int forward(int B, int L, double src, int maskKind, double mask, bool maskBroadcast, double keyPadding, bool causal,
-              double output, Cache* cache, double weights) {
-    if (!valid_ || (cache && !cache->self())) return status(mha::Status::kInvalidArgument);
+  // args: an EncoderForward record. cache: null, or the new positions' keys and
+  // values are appended to it and masks are [L, cached length + L].
+  int forward(uint32_t args, Cache* cache) {
+    if (!valid_) return status(mha::Status::kInvalidArgument);
+    if (cache) {
+      const mha::Status s = cache->ready();
+      if (s != mha::Status::kOk) return status(s);
+    }
+    const mha::abi::EncoderForward& r = record<mha::abi::EncoderForward>(args);
     mha::EncoderForwardArgs a;
-    a.B = B, a.L = L, a.src = ptr<const float>(src), a.output = ptr<float>(output), a.weights = ptr<float>(weights);
+    a.B = r.batch, a.L = r.length, a.src = ptr<const float>(r.src), a.output = ptr<float>(r.output);
+    a.weights = ptr<float>(r.weights);
     a.cache = cache ? cache->self() : nullptr;
-    set_mask(a.mask, maskKind, mask, maskBroadcast, nhead_, L, L + (cache ? cache->length() : 0));
-    a.mask.key_padding = ptr<const uint8_t>(keyPadding);
-    a.mask.causal = causal;
+    MHA_SET_MASK(a.mask, r, , nhead_, r.length, r.length + (cache ? cache->length() : 0));
     return status(impl_.forward(a, pool()));
   }
 };
@@ -89,62 +96,81 @@ class Encoder : public Block<mha::TransformerEncoderLayer> {
 class Decoder : public Block<mha::TransformerDecoderLayer> {
  public:
   using Block::Block;
-  // table: self_attn (4), multihead_attn (4), linear1 (w, b), linear2 (w, b), norm1..3 (w, b).
-  int setWeights(double table) {
+  // weights: a DecoderWeights record.
+  int setWeights(uint32_t weights) {
     if (!valid_) return status(mha::Status::kInvalidArgument);
+    const mha::abi::DecoderWeights& r = record<mha::abi::DecoderWeights>(weights);
     mha::DecoderWeights w;
-    w.self_attn = attn_weights(table, 0), w.cross_attn = attn_weights(table, 4);
-    w.linear1_weight = entry(table, 8), w.linear1_bias = entry(table, 9);
-    w.linear2_weight = entry(table, 10), w.linear2_bias = entry(table, 11);
-    for (int i = 0; i < 3; ++i) w.norm_weight[i] = entry(table, 12 + 2 * i), w.norm_bias[i] = entry(table, 13 + 2 * i);
+    w.self_attn = MHA_ATTN_WEIGHTS(r, self_attn_), w.cross_attn = MHA_ATTN_WEIGHTS(r, multihead_attn_);
+    w.linear1_weight = ptr<const float>(r.linear1_weight), w.linear1_bias = ptr<const float>(r.linear1_bias);
+    w.linear2_weight = ptr<const float>(r.linear2_weight), w.linear2_bias = ptr<const float>(r.linear2_bias);
+    const uint32_t nw[3] = {r.norm1_weight, r.norm2_weight, r.norm3_weight}, nb[3] = {r.norm1_bias, r.norm2_bias, r.norm3_bias};
+    for (int i = 0; i < 3; ++i) w.norm_weight[i] = ptr<const float>(nw[i]), w.norm_bias[i] = ptr<const float>(nb[i]);
     return status(impl_.set_weights(w));
   }
 
-  // Masks: kind, data, broadcast, key padding, causal for the target, then for the memory.
-  int forward(int B, int T, int S, double tgt, double memory, int tKind, double tMask, bool tBroadcast, double tPad,
-              bool tCausal, int mKind, double mMask, bool mBroadcast, double mPad, bool mCausal, double output,
-              Cache* cache, double selfWeights, double crossWeights) {
-    if (!valid_ || (cache && !cache->self())) return status(mha::Status::kInvalidArgument);
+  // args: a DecoderForward record; cache as the encoder's (it also keeps the projected memory).
+  int forward(uint32_t args, Cache* cache) {
+    if (!valid_) return status(mha::Status::kInvalidArgument);
+    if (cache) {
+      const mha::Status s = cache->ready();
+      if (s != mha::Status::kOk) return status(s);
+    }
+    const mha::abi::DecoderForward& r = record<mha::abi::DecoderForward>(args);
     mha::DecoderForwardArgs a;
-    a.B = B, a.T = T, a.S = S, a.tgt = ptr<const float>(tgt), a.memory = ptr<const float>(memory);
-    a.output = ptr<float>(output), a.self_weights = ptr<float>(selfWeights), a.cross_weights = ptr<float>(crossWeights);
+    a.B = r.batch, a.T = r.tgt_length, a.S = r.memory_length;
+    a.tgt = ptr<const float>(r.tgt), a.memory = ptr<const float>(r.memory);
+    a.output = ptr<float>(r.output), a.self_weights = ptr<float>(r.self_weights), a.cross_weights = ptr<float>(r.cross_weights);
     if (cache) a.self_cache = cache->self(), a.cross_cache = cache->cross();
-    set_mask(a.tgt_mask, tKind, tMask, tBroadcast, nhead_, T, T + (cache ? cache->length() : 0));
-    a.tgt_mask.key_padding = ptr<const uint8_t>(tPad), a.tgt_mask.causal = tCausal;
-    set_mask(a.memory_mask, mKind, mMask, mBroadcast, nhead_, T, S);
-    a.memory_mask.key_padding = ptr<const uint8_t>(mPad), a.memory_mask.causal = mCausal;
+    MHA_SET_MASK(a.tgt_mask, r, tgt_, nhead_, r.tgt_length, r.tgt_length + (cache ? cache->length() : 0));
+    MHA_SET_MASK(a.memory_mask, r, memory_, nhead_, r.tgt_length, r.memory_length);
     return status(impl_.forward(a, pool()));
   }
 };
 
-// torch.nn.LayerNorm over the last `width` elements of each row.
+// torch.nn.LayerNorm over the last `width` elements of each row. Until
+// setWeights, PyTorch's initial weight (ones) and bias (zeros), set on first use.
 class Norm {
  public:
-  Norm(int width, double eps) : width_(width > 0 ? width : 1), eps_(static_cast<float>(eps)), norms_(1, width_) {}
-  // gamma 0: no elementwise affine (ones); beta 0: no bias. Nothing here may
-  // throw: the ones come from a FloatBuffer, whose failure is kOutOfMemory.
-  int setWeights(double gamma, double beta) {
-    mha::FloatBuffer ones;
-    const float* g = ptr<const float>(gamma);
-    if (!g) {
-      if (!ones.reserve(static_cast<uint64_t>(width_))) return static_cast<int>(mha::Status::kOutOfMemory);
-      std::fill(ones.data(), ones.data() + width_, 1.0f);
-      g = ones.data();
-    }
-    const float* b = ptr<const float>(beta);
-    const mha::Status s = norms_.set(&g, &b);
-    has_weights_ = s == mha::Status::kOk;
-    return static_cast<int>(s);
+  // config: a NormConfig record.
+  explicit Norm(uint32_t config)
+      : width_(std::max(1, record<mha::abi::NormConfig>(config).width)), eps_(record<mha::abi::NormConfig>(config).eps),
+        norms_(1, width_) {}
+  // weights: a NormWeights record; weight 0: ones (no elementwise affine); bias 0:
+  // zeros. Nothing here may throw: the ones come from a FloatBuffer, whose failure
+  // is kOutOfMemory.
+  int setWeights(uint32_t weights) {
+    const mha::abi::NormWeights& r = record<mha::abi::NormWeights>(weights);
+    return static_cast<int>(set(ptr<const float>(r.weight), ptr<const float>(r.bias)));
   }
-  int forward(int rows, double x, double y) {
-    if (!has_weights_) return static_cast<int>(mha::Status::kNoWeights);
-    if (rows <= 0 || !x || !y) return static_cast<int>(mha::Status::kInvalidArgument);
-    norms_.apply(pool(), 0, rows, ptr<const float>(x), eps_, ptr<float>(y));
+  // args: a NormForward record.
+  int forward(uint32_t args) {
+    if (!has_weights_) {
+      const mha::Status s = set(nullptr, nullptr);
+      if (s != mha::Status::kOk) return static_cast<int>(s);
+    }
+    const mha::abi::NormForward& r = record<mha::abi::NormForward>(args);
+    if (r.rows <= 0 || !r.x || !r.y) return static_cast<int>(mha::Status::kInvalidArgument);
+    norms_.apply(pool(), 0, r.rows, ptr<const float>(r.x), eps_, ptr<float>(r.y));
     return 0;
   }
+  // Bytes setWeights or the first forward needs: weight and bias, and the ones.
+  double requestBytes() const { return 3.0 * width_ * sizeof(float); }
   double memoryBytes() const { return static_cast<double>(norms_.memory_bytes()); }
 
  private:
+  mha::Status set(const float* g, const float* b) {
+    mha::FloatBuffer ones;
+    if (!g) {
+      if (!ones.reserve(static_cast<uint64_t>(width_))) return mha::Status::kOutOfMemory;
+      std::fill(ones.data(), ones.data() + width_, 1.0f);
+      g = ones.data();
+    }
+    const mha::Status s = norms_.set(&g, &b);
+    has_weights_ = s == mha::Status::kOk;
+    return s;
+  }
+
   int width_;
   float eps_;
   mha::Norms norms_;
@@ -159,27 +185,29 @@ EMSCRIPTEN_BINDINGS(mha_transformer) {
   using namespace mha_bind;
   using emscripten::allow_raw_pointers;
   emscripten::class_<Cache>("Cache")
-      .constructor<int, int, int>()
-      .function("status", &Cache::status)
+      .constructor<uint32_t>()
+      .function("ready", &Cache::readyStatus)
       .function("length", &Cache::length)
       .function("crossLength", &Cache::crossLength)
       .function("reset", &Cache::reset)
+      .function("requestBytes", &Cache::requestBytes)
       .function("memoryBytes", &Cache::memoryBytes);
   emscripten::class_<Encoder>("Encoder")
-      .constructor<int, int, int, int, double, bool, bool>()
+      .constructor<uint32_t>()
       .function("setWeights", &Encoder::setWeights)
       .function("forward", &Encoder::forward, allow_raw_pointers())
       .function("lastRequestBytes", &Encoder::lastRequestBytes)
       .function("memoryBytes", &Encoder::memoryBytes);
   emscripten::class_<Decoder>("Decoder")
-      .constructor<int, int, int, int, double, bool, bool>()
+      .constructor<uint32_t>()
       .function("setWeights", &Decoder::setWeights)
       .function("forward", &Decoder::forward, allow_raw_pointers())
       .function("lastRequestBytes", &Decoder::lastRequestBytes)
       .function("memoryBytes", &Decoder::memoryBytes);
   emscripten::class_<Norm>("Norm")
-      .constructor<int, double>()
+      .constructor<uint32_t>()
       .function("setWeights", &Norm::setWeights)
       .function("forward", &Norm::forward)
+      .function("requestBytes", &Norm::requestBytes)
       .function("memoryBytes", &Norm::memoryBytes);
 }

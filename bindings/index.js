@@ -6,13 +6,12 @@
 //   layer.setWeights({ inProjWeight, inProjBias, outProjWeight, outProjBias });
 //   const { output, weights } = layer.forward(query, key, value, { isCausal: true });
 //   layer.dispose();
-import { BUILDS, hardwareConcurrency, initOptions, instantiate, probeFeatures, unrefWorkers } from './loader.js';
-import { createApi, runtimeOf } from './api.js';
+import { BUILDS, MAX_THREADS } from './abi.js';
+import { defineApi, localBackend, runtimeOf } from './api.js';
+import { hardwareConcurrency, initOptions, instantiate, probeFeatures, unrefWorkers } from './loader.js';
 import { Runtime } from './runtime.js';
 
 const MAX_AUTO_THREADS = 8;
-// The most threads the core's pool uses (mha::ThreadPool::kMaxThreads): more would be workers that never run.
-const MAX_THREADS = 64;
 const cache = new Map();
 
 /**
@@ -23,34 +22,33 @@ const cache = new Map();
 export function init(options = {}) {
   let opts;
   try {
-    opts = initOptions(options, { functions: true });
+    opts = initOptions(options);
   } catch (e) {
     return Promise.reject(e);
   }
-  // locateFile is a function and cannot be compared: no memoization then.
-  const key = opts.locateFile ? null : JSON.stringify([opts.threads, opts.base.href, opts.urls]);
-  if (key !== null && cache.has(key)) {
+  const key = JSON.stringify([opts.threads, opts.base.href, opts.urls]);
+  if (cache.has(key)) {
     const entry = cache.get(key);
     if (!entry.api || runtimeOf(entry.api).deadReason === null) return entry.promise;
     cache.delete(key);  // that instance stopped: load a new one
   }
   const p = load(opts);
-  if (key !== null) {
-    const entry = { promise: p, api: null };
-    cache.set(key, entry);
-    p.then((api) => { entry.api = api; }, () => { if (cache.get(key) === entry) cache.delete(key); });  // a failed load may be retried
-  }
+  const entry = { promise: p, api: null };
+  cache.set(key, entry);
+  p.then((api) => { entry.api = api; }, () => { if (cache.get(key) === entry) cache.delete(key); });  // a failed load may be retried
   return p;
 }
 
-async function load({ threads, base, urls, locateFile }) {
+async function load({ threads, base, urls }) {
+  if (typeof WebAssembly !== 'object')
+    throw new Error('mha-wasm: WebAssembly is not available here (in Node.js, --jitless and --no-expose-wasm turn it off)');
   const features = probeFeatures();
   if (!features.simd)
     throw new Error('mha-wasm needs WebAssembly SIMD (Chrome/Edge 91+, Firefox 89+, Safari 16.4+, Node.js 16.4+)');
   const asked = threads === 'auto' ? Math.min(MAX_AUTO_THREADS, await hardwareConcurrency()) : threads;
   const wanted = Math.min(asked, MAX_THREADS);
   const useThreads = wanted > 1 && features.threads;
-  const inst = await instantiate(useThreads ? 'threads' : 'simd', { base, urls, locateFile }, useThreads ? wanted - 1 : 0);
+  const inst = await instantiate(useThreads ? 'threads' : 'simd', { base, urls }, useThreads ? wanted - 1 : 0);
   const rt = new Runtime(inst);
   const used = rt.mod.setThreads(useThreads ? wanted : 1);
   unrefWorkers(inst.mod);
@@ -58,7 +56,7 @@ async function load({ threads, base, urls, locateFile }) {
   if (asked > MAX_THREADS) notes.push(`threads: ${asked} is more than the ${MAX_THREADS} the thread pool can use; using ${MAX_THREADS}`);
   if (wanted > 1 && !useThreads) notes.push(`single-thread build: ${features.threadsReason}`);
   const threadsNote = notes.length ? notes.join('; ') : null;
-  return createApi(rt, {
+  return defineApi(localBackend(rt), {
     threads: used,
     features: Object.freeze({ simd: true, threads: useThreads }),
     build: useThreads ? BUILDS.threads.file : BUILDS.simd.file,

@@ -1,68 +1,113 @@
 // KVCache: the keys and values of earlier positions for incremental decoding,
 // made by layer.createCache() of MultiHeadAttention and the Transformer blocks.
-// One per runtime: makeKVCache(rt) returns the class and the helpers the layers use.
-import { Native, live } from './native.js';
+// defineKVCache makes the class and the helpers the layer classes use where the
+// call is made; cacheOps is what runs where the runtime is. A cache's buffers are
+// allocated by its first forward (so creating one never fails for lack of memory,
+// in either API; the first forward does).
+import { MAX_HEAP, tooLarge } from './runtime.js';
 import { describe, plainObject, positiveInt } from './validate.js';
 
 /** createCache's options: { maxLength, batch = 1 }. */
-export function cacheOptions(what, options) {
+function cacheOptions(what, options) {
   if (options === undefined || options === null) throw new TypeError(`${what}: options { maxLength } are required`);
   const o = plainObject(`${what} options`, options, ['maxLength', 'batch']);
-  return { maxLength: positiveInt('maxLength', o.maxLength), batch: o.batch === undefined ? 1 : positiveInt('batch', o.batch) };
+  return Object.freeze({ maxLength: positiveInt('maxLength', o.maxLength), batch: o.batch === undefined ? 1 : positiveInt('batch', o.batch) });
 }
 
 const TOKEN = Symbol('KVCache');
+const SET_LENGTH = Symbol('setLength');
 
-export function makeKVCache(rt) {
+/** The class and the layers' helpers over a backend. ctx: { backend, Native, live } (api.js). */
+export function defineKVCache({ backend, Native, live }) {
   const owners = new WeakMap();  // cache -> the layer that made it
 
   /** Keys and values of earlier positions, for incremental decoding. Made by layer.createCache(). */
   class KVCache extends Native {
     #batch;
     #maxLength;
-    constructor(token, layer, handle, batch, maxLength) {
+    #length = 0;
+    constructor(token, layer, cfg) {
       if (token !== TOKEN) throw new TypeError('KVCache: create a cache with layer.createCache({ maxLength, batch })');
-      super(rt, 'KVCache', handle, 'cache');
+      super('KVCache', 'KVCache', cfg, 'cache');
       owners.set(this, layer);
-      this.#batch = batch;
-      this.#maxLength = maxLength;
+      this.#batch = cfg.batch;
+      this.#maxLength = cfg.maxLength;
     }
     get batch() { return this.#batch; }
     get maxLength() { return this.#maxLength; }
-    /** Positions held (0 after reset()). */
-    get length() { return live(this, 'length').length(); }
-    /** Empties the cache for a new sequence (keeps its memory). */
-    reset() { live(this, 'reset').reset(); }
-  }
-
-  /** A new cache for layer (width: its embedding size); what names the call in errors. */
-  function createCache(layer, what, width, options) {
-    const { maxLength, batch } = cacheOptions(what, options);
-    const handle = new rt.mod.Cache(batch, maxLength, width);
-    const st = handle.status();
-    if (st !== 0) {
-      handle.delete();
-      rt.check(st, what, () => 2 * batch * maxLength * width * 4);
+    /** Positions held after the last completed forward() or reset() (in a worker, as of the last answer). */
+    get length() {
+      live(this, 'length');
+      return this.#length;
     }
-    return new KVCache(TOKEN, layer, handle, batch, maxLength);
+    [SET_LENGTH](n) { this.#length = n; }
+    /** Empties the cache for a new sequence (keeps its memory). */
+    reset() {
+      return backend.run(() => backend.then(backend.call('KVCache.reset', [live(this, 'reset')], { what: 'KVCache.reset' }), () => {
+        this.#length = 0;
+      }));
+    }
   }
 
-  /**
-   * The Embind cache of options.cache for layer's forward (null when there is
-   * none) and the positions it already holds; checks that L more fit.
-   */
-  function cacheFor(layer, what, cache, B, L) {
-    if (cache === undefined || cache === null) return { handle: null, past: 0 };
-    if (!(cache instanceof KVCache)) throw new TypeError(`${what}: options.cache must be a KVCache from layer.createCache(), got ${describe(cache)}`);
-    if (owners.get(cache) !== layer) throw new TypeError(`${what}: options.cache was created by another layer; each layer needs its own cache`);
-    if (cache.disposed) throw new Error(`${what}: options.cache has been disposed`);
-    if (B !== cache.batch) throw new RangeError(`${what}: the input has batch size ${B} but options.cache was created for batch ${cache.batch}`);
-    const handle = live(cache, 'forward'), past = handle.length();
-    if (past + L > cache.maxLength)
-      throw new RangeError(`${what}: options.cache holds ${past} of its maxLength ${cache.maxLength} positions; ${L} more do not fit ` +
-        '(call cache.reset() for a new sequence, or create the cache with a larger maxLength)');
-    return { handle, past };
-  }
+  return {
+    KVCache,
+    /** A new cache for layer (width: its model size); what names the call in errors. */
+    create(layer, what, width, options) {
+      const { maxLength, batch } = cacheOptions(what, options);
+      const bytes = 2 * batch * maxLength * width * 4;
+      if (!(bytes < MAX_HEAP)) throw tooLarge(what, bytes, 'working memory', true);
+      return new KVCache(TOKEN, layer, { maxLength, batch, width, owner: live(layer, 'createCache') });
+    },
+    /**
+     * options.cache of a forward of layer with batch B, checked: null when there
+     * is none, else { cache, id }.
+     */
+    use(layer, what, cache, B) {
+      if (cache === undefined || cache === null) return null;
+      if (!(cache instanceof KVCache)) throw new TypeError(`${what}: options.cache must be a KVCache from layer.createCache(), got ${describe(cache)}`);
+      if (owners.get(cache) !== layer) throw new TypeError(`${what}: options.cache was created by another layer; each layer needs its own cache`);
+      if (cache.disposed) throw new Error(`${what}: options.cache has been disposed`);
+      if (B !== cache.batch) throw new RangeError(`${what}: the input has batch size ${B} but options.cache was created for batch ${cache.batch}`);
+      return { cache, id: live(cache, 'forward') };
+    },
+    /** The user's result of a forward op's answer { result, cacheLength }, updating the cache's length. */
+    after(c, answer) {
+      return backend.then(answer, ({ result, cacheLength }) => {
+        if (c) c.cache[SET_LENGTH](cacheLength);
+        return result;
+      });
+    },
+  };
+}
 
-  return { KVCache, createCache, cacheFor };
+/** What runs where the runtime is. ctx: { rt, get(id, kind) } (ops.js). */
+export function cacheOps({ rt, get }) {
+  return {
+    KVCache(cfg) {
+      const { batch, maxLength, width } = cfg;
+      return { handle: rt.withRecord('CacheConfig', { batch, capacity: maxLength, width }, (p) => new rt.mod.Cache(p), 'createCache'), cfg };
+    },
+
+    'KVCache.reset'(id) {
+      get(id, 'KVCache').handle.reset();
+    },
+
+    /**
+     * The cache cacheId (0: none) for a forward of layer ownerId adding L positions
+     * with batch B: { handle, past, length() }. Checks the owner and that L more fit,
+     * and allocates the buffers on first use.
+     */
+    cacheFor(cacheId, ownerId, what, L, B) {
+      if (!cacheId) return { handle: null, past: 0, length: () => undefined };
+      const c = get(cacheId, 'KVCache');
+      if (c.cfg.owner !== ownerId) throw new TypeError(`${what}: options.cache was created by another layer; each layer needs its own cache`);
+      if (c.cfg.batch !== B) throw new RangeError(`${what}: the input has batch size ${B} but options.cache was created for batch ${c.cfg.batch}`);
+      const handle = c.handle, past = handle.length(), { maxLength } = c.cfg;
+      if (past + L > maxLength)
+        throw new RangeError(`${what}: options.cache holds ${past} of its maxLength ${maxLength} positions; ${L} more do not fit ` +
+          '(call cache.reset() for a new sequence, or create the cache with a larger maxLength)');
+      rt.check(handle.ready(), `${what}: options.cache`, () => handle.requestBytes());
+      return { handle, past, length: () => handle.length() };
+    },
+  };
 }

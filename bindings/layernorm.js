@@ -1,9 +1,9 @@
 // LayerNorm (torch.nn.LayerNorm) around the Embind `Norm`: normalizes over the
 // trailing dims given by normalizedShape, then scales by weight and adds bias.
+// defineLayerNorm: the class where calls are made; normOps: what runs where the runtime is.
 import { weightArray } from './layer.js';
 import { withNormConfig } from './layer-config.js';
-import { Native, live } from './native.js';
-import { MAX_HEAP, tooLarge } from './runtime.js';
+import { MAX_HEAP, recordBytes, tooLarge } from './runtime.js';
 import { bool, describe, fmtDims, plainObject, positiveInt, product, readArray, readEntries, sameDims, tensor } from './validate.js';
 
 /** Checks LayerNorm's options; returns the frozen configuration. */
@@ -27,66 +27,87 @@ export function normConfig(options) {
   return Object.freeze({ normalizedShape: Object.freeze(shape), eps, elementwiseAffine, bias: elementwiseAffine && bias });
 }
 
-export function makeLayerNorm(rt) {
+/** The public class over a backend. ctx: { backend, Native, live } (api.js). */
+export function defineLayerNorm({ backend, Native, live }) {
   class LayerNorm extends withNormConfig(Native) {
     #cfg;
     /** @param {import('./index').LayerNormOptions} options */
     constructor(options) {
       const cfg = normConfig(options);
-      rt.checkAlive();
-      const handle = new rt.mod.Norm(product(cfg.normalizedShape), cfg.eps);
-      super(cfg, rt, 'LayerNorm', handle);
+      const { normalizedShape, eps, elementwiseAffine, bias } = cfg;
+      super(cfg, 'LayerNorm', 'LayerNorm', { normalizedShape: [...normalizedShape], eps, elementwiseAffine, bias });
       this.#cfg = cfg;
-      try {
-        rt.check(handle.setWeights(0, 0), 'LayerNorm', () => 3 * product(cfg.normalizedShape) * 4);  // PyTorch's init: ones, zeros
-      } catch (e) {
-        this.dispose();
-        throw e;
-      }
     }
 
     /** Copies in { weight, bias } (PyTorch's state_dict of the module), each a Float32Array or a tensor of normalizedShape. */
-    setWeights(stateDict) {
-      const handle = live(this, 'setWeights');
-      const { normalizedShape: shape, elementwiseAffine, bias } = this.#cfg;
-      const sd = readEntries('LayerNorm.setWeights: stateDict', stateDict, 'an object { weight, bias }');
-      if (!elementwiseAffine) throw new TypeError('LayerNorm.setWeights: the layer was created with elementwiseAffine: false and has no weights');
-      const names = bias ? ['weight', 'bias'] : ['weight'];
-      for (const k of Object.keys(sd))
-        if (!names.includes(k)) {
-          const why = k === 'bias' ? ', but the layer was created with bias: false' : `; expected ${names.join(', ')}`;
-          throw new TypeError(`LayerNorm.setWeights: unknown entry "${k}"${why}`);
-        }
-      const arrays = names.map((name) => {
-        if (sd[name] === undefined || sd[name] === null)
-          throw new TypeError(`LayerNorm.setWeights: missing ${name} (${product(shape)} = ${fmtDims(shape)} floats)`);
-        return weightArray(name, sd[name], shape, 'LayerNorm.setWeights');
+    setWeights(stateDict, options) {
+      return backend.run(() => {
+        const id = live(this, 'setWeights');
+        const { normalizedShape: shape, elementwiseAffine, bias } = this.#cfg;
+        const sd = readEntries('LayerNorm.setWeights: stateDict', stateDict, 'an object { weight, bias }');
+        if (!elementwiseAffine) throw new TypeError('LayerNorm.setWeights: the layer was created with elementwiseAffine: false and has no weights');
+        const names = bias ? ['weight', 'bias'] : ['weight'];
+        for (const k of Object.keys(sd))
+          if (!names.includes(k)) {
+            const why = k === 'bias' ? ', but the layer was created with bias: false' : `; expected ${names.join(', ')}`;
+            throw new TypeError(`LayerNorm.setWeights: unknown entry "${k}"${why}`);
+          }
+        const arrays = names.map((name) => {
+          if (sd[name] === undefined || sd[name] === null)
+            throw new TypeError(`LayerNorm.setWeights: missing ${name} (${product(shape)} = ${fmtDims(shape)} floats)`);
+          return weightArray(name, sd[name], shape, 'LayerNorm.setWeights');
+        });
+        const transfer = bool('options.transfer', plainObject('LayerNorm.setWeights options', options, ['transfer']).transfer, false);
+        return backend.call('LayerNorm.setWeights', [id, arrays[0], arrays[1] ?? null], { transfer, what: 'LayerNorm.setWeights' });
       });
-      const st = rt.stage(arrays, 'LayerNorm.setWeights');
+    }
+
+    /** input [..., ...normalizedShape] -> a tensor of the same dims. options: { transfer }. */
+    forward(input, options) {
+      return backend.run(() => {
+        const id = live(this, 'forward');
+        const shape = this.#cfg.normalizedShape;
+        const x = tensor('input', input, { shapeHint: `dims [..., ${shape.join(', ')}]` });
+        const o = plainObject('LayerNorm.forward options', options, ['transfer']);
+        if (x.dims.length < shape.length || !sameDims(x.dims.slice(x.dims.length - shape.length), shape))
+          throw new RangeError(`input must have dims [..., ${shape.join(', ')}] (ending in normalizedShape), got ${fmtDims(x.dims)}`);
+        return backend.call('LayerNorm.forward', [id, x], { transfer: bool('options.transfer', o.transfer, false), what: 'LayerNorm.forward' });
+      });
+    }
+  }
+  return LayerNorm;
+}
+
+/** What runs where the runtime is. ctx: { rt, get(id, kind) } (ops.js). */
+export function normOps({ rt, get }) {
+  const width = (cfg) => product(cfg.normalizedShape);
+  return {
+    LayerNorm(cfg) {
+      return { handle: rt.withRecord('NormConfig', { width: width(cfg), eps: cfg.eps }, (p) => new rt.mod.Norm(p), 'new LayerNorm'), cfg };
+    },
+
+    'LayerNorm.setWeights'(id, weight, bias) {
+      const norm = get(id, 'LayerNorm'), what = 'LayerNorm.setWeights';
+      const st = rt.stage([weight, bias, recordBytes('NormWeights')], what);
       try {
-        rt.check(handle.setWeights(st.at(0), bias ? st.at(1) : 0), 'LayerNorm.setWeights', () => 2 * product(shape) * 4);
+        rt.writeRecord(st.at(2), 'NormWeights', { weight: st.at(0), bias: bias ? st.at(1) : 0 });
+        rt.check(norm.handle.setWeights(st.at(2)), what, () => norm.handle.requestBytes());
       } finally {
         rt.free(st.ptr);
       }
-    }
+    },
 
-    /** input [..., ...normalizedShape] -> a tensor of the same dims. options: none yet ({} or undefined). */
-    forward(input, options) {
-      const handle = live(this, 'forward');
-      const shape = this.#cfg.normalizedShape;
-      const x = tensor('input', input, { shapeHint: `dims [..., ${shape.join(', ')}]` });
-      plainObject('LayerNorm.forward options', options, []);
-      if (x.dims.length < shape.length || !sameDims(x.dims.slice(x.dims.length - shape.length), shape))
-        throw new RangeError(`input must have dims [..., ${shape.join(', ')}] (ending in normalizedShape), got ${fmtDims(x.dims)}`);
-      const n = x.data.length, rows = n / product(shape);
-      const st = rt.stage([x.data, n * 4], 'LayerNorm.forward');
+    'LayerNorm.forward'(id, x) {
+      const norm = get(id, 'LayerNorm'), what = 'LayerNorm.forward';
+      const n = x.data.length, rows = n / width(norm.cfg);
+      const st = rt.stage([x.data, n * 4, recordBytes('NormForward')], what);
       try {
-        rt.check(handle.forward(rows, st.at(0), st.at(1)), 'LayerNorm.forward', () => 0);
+        rt.writeRecord(st.at(2), 'NormForward', { rows, x: st.at(0), y: st.at(1) });
+        rt.check(norm.handle.forward(st.at(2)), what, () => norm.handle.requestBytes());
         return { data: rt.readF32(st.at(1), n), dims: x.dims };
       } finally {
         rt.free(st.ptr);
       }
-    }
-  }
-  return LayerNorm;
+    },
+  };
 }

@@ -6,12 +6,9 @@
 // (bindings/extern-post.js.in publishes the factory on globalThis) and hand its
 // URL to the workers.
 
+import { BUILDS, FILES } from './abi.js';
 import { describe, plainObject } from './validate.js';
 
-export const BUILDS = {
-  threads: { file: 'mha-wasm-threads', exportName: 'MhaWasmThreads' },
-  simd: { file: 'mha-wasm-simd', exportName: 'MhaWasmSimd' },
-};
 
 export const isNode =
   typeof process === 'object' && typeof process.versions === 'object' && typeof process.versions.node === 'string' &&
@@ -50,8 +47,6 @@ export async function hardwareConcurrency() {
   return (typeof navigator === 'object' && navigator.hardwareConcurrency) || 1;
 }
 
-/** Every file init() may load, for the urls option. */
-export const FILES = ['mha-wasm-threads.js', 'mha-wasm-threads.wasm', 'mha-wasm-threads.worker.js', 'mha-wasm-simd.js', 'mha-wasm-simd.wasm'];
 
 /** A URL from a string or URL: relative to the page in browsers, to the working directory for Node paths. */
 export function resolveUrl(u, dir = false) {
@@ -63,14 +58,16 @@ export function resolveUrl(u, dir = false) {
 }
 
 /**
- * Checks init() options and resolves locations: { threads, base: URL,
- * urls: { fileName: href }, locateFile }. functions: whether locateFile is
- * allowed (not across a worker boundary).
+ * Checks init() options (each read once) and resolves locations: { threads,
+ * base: URL, urls: { fileName: href }, extra: { name: value } }. locateFile is
+ * called here for every file, so its answers become urls (they override baseUrl
+ * and urls); that works across a worker boundary too. extra: other option names
+ * allowed (mha-wasm/worker's workerUrl).
  */
-export function initOptions(options, { functions, extra = [] }) {
-  const where = functions ? 'init' : 'init (mha-wasm/worker)';
-  plainObject(`${where} options`, options, ['threads', 'baseUrl', 'urls', ...(functions ? ['locateFile'] : []), ...extra]);
-  const { threads = 'auto', baseUrl, urls = {}, locateFile } = options ?? {};
+export function initOptions(options, { extra = [] } = {}) {
+  const where = extra.length ? 'init (mha-wasm/worker)' : 'init';
+  const o = plainObject(`${where} options`, options, ['threads', 'baseUrl', 'urls', 'locateFile', ...extra]);
+  const { threads = 'auto', baseUrl, urls = {}, locateFile } = o;
   if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1)) {
     const msg = `${where}: threads must be 'auto' or a positive integer, got ${describe(threads)}`;
     throw typeof threads === 'number' ? new RangeError(msg) : new TypeError(msg);
@@ -85,14 +82,21 @@ export function initOptions(options, { functions, extra = [] }) {
     if (typeof u !== 'string' && !(u instanceof URL)) throw new TypeError(`${where}: urls["${name}"] must be a string or URL, got ${describe(u)}`);
     resolved[name] = resolveUrl(u).href;
   }
-  if (locateFile !== undefined && typeof locateFile !== 'function')
-    throw new TypeError(`${where}: locateFile must be a function (fileName) => url, got ${describe(locateFile)}`);
+  if (locateFile !== undefined) {
+    if (typeof locateFile !== 'function')
+      throw new TypeError(`${where}: locateFile must be a function (fileName) => url, got ${describe(locateFile)}`);
+    for (const name of FILES) {
+      const u = locateFile(name);
+      if (typeof u !== 'string' && !(u instanceof URL))
+        throw new TypeError(`${where}: locateFile("${name}") must return a string or URL, got ${describe(u)}`);
+      resolved[name] = resolveUrl(u).href;
+    }
+  }
   const base = baseUrl === undefined ? new URL('../dist/', import.meta.url) : resolveUrl(baseUrl, true);
-  return { threads, base, urls: resolved, locateFile };
+  return { threads, base, urls: resolved, extra: Object.fromEntries(extra.map((k) => [k, o[k]])) };
 }
 
 function locate(name, where) {
-  if (typeof where.locateFile === 'function') return String(where.locateFile(name));
   if (where.urls && where.urls[name]) return where.urls[name];
   return new URL(name, where.base).href;
 }
@@ -148,7 +152,7 @@ async function loadFactory(build, glueUrl) {
 
 /**
  * Instantiates a build. where: { base: URL of the folder holding the files,
- * urls: { fileName: href } overriding it, locateFile(name) => url overriding both }. poolSize: pthread workers to pre-spawn.
+ * urls: { fileName: href } overriding it }. poolSize: pthread workers to pre-spawn.
  */
 export async function instantiate(buildName, where, poolSize) {
   const build = BUILDS[buildName];

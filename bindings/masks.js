@@ -1,30 +1,48 @@
-// Mask options shared by MultiHeadAttention.forward and scaledDotProductAttention.
+// Mask options shared by every forward and by scaledDotProductAttention.
 // Boolean masks: nonzero = may NOT attend (nn.MultiheadAttention's polarity).
+// readMask runs where the call is made (it snapshots the tensor); maskLayout and
+// paddingLayout run where the runtime is, once the key length is known (a KV
+// cache's length is known only there).
+import { MASK } from './abi.js';
 import { fmtDims, finiteOrMinusInf, sameDims, tensor } from './validate.js';
 
-export const MASK_NONE = 0, MASK_BOOL = 1, MASK_FLOAT = 2;
-
-/**
- * fullDims: the dims of a per-(batch, head) mask, e.g. [B, H, Lq, Lk] or, for
- * unbatched input, [H, Lq, Lk]. altDims: other accepted spellings of the same
- * layout (PyTorch's [B*H, Lq, Lk]). Returns { kind, data, broadcast }.
- */
-export function attnMask(name, m, { Lq, Lk, fullDims, altDims = [] }) {
-  if (m === undefined || m === null) return { kind: MASK_NONE, data: null, broadcast: true };
-  const shapes = [[Lq, Lk], fullDims, ...altDims];
-  const hint = `dims ${shapes.map((d) => fmtDims(d)).join(' or ')}`;
-  const t = tensor(name, m, { types: [Uint8Array, Float32Array], shapeHint: hint });
-  const k = shapes.findIndex((d) => sameDims(d, t.dims));
-  if (k < 0) throw new RangeError(`${name} must have ${hint}, got ${fmtDims(t.dims)}`);
+/** An attn mask option: null, or a snapshot { data, dims } of a Uint8Array or Float32Array tensor (float values checked). */
+export function readMask(name, m) {
+  if (m === undefined || m === null) return null;
+  const t = tensor(name, m, { types: [Uint8Array, Float32Array], shapeHint: 'the dims of a mask' });
   if (t.data instanceof Float32Array) finiteOrMinusInf(`${name}.data`, t.data);
-  return { kind: t.data instanceof Uint8Array ? MASK_BOOL : MASK_FLOAT, data: t.data, broadcast: k === 0 };
+  return t;
 }
 
-/** Key padding mask: Uint8Array, dims [B, Lk] (or [Lk] when unbatched), nonzero = ignore that key. */
-export function keyPaddingMask(name, m, { B, Lk, batched }) {
+/** A key padding mask option: null, or a snapshot of a Uint8Array tensor. */
+export function readPadding(name, m) {
   if (m === undefined || m === null) return null;
+  return tensor(name, m, { types: [Uint8Array], shapeHint: 'dims [B, Lk]' });
+}
+
+/**
+ * The attn mask's layout for a call: fullDims, e.g. [B, H, Lq, Lk] or, for
+ * unbatched input, [H, Lq, Lk]; altDims: other spellings of the same layout
+ * (PyTorch's [B*H, Lq, Lk]). Returns { kind, data, broadcast }.
+ */
+export function maskLayout(name, t, { Lq, Lk, fullDims, altDims = [] }) {
+  if (t === null) return { kind: MASK.NONE, data: null, broadcast: true };
+  const shapes = [[Lq, Lk], fullDims, ...altDims];
+  const k = shapes.findIndex((d) => sameDims(d, t.dims));
+  if (k < 0) throw new RangeError(`${name} must have dims ${shapes.map((d) => fmtDims(d)).join(' or ')}, got ${fmtDims(t.dims)}`);
+  return { kind: t.data instanceof Uint8Array ? MASK.BOOL : MASK.FLOAT, data: t.data, broadcast: k === 0 };
+}
+
+/** The key padding mask's data, checked against dims [B, Lk] ([Lk] when unbatched); null when absent. */
+export function paddingLayout(name, t, { B, Lk, batched }) {
+  if (t === null) return null;
   const want = batched ? [B, Lk] : [Lk];
-  const t = tensor(name, m, { types: [Uint8Array], ranks: [want.length], shapeHint: `dims ${fmtDims(want)}` });
   if (!sameDims(t.dims, want)) throw new RangeError(`${name} must have dims ${fmtDims(want)}, got ${fmtDims(t.dims)}`);
   return t.data;
 }
+
+/** The record fields of a mask (prefix: '', 'tgt_', 'memory_'). */
+export const maskFields = (prefix, mask, padding, causal, at) => ({
+  [`${prefix}mask_kind`]: mask.kind, [`${prefix}mask`]: at(mask.data), [`${prefix}mask_broadcast`]: mask.broadcast ? 1 : 0,
+  [`${prefix}key_padding`]: at(padding), [`${prefix}causal`]: causal ? 1 : 0,
+});

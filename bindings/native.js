@@ -1,37 +1,43 @@
-// The lifecycle shared by the classes that own an Embind object: dispose()
+// The lifecycle every public class shares, over a backend (this thread, or a
+// worker: see api.js): the object lives in the backend under an id; dispose()
 // frees it, a FinalizationRegistry frees it if the JS object is dropped, and
 // every method checks that it is still alive.
-import { withLayerConfig } from './layer-config.js';
 
-const registry = new FinalizationRegistry((handle) => { try { handle.delete(); } catch { /* runtime gone */ } });
-const state = new WeakMap();  // object -> { handle, name, rt, noun }
+/** The Native base class and helpers for one backend. */
+export function makeNative(backend) {
+  const registry = new FinalizationRegistry((id) => backend.release(id));
+  const state = new WeakMap();  // object -> { id, name, noun, disposed }
 
-export class Native {
-  /** handle: the Embind object; name: the class name and noun: what it is ('layer'), for errors. */
-  constructor(rt, name, handle, noun = 'layer') {
-    state.set(this, { handle, name, rt, noun });
-    registry.register(this, handle, this);
+  class Native {
+    /**
+     * name: the class name and noun: what it is ('layer', 'cache'), for errors;
+     * kind and cfg: what the backend makes (cfg is validated plain data).
+     */
+    constructor(name, kind, cfg, noun = 'layer') {
+      const id = backend.create(kind, cfg, `new ${name}`);
+      state.set(this, { id, name, noun, disposed: false });
+      registry.register(this, id, this);
+    }
+
+    get disposed() { return state.get(this).disposed; }
+
+    /** Frees the object's wasm memory. Further use throws; a second dispose() does nothing. */
+    dispose() {
+      const s = state.get(this);
+      if (s.disposed) return;
+      s.disposed = true;
+      registry.unregister(this);
+      backend.release(s.id);
+    }
   }
 
-  get disposed() { return state.get(this).handle === null; }
-
-  /** Frees the object's wasm memory. Further use throws; a second dispose() does nothing. */
-  dispose() {
-    const s = state.get(this);
-    if (s.handle === null) return;
-    registry.unregister(this);
-    s.handle.delete();
-    s.handle = null;
+  /** The backend id of a live object; throws if it was disposed or the backend stopped. what: the method, for the message. */
+  function live(obj, what) {
+    const s = state.get(obj);
+    if (s.disposed) throw new Error(`${s.name}.${what}: this ${s.noun} has been disposed`);
+    backend.checkAlive();
+    return s.id;
   }
-}
 
-/** A Native with the layer configuration getters (embedDim, numHeads, ...); cfg comes first. */
-export class NativeLayer extends withLayerConfig(Native) {}
-
-/** The Embind object of a live object; throws if it was disposed or the runtime stopped. */
-export function live(obj, what) {
-  const s = state.get(obj);
-  if (s.handle === null) throw new Error(`${s.name}.${what}: this ${s.noun} has been disposed`);
-  s.rt.checkAlive();
-  return s.handle;
+  return { Native, live };
 }

@@ -1,8 +1,11 @@
 // State and helpers shared by the Embind glue files: one thread pool per wasm
-// instance, pointers from JS numbers, and the attn-mask arguments.
+// instance, pointers from record fields, and the mask fields of a record.
+// Every call takes one record (bindings/abi.js, generated as abi.h) written by
+// the JS side into wasm memory, rather than positional arguments.
 #pragma once
 #include <cstdint>
 
+#include "abi.h"
 #include "attention.h"
 #include "thread_pool.h"
 
@@ -20,14 +23,23 @@ struct LiveCount {
   LiveCount& operator=(const LiveCount&) = delete;
 };
 
-// Pointers cross the boundary as plain numbers (byte offsets into the heap).
+// A heap offset (a record field, or a record's own address) as a pointer; 0 is null.
 template <class T>
-T* ptr(double p) {
+T* ptr(uint32_t p) {
   return reinterpret_cast<T*>(static_cast<uintptr_t>(p));
 }
+template <class Record>
+const Record& record(uint32_t p) {
+  return *ptr<const Record>(p);
+}
 
-// Fills the attn-mask part of m. kind: 0 none, 1 bool (Uint8Array), 2 float.
-// broadcast: dims [Lq, Lk]; otherwise [B, H, Lq, Lk].
-void set_mask(mha::MaskArgs& m, int kind, double mask, bool broadcast, int H, int Lq, int Lk);
+// Fills m from a record's mask fields (kind, mask, broadcast, key_padding,
+// causal). broadcast: the attn mask is [Lq, Lk]; otherwise [B, H, Lq, Lk].
+void set_mask(mha::MaskArgs& m, int32_t kind, uint32_t mask, int32_t broadcast, uint32_t key_padding, int32_t causal,
+              int H, int Lq, int Lk);
+
+// set_mask with the fields of a record whose mask fields carry prefix P (none, tgt_, memory_).
+#define MHA_SET_MASK(m, r, P, H, Lq, Lk) \
+  set_mask(m, (r).P##mask_kind, (r).P##mask, (r).P##mask_broadcast, (r).P##key_padding, (r).P##causal, H, Lq, Lk)
 
 }  // namespace mha_bind

@@ -1,8 +1,10 @@
 // One instantiated wasm module: heap views, allocation with clear errors, and
 // the copies across the JS/wasm boundary.
+import { MAX_HEAP_BYTES, STATUS, recordFields } from './abi.js';
 import { checkIntact } from './validate.js';
 
-export const MAX_HEAP = 2 ** 31;  // -sMAXIMUM_MEMORY=2GB
+export const MAX_HEAP = MAX_HEAP_BYTES;
+const FIELDS = new Map();  // record name -> its fields (abi.js)
 
 export function fmtBytes(n) {
   if (n < 1024) return `${n} bytes`;
@@ -12,7 +14,6 @@ export function fmtBytes(n) {
   return `${n.toFixed(n < 10 ? 2 : 1)} ${units[u]}`;
 }
 
-const Status = { OK: 0, INVALID_ARGUMENT: 1, OUT_OF_MEMORY: 2, NO_WEIGHTS: 3 };
 
 // What the Embind glue defines, wrapped by guardModule.
 const CLASSES = ['Layer', 'Encoder', 'Decoder', 'Norm', 'Cache'];
@@ -126,9 +127,32 @@ export class Runtime {
     return { ptr, at: (i) => ptr + offsets[i] };
   }
 
-  /** Writes 32-bit unsigned values (e.g. a table of heap offsets) at byte offset ptr (4-aligned). */
-  writeU32(ptr, values) {
-    new Uint32Array(this.buffer(), ptr, values.length).set(values);
+  /**
+   * Writes record name (abi.js) at byte offset ptr (4-aligned, RECORD_BYTES(name)
+   * reserved): every field from values (heap offsets for pointers, 0 = absent;
+   * booleans as 0/1). A missing field is a bug, so it throws.
+   */
+  writeRecord(ptr, name, values) {
+    let fields = FIELDS.get(name);
+    if (!fields) FIELDS.set(name, (fields = recordFields(name)));
+    const buf = this.buffer(), i32 = new Int32Array(buf, ptr, fields.length), f32 = new Float32Array(buf, ptr, fields.length);
+    for (const f of fields) {
+      const v = values[f.name];
+      if (v === undefined) throw new Error(`mha-wasm: record ${name} has no value for ${f.name}; this is a bug in mha-wasm`);
+      if (f.type === 'f32') f32[f.offset >> 2] = v;
+      else i32[f.offset >> 2] = typeof v === 'boolean' ? Number(v) : v;
+    }
+  }
+
+  /** Calls fn(ptr) with record name written from values in wasm memory, then frees it. */
+  withRecord(name, values, fn, what) {
+    const st = this.stage([recordBytes(name)], what);
+    try {
+      this.writeRecord(st.ptr, name, values);
+      return fn(st.ptr);
+    } finally {
+      this.free(st.ptr);
+    }
   }
 
   malloc(bytes, what) {
@@ -152,14 +176,14 @@ export class Runtime {
 
   /** Throws the Error for a non-OK status from the core; requestBytes() is asked only on out-of-memory. */
   check(status, what, requestBytes) {
-    if (status === Status.OK) return;
-    if (status === Status.OUT_OF_MEMORY) {
+    if (status === STATUS.OK) return;
+    if (status === STATUS.OUT_OF_MEMORY) {
       const need = requestBytes();
       if (!(need < MAX_HEAP)) throw tooLarge(what, need, 'working memory', true);
       throw new RangeError(`${what} needs about ${fmtBytes(need)} of wasm working memory, ` +
         `more than the heap (${fmtBytes(this.memoryBytes())} now, ${fmtBytes(MAX_HEAP)} at most) could provide`);
     }
-    if (status === Status.NO_WEIGHTS) throw new Error(`${what}: weights are not set; call setWeights() first`);
+    if (status === STATUS.NO_WEIGHTS) throw new Error(`${what}: weights are not set; call setWeights() first`);
     throw new Error(`${what}: the core rejected the arguments (status ${status}); this is a bug in mha-wasm`);
   }
 }
@@ -172,3 +196,6 @@ export function tooLarge(what, bytes, kind, about = false) {
   const size = Number.isFinite(bytes) && bytes < 2 ** 60 ? fmtBytes(bytes) : 'more bytes than can be counted';
   return new RangeError(`${what} needs ${about ? 'about ' : ''}${size} of wasm ${kind}, more than the ${fmtBytes(MAX_HEAP)} a wasm heap can hold`);
 }
+
+/** The bytes record name takes (4 per field). */
+export const recordBytes = (name) => 4 * recordFields(name).length;

@@ -1,54 +1,77 @@
 // mha.scaledDotProductAttention(q, k, v, options): softmax(q k^T * scale + mask) v.
-import { attnMask, keyPaddingMask } from './masks.js';
+// defineSdpa: the function where calls are made; sdpaOps: what runs where the runtime is.
+import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
+import { recordBytes } from './runtime.js';
 import { bool, describe, expectDim, fmtDims, plainObject, tensor } from './validate.js';
 
-const OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'scale', 'needWeights'];
+const OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'scale', 'needWeights', 'transfer'];
 
-export function makeScaledDotProductAttention(rt) {
+/** The public function over a backend. ctx: { backend } (api.js). */
+export function defineSdpa({ backend }) {
   /**
    * q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv]; [H, L, D] and [L, D] are
    * accepted too (B = 1, H = 1), and the output has the rank of q.
    */
   return function scaledDotProductAttention(q, k, v, options) {
-    rt.checkAlive();
-    const hint = 'dims [B, H, L, D], [H, L, D] or [L, D]';
-    const tq = tensor('q', q, { ranks: [2, 3, 4], shapeHint: hint });
-    const r = tq.dims.length;
-    const tk = tensor('k', k, { ranks: [r], shapeHint: `${r} dims like q ${fmtDims(tq.dims)}` });
-    const tv = tensor('v', v, { ranks: [r], shapeHint: `${r} dims like q ${fmtDims(tq.dims)}` });
-    const lead = tq.dims.slice(0, r - 2);
-    lead.forEach((d, i) => {
-      const what = r === 4 && i === 0 ? 'the batch size of q' : 'the number of heads of q';
-      expectDim('k', tk.dims, i, d, what);
-      expectDim('v', tv.dims, i, d, what);
-    });
-    const B = r === 4 ? lead[0] : 1, H = r >= 3 ? lead[r - 3] : 1;
-    const Lq = tq.dims[r - 2], D = tq.dims[r - 1], Lk = tk.dims[r - 2], Dv = tv.dims[r - 1];
-    expectDim('k', tk.dims, r - 1, D, 'the last dim of q');
-    expectDim('v', tv.dims, r - 2, Lk, 'the sequence length of k');
-    const o = plainObject('scaledDotProductAttention options', options, OPTIONS);
-    const mask = attnMask('options.attnMask', o.attnMask, { Lq, Lk, fullDims: [...lead, Lq, Lk] });
-    const kpm = keyPaddingMask('options.keyPaddingMask', o.keyPaddingMask, { B, Lk, batched: true });
-    const causal = bool('options.isCausal', o.isCausal, false);
-    const needWeights = bool('options.needWeights', o.needWeights, false);
-    let scale = 1 / Math.sqrt(D);
-    if (o.scale !== undefined) {
-      if (typeof o.scale !== 'number') throw new TypeError(`options.scale must be a finite number, got ${describe(o.scale)}`);
-      if (!Number.isFinite(o.scale)) throw new RangeError(`options.scale must be a finite number, got ${describe(o.scale)}`);
-      scale = o.scale;
-    }
-    const outN = B * H * Lq * Dv, wN = needWeights ? B * H * Lq * Lk : 0;
-    const st = rt.stage([tq.data, tk.data, tv.data, mask.data, kpm, outN * 4, wN * 4], 'scaledDotProductAttention');
-    try {
-      const s = rt.mod.sdpa(B, H, Lq, Lk, D, Dv, st.at(0), st.at(1), st.at(2), st.at(5), scale, mask.kind,
-        mask.data ? st.at(3) : 0, mask.broadcast, kpm ? st.at(4) : 0, causal, needWeights ? st.at(6) : 0);
-      rt.check(s, 'scaledDotProductAttention', () => rt.mod.sdpaRequestBytes());
-      return {
-        output: { data: rt.readF32(st.at(5), outN), dims: [...lead, Lq, Dv] },
-        weights: needWeights ? { data: rt.readF32(st.at(6), wN), dims: [...lead, Lq, Lk] } : null,
+    return backend.run(() => {
+      const hint = 'dims [B, H, L, D], [H, L, D] or [L, D]';
+      const tq = tensor('q', q, { ranks: [2, 3, 4], shapeHint: hint });
+      const r = tq.dims.length;
+      const tk = tensor('k', k, { ranks: [r], shapeHint: `${r} dims like q ${fmtDims(tq.dims)}` });
+      const tv = tensor('v', v, { ranks: [r], shapeHint: `${r} dims like q ${fmtDims(tq.dims)}` });
+      const lead = tq.dims.slice(0, r - 2);
+      lead.forEach((d, i) => {
+        const what = r === 4 && i === 0 ? 'the batch size of q' : 'the number of heads of q';
+        expectDim('k', tk.dims, i, d, what);
+        expectDim('v', tv.dims, i, d, what);
+      });
+      const D = tq.dims[r - 1], Lk = tk.dims[r - 2];
+      expectDim('k', tk.dims, r - 1, D, 'the last dim of q');
+      expectDim('v', tv.dims, r - 2, Lk, 'the sequence length of k');
+      const o = plainObject('scaledDotProductAttention options', options, OPTIONS);
+      let scale = 1 / Math.sqrt(D);
+      if (o.scale !== undefined) {
+        if (typeof o.scale !== 'number') throw new TypeError(`options.scale must be a finite number, got ${describe(o.scale)}`);
+        if (!Number.isFinite(o.scale)) throw new RangeError(`options.scale must be a finite number, got ${describe(o.scale)}`);
+        scale = o.scale;
+      }
+      const call = {
+        q: tq, k: tk, v: tv, scale, attnMask: readMask('options.attnMask', o.attnMask),
+        keyPaddingMask: readPadding('options.keyPaddingMask', o.keyPaddingMask),
+        causal: bool('options.isCausal', o.isCausal, false), needWeights: bool('options.needWeights', o.needWeights, false),
       };
-    } finally {
-      rt.free(st.ptr);
-    }
+      return backend.call('scaledDotProductAttention', [call],
+        { transfer: bool('options.transfer', o.transfer, false), what: 'scaledDotProductAttention' });
+    });
+  };
+}
+
+/** What runs where the runtime is. ctx: { rt } (ops.js). */
+export function sdpaOps({ rt }) {
+  return {
+    scaledDotProductAttention({ q, k, v, scale, attnMask, keyPaddingMask, causal, needWeights }) {
+      const what = 'scaledDotProductAttention';
+      const r = q.dims.length, lead = q.dims.slice(0, r - 2);
+      const B = r === 4 ? lead[0] : 1, H = r >= 3 ? lead[r - 3] : 1;
+      const Lq = q.dims[r - 2], D = q.dims[r - 1], Lk = k.dims[r - 2], Dv = v.dims[r - 1];
+      const mask = maskLayout('options.attnMask', attnMask, { Lq, Lk, fullDims: [...lead, Lq, Lk] });
+      const kpm = paddingLayout('options.keyPaddingMask', keyPaddingMask, { B, Lk, batched: true });
+      const outN = B * H * Lq * Dv, wN = needWeights ? B * H * Lq * Lk : 0;
+      const st = rt.stage([q.data, k.data, v.data, mask.data, kpm, outN * 4, wN * 4, recordBytes('Sdpa')], what);
+      try {
+        const at = (d) => (d ? st.at(d === mask.data ? 3 : 4) : 0);
+        rt.writeRecord(st.at(7), 'Sdpa', {
+          batch: B, heads: H, lq: Lq, lk: Lk, d: D, dv: Dv, q: st.at(0), k: st.at(1), v: st.at(2), output: st.at(5), scale,
+          ...maskFields('', mask, kpm, causal, at), weights: needWeights ? st.at(6) : 0,
+        });
+        rt.check(rt.mod.sdpa(st.at(7)), what, () => rt.mod.sdpaRequestBytes());
+        return {
+          output: { data: rt.readF32(st.at(5), outN), dims: [...lead, Lq, Dv] },
+          weights: needWeights ? { data: rt.readF32(st.at(6), wN), dims: [...lead, Lq, Lk] } : null,
+        };
+      } finally {
+        rt.free(st.ptr);
+      }
+    },
   };
 }

@@ -2,15 +2,17 @@
 // dropout 0) around the Embind `Encoder` and `Decoder`, with KV caches
 // (kvcache.js) for incremental decoding. Weights by PyTorch's state_dict names
 // (self_attn.in_proj_weight, linear1.weight, norm1.weight, ...), as
-// parseSafetensors returns them.
+// parseSafetensors returns them. defineBlocks: the classes where calls are made;
+// blockOps: what runs where the runtime is.
+import { ACTIVATION } from './abi.js';
 import { weightArray } from './layer.js';
 import { withBlockConfig } from './layer-config.js';
-import { Native, live } from './native.js';
-import { attnMask, keyPaddingMask } from './masks.js';
+import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
+import { recordBytes } from './runtime.js';
 import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, readEntries, tensor } from './validate.js';
 
 const BLOCK_OPTIONS = ['dModel', 'nhead', 'dimFeedforward', 'activation', 'layerNormEps', 'normFirst', 'bias'];
-const ACTIVATIONS = ['relu', 'gelu'];
+const ACTIVATIONS = ['relu', 'gelu'];  // ACTIVATION (abi.js) by name
 
 /** Checks the options of a block (what: its class name); returns the frozen configuration. */
 export function blockConfig(what, options) {
@@ -37,15 +39,18 @@ const attnEntries = (p, E) => [
 const ffEntries = (E, F) => [['linear1.weight', [F, E]], ['linear1.bias', [F], true], ['linear2.weight', [E, F]], ['linear2.bias', [E], true]];
 const normEntries = (n, E) => [[`norm${n}.weight`, [E]], [`norm${n}.bias`, [E], true]];
 
-/** The state_dict entries of each block, [name, dims, isBias], in the order of its Embind weight table. */
+/** The state_dict entries of each block, [name, dims, isBias], in the order of its weight record (abi.js). */
 const ENTRIES = {
   TransformerEncoderLayer: ({ dModel: E, dimFeedforward: F }) =>
     [...attnEntries('self_attn', E), ...ffEntries(E, F), ...normEntries(1, E), ...normEntries(2, E)],
   TransformerDecoderLayer: ({ dModel: E, dimFeedforward: F }) => [...attnEntries('self_attn', E),
     ...attnEntries('multihead_attn', E), ...ffEntries(E, F), ...normEntries(1, E), ...normEntries(2, E), ...normEntries(3, E)],
 };
+const RECORD = { TransformerEncoderLayer: 'EncoderWeights', TransformerDecoderLayer: 'DecoderWeights' };
+/** A state_dict name's field in the weight record: self_attn.out_proj.weight -> self_attn_out_proj_weight. */
+const fieldOf = (name) => name.replace(/\./g, '_');
 
-/** The arrays of a state_dict in table order (null for the biases of a bias-free block); every entry checked. */
+/** The arrays of a state_dict by record field (null for the biases of a bias-free block); every entry checked. */
 function stateDictArrays(what, cfg, stateDict) {
   const at = `${what}.setWeights`;
   const sd = readEntries(`${at}: stateDict`, stateDict, 'an object of Float32Arrays or tensors');
@@ -56,32 +61,45 @@ function stateDictArrays(what, cfg, stateDict) {
     const hint = suffix ? ` (strip the prefix "${k.slice(0, -suffix.length)}": parseSafetensors(bytes, { prefix }))` : '';
     throw new TypeError(`${at}: unknown entry "${k}"${hint}; expected ${names.join(', ')}`);
   }
-  return entries.map(([name, dims, isBias]) => {
+  const arrays = {};
+  for (const [name, dims, isBias] of entries) {
     const v = sd[name];
     if (v === undefined || v === null) {
-      if (isBias && !cfg.bias) return null;
+      if (isBias && !cfg.bias) {
+        arrays[fieldOf(name)] = null;
+        continue;
+      }
       throw new TypeError(`${at}: missing ${name} (${product(dims)} = ${fmtDims(dims)} floats)`);
     }
     if (isBias && !cfg.bias) throw new TypeError(`${at}: ${name} given, but the layer was created with bias: false`);
-    return weightArray(name, v, dims, at);
-  });
+    arrays[fieldOf(name)] = weightArray(name, v, dims, at);
+  }
+  return arrays;
 }
 
-// The blocks' shared internals, out of users' sight.
-const BEGIN = Symbol('begin'), CACHE_FOR = Symbol('cacheFor');
+/** A batched ([B, L, E]) or unbatched ([L, E]) input: { x, batched, B, L }. */
+function blockInput(name, t, E, letter) {
+  const x = tensor(name, t, { ranks: [2, 3], shapeHint: `dims [B, ${letter}, ${E}] or [${letter}, ${E}]` });
+  const batched = x.dims.length === 3, nb = batched ? 1 : 0;
+  expectDim(name, x.dims, nb + 1, E, 'dModel');
+  return { x, batched, B: batched ? x.dims[0] : 1, L: x.dims[nb] };
+}
 
-/** caches: makeKVCache(rt), shared with the other layer classes of the runtime. */
-export function makeTransformerBlocks(rt, caches) {
-  /** What both blocks share: construction, weights, createCache and the cache checks of forward. */
+const WEIGHTS_SENT = Symbol('weightsSent');
+const DECODER_FORWARD = ['tgtMask', 'memoryMask', 'tgtKeyPaddingMask', 'memoryKeyPaddingMask', 'tgtIsCausal', 'memoryIsCausal',
+  'cache', 'needWeights', 'transfer'];
+
+/** The public classes over a backend. ctx: { backend, Native, live, caches } (api.js). */
+export function defineBlocks({ backend, Native, live, caches }) {
+  /** What both blocks share: construction, weights and createCache. */
   class Block extends withBlockConfig(Native) {
     #cfg;
     #name;
-    #hasWeights = false;
-    constructor(name, options, Handle) {
+    #weightsSent = false;  // setWeights succeeded (this thread) or was sent (a worker answers in order)
+    constructor(name, options) {
       const cfg = blockConfig(name, options);
-      rt.checkAlive();
-      super(cfg, rt, name, new Handle(cfg.dModel, cfg.nhead, cfg.dimFeedforward, ACTIVATIONS.indexOf(cfg.activation),
-        cfg.layerNormEps, cfg.normFirst, cfg.bias));
+      const { dModel, nhead, dimFeedforward, activation, layerNormEps, normFirst, bias } = cfg;
+      super(cfg, name, name, { dModel, nhead, dimFeedforward, activation, layerNormEps, normFirst, bias });
       this.#cfg = cfg;
       this.#name = name;
     }
@@ -90,141 +108,185 @@ export function makeTransformerBlocks(rt, caches) {
      * Copies in the layer's PyTorch state_dict ({ 'self_attn.in_proj_weight': ..., 'linear1.weight': ..., ... }),
      * each entry a Float32Array or a { data, dims } tensor, e.g. parseSafetensors(bytes, { prefix: 'layers.0.' }).
      */
-    setWeights(stateDict) {
-      const handle = live(this, 'setWeights');
-      const arrays = stateDictArrays(this.#name, this.#cfg, stateDict);
-      const what = `${this.#name}.setWeights`;
-      const st = rt.stage([...arrays, arrays.length * 4], what);
-      try {
-        const table = st.at(arrays.length);  // the heap offset of each entry, 0 when absent
-        rt.writeU32(table, arrays.map((a, i) => (a ? st.at(i) : 0)));
-        rt.check(handle.setWeights(table), what, () => handle.lastRequestBytes());
-        this.#hasWeights = true;
-      } finally {
-        rt.free(st.ptr);
-      }
+    setWeights(stateDict, options) {
+      return backend.run(() => {
+        const what = `${this.#name}.setWeights`, id = live(this, 'setWeights');
+        const arrays = stateDictArrays(this.#name, this.#cfg, stateDict);
+        const transfer = bool('options.transfer', plainObject(`${what} options`, options, ['transfer']).transfer, false);
+        const done = backend.call(`${this.#name}.setWeights`, [id, arrays], { transfer, what });
+        this.#weightsSent = true;
+        return done;
+      });
+    }
+
+    /** forward's first check, before its arguments: the weights were set. */
+    [WEIGHTS_SENT]() {
+      if (!this.#weightsSent) throw new Error(`${this.#name}.forward: weights are not set; call setWeights() first`);
     }
 
     /**
      * A KV cache for incremental decoding with this layer: forward(newPositions, { cache }) appends their
      * keys and values, and they attend over every cached position.
-     * @param {import('./index').CacheOptions} options { maxLength, batch = 1 }
      */
     createCache(options) {
       live(this, 'createCache');
-      return caches.createCache(this, `${this.#name}.createCache`, this.#cfg.dModel, options);
+      return caches.create(this, `${this.#name}.createCache`, this.#cfg.dModel, options);
     }
-
-    /** The forward call's first checks: alive, weights set. */
-    [BEGIN]() {
-      const handle = live(this, 'forward');
-      if (!this.#hasWeights) throw new Error(`${this.#name}.forward: weights are not set; call setWeights() first`);
-      return handle;
-    }
-
-    /** The Embind cache of options.cache (or null) and the positions it already holds; checks it fits L more. */
-    [CACHE_FOR](cache, B, L) { return caches.cacheFor(this, `${this.#name}.forward`, cache, B, L); }
   }
-
-  /** A batched ([B, L, E]) or unbatched ([L, E]) input: { x, batched, B, L }. */
-  function blockInput(name, t, E, letter) {
-    const x = tensor(name, t, { ranks: [2, 3], shapeHint: `dims [B, ${letter}, ${E}] or [${letter}, ${E}]` });
-    const batched = x.dims.length === 3, nb = batched ? 1 : 0;
-    expectDim(name, x.dims, nb + 1, E, 'dModel');
-    return { x, batched, B: batched ? x.dims[0] : 1, L: x.dims[nb] };
-  }
-
-  const maskDims = (batched, B, H, Lq, Lk) => ({ Lq, Lk, fullDims: batched ? [B, H, Lq, Lk] : [H, Lq, Lk], altDims: batched ? [[B * H, Lq, Lk]] : [] });
-  const weightsDims = (batched, B, H, Lq, Lk) => (batched ? [B, H, Lq, Lk] : [H, Lq, Lk]);
 
   class TransformerEncoderLayer extends Block {
     /** @param {import('./index').TransformerLayerOptions} options */
-    constructor(options) { super('TransformerEncoderLayer', options, rt.mod.Encoder); }
+    constructor(options) { super('TransformerEncoderLayer', options); }
 
     /**
-     * @param {import('./index').Tensor} src [B, L, dModel] or [L, dModel]
-     * @param {import('./index').EncoderForwardOptions} [options]
-     * @returns the output tensor (dims of src), or { output, weights } with needWeights ([B, H, L, Lk] per head)
+     * src [B, L, dModel] or [L, dModel]. Returns the output tensor (dims of src), or
+     * { output, weights } with needWeights ([B, H, L, Lk] per head).
      */
     forward(src, options) {
-      const handle = this[BEGIN]();
-      const { dModel: E, nhead: H } = this;
-      const { x, batched, B, L } = blockInput('src', src, E, 'L');
-      const o = plainObject('forward options', options, ['srcMask', 'srcKeyPaddingMask', 'isCausal', 'cache', 'needWeights']);
-      const cache = this[CACHE_FOR](o.cache, B, L), Lk = cache.past + L;
-      const mask = attnMask('options.srcMask', o.srcMask, maskDims(batched, B, H, L, Lk));
-      const kpm = keyPaddingMask('options.srcKeyPaddingMask', o.srcKeyPaddingMask, { B, Lk, batched });
-      const causal = bool('options.isCausal', o.isCausal, false);
-      const needWeights = bool('options.needWeights', o.needWeights, false);
-      const n = B * L * E, nw = needWeights ? B * H * L * Lk : 0;
-      const st = rt.stage([x.data, mask.data, kpm, n * 4, nw * 4], 'TransformerEncoderLayer.forward');
-      try {
-        const s = handle.forward(B, L, st.at(0), mask.kind, mask.data ? st.at(1) : 0, mask.broadcast, kpm ? st.at(2) : 0, causal,
-          st.at(3), cache.handle, needWeights ? st.at(4) : 0);
-        rt.check(s, 'TransformerEncoderLayer.forward', () => handle.lastRequestBytes());
-        const output = { data: rt.readF32(st.at(3), n), dims: x.dims };
-        if (!needWeights) return output;
-        return { output, weights: { data: rt.readF32(st.at(4), nw), dims: weightsDims(batched, B, H, L, Lk) } };
-      } finally {
-        rt.free(st.ptr);
-      }
+      return backend.run(() => {
+        const what = 'TransformerEncoderLayer.forward', id = live(this, 'forward');
+        this[WEIGHTS_SENT]();
+        const { x, batched, B, L } = blockInput('src', src, this.dModel, 'L');
+        const o = plainObject('forward options', options, ['srcMask', 'srcKeyPaddingMask', 'isCausal', 'cache', 'needWeights', 'transfer']);
+        const call = {
+          x: x.data, dims: x.dims, batched, B, L, srcMask: readMask('options.srcMask', o.srcMask),
+          srcKeyPaddingMask: readPadding('options.srcKeyPaddingMask', o.srcKeyPaddingMask), causal: bool('options.isCausal', o.isCausal, false),
+          needWeights: bool('options.needWeights', o.needWeights, false),
+        };
+        const c = caches.use(this, what, o.cache, B);
+        return caches.after(c, backend.call(what, [id, call, c ? c.id : 0], { transfer: bool('options.transfer', o.transfer, false), what }));
+      });
     }
   }
 
-  const DECODER_FORWARD = ['tgtMask', 'memoryMask', 'tgtKeyPaddingMask', 'memoryKeyPaddingMask', 'tgtIsCausal', 'memoryIsCausal',
-    'cache', 'needWeights'];
-
   class TransformerDecoderLayer extends Block {
     /** @param {import('./index').TransformerLayerOptions} options */
-    constructor(options) { super('TransformerDecoderLayer', options, rt.mod.Decoder); }
+    constructor(options) { super('TransformerDecoderLayer', options); }
 
     /**
-     * @param {import('./index').Tensor} tgt [B, T, dModel] or [T, dModel]
-     * @param {import('./index').Tensor} memory [B, S, dModel] or [S, dModel] (the same rank as tgt)
-     * @param {import('./index').DecoderForwardOptions} [options]
-     * @returns the output tensor (dims of tgt), or { output, selfWeights, crossWeights } with needWeights
+     * tgt [B, T, dModel] or [T, dModel]; memory [B, S, dModel] or [S, dModel] (the same rank).
+     * Returns the output tensor (dims of tgt), or { output, selfWeights, crossWeights } with needWeights.
      */
     forward(tgt, memory, options) {
-      const handle = this[BEGIN]();
-      const { dModel: E, nhead: H } = this;
-      const { x, batched, B, L: T } = blockInput('tgt', tgt, E, 'T');
-      const m = blockInput('memory', memory, E, 'S');
-      if (m.batched !== batched) throw new RangeError(`memory must have the same rank as tgt (dims ${fmtDims(x.dims)}), got dims ${fmtDims(m.x.dims)}`);
-      if (batched) expectDim('memory', m.x.dims, 0, B, 'the batch size of tgt');
-      const S = m.L;
-      const o = plainObject('forward options', options, DECODER_FORWARD);
-      const cache = this[CACHE_FOR](o.cache, B, T), Lk = cache.past + T;
-      const cross = cache.handle ? cache.handle.crossLength() : 0;
-      if (cross && cross !== S)
-        throw new RangeError(`TransformerDecoderLayer.forward: options.cache holds a memory of length ${cross}, got memory of length ${S}; ` +
-          'a cache keeps the memory it first saw (call cache.reset() for a new one)');
-      const tMask = attnMask('options.tgtMask', o.tgtMask, maskDims(batched, B, H, T, Lk));
-      const mMask = attnMask('options.memoryMask', o.memoryMask, maskDims(batched, B, H, T, S));
-      const tPad = keyPaddingMask('options.tgtKeyPaddingMask', o.tgtKeyPaddingMask, { B, Lk, batched });
-      const mPad = keyPaddingMask('options.memoryKeyPaddingMask', o.memoryKeyPaddingMask, { B, Lk: S, batched });
-      const tCausal = bool('options.tgtIsCausal', o.tgtIsCausal, false), mCausal = bool('options.memoryIsCausal', o.memoryIsCausal, false);
-      const needWeights = bool('options.needWeights', o.needWeights, false);
-      const n = B * T * E, ns = needWeights ? B * H * T * Lk : 0, nc = needWeights ? B * H * T * S : 0;
-      const st = rt.stage([x.data, m.x.data, tMask.data, mMask.data, tPad, mPad, n * 4, ns * 4, nc * 4], 'TransformerDecoderLayer.forward');
-      try {
-        const p = (i, present) => (present ? st.at(i) : 0);
-        const s = handle.forward(B, T, S, st.at(0), st.at(1),
-          tMask.kind, p(2, tMask.data), tMask.broadcast, p(4, tPad), tCausal,
-          mMask.kind, p(3, mMask.data), mMask.broadcast, p(5, mPad), mCausal,
-          st.at(6), cache.handle, p(7, needWeights), p(8, needWeights));
-        rt.check(s, 'TransformerDecoderLayer.forward', () => handle.lastRequestBytes());
-        const output = { data: rt.readF32(st.at(6), n), dims: x.dims };
-        if (!needWeights) return output;
-        return {
-          output,
-          selfWeights: { data: rt.readF32(st.at(7), ns), dims: weightsDims(batched, B, H, T, Lk) },
-          crossWeights: { data: rt.readF32(st.at(8), nc), dims: weightsDims(batched, B, H, T, S) },
+      return backend.run(() => {
+        const what = 'TransformerDecoderLayer.forward', id = live(this, 'forward');
+        this[WEIGHTS_SENT]();
+        const E = this.dModel;
+        const { x, batched, B, L: T } = blockInput('tgt', tgt, E, 'T');
+        const m = blockInput('memory', memory, E, 'S');
+        if (m.batched !== batched) throw new RangeError(`memory must have the same rank as tgt (dims ${fmtDims(x.dims)}), got dims ${fmtDims(m.x.dims)}`);
+        if (batched) expectDim('memory', m.x.dims, 0, B, 'the batch size of tgt');
+        const o = plainObject('forward options', options, DECODER_FORWARD);
+        const call = {
+          tgt: x.data, memory: m.x.data, dims: x.dims, batched, B, T, S: m.L,
+          tgtMask: readMask('options.tgtMask', o.tgtMask), memoryMask: readMask('options.memoryMask', o.memoryMask),
+          tgtKeyPaddingMask: readPadding('options.tgtKeyPaddingMask', o.tgtKeyPaddingMask),
+          memoryKeyPaddingMask: readPadding('options.memoryKeyPaddingMask', o.memoryKeyPaddingMask),
+          tgtIsCausal: bool('options.tgtIsCausal', o.tgtIsCausal, false), memoryIsCausal: bool('options.memoryIsCausal', o.memoryIsCausal, false),
+          needWeights: bool('options.needWeights', o.needWeights, false),
         };
-      } finally {
-        rt.free(st.ptr);
-      }
+        const c = caches.use(this, what, o.cache, B);
+        return caches.after(c, backend.call(what, [id, call, c ? c.id : 0], { transfer: bool('options.transfer', o.transfer, false), what }));
+      });
     }
   }
 
   return { TransformerEncoderLayer, TransformerDecoderLayer };
+}
+
+const maskDims = (batched, B, H, Lq, Lk) => ({ Lq, Lk, fullDims: batched ? [B, H, Lq, Lk] : [H, Lq, Lk], altDims: batched ? [[B * H, Lq, Lk]] : [] });
+const weightsDims = (batched, B, H, Lq, Lk) => (batched ? [B, H, Lq, Lk] : [H, Lq, Lk]);
+
+/** What runs where the runtime is. ctx: { rt, get(id, kind), cacheFor } (ops.js). */
+export function blockOps({ rt, get, cacheFor }) {
+  const create = (kind, Handle) => (cfg) => {
+    const { dModel, nhead, dimFeedforward, activation, layerNormEps, normFirst, bias } = cfg;
+    const rec = { d_model: dModel, nhead, dim_feedforward: dimFeedforward, activation: ACTIVATION[activation.toUpperCase()],
+      layer_norm_eps: layerNormEps, norm_first: normFirst, bias };
+    return { handle: rt.withRecord('BlockConfig', rec, (p) => new rt.mod[Handle](p), `new ${kind}`), cfg, hasWeights: false };
+  };
+  const setWeights = (kind) => (id, arrays) => {
+    const block = get(id, kind), what = `${kind}.setWeights`;
+    const fields = Object.keys(arrays), present = fields.filter((f) => arrays[f]);
+    const st = rt.stage([...present.map((f) => arrays[f]), recordBytes(RECORD[kind])], what);
+    try {
+      const rec = st.at(present.length);
+      rt.writeRecord(rec, RECORD[kind], Object.fromEntries(fields.map((f) => [f, arrays[f] ? st.at(present.indexOf(f)) : 0])));
+      rt.check(block.handle.setWeights(rec), what, () => block.handle.lastRequestBytes());
+      block.hasWeights = true;
+    } finally {
+      rt.free(st.ptr);
+    }
+  };
+  /** The block, checked to have weights. */
+  const ready = (id, kind) => {
+    const block = get(id, kind);
+    if (!block.hasWeights) throw new Error(`${kind}.forward: weights are not set; call setWeights() first`);
+    return block;
+  };
+
+  return {
+    TransformerEncoderLayer: create('TransformerEncoderLayer', 'Encoder'),
+    TransformerDecoderLayer: create('TransformerDecoderLayer', 'Decoder'),
+    'TransformerEncoderLayer.setWeights': setWeights('TransformerEncoderLayer'),
+    'TransformerDecoderLayer.setWeights': setWeights('TransformerDecoderLayer'),
+
+    'TransformerEncoderLayer.forward'(id, call, cacheId) {
+      const what = 'TransformerEncoderLayer.forward', block = ready(id, 'TransformerEncoderLayer');
+      const { dModel: E, nhead: H } = block.cfg, { batched, B, L, needWeights } = call;
+      const cache = cacheFor(cacheId, id, what, L, B), Lk = cache.past + L;
+      const mask = maskLayout('options.srcMask', call.srcMask, maskDims(batched, B, H, L, Lk));
+      const kpm = paddingLayout('options.srcKeyPaddingMask', call.srcKeyPaddingMask, { B, Lk, batched });
+      const n = B * L * E, nw = needWeights ? B * H * L * Lk : 0;
+      const st = rt.stage([call.x, mask.data, kpm, n * 4, nw * 4, recordBytes('EncoderForward')], what);
+      try {
+        const at = (d) => (d ? st.at(d === mask.data ? 1 : 2) : 0);
+        rt.writeRecord(st.at(5), 'EncoderForward', {
+          batch: B, length: L, src: st.at(0), ...maskFields('', mask, kpm, call.causal, at), output: st.at(3),
+          weights: needWeights ? st.at(4) : 0,
+        });
+        rt.check(block.handle.forward(st.at(5), cache.handle), what, () => block.handle.lastRequestBytes());
+        const output = { data: rt.readF32(st.at(3), n), dims: call.dims };
+        const result = needWeights ? { output, weights: { data: rt.readF32(st.at(4), nw), dims: weightsDims(batched, B, H, L, Lk) } } : output;
+        return { result, cacheLength: cache.length() };
+      } finally {
+        rt.free(st.ptr);
+      }
+    },
+
+    'TransformerDecoderLayer.forward'(id, call, cacheId) {
+      const what = 'TransformerDecoderLayer.forward', block = ready(id, 'TransformerDecoderLayer');
+      const { dModel: E, nhead: H } = block.cfg, { batched, B, T, S, needWeights } = call;
+      const cache = cacheFor(cacheId, id, what, T, B), Lk = cache.past + T;
+      const cross = cache.handle ? cache.handle.crossLength() : 0;
+      if (cross && cross !== S)
+        throw new RangeError(`TransformerDecoderLayer.forward: options.cache holds a memory of length ${cross}, got memory of length ${S}; ` +
+          'a cache keeps the memory it first saw (call cache.reset() for a new one)');
+      const tMask = maskLayout('options.tgtMask', call.tgtMask, maskDims(batched, B, H, T, Lk));
+      const mMask = maskLayout('options.memoryMask', call.memoryMask, maskDims(batched, B, H, T, S));
+      const tPad = paddingLayout('options.tgtKeyPaddingMask', call.tgtKeyPaddingMask, { B, Lk, batched });
+      const mPad = paddingLayout('options.memoryKeyPaddingMask', call.memoryKeyPaddingMask, { B, Lk: S, batched });
+      const n = B * T * E, ns = needWeights ? B * H * T * Lk : 0, nc = needWeights ? B * H * T * S : 0;
+      const parts = [call.tgt, call.memory, tMask.data, mMask.data, tPad, mPad, n * 4, ns * 4, nc * 4, recordBytes('DecoderForward')];
+      const st = rt.stage(parts, what);
+      try {
+        const at = (d) => (d ? st.at(parts.indexOf(d)) : 0);
+        rt.writeRecord(st.at(9), 'DecoderForward', {
+          batch: B, tgt_length: T, memory_length: S, tgt: st.at(0), memory: st.at(1),
+          ...maskFields('tgt_', tMask, tPad, call.tgtIsCausal, at), ...maskFields('memory_', mMask, mPad, call.memoryIsCausal, at),
+          output: st.at(6), self_weights: needWeights ? st.at(7) : 0, cross_weights: needWeights ? st.at(8) : 0,
+        });
+        rt.check(block.handle.forward(st.at(9), cache.handle), what, () => block.handle.lastRequestBytes());
+        const output = { data: rt.readF32(st.at(6), n), dims: call.dims };
+        const result = !needWeights ? output : {
+          output,
+          selfWeights: { data: rt.readF32(st.at(7), ns), dims: weightsDims(batched, B, H, T, Lk) },
+          crossWeights: { data: rt.readF32(st.at(8), nc), dims: weightsDims(batched, B, H, T, S) },
+        };
+        return { result, cacheLength: cache.length() };
+      } finally {
+        rt.free(st.ptr);
+      }
+    },
+  };
 }

@@ -36,17 +36,20 @@ export function snapshotView(name, v) {
   try {
     view = new (CONSTRUCTORS.get(kind))(Reflect.apply(BUFFER, v, []), Reflect.apply(BYTE_OFFSET, v, []), length);
   } catch (e) {
-    throw new TypeError(`${name}: its ArrayBuffer is detached or out of bounds (${e.message})`);
+    throw new TypeError(`${name} is a view of a detached or out-of-bounds ArrayBuffer (${e.message})`);
   }
   validated.set(view, { name, length });
   return view;
 }
 
+/** The argument name a validated view was checked under, or undefined. */
+export const viewName = (view) => validated.get(view)?.name;
+
 /** Throws a TypeError if a validated view's buffer was detached or shrunk since it was checked. */
 export function checkIntact(view) {
   const v = validated.get(view);
   if (v && typedArrayLength(view) !== v.length)
-    throw new TypeError(`${v.name}: its ArrayBuffer was detached or resized during the call`);
+    throw new TypeError(`${v.name} is a view of an ArrayBuffer that was detached or resized during the call`);
 }
 
 export function describe(v) {

@@ -1,8 +1,13 @@
 // Runs inside the worker that mha-wasm/worker starts (a module Web Worker, or
-// a worker_threads Worker in Node). It owns one runtime and the layers made
-// through it, answers each request in order, and sends results back as
+// a worker_threads Worker in Node). It owns one runtime and the objects made
+// through it, runs each request from the runtime's op table (ops.js, the same
+// one the main API runs), answers in order, and sends results back as
 // transferables.
+import { backendOf } from './api.js';
 import { init } from './index.js';
+import { CALLS } from './ops.js';
+
+const OPS = ['init', 'create', 'dispose', ...CALLS];
 
 let port;  // { post(msg, transfer), listen(fn), unreadable(fn) }
 if (typeof process === 'object' && process.versions && process.versions.node && typeof importScripts !== 'function') {
@@ -12,70 +17,30 @@ if (typeof process === 'object' && process.versions && process.versions.node && 
   port = { post: (m, t) => self.postMessage(m, t), listen: (fn) => self.addEventListener('message', (e) => fn(e.data)), unreadable: (fn) => self.addEventListener('messageerror', fn) };
 }
 
-let api = null;
-const objects = new Map();  // id -> a layer or KV cache, or the Error its construction threw
-const KINDS = ['MultiHeadAttention', 'TransformerEncoderLayer', 'TransformerDecoderLayer', 'LayerNorm'];
-const METHODS = ['setWeights', 'forward', 'reset'];
+let ops = null;  // the runtime's op table, once loaded
 
-function object(id) {
-  const l = objects.get(id);
-  if (l === undefined) throw new Error('mha-wasm/worker: this layer has been disposed');
-  if (l instanceof Error) throw l;
-  return l;
-}
-
-function make(id, fn) {
-  try {
-    objects.set(id, fn());
-  } catch (e) {
-    objects.set(id, e);
-    throw e;
+/** The ArrayBuffers of the typed arrays in a result, each once (a SharedArrayBuffer cannot be transferred). */
+function buffersOf(value, out = new Set()) {
+  if (value === null || typeof value !== 'object') return out;
+  if (ArrayBuffer.isView(value)) {
+    if (value.buffer instanceof ArrayBuffer) out.add(value.buffer);
+  } else {
+    for (const v of Object.values(value)) buffersOf(v, out);
   }
+  return out;
 }
 
-/**
- * The buffers of the tensors in a result (a tensor, or an object of tensors),
- * each once: only ArrayBuffers (a SharedArrayBuffer cannot be transferred).
- */
-const buffersOf = (r) => {
-  const tensors = r && ArrayBuffer.isView(r.data) ? [r] : Object.values(r ?? {});
-  const list = tensors.flatMap((t) => (t && ArrayBuffer.isView(t.data) && t.data.buffer instanceof ArrayBuffer ? [t.data.buffer] : []));
-  return [...new Set(list)];
-};
-
-const OPS = {
-  async init(options) {
-    api = await init(options);
+async function run(op, args) {
+  if (op === 'init') {
+    const api = await init(...args);
+    ops = backendOf(api).ops;
     return { threads: api.threads, features: api.features, build: api.build, threadsNote: api.threadsNote };
-  },
-  create(id, kind, options) {
-    if (!KINDS.includes(kind)) throw new TypeError(`mha-wasm/worker: unknown class ${kind}`);
-    make(id, () => new api[kind](options));
-  },
-  createCache(id, layerId, options) {
-    make(id, () => object(layerId).createCache(options));
-  },
-  invoke(id, method, args) {
-    if (!METHODS.includes(method)) throw new TypeError(`mha-wasm/worker: unknown method ${method}`);
-    if (method !== 'forward') return [object(id)[method](...args), []];
-    const options = args.at(-1), ref = options?.cache;
-    if (ref) options.cache = object(ref.cacheId);
-    const result = object(id).forward(...args);
-    return [{ result, cacheLength: ref ? options.cache.length : undefined }, buffersOf(result)];
-  },
-  dispose(id) {
-    const l = objects.get(id);
-    objects.delete(id);
-    if (l && !(l instanceof Error)) l.dispose();
-  },
-  sdpa(q, k, v, options) {
-    const r = api.scaledDotProductAttention(q, k, v, options);
-    return [r, buffersOf(r)];
-  },
-  stats() {
-    return { ...api.stats(), workerLayers: objects.size };
-  },
-};
+  }
+  if (ops === null) throw new Error('mha-wasm/worker: the runtime is not loaded');
+  if (op === 'create') return ops.create(...args);
+  if (op === 'dispose') return ops.dispose(...args);
+  return ops.call(op, args);
+}
 
 // Only the error's class and message cross back, as strings; the caller rebuilds it.
 function errorInfo(e) {
@@ -95,19 +60,17 @@ function fail(id, e) {
 async function handle(msg) {
   const id = msg !== null && typeof msg === 'object' ? msg.id : undefined;
   if (typeof id !== 'number') return;  // not a request (no id to answer): ignored
-  let value, transfer;
+  let value;
   try {
     const { op, args } = msg;
-    if (typeof op !== 'string' || !Object.hasOwn(OPS, op)) throw new TypeError(`mha-wasm/worker: unknown operation ${JSON.stringify(String(op))}`);
+    if (typeof op !== 'string' || !OPS.includes(op)) throw new TypeError(`mha-wasm/worker: unknown operation ${JSON.stringify(String(op))}`);
     if (!Array.isArray(args)) throw new TypeError(`mha-wasm/worker: the arguments of ${op} must be an array`);
-    if (op !== 'init' && api === null) throw new Error('mha-wasm/worker: the runtime is not loaded');
-    const res = await OPS[op](...args);
-    [value, transfer] = op === 'invoke' || op === 'sdpa' ? res : [res, []];
+    value = await run(op, args);
   } catch (e) {
     return fail(id, e);
   }
   try {
-    port.post({ id, ok: true, value }, transfer);
+    port.post({ id, ok: true, value }, [...buffersOf(value)]);
   } catch (e) {
     fail(id, new Error(`mha-wasm/worker: the result cannot be sent back (${errorInfo(e).message})`));
   }

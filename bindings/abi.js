@@ -1,0 +1,64 @@
+// The contract between the JS bindings and the C++ core, written once: status
+// codes, enum values, limits, the built files, and the layout of every record a
+// call writes into wasm memory. The bindings import it; scripts/gen-abi.mjs turns
+// it into the C++ header (abi.h) and the CMake settings (abi.cmake) at build time.
+
+/** What a core call returns (mha::Status). */
+export const STATUS = Object.freeze({ OK: 0, INVALID_ARGUMENT: 1, OUT_OF_MEMORY: 2, NO_WEIGHTS: 3 });
+
+/** attn-mask kinds: none, Uint8Array (nonzero = masked), Float32Array (added to the scores). */
+export const MASK = Object.freeze({ NONE: 0, BOOL: 1, FLOAT: 2 });
+
+/** Feed-forward activations (mha::Activation). */
+export const ACTIVATION = Object.freeze({ RELU: 0, GELU: 1 });
+
+/** The wasm heap's maximum (-sMAXIMUM_MEMORY): no call may need more. */
+export const MAX_HEAP_BYTES = 2 ** 31;
+
+/** The most threads the core's pool runs (mha::ThreadPool::kMaxThreads); init() caps threads there. */
+export const MAX_THREADS = 64;
+
+/** The builds: their file stem and the global their glue defines. */
+export const BUILDS = Object.freeze({
+  threads: Object.freeze({ file: 'mha-wasm-threads', exportName: 'MhaWasmThreads', threads: true }),
+  simd: Object.freeze({ file: 'mha-wasm-simd', exportName: 'MhaWasmSimd', threads: false }),
+});
+
+/** Every file a build writes to dist/ (the pthread worker script only for threaded builds). */
+export const FILES = Object.freeze(Object.values(BUILDS).flatMap((b) =>
+  [`${b.file}.js`, `${b.file}.wasm`, ...(b.threads ? [`${b.file}.worker.js`] : [])]));
+
+// Record fields are 4 bytes each, in order: 'name' is an int32, 'name:p' a heap
+// offset (uint32, 0 = absent), 'name:f' a float32.
+const mask = (p) => [`${p}mask_kind`, `${p}mask:p`, `${p}mask_broadcast`, `${p}key_padding:p`, `${p}causal`];
+const attn = (p) => [`${p}in_proj_weight:p`, `${p}in_proj_bias:p`, `${p}out_proj_weight:p`, `${p}out_proj_bias:p`];
+const ffn = ['linear1_weight:p', 'linear1_bias:p', 'linear2_weight:p', 'linear2_bias:p'];
+const norms = (n) => Array.from({ length: n }, (_, i) => [`norm${i + 1}_weight:p`, `norm${i + 1}_bias:p`]).flat();
+
+/** The records calls pass across the boundary: one pointer per call instead of positional arguments. */
+export const RECORDS = Object.freeze({
+  LayerConfig: ['embed_dim', 'num_heads', 'kdim', 'vdim', 'bias'],
+  BlockConfig: ['d_model', 'nhead', 'dim_feedforward', 'activation', 'layer_norm_eps:f', 'norm_first', 'bias'],
+  NormConfig: ['width', 'eps:f'],
+  CacheConfig: ['batch', 'capacity', 'width'],
+  MhaWeights: ['in_proj_weight:p', 'q_proj_weight:p', 'k_proj_weight:p', 'v_proj_weight:p', 'in_proj_bias:p',
+    'out_proj_weight:p', 'out_proj_bias:p'],
+  // Table order = TransformerEncoderLayer's state_dict order in transformer.js.
+  EncoderWeights: [...attn('self_attn_'), ...ffn, ...norms(2)],
+  DecoderWeights: [...attn('self_attn_'), ...attn('multihead_attn_'), ...ffn, ...norms(3)],
+  NormWeights: ['weight:p', 'bias:p'],
+  MhaForward: ['batch', 'lq', 'lk', 'query:p', 'key:p', 'value:p', ...mask(''), 'output:p', 'weights:p', 'average_weights'],
+  EncoderForward: ['batch', 'length', 'src:p', ...mask(''), 'output:p', 'weights:p'],
+  DecoderForward: ['batch', 'tgt_length', 'memory_length', 'tgt:p', 'memory:p', ...mask('tgt_'), ...mask('memory_'),
+    'output:p', 'self_weights:p', 'cross_weights:p'],
+  NormForward: ['rows', 'x:p', 'y:p'],
+  Sdpa: ['batch', 'heads', 'lq', 'lk', 'd', 'dv', 'q:p', 'k:p', 'v:p', 'output:p', 'scale:f', ...mask(''), 'weights:p'],
+});
+
+/** A record's fields as [{ name, type: 'i32' | 'ptr' | 'f32', offset }]. */
+export function recordFields(record) {
+  return RECORDS[record].map((f, i) => {
+    const [name, t] = f.split(':');
+    return { name, type: t === 'p' ? 'ptr' : t === 'f' ? 'f32' : 'i32', offset: 4 * i };
+  });
+}

@@ -1,0 +1,61 @@
+// The operations of one runtime, by name: what every public method does once its
+// arguments are read and checked where the call was made (api.js). They run in
+// the runtime's thread: directly for the main API, or in the worker host for
+// mha-wasm/worker, from this same table. Objects live here under ids.
+import { cacheOps } from './kvcache.js';
+import { mhaOps } from './layer.js';
+import { normOps } from './layernorm.js';
+import { sdpaOps } from './sdpa.js';
+import { blockOps } from './transformer.js';
+
+/** The table of ops and constructors by name; ctx: { rt, get }, filled in with cacheFor. */
+function buildTable(ctx) {
+  const caches = cacheOps(ctx);
+  ctx.cacheFor = caches.cacheFor;
+  return Object.assign(Object.create(null), mhaOps(ctx), blockOps(ctx), normOps(ctx), sdpaOps(ctx), caches, {
+    stats: () => ({ wasmMemoryBytes: ctx.rt.memoryBytes(), liveLayers: ctx.rt.mod.liveLayers() }),  // layers and caches
+  });
+}
+
+/** The classes ops can create, and the names call() takes (the table's dotted names, sdpa and stats). */
+export const CLASSES = Object.freeze(['MultiHeadAttention', 'TransformerEncoderLayer', 'TransformerDecoderLayer', 'LayerNorm', 'KVCache']);
+export const CALLS = Object.freeze(Object.keys(buildTable({})).filter((k) => !CLASSES.includes(k) && k !== 'cacheFor'));
+
+/** The op table of Runtime rt: { create(id, kind, cfg), dispose(id), call(op, args) }. */
+export function makeOps(rt) {
+  const objects = new Map();  // id -> { kind, handle, cfg, ... }
+  const NOUN = { KVCache: 'cache' };
+
+  /** The live object id, which must be a kind. */
+  function get(id, kind) {
+    const o = objects.get(id);
+    if (o === undefined) throw new Error(`${kind}: this ${NOUN[kind] ?? 'layer'} has been disposed`);
+    if (o.kind !== kind) throw new TypeError(`mha-wasm: object ${id} is a ${o.kind}, not a ${kind}`);
+    return o;
+  }
+
+  const table = buildTable({ rt, get });
+
+  return {
+    /** Makes an object of kind from its validated configuration, under id. */
+    create(id, kind, cfg) {
+      if (!CLASSES.includes(kind)) throw new TypeError(`mha-wasm: unknown class ${JSON.stringify(String(kind))}`);
+      if (objects.has(id)) throw new TypeError(`mha-wasm: object ${id} exists already`);
+      rt.checkAlive();
+      objects.set(id, { ...table[kind](cfg), kind });
+    },
+    /** Frees object id (nothing if it is gone already). */
+    dispose(id) {
+      const o = objects.get(id);
+      if (o === undefined) return;
+      objects.delete(id);
+      o.handle.delete();
+    },
+    /** Runs op with args (an array). */
+    call(op, args) {
+      if (typeof op !== 'string' || !CALLS.includes(op)) throw new TypeError(`mha-wasm: unknown operation ${JSON.stringify(String(op))}`);
+      if (!Array.isArray(args)) throw new TypeError(`mha-wasm: the arguments of ${op} must be an array`);
+      return table[op](...args);
+    },
+  };
+}
