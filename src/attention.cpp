@@ -22,14 +22,22 @@ struct Job {
   size_t scratch_stride;  // floats per worker
   int n_qblocks;
   int dvp;  // Dv rounded up to 8
+  // Whether some key block is fully masked for some query block (so it may be
+  // skipped), and then, per (b, h), 1 if K and V are finite at every key a skipped
+  // block may hold (past the first query block's causal end, or padding), else 0.
+  bool may_skip;
+  int causal_min_end;
+  float* kv_finite;
 };
 
 // Applies scale and masks to S[rows x jn] (row stride ld) for query rows
-// i0.. and keys j0..j0+jn of (b, h).
+// i0.. and keys j0..j0+jn of (b, h). Masks are added as -inf, as in PyTorch: a
+// masked NaN (or +inf) score becomes NaN, not -inf.
 void scale_and_mask(const AttentionArgs& a, int b, int h, int i0, int rows, int j0, int jn, float* S,
                     int ld) {
   const MaskArgs& m = a.mask;
   const uint8_t* kp = m.key_padding ? m.key_padding + static_cast<size_t>(b) * a.Lk + j0 : nullptr;
+  const long diag = causal_diagonal(m, a.Lq, a.Lk);
   for (int r = 0; r < rows; ++r) {
     float* s = S + static_cast<size_t>(r) * ld;
     const int i = i0 + r;
@@ -39,14 +47,14 @@ void scale_and_mask(const AttentionArgs& a, int b, int h, int i0, int rows, int 
     if (m.bool_mask) {
       const uint8_t* bm = m.bool_mask + moff;
       for (int j = 0; j < jn; ++j)
-        if (bm[j]) s[j] = -INFINITY;
+        if (bm[j]) s[j] -= INFINITY;
     }
     if (kp)
       for (int j = 0; j < jn; ++j)
-        if (kp[j]) s[j] = -INFINITY;
+        if (kp[j]) s[j] -= INFINITY;
     if (m.causal) {
-      const long first_masked = static_cast<long>(i) + (a.Lk - a.Lq) + 1 - j0;
-      for (long j = std::max(0L, first_masked); j < jn; ++j) s[j] = -INFINITY;
+      const long first_masked = static_cast<long>(i) + diag + 1 - j0;
+      for (long j = std::max(0L, first_masked); j < jn; ++j) s[j] -= INFINITY;
     }
   }
 }
@@ -54,8 +62,22 @@ void scale_and_mask(const AttentionArgs& a, int b, int h, int i0, int rows, int 
 // Exclusive end of the keys any row in [i0, i1) may see under the causal mask.
 int key_end(const AttentionArgs& a, int i1) {
   if (!a.mask.causal) return a.Lk;
-  const long end = static_cast<long>(i1 - 1) + (a.Lk - a.Lq) + 1;
+  const long end = static_cast<long>(i1 - 1) + causal_diagonal(a.mask, a.Lq, a.Lk) + 1;
   return static_cast<int>(std::clamp(end, 0L, static_cast<long>(a.Lk)));
+}
+
+// Whether some mask leaves query row i of (b, h) a key (only asked of NaN rows).
+bool sees_a_key(const AttentionArgs& a, int b, int h, int i) {
+  const MaskArgs& m = a.mask;
+  const int end = key_end(a, i + 1);
+  const uint8_t* kp = m.key_padding ? m.key_padding + static_cast<size_t>(b) * a.Lk : nullptr;
+  const size_t moff = b * m.sb + h * m.sh + i * m.sl;
+  for (int j = 0; j < end; ++j) {
+    const bool hidden = (kp && kp[j]) || (m.bool_mask && m.bool_mask[moff + j]) ||
+                        (m.float_mask && m.float_mask[moff + j] == -INFINITY);
+    if (!hidden) return true;
+  }
+  return false;
 }
 
 bool all_padded(const AttentionArgs& a, int b, int j0, int jn) {
@@ -67,11 +89,11 @@ bool all_padded(const AttentionArgs& a, int b, int j0, int jn) {
 }
 
 // S[rows x jn] (row stride kBlockK) = masked, scaled scores of query rows
-// i0.. against keys j0..j0+jn of (b, h). False when every key of the block is
-// padding (nothing computed: the block adds nothing).
+// i0.. against keys j0..j0+jn of (b, h). False when skip_padded and every key of
+// the block is padding (nothing computed: the block adds nothing).
 bool scores(const AttentionArgs& a, int b, int h, int i0, int rows, int j0, int jn, const float* q, const float* pk,
-            float* S) {
-  if (all_padded(a, b, j0, jn)) return false;
+            float* S, bool skip_padded) {
+  if (skip_padded && all_padded(a, b, j0, jn)) return false;
   const size_t pk_panel = static_cast<size_t>(a.D) * kNR;
   kernels::gemm(rows, jn, a.D, q, a.q.sl, pk + (j0 / kNR) * pk_panel, pk_panel, S, Attention::kBlockK, false, nullptr);
   scale_and_mask(a, b, h, i0, rows, j0, jn, S, Attention::kBlockK);
@@ -97,17 +119,31 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
   std::fill(mx, mx + rows, -INFINITY);
   std::fill(l, l + rows, 0.0f);
   std::fill(O, O + static_cast<size_t>(rows) * job.dvp, 0.0f);
-  const int jend = key_end(a, i0 + rows);
+  // Fully masked key blocks (past the causal end, or all padding) add exactly
+  // nothing when q, k and v are finite; otherwise (NaN + -inf = NaN, 0 * NaN = NaN)
+  // PyTorch's math reads them, so they are computed.
+  bool skip = true;
+  if (job.may_skip) {
+    skip = job.kv_finite[static_cast<size_t>(b) * a.H + h] != 0.0f;
+    for (int r = 0; skip && r < rows; ++r) skip = kernels::all_finite(q + r * a.q.sl, a.D);
+  }
+  const int jend = skip ? key_end(a, i0 + rows) : a.Lk;
 
+  // The online softmax carries NaN: a NaN score makes its exp, the row sum l and
+  // (through P V) the output row NaN. The fast max may drop a NaN, so a block whose
+  // max says "nothing visible" is checked for one before it is skipped.
   for (int j0 = 0; j0 < jend; j0 += BK) {
     const int jn = std::min(BK, jend - j0);
-    if (!scores(a, b, h, i0, rows, j0, jn, q, pk, S)) continue;
+    if (!scores(a, b, h, i0, rows, j0, jn, q, pk, S, skip)) continue;
     for (int r = 0; r < rows; ++r) {
       float* s = S + static_cast<size_t>(r) * BK;
-      const float m_new = std::max(mx[r], kernels::max_row(s, jn));
-      if (m_new == -INFINITY) {  // nothing visible yet: this block adds nothing
-        std::fill(s, s + jn, 0.0f);
-        continue;
+      float m_new = std::max(mx[r], kernels::max_row(s, jn));
+      if (m_new == -INFINITY) {
+        if (!kernels::has_nan(s, jn)) {  // nothing visible yet: this block adds nothing
+          std::fill(s, s + jn, 0.0f);
+          continue;
+        }
+        m_new = NAN;
       }
       const float corr = mx[r] == -INFINITY ? 0.0f : std::exp(mx[r] - m_new);
       const float sum = kernels::exp_shift_sum(s, jn, m_new);
@@ -121,7 +157,10 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
 
   for (int r = 0; r < rows; ++r) {
     float* o = a.out + b * a.o_sb + h * a.o_sh + (i0 + r) * a.o_sl;
-    if (l[r] > 0.0f) {
+    // l is 0 (nothing visible), >= 1, or NaN. A NaN row whose keys are all masked
+    // (its NaN came from masked scores) still attends to nothing.
+    if (std::isnan(l[r]) && !sees_a_key(a, b, h, i0 + r)) l[r] = 0.0f;
+    if (l[r] != 0.0f) {
       const float inv = 1.0f / l[r];
       const float* src = O + static_cast<size_t>(r) * job.dvp;
       for (int c = 0; c < a.Dv; ++c) o[c] = src[c] * inv;
@@ -132,23 +171,64 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
   if (!a.weights) return;
 
   // Second pass for the weights: the same scores again, normalized with the
-  // final max and sum of each row.
+  // final max and sum of each row. A NaN sum means a NaN or +inf score: that
+  // row's softmax is NaN at every key, skipped blocks included.
   const float head_w = a.average_weights ? 1.0f / a.H : 1.0f;
   float* wbase = a.average_weights
                      ? a.weights + (static_cast<size_t>(b) * a.Lq + i0) * a.Lk
                      : a.weights + ((static_cast<size_t>(b) * a.H + h) * a.Lq + i0) * a.Lk;
   if (first_head) std::fill(wbase, wbase + static_cast<size_t>(rows) * a.Lk, 0.0f);
+  for (int r = 0; r < rows; ++r)
+    if (std::isnan(l[r])) std::fill_n(wbase + static_cast<size_t>(r) * a.Lk, a.Lk, NAN);
   for (int j0 = 0; j0 < jend; j0 += BK) {
     const int jn = std::min(BK, jend - j0);
-    if (!scores(a, b, h, i0, rows, j0, jn, q, pk, S)) continue;
+    if (!scores(a, b, h, i0, rows, j0, jn, q, pk, S, skip)) continue;
     for (int r = 0; r < rows; ++r) {
-      if (!(l[r] > 0.0f)) continue;
+      if (l[r] == 0.0f || std::isnan(l[r])) continue;
       float* s = S + static_cast<size_t>(r) * BK;
       kernels::exp_shift_sum(s, jn, mx[r]);
       float* w = wbase + static_cast<size_t>(r) * a.Lk + j0;
       kernels::axpby_row(w, 1.0f, s, head_w / l[r], jn);
     }
   }
+}
+
+// Whether the packed K and V of (b, h) = task are finite at every key a skipped
+// block may hold: past the first query block's causal end, or padding. Checked in
+// runs of such keys (whole K panels; V panel rows), on the packed copies.
+bool skippable_keys_finite(const Job& job, int task, int b) {
+  const AttentionArgs& a = *job.a;
+  const uint8_t* kp = a.mask.key_padding ? a.mask.key_padding + static_cast<size_t>(b) * a.Lk : nullptr;
+  const int end = a.Lk, causal_end = job.causal_min_end;
+  // The first j in [j, end) whose padding byte is (want_padded) nonzero / zero, eight at a time.
+  auto scan = [&](int j, bool want_padded) {
+    constexpr uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+    for (; j + 8 <= end; j += 8) {
+      uint64_t w;
+      std::memcpy(&w, kp + j, 8);
+      const bool has_zero = ((w - kOnes) & ~w & kHighs) != 0;
+      if (want_padded ? w != 0 : has_zero) break;
+    }
+    while (j < end && (kp[j] != 0) != want_padded) ++j;
+    return j;
+  };
+  const float* pk = job.pk + task * job.pk_stride;
+  const float* pv = job.pv + task * job.pv_stride;
+  const size_t k_panel = static_cast<size_t>(a.D) * kNR, v_panel = static_cast<size_t>(a.Lk) * kNR;
+  auto check = [&](int j, int e) {  // keys [j, e): whole K panels, V panel rows
+    const size_t p0 = j / kNR, p1 = (e - 1) / kNR + 1;
+    if (!kernels::all_finite(pk + p0 * k_panel, (p1 - p0) * k_panel)) return false;
+    for (int c = 0; c < job.dvp / kNR; ++c)
+      if (!kernels::all_finite(pv + c * v_panel + static_cast<size_t>(j) * kNR, static_cast<size_t>(e - j) * kNR))
+        return false;
+    return true;
+  };
+  for (int j = kp ? scan(0, true) : end; j < causal_end; j = scan(j, true)) {  // runs of padding before causal_end
+    const int e = std::min(scan(j, false), causal_end);
+    if (!check(j, e)) return false;
+    j = e;
+  }
+  return causal_end >= end || check(causal_end, end);
 }
 
 void pack_task(void* ctx, int task, int) {
@@ -161,6 +241,7 @@ void pack_task(void* ctx, int task, int) {
   kernels::pack_panels(a.D, a.Lk, k, 1, a.k.sl, job.pk + task * job.pk_stride);
   // O += P V: B operand is V (Lk x Dv).
   kernels::pack_panels(a.Lk, a.Dv, v, a.v.sl, 1, job.pv + task * job.pv_stride);
+  if (job.may_skip) job.kv_finite[task] = skippable_keys_finite(job, task, b) ? 1.0f : 0.0f;
 }
 
 void head_task(void* ctx, int task, int worker) {
@@ -189,15 +270,23 @@ Status Attention::run(const AttentionArgs& a, ThreadPool& pool) {
   const int dvp = static_cast<int>(round_up(a.Dv, kNR));
   const uint64_t scratch_stride =
       round_up(static_cast<uint64_t>(kBlockQ) * kBlockK + static_cast<uint64_t>(kBlockQ) * dvp + 2 * kBlockQ, 16);
-  const uint64_t need_k = bh * pk_stride64, need_v = bh * pv_stride64,
+  const uint64_t need_k = bh * pk_stride64 + bh, need_v = bh * pv_stride64,
                  need_s = scratch_stride * static_cast<uint64_t>(pool.size());
   last_request_bytes_ = (need_k + need_v + need_s) * sizeof(float);
   if (!packed_k_.reserve(need_k) || !packed_v_.reserve(need_v) || !scratch_.reserve(need_s))
     return Status::kOutOfMemory;
   last_request_bytes_ = 0;
 
+  // May a block be skipped? The first query block has the nearest causal end; the
+  // padding is the same for every query block.
+  const int causal_min_end = key_end(a, std::min(kBlockQ, a.Lq));
+  bool may_skip = causal_min_end < a.Lk;
+  for (int b = 0; !may_skip && a.mask.key_padding && b < a.B; ++b)
+    for (int j0 = 0; !may_skip && j0 < a.Lk; j0 += kBlockK)
+      may_skip = all_padded(a, b, j0, std::min(kBlockK, a.Lk - j0));
   Job job{&a, packed_k_.data(), packed_v_.data(), static_cast<size_t>(pk_stride64), static_cast<size_t>(pv_stride64),
-          scratch_.data(), static_cast<size_t>(scratch_stride), (a.Lq + kBlockQ - 1) / kBlockQ, dvp};
+          scratch_.data(), static_cast<size_t>(scratch_stride), (a.Lq + kBlockQ - 1) / kBlockQ, dvp,
+          may_skip, causal_min_end, packed_k_.data() + bh * pk_stride64};
   const double flops = 4.0 * bh * a.Lq * a.Lk * std::max(a.D, a.Dv);
   const bool parallel = flops >= ThreadPool::kMinParallelFlops;
   pool.run(static_cast<int>(bh), pack_task, &job, parallel);
@@ -208,25 +297,30 @@ Status Attention::run(const AttentionArgs& a, ThreadPool& pool) {
   return Status::kOk;
 }
 
-void reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int h, int i, double scale,
+bool reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int h, int i, double scale,
                            const std::function<double(int)>& dot, std::vector<double>& p, float* weights,
                            bool average) {
   p.assign(Lk, 0.0);
+  const long diag = causal_diagonal(m, Lq, Lk);
   double mx = -INFINITY;
+  bool nan = false, visible = false;
   for (int j = 0; j < Lk; ++j) {
     double d = dot(j) * scale;
     const size_t moff = b * m.sb + h * m.sh + i * m.sl + j;
+    const bool hidden = (m.bool_mask && m.bool_mask[moff]) ||
+                        (m.key_padding && m.key_padding[static_cast<size_t>(b) * Lk + j]) || (m.causal && j > i + diag);
     if (m.float_mask) d += m.float_mask[moff];
-    if (m.bool_mask && m.bool_mask[moff]) d = -INFINITY;
-    if (m.key_padding && m.key_padding[static_cast<size_t>(b) * Lk + j]) d = -INFINITY;
-    if (m.causal && j > i + (Lk - Lq)) d = -INFINITY;
+    if (hidden) d += -INFINITY;  // added, as PyTorch adds a bool mask: NaN stays NaN
+    visible |= !hidden && !(m.float_mask && m.float_mask[moff] == -INFINITY);
     p[j] = d;
-    mx = std::max(mx, d);
+    if (std::isnan(d)) nan = true;
+    else mx = std::max(mx, d);
   }
-  if (mx == -INFINITY) {  // attends to nothing
+  if (!visible || (!nan && mx == -INFINITY)) {  // attends to nothing
     std::fill(p.begin(), p.end(), 0.0);
-    return;
+    return false;
   }
+  if (nan) mx = NAN;  // softmax of a row holding NaN: NaN everywhere
   double sum = 0;
   for (int j = 0; j < Lk; ++j) sum += p[j] = std::exp(p[j] - mx);
   for (int j = 0; j < Lk; ++j) p[j] /= sum;
@@ -235,6 +329,7 @@ void reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int 
                        : weights + ((static_cast<size_t>(b) * H + h) * Lq + i) * Lk;
     for (int j = 0; j < Lk; ++j) w[j] += static_cast<float>(p[j] / (average ? H : 1));
   }
+  return true;
 }
 
 void attention_reference(const AttentionArgs& a) {
@@ -250,11 +345,12 @@ void attention_reference(const AttentionArgs& a) {
           for (int c = 0; c < a.D; ++c) d += static_cast<double>(q[c]) * k[c];
           return d;
         };
-        reference_softmax_row(a.mask, a.H, a.Lq, a.Lk, b, h, i, a.scale, dot, p, a.weights, a.average_weights);
+        const bool attends =
+            reference_softmax_row(a.mask, a.H, a.Lq, a.Lk, b, h, i, a.scale, dot, p, a.weights, a.average_weights);
         float* o = a.out + b * a.o_sb + h * a.o_sh + i * a.o_sl;
         for (int c = 0; c < a.Dv; ++c) {
-          double acc = 0;
-          for (int j = 0; j < a.Lk; ++j) acc += p[j] * a.v.data[b * a.v.sb + h * a.v.sh + j * a.v.sl + c];
+          double acc = 0;  // over every key: 0 * NaN = NaN
+          for (int j = 0; attends && j < a.Lk; ++j) acc += p[j] * a.v.data[b * a.v.sb + h * a.v.sh + j * a.v.sl + c];
           o[c] = static_cast<float>(acc);
         }
       }

@@ -2,7 +2,22 @@
 // query rows of one (batch, head), walks the keys in blocks, and keeps a running
 // max and sum per row (online softmax). No Lq x Lk matrix exists unless the
 // caller asks for the attention weights, and even then it is only the output.
+//
+// Non-finite inputs give what PyTorch's math path gives (softmax(q k^T * scale +
+// mask) @ v, masks added as -inf), computed literally:
+//   - masks are added: NaN + -inf is NaN and +inf + -inf is NaN, so a mask does not
+//     hide a NaN score; a row's softmax is NaN everywhere when a score is NaN or
+//     +inf (inf - inf); -inf scores weigh 0 like masked keys;
+//   - the weights multiply every value, masked keys' too: 0 * NaN = 0 * inf = NaN.
+// So a NaN query row gives a NaN output row, and a NaN key or value of (b, h) gives
+// NaN in every row of (b, h) that attends to anything (in the value's column only,
+// for a value). The one difference, on purpose: a row that no mask leaves a key (or
+// whose scores are all -inf) attends to nothing: zero output, zero weights, and it
+// reads no value. Skipping fully masked key blocks keeps this exact: blocks are
+// skipped only when the query block, K and V of (b, h) are finite (checked once per
+// forward where a block may be skipped); otherwise every block is computed.
 #pragma once
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -30,9 +45,19 @@ struct MaskArgs {
   size_t sb = 0, sh = 0, sl = 0;
   // key padding mask [B, Lk], nonzero = ignore that key.
   const uint8_t* key_padding = nullptr;
-  // query i may attend key j only when j <= i + (Lk - Lq) (bottom-right aligned).
+  // query i may attend key j only when j <= i + q_offset: q_offset is the key
+  // position of query 0. kAlignEnd (the default) means Lk - Lq, bottom-right
+  // aligned: the last query sees the last key, as when the queries are the last Lq
+  // of the Lk positions (self-attention over a KV cache).
   bool causal = false;
+  static constexpr int kAlignEnd = INT_MIN;
+  int q_offset = kAlignEnd;
 };
+
+// The causal diagonal: query i may attend key j only when j <= i + causal_diagonal.
+inline long causal_diagonal(const MaskArgs& m, int Lq, int Lk) {
+  return m.q_offset == MaskArgs::kAlignEnd ? static_cast<long>(Lk) - Lq : static_cast<long>(m.q_offset);
+}
 
 struct AttentionArgs {
   int B = 0, H = 0, Lq = 0, Lk = 0, D = 0, Dv = 0;
@@ -42,7 +67,8 @@ struct AttentionArgs {
   float scale = 1.0f;
   MaskArgs mask;
   // Optional attention weights: [B, H, Lq, Lk], or [B, Lq, Lk] (mean over heads)
-  // when average_weights. Rows that attend nothing are all zero.
+  // when average_weights. Rows that attend nothing are all zero; a row whose softmax
+  // is NaN (see above) is NaN everywhere.
   float* weights = nullptr;
   bool average_weights = false;
 };
@@ -66,11 +92,13 @@ class Attention {
 // Scalar float64 reference (tests only): same arguments, no workspace.
 void attention_reference(const AttentionArgs& a);
 
-// The reference's softmax of one query row i of (b, h) with every mask applied:
-// p[j] = attention probability of key j (all 0 when no key is visible).
+// The reference's softmax of one query row i of (b, h) with every mask added:
+// p[j] = attention probability of key j, PyTorch's math done literally (NaN where
+// it gives NaN). Returns false, with p all 0, when the row attends to nothing (no
+// mask leaves it a key, or every score is -inf): its output is then 0, not p @ V.
 // dot(j) is q_i . k_j in double. When weights is non-null the row is added to
 // it ([B,H,Lq,Lk], or 1/H of it to [B,Lq,Lk]).
-void reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int h, int i, double scale,
+bool reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int h, int i, double scale,
                            const std::function<double(int)>& dot, std::vector<double>& p, float* weights,
                            bool average);
 

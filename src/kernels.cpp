@@ -68,15 +68,15 @@ inline void tile(int K, const float* A, size_t lda, const float* B, float* C, si
 // bits of a magic-biased float (only add/shift/bitcast: every op maps to one
 // SIMD128 instruction; cvtps2dq would be emulated lane by lane), e^t from a
 // degree-5 minimax polynomial (relative error ~1e-7). Inputs below ln(FLT_MIN)
-// give 0, including -INFINITY.
+// give 0, including -INFINITY; NaN gives NaN (it is not clamped: the final select
+// alone replaces whatever the underflowing lanes computed).
 inline V exp_nonpositive(V x) {
   const V log2e(0x1.715476p+0f), magic(0x1.8000FEp23f);
   const V minus_ln2_hi(-0x1.62E400p-1f), minus_ln2_lo(-0x1.7F7D1Cp-20f);
   const V c5(0x1.0F9F9Cp-7f), c4(0x1.573A1Ap-5f), c3(0x1.555A80p-3f), c2(0x1.FFFDC6p-2f),
       c1(0x1.FFFFF6p-1f);
   const V cutoff(-0x1.5D589Ep6f);  // ln(FLT_MIN) ~ -87.3365
-  const auto underflow = x < cutoff;
-  x = xsimd::max(x, cutoff);
+  const auto underflow = x < cutoff;  // false for NaN, which flows through n and t
   V n = x * log2e + magic;
   const V s = xsimd::bitwise_cast<V>(xsimd::bitwise_cast<VI>(n) << 23);
   n = n - magic;
@@ -176,6 +176,29 @@ float max_row(const float* x, int n) {
   for (; i < n; ++i) m = std::max(m, x[i]);
   return m;
 }
+bool all_finite(const float* x, size_t n) {
+  // Any NaN or +-inf makes the sum NaN or +-inf, so a finite sum proves every x is
+  // finite (a sum of finite values that overflows answers false: only a slower path).
+  V s0(0.0f), s1(0.0f), s2(0.0f), s3(0.0f);
+  size_t i = 0;
+  for (; i + 4 * kW <= n; i += 4 * kW) {
+    s0 += V::load_unaligned(x + i);
+    s1 += V::load_unaligned(x + i + kW);
+    s2 += V::load_unaligned(x + i + 2 * kW);
+    s3 += V::load_unaligned(x + i + 3 * kW);
+  }
+  for (; i + kW <= n; i += kW) s0 += V::load_unaligned(x + i);
+  float s = xsimd::hadd((s0 + s1) + (s2 + s3));
+  for (; i < n; ++i) s += x[i];
+  return std::isfinite(s);
+}
+
+bool has_nan(const float* x, int n) {
+  bool nan = false;
+  for (int i = 0; i < n; ++i) nan |= x[i] != x[i];
+  return nan;
+}
+
 float max_row_ref(const float* x, int n) {
   float m = -INFINITY;
   for (int i = 0; i < n; ++i) m = std::max(m, x[i]);

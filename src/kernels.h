@@ -36,10 +36,16 @@ void gemm_ref(int M, int N, int K, const float* A, size_t lda, const float* Bp,
               size_t panel_stride, float* C, size_t ldc, bool accumulate, const float* bias);
 
 // Row operations used by the online softmax.
-float max_row(const float* x, int n);  // -INFINITY for n == 0
+// -INFINITY for n == 0. A fast max: a NaN in x may or may not show in the result.
+float max_row(const float* x, int n);
 float max_row_ref(const float* x, int n);
+// True only if none of x[0..n) is NaN or +-inf (one vector pass over their sum; a
+// sum that overflows answers false for finite x, which callers must allow).
+bool all_finite(const float* x, size_t n);
+bool has_nan(const float* x, int n);
 // x[i] = exp(x[i] - shift); returns the sum. Requires x[i] - shift <= 0 (softmax).
-// exp of -INFINITY (masked entries) is exactly 0.
+// exp of -INFINITY (masked entries) is exactly 0; a NaN x[i] - shift (NaN in x,
+// or inf - inf) gives NaN there and a NaN sum.
 float exp_shift_sum(float* x, int n, float shift);
 float exp_shift_sum_ref(float* x, int n, float shift);
 void scale_row(float* x, int n, float s);  // x *= s

@@ -223,10 +223,12 @@ void mha_reference(const MhaConfig& c, const MhaWeights& w, const MhaForwardArgs
           for (int t = 0; t < D; ++t) d += qi[t] * kj[t];
           return d;
         };
-        reference_softmax_row(a.mask, H, a.Lq, a.Lk, b, h, i, scale, dot, p, a.weights, a.average_weights);
+        const bool attends =
+            reference_softmax_row(a.mask, H, a.Lq, a.Lk, b, h, i, scale, dot, p, a.weights, a.average_weights);
         for (int t = 0; t < D; ++t) {
-          double acc = 0;
-          for (int j = 0; j < a.Lk; ++j) acc += p[j] * v[(static_cast<size_t>(b) * a.Lk + j) * E + h * D + t];
+          double acc = 0;  // over every key: 0 * NaN = NaN
+          for (int j = 0; attends && j < a.Lk; ++j)
+            acc += p[j] * v[(static_cast<size_t>(b) * a.Lk + j) * E + h * D + t];
           attn[(static_cast<size_t>(b) * a.Lq + i) * E + h * D + t] = acc;
         }
       }

@@ -132,6 +132,12 @@ Status TransformerEncoderLayer::forward(const EncoderForwardArgs& a, ThreadPool&
   return Status::kOk;
 }
 
+MaskArgs cross_mask(const MaskArgs& memory_mask, int first_position) {
+  MaskArgs m = memory_mask;
+  m.q_offset = first_position;  // target position t = first_position + i sees memory j <= t
+  return m;
+}
+
 TransformerDecoderLayer::TransformerDecoderLayer(const DecoderConfig& cfg)
     : cfg_(cfg),
       self_attn_({cfg.d_model, cfg.nhead, cfg.d_model, cfg.d_model, cfg.bias}),
@@ -171,6 +177,9 @@ Status TransformerDecoderLayer::forward(const DecoderForwardArgs& a, ThreadPool&
   const float eps = cfg_.layer_norm_eps;
   float *h = h_.data(), *t = t_.data(), *out = a.output;
   const bool cached = a.self_cache != nullptr;
+  // The cross-attention's causal mask counts target positions from the start of the
+  // sequence: the cached ones come first.
+  const MaskArgs memory_mask = cross_mask(a.memory_mask, cached ? a.self_cache->length() : 0);
   auto attend = [&](MultiHeadAttention& mha, const float* x, const float* kv, int Lk, const MaskArgs& m, float* y) {
     const bool self = &mha == &self_attn_;
     MhaForwardArgs f;
@@ -187,7 +196,7 @@ Status TransformerDecoderLayer::forward(const DecoderForwardArgs& a, ThreadPool&
     if ((s = attend(self_attn_, a.tgt, a.tgt, a.T, a.tgt_mask, t)) != Status::kOk) return s;
     kernels::add_row(t, a.tgt, n);
     norms_.apply(pool, 0, M, t, eps, h);                                  // h = norm1(x + sa(x))
-    if ((s = attend(cross_attn_, h, a.memory, a.S, a.memory_mask, t)) != Status::kOk) return s;
+    if ((s = attend(cross_attn_, h, a.memory, a.S, memory_mask, t)) != Status::kOk) return s;
     kernels::add_row(t, h, n);
     norms_.apply(pool, 1, M, t, eps, h);                                  // h = norm2(h + mha(h, mem))
     if ((s = ff_.forward(pool, M, h, t, &last_request_bytes_)) != Status::kOk) return s;
@@ -198,7 +207,7 @@ Status TransformerDecoderLayer::forward(const DecoderForwardArgs& a, ThreadPool&
     if ((s = attend(self_attn_, t, t, a.T, a.tgt_mask, h)) != Status::kOk) return s;
     kernels::add_row(h, a.tgt, n);                                        // h = x + sa(norm1(x))
     norms_.apply(pool, 1, M, h, eps, t);
-    if ((s = attend(cross_attn_, t, a.memory, a.S, a.memory_mask, out)) != Status::kOk) return s;
+    if ((s = attend(cross_attn_, t, a.memory, a.S, memory_mask, out)) != Status::kOk) return s;
     kernels::add_row(h, out, n);                                          // h += mha(norm2(h), mem)
     norms_.apply(pool, 2, M, h, eps, t);
     if ((s = ff_.forward(pool, M, t, out, &last_request_bytes_)) != Status::kOk) return s;
@@ -278,7 +287,8 @@ void decoder_reference(const DecoderConfig& c, const DecoderWeights& w, const De
   const Ref r{c.d_model, c.dim_feedforward, static_cast<size_t>(a.B) * a.T, c};
   std::vector<double> x(a.tgt, a.tgt + r.M * r.E), mem(a.memory, a.memory + static_cast<size_t>(a.B) * a.S * r.E), y;
   auto sa = [&](const std::vector<double>& v) { return r.attend(w.self_attn, a.B, a.T, a.T, v, nullptr, a.tgt_mask); };
-  auto ca = [&](const std::vector<double>& v) { return r.attend(w.cross_attn, a.B, a.T, a.S, v, &mem, a.memory_mask); };
+  const MaskArgs memory_mask = cross_mask(a.memory_mask, 0);
+  auto ca = [&](const std::vector<double>& v) { return r.attend(w.cross_attn, a.B, a.T, a.S, v, &mem, memory_mask); };
   auto ff = [&](const std::vector<double>& v) { return r.ffn(v, w.linear1_weight, w.linear1_bias, w.linear2_weight, w.linear2_bias); };
   auto norm = [&](const std::vector<double>& v, int i) { return r.norm(v, w.norm_weight[i], w.norm_bias[i]); };
   if (!c.norm_first) {

@@ -137,7 +137,14 @@ struct DecoderForwardArgs {
   const float* tgt = nullptr;        // [B, T, E]
   const float* memory = nullptr;     // [B, S, E]
   MaskArgs tgt_mask;                 // tgt_mask, tgt_key_padding_mask, tgt_is_causal
-  MaskArgs memory_mask;              // memory_mask, memory_key_padding_mask, memory_is_causal
+  // memory_mask, memory_key_padding_mask, memory_is_causal. memory_mask.causal lines
+  // the target up with the memory from the start: target position t sees memory
+  // positions j <= t (the mask [T, S] with j > t masked; for T == S the same as
+  // bottom-right). With the caches, t counts the cached positions: the step's row i
+  // is t = self_cache length before the call + i. That does not depend on how long
+  // the target grows, so stepping positions 0..T-1 through the caches gives the full
+  // forward's rows. The layer sets q_offset itself.
+  MaskArgs memory_mask;
   float* output = nullptr;           // [B, T, E]; may not alias tgt or memory
   // Incremental decoding: tgt's keys and values are appended to self_cache
   // (CacheMode::kAppend); cross_cache holds memory's, projected on the first call
@@ -166,6 +173,10 @@ class TransformerDecoderLayer {
   bool has_weights_ = false;
   uint64_t last_request_bytes_ = 0;
 };
+
+// The decoder's cross-attention mask: memory_mask with the causal mask aligned so that
+// query row i is target position first_position + i and sees memory positions j <= it.
+MaskArgs cross_mask(const MaskArgs& memory_mask, int first_position);
 
 // Float64 references (tests only).
 void encoder_reference(const EncoderConfig& cfg, const EncoderWeights& w, const EncoderForwardArgs& a);

@@ -105,6 +105,61 @@ for (const threads of [1, 2]) {
   });
 }
 
+/** CHUNKINGS cut to sum to n. */
+function chunkingsOf(n) {
+  return CHUNKINGS.map((cs) => {
+    const out = [];
+    let left = n;
+    for (const c of cs) if (left > 0) out.push(Math.min(c, left)), left -= Math.min(c, left);
+    if (left > 0) out.push(left);
+    return out;
+  });
+}
+
+// memoryIsCausal lines the target up with the memory from the start: target position t
+// (counting the cached positions) sees memory positions j <= t, as the bool memory mask
+// j > t would. That does not depend on how long the target grows, so cached steps give
+// the full forward's rows for T < S, T == S and T > S.
+for (const threads of [1, 2]) {
+  test(`threads=${threads}: TransformerDecoderLayer with memoryIsCausal: cached steps equal the full forward`, async () => {
+    const mha = await init({ threads });
+    const r = rng(450 + threads), B = 2, E = 24, H = 3, F = 40;
+    for (const [T, S, normFirst] of [[64, 13, false], [20, 33, true], [24, 24, false], [40, 9, true]]) {
+      const layer = new mha.TransformerDecoderLayer({ dModel: E, nhead: H, dimFeedforward: F, normFirst, activation: 'gelu' });
+      const sd = blockStateDict(r, E, F, true, true);
+      layer.setWeights(sd);
+      const tgt = uniform(r, B * T * E, -2, 2), mem = uniform(r, B * S * E, -2, 2);
+      const memory = { data: mem, dims: [B, S, E] }, options = { tgtIsCausal: true, memoryIsCausal: true, needWeights: true };
+      const ref = Float32Array.from(decoderReference({ E, H, F, activation: 'gelu', eps: 1e-5, normFirst, bias: true }, sd, B, T, S, tgt, mem,
+        { isCausal: true }, { isCausal: true }));
+      const full = layer.forward({ data: tgt, dims: [B, T, E] }, memory, options);
+      const where = `T=${T} S=${S}`;
+      assert.ok(relErr(full.output.data, ref) <= 1e-4, `${where} full forward: ${relErr(full.output.data, ref)}`);
+      // The same as the explicit mask.
+      const explicit = Uint8Array.from({ length: T * S }, (_, k) => (k % S > Math.floor(k / S) ? 1 : 0));
+      const withMask = layer.forward({ data: tgt, dims: [B, T, E] }, memory, { tgtIsCausal: true, memoryMask: { data: explicit, dims: [T, S] } });
+      assert.ok(relErr(withMask.data, full.output.data) <= 1e-6, `${where} explicit mask`);
+      const cache = layer.createCache({ maxLength: T, batch: B });
+      for (const chunks of chunkingsOf(T)) {
+        cache.reset();
+        let pos = 0;
+        for (const n of chunks) {
+          const y = layer.forward({ data: rows(tgt, B, T, E, pos, n), dims: [B, n, E] }, memory, { cache, ...options });
+          const e = relErr(y.output.data, rows(ref, B, T, E, pos, n));
+          assert.ok(e <= 1e-4, `${where} normFirst=${normFirst} chunk of ${n} at ${pos}: ${e}`);
+          assert.ok(relErr(y.output.data, rows(full.output.data, B, T, E, pos, n)) <= 1e-4, `${where} chunk of ${n} at ${pos} against the full forward`);
+          // Cross-attention weights [B, H, n, S]: the full forward's rows pos..pos+n.
+          assert.ok(relErr(y.crossWeights.data, rows(full.crossWeights.data, B * H, T, S, pos, n)) <= 1e-5, `${where} cross weights at ${pos}`);
+          pos += n;
+        }
+      }
+      cache.dispose();
+      layer.dispose();
+    }
+    assert.equal(mha.stats().liveLayers, 0);
+  });
+}
+
 for (const threads of [1, 2]) {
   test(`threads=${threads}: MultiHeadAttention self-attention with a KV cache equals the full causal forward, 1..64 steps`, async () => {
     const mha = await init({ threads });

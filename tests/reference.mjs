@@ -1,7 +1,11 @@
 // Independent float64 reference of torch.nn.MultiheadAttention (batch_first,
 // dropout 0) and of scaled dot-product attention, written plainly for the tests.
-// Masks: bool nonzero = masked; float masks add; rows with no visible key give
-// zero attention (and zero weights).
+// Masks: bool nonzero = masked; float masks add. The math is PyTorch's math path
+// done literally: masks are added to the scores as -Infinity (so NaN + -Infinity
+// stays NaN and +Infinity + -Infinity is NaN), softmax over every key, then the
+// weights times V over every key (0 * NaN = NaN). One deliberate difference: a row
+// that no mask leaves a key (or whose scores are all -Infinity) attends to nothing:
+// zero attention and zero weights, whatever the inputs hold.
 
 export function rng(seed) {
   let s = seed >>> 0 || 1;
@@ -17,35 +21,42 @@ function attendHead({ Lq, Lk, D, Dv, q, k, v, scale, masked, addMask }) {
   const out = new Float64Array(Lq * Dv), w = new Float64Array(Lq * Lk);
   const s = new Float64Array(Lk);
   for (let i = 0; i < Lq; i++) {
-    let m = -Infinity;
+    let m = -Infinity, nan = false, visible = false;
     for (let j = 0; j < Lk; j++) {
       let d = 0;
       for (let c = 0; c < D; c++) d += q(i, c) * k(j, c);
-      d = d * scale + addMask(i, j);
-      if (masked(i, j)) d = -Infinity;
+      const add = addMask(i, j), hidden = masked(i, j);
+      d = d * scale + add;
+      if (hidden) d += -Infinity;
+      if (!hidden && add !== -Infinity) visible = true;
       s[j] = d;
-      if (d > m) m = d;
+      if (Number.isNaN(d)) nan = true;
+      else if (d > m) m = d;
     }
-    if (m === -Infinity) continue;  // attends to nothing
+    if (!visible || (!nan && m === -Infinity)) continue;  // attends to nothing
+    if (nan) m = NaN;  // softmax of a row holding NaN is NaN everywhere
     let sum = 0;
-    for (let j = 0; j < Lk; j++) sum += (s[j] = Math.exp(s[j] - m));
+    for (let j = 0; j < Lk; j++) sum += (s[j] = Math.exp(s[j] - m));  // +Infinity - +Infinity = NaN
     for (let j = 0; j < Lk; j++) w[i * Lk + j] = s[j] / sum;
     for (let c = 0; c < Dv; c++) {
       let acc = 0;
-      for (let j = 0; j < Lk; j++) acc += w[i * Lk + j] * v(j, c);
+      for (let j = 0; j < Lk; j++) acc += w[i * Lk + j] * v(j, c);  // every key: 0 * NaN = NaN
       out[i * Dv + c] = acc;
     }
   }
   return { out, w };
 }
 
-function maskFns({ attnMask, maskBatchStride, maskHeadStride, keyPaddingMask, isCausal, Lq, Lk }) {
+// Causal: query i sees key j only when j <= i + qOffset; qOffset (the key position of
+// query 0) defaults to Lk - Lq, bottom-right aligned.
+function maskFns({ attnMask, maskBatchStride, maskHeadStride, keyPaddingMask, isCausal, qOffset, Lq, Lk }) {
   const isBool = attnMask && attnMask instanceof Uint8Array;
+  const diag = qOffset ?? Lk - Lq;
   return (b, h) => ({
     masked: (i, j) =>
       (isBool && attnMask[b * maskBatchStride + h * maskHeadStride + i * Lk + j] !== 0) ||
       (keyPaddingMask && keyPaddingMask[b * Lk + j] !== 0) ||
-      (isCausal && j > i + (Lk - Lq)),
+      (isCausal && j > i + diag),
     addMask: (i, j) => (attnMask && !isBool ? attnMask[b * maskBatchStride + h * maskHeadStride + i * Lk + j] : 0),
   });
 }
@@ -67,7 +78,7 @@ export function linear(x, M, K, W, N, bias) {
 /**
  * Full layer. cfg: { E, H, kdim, vdim, bias }; w: camelCase weights; query/key/value:
  * Float32Arrays [B, L, *]; opts: { attnMask (data), maskBroadcast, keyPaddingMask,
- * isCausal, needWeights, averageWeights }.
+ * isCausal, qOffset, needWeights, averageWeights }.
  */
 export function mhaReference(cfg, w, B, Lq, Lk, query, key, value, opts = {}) {
   const { E, H } = cfg, D = E / H;
@@ -84,7 +95,7 @@ export function mhaReference(cfg, w, B, Lq, Lk, query, key, value, opts = {}) {
   const weights = opts.needWeights ? new Float64Array(B * (average ? 1 : H) * Lq * Lk) : null;
   const masks = maskFns({
     attnMask: opts.attnMask, maskBatchStride: opts.maskBroadcast ? 0 : H * Lq * Lk,
-    maskHeadStride: opts.maskBroadcast ? 0 : Lq * Lk, keyPaddingMask: opts.keyPaddingMask, isCausal: opts.isCausal, Lq, Lk,
+    maskHeadStride: opts.maskBroadcast ? 0 : Lq * Lk, keyPaddingMask: opts.keyPaddingMask, isCausal: opts.isCausal, qOffset: opts.qOffset, Lq, Lk,
   });
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++) {
@@ -110,7 +121,7 @@ export function sdpaReference({ B, H, Lq, Lk, D, Dv }, q, k, v, opts = {}) {
   const out = new Float64Array(B * H * Lq * Dv), weights = new Float64Array(B * H * Lq * Lk);
   const masks = maskFns({
     attnMask: opts.attnMask, maskBatchStride: opts.maskBroadcast ? 0 : H * Lq * Lk,
-    maskHeadStride: opts.maskBroadcast ? 0 : Lq * Lk, keyPaddingMask: opts.keyPaddingMask, isCausal: opts.isCausal, Lq, Lk,
+    maskHeadStride: opts.maskBroadcast ? 0 : Lq * Lk, keyPaddingMask: opts.keyPaddingMask, isCausal: opts.isCausal, qOffset: opts.qOffset, Lq, Lk,
   });
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   for (let b = 0; b < B; b++)
@@ -133,6 +144,25 @@ export function relErr(a, ref) {
   for (let i = 0; i < ref.length; i++) {
     const d = Math.abs(a[i] - ref[i]);
     if (!(d <= e)) e = d;  // NaN counts as an error
+    m = Math.max(m, Math.abs(ref[i]));
+  }
+  return e / m;
+}
+
+/**
+ * relErr for results that may hold NaN or Infinity: a non-finite reference entry must
+ * be matched exactly (NaN by NaN, +Infinity by +Infinity), a finite one by a finite
+ * value; returns Infinity when they differ, else relErr over the finite entries.
+ */
+export function relErrNonFinite(a, ref) {
+  if (a.length !== ref.length) throw new Error(`length ${a.length} != ${ref.length}`);
+  let e = 0, m = 1;
+  for (let i = 0; i < ref.length; i++) {
+    if (!Number.isFinite(ref[i]) || !Number.isFinite(a[i])) {
+      if (!Object.is(a[i], ref[i]) && !(Number.isNaN(a[i]) && Number.isNaN(ref[i]))) return Infinity;
+      continue;
+    }
+    e = Math.max(e, Math.abs(a[i] - ref[i]));
     m = Math.max(m, Math.abs(ref[i]));
   }
   return e / m;
@@ -202,11 +232,12 @@ export function encoderReference(cfg, sd, B, L, x, opts = {}) {
 /**
  * torch.nn.TransformerDecoderLayer (batch_first, dropout 0) in float64: tgt [B, T, E],
  * memory [B, S, E]; tgtOpts / memOpts as mhaReference's masks for the self- and the
- * cross-attention.
+ * cross-attention. memOpts.isCausal (memoryIsCausal) lines the target up with the
+ * memory from the start: target position t sees memory positions j <= t (qOffset 0).
  */
 export function decoderReference(cfg, sd, B, T, S, tgt, memory, tgtOpts = {}, memOpts = {}) {
   const M = B * T, { attn, ff: ffn, norm: nrm, add } = blockParts(cfg, sd, B);
-  const sa = (v) => attn('self_attn', T, T, v, v, tgtOpts), ca = (v) => attn('multihead_attn', T, S, v, memory, memOpts);
+  const sa = (v) => attn('self_attn', T, T, v, v, tgtOpts), ca = (v) => attn('multihead_attn', T, S, v, memory, { qOffset: 0, ...memOpts });
   const ff = (v) => ffn(v, M), norm = (v, i) => nrm(v, M, i);
   if (!cfg.normFirst) {
     let h = norm(add(tgt, sa(tgt)), 1);

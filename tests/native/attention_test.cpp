@@ -11,6 +11,7 @@
 using namespace mha;
 using mha_test::all_finite;
 using mha_test::rel_err;
+using mha_test::rel_err_nonfinite;
 using mha_test::uniform;
 
 namespace {
@@ -106,6 +107,175 @@ TEST(Attention, AllKeysMaskedGivesZerosNotNaN) {
   }
 }
 
+TEST(Attention, RowsThatSeeNoKeyStayZeroWhateverNaNTheInputsHold) {
+  // As above, with NaN in query row 0, in key 1 and in value 0: rows 0..3 see no key
+  // and stay zero; rows 4 and 5 read the NaN key (and value) and are NaN.
+  for (int threads : {1, 2}) {
+    std::vector<float> q(6 * 4, 1.0f), k(2 * 4, 1.0f), v(2 * 4, 1.0f), out(6 * 4, 7.0f), w(6 * 2, 7.0f);
+    q[0] = NAN, k[4] = NAN, v[1] = NAN;
+    AttentionArgs a;
+    a.B = 1, a.H = 1, a.Lq = 6, a.Lk = 2, a.D = 4, a.Dv = 4;
+    a.q = {q.data(), 24, 24, 4}, a.k = {k.data(), 8, 8, 4}, a.v = {v.data(), 8, 8, 4};
+    a.out = out.data(), a.o_sb = 24, a.o_sh = 24, a.o_sl = 4;
+    a.mask.causal = true;
+    a.weights = w.data();
+    std::vector<float> ref(out.size()), wref(w.size());
+    ThreadPool pool(threads);
+    Attention attn;
+    ASSERT_EQ(attn.run(a, pool), Status::kOk);
+    a.out = ref.data(), a.weights = wref.data();
+    attention_reference(a);
+    for (int i = 0; i < 6; ++i) {
+      for (int c = 0; c < 4; ++c) {
+        if (i < 4) EXPECT_EQ(out[i * 4 + c], 0.0f) << i;
+        else EXPECT_TRUE(std::isnan(out[i * 4 + c])) << i;
+      }
+      for (int j = 0; j < 2; ++j) {
+        if (i < 4) EXPECT_EQ(w[i * 2 + j], 0.0f) << i;
+        else EXPECT_TRUE(std::isnan(w[i * 2 + j])) << i;
+      }
+    }
+    EXPECT_EQ(rel_err_nonfinite(out.data(), ref.data(), out.size()), 0.0);
+    EXPECT_EQ(rel_err_nonfinite(w.data(), wref.data(), w.size()), 0.0);
+  }
+}
+
+// NaN and Infinity in q, k, v: the flash path (with its skipped blocks) gives what the
+// float64 reference gives, PyTorch's math done literally: masks added as -inf (a NaN
+// score stays NaN, +inf - inf is NaN), softmax over every key, weights times V over
+// every key (0 * NaN = NaN); only a row that no mask leaves a key stays zero.
+struct Poison {
+  char tensor;  // 'q', 'k' or 'v'
+  int b, h, row, col;
+  float value;
+};
+
+struct NanCase {
+  int Lq, Lk;
+  int mask;  // 0 none, 1 causal, 2 key padding (batch 1: keys >= 200), 3 both, 4 bool [Lq,Lk], 5 float [B,H,Lq,Lk]
+};
+
+void run_nan_case(const NanCase& c, const Poison& p, int weights, int threads) {
+  const int B = 2, H = 2, D = 8, Dv = 5;
+  std::mt19937 rng(c.Lq * 7 + c.Lk + c.mask);
+  auto q = uniform(size_t(B) * H * c.Lq * D, -1, 1, rng);
+  auto k = uniform(size_t(B) * H * c.Lk * D, -1, 1, rng);
+  auto v = uniform(size_t(B) * H * c.Lk * Dv, -1, 1, rng);
+  std::vector<uint8_t> kp(size_t(B) * c.Lk, 0), bm(size_t(c.Lq) * c.Lk);
+  for (int j = 200; j < c.Lk; ++j) kp[size_t(c.Lk) + j] = 1;
+  std::bernoulli_distribution coin(0.3);
+  for (auto& x : bm) x = coin(rng);
+  std::vector<float> fm(size_t(B) * H * c.Lq * c.Lk);
+  for (auto& x : fm) x = coin(rng) ? -INFINITY : std::uniform_real_distribution<float>(-1, 1)(rng);
+  float* t = p.tensor == 'q' ? q.data() : p.tensor == 'k' ? k.data() : v.data();
+  const int rows = p.tensor == 'q' ? c.Lq : c.Lk, width = p.tensor == 'v' ? Dv : D;
+  t[((size_t(p.b) * H + p.h) * rows + p.row) * width + p.col] = p.value;
+
+  AttentionArgs a;
+  a.B = B, a.H = H, a.Lq = c.Lq, a.Lk = c.Lk, a.D = D, a.Dv = Dv;
+  a.q = {q.data(), size_t(H) * c.Lq * D, size_t(c.Lq) * D, size_t(D)};
+  a.k = {k.data(), size_t(H) * c.Lk * D, size_t(c.Lk) * D, size_t(D)};
+  a.v = {v.data(), size_t(H) * c.Lk * Dv, size_t(c.Lk) * Dv, size_t(Dv)};
+  a.o_sb = size_t(H) * c.Lq * Dv, a.o_sh = size_t(c.Lq) * Dv, a.o_sl = Dv;
+  a.scale = 0.5f;
+  a.mask.causal = c.mask == 1 || c.mask == 3;
+  if (c.mask == 2 || c.mask == 3) a.mask.key_padding = kp.data();
+  if (c.mask == 4) a.mask.bool_mask = bm.data(), a.mask.sl = c.Lk;
+  if (c.mask == 5) a.mask.float_mask = fm.data(), a.mask.sl = c.Lk, a.mask.sh = size_t(c.Lq) * c.Lk, a.mask.sb = size_t(H) * c.Lq * c.Lk;
+  a.average_weights = weights == 2;
+  const size_t out_n = size_t(B) * H * c.Lq * Dv, w_n = size_t(B) * (weights == 2 ? 1 : H) * c.Lq * c.Lk;
+  std::vector<float> out(out_n, 7.0f), ref(out_n), w(w_n, 7.0f), wref(w_n);
+  a.out = ref.data(), a.weights = weights ? wref.data() : nullptr;
+  attention_reference(a);
+  a.out = out.data(), a.weights = weights ? w.data() : nullptr;
+  ThreadPool pool(threads);
+  Attention attn;
+  ASSERT_EQ(attn.run(a, pool), Status::kOk);
+  const std::string where = std::string(1, p.tensor) + "[" + std::to_string(p.b) + "," + std::to_string(p.h) + "," +
+                            std::to_string(p.row) + "," + std::to_string(p.col) + "]=" + std::to_string(p.value) +
+                            " Lq" + std::to_string(c.Lq) + " Lk" + std::to_string(c.Lk) + " mask" + std::to_string(c.mask) +
+                            " w" + std::to_string(weights) + " t" + std::to_string(threads);
+  EXPECT_LT(rel_err_nonfinite(out.data(), ref.data(), out_n), 1e-5) << where;
+  if (weights) {
+    EXPECT_LT(rel_err_nonfinite(w.data(), wref.data(), w_n), 1e-5) << where;
+  }
+  // Nothing leaks into the other heads.
+  for (int bh = 0; bh < B * H; ++bh) {
+    if (bh != p.b * H + p.h) {
+      EXPECT_TRUE(all_finite(out.data() + bh * size_t(c.Lq) * Dv, size_t(c.Lq) * Dv)) << where << " bh" << bh;
+    }
+  }
+}
+
+TEST(Attention, NonFiniteInputsPropagateAsPyTorchMath) {
+  // Lq 150 / Lk 300: three query blocks and three key blocks; causal (bottom-right,
+  // diagonal 150) skips the last key block for the first query block, and the key
+  // padding of batch 1 covers the whole last key block.
+  const NanCase cases[] = {{150, 300, 0}, {150, 300, 1}, {150, 300, 2}, {150, 300, 3}, {150, 300, 4}, {150, 300, 5},
+                           {200, 200, 1}, {200, 200, 3}};
+  const Poison poisons[] = {
+      {'q', 1, 0, 10, 3, NAN},        {'q', 0, 1, 149, 0, -INFINITY}, {'k', 0, 1, 4, 2, NAN},
+      {'k', 1, 1, 290, 7, NAN},       {'k', 1, 0, 199, 0, NAN},       {'k', 0, 0, 20, 5, INFINITY},
+      {'v', 1, 0, 295, 4, NAN},       {'v', 0, 1, 50, 1, NAN},        {'v', 1, 1, 100, 0, INFINITY},
+      {'v', 0, 0, 299, 2, -INFINITY},
+  };
+  for (const NanCase& c : cases)
+    for (const Poison& p : poisons) {
+      if (p.row >= (p.tensor == 'q' ? c.Lq : c.Lk)) continue;
+      for (int weights : {0, 1, 2})
+        for (int threads : {1, 3}) run_nan_case(c, p, weights, threads);
+    }
+}
+
+TEST(Attention, NaNRowsAndColumnsWhereExpected) {
+  // Pins down the semantics independently of the reference: B = H = 1, Lq = Lk = 200, causal.
+  const int L = 200, D = 4, Dv = 3;
+  std::mt19937 rng(77);
+  auto base_q = uniform(size_t(L) * D, -1, 1, rng), base_k = uniform(size_t(L) * D, -1, 1, rng);
+  auto base_v = uniform(size_t(L) * Dv, -1, 1, rng);
+  auto run = [&](std::vector<float>& q, std::vector<float>& k, std::vector<float>& v, std::vector<float>& out,
+                 std::vector<float>& w) {
+    out.assign(size_t(L) * Dv, 7.0f), w.assign(size_t(L) * L, 7.0f);
+    AttentionArgs a;
+    a.B = a.H = 1, a.Lq = a.Lk = L, a.D = D, a.Dv = Dv;
+    a.q = {q.data(), 0, 0, size_t(D)}, a.k = {k.data(), 0, 0, size_t(D)}, a.v = {v.data(), 0, 0, size_t(Dv)};
+    a.out = out.data(), a.o_sl = Dv, a.scale = 0.5f, a.mask.causal = true, a.weights = w.data();
+    ThreadPool pool(2);
+    Attention attn;
+    ASSERT_EQ(attn.run(a, pool), Status::kOk);
+  };
+  std::vector<float> out, w;
+  {  // NaN in query row 70: output row 70 and its weights NaN, every other row finite.
+    auto q = base_q, k = base_k, v = base_v;
+    q[70 * D + 1] = NAN;
+    run(q, k, v, out, w);
+    for (int i = 0; i < L; ++i)
+      for (int c = 0; c < Dv; ++c) EXPECT_EQ(std::isnan(out[i * Dv + c]), i == 70) << i;
+    for (int j = 0; j < L; ++j) EXPECT_TRUE(std::isnan(w[70 * L + j]));
+    EXPECT_TRUE(all_finite(w.data(), 70 * size_t(L)));
+  }
+  {  // NaN in key 180: hidden from rows 0..179 by the causal mask, but NaN - inf is NaN: every row NaN.
+    auto q = base_q, k = base_k, v = base_v;
+    k[180 * D] = NAN;
+    run(q, k, v, out, w);
+    for (int i = 0; i < L; ++i) EXPECT_TRUE(std::isnan(out[i * Dv])) << i;
+  }
+  {  // NaN in value 180, column 2: every row's column 2 (0 * NaN where hidden), weights finite.
+    auto q = base_q, k = base_k, v = base_v;
+    v[180 * Dv + 2] = NAN;
+    run(q, k, v, out, w);
+    for (int i = 0; i < L; ++i)
+      for (int c = 0; c < Dv; ++c) EXPECT_EQ(std::isnan(out[i * Dv + c]), c == 2) << i;
+    EXPECT_TRUE(all_finite(w.data(), w.size()));
+  }
+  {  // +inf in a score: softmax's inf - inf is NaN, as in PyTorch.
+    auto q = base_q, k = base_k, v = base_v;
+    q[5 * D] = INFINITY, k[3 * D] = 1.0f;  // q5 . k3 = +inf
+    run(q, k, v, out, w);
+    for (int c = 0; c < Dv; ++c) EXPECT_TRUE(std::isnan(out[5 * Dv + c]));
+  }
+}
+
 TEST(Attention, RejectsBadSizes) {
   AttentionArgs a;
   ThreadPool pool(1);
@@ -166,6 +336,55 @@ TEST(MultiHeadAttention, MatchesFloat64Reference) {
         }
       }
     }
+}
+
+TEST(MultiHeadAttention, NonFiniteInputsMatchTheFloat64Reference) {
+  // Through the projections: a NaN in an input row reaches every head of that row.
+  const int E = 16, H = 4, B = 2, L = 140;
+  std::mt19937 rng(31);
+  MhaConfig cfg{E, H, E, E, true};
+  const float ws = 0.25f;
+  auto inw = uniform(3 * E * E, -ws, ws, rng), inb = uniform(3 * E, -ws, ws, rng);
+  auto ow = uniform(E * E, -ws, ws, rng), ob = uniform(E, -ws, ws, rng);
+  MhaWeights w;
+  w.in_proj_weight = inw.data(), w.in_proj_bias = inb.data(), w.out_proj_weight = ow.data(), w.out_proj_bias = ob.data();
+  MultiHeadAttention layer(cfg);
+  ASSERT_EQ(layer.set_weights(w), Status::kOk);
+  const auto x0 = uniform(size_t(B) * L * E, -1, 1, rng), kv0 = uniform(size_t(B) * L * E, -1, 1, rng);
+  std::vector<uint8_t> kp(size_t(B) * L, 0);
+  for (int j = 100; j < L; ++j) kp[size_t(L) + j] = 1;
+  struct P { int which, b, row, col; float value; };  // which: 0 query, 1 key (= value input)
+  const P poisons[] = {{0, 1, 70, 3, NAN}, {1, 0, 130, 0, NAN}, {1, 1, 120, 5, NAN}, {1, 0, 9, 2, INFINITY}};
+  for (const P& p : poisons)
+    for (int masks = 0; masks < 3; ++masks)
+      for (bool self : {false, true})
+        for (int threads : {1, 2}) {
+          auto x = x0, kv = kv0;
+          (p.which == 0 || self ? x : kv)[(size_t(p.b) * L + p.row) * E + p.col] = p.value;
+          MhaForwardArgs a;
+          a.B = B, a.Lq = a.Lk = L, a.query = x.data();
+          a.key = a.value = self ? x.data() : kv.data();
+          a.mask.causal = masks != 1;
+          if (masks >= 1) a.mask.key_padding = kp.data();
+          a.average_weights = false;
+          const size_t on = size_t(B) * L * E, wn = size_t(B) * H * L * L;
+          std::vector<float> out(on), ref(on), wt(wn), wref(wn);
+          a.output = ref.data(), a.weights = wref.data();
+          mha_reference(cfg, w, a);
+          ThreadPool pool(threads);
+          a.output = out.data(), a.weights = wt.data();
+          ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+          const std::string where = std::to_string(p.which) + " row " + std::to_string(p.row) + " masks " +
+                                    std::to_string(masks) + " self " + std::to_string(self);
+          EXPECT_LT(rel_err_nonfinite(out.data(), ref.data(), on), 1e-5) << where;
+          EXPECT_LT(rel_err_nonfinite(wt.data(), wref.data(), wn), 1e-5) << where;
+          // The other batch item is untouched; a NaN query row (cross-attention) poisons only its own row.
+          const size_t other = (1 - p.b) * size_t(L) * E;
+          EXPECT_TRUE(all_finite(out.data() + other, size_t(L) * E));
+          if (p.which == 0 && !self) {
+            for (int i = 0; i < L; ++i) EXPECT_EQ(std::isnan(out[(size_t(p.b) * L + i) * E]), i == p.row) << i;
+          }
+        }
 }
 
 TEST(MultiHeadAttention, SetWeightsRejectsMissingOrMismatched) {

@@ -94,6 +94,45 @@ TEST(RowOps, ExpShiftSumAgainstFloat64WithOverflowingInputs) {
   }
 }
 
+TEST(RowOps, ExpShiftSumCarriesNaN) {
+  // A NaN entry (or a +inf entry minus a +inf shift) gives NaN there and a NaN sum,
+  // at every position of the vector body and of the scalar tail; -inf still gives 0.
+  for (int n : {1, 3, 4, 8, 9, 17, 130})
+    for (int at = 0; at < n; ++at)
+      for (int simd = 0; simd < 2; ++simd) {
+        std::vector<float> x(n, -1.0f);
+        x[at] = NAN;
+        if (n > 1) x[(at + 1) % n] = -INFINITY;
+        const float sum = (simd ? kernels::exp_shift_sum : kernels::exp_shift_sum_ref)(x.data(), n, 0.0f);
+        EXPECT_TRUE(std::isnan(sum)) << "n=" << n << " at=" << at << " simd=" << simd;
+        EXPECT_TRUE(std::isnan(x[at])) << "n=" << n << " at=" << at << " simd=" << simd;
+        if (n > 1) {
+          EXPECT_EQ(x[(at + 1) % n], 0.0f);
+        }
+        std::vector<float> y(n, 1.0f);
+        y[at] = INFINITY;
+        EXPECT_TRUE(std::isnan((simd ? kernels::exp_shift_sum : kernels::exp_shift_sum_ref)(y.data(), n, INFINITY)));
+        EXPECT_TRUE(std::isnan(y[at]));
+      }
+}
+
+TEST(RowOps, AllFiniteAndHasNaN) {
+  for (int n : {1, 3, 4, 7, 8, 15, 16, 17, 33, 100}) {
+    std::vector<float> x(n);
+    for (int i = 0; i < n; ++i) x[i] = (i % 3 - 1) * 1e30f;
+    EXPECT_TRUE(kernels::all_finite(x.data(), n)) << n;
+    EXPECT_FALSE(kernels::has_nan(x.data(), n)) << n;
+    for (int at = 0; at < n; ++at)
+      for (float bad : {NAN, INFINITY, -INFINITY}) {
+        auto y = x;
+        y[at] = bad;
+        EXPECT_FALSE(kernels::all_finite(y.data(), n)) << n << " " << at << " " << bad;
+        EXPECT_EQ(kernels::has_nan(y.data(), n), std::isnan(bad)) << n << " " << at;
+      }
+  }
+  EXPECT_TRUE(kernels::all_finite(nullptr, 0));
+}
+
 TEST(RowOps, ExpAccuracyOverTheWholeRange) {
   // Every x in [-100, 0] at a fine step: relative error vs float64 exp.
   std::vector<float> x;

@@ -283,4 +283,67 @@ TEST(KVCache, DecoderStepsEqualFullCausalForward) {
     }
 }
 
+// memory_mask.causal in the decoder lines the target up with the memory from the start:
+// target position t (counting cached positions) sees memory positions j <= t, the bool
+// mask j > t. That does not depend on how long the target grows, so cached steps give
+// the full forward's rows whether T < S, T == S or T > S.
+TEST(KVCache, DecoderMemoryIsCausalStepsEqualFullForward) {
+  uint32_t seed = 970;
+  const int B = 2, E = 24, H = 3, F = 32;
+  for (auto [T, S] : {std::pair{64, 11}, std::pair{20, 33}, std::pair{24, 24}})
+    for (bool norm_first : {false, true})
+      for (int threads : {1, 2}) {
+        std::mt19937 rng(seed++);
+        const DecoderConfig cfg = make_config(E, H, F, norm_first, !norm_first, true);
+        const Weights sa = make_weights(E, F, rng), ca = make_weights(E, F, rng);
+        const DecoderWeights w = decoder_weights(sa, ca);
+        TransformerDecoderLayer layer(cfg);
+        ASSERT_EQ(layer.set_weights(w), Status::kOk);
+        const auto tgt = uniform(size_t(B) * T * E, -2, 2, rng), mem = uniform(size_t(B) * S * E, -2, 2, rng);
+        std::vector<float> ref(tgt.size()), full_out(tgt.size()), masked_out(tgt.size());
+        DecoderForwardArgs full;
+        full.B = B, full.T = T, full.S = S, full.tgt = tgt.data(), full.memory = mem.data(), full.output = ref.data();
+        full.tgt_mask.causal = true, full.memory_mask.causal = true;
+        decoder_reference(cfg, w, full);
+        ThreadPool pool(threads);
+        full.output = full_out.data();
+        ASSERT_EQ(layer.forward(full, pool), Status::kOk);
+        const std::string where = "T=" + std::to_string(T) + " S=" + std::to_string(S) + " norm_first=" +
+                                  std::to_string(norm_first) + " threads=" + std::to_string(threads);
+        EXPECT_LE(rel_err(full_out.data(), ref.data(), ref.size()), 1e-4) << where;
+        // The same as the explicit mask, uncached.
+        std::vector<uint8_t> m(size_t(T) * S);
+        for (int t = 0; t < T; ++t)
+          for (int j = 0; j < S; ++j) m[size_t(t) * S + j] = j > t;
+        DecoderForwardArgs explicit_mask = full;
+        explicit_mask.memory_mask.causal = false, explicit_mask.memory_mask.bool_mask = m.data(), explicit_mask.memory_mask.sl = S;
+        explicit_mask.output = masked_out.data();
+        ASSERT_EQ(layer.forward(explicit_mask, pool), Status::kOk);
+        EXPECT_LE(rel_err(masked_out.data(), full_out.data(), ref.size()), 1e-6) << where;
+        KVCache self, cross;
+        ASSERT_EQ(self.init(B, T, E), Status::kOk);
+        for (const auto& all_chunks : kChunkings) {
+          std::vector<int> chunks;  // the chunking cut to sum to T
+          int left = T;
+          for (int c : all_chunks)
+            if (left > 0) chunks.push_back(std::min(c, left)), left -= chunks.back();
+          if (left > 0) chunks.push_back(left);
+          self.reset(), cross.reset();
+          int pos = 0;
+          for (int n : chunks) {
+            std::vector<float> in(size_t(B) * n * E), out(in.size());
+            for (int b = 0; b < B; ++b)
+              std::copy_n(&tgt[(size_t(b) * T + pos) * E], size_t(n) * E, &in[size_t(b) * n * E]);
+            DecoderForwardArgs a = full;
+            a.T = n, a.tgt = in.data(), a.output = out.data(), a.self_cache = &self, a.cross_cache = &cross;
+            ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+            for (int b = 0; b < B; ++b)
+              EXPECT_LE(rel_err(&out[size_t(b) * n * E], &ref[(size_t(b) * T + pos) * E], size_t(n) * E), 1e-4)
+                  << where << " chunk at " << pos << " of " << n;
+            pos += n;
+          }
+        }
+      }
+}
+
 }  // namespace
