@@ -16,6 +16,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { LONG, SHAPES, TWO_THREAD_SHAPES, benchShape, fmt as f, label, makeData, makeMhaWasm, probePeak, table } from './peers.mjs';
+import { BUILDS, FILES } from '../bindings/abi.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -105,8 +106,9 @@ async function child(kind, a) {
 // ---------------- the parent: run the children, print the table ----------------
 export function sizes() {
   const gz = (f) => zlib.gzipSync(fs.readFileSync(path.join(root, 'dist', f)), { level: 9 }).length;
-  const threads = gz('mha-wasm-threads.wasm') + gz('mha-wasm-threads.js') + gz('mha-wasm-threads.worker.js');
-  const simd = gz('mha-wasm-simd.wasm') + gz('mha-wasm-simd.js');
+  // Each build's files (bindings/abi.js): wasm + glue (+ the pthread worker script).
+  const build = (b) => FILES.filter((f) => f.startsWith(`${b.file}.`)).reduce((n, f) => n + gz(f), 0);
+  const threads = build(BUILDS.threads), simd = build(BUILDS.simd);
   const ortDir = path.join(root, 'node_modules', 'onnxruntime-web', 'dist');
   const ortWasm = fs.statSync(path.join(ortDir, 'ort-wasm-simd-threaded.wasm')).size;
   return { threadsGz: threads, simdGz: simd, ortWasmBytes: ortWasm, ortWasmGz: zlib.gzipSync(fs.readFileSync(path.join(ortDir, 'ort-wasm-simd-threaded.wasm')), { level: 9 }).length };

@@ -63,13 +63,13 @@ layer.dispose();
   await tf.setBackend('cpu');
   const bytes = fs.readFileSync(new URL('../web/models/reverse-digits.safetensors', import.meta.url));
   const tensors = parseSafetensors(bytes);
-  const model = new DigitsModel(mha, tensors, safetensorsMetadata(bytes));
+  const model = await DigitsModel.load(mha, tensors, safetensorsMetadata(bytes));
   const params = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, tf.tensor(t.data, t.dims)]));
   const r = rng(99), inputs = Array.from({ length: 50 }, () => randomDigits(r, true));
   const times = { ours: [], tf: [] };
   for (let round = 0; round < 5; round++) {
     let t = performance.now(), ok = 0;
-    for (const d of inputs) ok += model.generate(d).text === d.slice().reverse().join('') ? 1 : 0;
+    for (const d of inputs) ok += (await model.generate(d)).text === d.slice().reverse().join('') ? 1 : 0;
     times.ours.push(performance.now() - t);
     t = performance.now();
     for (const d of inputs) ok += greedyDecode(params, model.config, d, SEP).every((tok, j) => tok === sequence(d)[j]) ? 1 : 0;

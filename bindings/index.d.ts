@@ -1,4 +1,11 @@
-// Type declarations for mha-wasm.
+// Type declarations for mha-wasm. Each class is declared once, for both APIs:
+// XOf<'sync'> is the main API's, XOf<'async'> mha-wasm/worker's, whose methods
+// return a Promise of the same value (worker.d.ts only names them).
+
+/** How methods return: 'sync' (mha-wasm) or 'async' (mha-wasm/worker: a Promise of the same value). */
+export type Mode = 'sync' | 'async';
+/** T, or a Promise of T in the worker API. */
+export type Returns<M extends Mode, T> = M extends 'async' ? Promise<T> : T;
 
 /** A row-major tensor, batch first. `data.length` must equal the product of `dims`. */
 export interface Tensor<T extends Float32Array | Uint8Array = Float32Array> {
@@ -16,8 +23,8 @@ export interface InitOptions {
   baseUrl?: string | URL;
   /** URLs of single files, e.g. { 'mha-wasm-simd.wasm': 'https://cdn.example/x.wasm' }; the rest come from baseUrl. */
   urls?: Partial<Record<MhaFile, string | URL>>;
-  /** Maps a file name (e.g. 'mha-wasm-threads.wasm') to its URL; overrides baseUrl and urls. */
-  locateFile?: (fileName: string) => string | URL;
+  /** Maps a file name (e.g. 'mha-wasm-threads.wasm') to its URL; overrides baseUrl and urls. Called by init() for every file. */
+  locateFile?: (fileName: MhaFile) => string | URL;
 }
 
 export interface MultiHeadAttentionOptions {
@@ -65,7 +72,15 @@ export interface TorchMultiHeadAttentionWeights {
 /** Tensors read from a .safetensors file, by name. */
 export type TensorMap = Record<string, Tensor<Float32Array>>;
 
-export interface MaskOptions {
+export interface TransferOption {
+  /**
+   * mha-wasm/worker: move the input arrays' buffers to the worker instead of copying them (they become
+   * unusable here). Default false. The main API copies into wasm memory either way.
+   */
+  transfer?: boolean;
+}
+
+export interface MaskOptions extends TransferOption {
   /**
    * [Lq, Lk], or one mask per batch and head. A Uint8Array mask: nonzero = NOT
    * allowed to attend (nn.MultiheadAttention's polarity; PyTorch's
@@ -79,7 +94,7 @@ export interface MaskOptions {
   isCausal?: boolean;
 }
 
-export interface ForwardOptions extends MaskOptions {
+export interface ForwardOptions<M extends Mode = 'sync'> extends MaskOptions {
   /** Return attention weights. Default false. */
   needWeights?: boolean;
   /** Average the weights over heads ([B, Lq, Lk]) instead of [B, H, Lq, Lk]. Default true. */
@@ -88,7 +103,7 @@ export interface ForwardOptions extends MaskOptions {
    * Self-attention only (key and value omitted): query holds new positions, whose keys and values are
    * appended to the cache; they attend over every cached position (Lk = the cache's length after this call).
    */
-  cache?: KVCache | null;
+  cache?: KVCacheOf<M> | null;
 }
 
 export interface SdpaOptions extends MaskOptions {
@@ -116,21 +131,20 @@ export interface MultiHeadAttentionProperties {
 }
 
 /** torch.nn.MultiheadAttention with batch_first=True and dropout 0. */
-export interface MultiHeadAttention extends MultiHeadAttentionProperties {}
-export declare class MultiHeadAttention {
-  constructor(options: MultiHeadAttentionOptions);
+export interface MultiHeadAttentionOf<M extends Mode> extends MultiHeadAttentionProperties {
   /** Copies the weights in: camelCase or PyTorch names (e.g. parseSafetensors(bytes)). */
-  setWeights(weights: MultiHeadAttentionWeights | TorchMultiHeadAttentionWeights | TensorMap): void;
+  setWeights(weights: MultiHeadAttentionWeights | TorchMultiHeadAttentionWeights | TensorMap, options?: TransferOption): Returns<M, void>;
   /**
    * query [B, Lq, E] or [Lq, E]; key [B, Lk, kdim]; value [B, Lk, vdim].
    * key and value omitted or null: self-attention.
    */
-  forward(query: Tensor, key?: Tensor | null, value?: Tensor | null, options?: ForwardOptions): AttentionResult;
+  forward(query: Tensor, key?: Tensor | null, value?: Tensor | null, options?: ForwardOptions<M>): Returns<M, AttentionResult>;
   /** A KV cache for incremental self-attention (needs kdim == vdim == embedDim). */
-  createCache(options: CacheOptions): KVCache;
+  createCache(options: CacheOptions): KVCacheOf<M>;
   /** Frees the layer's wasm memory; further use throws. */
   dispose(): void;
 }
+export type MultiHeadAttention = MultiHeadAttentionOf<'sync'>;
 
 /** Options of TransformerEncoderLayer and TransformerDecoderLayer. */
 export interface TransformerLayerOptions {
@@ -161,18 +175,19 @@ export interface CacheOptions {
  * Keys and values of earlier positions for incremental decoding, made by
  * layer.createCache(). Each layer needs its own cache.
  */
-export interface KVCache {
+export interface KVCacheOf<M extends Mode> {
   readonly batch: number;
   readonly maxLength: number;
-  /** Positions held so far. */
+  /** Positions held after the last completed forward() or reset(). */
   readonly length: number;
   readonly disposed: boolean;
   /** Empties the cache for a new sequence (keeps its memory). */
-  reset(): void;
+  reset(): Returns<M, void>;
   dispose(): void;
 }
+export type KVCache = KVCacheOf<'sync'>;
 
-export interface EncoderForwardOptions {
+export interface EncoderForwardOptions<M extends Mode = 'sync'> extends TransferOption {
   /** [L, Lk] or [B, nhead, L, Lk] (also [B*nhead, L, Lk]); Uint8Array nonzero = masked, Float32Array added. Lk = L, or with a cache its length after this call. */
   srcMask?: Tensor<Uint8Array> | Tensor<Float32Array> | null;
   /** [B, Lk], nonzero = padding (ignored as a key). */
@@ -180,12 +195,12 @@ export interface EncoderForwardOptions {
   /** Query i sees keys up to i (with a cache: the cached positions and new ones up to i). */
   isCausal?: boolean;
   /** src holds new positions: their keys and values are appended to the cache and they attend over all cached ones. */
-  cache?: KVCache | null;
+  cache?: KVCacheOf<M> | null;
   /** Also return the self-attention weights per head, [B, nhead, L, Lk]. */
   needWeights?: boolean;
 }
 
-export interface DecoderForwardOptions {
+export interface DecoderForwardOptions<M extends Mode = 'sync'> extends TransferOption {
   /** Self-attention mask: [T, Lk] or [B, nhead, T, Lk] (also [B*nhead, T, Lk]); Lk = T, or the cache's length after this call. */
   tgtMask?: Tensor<Uint8Array> | Tensor<Float32Array> | null;
   /** Cross-attention mask: [T, S] or [B, nhead, T, S] (also [B*nhead, T, S]). */
@@ -197,7 +212,7 @@ export interface DecoderForwardOptions {
   tgtIsCausal?: boolean;
   memoryIsCausal?: boolean;
   /** tgt holds new positions (appended to the cache). The cache projects memory on its first use and reuses it until reset(). */
-  cache?: KVCache | null;
+  cache?: KVCacheOf<M> | null;
   /** Also return the attention weights per head. */
   needWeights?: boolean;
 }
@@ -226,28 +241,26 @@ export interface TransformerLayerProperties {
 }
 
 /** torch.nn.TransformerEncoderLayer with batch_first=True and dropout 0. */
-export interface TransformerEncoderLayer extends TransformerLayerProperties {}
-export declare class TransformerEncoderLayer {
-  constructor(options: TransformerLayerOptions);
+export interface TransformerEncoderLayerOf<M extends Mode> extends TransformerLayerProperties {
   /** Copies in the state_dict, e.g. parseSafetensors(bytes, { prefix: 'layers.0.' }). */
-  setWeights(stateDict: EncoderStateDict): void;
+  setWeights(stateDict: EncoderStateDict, options?: TransferOption): Returns<M, void>;
   /** src [B, L, dModel] or [L, dModel]; returns the same dims. */
-  forward(src: Tensor, options: EncoderForwardOptions & { needWeights: true }): { output: Tensor; weights: Tensor };
-  forward(src: Tensor, options?: EncoderForwardOptions & { needWeights?: false }): Tensor;
+  forward(src: Tensor, options: EncoderForwardOptions<M> & { needWeights: true }): Returns<M, { output: Tensor; weights: Tensor }>;
+  forward(src: Tensor, options?: EncoderForwardOptions<M> & { needWeights?: false }): Returns<M, Tensor>;
   /** A KV cache for this layer's incremental forward. */
-  createCache(options: CacheOptions): KVCache;
+  createCache(options: CacheOptions): KVCacheOf<M>;
 }
+export type TransformerEncoderLayer = TransformerEncoderLayerOf<'sync'>;
 
 /** torch.nn.TransformerDecoderLayer with batch_first=True and dropout 0. */
-export interface TransformerDecoderLayer extends TransformerLayerProperties {}
-export declare class TransformerDecoderLayer {
-  constructor(options: TransformerLayerOptions);
-  setWeights(stateDict: DecoderStateDict): void;
+export interface TransformerDecoderLayerOf<M extends Mode> extends TransformerLayerProperties {
+  setWeights(stateDict: DecoderStateDict, options?: TransferOption): Returns<M, void>;
   /** tgt [B, T, dModel] or [T, dModel], memory [B, S, dModel] or [S, dModel]; returns tgt's dims. */
-  forward(tgt: Tensor, memory: Tensor, options: DecoderForwardOptions & { needWeights: true }): { output: Tensor; selfWeights: Tensor; crossWeights: Tensor };
-  forward(tgt: Tensor, memory: Tensor, options?: DecoderForwardOptions & { needWeights?: false }): Tensor;
-  createCache(options: CacheOptions): KVCache;
+  forward(tgt: Tensor, memory: Tensor, options: DecoderForwardOptions<M> & { needWeights: true }): Returns<M, { output: Tensor; selfWeights: Tensor; crossWeights: Tensor }>;
+  forward(tgt: Tensor, memory: Tensor, options?: DecoderForwardOptions<M> & { needWeights?: false }): Returns<M, Tensor>;
+  createCache(options: CacheOptions): KVCacheOf<M>;
 }
+export type TransformerDecoderLayer = TransformerDecoderLayerOf<'sync'>;
 
 export interface LayerNormOptions {
   /** The trailing dims to normalize over: a number or an array. */
@@ -270,14 +283,13 @@ export interface LayerNormProperties {
 }
 
 /** torch.nn.LayerNorm. */
-export interface LayerNorm extends LayerNormProperties {}
-export declare class LayerNorm {
-  constructor(options: LayerNormOptions);
+export interface LayerNormOf<M extends Mode> extends LayerNormProperties {
   /** { weight, bias } of normalizedShape (PyTorch's state_dict names). */
-  setWeights(stateDict: { weight: Weight; bias?: Weight }): void;
+  setWeights(stateDict: { weight: Weight; bias?: Weight }, options?: TransferOption): Returns<M, void>;
   /** input [..., ...normalizedShape]; returns the same dims. */
-  forward(input: Tensor): Tensor;
+  forward(input: Tensor, options?: TransferOption): Returns<M, Tensor>;
 }
+export type LayerNorm = LayerNormOf<'sync'>;
 
 /** What init() loaded (the same in mha-wasm/worker). */
 export interface RuntimeInfo {
@@ -290,16 +302,23 @@ export interface RuntimeInfo {
   readonly threadsNote: string | null;
 }
 
-export interface Mha extends RuntimeInfo {
-  readonly MultiHeadAttention: typeof MultiHeadAttention;
-  readonly TransformerEncoderLayer: typeof TransformerEncoderLayer;
-  readonly TransformerDecoderLayer: typeof TransformerDecoderLayer;
-  readonly LayerNorm: typeof LayerNorm;
-  /** q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv] ([H, L, D] and [L, D] also accepted). */
-  scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options?: SdpaOptions): AttentionResult;
-  /** Diagnostics: liveLayers counts layers, blocks, LayerNorms and KV caches not yet freed. */
-  stats(): { wasmMemoryBytes: number; liveLayers: number };
+/** Diagnostics: the wasm heap's size, and layers, blocks, LayerNorms and KV caches not yet freed. */
+export interface Stats {
+  wasmMemoryBytes: number;
+  liveLayers: number;
 }
+
+/** What init() resolves to. Constructors check their options at once and throw, in both APIs. */
+export interface MhaOf<M extends Mode> extends RuntimeInfo {
+  readonly MultiHeadAttention: new (options: MultiHeadAttentionOptions) => MultiHeadAttentionOf<M>;
+  readonly TransformerEncoderLayer: new (options: TransformerLayerOptions) => TransformerEncoderLayerOf<M>;
+  readonly TransformerDecoderLayer: new (options: TransformerLayerOptions) => TransformerDecoderLayerOf<M>;
+  readonly LayerNorm: new (options: LayerNormOptions) => LayerNormOf<M>;
+  /** q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv] ([H, L, D] and [L, D] also accepted). */
+  scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options?: SdpaOptions): Returns<M, AttentionResult>;
+  stats(): Returns<M, Stats>;
+}
+export type Mha = MhaOf<'sync'>;
 
 /** Loads the runtime (memoized per options). Falls back to one thread when threads are unavailable. */
 export declare function init(options?: InitOptions): Promise<Mha>;

@@ -11,10 +11,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { FILES } from '../bindings/abi.js';
 import { root, run } from './setup.mjs';
 
-export const DIST_FILES = ['mha-wasm-threads.js', 'mha-wasm-threads.wasm', 'mha-wasm-threads.worker.js',
-  'mha-wasm-simd.js', 'mha-wasm-simd.wasm', 'package.json'];
+// The builds' files (bindings/abi.js) and the package.json that marks dist/ CommonJS.
+export const DIST_FILES = [...FILES, 'package.json'];
 export const STAMP_FILE = 'build-stamp.json';
 // What the wasm build reads from the tree: [folder, file-name pattern]. The
 // JS/C++ contract bindings/abi.js is compiled in too, through scripts/gen-abi.mjs

@@ -1,7 +1,7 @@
 // Writes the C++ and CMake side of bindings/abi.js (the one place the JS/C++
 // contract is written) into a folder of the build tree:
 //   abi.h      namespace mha::abi: enums (Status, Activation, MaskKind), limits, a struct per record
-//   abi.cmake  MHA_MAX_HEAP_BYTES, MHA_MAX_THREADS, MHA_DIST_FILES
+//   abi.cmake  MHA_MAX_HEAP_BYTES, MHA_MAX_THREADS, MHA_DIST_FILES, MHA_BUILDS
 // CMake runs it at configure time and again whenever abi.js changes.
 //   node scripts/gen-abi.mjs <out-dir>
 import fs from 'node:fs';
@@ -44,7 +44,9 @@ export function cmake() {
   return ['# Generated from bindings/abi.js by scripts/gen-abi.mjs.',
     `set(MHA_MAX_HEAP_BYTES ${abi.MAX_HEAP_BYTES})`,
     `set(MHA_MAX_THREADS ${abi.MAX_THREADS})`,
-    `set(MHA_DIST_FILES ${abi.FILES.join(' ')})`, ''].join('\n');
+    `set(MHA_DIST_FILES ${abi.FILES.join(' ')})`,
+    '# Each build as file:exportName:threads.',
+    `set(MHA_BUILDS ${Object.values(abi.BUILDS).map((b) => `${b.file}:${b.exportName}:${b.threads ? 'ON' : 'OFF'}`).join(' ')})`, ''].join('\n');
 }
 
 /** Writes a file only when its text changes, so builds do not redo work. */

@@ -12,7 +12,7 @@ import { DigitsModel } from '../web/digits-model.js';
 import { MAX_DIGITS, isHeldOut, randomDigits, rng, sequence } from '../web/digits.js';
 
 const bytes = readFileSync(new URL('../web/models/reverse-digits.safetensors', import.meta.url));
-const load = (mha) => new DigitsModel(mha, parseSafetensors(bytes), safetensorsMetadata(bytes));
+const load = (mha) => DigitsModel.load(mha, parseSafetensors(bytes), safetensorsMetadata(bytes));
 const heldOut = (n, seed) => {
   const r = rng(seed);
   return Array.from({ length: n }, () => randomDigits(r, true));
@@ -21,7 +21,7 @@ const heldOut = (n, seed) => {
 test('held-out inputs: TensorFlow.js and mha-wasm logits agree to 1e-4', async (t) => {
   await tf.setBackend('cpu');
   const mha = await init({ threads: 1 });
-  const model = load(mha);
+  const model = await load(mha);
   const params = Object.fromEntries(Object.entries(parseSafetensors(bytes)).map(([k, t]) => [k, tf.tensor(t.data, t.dims)]));
   const examples = heldOut(160, 7);
   assert.ok(examples.every(isHeldOut));
@@ -29,7 +29,7 @@ test('held-out inputs: TensorFlow.js and mha-wasm logits agree to 1e-4', async (
   for (let n = 1; n <= MAX_DIGITS; n++) {
     const batch = examples.filter((d) => d.length === n).map((d) => sequence(d).slice(0, -1));
     if (!batch.length) continue;
-    const ours = model.logits(batch);
+    const ours = await model.logits(batch);
     const theirs = tf.tidy(() => tfForward(params, model.config, tf.tensor2d(batch, undefined, 'int32')).dataSync());
     assert.equal(theirs.length, ours.data.length);
     let diff = 0, scale = 1;
@@ -47,12 +47,12 @@ test('held-out inputs: TensorFlow.js and mha-wasm logits agree to 1e-4', async (
 
 test('held-out inputs: mha-wasm greedy decoding with KV caches reverses the digits', async (t) => {
   const mha = await init({ threads: 1 });
-  const model = load(mha);
+  const model = await load(mha);
   const examples = heldOut(400, 11);
   let solved = 0;
   for (const d of examples) {
     const streamed = [];
-    const r = model.generate(d, { onToken: (tok) => streamed.push(tok) });
+    const r = await model.generate(d, { onToken: (tok) => streamed.push(tok) });
     assert.deepEqual(streamed, r.answer);
     if (r.text === d.slice().reverse().join('') && r.answer.at(-1) === sequence(d).at(-1)) solved++;
     // Every head's map is a causal attention distribution over what was read.

@@ -218,11 +218,11 @@ test('trained model tab: the answer token by token, and every head of every laye
   assert.equal(await page.isHidden('#model-error'), true, await page.textContent('#model-error'));
   const bytes = fs.readFileSync(path.join(root, 'web/models/reverse-digits.safetensors'));
   const mha = await init({ threads: 1 });
-  const model = new DigitsModel(mha, parseSafetensors(bytes), safetensorsMetadata(bytes));
+  const model = await DigitsModel.load(mha, parseSafetensors(bytes), safetensorsMetadata(bytes));
   const check = async (digits) => {
     const last = await page.evaluate(() => window.mhaDemo.model.last);
     assert.equal(last.digits, digits);
-    const node = model.generate([...digits].map(Number));
+    const node = await model.generate([...digits].map(Number));
     assert.deepEqual(last.answer, node.answer);
     assert.equal(last.text, [...digits].reverse().join(''), 'the model reverses the digits');
     assert.equal(last.right, true);

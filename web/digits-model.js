@@ -2,9 +2,10 @@
 // by `npm run train-example`) on mha-wasm: token + learned position embeddings,
 // pre-norm TransformerEncoderLayer blocks with a causal mask, a final LayerNorm
 // and a linear head. The embeddings and the 64 x 12 head are a few lines of JS;
-// everything else runs in WebAssembly. Used by the demo page (in a worker) and
-// by the Node test. It imports nothing from the package, so it loads the same
-// way in Node, on a page (import map) and in a worker (no import map).
+// everything else runs in WebAssembly. It awaits every call, so the same code
+// runs on either API: mha-wasm (the Node tests and benchmark) or mha-wasm/worker
+// (the demo page, whose main thread never blocks). It imports nothing from the
+// package, so it loads the same way in Node and on a page (import map).
 import { END, MAX_DIGITS, SEP, VOCAB } from './digits.js';
 
 const int = (meta, key) => {
@@ -14,8 +15,25 @@ const int = (meta, key) => {
 };
 
 export class DigitsModel {
-  /** mha: the api from init(); tensors and meta: parseSafetensors(file) and safetensorsMetadata(file). */
+  /**
+   * The model with its weights set: mha is the api from either init(); tensors
+   * and meta: parseSafetensors(file) and safetensorsMetadata(file).
+   */
+  static async load(mha, tensors, meta) {
+    const model = new DigitsModel(mha, tensors, meta);
+    try {
+      await model.#setWeights(tensors);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
+  #mha;
+  /** Use DigitsModel.load(), which also sets the weights. */
   constructor(mha, tensors, meta) {
+    this.#mha = mha;
     if (meta.vocab !== VOCAB.join('')) throw new TypeError(`model file: vocab ${JSON.stringify(meta.vocab)} is not this task's ${JSON.stringify(VOCAB.join(''))}`);
     const cfg = {
       dModel: int(meta, 'd_model'), nhead: int(meta, 'nhead'), dimFeedforward: int(meta, 'dim_feedforward'),
@@ -37,20 +55,26 @@ export class DigitsModel {
     this.headBias = take('head.bias', V);
     this.layers = [];
     try {
-      for (let l = 0; l < cfg.numLayers; l++) {
-        const layer = new mha.TransformerEncoderLayer({ dModel: E, nhead: cfg.nhead, dimFeedforward: cfg.dimFeedforward,
-          activation: cfg.activation, normFirst: cfg.normFirst, layerNormEps: cfg.layerNormEps });
-        this.layers.push(layer);
-        const prefix = `layers.${l}.`;
-        layer.setWeights(Object.fromEntries(Object.keys(sd).filter((k) => k.startsWith(prefix)).map((k) => [k.slice(prefix.length), sd[k]])));
-      }
+      for (let l = 0; l < cfg.numLayers; l++)
+        this.layers.push(new mha.TransformerEncoderLayer({ dModel: E, nhead: cfg.nhead, dimFeedforward: cfg.dimFeedforward,
+          activation: cfg.activation, normFirst: cfg.normFirst, layerNormEps: cfg.layerNormEps }));
       this.norm = new mha.LayerNorm({ normalizedShape: E, eps: cfg.layerNormEps });
-      this.norm.setWeights({ weight: sd['norm.weight'], bias: sd['norm.bias'] });
     } catch (e) {
       this.dispose();
       throw e;
     }
   }
+
+  async #setWeights(sd) {
+    for (const [l, layer] of this.layers.entries()) {
+      const prefix = `layers.${l}.`;
+      await layer.setWeights(Object.fromEntries(Object.keys(sd).filter((k) => k.startsWith(prefix)).map((k) => [k.slice(prefix.length), sd[k]])));
+    }
+    await this.norm.setWeights({ weight: sd['norm.weight'], bias: sd['norm.bias'] });
+  }
+
+  /** Which build runs the model. */
+  get build() { return this.#mha.build; }
 
   /** Token + position embeddings of tokens [B][T] (all the same length) starting at position start: [B * T * E]. */
   embed(batch, start = 0) {
@@ -65,9 +89,9 @@ export class DigitsModel {
   }
 
   /** The head on the final LayerNorm: logits [rows * V] of hidden [rows * E]. */
-  head(hidden, rows) {
+  async head(hidden, rows) {
     const E = this.config.dModel, V = VOCAB.length;
-    const h = this.norm.forward({ data: hidden, dims: [rows, E] }).data;
+    const h = (await this.norm.forward({ data: hidden, dims: [rows, E] })).data;
     const out = new Float32Array(rows * V);
     for (let i = 0; i < rows; i++)
       for (let v = 0; v < V; v++) {
@@ -79,11 +103,11 @@ export class DigitsModel {
   }
 
   /** Full causal forward of tokens [B][T] (same length): logits { data [B, T, V], dims }. */
-  logits(batch) {
+  async logits(batch) {
     const B = batch.length, T = batch[0].length, E = this.config.dModel;
     let x = this.embed(batch);
-    for (const layer of this.layers) x = layer.forward({ data: x, dims: [B, T, E] }, { isCausal: true }).data;
-    return { data: this.head(x, B * T), dims: [B, T, VOCAB.length] };
+    for (const layer of this.layers) x = (await layer.forward({ data: x, dims: [B, T, E] }, { isCausal: true })).data;
+    return { data: await this.head(x, B * T), dims: [B, T, VOCAB.length] };
   }
 
   /**
@@ -92,10 +116,10 @@ export class DigitsModel {
    * until '.'. Each step costs attention over the cached positions only. Yields
    * after every step { token, probability, read, answer, maps }: read = the
    * tokens read so far (N of them), maps = each layer's attention maps [H, N, N]
-   * (row i: what position i looked at when it was read). Stopping early (return())
-   * frees the caches.
+   * (row i: what position i looked at when it was read), ms = the step's time.
+   * Stopping early (return()) frees the caches.
    */
-  *decode(digits) {
+  async *decode(digits) {
     if (!Array.isArray(digits) || digits.length < 1 || digits.length > MAX_DIGITS || !digits.every((d) => Number.isInteger(d) && d >= 0 && d <= 9))
       throw new RangeError(`digits must be an array of 1 to ${MAX_DIGITS} digits 0-9`);
     const { dModel: E, nhead: H, positions: P } = this.config, V = VOCAB.length;
@@ -110,15 +134,15 @@ export class DigitsModel {
     try {
       let input = read.slice(), pos = 0;
       for (;;) {
-        const n = input.length, Lk = pos + n;
+        const n = input.length, Lk = pos + n, t0 = performance.now();
         let x = this.embed([input], pos);
         for (let l = 0; l < this.layers.length; l++) {
-          const r = this.layers[l].forward({ data: x, dims: [n, E] }, { cache: caches[l], isCausal: true, needWeights: true });
+          const r = await this.layers[l].forward({ data: x, dims: [n, E] }, { cache: caches[l], isCausal: true, needWeights: true });
           x = r.output.data;
           for (let h = 0; h < H; h++)
             for (let i = 0; i < n; i++) full[l].set(r.weights.data.subarray((h * n + i) * Lk, (h * n + i + 1) * Lk), (h * P + pos + i) * P);
         }
-        const logits = this.head(x.subarray((n - 1) * E), 1);
+        const logits = await this.head(x.subarray((n - 1) * E), 1);
         let token = 0;
         for (let v = 1; v < V; v++) if (logits[v] > logits[token]) token = v;
         let sum = 0;
@@ -126,7 +150,8 @@ export class DigitsModel {
         answer.push(token);
         pos = Lk;
         const done = token === END || pos >= P;
-        yield { token, probability: 1 / sum, read: read.slice(), answer: answer.slice(), maps: mapsFor(pos), done };
+        const ms = performance.now() - t0;
+        yield { token, probability: 1 / sum, read: read.slice(), answer: answer.slice(), maps: mapsFor(pos), done, ms };
         if (done) return;
         read.push(token);
         input = [token];
@@ -137,10 +162,10 @@ export class DigitsModel {
   }
 
   /** decode() to the end: { read, answer, probabilities, maps, text }; onToken(token, probability) per step. */
-  generate(digits, { onToken } = {}) {
+  async generate(digits, { onToken } = {}) {
     let last = null;
     const probabilities = [];
-    for (const step of this.decode(digits)) {
+    for await (const step of this.decode(digits)) {
       probabilities.push(step.probability);
       if (onToken) onToken(step.token, step.probability);
       last = step;

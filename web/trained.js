@@ -1,25 +1,42 @@
 // The "Trained model" tab: a 2-layer Transformer trained with TensorFlow.js to
-// reverse digits (npm run train-example) runs in a worker on mha-wasm; the
-// answer appears token by token (one KV-cached step each) and every head of
-// every layer shows where each position looked.
+// reverse digits (npm run train-example) runs on mha-wasm/worker, like the rest
+// of the page (the model's code awaits each layer call, which the worker
+// computes); the answer appears token by token (one KV-cached step each) and
+// every head of every layer shows where each position looked.
+import { init, parseSafetensors, safetensorsMetadata } from 'mha-wasm/worker';
 import { heatmap } from './heatmap.js';
+import { DigitsModel } from './digits-model.js';
 import { END, SEP, VOCAB, parseDigits } from './digits.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { worker: null, id: 0, queue: [], steps: [], drawing: false, last: null, runs: 0 };
+const state = { model: null, id: 0, queue: [], steps: [], drawing: false, last: null, runs: 0 };
 window.mhaDemo.model = state;
 
-function worker() {
-  if (state.worker) return state.worker;
-  state.worker = new Worker(new URL('./digits-worker.js', import.meta.url), { type: 'module', name: 'digits-model' });
-  state.worker.onmessage = ({ data }) => {
-    if (data.id !== state.id) return;  // a superseded run
-    if (data.error) return fail(Object.assign(new Error(data.error.message), { name: data.error.name }));
-    state.queue.push(data);
-    drain();
-  };
-  state.worker.onerror = (e) => fail(new Error(`the model worker failed: ${e.message || 'could not start'}`));
-  return state.worker;
+/** The model on its own one-thread worker (it is small), loaded once. */
+function model() {
+  state.model ??= (async () => {
+    const [mha, res] = await Promise.all([init({ threads: 1 }), fetch(new URL('./models/reverse-digits.safetensors', import.meta.url))]);
+    if (!res.ok) throw new Error(`could not load the model weights: ${res.status} ${res.statusText} (${res.url})`);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const meta = safetensorsMetadata(bytes);
+    return { model: await DigitsModel.load(mha, parseSafetensors(bytes), meta), bytes: bytes.length, metadata: meta };
+  })();
+  state.model.catch(() => { state.model = null; });  // a failed load is tried again on the next run
+  return state.model;
+}
+
+/** Decodes digits step by step into the drawing queue; a newer run (state.id) stops this one. */
+async function decode(id, digits) {
+  try {
+    const { model: m, bytes, metadata } = await model();
+    for await (const step of m.decode(digits)) {
+      if (id !== state.id) return;  // superseded: return() frees the caches
+      state.queue.push({ step, config: m.config, metadata, bytes, build: m.build });
+      drain();
+    }
+  } catch (e) {
+    if (id === state.id) fail(e);
+  }
 }
 
 function fail(e) {
@@ -98,7 +115,7 @@ function run() {
   $('model-answer').replaceChildren();
   $('model-info').textContent = 'Running…';
   $('model-run').disabled = true;
-  worker().postMessage({ id: state.id, digits });
+  decode(state.id, digits);
 }
 
 $('model-form').addEventListener('submit', (e) => { e.preventDefault(); run(); });

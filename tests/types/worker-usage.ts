@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   await layer.setWeights({ in_proj_weight: new Float32Array(192), 'out_proj.weight': new Float32Array(64) });
   const r = await layer.forward({ data: new Float32Array(16), dims: [2, 8] }, null, null, { needWeights: true, transfer: true, cache: layer.createCache({ maxLength: 2 }) });
   const s = await mha.scaledDotProductAttention(r.output, r.output, r.output, { isCausal: true });
-  console.log(meta, s.output.dims, (await mha.stats()).workerLayers, mha.threadsNote);
+  console.log(meta, s.output.dims, (await mha.stats()).liveLayers, mha.threadsNote);
   layer.dispose();
   const enc = new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, dimFeedforward: 16 });
   await enc.setWeights({ 'linear1.weight': new Float32Array(128) }, { transfer: true });
@@ -27,8 +27,10 @@ async function main(): Promise<void> {
   mha.terminate();
   // @ts-expect-error forward returns a Promise
   layer.forward({ data: new Float32Array(16), dims: [2, 8] }).output;
-  // @ts-expect-error locateFile cannot cross into a worker
-  await init({ locateFile: (n: string) => n });
+  // locateFile is called on this side, for every file, so it works with a worker too.
+  await init({ locateFile: (n) => `/cdn/${n}` });
+  // @ts-expect-error locateFile is asked only for the package's files
+  await init({ locateFile: (n: 'other.wasm') => n });
   // @ts-expect-error only the package's files can be given urls
   await init({ urls: { 'other.wasm': 'x' } });
 }
