@@ -92,7 +92,7 @@ function draw({ step, config, metadata, bytes, build }) {
   const right = text === [...digits].reverse().join('') && answer.at(-1) === END;
   const ms = state.steps.reduce((a, b) => a + b, 0);
   $('model-info').textContent = `${right ? 'Correct' : 'Wrong'}: ${digits} reversed is ${[...digits].reverse().join('')}. ` +
-    `${answer.length} tokens in ${answer.length} steps, ${ms.toFixed(1)} ms of compute in all (first step ${state.steps[0].toFixed(2)} ms: ` +
+    `${answer.length} tokens in ${answer.length} steps, ${ms.toFixed(1)} ms in all, worker messages included (first step ${state.steps[0].toFixed(2)} ms: ` +
     `it reads ${digits.length + 1} tokens; later steps read 1 and attend over the cache). ` +
     `Model: ${config.numLayers} layers, dModel ${config.dModel}, ${config.nhead} heads, ${(bytes / 1024).toFixed(0)} KiB of weights, ` +
     `held-out accuracy at training ${metadata.held_out_accuracy ?? 'n/a'}; ${build}.`;
