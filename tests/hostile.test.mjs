@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { init } from 'mha-wasm';
 import { runtimeOf } from '../bindings/api.js';
 import {
-  blockStateDict, encoderReference, layerNormRef, mhaReference, relErr, rng, sdpaReference, uniform,
+  blockStateDict, decoderReference, encoderReference, layerNormRef, mhaReference, relErr, rng, sdpaReference, uniform,
 } from './reference.mjs';
 
 const E = 8, H = 2, F = 16;
@@ -87,6 +87,20 @@ for (const threads of [1, 2]) {
     const eo = enc.forward(flipping({ data: src }, 'dims', [3, E], [3000, E]));
     assert.equal(eo.data.length, 3 * E);
     assert.ok(relErr(eo.data, encoderReference({ E, H, F, activation: 'relu', eps: 1e-5, normFirst: false, bias: true }, sd, 1, 3, src)) < 1e-4);
+    // The decoder's tgt and memory, and a cached step.
+    const dec = new mha.TransformerDecoderLayer({ dModel: E, nhead: H, dimFeedforward: F });
+    const dsd = blockStateDict(rng(4), E, F, true, true);
+    dec.setWeights(dsd);
+    const mem = uniform(r, 5 * E, -1, 1);
+    const dcfg = { E, H, F, activation: 'relu', eps: 1e-5, normFirst: false, bias: true };
+    const dout = dec.forward(flipping({ data: src }, 'dims', [3, E], [3000, E]), flipping({ data: mem }, 'dims', [5, E], [50, E]));
+    assert.deepEqual(dout.dims, [3, E]);
+    assert.ok(relErr(dout.data, decoderReference(dcfg, dsd, 1, 3, 5, src, mem)) < 1e-4);
+    const cache = enc.createCache({ maxLength: 8 });
+    const step = enc.forward(flipping({ data: src }, 'dims', [3, E], [8, E]), { cache });
+    assert.equal(cache.length, 3);
+    assert.equal(step.data.length, 3 * E);
+    for (const o of [dec, cache]) o.dispose();
     // A mask's dims, too.
     const mask = flipping({ data: new Uint8Array(16) }, 'dims', [4, 4], [400, 400]);
     assert.ok(relErr(layer.forward({ data, dims: [4, E] }, null, null, { attnMask: mask }).output.data, ref(data, 4)) < 1e-4);
