@@ -12,6 +12,7 @@
 
 #include "attention.h"
 #include "kernels.h"
+#include "kernels_ref.h"
 #include "linear.h"
 #include "mha.h"
 #include "thread_pool.h"

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "buffer.h"
 #include "cache.h"
 #include "runtime.h"
 #include "transformer.h"
@@ -128,53 +127,35 @@ class Decoder : public Block<mha::TransformerDecoderLayer> {
   }
 };
 
-// torch.nn.LayerNorm over the last `width` elements of each row. Until
-// setWeights, PyTorch's initial weight (ones) and bias (zeros), set on first use.
-class Norm {
+// torch.nn.LayerNorm over the last `width` elements of each row (mha::LayerNorm).
+// Until setWeights, PyTorch's initial weight (ones) and bias (zeros), set on first use.
+class LayerNorm {
  public:
   // config: a NormConfig record.
-  explicit Norm(uint32_t config)
-      : width_(std::max(1, record<mha::abi::NormConfig>(config).width)), eps_(record<mha::abi::NormConfig>(config).eps),
-        norms_(1, width_) {}
-  // weights: a NormWeights record; weight 0: ones (no elementwise affine); bias 0:
-  // zeros. Nothing here may throw: the ones come from a FloatBuffer, whose failure
-  // is kOutOfMemory.
+  explicit LayerNorm(uint32_t config)
+      : impl_(std::max(1, record<mha::abi::NormConfig>(config).width), record<mha::abi::NormConfig>(config).eps) {}
+  // weights: a NormWeights record; weight 0: ones (no elementwise affine); bias 0: zeros.
   int setWeights(uint32_t weights) {
     const mha::abi::NormWeights& r = record<mha::abi::NormWeights>(weights);
-    return static_cast<int>(set(ptr<const float>(r.weight), ptr<const float>(r.bias)));
+    return static_cast<int>(impl_.set_weights(ptr<const float>(r.weight), ptr<const float>(r.bias)));
   }
   // args: a NormForward record.
   int forward(uint32_t args) {
-    if (!has_weights_) {
-      const mha::Status s = set(nullptr, nullptr);
+    if (!impl_.has_weights()) {
+      const mha::Status s = impl_.set_weights(nullptr, nullptr);
       if (s != mha::Status::kOk) return static_cast<int>(s);
     }
     const mha::abi::NormForward& r = record<mha::abi::NormForward>(args);
     if (r.rows <= 0 || !r.x || !r.y) return static_cast<int>(mha::Status::kInvalidArgument);
-    norms_.apply(pool(), 0, r.rows, ptr<const float>(r.x), eps_, ptr<float>(r.y));
+    impl_.forward(pool(), r.rows, ptr<const float>(r.x), ptr<float>(r.y));
     return 0;
   }
-  // Bytes setWeights or the first forward needs: weight and bias, and the ones.
-  double requestBytes() const { return 3.0 * width_ * sizeof(float); }
-  double memoryBytes() const { return static_cast<double>(norms_.memory_bytes()); }
+  // Bytes setWeights or the first forward needs: weight and bias.
+  double requestBytes() const { return 2.0 * impl_.width() * sizeof(float); }
+  double memoryBytes() const { return static_cast<double>(impl_.memory_bytes()); }
 
  private:
-  mha::Status set(const float* g, const float* b) {
-    mha::FloatBuffer ones;
-    if (!g) {
-      if (!ones.reserve(static_cast<uint64_t>(width_))) return mha::Status::kOutOfMemory;
-      std::fill(ones.data(), ones.data() + width_, 1.0f);
-      g = ones.data();
-    }
-    const mha::Status s = norms_.set(&g, &b);
-    has_weights_ = s == mha::Status::kOk;
-    return s;
-  }
-
-  int width_;
-  float eps_;
-  mha::Norms norms_;
-  bool has_weights_ = false;
+  mha::LayerNorm impl_;
   LiveCount live_;
 };
 
@@ -204,10 +185,10 @@ EMSCRIPTEN_BINDINGS(mha_transformer) {
       .function("forward", &Decoder::forward, allow_raw_pointers())
       .function("lastRequestBytes", &Decoder::lastRequestBytes)
       .function("memoryBytes", &Decoder::memoryBytes);
-  emscripten::class_<Norm>("Norm")
+  emscripten::class_<LayerNorm>("LayerNorm")
       .constructor<uint32_t>()
-      .function("setWeights", &Norm::setWeights)
-      .function("forward", &Norm::forward)
-      .function("requestBytes", &Norm::requestBytes)
-      .function("memoryBytes", &Norm::memoryBytes);
+      .function("setWeights", &LayerNorm::setWeights)
+      .function("forward", &LayerNorm::forward)
+      .function("requestBytes", &LayerNorm::requestBytes)
+      .function("memoryBytes", &LayerNorm::memoryBytes);
 }

@@ -1,4 +1,4 @@
-// LayerNorm (torch.nn.LayerNorm) around the Embind `Norm`: normalizes over the
+// LayerNorm (torch.nn.LayerNorm) around the Embind `LayerNorm`: normalizes over the
 // trailing dims given by normalizedShape, then scales by weight and adds bias.
 // defineLayerNorm: the class where calls are made; normOps: what runs where the runtime is.
 import { weightArray } from './layer.js';
@@ -83,7 +83,7 @@ export function normOps({ rt, get }) {
   const width = (cfg) => product(cfg.normalizedShape);
   return {
     LayerNorm(cfg) {
-      return { handle: rt.withRecord('NormConfig', { width: width(cfg), eps: cfg.eps }, (p) => new rt.mod.Norm(p), 'new LayerNorm'), cfg };
+      return { handle: rt.withRecord('NormConfig', { width: width(cfg), eps: cfg.eps }, (p) => new rt.mod.LayerNorm(p), 'new LayerNorm'), cfg };
     },
 
     'LayerNorm.setWeights'(id, weight, bias) {

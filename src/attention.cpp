@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <functional>
-#include <vector>
 
 #include "kernels.h"
 
@@ -295,65 +293,6 @@ Status Attention::run(const AttentionArgs& a, ThreadPool& pool) {
   else
     pool.run(static_cast<int>(bh) * job.n_qblocks, head_task, &job, parallel);
   return Status::kOk;
-}
-
-bool reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int h, int i, double scale,
-                           const std::function<double(int)>& dot, std::vector<double>& p, float* weights,
-                           bool average) {
-  p.assign(Lk, 0.0);
-  const long diag = causal_diagonal(m, Lq, Lk);
-  double mx = -INFINITY;
-  bool nan = false, visible = false;
-  for (int j = 0; j < Lk; ++j) {
-    double d = dot(j) * scale;
-    const size_t moff = b * m.sb + h * m.sh + i * m.sl + j;
-    const bool hidden = (m.bool_mask && m.bool_mask[moff]) ||
-                        (m.key_padding && m.key_padding[static_cast<size_t>(b) * Lk + j]) || (m.causal && j > i + diag);
-    if (m.float_mask) d += m.float_mask[moff];
-    if (hidden) d += -INFINITY;  // added, as PyTorch adds a bool mask: NaN stays NaN
-    visible |= !hidden && !(m.float_mask && m.float_mask[moff] == -INFINITY);
-    p[j] = d;
-    if (std::isnan(d)) nan = true;
-    else mx = std::max(mx, d);
-  }
-  if (!visible || (!nan && mx == -INFINITY)) {  // attends to nothing
-    std::fill(p.begin(), p.end(), 0.0);
-    return false;
-  }
-  if (nan) mx = NAN;  // softmax of a row holding NaN: NaN everywhere
-  double sum = 0;
-  for (int j = 0; j < Lk; ++j) sum += p[j] = std::exp(p[j] - mx);
-  for (int j = 0; j < Lk; ++j) p[j] /= sum;
-  if (weights) {
-    float* w = average ? weights + (static_cast<size_t>(b) * Lq + i) * Lk
-                       : weights + ((static_cast<size_t>(b) * H + h) * Lq + i) * Lk;
-    for (int j = 0; j < Lk; ++j) w[j] += static_cast<float>(p[j] / (average ? H : 1));
-  }
-  return true;
-}
-
-void attention_reference(const AttentionArgs& a) {
-  std::vector<double> p;
-  if (a.weights) std::fill(a.weights, a.weights + static_cast<size_t>(a.B) * (a.average_weights ? 1 : a.H) * a.Lq * a.Lk, 0.0f);
-  for (int b = 0; b < a.B; ++b)
-    for (int h = 0; h < a.H; ++h)
-      for (int i = 0; i < a.Lq; ++i) {
-        const float* q = a.q.data + b * a.q.sb + h * a.q.sh + i * a.q.sl;
-        auto dot = [&](int j) {
-          const float* k = a.k.data + b * a.k.sb + h * a.k.sh + j * a.k.sl;
-          double d = 0;
-          for (int c = 0; c < a.D; ++c) d += static_cast<double>(q[c]) * k[c];
-          return d;
-        };
-        const bool attends =
-            reference_softmax_row(a.mask, a.H, a.Lq, a.Lk, b, h, i, a.scale, dot, p, a.weights, a.average_weights);
-        float* o = a.out + b * a.o_sb + h * a.o_sh + i * a.o_sl;
-        for (int c = 0; c < a.Dv; ++c) {
-          double acc = 0;  // over every key: 0 * NaN = NaN
-          for (int j = 0; attends && j < a.Lk; ++j) acc += p[j] * a.v.data[b * a.v.sb + h * a.v.sh + j * a.v.sl + c];
-          o[c] = static_cast<float>(acc);
-        }
-      }
 }
 
 }  // namespace mha

@@ -20,8 +20,6 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <vector>
 
 #include "buffer.h"
 #include "status.h"
@@ -88,18 +86,5 @@ class Attention {
   FloatBuffer packed_k_, packed_v_, scratch_;
   uint64_t last_request_bytes_ = 0;
 };
-
-// Scalar float64 reference (tests only): same arguments, no workspace.
-void attention_reference(const AttentionArgs& a);
-
-// The reference's softmax of one query row i of (b, h) with every mask added:
-// p[j] = attention probability of key j, PyTorch's math done literally (NaN where
-// it gives NaN). Returns false, with p all 0, when the row attends to nothing (no
-// mask leaves it a key, or every score is -inf): its output is then 0, not p @ V.
-// dot(j) is q_i . k_j in double. When weights is non-null the row is added to
-// it ([B,H,Lq,Lk], or 1/H of it to [B,Lq,Lk]).
-bool reference_softmax_row(const MaskArgs& m, int H, int Lq, int Lk, int b, int h, int i, double scale,
-                           const std::function<double(int)>& dot, std::vector<double>& p, float* weights,
-                           bool average);
 
 }  // namespace mha

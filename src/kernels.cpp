@@ -151,16 +151,6 @@ void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size
   }
 }
 
-void gemm_ref(int M, int N, int K, const float* A, size_t lda, const float* Bp, size_t panel_stride,
-              float* C, size_t ldc, bool accumulate, const float* bias) {
-  for (int i = 0; i < M; ++i)
-    for (int j = 0; j < N; ++j) {
-      float s = accumulate ? C[i * ldc + j] : (bias ? bias[j] : 0.0f);
-      const float* panel = Bp + (j / kNR) * panel_stride + (j % kNR);
-      for (int k = 0; k < K; ++k) s += A[i * lda + k] * panel[k * kNR];
-      C[i * ldc + j] = s;
-    }
-}
 
 float max_row(const float* x, int n) {
   int i = 0;
@@ -199,11 +189,6 @@ bool has_nan(const float* x, int n) {
   return nan;
 }
 
-float max_row_ref(const float* x, int n) {
-  float m = -INFINITY;
-  for (int i = 0; i < n; ++i) m = std::max(m, x[i]);
-  return m;
-}
 
 float exp_shift_sum(float* x, int n, float shift) {
   const V vs(shift);
@@ -235,14 +220,6 @@ float exp_shift_sum(float* x, int n, float shift) {
   }
   return sum;
 }
-float exp_shift_sum_ref(float* x, int n, float shift) {
-  float sum = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - shift);
-    sum += x[i];
-  }
-  return sum;
-}
 
 void scale_row(float* x, int n, float s) {
   const V vs(s);
@@ -250,17 +227,11 @@ void scale_row(float* x, int n, float s) {
   for (; i + kW <= n; i += kW) (V::load_unaligned(x + i) * vs).store_unaligned(x + i);
   for (; i < n; ++i) x[i] *= s;
 }
-void scale_row_ref(float* x, int n, float s) {
-  for (int i = 0; i < n; ++i) x[i] *= s;
-}
 
 void add_row(float* x, const float* y, int n) {
   int i = 0;
   for (; i + kW <= n; i += kW) (V::load_unaligned(x + i) + V::load_unaligned(y + i)).store_unaligned(x + i);
   for (; i < n; ++i) x[i] += y[i];
-}
-void add_row_ref(float* x, const float* y, int n) {
-  for (int i = 0; i < n; ++i) x[i] += y[i];
 }
 
 void axpby_row(float* x, float s, const float* y, float t, int n) {
@@ -269,9 +240,6 @@ void axpby_row(float* x, float s, const float* y, float t, int n) {
   for (; i + kW <= n; i += kW)
     (V::load_unaligned(x + i) * vs + V::load_unaligned(y + i) * vt).store_unaligned(x + i);
   for (; i < n; ++i) x[i] = x[i] * s + y[i] * t;
-}
-void axpby_row_ref(float* x, float s, const float* y, float t, int n) {
-  for (int i = 0; i < n; ++i) x[i] = x[i] * s + y[i] * t;
 }
 
 static float row_sum(const float* x, int n) {
@@ -321,25 +289,12 @@ void layer_norm_row(const float* x, int n, const float* gamma, const float* beta
   }
   for (; i < n; ++i) out[i] = (x[i] - mean - c) * inv * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
 }
-void layer_norm_row_ref(const float* x, int n, const float* gamma, const float* beta, float eps, float* out) {
-  float mean = 0, c = 0, var = 0;
-  for (int i = 0; i < n; ++i) mean += x[i];
-  mean /= n;
-  for (int i = 0; i < n; ++i) c += x[i] - mean;
-  c /= n;
-  for (int i = 0; i < n; ++i) var += (x[i] - mean - c) * (x[i] - mean - c);
-  const float inv = 1.0f / std::sqrt(var / n + eps);
-  for (int i = 0; i < n; ++i) out[i] = (x[i] - mean - c) * inv * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
-}
 
 void relu_row(float* x, int n) {
   const V zero(0.0f);
   int i = 0;
   for (; i + kW <= n; i += kW) xsimd::max(V::load_unaligned(x + i), zero).store_unaligned(x + i);
   for (; i < n; ++i) x[i] = std::max(x[i], 0.0f);
-}
-void relu_row_ref(float* x, int n) {
-  for (int i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.0f;
 }
 
 void gelu_row(float* x, int n) {

@@ -1,4 +1,5 @@
-// SIMD kernels (xsimd) and the short scalar references they are tested against.
+// SIMD kernels (xsimd). Their scalar twins, which tests and benchmarks hold them
+// against, live in tests/support/kernels_ref.h.
 //
 // Everything that multiplies matrices goes through one register-blocked
 // micro-kernel: C[MR x 8] (+)= A[MR x K] * Bp[K x 8], where Bp is a "panel": 8
@@ -32,13 +33,10 @@ void pack_panels(int K, int N, const float* b, size_t row_stride, size_t col_str
 // and ldc are in floats; columns are contiguous.
 void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size_t panel_stride,
           float* C, size_t ldc, bool accumulate, const float* bias);
-void gemm_ref(int M, int N, int K, const float* A, size_t lda, const float* Bp,
-              size_t panel_stride, float* C, size_t ldc, bool accumulate, const float* bias);
 
 // Row operations used by the online softmax.
 // -INFINITY for n == 0. A fast max: a NaN in x may or may not show in the result.
 float max_row(const float* x, int n);
-float max_row_ref(const float* x, int n);
 // True only if none of x[0..n) is NaN or +-inf (one vector pass over their sum; a
 // sum that overflows answers false for finite x, which callers must allow).
 bool all_finite(const float* x, size_t n);
@@ -47,24 +45,18 @@ bool has_nan(const float* x, int n);
 // exp of -INFINITY (masked entries) is exactly 0; a NaN x[i] - shift (NaN in x,
 // or inf - inf) gives NaN there and a NaN sum.
 float exp_shift_sum(float* x, int n, float shift);
-float exp_shift_sum_ref(float* x, int n, float shift);
 void scale_row(float* x, int n, float s);  // x *= s
-void scale_row_ref(float* x, int n, float s);
 void add_row(float* x, const float* y, int n);  // x += y
-void add_row_ref(float* x, const float* y, int n);
 // x = x * s + y * t (used to average attention weights over heads)
 void axpby_row(float* x, float s, const float* y, float t, int n);
-void axpby_row_ref(float* x, float s, const float* y, float t, int n);
 
 // Layer normalization of one row (nn.LayerNorm over the last dim):
 // out = (x - mean) / sqrt(var + eps) * gamma + beta, with the biased variance.
 // gamma and beta may be null (1 and 0). Two passes (mean, then the squared
 // deviations), so large offsets do not cancel. out may alias x.
 void layer_norm_row(const float* x, int n, const float* gamma, const float* beta, float eps, float* out);
-void layer_norm_row_ref(const float* x, int n, const float* gamma, const float* beta, float eps, float* out);
 // x = max(x, 0)
 void relu_row(float* x, int n);
-void relu_row_ref(float* x, int n);
 // x = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)): PyTorch's exact GELU. Scalar
 // (std::erf): its cost is one pass over the feed-forward activations, small
 // beside the GEMMs around it.

@@ -1,6 +1,7 @@
 #include "linear.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "kernels.h"
 
@@ -52,6 +53,20 @@ void parallel_gemm(ThreadPool& pool, int M, int N, int K, const float* A, size_t
   GemmJob g{M, N, K, A, lda, Bp, panel_stride, C, ldc, bias, mb, nb, (N + nb - 1) / nb};
   const int tasks = ((M + mb - 1) / mb) * g.n_col_blocks;
   pool.run(tasks, gemm_task, &g, parallel);
+}
+
+Status Linear::set_weights(const float* w, const float* b) {
+  if (!w) return Status::kInvalidArgument;
+  if (!w_.reserve(kernels::packed_size(in_, out_)) || (b && !b_.reserve(out_))) return Status::kOutOfMemory;
+  pack_weight_transposed(out_, in_, w, w_.data());
+  has_bias_ = b != nullptr;
+  if (b) std::memcpy(b_.data(), b, sizeof(float) * out_);
+  return Status::kOk;
+}
+
+void Linear::forward(ThreadPool& pool, int M, const float* x, size_t ldx, float* y, size_t ldy) const {
+  parallel_gemm(pool, M, out_, in_, x, ldx, w_.data(), static_cast<size_t>(in_) * kernels::kNR, y, ldy,
+                has_bias_ ? b_.data() : nullptr);
 }
 
 }  // namespace mha

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "kernels.h"
 #include "linear.h"
@@ -187,54 +186,5 @@ Status MultiHeadAttention::forward_cached(const MhaForwardArgs& a, KVCache& c, C
   return s;
 }
 
-void mha_reference(const MhaConfig& c, const MhaWeights& w, const MhaForwardArgs& a) {
-  const int E = c.embed_dim, H = c.num_heads, D = E / H;
-  const size_t E2 = static_cast<size_t>(E) * E;
-  auto linear = [&](auto x, int M, int K, const float* W, const float* b, std::vector<double>& y) {
-    y.assign(static_cast<size_t>(M) * E, 0.0);
-    for (int i = 0; i < M; ++i)
-      for (int n = 0; n < E; ++n) {
-        double s = b ? b[n] : 0.0;
-        for (int k = 0; k < K; ++k) s += static_cast<double>(x[static_cast<size_t>(i) * K + k]) * W[static_cast<size_t>(n) * K + k];
-        y[static_cast<size_t>(i) * E + n] = s;
-      }
-  };
-  const float* wq = w.in_proj_weight ? w.in_proj_weight : w.q_proj_weight;
-  const float* wk = w.in_proj_weight ? w.in_proj_weight + E2 : w.k_proj_weight;
-  const float* wv = w.in_proj_weight ? w.in_proj_weight + 2 * E2 : w.v_proj_weight;
-  const float* bi = c.bias ? w.in_proj_bias : nullptr;
-  std::vector<double> q, k, v;
-  linear(a.query, a.B * a.Lq, E, wq, bi, q);
-  linear(a.key, a.B * a.Lk, c.kdim, wk, bi ? bi + E : nullptr, k);
-  linear(a.value, a.B * a.Lk, c.vdim, wv, bi ? bi + 2 * E : nullptr, v);
-  // Attention in double, then project back.
-  std::vector<double> attn(static_cast<size_t>(a.B) * a.Lq * E);
-  std::vector<double> p;
-  if (a.weights)
-    std::fill(a.weights, a.weights + static_cast<size_t>(a.B) * (a.average_weights ? 1 : H) * a.Lq * a.Lk, 0.0f);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  for (int b = 0; b < a.B; ++b)
-    for (int h = 0; h < H; ++h)
-      for (int i = 0; i < a.Lq; ++i) {
-        const double* qi = &q[(static_cast<size_t>(b) * a.Lq + i) * E + h * D];
-        auto dot = [&](int j) {
-          const double* kj = &k[(static_cast<size_t>(b) * a.Lk + j) * E + h * D];
-          double d = 0;
-          for (int t = 0; t < D; ++t) d += qi[t] * kj[t];
-          return d;
-        };
-        const bool attends =
-            reference_softmax_row(a.mask, H, a.Lq, a.Lk, b, h, i, scale, dot, p, a.weights, a.average_weights);
-        for (int t = 0; t < D; ++t) {
-          double acc = 0;  // over every key: 0 * NaN = NaN
-          for (int j = 0; attends && j < a.Lk; ++j)
-            acc += p[j] * v[(static_cast<size_t>(b) * a.Lk + j) * E + h * D + t];
-          attn[(static_cast<size_t>(b) * a.Lq + i) * E + h * D + t] = acc;
-        }
-      }
-  std::vector<double> out;
-  linear(attn.data(), a.B * a.Lq, E, w.out_proj_weight, c.bias ? w.out_proj_bias : nullptr, out);
-  for (size_t i = 0; i < out.size(); ++i) a.output[i] = static_cast<float>(out[i]);
-}
 
 }  // namespace mha

@@ -115,7 +115,4 @@ class MultiHeadAttention {
   uint64_t last_request_bytes_ = 0;
 };
 
-// float64 reference of the whole layer (tests only), weights as MhaWeights.
-void mha_reference(const MhaConfig& cfg, const MhaWeights& w, const MhaForwardArgs& args);
-
 }  // namespace mha

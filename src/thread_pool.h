@@ -10,6 +10,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "abi.h"
+
 namespace mha {
 
 class ThreadPool {
@@ -24,7 +26,7 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  static constexpr int kMaxThreads = 64;
+  static constexpr int kMaxThreads = abi::kMaxThreads;  // bindings/abi.js MAX_THREADS
   int size() const { return size_; }
 
   // Below this much arithmetic a job runs on the calling thread: waking the

@@ -7,30 +7,18 @@
 #pragma once
 #include <cstdint>
 
+#include "abi.h"
 #include "buffer.h"
+#include "layer_norm.h"
+#include "linear.h"
 #include "mha.h"
 #include "status.h"
 #include "thread_pool.h"
 
 namespace mha {
 
-enum class Activation { kRelu, kGelu };
-
-// y = x W^T + b, W [out, in] (PyTorch layout) packed once into panels.
-class Linear {
- public:
-  Linear(int in_features, int out_features) : in_(in_features), out_(out_features) {}
-  // b may be null (no bias).
-  Status set_weights(const float* w, const float* b);
-  // y[M x out] (ldy) = x[M x in] (ldx) W^T + b
-  void forward(ThreadPool& pool, int M, const float* x, size_t ldx, float* y, size_t ldy) const;
-  size_t memory_bytes() const { return w_.bytes() + b_.bytes(); }
-
- private:
-  int in_, out_;
-  bool has_bias_ = false;
-  FloatBuffer w_, b_;
-};
+// Feed-forward activations, as the bindings number them (bindings/abi.js).
+using Activation = abi::Activation;
 
 // linear2(activation(linear1(x))), with its hidden-layer workspace.
 class FeedForward {
@@ -48,21 +36,6 @@ class FeedForward {
   Activation act_;
   Linear linear1_, linear2_;
   FloatBuffer hidden_;
-};
-
-// LayerNorm weights (gamma | beta) for n norms of width E, copied in once.
-class Norms {
- public:
-  Norms(int count, int width) : n_(count), e_(width) {}
-  // gammas[i] must be set; betas[i] null means zero.
-  Status set(const float* const* gammas, const float* const* betas);
-  // y = LayerNorm_i(x) row by row, M rows.
-  void apply(ThreadPool& pool, int i, int M, const float* x, float eps, float* y) const;
-  size_t memory_bytes() const { return buf_.bytes(); }
-
- private:
-  int n_, e_;
-  FloatBuffer buf_;
 };
 
 struct EncoderConfig {
@@ -110,7 +83,7 @@ class TransformerEncoderLayer {
   EncoderConfig cfg_;
   MultiHeadAttention attn_;
   FeedForward ff_;
-  Norms norms_;
+  LayerNorm norm1_, norm2_;
   FloatBuffer h_, t_;
   bool has_weights_ = false;
   uint64_t last_request_bytes_ = 0;
@@ -168,7 +141,7 @@ class TransformerDecoderLayer {
   DecoderConfig cfg_;
   MultiHeadAttention self_attn_, cross_attn_;
   FeedForward ff_;
-  Norms norms_;
+  LayerNorm norm1_, norm2_, norm3_;
   FloatBuffer h_, t_;
   bool has_weights_ = false;
   uint64_t last_request_bytes_ = 0;
@@ -177,9 +150,5 @@ class TransformerDecoderLayer {
 // The decoder's cross-attention mask: memory_mask with the causal mask aligned so that
 // query row i is target position first_position + i and sees memory positions j <= it.
 MaskArgs cross_mask(const MaskArgs& memory_mask, int first_position);
-
-// Float64 references (tests only).
-void encoder_reference(const EncoderConfig& cfg, const EncoderWeights& w, const EncoderForwardArgs& a);
-void decoder_reference(const DecoderConfig& cfg, const DecoderWeights& w, const DecoderForwardArgs& a);
 
 }  // namespace mha

@@ -6,6 +6,7 @@
 
 #include "attention.h"
 #include "mha.h"
+#include "reference.h"
 #include "test_util.h"
 
 using namespace mha;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels.h"
+#include "kernels_ref.h"
 #include "test_util.h"
 
 using namespace mha;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "reference.h"
 #include "test_util.h"
 #include "transformer.h"
 

@@ -1,0 +1,141 @@
+// kernels::gemm and parallel_gemm at sizes named after what they exercise, the
+// way XNNPACK tests its micro-kernels (k_eq_kc, k_lt_kc, ..., m_gt_mr). Every
+// size is computed from the kernel's own block constants (kernels::kMR rows
+// per micro-tile, kernels::kNR columns per panel, kernels::kKC depth per pass),
+// so changing a constant moves the cases with it instead of silently leaving a
+// boundary untested.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "kernels_ref.h"
+#include "linear.h"
+#include "test_util.h"
+
+using namespace mha;
+using kernels::kKC;
+using kernels::kMR;
+using kernels::kNR;
+using mha_test::uniform;
+
+namespace {
+
+struct SizeClass {
+  std::string name;
+  std::vector<int> sizes;
+  std::function<bool(int)> holds;  // what every size of the class must satisfy
+};
+
+std::vector<int> range(int lo, int hi) {  // [lo, hi]
+  std::vector<int> v;
+  for (int i = lo; i <= hi; ++i) v.push_back(i);
+  return v;
+}
+
+// Rows: a whole micro-tile, the remainder tiles (M % MR = 1 .. MR-1) alone and
+// after whole tiles, and several whole tiles.
+std::vector<SizeClass> m_classes() {
+  return {{"m_eq_mr", {kMR}, [](int m) { return m == kMR; }},
+          {"m_lt_mr", range(1, kMR - 1), [](int m) { return m > 0 && m < kMR; }},
+          {"m_gt_mr", range(kMR + 1, 2 * kMR - 1), [](int m) { return m > kMR && m % kMR != 0; }},
+          {"m_div_mr", {2 * kMR, 3 * kMR}, [](int m) { return m > kMR && m % kMR == 0; }}};
+}
+
+// Columns: one full panel, a partial panel alone (the edge tile) and after full
+// panels, and several full panels.
+std::vector<SizeClass> n_classes() {
+  return {{"n_eq_nr", {kNR}, [](int n) { return n == kNR; }},
+          {"n_lt_nr", range(1, kNR - 1), [](int n) { return n > 0 && n < kNR; }},
+          {"n_gt_nr", range(kNR + 1, 2 * kNR - 1), [](int n) { return n > kNR && n % kNR != 0; }},
+          {"n_div_nr", {2 * kNR, 3 * kNR}, [](int n) { return n > kNR && n % kNR == 0; }}};
+}
+
+// Depth: one pass exactly, a short pass, a full pass plus a tail, whole passes.
+std::vector<SizeClass> k_classes() {
+  return {{"k_eq_kc", {kKC}, [](int k) { return k == kKC; }},
+          {"k_lt_kc", {1, 2, kKC / 2 + 1, kKC - 1}, [](int k) { return k > 0 && k < kKC; }},
+          {"k_gt_kc", {kKC + 1, 2 * kKC - 1, 2 * kKC + 3}, [](int k) { return k > kKC && k % kKC != 0; }},
+          {"k_div_kc", {2 * kKC, 3 * kKC}, [](int k) { return k > kKC && k % kKC == 0; }}};
+}
+
+// The classes are what their names say, and none is empty unless the constant
+// makes it impossible (nothing is below a block of 1).
+TEST(GemmSizeClasses, AreDerivedFromTheKernelConstants) {
+  const std::pair<std::vector<SizeClass>, int> all[] = {{m_classes(), kMR}, {n_classes(), kNR}, {k_classes(), kKC}};
+  for (const auto& [classes, block] : all)
+    for (const SizeClass& c : classes) {
+      const bool impossible = c.name.find("_lt_") != std::string::npos && block == 1;
+      EXPECT_EQ(c.sizes.empty(), impossible) << c.name;
+      for (int s : c.sizes) EXPECT_TRUE(c.holds(s)) << c.name << " holds " << s;
+    }
+}
+
+// C = (mode 2: C0 | mode 0: bias | mode 1: 0) + A B for every M and N class at
+// the given depth K, strided A and C, against float64; kernels::gemm_ref too.
+// Nothing past column N of C may be written.
+void check_depth_class(const SizeClass& kc) {
+  std::mt19937 rng(kc.sizes.front());
+  for (const SizeClass& mc : m_classes())
+    for (const SizeClass& nc : n_classes())
+      for (int M : mc.sizes)
+        for (int N : nc.sizes)
+          for (int K : kc.sizes)
+            for (int mode = 0; mode < 3; ++mode) {
+              const size_t lda = K + 3, ldc = N + 5;
+              auto A = uniform(M * lda, -1, 1, rng), B = uniform(size_t(K) * N, -1, 1, rng), bias = uniform(N, -1, 1, rng);
+              auto C0 = uniform(M * ldc, -1, 1, rng);
+              std::vector<float> Bp(kernels::packed_size(K, N), NAN);
+              kernels::pack_panels(K, N, B.data(), N, 1, Bp.data());
+              for (int simd = 0; simd < 2; ++simd) {
+                auto C = C0;
+                (simd ? kernels::gemm : kernels::gemm_ref)(M, N, K, A.data(), lda, Bp.data(), size_t(K) * kNR, C.data(),
+                                                           ldc, mode == 2, mode == 0 ? bias.data() : nullptr);
+                for (int i = 0; i < M; ++i) {
+                  for (int j = 0; j < N; ++j) {
+                    double want = mode == 2 ? C0[i * ldc + j] : mode == 0 ? bias[j] : 0.0;
+                    for (int k = 0; k < K; ++k) want += double(A[i * lda + k]) * B[size_t(k) * N + j];
+                    ASSERT_NEAR(C[i * ldc + j], want, 1e-5 * std::sqrt(K) + 1e-6)
+                        << mc.name << " M=" << M << " " << nc.name << " N=" << N << " " << kc.name << " K=" << K
+                        << " mode=" << mode << " simd=" << simd << " at " << i << "," << j;
+                  }
+                  for (size_t j = N; j < ldc; ++j)
+                    ASSERT_EQ(C[i * ldc + j], C0[i * ldc + j]) << "written past column N: " << mc.name << " M=" << M << " "
+                                                               << nc.name << " N=" << N << " K=" << K << " simd=" << simd;
+                }
+              }
+            }
+}
+
+TEST(Gemm, KEqKC) { check_depth_class(k_classes()[0]); }
+TEST(Gemm, KLtKC) { check_depth_class(k_classes()[1]); }
+TEST(Gemm, KGtKC) { check_depth_class(k_classes()[2]); }
+TEST(Gemm, KDivKC) { check_depth_class(k_classes()[3]); }
+
+// parallel_gemm splits C into row blocks (whole micro-tiles) and column blocks
+// (whole panels): sizes around those, on 1 to 3 threads, equal the single call.
+TEST(ParallelGemm, EqualsOneGemmAtBlockBoundaries) {
+  std::mt19937 rng(5);
+  const int Ms[] = {1, kMR - 1, kMR + 1, 16 * kMR, 16 * kMR + 1, 33 * kMR + 3};
+  const int Ns[] = {1, kNR + 1, 8 * kNR, 24 * kNR + 5, 64 * kNR + 3};
+  const int Ks[] = {1, kKC + 1};
+  for (int threads = 1; threads <= 3; ++threads) {
+    ThreadPool pool(threads);
+    for (int M : Ms)
+      for (int N : Ns)
+        for (int K : Ks) {
+          const size_t lda = K + 1, ldc = N + 2;
+          auto A = uniform(M * lda, -1, 1, rng), B = uniform(size_t(K) * N, -1, 1, rng), bias = uniform(N, -1, 1, rng);
+          std::vector<float> Bp(kernels::packed_size(K, N));
+          kernels::pack_panels(K, N, B.data(), N, 1, Bp.data());
+          std::vector<float> want(M * ldc, 7.0f), got(M * ldc, 7.0f);
+          kernels::gemm(M, N, K, A.data(), lda, Bp.data(), size_t(K) * kNR, want.data(), ldc, false, bias.data());
+          parallel_gemm(pool, M, N, K, A.data(), lda, Bp.data(), size_t(K) * kNR, got.data(), ldc, bias.data());
+          ASSERT_EQ(got, want) << "M=" << M << " N=" << N << " K=" << K << " threads=" << threads;
+        }
+  }
+}
+
+}  // namespace
