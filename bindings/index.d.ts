@@ -210,6 +210,7 @@ export interface DecoderForwardOptions<M extends Mode = 'sync'> extends Transfer
   /** [B, S], nonzero = padding. */
   memoryKeyPaddingMask?: Tensor<Uint8Array> | null;
   tgtIsCausal?: boolean;
+  /** Target position t (counting cached positions) may attend memory positions j <= t: aligned at the start, unlike tgtIsCausal. */
   memoryIsCausal?: boolean;
   /** tgt holds new positions (appended to the cache). The cache projects memory on its first use and reuses it until reset(). */
   cache?: KVCacheOf<M> | null;
