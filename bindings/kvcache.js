@@ -81,10 +81,15 @@ export function defineKVCache({ backend, Native, live }) {
 }
 
 /** What runs where the runtime is. ctx: { rt, get(id, kind) } (ops.js). */
-export function cacheOps({ rt, get }) {
+export function cacheOps({ rt, get, kindOf }) {
+  const ownerKind = (id) => kindOf(id) ?? 'MultiHeadAttention';
   return {
-    KVCache(cfg) {
-      const { batch, maxLength, width } = cfg;
+    KVCache(given) {
+      const { batch, maxLength } = cacheOptions('createCache', { batch: given.batch, maxLength: given.maxLength });
+      const owner = get(given.owner, ownerKind(given.owner)), width = owner.cfg.embedDim;
+      if (given.width !== width || (owner.cfg.kdim !== width || owner.cfg.vdim !== width))
+        throw new RangeError('createCache: the cache does not match its layer');
+      const cfg = { batch, maxLength, width, owner: given.owner };
       return { handle: rt.withRecord('CacheConfig', { batch, capacity: maxLength, width }, (p) => new rt.mod.Cache(p), 'createCache'), cfg };
     },
 

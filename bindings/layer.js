@@ -7,7 +7,7 @@ import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './
 import { withLayerConfig } from './layer-config.js';
 import { recordBytes } from './runtime.js';
 import {
-  bool, describe, expectDim, fmtDims, isTypedArray, plainObject, positiveInt, product, readEntries, sameDims, snapshotView, tensor,
+  bool, describe, expectArray, expectCounts, expectDim, fmtDims, isTypedArray, plainObject, positiveInt, product, readEntries, sameDims, snapshotView, tensor,
   typedArrayKind, typedArrayLength,
 } from './validate.js';
 
@@ -203,7 +203,8 @@ export function defineMultiHeadAttention({ backend, Native, live, caches }) {
 /** What runs where the runtime is. ctx: { rt, get(id, kind), cacheFor(id, what, L, B) } (ops.js). */
 export function mhaOps({ rt, get, cacheFor }) {
   return {
-    MultiHeadAttention(cfg) {
+    MultiHeadAttention(given) {
+      const cfg = layerConfig(given);  // again: the op sizes everything from it
       const { embedDim, numHeads, kdim, vdim, bias } = cfg;
       return { handle: rt.withRecord('LayerConfig', { embed_dim: embedDim, num_heads: numHeads, kdim, vdim, bias },
         (p) => new rt.mod.Layer(p), 'new MultiHeadAttention'), cfg, hasWeights: false };
@@ -212,6 +213,13 @@ export function mhaOps({ rt, get, cacheFor }) {
     'MultiHeadAttention.setWeights'(id, arrays) {
       const layer = get(id, 'MultiHeadAttention'), what = 'setWeights';
       const names = Object.keys(arrays);
+      const { embedDim: E, kdim, vdim } = layer.cfg;
+      const sizes = { in_proj_weight: 3 * E * E, q_proj_weight: E * E, k_proj_weight: E * kdim, v_proj_weight: E * vdim,
+        in_proj_bias: 3 * E, out_proj_weight: E * E, out_proj_bias: E };
+      for (const n of names) {
+        if (!Object.hasOwn(sizes, n)) throw new TypeError(`setWeights: unknown weight ${JSON.stringify(n)}`);
+        expectArray(`setWeights: ${n}`, arrays[n], [Float32Array], sizes[n]);
+      }
       const st = rt.stage([...names.map((n) => arrays[n]), RECORD_BYTES], what);
       try {
         const rec = st.at(names.length);
@@ -227,8 +235,16 @@ export function mhaOps({ rt, get, cacheFor }) {
     'MultiHeadAttention.forward'(id, call, cacheId) {
       const layer = get(id, 'MultiHeadAttention'), what = 'MultiHeadAttention.forward';
       if (!layer.hasWeights) throw new Error('MultiHeadAttention.forward: weights are not set; call setWeights() first');
-      const { embedDim: E, numHeads: H } = layer.cfg;
-      const { B, Lq, batched, needWeights, average } = call;
+      const { embedDim: E, numHeads: H, kdim, vdim } = layer.cfg;
+      const { B, Lq, Lkv, batched, needWeights, average } = call;
+      expectCounts(what, { B, Lq, Lkv });
+      expectArray('query.data', call.q, [Float32Array], B * Lq * E);
+      if (call.k || call.v) {
+        expectArray('key.data', call.k, [Float32Array], B * Lkv * kdim);
+        expectArray('value.data', call.v, [Float32Array], B * Lkv * vdim);
+      } else if (Lkv !== Lq || kdim !== E || vdim !== E) {
+        throw new RangeError(`${what}: self-attention needs the query's length and kdim == vdim == embedDim`);
+      }
       const cache = cacheFor(cacheId, id, what, Lq, B);
       const Lk = cache.past + call.Lkv;
       const mask = maskLayout('options.attnMask', call.attnMask, {

@@ -3,8 +3,9 @@
 // defineLayerNorm: the class where calls are made; normOps: what runs where the runtime is.
 import { weightArray } from './layer.js';
 import { withNormConfig } from './layer-config.js';
+import { checkData } from './masks.js';
 import { MAX_HEAP, recordBytes, tooLarge } from './runtime.js';
-import { bool, describe, fmtDims, plainObject, positiveInt, product, readArray, readEntries, sameDims, tensor } from './validate.js';
+import { bool, describe, expectArray, fmtDims, plainObject, positiveInt, product, readArray, readEntries, sameDims, tensor } from './validate.js';
 
 /** Checks LayerNorm's options; returns the frozen configuration. */
 export function normConfig(options) {
@@ -82,12 +83,15 @@ export function defineLayerNorm({ backend, Native, live }) {
 export function normOps({ rt, get }) {
   const width = (cfg) => product(cfg.normalizedShape);
   return {
-    LayerNorm(cfg) {
+    LayerNorm(given) {
+      const cfg = normConfig(given);  // again: the op sizes everything from it
       return { handle: rt.withRecord('NormConfig', { width: width(cfg), eps: cfg.eps }, (p) => new rt.mod.LayerNorm(p), 'new LayerNorm'), cfg };
     },
 
     'LayerNorm.setWeights'(id, weight, bias) {
       const norm = get(id, 'LayerNorm'), what = 'LayerNorm.setWeights';
+      expectArray('weight', weight, [Float32Array], width(norm.cfg));
+      if (bias !== null && bias !== undefined) expectArray('bias', bias, [Float32Array], width(norm.cfg));
       const st = rt.stage([weight, bias, recordBytes('NormWeights')], what);
       try {
         rt.writeRecord(st.at(2), 'NormWeights', { weight: st.at(0), bias: bias ? st.at(1) : 0 });
@@ -99,7 +103,9 @@ export function normOps({ rt, get }) {
 
     'LayerNorm.forward'(id, x) {
       const norm = get(id, 'LayerNorm'), what = 'LayerNorm.forward';
+      checkData('input', x, [Float32Array]);
       const n = x.data.length, rows = n / width(norm.cfg);
+      if (!Number.isInteger(rows)) throw new RangeError('input: its size is not a multiple of normalizedShape');
       const st = rt.stage([x.data, n * 4, recordBytes('NormForward')], what);
       try {
         rt.writeRecord(st.at(2), 'NormForward', { rows, x: st.at(0), y: st.at(1) });

@@ -4,7 +4,7 @@
 // paddingLayout run where the runtime is, once the key length is known (a KV
 // cache's length is known only there).
 import { MASK } from './abi.js';
-import { fmtDims, finiteOrMinusInf, sameDims, tensor } from './validate.js';
+import { checkIntact, fmtDims, finiteOrMinusInf, product, sameDims, tensor } from './validate.js';
 
 /** An attn mask option: null, or a snapshot { data, dims } of a Uint8Array or Float32Array tensor (float values checked). */
 export function readMask(name, m) {
@@ -26,7 +26,8 @@ export function readPadding(name, m) {
  * (PyTorch's [B*H, Lq, Lk]). Returns { kind, data, broadcast }.
  */
 export function maskLayout(name, t, { Lq, Lk, fullDims, altDims = [] }) {
-  if (t === null) return { kind: MASK.NONE, data: null, broadcast: true };
+  if (t === null || t === undefined) return { kind: MASK.NONE, data: null, broadcast: true };
+  checkData(name, t, [Uint8Array, Float32Array]);
   const shapes = [[Lq, Lk], fullDims, ...altDims];
   const k = shapes.findIndex((d) => sameDims(d, t.dims));
   if (k < 0) throw new RangeError(`${name} must have dims ${shapes.map((d) => fmtDims(d)).join(' or ')}, got ${fmtDims(t.dims)}`);
@@ -35,10 +36,23 @@ export function maskLayout(name, t, { Lq, Lk, fullDims, altDims = [] }) {
 
 /** The key padding mask's data, checked against dims [B, Lk] ([Lk] when unbatched); null when absent. */
 export function paddingLayout(name, t, { B, Lk, batched }) {
-  if (t === null) return null;
+  if (t === null || t === undefined) return null;
+  checkData(name, t, [Uint8Array]);
   const want = batched ? [B, Lk] : [Lk];
   if (!sameDims(t.dims, want)) throw new RangeError(`${name} must have dims ${fmtDims(want)}, got ${fmtDims(t.dims)}`);
   return t.data;
+}
+
+/**
+ * Where the runtime is, a tensor's data is checked again against its dims and
+ * allowed types (the op sizes its copies from them): a call that does not match
+ * its own sizes is refused, never read past its data.
+ */
+export function checkData(name, t, types) {
+  if (t && t.data) checkIntact(t.data);
+  if (!t || !types.some((c) => t.data instanceof c) || !Array.isArray(t.dims) || !t.dims.every((d) => Number.isInteger(d) && d > 0) ||
+      t.data.length !== product(t.dims))
+    throw new RangeError(`${name}: the data does not match its dims or type`);
 }
 
 /** The record fields of a mask (prefix: '', 'tgt_', 'memory_'). */

@@ -34,7 +34,7 @@ export function makeOps(rt) {
     return o;
   }
 
-  const table = buildTable({ rt, get });
+  const table = buildTable({ rt, get, kindOf: (id) => objects.get(id)?.kind });
 
   return {
     /** Makes an object of kind from its validated configuration, under id. */

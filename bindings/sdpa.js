@@ -1,6 +1,6 @@
 // mha.scaledDotProductAttention(q, k, v, options): softmax(q k^T * scale + mask) v.
 // defineSdpa: the function where calls are made; sdpaOps: what runs where the runtime is.
-import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
+import { checkData, maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { recordBytes } from './runtime.js';
 import { bool, describe, expectDim, fmtDims, plainObject, tensor } from './validate.js';
 
@@ -51,7 +51,11 @@ export function sdpaOps({ rt }) {
   return {
     scaledDotProductAttention({ q, k, v, scale, attnMask, keyPaddingMask, causal, needWeights }) {
       const what = 'scaledDotProductAttention';
+      for (const [name, t] of [['q', q], ['k', k], ['v', v]]) checkData(name, t, [Float32Array]);
       const r = q.dims.length, lead = q.dims.slice(0, r - 2);
+      if (r < 2 || r > 4 || k.dims.length !== r || v.dims.length !== r || lead.some((d, i) => k.dims[i] !== d || v.dims[i] !== d) ||
+          k.dims[r - 1] !== q.dims[r - 1] || v.dims[r - 2] !== k.dims[r - 2] || typeof scale !== 'number' || !Number.isFinite(scale))
+        throw new RangeError(`${what}: q, k and v do not fit together`);
       const B = r === 4 ? lead[0] : 1, H = r >= 3 ? lead[r - 3] : 1;
       const Lq = q.dims[r - 2], D = q.dims[r - 1], Lk = k.dims[r - 2], Dv = v.dims[r - 1];
       const mask = maskLayout('options.attnMask', attnMask, { Lq, Lk, fullDims: [...lead, Lq, Lk] });

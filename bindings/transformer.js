@@ -9,7 +9,7 @@ import { weightArray } from './layer.js';
 import { withBlockConfig } from './layer-config.js';
 import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { recordBytes } from './runtime.js';
-import { bool, describe, expectDim, fmtDims, plainObject, positiveInt, product, readEntries, tensor } from './validate.js';
+import { bool, describe, expectArray, expectCounts, expectDim, fmtDims, plainObject, positiveInt, product, readEntries, tensor } from './validate.js';
 
 const BLOCK_OPTIONS = ['dModel', 'nhead', 'dimFeedforward', 'activation', 'layerNormEps', 'normFirst', 'bias'];
 const ACTIVATIONS = ['relu', 'gelu'];  // ACTIVATION (abi.js) by name
@@ -199,7 +199,8 @@ const weightsDims = (batched, B, H, Lq, Lk) => (batched ? [B, H, Lq, Lk] : [H, L
 
 /** What runs where the runtime is. ctx: { rt, get(id, kind), cacheFor } (ops.js). */
 export function blockOps({ rt, get, cacheFor }) {
-  const create = (kind, Handle) => (cfg) => {
+  const create = (kind, Handle) => (given) => {
+    const cfg = blockConfig(kind, given);  // again: the op sizes everything from it
     const { dModel, nhead, dimFeedforward, activation, layerNormEps, normFirst, bias } = cfg;
     const rec = { d_model: dModel, nhead, dim_feedforward: dimFeedforward, activation: ACTIVATION[activation.toUpperCase()],
       layer_norm_eps: layerNormEps, norm_first: normFirst, bias };
@@ -207,7 +208,10 @@ export function blockOps({ rt, get, cacheFor }) {
   };
   const setWeights = (kind) => (id, arrays) => {
     const block = get(id, kind), what = `${kind}.setWeights`;
-    const fields = Object.keys(arrays), present = fields.filter((f) => arrays[f]);
+    const sizes = Object.fromEntries(ENTRIES[kind](block.cfg).map(([name, dims]) => [fieldOf(name), product(dims)]));
+    const fields = Object.keys(sizes), present = fields.filter((f) => arrays[f]);
+    for (const f of Object.keys(arrays)) if (!Object.hasOwn(sizes, f)) throw new TypeError(`${what}: unknown entry ${JSON.stringify(f)}`);
+    for (const f of present) expectArray(`${what}: ${f}`, arrays[f], [Float32Array], sizes[f]);
     const st = rt.stage([...present.map((f) => arrays[f]), recordBytes(RECORD[kind])], what);
     try {
       const rec = st.at(present.length);
@@ -234,6 +238,8 @@ export function blockOps({ rt, get, cacheFor }) {
     'TransformerEncoderLayer.forward'(id, call, cacheId) {
       const what = 'TransformerEncoderLayer.forward', block = ready(id, 'TransformerEncoderLayer');
       const { dModel: E, nhead: H } = block.cfg, { batched, B, L, needWeights } = call;
+      expectCounts(what, { B, L });
+      expectArray('src.data', call.x, [Float32Array], B * L * E);
       const cache = cacheFor(cacheId, id, what, L, B), Lk = cache.past + L;
       const mask = maskLayout('options.srcMask', call.srcMask, maskDims(batched, B, H, L, Lk));
       const kpm = paddingLayout('options.srcKeyPaddingMask', call.srcKeyPaddingMask, { B, Lk, batched });
@@ -257,6 +263,9 @@ export function blockOps({ rt, get, cacheFor }) {
     'TransformerDecoderLayer.forward'(id, call, cacheId) {
       const what = 'TransformerDecoderLayer.forward', block = ready(id, 'TransformerDecoderLayer');
       const { dModel: E, nhead: H } = block.cfg, { batched, B, T, S, needWeights } = call;
+      expectCounts(what, { B, T, S });
+      expectArray('tgt.data', call.tgt, [Float32Array], B * T * E);
+      expectArray('memory.data', call.memory, [Float32Array], B * S * E);
       const cache = cacheFor(cacheId, id, what, T, B), Lk = cache.past + T;
       const cross = cache.handle ? cache.handle.crossLength() : 0;
       if (cross && cross !== S)

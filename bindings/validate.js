@@ -172,3 +172,21 @@ export function readEntries(name, v, expected) {
   }
   return out;
 }
+
+/**
+ * Where the runtime is (an op): arr must be one of types with exactly n
+ * elements, since the op sizes its copies and the core's reads from n. The main
+ * API's checks make this always hold; it guards the worker host against
+ * messages that do not match their own sizes.
+ */
+export function expectArray(name, arr, types, n) {
+  checkIntact(arr);  // a view detached or shrunk since it was read: say so, by the argument's name
+  if (!types.some((c) => arr instanceof c) || arr.length !== n)
+    throw new RangeError(`${name}: expected a ${types.map((c) => c.name).join(' or ')} of ${n} elements; the call does not match its own sizes`);
+}
+
+/** Where the runtime is: each named value must be a positive 32-bit integer. */
+export function expectCounts(what, values) {
+  for (const [k, v] of Object.entries(values))
+    if (!(Number.isInteger(v) && v > 0 && v <= 0x7fffffff)) throw new RangeError(`${what}: ${k} must be a positive integer, got ${describe(v)}`);
+}

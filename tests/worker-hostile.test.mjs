@@ -344,3 +344,48 @@ test('the worker host answers every request even after malformed ones, and repor
     await w.terminate();
   }
 });
+
+test('the worker host refuses raw requests that do not match their own sizes, and keeps working', async () => {
+  const w = new Worker(new URL('../bindings/worker-host.js', import.meta.url));
+  const answers = new Map();
+  let wake = () => {};
+  w.on('message', (m) => { if (m && typeof m.id === 'number') answers.set(m.id, m); wake(); });
+  const ask = async (id, op, args) => {
+    w.postMessage({ id, op, args });
+    while (!answers.has(id)) await settle(new Promise((res) => { wake = res; }));
+    return answers.get(id);
+  };
+  const E = 8, f = (n) => new Float32Array(n);
+  try {
+    assert.equal((await ask(1, 'init', [{ threads: 1, baseUrl: new URL('../dist/', import.meta.url).href, urls: {} }])).ok, true);
+    // A configuration the public constructor would refuse.
+    const bad = await ask(2, 'create', [10, 'MultiHeadAttention', { embedDim: 8.5, numHeads: 2 }]);
+    assert.deepEqual([bad.ok, bad.error.name], [false, 'RangeError']);
+    assert.equal((await ask(3, 'create', [11, 'MultiHeadAttention', { embedDim: E, numHeads: 2 }])).ok, true);
+    // Weights of the wrong size.
+    const short = await ask(4, 'MultiHeadAttention.setWeights', [11, { in_proj_weight: f(3), out_proj_weight: f(E * E) }]);
+    assert.match(short.error.message, /in_proj_weight: expected a Float32Array of 192 elements/);
+    const w8 = { in_proj_weight: f(3 * E * E), in_proj_bias: f(3 * E), out_proj_weight: f(E * E), out_proj_bias: f(E) };
+    assert.equal((await ask(5, 'MultiHeadAttention.setWeights', [11, w8])).ok, true);
+    // A forward whose sizes ask for 100 x 4 rows of a 4-row query: refused, nothing read.
+    const call = (B, q) => ({ B, Lq: 4, Lkv: 4, batched: true, q, k: null, v: null, attnMask: null, keyPaddingMask: null,
+      causal: false, needWeights: false, average: true });
+    const big = await ask(6, 'MultiHeadAttention.forward', [11, call(100, f(4 * E)), 0]);
+    assert.deepEqual([big.ok, big.error.name], [false, 'RangeError']);
+    assert.match(big.error.message, /query\.data: expected a Float32Array of 3200 elements/);
+    // A mask whose data does not match its dims.
+    const masked = await ask(7, 'MultiHeadAttention.forward', [11, { ...call(1, f(4 * E)), attnMask: { data: new Uint8Array(2), dims: [4, 4] } }, 0]);
+    assert.match(masked.error.message, /options\.attnMask: the data does not match its dims/);
+    // scaledDotProductAttention with dims that do not fit together.
+    const t = (dims) => ({ data: f(dims.reduce((a, b) => a * b)), dims });
+    const sd = await ask(8, 'scaledDotProductAttention', [{ q: t([2, 4]), k: t([3, 8]), v: t([3, 4]), scale: 1, attnMask: null,
+      keyPaddingMask: null, causal: false, needWeights: false }]);
+    assert.match(sd.error.message, /q, k and v do not fit together/);
+    // The same layer still computes.
+    const ok = await ask(9, 'MultiHeadAttention.forward', [11, call(1, f(4 * E)), 0]);
+    assert.equal(ok.ok, true);
+    assert.deepEqual(ok.value.result.output.dims, [1, 4, E]);
+  } finally {
+    await w.terminate();
+  }
+});
