@@ -79,7 +79,7 @@ void BM_Attention(benchmark::State& st) {
        v = random_vector(size_t(H) * L * D, -1, 1, 3);
   std::vector<float> out(size_t(H) * L * D);
   mha::ThreadPool pool(threads);
-  mha::Attention attn;
+  mha::Workspace ws;
   mha::AttentionArgs a;
   a.B = 1, a.H = H, a.Lq = a.Lk = L, a.D = a.Dv = D;
   const size_t sh = size_t(L) * D;
@@ -90,7 +90,7 @@ void BM_Attention(benchmark::State& st) {
   a.scale = 1.f / std::sqrt(float(D));
   a.mask.causal = causal;
   for (auto _ : st) {
-    if (attn.run(a, pool) != mha::Status::kOk) st.SkipWithError("attention failed");
+    if (mha::Attention::run(a, pool, ws) != mha::Status::kOk) st.SkipWithError("attention failed");
     benchmark::DoNotOptimize(out.data());
   }
   st.counters["GFLOP/s"] = benchmark::Counter(4.0 * H * double(L) * L * D, benchmark::Counter::kIsIterationInvariantRate,
@@ -114,11 +114,12 @@ void BM_Layer(benchmark::State& st) {
   auto x = random_vector(size_t(B) * L * E, -1, 1, 5);
   std::vector<float> out(x.size());
   mha::ThreadPool pool(threads);
+  mha::Workspace ws;
   mha::MhaForwardArgs f;
   f.B = B, f.Lq = f.Lk = L, f.query = f.key = f.value = x.data(), f.output = out.data();
   f.mask.causal = causal;
   for (auto _ : st) {
-    if (layer.forward(f, pool) != mha::Status::kOk) st.SkipWithError("forward failed");
+    if (layer.forward(f, pool, ws) != mha::Status::kOk) st.SkipWithError("forward failed");
     benchmark::DoNotOptimize(out.data());
   }
   const double flops = 8.0 * B * L * double(E) * E + 4.0 * B * double(L) * L * E;

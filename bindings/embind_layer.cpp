@@ -65,8 +65,8 @@ class Layer {
     a.output = ptr<float>(r.output);
     a.weights = ptr<float>(r.weights);
     a.average_weights = r.average_weights != 0;
-    if (kv) return static_cast<int>(impl_.forward_cached(a, *kv, mha::CacheMode::kAppend, pool()));
-    return static_cast<int>(impl_.forward(a, pool()));
+    if (kv) return static_cast<int>(impl_.forward_cached(a, *kv, mha::CacheMode::kAppend, pool(), workspace()));
+    return static_cast<int>(impl_.forward(a, pool(), workspace()));
   }
 
   double lastRequestBytes() const { return static_cast<double>(impl_.last_request_bytes()); }

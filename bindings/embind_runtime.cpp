@@ -1,4 +1,4 @@
-// Embind glue for the runtime: thread pool, scaled dot-product attention, stats.
+// Embind glue for the runtime: thread pool, workspace, scaled dot-product attention, stats.
 // Calls take one record (abi.h) written by the JS wrapper, which validates every
 // argument first and owns the copies in and out. Failures come back as status
 // codes, never as aborts.
@@ -20,7 +20,7 @@ int live_objects() { return g_live_objects; }
 
 namespace {
 std::unique_ptr<mha::ThreadPool> g_pool;
-mha::Attention g_attention;  // workspace for the free-standing SDPA call
+mha::Workspace g_workspace;
 
 // Creates the pool once; returns the threads in use (the calling thread counts).
 int set_threads(int n) {
@@ -59,16 +59,18 @@ int sdpa(uint32_t rec) {
   MHA_SET_MASK(a.mask, r, , r.heads, r.lq, r.lk);
   a.weights = ptr<float>(r.weights);
   a.average_weights = false;
-  return static_cast<int>(g_attention.run(a, pool()));
+  return static_cast<int>(mha::Attention::run(a, pool(), workspace()));
 }
 
-double sdpa_request_bytes() { return static_cast<double>(g_attention.last_request_bytes()); }
+double sdpa_request_bytes() { return static_cast<double>(workspace().last_request_bytes()); }
 }  // namespace
 
 mha::ThreadPool& pool() {
   if (!g_pool) g_pool = std::make_unique<mha::ThreadPool>(1);
   return *g_pool;
 }
+
+mha::Workspace& workspace() { return g_workspace; }
 
 void set_mask(mha::MaskArgs& m, int32_t kind, uint32_t mask, int32_t broadcast, uint32_t key_padding, int32_t causal,
               int H, int Lq, int Lk) {

@@ -88,7 +88,7 @@ class Encoder : public Block<mha::TransformerEncoderLayer> {
     a.weights = ptr<float>(r.weights);
     a.cache = cache ? cache->self() : nullptr;
     MHA_SET_MASK(a.mask, r, , nhead_, r.length, r.length + (cache ? cache->length() : 0));
-    return status(impl_.forward(a, pool()));
+    return status(impl_.forward(a, pool(), workspace()));
   }
 };
 
@@ -123,7 +123,7 @@ class Decoder : public Block<mha::TransformerDecoderLayer> {
     if (cache) a.self_cache = cache->self(), a.cross_cache = cache->cross();
     MHA_SET_MASK(a.tgt_mask, r, tgt_, nhead_, r.tgt_length, r.tgt_length + (cache ? cache->length() : 0));
     MHA_SET_MASK(a.memory_mask, r, memory_, nhead_, r.tgt_length, r.memory_length);
-    return status(impl_.forward(a, pool()));
+    return status(impl_.forward(a, pool(), workspace()));
   }
 };
 

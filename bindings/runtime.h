@@ -1,5 +1,6 @@
-// State and helpers shared by the Embind glue files: one thread pool per wasm
-// instance, pointers from record fields, and the mask fields of a record.
+// State and helpers shared by the Embind glue files: one thread pool and one
+// workspace per wasm instance, pointers from record fields, and the mask fields
+// of a record.
 // Every call takes one record (bindings/abi.js, generated as abi.h) written by
 // the JS side into wasm memory, rather than positional arguments.
 #pragma once
@@ -8,10 +9,13 @@
 #include "abi.h"
 #include "attention.h"
 #include "thread_pool.h"
+#include "workspace.h"
 
 namespace mha_bind {
 
 mha::ThreadPool& pool();
+// The scratch memory every forward call of this instance runs in (workspace.h).
+mha::Workspace& workspace();
 
 // Layers and blocks created from JS and not yet deleted (for the memory tests).
 // Each bound class holds a LiveCount member.

@@ -14,8 +14,7 @@ using kernels::kNR;
 struct Job {
   const AttentionArgs* a;
   float* pk;  // packed K^T panels, one block of pk_stride floats per (b, h)
-  float* pv;  // packed V panels, one block of pv_stride floats per (b, h)
-  size_t pk_stride, pv_stride;
+  size_t pk_stride;
   float* scratch;
   size_t scratch_stride;  // floats per worker
   int n_qblocks;
@@ -109,10 +108,10 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
   float* O = S + BQ * BK;                                 // [BQ x dvp]
   float* mx = O + static_cast<size_t>(BQ) * job.dvp;      // [BQ]
   float* l = mx + BQ;                                     // [BQ]
+  float* vb = l + BQ;                                     // the key block of V in panels [dvp/8 x BK x 8]
   const float* q = a.q.data + b * a.q.sb + h * a.q.sh + i0 * a.q.sl;
   const float* pk = job.pk + (static_cast<size_t>(b) * a.H + h) * job.pk_stride;
-  const float* pv = job.pv + (static_cast<size_t>(b) * a.H + h) * job.pv_stride;
-  const size_t pv_panel = static_cast<size_t>(a.Lk) * kNR;
+  const float* v = a.v.data + b * a.v.sb + h * a.v.sh;
 
   std::fill(mx, mx + rows, -INFINITY);
   std::fill(l, l + rows, 0.0f);
@@ -149,8 +148,10 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
       l[r] = l[r] * corr + sum;
       mx[r] = m_new;
     }
-    kernels::gemm(rows, a.Dv, jn, S, BK, pv + static_cast<size_t>(j0) * kNR, pv_panel, O, job.dvp, true,
-                  nullptr);
+    // O += P V over this key block: V's rows j0.. packed here rather than all of V
+    // up front, so the workspace holds one block of V per thread, whatever Dv is.
+    kernels::pack_panels(jn, a.Dv, v + j0 * a.v.sl, a.v.sl, 1, vb);
+    kernels::gemm(rows, a.Dv, jn, S, BK, vb, static_cast<size_t>(jn) * kNR, O, job.dvp, true, nullptr);
   }
 
   for (int r = 0; r < rows; ++r) {
@@ -191,10 +192,10 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
   }
 }
 
-// Whether the packed K and V of (b, h) = task are finite at every key a skipped
+// Whether K (packed) and V of (b, h) = task are finite at every key a skipped
 // block may hold: past the first query block's causal end, or padding. Checked in
-// runs of such keys (whole K panels; V panel rows), on the packed copies.
-bool skippable_keys_finite(const Job& job, int task, int b) {
+// runs of such keys (whole K panels; V rows).
+bool skippable_keys_finite(const Job& job, int task, int b, int h) {
   const AttentionArgs& a = *job.a;
   const uint8_t* kp = a.mask.key_padding ? a.mask.key_padding + static_cast<size_t>(b) * a.Lk : nullptr;
   const int end = a.Lk, causal_end = job.causal_min_end;
@@ -211,14 +212,14 @@ bool skippable_keys_finite(const Job& job, int task, int b) {
     return j;
   };
   const float* pk = job.pk + task * job.pk_stride;
-  const float* pv = job.pv + task * job.pv_stride;
-  const size_t k_panel = static_cast<size_t>(a.D) * kNR, v_panel = static_cast<size_t>(a.Lk) * kNR;
-  auto check = [&](int j, int e) {  // keys [j, e): whole K panels, V panel rows
+  const float* v = a.v.data + b * a.v.sb + h * a.v.sh;
+  const size_t k_panel = static_cast<size_t>(a.D) * kNR;
+  auto check = [&](int j, int e) {  // keys [j, e): whole K panels, V rows
     const size_t p0 = j / kNR, p1 = (e - 1) / kNR + 1;
     if (!kernels::all_finite(pk + p0 * k_panel, (p1 - p0) * k_panel)) return false;
-    for (int c = 0; c < job.dvp / kNR; ++c)
-      if (!kernels::all_finite(pv + c * v_panel + static_cast<size_t>(j) * kNR, static_cast<size_t>(e - j) * kNR))
-        return false;
+    if (a.v.sl == static_cast<size_t>(a.Dv)) return kernels::all_finite(v + j * a.v.sl, static_cast<size_t>(e - j) * a.Dv);
+    for (int r = j; r < e; ++r)
+      if (!kernels::all_finite(v + r * a.v.sl, a.Dv)) return false;
     return true;
   };
   for (int j = kp ? scan(0, true) : end; j < causal_end; j = scan(j, true)) {  // runs of padding before causal_end
@@ -234,12 +235,9 @@ void pack_task(void* ctx, int task, int) {
   const AttentionArgs& a = *job.a;
   const int b = task / a.H, h = task % a.H;
   const float* k = a.k.data + b * a.k.sb + h * a.k.sh;
-  const float* v = a.v.data + b * a.v.sb + h * a.v.sh;
   // S = Q K^T: B operand is K^T (D x Lk), element (d, j) = k[j*sl + d].
   kernels::pack_panels(a.D, a.Lk, k, 1, a.k.sl, job.pk + task * job.pk_stride);
-  // O += P V: B operand is V (Lk x Dv).
-  kernels::pack_panels(a.Lk, a.Dv, v, a.v.sl, 1, job.pv + task * job.pv_stride);
-  if (job.may_skip) job.kv_finite[task] = skippable_keys_finite(job, task, b) ? 1.0f : 0.0f;
+  if (job.may_skip) job.kv_finite[task] = skippable_keys_finite(job, task, b, h) ? 1.0f : 0.0f;
 }
 
 void head_task(void* ctx, int task, int worker) {
@@ -255,26 +253,61 @@ void averaged_task(void* ctx, int task, int worker) {  // all heads of one (b, q
   for (int h = 0; h < job.a->H; ++h) attend_block(job, b, h, qb, worker, h == 0);
 }
 
+// The workspace of a call: packed K, the per-(b, h) finiteness flags and the
+// per-thread tiles, carved from arena in that order (or only counted).
+struct Scratch {
+  float* pk;
+  size_t pk_stride;
+  float* kv_finite;
+  float* tiles;
+  size_t tile_stride;
+};
+
+Scratch carve(const AttentionArgs& a, int threads, Arena& arena) {
+  const uint64_t BQ = Attention::kBlockQ, BK = Attention::kBlockK;
+  // Sizes in 64 bits: on wasm32 size_t products can wrap around. The workspace
+  // cannot be reserved unless the total fits in size_t, and then so does each part.
+  const uint64_t bh = static_cast<uint64_t>(a.B) * a.H;
+  const uint64_t pk_stride = static_cast<uint64_t>(a.D) * round_up(static_cast<uint64_t>(a.Lk), kNR);
+  const uint64_t dvp = round_up(static_cast<uint64_t>(a.Dv), kNR);
+  // S [BQ x BK], O [BQ x dvp], max and sum [BQ] each, a key block of V [BK x dvp].
+  const uint64_t tile_stride = round_up(BQ * BK + BQ * dvp + 2 * BQ + BK * dvp, 16);
+  Scratch s;
+  s.pk = arena.floats(bh * pk_stride);
+  s.pk_stride = static_cast<size_t>(pk_stride);
+  s.kv_finite = arena.floats(bh);
+  s.tiles = arena.floats(tile_stride * static_cast<uint64_t>(threads));
+  s.tile_stride = static_cast<size_t>(tile_stride);
+  return s;
+}
+
 }  // namespace
 
-Status Attention::run(const AttentionArgs& a, ThreadPool& pool) {
-  if (a.B <= 0 || a.H <= 0 || a.Lq <= 0 || a.Lk <= 0 || a.D <= 0 || a.Dv <= 0 || !a.q.data ||
-      !a.k.data || !a.v.data || !a.out || (a.mask.bool_mask && a.mask.float_mask))
-    return Status::kInvalidArgument;
-  // Sizes in 64 bits: on wasm32 size_t products can wrap around.
-  const uint64_t bh = static_cast<uint64_t>(a.B) * a.H;
-  const uint64_t pk_stride64 = static_cast<uint64_t>(a.D) * round_up(static_cast<uint64_t>(a.Lk), kNR);
-  const uint64_t pv_stride64 = static_cast<uint64_t>(a.Lk) * round_up(static_cast<uint64_t>(a.Dv), kNR);
-  const int dvp = static_cast<int>(round_up(a.Dv, kNR));
-  const uint64_t scratch_stride =
-      round_up(static_cast<uint64_t>(kBlockQ) * kBlockK + static_cast<uint64_t>(kBlockQ) * dvp + 2 * kBlockQ, 16);
-  const uint64_t need_k = bh * pk_stride64 + bh, need_v = bh * pv_stride64,
-                 need_s = scratch_stride * static_cast<uint64_t>(pool.size());
-  last_request_bytes_ = (need_k + need_v + need_s) * sizeof(float);
-  if (!packed_k_.reserve(need_k) || !packed_v_.reserve(need_v) || !scratch_.reserve(need_s))
-    return Status::kOutOfMemory;
-  last_request_bytes_ = 0;
+bool Attention::valid(const AttentionArgs& a) {
+  return a.B > 0 && a.H > 0 && a.Lq > 0 && a.Lk > 0 && a.D > 0 && a.Dv > 0 && a.q.data && a.k.data && a.v.data &&
+         a.out && !(a.mask.bool_mask && a.mask.float_mask);
+}
 
+uint64_t Attention::workspace_bytes(const AttentionArgs& a, int threads) {
+  Arena count;
+  carve(a, threads, count);
+  return count.bytes();
+}
+
+Status Attention::run(const AttentionArgs& a, ThreadPool& pool, Workspace& ws) {
+  if (!valid(a)) return Status::kInvalidArgument;
+  const uint64_t need = workspace_bytes(a, pool.size());
+  const Status s = ws.reserve(need);
+  if (s != Status::kOk) return s;
+  Arena arena(ws.data(), need);
+  run(a, pool, arena);
+  ws.after_call(need);
+  return Status::kOk;
+}
+
+void Attention::run(const AttentionArgs& a, ThreadPool& pool, Arena& arena) {
+  const Scratch sc = carve(a, pool.size(), arena);
+  const uint64_t bh = static_cast<uint64_t>(a.B) * a.H;
   // May a block be skipped? The first query block has the nearest causal end; the
   // padding is the same for every query block.
   const int causal_min_end = key_end(a, std::min(kBlockQ, a.Lq));
@@ -282,9 +315,8 @@ Status Attention::run(const AttentionArgs& a, ThreadPool& pool) {
   for (int b = 0; !may_skip && a.mask.key_padding && b < a.B; ++b)
     for (int j0 = 0; !may_skip && j0 < a.Lk; j0 += kBlockK)
       may_skip = all_padded(a, b, j0, std::min(kBlockK, a.Lk - j0));
-  Job job{&a, packed_k_.data(), packed_v_.data(), static_cast<size_t>(pk_stride64), static_cast<size_t>(pv_stride64),
-          scratch_.data(), static_cast<size_t>(scratch_stride), (a.Lq + kBlockQ - 1) / kBlockQ, dvp,
-          may_skip, causal_min_end, packed_k_.data() + bh * pk_stride64};
+  Job job{&a, sc.pk, sc.pk_stride, sc.tiles, sc.tile_stride, (a.Lq + kBlockQ - 1) / kBlockQ,
+          static_cast<int>(round_up(a.Dv, kNR)), may_skip, causal_min_end, sc.kv_finite};
   const double flops = 4.0 * bh * a.Lq * a.Lk * std::max(a.D, a.Dv);
   const bool parallel = flops >= ThreadPool::kMinParallelFlops;
   pool.run(static_cast<int>(bh), pack_task, &job, parallel);
@@ -292,7 +324,6 @@ Status Attention::run(const AttentionArgs& a, ThreadPool& pool) {
     pool.run(a.B * job.n_qblocks, averaged_task, &job, parallel);
   else
     pool.run(static_cast<int>(bh) * job.n_qblocks, head_task, &job, parallel);
-  return Status::kOk;
 }
 
 }  // namespace mha

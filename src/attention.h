@@ -24,6 +24,7 @@
 #include "buffer.h"
 #include "status.h"
 #include "thread_pool.h"
+#include "workspace.h"
 
 namespace mha {
 
@@ -71,20 +72,27 @@ struct AttentionArgs {
   bool average_weights = false;
 };
 
+// Scaled dot-product attention. It keeps nothing between calls: its scratch (K
+// packed into panels once per (b, h); per thread a score tile, an output tile and
+// the current key block of V packed into panels) comes from a Workspace.
 class Attention {
  public:
   // Query and key block sizes of a task (key blocks are a multiple of 8).
   static constexpr int kBlockQ = 64;
   static constexpr int kBlockK = 128;
 
-  Status run(const AttentionArgs& a, ThreadPool& pool);
-  // Bytes the last failing call tried to hold in workspace (for error messages).
-  uint64_t last_request_bytes() const { return last_request_bytes_; }
-  size_t workspace_bytes() const { return packed_k_.bytes() + packed_v_.bytes() + scratch_.bytes(); }
-
- private:
-  FloatBuffer packed_k_, packed_v_, scratch_;
-  uint64_t last_request_bytes_ = 0;
+  static bool valid(const AttentionArgs& a);
+  // Workspace bytes a call with a's sizes needs on `threads` threads (only the
+  // sizes are read): D * Lk (rounded up to 8) floats per (b, h) for K, and a few
+  // blocks per thread. V is packed a key block at a time, so a small Dv costs
+  // no more than Dv.
+  static uint64_t workspace_bytes(const AttentionArgs& a, int threads);
+  // Checks a, reserves workspace_bytes(a, pool.size()) in ws and runs;
+  // kOutOfMemory (ws.last_request_bytes() says how much) if that fails.
+  static Status run(const AttentionArgs& a, ThreadPool& pool, Workspace& ws);
+  // For a caller that reserved workspace_bytes(a, pool.size()) as part of its own
+  // workspace: runs in scratch carved from arena. a must be valid().
+  static void run(const AttentionArgs& a, ThreadPool& pool, Arena& arena);
 };
 
 }  // namespace mha

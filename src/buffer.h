@@ -1,6 +1,7 @@
 // Grow-only, 64-byte aligned float buffer that never throws: allocation failure
 // is reported as a bool so the caller can turn it into Status::kOutOfMemory.
-// Buffers only grow, so repeated calls with the same shapes never allocate.
+// What persists is held in these: layers' packed weights and KV caches' keys and
+// values. Scratch for a call comes from a Workspace (workspace.h) instead.
 #pragma once
 #include <cstddef>
 #include <cstdint>

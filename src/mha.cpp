@@ -16,8 +16,7 @@ MultiHeadAttention::MultiHeadAttention(const MhaConfig& cfg)
     : cfg_(cfg), ep_(static_cast<int>(round_up(cfg.embed_dim, kernels::kNR))) {}
 
 size_t MultiHeadAttention::memory_bytes() const {
-  return w_in_.bytes() + b_in_.bytes() + w_out_.bytes() + b_out_.bytes() + proj_.bytes() + attn_.bytes() +
-         attention_.workspace_bytes();
+  return w_in_.bytes() + b_in_.bytes() + w_out_.bytes() + b_out_.bytes();
 }
 
 Status MultiHeadAttention::set_weights(const MhaWeights& w) {
@@ -52,66 +51,141 @@ Status MultiHeadAttention::set_weights(const MhaWeights& w) {
   return Status::kOk;
 }
 
-Status MultiHeadAttention::forward(const MhaForwardArgs& a, ThreadPool& pool) {
+bool MultiHeadAttention::fused(const MhaForwardArgs& a) const {
+  return a.query == a.key && a.key == a.value && cfg_.kdim == cfg_.embed_dim && cfg_.vdim == cfg_.embed_dim &&
+         a.Lq == a.Lk;
+}
+
+MultiHeadAttention::Scratch MultiHeadAttention::carve(uint64_t proj_floats, uint64_t Mq, Arena& arena) const {
+  Scratch s;
+  s.proj = arena.floats(proj_floats);
+  s.attn = arena.floats(Mq * cfg_.embed_dim);
+  return s;
+}
+
+uint64_t MultiHeadAttention::bytes(uint64_t proj_floats, int B, int Lq, int Lk, int threads) const {
+  Arena count;
+  carve(proj_floats, static_cast<uint64_t>(B) * Lq, count);
+  AttentionArgs at;
+  at.B = B, at.H = cfg_.num_heads, at.Lq = Lq, at.Lk = Lk, at.D = at.Dv = cfg_.embed_dim / cfg_.num_heads;
+  return count.bytes() + Attention::workspace_bytes(at, threads);
+}
+
+uint64_t MultiHeadAttention::workspace_bytes(const MhaForwardArgs& a, int threads) const {
+  const uint64_t Mq = static_cast<uint64_t>(a.B) * a.Lq, Mk = static_cast<uint64_t>(a.B) * a.Lk;
+  const uint64_t proj = fused(a) ? Mq * 3 * ep_ : (Mq + 2 * Mk) * cfg_.embed_dim;
+  return bytes(proj, a.B, a.Lq, a.Lk, threads);
+}
+
+uint64_t MultiHeadAttention::workspace_bytes_cached(const MhaForwardArgs& a, const KVCache& c, CacheMode mode,
+                                                    int threads) const {
+  const uint64_t Mq = static_cast<uint64_t>(a.B) * a.Lq;
+  if (mode == CacheMode::kAppend) return bytes(Mq * 3 * ep_, a.B, a.Lq, c.length() + a.Lq, threads);
+  return bytes(Mq * cfg_.embed_dim, a.B, a.Lq, c.length() == 0 ? a.Lk : c.length(), threads);
+}
+
+Status MultiHeadAttention::check(const MhaForwardArgs& a) const {
   if (!has_weights_) return Status::kNoWeights;
   if (a.B <= 0 || a.Lq <= 0 || a.Lk <= 0 || !a.query || !a.key || !a.value || !a.output)
     return Status::kInvalidArgument;
-  const int E = cfg_.embed_dim, H = cfg_.num_heads, D = E / H, kd = cfg_.kdim, vd = cfg_.vdim;
-  const uint64_t Mq64 = static_cast<uint64_t>(a.B) * a.Lq, Mk64 = static_cast<uint64_t>(a.B) * a.Lk;
-  const bool fused = a.query == a.key && a.key == a.value && kd == E && vd == E && a.Lq == a.Lk;
-  const uint64_t need_proj = fused ? Mq64 * 3 * ep_ : (Mq64 + 2 * Mk64) * E;
-  last_request_bytes_ = (need_proj + Mq64 * E) * sizeof(float);
-  if (!proj_.reserve(need_proj) || !attn_.reserve(Mq64 * E)) return Status::kOutOfMemory;
-  const size_t Mq = static_cast<size_t>(Mq64), Mk = static_cast<size_t>(Mk64);  // they fit: buffers hold them
+  return Status::kOk;
+}
+
+Status MultiHeadAttention::check_cached(const MhaForwardArgs& a, const KVCache& c, CacheMode mode) const {
+  if (!has_weights_) return Status::kNoWeights;
+  const int E = cfg_.embed_dim;
+  if (a.B <= 0 || a.Lq <= 0 || !a.query || !a.output) return Status::kInvalidArgument;
+  if (mode == CacheMode::kAppend) {
+    if (cfg_.kdim != E || cfg_.vdim != E || a.key != a.query || a.value != a.query || c.batch_ != a.B ||
+        c.width_ != E || a.Lq > c.capacity_ - c.length_)
+      return Status::kInvalidArgument;
+  } else if (c.length_ == 0) {
+    if (a.Lk <= 0 || !a.key || !a.value) return Status::kInvalidArgument;
+  } else if (a.Lk != c.length_ || a.B != c.batch_ || c.width_ != E) {
+    return Status::kInvalidArgument;
+  }
+  return Status::kOk;
+}
+
+// The Workspace versions reserve what the call needs, run the Arena version in
+// it, and apply the workspace's release policy.
+Status MultiHeadAttention::forward(const MhaForwardArgs& a, ThreadPool& pool, Workspace& ws) {
+  if (const Status s = check(a); s != Status::kOk) return s;
+  const uint64_t need = workspace_bytes(a, pool.size());
+  last_request_bytes_ = need;
+  if (ws.reserve(need) != Status::kOk) return Status::kOutOfMemory;
+  Arena arena(ws.data(), need);
+  const Status s = forward(a, pool, arena);
+  ws.after_call(need);
+  return s;
+}
+
+Status MultiHeadAttention::forward_cached(const MhaForwardArgs& a, KVCache& c, CacheMode mode, ThreadPool& pool,
+                                          Workspace& ws) {
+  if (const Status s = check_cached(a, c, mode); s != Status::kOk) return s;
+  const uint64_t need = workspace_bytes_cached(a, c, mode, pool.size());
+  last_request_bytes_ = need;
+  if (ws.reserve(need) != Status::kOk) return Status::kOutOfMemory;
+  Arena arena(ws.data(), need);
+  const Status s = forward_cached(a, c, mode, pool, arena);
+  ws.after_call(need);
+  return s;
+}
+
+Status MultiHeadAttention::forward(const MhaForwardArgs& a, ThreadPool& pool, Arena& arena) {
+  if (const Status s = check(a); s != Status::kOk) return s;
+  const int E = cfg_.embed_dim, H = cfg_.num_heads, D = E / H;
+  const size_t Mq = static_cast<size_t>(a.B) * a.Lq, Mk = static_cast<size_t>(a.B) * a.Lk;  // they fit: the workspace holds them
+  const bool fuse = fused(a);
+  const Scratch sc = carve(fuse ? Mq * 3 * ep_ : (Mq + 2 * Mk) * E, Mq, arena);
 
   AttentionArgs at;
   at.B = a.B, at.H = H, at.Lq = a.Lq, at.Lk = a.Lk, at.D = D, at.Dv = D;
-  if (fused) {
-    const size_t ld = project_qkv(a, pool);
-    at.q = {proj_.data(), a.Lq * ld, static_cast<size_t>(D), ld};
-    at.k = {proj_.data() + ep_, a.Lk * ld, static_cast<size_t>(D), ld};
-    at.v = {proj_.data() + 2 * ep_, a.Lk * ld, static_cast<size_t>(D), ld};
+  if (fuse) {
+    const size_t ld = project_qkv(a, sc.proj, pool);
+    at.q = {sc.proj, a.Lq * ld, static_cast<size_t>(D), ld};
+    at.k = {sc.proj + ep_, a.Lk * ld, static_cast<size_t>(D), ld};
+    at.v = {sc.proj + 2 * ep_, a.Lk * ld, static_cast<size_t>(D), ld};
   } else {
-    float* q = proj_.data();
+    float* q = sc.proj;
     float* k = q + Mq * E;
     float* v = k + Mk * E;
-    project_query(a, pool);
+    project_query(a, q, pool);
     project_kv(a, k, v, pool);
     at.q = {q, static_cast<size_t>(a.Lq) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
     at.k = {k, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
     at.v = {v, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
   }
-  return attend(a, at, pool);
+  attend(a, at, sc.attn, pool, arena);
+  last_request_bytes_ = 0;
+  return Status::kOk;
 }
 
-Status MultiHeadAttention::attend(const MhaForwardArgs& a, AttentionArgs& at, ThreadPool& pool) {
+void MultiHeadAttention::attend(const MhaForwardArgs& a, AttentionArgs& at, float* attn, ThreadPool& pool,
+                                Arena& arena) {
   const int E = cfg_.embed_dim, D = E / cfg_.num_heads;
-  at.out = attn_.data();
+  at.out = attn;
   at.o_sb = static_cast<size_t>(a.Lq) * E, at.o_sh = D, at.o_sl = E;
   at.scale = 1.0f / std::sqrt(static_cast<float>(D));
   at.mask = a.mask;
   at.weights = a.weights;
   at.average_weights = a.average_weights;
-  const Status st = attention_.run(at, pool);
-  if (st == Status::kOutOfMemory) last_request_bytes_ += attention_.last_request_bytes();
-  if (st != Status::kOk) return st;
-  parallel_gemm(pool, a.B * a.Lq, E, E, attn_.data(), E, w_out_.data(), static_cast<size_t>(E) * kernels::kNR,
-                a.output, E, cfg_.bias ? b_out_.data() : nullptr);
-  last_request_bytes_ = 0;
-  return Status::kOk;
+  Attention::run(at, pool, arena);
+  parallel_gemm(pool, a.B * a.Lq, E, E, attn, E, w_out_.data(), static_cast<size_t>(E) * kernels::kNR, a.output, E,
+                cfg_.bias ? b_out_.data() : nullptr);
 }
 
-void MultiHeadAttention::project_query(const MhaForwardArgs& a, ThreadPool& pool) {
+void MultiHeadAttention::project_query(const MhaForwardArgs& a, float* q, ThreadPool& pool) {
   const int E = cfg_.embed_dim;
-  parallel_gemm(pool, a.B * a.Lq, E, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR, proj_.data(), E,
+  parallel_gemm(pool, a.B * a.Lq, E, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR, q, E,
                 cfg_.bias ? b_in_.data() : nullptr);
 }
 
-size_t MultiHeadAttention::project_qkv(const MhaForwardArgs& a, ThreadPool& pool) {
+size_t MultiHeadAttention::project_qkv(const MhaForwardArgs& a, float* proj, ThreadPool& pool) {
   const int E = cfg_.embed_dim;
   const size_t ld = 3 * static_cast<size_t>(ep_);
-  parallel_gemm(pool, a.B * a.Lq, 3 * ep_, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR, proj_.data(),
-                ld, cfg_.bias ? b_in_.data() : nullptr);
+  parallel_gemm(pool, a.B * a.Lq, 3 * ep_, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR, proj, ld,
+                cfg_.bias ? b_in_.data() : nullptr);
   return ld;
 }
 
@@ -137,54 +211,48 @@ Status KVCache::init(int batch, int capacity, int width) {
   return Status::kOk;
 }
 
-Status MultiHeadAttention::forward_cached(const MhaForwardArgs& a, KVCache& c, CacheMode mode, ThreadPool& pool) {
-  if (!has_weights_) return Status::kNoWeights;
-  const int E = cfg_.embed_dim, H = cfg_.num_heads, D = E / H, kd = cfg_.kdim, vd = cfg_.vdim;
-  if (a.B <= 0 || a.Lq <= 0 || !a.query || !a.output) return Status::kInvalidArgument;
-  const uint64_t Mq = static_cast<uint64_t>(a.B) * a.Lq;
+Status MultiHeadAttention::forward_cached(const MhaForwardArgs& a, KVCache& c, CacheMode mode, ThreadPool& pool,
+                                          Arena& arena) {
+  if (const Status s = check_cached(a, c, mode); s != Status::kOk) return s;
+  const int E = cfg_.embed_dim, H = cfg_.num_heads, D = E / H;
+  const size_t Mq = static_cast<size_t>(a.B) * a.Lq;  // fits: the workspace holds the projections
   AttentionArgs at;
   at.B = a.B, at.H = H, at.Lq = a.Lq, at.D = D, at.Dv = D;
+  Scratch sc;
   if (mode == CacheMode::kAppend) {
-    if (kd != E || vd != E || a.key != a.query || a.value != a.query || c.batch_ != a.B || c.width_ != E ||
-        a.Lq > c.capacity_ - c.length_)
-      return Status::kInvalidArgument;
-    const uint64_t need = Mq * 3 * ep_;
-    last_request_bytes_ = (need + Mq * E) * sizeof(float);
-    if (!proj_.reserve(need) || !attn_.reserve(Mq * E)) return Status::kOutOfMemory;
-    const size_t ld = project_qkv(a, pool);
+    sc = carve(Mq * 3 * ep_, Mq, arena);
+    const size_t ld = project_qkv(a, sc.proj, pool);
     for (int b = 0; b < a.B; ++b)
       for (int i = 0; i < a.Lq; ++i) {
-        const float* row = proj_.data() + (static_cast<size_t>(b) * a.Lq + i) * ld;
+        const float* row = sc.proj + (static_cast<size_t>(b) * a.Lq + i) * ld;
         const size_t at_row = (static_cast<size_t>(b) * c.capacity_ + c.length_ + i) * E;
         std::memcpy(c.k_.data() + at_row, row + ep_, sizeof(float) * E);
         std::memcpy(c.v_.data() + at_row, row + 2 * ep_, sizeof(float) * E);
       }
     at.Lk = c.length_ + a.Lq;
-    at.q = {proj_.data(), a.Lq * ld, static_cast<size_t>(D), ld};
+    at.q = {sc.proj, a.Lq * ld, static_cast<size_t>(D), ld};
   } else {
     if (c.length_ == 0) {
-      if (a.Lk <= 0 || !a.key || !a.value) return Status::kInvalidArgument;
-      last_request_bytes_ = 2 * static_cast<uint64_t>(a.B) * a.Lk * E * sizeof(float);
-      Status s = c.init(a.B, a.Lk, E);
-      if (s != Status::kOk) return s;
+      const Status s = c.init(a.B, a.Lk, E);
+      if (s != Status::kOk) {
+        last_request_bytes_ = 2 * static_cast<uint64_t>(a.B) * a.Lk * E * sizeof(float);
+        return s;
+      }
       project_kv(a, c.k_.data(), c.v_.data(), pool);
       c.length_ = a.Lk;
-    } else if (a.Lk != c.length_ || a.B != c.batch_ || c.width_ != E) {
-      return Status::kInvalidArgument;
     }
-    last_request_bytes_ = 2 * Mq * E * sizeof(float);
-    if (!proj_.reserve(Mq * E) || !attn_.reserve(Mq * E)) return Status::kOutOfMemory;
-    project_query(a, pool);
+    sc = carve(Mq * E, Mq, arena);
+    project_query(a, sc.proj, pool);
     at.Lk = c.length_;
-    at.q = {proj_.data(), static_cast<size_t>(a.Lq) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
+    at.q = {sc.proj, static_cast<size_t>(a.Lq) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
   }
   const size_t sb = static_cast<size_t>(c.capacity_) * E;
   at.k = {c.k_.data(), sb, static_cast<size_t>(D), static_cast<size_t>(E)};
   at.v = {c.v_.data(), sb, static_cast<size_t>(D), static_cast<size_t>(E)};
-  const Status s = attend(a, at, pool);
-  if (s == Status::kOk && mode == CacheMode::kAppend) c.length_ += a.Lq;
-  return s;
+  attend(a, at, sc.attn, pool, arena);
+  if (mode == CacheMode::kAppend) c.length_ += a.Lq;
+  last_request_bytes_ = 0;
+  return Status::kOk;
 }
-
 
 }  // namespace mha

@@ -7,6 +7,7 @@
 #include "buffer.h"
 #include "status.h"
 #include "thread_pool.h"
+#include "workspace.h"
 
 namespace mha {
 
@@ -82,25 +83,51 @@ class MultiHeadAttention {
 
   Status set_weights(const MhaWeights& w);
   bool has_weights() const { return has_weights_; }
+
+  // Whether forward(args) / forward_cached(args, cache, mode) may run: kNoWeights,
+  // kInvalidArgument or kOk.
+  Status check(const MhaForwardArgs& args) const;
+  Status check_cached(const MhaForwardArgs& args, const KVCache& cache, CacheMode mode) const;
+  // Workspace bytes forward(args) needs on `threads` threads: the projections,
+  // the concatenated heads and the attention's (args' sizes only are read).
+  uint64_t workspace_bytes(const MhaForwardArgs& args, int threads) const;
+  // The same for forward_cached(args, cache, mode).
+  uint64_t workspace_bytes_cached(const MhaForwardArgs& args, const KVCache& cache, CacheMode mode, int threads) const;
+
   // Self-attention (query == key == value, same sizes) uses one fused QKV GEMM.
-  Status forward(const MhaForwardArgs& args, ThreadPool& pool);
+  // Scratch comes from ws (see workspace.h); kOutOfMemory if it cannot be had.
+  Status forward(const MhaForwardArgs& args, ThreadPool& pool, Workspace& ws);
   // forward() with a KV cache (see CacheMode). The cache's length grows only when the call succeeds.
-  Status forward_cached(const MhaForwardArgs& args, KVCache& cache, CacheMode mode, ThreadPool& pool);
+  Status forward_cached(const MhaForwardArgs& args, KVCache& cache, CacheMode mode, ThreadPool& pool, Workspace& ws);
+  // The same two in scratch carved from arena, for a caller (a block) that reserved
+  // workspace_bytes(_cached)(args, ..., pool.size()) as part of its own workspace.
+  Status forward(const MhaForwardArgs& args, ThreadPool& pool, Arena& arena);
+  Status forward_cached(const MhaForwardArgs& args, KVCache& cache, CacheMode mode, ThreadPool& pool, Arena& arena);
 
   const MhaConfig& config() const { return cfg_; }
   // Bytes the last failing call needed (0 after a success).
   uint64_t last_request_bytes() const { return last_request_bytes_; }
+  // The weights (the layer holds nothing else).
   size_t memory_bytes() const;
 
  private:
-  // Attention of at.q/k/v into attn_, then the output projection into a.output.
-  Status attend(const MhaForwardArgs& a, AttentionArgs& at, ThreadPool& pool);
-  // q = query Wq^T + bq into proj_ ([B*Lq, E]).
-  void project_query(const MhaForwardArgs& a, ThreadPool& pool);
-  // Self-attention's q | k | v of query in one GEMM into proj_; returns its row stride (3 * ep_).
-  size_t project_qkv(const MhaForwardArgs& a, ThreadPool& pool);
+  // What a call carves: the projections (fused q | k | v rows of 3 * ep_, or q, k
+  // and v of E each) and the attention output [B*Lq, E]; then the attention's own.
+  struct Scratch {
+    float* proj;
+    float* attn;
+  };
+  Scratch carve(uint64_t proj_floats, uint64_t Mq, Arena& arena) const;
+  uint64_t bytes(uint64_t proj_floats, int B, int Lq, int Lk, int threads) const;
+  // Attention of at.q/k/v into attn, then the output projection into a.output.
+  void attend(const MhaForwardArgs& a, AttentionArgs& at, float* attn, ThreadPool& pool, Arena& arena);
+  // q = query Wq^T + bq into q ([B*Lq, E]).
+  void project_query(const MhaForwardArgs& a, float* q, ThreadPool& pool);
+  // Self-attention's q | k | v of query in one GEMM into proj; returns its row stride (3 * ep_).
+  size_t project_qkv(const MhaForwardArgs& a, float* proj, ThreadPool& pool);
   // key Wk^T + bk into k and value Wv^T + bv into v ([B*Lk, E] each).
   void project_kv(const MhaForwardArgs& a, float* k, float* v, ThreadPool& pool);
+  bool fused(const MhaForwardArgs& a) const;
 
   MhaConfig cfg_;
   int ep_;  // E rounded up to the panel width
@@ -109,9 +136,6 @@ class MultiHeadAttention {
   FloatBuffer b_in_;   // bq | bk | bv, each padded to ep_ (zeros)
   FloatBuffer w_out_;  // packed Wo^T
   FloatBuffer b_out_;
-  FloatBuffer proj_;  // projected q/k/v (fused: [B*L, 3*ep_])
-  FloatBuffer attn_;  // concatenated head outputs [B*Lq, E]
-  Attention attention_;
   uint64_t last_request_bytes_ = 0;
 };
 

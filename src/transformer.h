@@ -14,28 +14,30 @@
 #include "mha.h"
 #include "status.h"
 #include "thread_pool.h"
+#include "workspace.h"
 
 namespace mha {
 
 // Feed-forward activations, as the bindings number them (bindings/abi.js).
 using Activation = abi::Activation;
 
-// linear2(activation(linear1(x))), with its hidden-layer workspace.
+// linear2(activation(linear1(x))).
 class FeedForward {
  public:
   FeedForward(int d_model, int dim_feedforward, Activation act) : e_(d_model), f_(dim_feedforward), act_(act),
       linear1_(d_model, dim_feedforward), linear2_(dim_feedforward, d_model) {}
   // With bias, b1 and b2 are required; without, they are ignored.
   Status set_weights(const float* w1, const float* b1, const float* w2, const float* b2, bool bias);
-  // y[M x E] = ff(x[M x E]); kOutOfMemory if the hidden layer does not fit.
-  Status forward(ThreadPool& pool, int M, const float* x, float* y, uint64_t* request_bytes);
-  size_t memory_bytes() const { return linear1_.memory_bytes() + linear2_.memory_bytes() + hidden_.bytes(); }
+  // Workspace floats forward(M rows) needs: the hidden layer [M x F].
+  uint64_t workspace_floats(int M) const { return static_cast<uint64_t>(M) * f_; }
+  // y[M x E] = ff(x[M x E]), the hidden layer in `hidden` (workspace_floats(M)).
+  void forward(ThreadPool& pool, int M, const float* x, float* y, float* hidden) const;
+  size_t memory_bytes() const { return linear1_.memory_bytes() + linear2_.memory_bytes(); }
 
  private:
   int e_, f_;
   Activation act_;
   Linear linear1_, linear2_;
-  FloatBuffer hidden_;
 };
 
 struct EncoderConfig {
@@ -75,16 +77,23 @@ class TransformerEncoderLayer {
   explicit TransformerEncoderLayer(const EncoderConfig& cfg);
   static bool valid(const EncoderConfig& cfg);
   Status set_weights(const EncoderWeights& w);
-  Status forward(const EncoderForwardArgs& a, ThreadPool& pool);
+  // Workspace bytes forward(a) needs on `threads` threads: two [B*L, E] activations
+  // and the larger of what the self-attention and the feed-forward need.
+  uint64_t workspace_bytes(const EncoderForwardArgs& a, int threads) const;
+  // Scratch comes from ws (see workspace.h); kOutOfMemory if it cannot be had.
+  Status forward(const EncoderForwardArgs& a, ThreadPool& pool, Workspace& ws);
   uint64_t last_request_bytes() const { return last_request_bytes_; }
+  // The weights (the layer holds nothing else).
   size_t memory_bytes() const;
 
  private:
+  Status check(const EncoderForwardArgs& a) const;
+  MhaForwardArgs self_args(const EncoderForwardArgs& a, const float* x, float* y) const;
+
   EncoderConfig cfg_;
   MultiHeadAttention attn_;
   FeedForward ff_;
   LayerNorm norm1_, norm2_;
-  FloatBuffer h_, t_;
   bool has_weights_ = false;
   uint64_t last_request_bytes_ = 0;
 };
@@ -133,16 +142,25 @@ class TransformerDecoderLayer {
   explicit TransformerDecoderLayer(const DecoderConfig& cfg);
   static bool valid(const DecoderConfig& cfg) { return TransformerEncoderLayer::valid(cfg); }
   Status set_weights(const DecoderWeights& w);
-  Status forward(const DecoderForwardArgs& a, ThreadPool& pool);
+  // Workspace bytes forward(a) needs on `threads` threads: two [B*T, E] activations
+  // and the largest of what the two attentions and the feed-forward need.
+  uint64_t workspace_bytes(const DecoderForwardArgs& a, int threads) const;
+  // Scratch comes from ws (see workspace.h); kOutOfMemory if it cannot be had.
+  Status forward(const DecoderForwardArgs& a, ThreadPool& pool, Workspace& ws);
   uint64_t last_request_bytes() const { return last_request_bytes_; }
+  // The weights (the layer holds nothing else).
   size_t memory_bytes() const;
 
  private:
+  Status check(const DecoderForwardArgs& a) const;
+  // The arguments of the self- and cross-attention with query x and output y.
+  MhaForwardArgs self_args(const DecoderForwardArgs& a, const float* x, float* y) const;
+  MhaForwardArgs cross_args(const DecoderForwardArgs& a, const float* x, float* y) const;
+
   DecoderConfig cfg_;
   MultiHeadAttention self_attn_, cross_attn_;
   FeedForward ff_;
   LayerNorm norm1_, norm2_, norm3_;
-  FloatBuffer h_, t_;
   bool has_weights_ = false;
   uint64_t last_request_bytes_ = 0;
 };

@@ -1,7 +1,10 @@
 // Memory: no growth over 10,000 forward calls after warm-up; layers are freed
-// both by dispose() and, as a safety net, by the FinalizationRegistry.
+// both by dispose() and, as a safety net, by the FinalizationRegistry; layers
+// share one workspace per runtime, which a one-off long call does not pin.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { init } from 'mha-wasm';
@@ -100,4 +103,65 @@ test('Transformer blocks, LayerNorms and KV caches: decoding loops do not grow m
   assert.equal(mha.stats().liveLayers, base + 3);
   for (const o of [cache, norm, layer]) o.dispose();
   assert.equal(mha.stats().liveLayers, base);
+});
+
+// Eight encoder layers (dModel 256, FF 1024) run once at L = 2048 share the
+// runtime's workspace: the heap grows by at most 1.3x what one of them needs. Each
+// run is a fresh process holding the same eight layers (so both start from the same
+// heap); one forwards only the first layer, the other all eight in a row. (Each
+// layer kept its own scratch before: 33 -> 248 MiB for the eight.)
+const root = fileURLToPath(new URL('..', import.meta.url));
+const heapRun = (threads, layersRun) => `
+  import { init } from 'mha-wasm';
+  const { blockStateDict, rng, uniform } = await import(${JSON.stringify(new URL('./reference.mjs', import.meta.url).href)});
+  const mha = await init({ threads: ${threads} });
+  const E = 256, F = 1024, L = 2048, r = rng(7);
+  const layers = Array.from({ length: 8 }, () => {
+    const layer = new mha.TransformerEncoderLayer({ dModel: E, nhead: 4, dimFeedforward: F });
+    layer.setWeights(blockStateDict(r, E, F, true));
+    return layer;
+  });
+  let x = { data: uniform(r, L * E, -1, 1), dims: [1, L, E] };
+  const before = mha.stats().wasmMemoryBytes;
+  for (const layer of layers.slice(0, ${layersRun})) x = layer.forward(x);
+  const finite = x.data.every(Number.isFinite);
+  console.log(JSON.stringify({ growth: mha.stats().wasmMemoryBytes - before, finite }));
+`;
+function runChild(script) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root });
+    let out = '', err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.trim())) : reject(new Error(`exit ${code}: ${err}`))));
+  });
+}
+
+for (const threads of [1, 2]) {
+  test(`threads=${threads}: eight encoder layers at L = 2048 grow the heap by at most 1.3x one layer's step`, { timeout: 120000 }, async () => {
+    const one = await runChild(heapRun(threads, 1));
+    const eight = await runChild(heapRun(threads, 8));
+    assert.ok(one.finite && eight.finite);
+    const MiB = 2 ** 20;
+    assert.ok(one.growth > 4 * MiB, `one layer's step grew the heap by ${one.growth / MiB} MiB`);
+    assert.ok(eight.growth <= 1.3 * one.growth,
+      `eight layers grew the heap by ${(eight.growth / MiB).toFixed(2)} MiB, one by ${(one.growth / MiB).toFixed(2)} MiB`);
+  });
+}
+
+test('a one-off long call does not pin its workspace: its memory serves a KV cache afterwards', async () => {
+  const mha = await init({ threads: 1 });
+  const r = rng(12), E = 256, F = 1024;
+  const layer = new mha.TransformerEncoderLayer({ dModel: E, nhead: 4, dimFeedforward: F });
+  layer.setWeights(blockStateDict(r, E, F, true));
+  const short = { data: uniform(r, 16 * E, -1, 1), dims: [1, 16, E] };
+  layer.forward({ data: uniform(r, 4096 * E, -1, 1), dims: [1, 4096, E] });  // about 28 MiB of workspace
+  const peak = mha.stats().wasmMemoryBytes;
+  layer.forward(short);  // needs far less: the workspace is freed
+  const cache = layer.createCache({ maxLength: 12000 });  // 23 MiB, allocated on first use
+  layer.forward(short, { cache, isCausal: true });
+  assert.equal(mha.stats().wasmMemoryBytes, peak);
+  cache.dispose();
+  layer.dispose();
 });

@@ -62,8 +62,8 @@ void run_case(const Case& c, int threads, uint32_t seed) {
   a.out = out.data();
   a.weights = c.weights ? w.data() : nullptr;
   ThreadPool pool(threads);
-  Attention attn;
-  ASSERT_EQ(attn.run(a, pool), Status::kOk);
+  Workspace ws;
+  ASSERT_EQ(Attention::run(a, pool, ws), Status::kOk);
   const std::string where = "B" + std::to_string(c.B) + " H" + std::to_string(c.H) + " Lq" + std::to_string(c.Lq) +
                             " Lk" + std::to_string(c.Lk) + " D" + std::to_string(c.D) + " Dv" + std::to_string(c.Dv) +
                             " mask" + std::to_string(c.mask) + " pad" + std::to_string(c.padding) + " causal" +
@@ -99,8 +99,8 @@ TEST(Attention, AllKeysMaskedGivesZerosNotNaN) {
   a.mask.causal = true;
   a.weights = w.data();
   ThreadPool pool(1);
-  Attention attn;
-  ASSERT_EQ(attn.run(a, pool), Status::kOk);
+  Workspace ws;
+  ASSERT_EQ(Attention::run(a, pool, ws), Status::kOk);
   for (int i = 0; i < 6; ++i) {
     const bool sees = i >= 4;  // j <= i + (Lk - Lq) = i - 4
     for (int c = 0; c < 4; ++c) EXPECT_EQ(out[i * 4 + c], sees ? 1.0f : 0.0f) << i;
@@ -122,8 +122,8 @@ TEST(Attention, RowsThatSeeNoKeyStayZeroWhateverNaNTheInputsHold) {
     a.weights = w.data();
     std::vector<float> ref(out.size()), wref(w.size());
     ThreadPool pool(threads);
-    Attention attn;
-    ASSERT_EQ(attn.run(a, pool), Status::kOk);
+    Workspace ws;
+    ASSERT_EQ(Attention::run(a, pool, ws), Status::kOk);
     a.out = ref.data(), a.weights = wref.data();
     attention_reference(a);
     for (int i = 0; i < 6; ++i) {
@@ -190,8 +190,8 @@ void run_nan_case(const NanCase& c, const Poison& p, int weights, int threads) {
   attention_reference(a);
   a.out = out.data(), a.weights = weights ? w.data() : nullptr;
   ThreadPool pool(threads);
-  Attention attn;
-  ASSERT_EQ(attn.run(a, pool), Status::kOk);
+  Workspace ws;
+  ASSERT_EQ(Attention::run(a, pool, ws), Status::kOk);
   const std::string where = std::string(1, p.tensor) + "[" + std::to_string(p.b) + "," + std::to_string(p.h) + "," +
                             std::to_string(p.row) + "," + std::to_string(p.col) + "]=" + std::to_string(p.value) +
                             " Lq" + std::to_string(c.Lq) + " Lk" + std::to_string(c.Lk) + " mask" + std::to_string(c.mask) +
@@ -242,8 +242,8 @@ TEST(Attention, NaNRowsAndColumnsWhereExpected) {
     a.q = {q.data(), 0, 0, size_t(D)}, a.k = {k.data(), 0, 0, size_t(D)}, a.v = {v.data(), 0, 0, size_t(Dv)};
     a.out = out.data(), a.o_sl = Dv, a.scale = 0.5f, a.mask.causal = true, a.weights = w.data();
     ThreadPool pool(2);
-    Attention attn;
-    ASSERT_EQ(attn.run(a, pool), Status::kOk);
+    Workspace ws;
+    ASSERT_EQ(Attention::run(a, pool, ws), Status::kOk);
   };
   std::vector<float> out, w;
   {  // NaN in query row 70: output row 70 and its weights NaN, every other row finite.
@@ -280,8 +280,8 @@ TEST(Attention, NaNRowsAndColumnsWhereExpected) {
 TEST(Attention, RejectsBadSizes) {
   AttentionArgs a;
   ThreadPool pool(1);
-  Attention attn;
-  EXPECT_EQ(attn.run(a, pool), Status::kInvalidArgument);
+  Workspace ws;
+  EXPECT_EQ(Attention::run(a, pool, ws), Status::kInvalidArgument);
 }
 
 struct LayerCase {
@@ -325,12 +325,13 @@ TEST(MultiHeadAttention, MatchesFloat64Reference) {
       mha_reference(cfg, w, a);
       MultiHeadAttention layer(cfg);
       ThreadPool pool(threads);
+      Workspace work;
       a.output = out.data(), a.weights = c.weights ? wt.data() : nullptr;
-      EXPECT_EQ(layer.forward(a, pool), Status::kNoWeights);
+      EXPECT_EQ(layer.forward(a, pool, work), Status::kNoWeights);
       ASSERT_EQ(layer.set_weights(w), Status::kOk);
       for (int rep = 0; rep < 2; ++rep) {  // the second call reuses the workspace
         std::fill(out.begin(), out.end(), NAN);
-        ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+        ASSERT_EQ(layer.forward(a, pool, work), Status::kOk);
         EXPECT_LT(rel_err(out.data(), ref.data(), on), 1e-5) << "E" << c.E << " t" << threads;
         if (c.weights) {
           EXPECT_LT(rel_err(wt.data(), wref.data(), wn), 1e-5);
@@ -373,8 +374,9 @@ TEST(MultiHeadAttention, NonFiniteInputsMatchTheFloat64Reference) {
           a.output = ref.data(), a.weights = wref.data();
           mha_reference(cfg, w, a);
           ThreadPool pool(threads);
+          Workspace work;
           a.output = out.data(), a.weights = wt.data();
-          ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+          ASSERT_EQ(layer.forward(a, pool, work), Status::kOk);
           const std::string where = std::to_string(p.which) + " row " + std::to_string(p.row) + " masks " +
                                     std::to_string(masks) + " self " + std::to_string(self);
           EXPECT_LT(rel_err_nonfinite(out.data(), ref.data(), on), 1e-5) << where;

@@ -79,7 +79,8 @@ TEST(Encoder, MatchesFloat64Reference) {
       a.mask.causal = c.causal;
       if (c.padding) a.mask.key_padding = kpm.data();
       ThreadPool pool(threads);
-      ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+      Workspace ws;
+      ASSERT_EQ(layer.forward(a, pool, ws), Status::kOk);
       a.output = ref.data();
       encoder_reference(cfg, wv, a);
       EXPECT_TRUE(all_finite(out.data(), out.size()));
@@ -88,7 +89,7 @@ TEST(Encoder, MatchesFloat64Reference) {
       // A second call reuses the workspace and gives the same result.
       std::vector<float> again(x.size());
       a.output = again.data();
-      ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+      ASSERT_EQ(layer.forward(a, pool, ws), Status::kOk);
       EXPECT_EQ(again, out);
     }
 }
@@ -103,9 +104,10 @@ TEST(Encoder, RejectsMissingWeightsAndBadArguments) {
   TransformerEncoderLayer layer(cfg);
   std::vector<float> x(8 * 3), y(8 * 3);
   ThreadPool pool(1);
+  Workspace ws;
   EncoderForwardArgs a;
   a.B = 1, a.L = 3, a.src = x.data(), a.output = y.data();
-  EXPECT_EQ(layer.forward(a, pool), Status::kNoWeights);
+  EXPECT_EQ(layer.forward(a, pool, ws), Status::kNoWeights);
   EncoderWeights wv = w.view();
   wv.norm2_bias = nullptr;
   EXPECT_EQ(layer.set_weights(wv), Status::kInvalidArgument);
@@ -114,9 +116,9 @@ TEST(Encoder, RejectsMissingWeightsAndBadArguments) {
   EXPECT_EQ(layer.set_weights(wv), Status::kInvalidArgument);
   ASSERT_EQ(layer.set_weights(w.view()), Status::kOk);
   a.output = x.data();  // aliasing the input
-  EXPECT_EQ(layer.forward(a, pool), Status::kInvalidArgument);
+  EXPECT_EQ(layer.forward(a, pool, ws), Status::kInvalidArgument);
   a.output = y.data();
-  EXPECT_EQ(layer.forward(a, pool), Status::kOk);
+  EXPECT_EQ(layer.forward(a, pool, ws), Status::kOk);
 }
 
 }  // namespace
@@ -171,7 +173,8 @@ TEST(Decoder, MatchesFloat64Reference) {
       if (c.tgt_padding) a.tgt_mask.key_padding = tk.data();
       if (c.mem_padding) a.memory_mask.key_padding = mk.data();
       ThreadPool pool(threads);
-      ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+      Workspace ws;
+      ASSERT_EQ(layer.forward(a, pool, ws), Status::kOk);
       a.output = ref.data();
       decoder_reference(cfg, w, a);
       EXPECT_TRUE(all_finite(out.data(), out.size()));
@@ -206,6 +209,7 @@ TEST(KVCache, EncoderStepsEqualFullCausalForward) {
       full.B = B, full.L = L, full.src = x.data(), full.output = ref.data(), full.mask.causal = true;
       encoder_reference(cfg, w.view(), full);
       ThreadPool pool(threads);
+      Workspace ws;
       KVCache cache;
       ASSERT_EQ(cache.init(B, L, E), Status::kOk);
       for (const auto& chunks : kChunkings) {
@@ -217,7 +221,7 @@ TEST(KVCache, EncoderStepsEqualFullCausalForward) {
             std::copy_n(&x[(size_t(b) * L + pos) * E], size_t(n) * E, &in[size_t(b) * n * E]);
           EncoderForwardArgs a;
           a.B = B, a.L = n, a.src = in.data(), a.output = out.data(), a.mask.causal = true, a.cache = &cache;
-          ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+          ASSERT_EQ(layer.forward(a, pool, ws), Status::kOk);
           ASSERT_EQ(cache.length(), pos + n);
           for (int b = 0; b < B; ++b)
             EXPECT_LE(rel_err(&out[size_t(b) * n * E], &ref[(size_t(b) * L + pos) * E], size_t(n) * E), 1e-4)
@@ -229,11 +233,11 @@ TEST(KVCache, EncoderStepsEqualFullCausalForward) {
       std::vector<float> one(size_t(B) * E), out(one.size());
       EncoderForwardArgs a;
       a.B = B, a.L = 1, a.src = one.data(), a.output = out.data(), a.mask.causal = true, a.cache = &cache;
-      EXPECT_EQ(layer.forward(a, pool), Status::kInvalidArgument);
+      EXPECT_EQ(layer.forward(a, pool, ws), Status::kInvalidArgument);
       EXPECT_EQ(cache.length(), L);
       a.B = 1;  // the cache was made for batch 2
       cache.reset();
-      EXPECT_EQ(layer.forward(a, pool), Status::kInvalidArgument);
+      EXPECT_EQ(layer.forward(a, pool, ws), Status::kInvalidArgument);
       EXPECT_EQ(cache.length(), 0);
     }
 }
@@ -258,6 +262,7 @@ TEST(KVCache, DecoderStepsEqualFullCausalForward) {
       full.tgt_mask.causal = true, full.memory_mask.key_padding = mk.data();
       decoder_reference(cfg, w, full);
       ThreadPool pool(threads);
+      Workspace ws;
       KVCache self, cross;
       ASSERT_EQ(self.init(B, T, E), Status::kOk);
       for (const auto& chunks : kChunkings) {
@@ -269,7 +274,7 @@ TEST(KVCache, DecoderStepsEqualFullCausalForward) {
             std::copy_n(&tgt[(size_t(b) * T + pos) * E], size_t(n) * E, &in[size_t(b) * n * E]);
           DecoderForwardArgs a = full;
           a.T = n, a.tgt = in.data(), a.output = out.data(), a.self_cache = &self, a.cross_cache = &cross;
-          ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+          ASSERT_EQ(layer.forward(a, pool, ws), Status::kOk);
           ASSERT_EQ(self.length(), pos + n);
           ASSERT_EQ(cross.length(), S);
           for (int b = 0; b < B; ++b)
@@ -280,7 +285,7 @@ TEST(KVCache, DecoderStepsEqualFullCausalForward) {
       }
       DecoderForwardArgs a = full;
       a.self_cache = &self;  // a self cache without a cross cache
-      EXPECT_EQ(layer.forward(a, pool), Status::kInvalidArgument);
+      EXPECT_EQ(layer.forward(a, pool, ws), Status::kInvalidArgument);
     }
 }
 
@@ -307,8 +312,9 @@ TEST(KVCache, DecoderMemoryIsCausalStepsEqualFullForward) {
         full.tgt_mask.causal = true, full.memory_mask.causal = true;
         decoder_reference(cfg, w, full);
         ThreadPool pool(threads);
+        Workspace ws;
         full.output = full_out.data();
-        ASSERT_EQ(layer.forward(full, pool), Status::kOk);
+        ASSERT_EQ(layer.forward(full, pool, ws), Status::kOk);
         const std::string where = "T=" + std::to_string(T) + " S=" + std::to_string(S) + " norm_first=" +
                                   std::to_string(norm_first) + " threads=" + std::to_string(threads);
         EXPECT_LE(rel_err(full_out.data(), ref.data(), ref.size()), 1e-4) << where;
@@ -319,7 +325,7 @@ TEST(KVCache, DecoderMemoryIsCausalStepsEqualFullForward) {
         DecoderForwardArgs explicit_mask = full;
         explicit_mask.memory_mask.causal = false, explicit_mask.memory_mask.bool_mask = m.data(), explicit_mask.memory_mask.sl = S;
         explicit_mask.output = masked_out.data();
-        ASSERT_EQ(layer.forward(explicit_mask, pool), Status::kOk);
+        ASSERT_EQ(layer.forward(explicit_mask, pool, ws), Status::kOk);
         EXPECT_LE(rel_err(masked_out.data(), full_out.data(), ref.size()), 1e-6) << where;
         KVCache self, cross;
         ASSERT_EQ(self.init(B, T, E), Status::kOk);
@@ -337,7 +343,7 @@ TEST(KVCache, DecoderMemoryIsCausalStepsEqualFullForward) {
               std::copy_n(&tgt[(size_t(b) * T + pos) * E], size_t(n) * E, &in[size_t(b) * n * E]);
             DecoderForwardArgs a = full;
             a.T = n, a.tgt = in.data(), a.output = out.data(), a.self_cache = &self, a.cross_cache = &cross;
-            ASSERT_EQ(layer.forward(a, pool), Status::kOk);
+            ASSERT_EQ(layer.forward(a, pool, ws), Status::kOk);
             for (int b = 0; b < B; ++b)
               EXPECT_LE(rel_err(&out[size_t(b) * n * E], &ref[(size_t(b) * T + pos) * E], size_t(n) * E), 1e-4)
                   << where << " chunk at " << pos << " of " << n;
