@@ -1,7 +1,10 @@
 // Status codes shared by the C++ core and the bindings, defined once in
-// bindings/abi.js (generated as abi.h). No exceptions are used anywhere in the
-// core (the wasm builds are compiled with -fno-exceptions), so every operation
-// that can fail returns one of these:
+// bindings/abi.js (generated as abi.h). The core throws nothing and calls
+// nothing that throws (memory comes from FloatBuffer and Workspace, which report
+// failure), so every operation that can fail returns one of these. The builds do
+// not pass -fno-exceptions: Emscripten only disables catching by default, so a
+// throw would end the call with a bare number, which the JS bindings treat as a
+// stopped instance.
 //   kOk
 //   kInvalidArgument  a size, stride or pointer the caller should have validated
 //   kOutOfMemory      an allocation failed; see last_request_bytes()
