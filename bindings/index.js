@@ -26,7 +26,7 @@ export function init(options = {}) {
   } catch (e) {
     return Promise.reject(e);
   }
-  const key = JSON.stringify([opts.threads, opts.base.href, opts.urls]);
+  const key = JSON.stringify([opts.threads, opts.base ? opts.base.href : null, opts.urls]);
   if (cache.has(key)) {
     const entry = cache.get(key);
     if (!entry.api || runtimeOf(entry.api).deadReason === null) return entry.promise;
@@ -39,7 +39,7 @@ export function init(options = {}) {
   return p;
 }
 
-async function load({ threads, base, urls }) {
+async function load({ threads, base, urls, inline }) {
   if (typeof WebAssembly !== 'object')
     throw new Error('mha-wasm: WebAssembly is not available here (in Node.js, --jitless and --no-expose-wasm turn it off)');
   const features = probeFeatures();
@@ -47,14 +47,26 @@ async function load({ threads, base, urls }) {
     throw new Error('mha-wasm needs WebAssembly SIMD (Chrome/Edge 91+, Firefox 89+, Safari 16.4+, Node.js 16.4+)');
   const asked = threads === 'auto' ? Math.min(MAX_AUTO_THREADS, await hardwareConcurrency()) : threads;
   const wanted = Math.min(asked, MAX_THREADS);
-  const useThreads = wanted > 1 && features.threads;
-  const inst = await instantiate(useThreads ? 'threads' : 'simd', { base, urls }, useThreads ? wanted - 1 : 0);
+  const where = { base, urls, inline };
+  const notes = [];
+  if (asked > MAX_THREADS) notes.push(`threads: ${asked} is more than the ${MAX_THREADS} the thread pool can use; using ${MAX_THREADS}`);
+  let inst = null;
+  if (wanted > 1 && !features.threads) notes.push(`single-thread build: ${features.threadsReason}`);
+  else if (wanted > 1) {
+    try {
+      inst = await instantiate('threads', where, wanted - 1);
+    } catch (e) {
+      if (!e || e.workerFailure !== true) throw e;
+      // The threaded build's workers cannot start here (a policy forbids the
+      // Worker, say): one thread works, so that is what runs.
+      notes.push(`single-thread build: its pthread workers could not start (${e.message.replace(/^mha-wasm: /, '')})`);
+    }
+  }
+  const useThreads = inst !== null;
+  if (!useThreads) inst = await instantiate('simd', where, 0);
   const rt = new Runtime(inst);
   const used = rt.mod.setThreads(useThreads ? wanted : 1);
   unrefWorkers(inst.mod);
-  const notes = [];
-  if (asked > MAX_THREADS) notes.push(`threads: ${asked} is more than the ${MAX_THREADS} the thread pool can use; using ${MAX_THREADS}`);
-  if (wanted > 1 && !useThreads) notes.push(`single-thread build: ${features.threadsReason}`);
   const threadsNote = notes.length ? notes.join('; ') : null;
   return defineApi(localBackend(rt), {
     threads: used,

@@ -1,18 +1,28 @@
-// Finds and instantiates one of the two wasm builds. Shared by Node and browsers.
+// Finds and instantiates one of the two wasm builds. Shared by Node and browsers;
+// what differs lives in platform.js (Node.js, and pages that load bindings/
+// unbundled), which package.json's "browser" field replaces by
+// platform-browser.js in bundles.
 //
 // Emscripten 3.1.6's ES6 output does not run in Node ESM, and its pthread
 // workers load the main script with importScripts, so the glue is a classic
-// script: Node loads it with require(); browsers import() it for its side effect
-// (bindings/extern-post.js.in publishes the factory on globalThis) and hand its
-// URL to the workers.
+// script: Node loads it with require(); browsers import() it (a URL, or a blob:
+// URL of its text) for its side effect (bindings/extern-post.js.in publishes
+// the factory on globalThis) and hand it to the workers.
 
 import { BUILDS, FILES } from './abi.js';
+import * as platform from './platform.js';
 import { describe, plainObject } from './validate.js';
 
+export const isNode = platform.isNode;
+export const hardwareConcurrency = platform.hardwareConcurrency;
+export const unrefWorkers = platform.unrefWorkers;
 
-export const isNode =
-  typeof process === 'object' && typeof process.versions === 'object' && typeof process.versions.node === 'string' &&
-  typeof window === 'undefined' && typeof importScripts !== 'function';
+/**
+ * An init() option only this package passes (the worker host, given the builds
+ * by its caller): (buildName) => Promise<{ glue, wasm, worker }>, for the files
+ * baseUrl, urls and locateFile do not name.
+ */
+export const INLINE_SOURCES = Symbol('mha-wasm inline sources');
 
 // (module (func (result v128) (v128.const i32x4 0 0 0 0)))
 const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12,
@@ -39,27 +49,19 @@ export function probeFeatures() {
   return { simd, threads: threadsReason === null, threadsReason };
 }
 
-export async function hardwareConcurrency() {
-  if (isNode) {
-    const os = await import('node:os');
-    return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  }
-  return (typeof navigator === 'object' && navigator.hardwareConcurrency) || 1;
-}
-
-
 /** A URL from a string or URL: relative to the page in browsers, to the working directory for Node paths. */
 export function resolveUrl(u, dir = false) {
   let s = String(u);
   if (dir && !s.endsWith('/')) s += '/';
-  if (isNode && !/^[a-z][a-z0-9+.-]*:/i.test(s))  // a filesystem path in Node
-    return new URL(s, 'file://' + (s.startsWith('/') ? '' : process.cwd() + '/'));
-  return new URL(s, typeof location === 'object' ? location.href : import.meta.url);
+  return platform.resolveUrl(s);
 }
 
 /**
  * Checks init() options (each read once) and resolves locations: { threads,
- * base: URL, urls: { fileName: href }, extra: { name: value } }. locateFile is
+ * base: URL or null, urls: { fileName: href }, inline, extra: { name: value } }.
+ * base null: the files baseUrl/urls/locateFile do not name are built in, and
+ * inline(buildName) gives them (bundles: platform-browser.js; the worker host:
+ * its caller, through options[INLINE_SOURCES]). locateFile is
  * called here for every file, so its answers become urls (they override baseUrl
  * and urls); that works across a worker boundary too. extra: other option names
  * allowed (mha-wasm/worker's workerUrl).
@@ -92,93 +94,81 @@ export function initOptions(options, { extra = [] } = {}) {
       resolved[name] = resolveUrl(u).href;
     }
   }
-  const base = baseUrl === undefined ? new URL('../dist/', import.meta.url) : resolveUrl(baseUrl, true);
-  return { threads, base, urls: resolved, extra: Object.fromEntries(extra.map((k) => [k, o[k]])) };
+  const given = options !== null && typeof options === 'object' ? options[INLINE_SOURCES] : undefined;
+  const inline = typeof given === 'function' ? given : platform.inlineSources;
+  const base = baseUrl !== undefined ? resolveUrl(baseUrl, true) : typeof given === 'function' ? null : platform.defaultBase();
+  return { threads, base, urls: resolved, inline, extra: Object.fromEntries(extra.map((k) => [k, o[k]])) };
 }
 
-function locate(name, where) {
-  if (where.urls && where.urls[name]) return where.urls[name];
-  return new URL(name, where.base).href;
-}
+const WASM_MAGIC = [0, 0x61, 0x73, 0x6d];
 
-async function readWasm(url) {
-  let bytes;
-  if (isNode && url.startsWith('file:')) {
-    const fs = await import('node:fs/promises');
-    const { fileURLToPath } = await import('node:url');
-    try {
-      bytes = new Uint8Array(await fs.readFile(fileURLToPath(url)));
-    } catch (e) {
-      throw new Error(`mha-wasm: cannot read ${url}: ${e.message}`, { cause: e });
-    }
-  } else {
-    let res;
-    try {
-      res = await fetch(url, { credentials: 'same-origin' });
-    } catch (e) {
-      throw new Error(`mha-wasm: cannot fetch ${url}: ${e.message}`, { cause: e });
-    }
-    if (!res.ok) throw new Error(`mha-wasm: fetching ${url} failed with HTTP ${res.status} ${res.statusText}`.trim());
-    bytes = new Uint8Array(await res.arrayBuffer());
-  }
-  const magic = [0, 0x61, 0x73, 0x6d];
-  if (bytes.length < 8 || magic.some((b, i) => bytes[i] !== b)) {
+function checkWasm(bytes, where) {
+  if (bytes.length < 8 || WASM_MAGIC.some((b, i) => bytes[i] !== b)) {
     const head = new TextDecoder().decode(bytes.subarray(0, 40)).replace(/\s+/g, ' ');
-    throw new Error(`mha-wasm: ${url} is not a WebAssembly module (it starts with "${head}"); ` +
+    throw new Error(`mha-wasm: ${where} is not a WebAssembly module (it starts with "${head}"); ` +
       'check where the .wasm files are served from (init({ baseUrl }) or init({ locateFile }))');
   }
   return bytes;
 }
 
-async function loadFactory(build, glueUrl) {
-  if (isNode && glueUrl.startsWith('file:')) {
-    const { createRequire } = await import('node:module');
-    const { fileURLToPath } = await import('node:url');
-    try {
-      return createRequire(import.meta.url)(fileURLToPath(glueUrl));
-    } catch (e) {
-      throw new Error(`mha-wasm: cannot load ${glueUrl}: ${e.message.split('\n')[0]}`, { cause: e });
-    }
-  }
-  try {
-    await import(/* @vite-ignore */ /* webpackIgnore: true */ glueUrl);
-  } catch (e) {
-    throw new Error(`mha-wasm: cannot load ${glueUrl}: ${e.message}`, { cause: e });
-  }
-  const factory = globalThis[build.exportName];
-  if (typeof factory !== 'function') throw new Error(`mha-wasm: ${glueUrl} did not define ${build.exportName}`);
-  return factory;
-}
-
 /**
- * Instantiates a build. where: { base: URL of the folder holding the files,
- * urls: { fileName: href } overriding it }. poolSize: pthread workers to pre-spawn.
+ * Instantiates a build. where: { base: URL of the folder holding the files or
+ * null, urls: { fileName: href } overriding it, inline: the built-in files }.
+ * poolSize: pthread workers to pre-spawn. A threaded build whose workers cannot
+ * start rejects with an Error marked workerFailure (init() then loads the
+ * single-thread build).
  */
 export async function instantiate(buildName, where, poolSize) {
   const build = BUILDS[buildName];
-  const glueUrl = locate(build.file + '.js', where);
-  const [factory, wasmBinary] = await Promise.all([loadFactory(build, glueUrl), readWasm(locate(build.file + '.wasm', where))]);
+  const names = { glue: `${build.file}.js`, wasm: `${build.file}.wasm`, worker: `${build.file}.worker.js` };
+  const at = (name) => where.urls[name] ?? (where.base ? new URL(name, where.base).href : null);
+  const wanted = build.threads ? ['glue', 'wasm', 'worker'] : ['glue', 'wasm'];
+  let inline = null;
+  if (wanted.some((k) => at(names[k]) === null)) {
+    if (typeof where.inline !== 'function') throw new Error(`mha-wasm: no location for ${build.file} (give init() a baseUrl)`);
+    inline = await where.inline(buildName);
+  }
+  const src = (k) => (at(names[k]) !== null ? { url: at(names[k]) } : { text: inline[k] });
+  const glueWhere = at(names.glue) ?? `the inlined ${names.glue}`;
+  const [glue, wasmBinary] = await Promise.all([
+    platform.loadGlue(build, src('glue')),
+    at(names.wasm) !== null ? platform.readWasm(at(names.wasm)).then((b) => checkWasm(b, at(names.wasm)))
+      : checkWasm(inline.wasm, `the inlined ${names.wasm}`),
+  ]);
+  const worker = build.threads ? await platform.pthreadWorker(src('worker')) : null;
   // abort() may come before the runtime exists (while instantiating): remember it, then forward it.
-  let aborted = null, listener = null;
+  let aborted = null, listener = null, workersFailed;
+  const failed = new Promise((_, reject) => { workersFailed = reject; });
+  failed.catch(() => {});
   const moduleArg = {
     wasmBinary,
     mhaPoolSize: poolSize,
-    locateFile: (name) => {  // the pthread worker script
-      const url = locate(name, where);
-      return isNode && url.startsWith('file:') ? decodeURIComponent(new URL(url).pathname) : url;
-    },
+    locateFile: (name) => (name === names.worker && worker ? worker.url : at(name) ?? name),
     onAbort: (what) => {
       const why = what === undefined ? '' : String(what);
       if (aborted === null) aborted = why;
       if (listener) listener(why);
     },
+    // Emscripten reports a pthread worker that failed to load only here (and
+    // then waits for it forever): give up, so init() can fall back to one thread.
+    printErr: (text) => {
+      const s = String(text);
+      if (s.startsWith('worker sent an error!')) workersFailed(new Error(s));
+      else console.warn(s);
+    },
   };
-  if (!isNode) moduleArg.mainScriptUrlOrBlob = glueUrl;
+  if (glue.script !== undefined) moduleArg.mainScriptUrlOrBlob = glue.script;
   let mod;
   try {
-    mod = await factory(moduleArg);
+    mod = await Promise.race([glue.factory(moduleArg), failed]);
   } catch (e) {
-    throw new Error(`mha-wasm: instantiating ${glueUrl} failed: ${e && e.message ? e.message : e}`, { cause: e });
+    if (moduleArg.PThread) try { moduleArg.PThread.terminateAllThreads(); } catch { /* nothing more to free */ }
+    if (worker) worker.release();
+    const msg = `mha-wasm: instantiating ${glueWhere} failed: ${e && e.message ? e.message : e}`;
+    const fromWorkers = build.threads && (e instanceof Error && /^worker sent an error!/.test(e.message) || (e && e.name === 'SecurityError'));
+    const err = new Error(msg, { cause: e });
+    if (fromWorkers) err.workerFailure = true;
+    throw err;
   }
   return {
     mod,
@@ -187,10 +177,4 @@ export async function instantiate(buildName, where, poolSize) {
     aborted: () => (aborted === null ? null : `abort(${aborted ? JSON.stringify(aborted) : ''}) was called`),
     onAbort: (fn) => { listener = fn; },
   };
-}
-
-/** Lets Node exit while pool threads sleep (Emscripten 3.1.6 does not unref its workers). */
-export function unrefWorkers(mod) {
-  if (!isNode || !mod.PThread) return;
-  for (const w of [...mod.PThread.unusedWorkers, ...mod.PThread.runningWorkers]) if (w && w.unref) w.unref();
 }

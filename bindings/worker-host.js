@@ -5,16 +5,53 @@
 // transferables.
 import { backendOf } from './api.js';
 import { init } from './index.js';
+import { INLINE_SOURCES } from './loader.js';
 import { CALLS } from './ops.js';
+import { hostPort } from './platform.js';
 
 const OPS = ['init', 'create', 'dispose', ...CALLS];
 
-let port;  // { post(msg, transfer), listen(fn), unreadable(fn) }
-if (typeof process === 'object' && process.versions && process.versions.node && typeof importScripts !== 'function') {
-  const { parentPort } = await import('node:worker_threads');
-  port = { post: (m, t) => parentPort.postMessage(m, t), listen: (fn) => parentPort.on('message', fn), unreadable: (fn) => parentPort.on('messageerror', fn) };
-} else {
-  port = { post: (m, t) => self.postMessage(m, t), listen: (fn) => self.addEventListener('message', (e) => fn(e.data)), unreadable: (fn) => self.addEventListener('messageerror', fn) };
+// { post(msg, transfer), listen(fn), unreadable(fn) }: parentPort in Node, self in a Web Worker.
+const raw = await hostPort();
+// Built-in builds: when the caller's init() has no base URL (a bundle: see
+// platform-browser.js), it sends { inline: true } and this host, which may run
+// from a blob: URL with nothing beside it, asks it for each build it loads:
+// { need: build } -> { sources: build, glue, wasm, worker } or { sources: build, error }.
+const asked = new Map();  // build -> [{ resolve, reject }]
+const port = {
+  post: raw.post,
+  unreadable: raw.unreadable,
+  listen: (fn) => raw.listen((m) => {
+    if (m !== null && typeof m === 'object' && typeof m.sources === 'string' && asked.has(m.sources)) {
+      const waiting = asked.get(m.sources);
+      asked.delete(m.sources);
+      const ok = typeof m.glue === 'string' && m.wasm instanceof Uint8Array;
+      const why = typeof m.error === 'string' ? m.error : 'the answer is malformed';
+      for (const { resolve, reject } of waiting) {
+        if (ok) resolve({ glue: m.glue, wasm: m.wasm, worker: typeof m.worker === 'string' ? m.worker : null });
+        else reject(new Error(`mha-wasm/worker: the ${m.sources} build could not be sent to the worker: ${why}`));
+      }
+      return;
+    }
+    fn(m);
+  }),
+};
+function askSources(build) {
+  return new Promise((resolve, reject) => {
+    if (!asked.has(build)) {
+      asked.set(build, []);
+      port.post({ need: build });
+    }
+    asked.get(build).push({ resolve, reject });
+  });
+}
+
+/** init()'s options from the caller's: { inline: true } becomes the request for the builds. */
+function initArgs(args) {
+  const [o, ...rest] = args;
+  if (o === null || typeof o !== 'object' || o.inline !== true) return args;
+  const { inline, ...options } = o;
+  return [{ ...options, [INLINE_SOURCES]: askSources }, ...rest];
 }
 
 let ops = null;  // the runtime's op table, once loaded
@@ -32,7 +69,7 @@ function buffersOf(value, out = new Set()) {
 
 async function run(op, args) {
   if (op === 'init') {
-    const api = await init(...args);
+    const api = await init(...initArgs(args));
     ops = backendOf(api).ops;
     return { threads: api.threads, features: api.features, build: api.build, threadsNote: api.threadsNote };
   }

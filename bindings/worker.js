@@ -12,7 +12,8 @@
 // The classes are the main API's, defined once in api.js over a backend; here the
 // backend posts each op to the worker host, which runs it from the same op table.
 import { defineApi } from './api.js';
-import { initOptions, isNode, probeFeatures } from './loader.js';
+import { initOptions, isNode, probeFeatures, resolveUrl } from './loader.js';
+import * as platform from './platform.js';
 import { checkIntact, describe, isTypedArray, viewName } from './validate.js';
 
 export { probeFeatures };
@@ -31,26 +32,11 @@ function rebuildError(info) {
 /**
  * A worker with request/response messaging. Node: worker_threads, unref'd
  * while no request is pending, so it never keeps a finished script alive.
+ * Browsers: a module Web Worker, from a blob: URL when the script is on
+ * another origin or built in (platform.js, platform-browser.js).
  */
 async function startWorker(url) {
-  let w, on;
-  if (isNode) {
-    const { Worker } = await import('node:worker_threads');
-    // No flags from the parent: the worker needs none, Node refuses many in a
-    // worker (--max-old-space-size, --expose-gc, --stack-size, --title, ...:
-    // ERR_WORKER_INVALID_EXEC_ARGV), and some would break it (--input-type).
-    // V8 flags are process-wide, so the worker gets them anyway.
-    w = new Worker(url, { execArgv: [] });
-    on = (ev, fn) => w.on(ev, ev === 'exit' ? (code) => fn(`it exited with code ${code}`) : fn);
-    w.unref();
-  } else {
-    w = new Worker(url, { type: 'module', name: 'mha-wasm' });
-    on = (ev, fn) => {
-      if (ev === 'message') w.addEventListener('message', (e) => fn(e.data));
-      else if (ev === 'error') w.addEventListener('error', (e) => { e.preventDefault(); fn(e.message ? new Error(e.message) : null); });
-      else if (ev === 'messageerror') w.addEventListener('messageerror', () => fn(new Error('a message could not be decoded')));
-    };
-  }
+  const { w, on, started } = await platform.startWorker(url, 'mha-wasm');
   const pending = new Map();  // id -> { resolve, reject, what }, in the order sent
   let nextId = 1, dead = null, readyResolve, readyReject;
   const ready = new Promise((res, rej) => { readyResolve = res; readyReject = rej; });
@@ -69,11 +55,17 @@ async function startWorker(url) {
     for (const p of pending.values()) p.reject(dead);
     pending.clear();
     idle();
+    started();
     w.terminate();
   };
   on('message', (m) => {
     if (m === null || typeof m !== 'object') return;  // not from worker-host.js: ignored
-    if (m.ready === true) return readyResolve();
+    if (m.ready === true) {
+      started();
+      return readyResolve();
+    }
+    // The worker host asks for a build it was told is built in (see worker-host.js).
+    if (typeof m.need === 'string') return sendSources(m.need);
     if (m.unreadable === true) {
       // The worker could not deserialize the first request it got after id
       // m.after (a buffer detached while the message was being serialized, say):
@@ -94,7 +86,19 @@ async function startWorker(url) {
     const [first] = pending.keys();
     if (first !== undefined) settle(first, (p) => p.reject(new Error(`${p.what}: could not read the worker's answer`)));
   });
-  on('error', (e) => die(e ? e.message : `the worker script ${url} failed to load or threw`));
+  on('error', (e) => die(e ? e.message : `the worker script ${url instanceof URL ? url.href : url} failed to load or threw`));
+
+  async function sendSources(build) {
+    let msg;
+    try {
+      if (typeof platform.inlineSources !== 'function' || (build !== 'threads' && build !== 'simd')) throw new Error(`no built-in ${build} build here`);
+      const { glue, wasm, worker } = await platform.inlineSources(build);
+      msg = { sources: build, glue, wasm, worker };
+    } catch (e) {
+      msg = { sources: build, error: e instanceof Error ? e.message : String(e) };
+    }
+    if (!dead) w.postMessage(msg, msg.wasm ? [msg.wasm.buffer] : []);
+  }
   on('exit', (why) => die(why));
 
   /**
@@ -245,11 +249,11 @@ export function init(options = {}) {
     const { workerUrl } = opts.extra;
     if (workerUrl !== undefined && typeof workerUrl !== 'string' && !(workerUrl instanceof URL))
       throw new TypeError(`init (mha-wasm/worker): workerUrl must be a string or URL, got ${describe(workerUrl)}`);
-    url = workerUrl === undefined ? new URL('./worker-host.js', import.meta.url) : new URL(String(workerUrl), typeof location === 'object' ? location.href : import.meta.url);
+    url = workerUrl === undefined ? platform.defaultWorker() : resolveUrl(workerUrl);
   } catch (e) {
     return Promise.reject(e);
   }
-  const key = JSON.stringify([opts.threads, opts.base.href, opts.urls, url.href]);
+  const key = JSON.stringify([opts.threads, opts.base ? opts.base.href : null, opts.urls, url instanceof URL ? url.href : url]);
   const known = workers.get(key);
   if (known && !(known.conn && known.conn.dead)) return known.promise;
   const entry = { promise: null, conn: null };
@@ -258,7 +262,9 @@ export function init(options = {}) {
     entry.conn = conn;
     try {
       await conn.ready;
-      const info = await conn.call('init', [{ threads: opts.threads, baseUrl: opts.base.href, urls: opts.urls }]);
+      // No base: the files urls does not name are built in, and the host asks for them.
+      const where = opts.base ? { baseUrl: opts.base.href } : { inline: true };
+      const info = await conn.call('init', [{ threads: opts.threads, ...where, urls: opts.urls }]);
       return defineApi(workerBackend(conn), info, {
         /** Stops the worker. Pending and later calls reject; init() with the same options starts a new one. */
         terminate: () => conn.terminate(),

@@ -1,0 +1,65 @@
+// platform.js for bundlers (Vite, webpack, esbuild, Rollup, Parcel): package.json's
+// "browser" field puts this file in its place, so a bundle holds nothing Node-only.
+//
+// Unless init() is told where the files are (baseUrl, urls, locateFile), the
+// builds come from dist/*.inline.mjs: each build's Emscripten glue and pthread
+// worker script as text and its .wasm as base64, one module per build, written by
+// scripts/inline-dist.mjs. A bundler sees them as ordinary JS behind a literal
+// import(), so it emits them (and loads only the build in use) with no
+// configuration and no asset handling; the glue and the workers then run from
+// same-origin blob: URLs, wherever the bundle is hosted. mha-wasm/worker's
+// worker host comes the same way, pre-bundled (dist/worker-host.inline.mjs).
+import * as web from './platform-web.js';
+
+export const isNode = false;
+
+/** No folder: the builds are inlined (see inlineSources). */
+export const defaultBase = () => null;
+
+/** mha-wasm/worker's default worker: the inlined worker host. */
+export const INLINE_HOST = 'inline worker host';
+export const defaultWorker = () => INLINE_HOST;
+
+const MODULES = {
+  threads: () => import('../dist/mha-wasm-threads.inline.mjs'),
+  simd: () => import('../dist/mha-wasm-simd.inline.mjs'),
+};
+
+function decodeBase64(s) {
+  if (typeof Uint8Array.fromBase64 === 'function') return Uint8Array.fromBase64(s);
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** A build's files, built in: { glue: text, wasm: bytes, worker: text or null }. */
+export async function inlineSources(buildName) {
+  let m;
+  try {
+    m = await MODULES[buildName]();
+  } catch (e) {
+    throw new Error(`mha-wasm: cannot load the inlined ${buildName} build (dist/mha-wasm-${buildName}.inline.mjs): ${e.message}`, { cause: e });
+  }
+  return { glue: m.glue, wasm: decodeBase64(m.wasm), worker: m.worker ?? null };
+}
+
+export const hardwareConcurrency = web.hardwareConcurrency;
+export const resolveUrl = (s) => new URL(s, web.here());
+export const readWasm = web.fetchBytes;
+export const loadGlue = web.loadGlue;
+export const pthreadWorker = web.pthreadWorker;
+export const unrefWorkers = () => {};
+
+export async function startWorker(target, name) {
+  if (target !== INLINE_HOST) return web.moduleWorker(target, name);
+  let source;
+  try {
+    ({ source } = await import('../dist/worker-host.inline.mjs'));
+  } catch (e) {
+    throw new Error(`mha-wasm/worker: cannot load the inlined worker host (dist/worker-host.inline.mjs): ${e.message}`, { cause: e });
+  }
+  return web.moduleWorker({ source }, name);
+}
+
+export const hostPort = web.webPort;
