@@ -59,7 +59,7 @@ async function load({ threads, base, urls, inline }) {
       if (!e || e.workerFailure !== true) throw e;
       // The threaded build's workers cannot start here (a policy forbids the
       // Worker, say): one thread works, so that is what runs.
-      notes.push(`single-thread build: its pthread workers could not start (${e.message.replace(/^mha-wasm: /, '')})`);
+      notes.push(`single-thread build: ${e.message.replace(/^mha-wasm: /, '')}`);
     }
   }
   const useThreads = inst !== null;

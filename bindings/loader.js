@@ -138,7 +138,7 @@ export async function instantiate(buildName, where, poolSize) {
   const worker = build.threads ? await platform.pthreadWorker(src('worker')) : null;
   // abort() may come before the runtime exists (while instantiating): remember it, then forward it.
   let aborted = null, listener = null, workersFailed;
-  const failed = new Promise((_, reject) => { workersFailed = reject; });
+  const failed = new Promise((_, reject) => { workersFailed = (why) => reject(Object.assign(new Error(why), { workerFailure: true })); });
   failed.catch(() => {});
   const moduleArg = {
     wasmBinary,
@@ -149,26 +149,34 @@ export async function instantiate(buildName, where, poolSize) {
       if (aborted === null) aborted = why;
       if (listener) listener(why);
     },
-    // Emscripten reports a pthread worker that failed to load only here (and
-    // then waits for it forever): give up, so init() can fall back to one thread.
+    // Emscripten reports a pthread worker that threw while loading only here
+    // (and then waits for it forever): give up, so init() can use one thread.
     printErr: (text) => {
       const s = String(text);
-      if (s.startsWith('worker sent an error!')) workersFailed(new Error(s));
+      if (s.startsWith('worker sent an error!')) workersFailed(`a worker threw while loading (${s.slice(22).trim()})`);
       else console.warn(s);
     },
   };
   if (glue.script !== undefined) moduleArg.mainScriptUrlOrBlob = glue.script;
   let mod;
   try {
-    mod = await Promise.race([glue.factory(moduleArg), failed]);
+    const ready = glue.factory(moduleArg);
+    // The pool's workers exist now (the glue made them synchronously). One that
+    // cannot load its script (a Content-Security-Policy's worker-src forbids it,
+    // say) reports it before Emscripten listens.
+    const cannotLoad = () => workersFailed(`a Worker could not load ${worker.url.startsWith('blob:') ? 'its script from a blob: URL' : worker.url}` +
+      ' (does a Content-Security-Policy worker-src forbid it?)');
+    for (const w of (moduleArg.PThread && moduleArg.PThread.unusedWorkers) || []) {
+      if (typeof w.addEventListener === 'function') w.addEventListener('error', cannotLoad);
+      else if (typeof w.on === 'function') w.on('error', cannotLoad);
+    }
+    mod = await Promise.race([ready, failed]);
   } catch (e) {
     if (moduleArg.PThread) try { moduleArg.PThread.terminateAllThreads(); } catch { /* nothing more to free */ }
     if (worker) worker.release();
-    const msg = `mha-wasm: instantiating ${glueWhere} failed: ${e && e.message ? e.message : e}`;
-    const fromWorkers = build.threads && (e instanceof Error && /^worker sent an error!/.test(e.message) || (e && e.name === 'SecurityError'));
-    const err = new Error(msg, { cause: e });
-    if (fromWorkers) err.workerFailure = true;
-    throw err;
+    if (build.threads && e && (e.workerFailure === true || e.name === 'SecurityError'))
+      throw Object.assign(new Error(`mha-wasm: its pthread workers could not start: ${e.message}`, { cause: e }), { workerFailure: true });
+    throw new Error(`mha-wasm: instantiating ${glueWhere} failed: ${e && e.message ? e.message : e}`, { cause: e });
   }
   return {
     mod,

@@ -85,31 +85,20 @@ export async function loadGlue(build, src) {
 
 /**
  * The URL to start Emscripten's pthread workers from ({ url } or { text }):
- * { url, release() }. Checks that a Worker can be constructed from it, so a
- * page whose policy forbids it falls back to one thread instead of failing.
+ * { url, release() }, a blob: URL unless url is on this origin.
  */
 export async function pthreadWorker(src) {
-  let url = src.url, release = () => {};
-  if (src.text !== undefined || !sameOrigin(url)) {
-    let text = src.text;
-    if (text === undefined) {
-      try {
-        text = await (await fetchOk(url)).text();
-      } catch (e) {
-        throw workerFailure(`the pthread worker script ${url} is on another origin and could not be fetched to start it from a blob: URL (${e.message})`, e);
-      }
+  if (src.text === undefined && sameOrigin(src.url)) return { url: src.url, release: () => {} };
+  let text = src.text;
+  if (text === undefined) {
+    try {
+      text = await (await fetchOk(src.url)).text();
+    } catch (e) {
+      throw workerFailure(`mha-wasm: its pthread workers could not start: ${src.url} is on another origin and could not be fetched to start them from a blob: URL (${e.message.replace(/^mha-wasm: /, '')})`, e);
     }
-    url = blobUrl(text);
-    const made = url;
-    release = () => URL.revokeObjectURL(made);
   }
-  try {
-    new Worker(url).terminate();
-  } catch (e) {
-    release();
-    throw workerFailure(`a Worker cannot be started from ${src.url ?? 'a blob: URL'} here (${e && e.name}: ${e && e.message})`, e);
-  }
-  return { url, release };
+  const url = blobUrl(text);
+  return { url, release: () => URL.revokeObjectURL(url) };
 }
 
 /**

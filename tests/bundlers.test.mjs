@@ -42,7 +42,8 @@ async function timed(name, fn) {
 /**
  * A static server for work/ on loopback (the CDN is reached as localhost, another origin). headers(pathname) gives the extra
  * headers: /coi/... is served cross-origin isolated and /plain/... without, both
- * mapping to the same files; cdn: true serves everything as a CDN does (CORS and
+ * mapping to the same files, and /coi-noworkers/... isolated with a policy that
+ * forbids every Worker; cdn: true serves everything as a CDN does (CORS and
  * Cross-Origin-Resource-Policy: cross-origin, so isolated pages may load it).
  */
 function serveStatic({ host, cdn = false }) {
@@ -51,9 +52,10 @@ function serveStatic({ host, cdn = false }) {
     const headers = { 'Cache-Control': 'no-store' };
     if (cdn) Object.assign(headers, { 'Access-Control-Allow-Origin': '*', 'Cross-Origin-Resource-Policy': 'cross-origin' });
     else {
-      const m = /^\/(coi|plain)(\/.*)$/.exec(pathname);
+      const m = /^\/(coi|plain|coi-noworkers)(\/.*)$/.exec(pathname);
       if (m) {
-        if (m[1] === 'coi') Object.assign(headers, ISOLATION);
+        if (m[1] !== 'plain') Object.assign(headers, ISOLATION);
+        if (m[1] === 'coi-noworkers') headers['Content-Security-Policy'] = "worker-src 'none'";
         pathname = m[2];
       }
     }
@@ -111,10 +113,11 @@ before(async () => {
     sh('npm', ['install', '--offline', '--no-audit', '--no-fund', `./${packed.filename}`], { cwd: work });
   });
   fs.copyFileSync(path.join(root, 'tests', 'reference.mjs'), path.join(work, 'reference.mjs'));
-  for (const app of ['vite', 'webpack', 'esbuild', 'cdn']) {
+  for (const app of ['vite', 'webpack', 'esbuild', 'cdn', 'vitest']) {
     fs.mkdirSync(path.join(work, app));
     fs.copyFileSync(path.join(root, 'tests', 'bundlers', 'main.js'), path.join(work, app, 'main.js'));
   }
+  fs.copyFileSync(path.join(root, 'tests', 'bundlers', 'vitest-app.js'), path.join(work, 'vitest', 'mha.test.js'));
   const html = (script) => `<!doctype html><meta charset="utf-8"><title>mha-wasm bundler test</title><link rel="icon" href="data:,">${script}\n`;
   fs.copyFileSync(path.join(root, 'tests', 'bundlers', 'index.html'), path.join(work, 'vite', 'index.html'));
   fs.writeFileSync(path.join(work, 'webpack', 'index.html'), html('<script src="./dist/main.js"></script>'));
@@ -129,6 +132,10 @@ before(async () => {
     'mha-wasm': `http://localhost:${cdn.address().port}/node_modules/mha-wasm/bindings/index.js`,
     'mha-wasm/worker': `http://localhost:${cdn.address().port}/node_modules/mha-wasm/bindings/worker.js`,
   } })}</script><script type="module" src="./main.js"></script>`));
+  // bindings/ unbundled from the page's own origin.
+  fs.writeFileSync(path.join(work, 'cdn', 'same-origin.html'), html(`<script type="importmap">${JSON.stringify({ imports: {
+    'mha-wasm': '../node_modules/mha-wasm/bindings/index.js', 'mha-wasm/worker': '../node_modules/mha-wasm/bindings/worker.js',
+  } })}</script><script type="module" src="./main.js"></script>`));
 });
 
 after(async () => {
@@ -137,12 +144,15 @@ after(async () => {
   if (Object.keys(timings).length) console.log(`bundlers: timings (ms) ${JSON.stringify(timings)}`);
 });
 
-/** Opens url, waits for the app's result and returns it with the page's problems (errors, failed requests). */
-async function runPage(url) {
+/**
+ * Opens url, waits for the app's result and returns it with the page's problems
+ * (errors, warnings, failed requests). allow: messages expected there.
+ */
+async function runPage(url, allow = /^$/) {
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`console.${m.type()}: ${m.text()}`); });
+  page.on('console', (m) => { if ((m.type() === 'error' || m.type() === 'warning') && !allow.test(m.text())) problems.push(`console.${m.type()}: ${m.text()}`); });
   page.on('response', (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url()}`); });
   try {
     await page.goto(url);
@@ -241,3 +251,34 @@ for (const isolated of [true, false]) {
     }
   });
 }
+
+test('a page that forbids workers (CSP worker-src \'none\'): the threaded build falls back to one thread and says why', async (t) => {
+  const site_ = `http://127.0.0.1:${site.address().port}/coi-noworkers`;
+  // The esbuild app (pthread workers from blob: URLs) and bindings/ unbundled from the page's origin (a worker script URL).
+  for (const url of [`${site_}/esbuild/index.html?main-only`, `${site_}/cdn/same-origin.html?main-only`]) {
+    const { result, problems } = await runPage(url, /Content Security Policy/);
+    assert.deepEqual(problems, [], url);
+    assert.equal(result.error, undefined, `${url}: ${result.error}`);
+    assert.equal(result.isolated, true);
+    assert.deepEqual([result.main.build, result.main.threads], ['mha-wasm-simd', 1], url);
+    assert.match(result.main.threadsNote, /^single-thread build: its pthread workers could not start/, url);
+    t.diagnostic(`${url}: threadsNote ${result.main.threadsNote}`);
+    assert.ok(result.main.maxErr <= 1e-4, `${url}: max relative error ${result.main.maxErr}`);
+    assert.equal(result.worker, undefined);
+  }
+});
+
+test('Vitest 4 with jsdom, no configuration: both APIs in Node under jsdom\'s window', async () => {
+  const dir = path.join(work, 'vitest');
+  const r = await timed('vitest run (jsdom)', () => spawnSync(process.execPath, [path.join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run'],
+    { cwd: dir, encoding: 'utf8', timeout: 120000, env: { ...process.env, CI: 'true', NO_COLOR: '1' } }));
+  assert.equal(r.status, 0, `vitest failed:\n${r.stdout}\n${r.stderr}`);
+  const line = r.stdout.split('\n').find((l) => l.startsWith('MHA_RESULT '));
+  assert.ok(line, r.stdout);
+  const result = JSON.parse(line.slice('MHA_RESULT '.length));
+  for (const which of ['main', 'worker']) {
+    const x = result[which];
+    assert.deepEqual([x.build, x.threads, x.threadsNote], ['mha-wasm-threads', 2, null], which);  // Node: threads, whatever jsdom says
+    assert.ok(x.maxErr <= 1e-4, `${which}: ${x.maxErr}`);
+  }
+});

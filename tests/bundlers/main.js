@@ -48,6 +48,7 @@ async function run() {
   const mha = await init({ threads: 2 });
   out.mainLoadMs = performance.now() - t;
   out.main = await check(mha);
+  if (new URLSearchParams(location.search).has('main-only')) return out;  // a page where no worker may start
   t = performance.now();
   const wmha = await initWorker({ threads: 2 });
   out.workerLoadMs = performance.now() - t;
