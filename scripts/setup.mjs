@@ -21,24 +21,53 @@ const APT = [
   ['chromium', '/usr/bin/chromium'],  // browser tests (driven by playwright-core)
 ];
 
+// Optional: the toolchain for relaxed-SIMD builds. Debian's em++ 3.1.6 drives these
+// instead of its clang 14 (whose relaxed opcodes no engine accepts) when run with
+// EM_LLVM_ADD_VERSION=19 EM_CLANG_ADD_VERSION=19; em++ then also calls llvm-nm-19 and
+// llvm-ar-19 (llvm-19). The SIMD128 builds never use them, so setup succeeds without.
+export const APT_OPTIONAL = [
+  ['clang-19', '/usr/bin/clang-19'],
+  ['lld-19', '/usr/bin/wasm-ld-19'],
+  ['llvm-19', '/usr/bin/llvm-nm-19'],
+];
+
 export function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
   if (r.error) throw new Error(`${cmd}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}`);
 }
 
+const lacking = (list) => list.filter(([, file]) => !fs.existsSync(file)).map(([pkg]) => pkg);
+
 export function setup({ extraApt = [] } = {}) {
-  const missing = [...APT, ...extraApt].filter(([, file]) => !fs.existsSync(file)).map(([pkg]) => pkg);
+  const missing = lacking([...APT, ...extraApt]);
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  let updated = false;
   if (missing.length) {
-    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     if (!isRoot) {
       throw new Error(`missing Debian packages: ${missing.join(' ')}\n` +
         `install them with: sudo apt-get update && sudo apt-get install -y ${missing.join(' ')}`);
     }
     console.log(`setup: installing ${missing.join(' ')}`);
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     run('apt-get', ['update', '-q'], { env });
+    updated = true;
     run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env });
+  }
+  const optional = lacking(APT_OPTIONAL);
+  if (optional.length) {
+    const note = `setup: note: without ${optional.join(' ')} there are no relaxed-SIMD builds (the SIMD128 builds do not need them)`;
+    if (!isRoot) {
+      console.log(`${note}; to add them: sudo apt-get install -y ${optional.join(' ')}`);
+    } else {
+      console.log(`setup: installing ${optional.join(' ')} (optional: the relaxed-SIMD toolchain)`);
+      try {
+        if (!updated) run('apt-get', ['update', '-q'], { env });
+        run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...optional], { env });
+      } catch (e) {
+        console.log(`${note}; installing them failed (${e.message})`);
+      }
+    }
   }
   const lock = path.join(root, 'package-lock.json');
   const stamp = path.join(root, 'node_modules', '.package-lock.json');
