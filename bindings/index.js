@@ -44,7 +44,7 @@ async function load({ threads, base, urls, inline }) {
     throw new Error('mha-wasm: WebAssembly is not available here (in Node.js, --jitless and --no-expose-wasm turn it off)');
   const features = probeFeatures();
   if (!features.simd)
-    throw new Error('mha-wasm needs WebAssembly SIMD (Chrome/Edge 91+, Firefox 89+, Safari 16.4+, Node.js 16.4+)');
+    throw new Error('mha-wasm needs WebAssembly SIMD (Chrome/Edge 91+, Firefox 89+, Safari 16.4+ and iOS 16.4+, Node.js 18+)');
   const asked = threads === 'auto' ? Math.min(MAX_AUTO_THREADS, await hardwareConcurrency()) : threads;
   const wanted = Math.min(asked, MAX_THREADS);
   const where = { base, urls, inline };

@@ -113,13 +113,14 @@ before(async () => {
     sh('npm', ['install', '--offline', '--no-audit', '--no-fund', `./${packed.filename}`], { cwd: work });
   });
   fs.copyFileSync(path.join(root, 'tests', 'reference.mjs'), path.join(work, 'reference.mjs'));
-  for (const app of ['vite', 'webpack', 'esbuild', 'cdn', 'vitest']) {
+  for (const app of ['vite', 'vite-url', 'webpack', 'esbuild', 'cdn', 'vitest']) {
     fs.mkdirSync(path.join(work, app));
     fs.copyFileSync(path.join(root, 'tests', 'bundlers', 'main.js'), path.join(work, app, 'main.js'));
   }
   fs.copyFileSync(path.join(root, 'tests', 'bundlers', 'vitest-app.js'), path.join(work, 'vitest', 'mha.test.js'));
+  fs.copyFileSync(path.join(root, 'tests', 'bundlers', 'vite-url.js'), path.join(work, 'vite-url', 'main.js'));
   const html = (script) => `<!doctype html><meta charset="utf-8"><title>mha-wasm bundler test</title><link rel="icon" href="data:,">${script}\n`;
-  fs.copyFileSync(path.join(root, 'tests', 'bundlers', 'index.html'), path.join(work, 'vite', 'index.html'));
+  for (const app of ['vite', 'vite-url']) fs.copyFileSync(path.join(root, 'tests', 'bundlers', 'index.html'), path.join(work, app, 'index.html'));
   fs.writeFileSync(path.join(work, 'webpack', 'index.html'), html('<script src="./dist/main.js"></script>'));
   fs.writeFileSync(path.join(work, 'esbuild', 'index.html'), html('<script src="./out/main.js"></script>'));
 
@@ -280,5 +281,43 @@ test('Vitest 4 with jsdom, no configuration: both APIs in Node under jsdom\'s wi
     const x = result[which];
     assert.deepEqual([x.build, x.threads, x.threadsNote], ['mha-wasm-threads', 2, null], which);  // Node: threads, whatever jsdom says
     assert.ok(x.maxErr <= 1e-4, `${which}: ${x.maxErr}`);
+  }
+});
+
+test('Vite, ?url imports of the package\'s dist/ files: the single-thread build from separate files, dev and build + preview', async () => {
+  const dir = path.join(work, 'vite-url');
+  const warnings = [];
+  const opts = { root: dir, configFile: false, logLevel: 'warn', customLogger: viteLogger(vite, warnings) };
+  await timed('vite build (?url app)', () => vite.build(opts));
+  assert.ok(fs.readdirSync(path.join(dir, 'dist', 'assets')).some((f) => /^mha-wasm-simd-.*\.wasm$/.test(f)), 'the .wasm is emitted as an asset');
+  for (const mode of ['dev', 'preview']) {
+    const server = mode === 'dev' ? await vite.createServer({ ...opts, server: { host: '127.0.0.1', port: 0 } })
+      : await vite.preview({ ...opts, preview: { host: '127.0.0.1', port: 0 } });
+    try {
+      if (mode === 'dev') await server.listen();
+      const { result, problems } = await runPage(server.resolvedUrls.local[0]);
+      assert.deepEqual(problems, [], mode);
+      assert.equal(result.error, undefined, `${mode}: ${result.error}`);
+      assert.deepEqual([result.build, result.out], ['mha-wasm-simd', [5, 6, 7, 8]], mode);
+      for (const u of result.urls) assert.match(u, mode === 'dev' ? /\/mha-wasm\/dist\/mha-wasm-simd\.(js|wasm)$/ : /^\/assets\/mha-wasm-simd-[\w-]+\.(js|wasm)$/, mode);
+    } finally {
+      await server.close();
+    }
+  }
+  assert.deepEqual(warnings, [], 'vite warnings');
+});
+
+test('a glue file that is not there: the error names its URL and the HTTP status', async () => {
+  const page = await context.newPage();
+  try {
+    await page.goto(`http://127.0.0.1:${site.address().port}/plain/cdn/same-origin.html?main-only`);
+    await page.waitForFunction(() => window.mhaResult);
+    const err = await page.evaluate(async () => {
+      const { init } = await import('mha-wasm');
+      return init({ threads: 1, urls: { 'mha-wasm-simd.js': '/plain/no-such-glue.js' } }).then(() => 'loaded', (e) => `${e.name}: ${e.message}`);
+    });
+    assert.match(err, /^Error: mha-wasm: fetching http:\/\/127\.0\.0\.1:\d+\/plain\/no-such-glue\.js failed with HTTP 404/);
+  } finally {
+    await page.close();
   }
 });
