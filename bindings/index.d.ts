@@ -19,7 +19,7 @@ export type MhaFile = 'mha-wasm-threads.js' | 'mha-wasm-threads.wasm' | 'mha-was
 export interface InitOptions {
   /** 'auto' (default): the machine's cores, at most 8. 1 loads the single-thread build. */
   threads?: 'auto' | number;
-  /** Folder (URL, or a path in Node) holding the dist/ files. Default: the package's own dist/. */
+  /** Folder (URL, or a path in Node) holding the dist/ files. Default: the package's own dist/ (in a bundle, the inlined builds of dist/*.inline.mjs). */
   baseUrl?: string | URL;
   /** URLs of single files, e.g. { 'mha-wasm-simd.wasm': 'https://cdn.example/x.wasm' }; the rest come from baseUrl. */
   urls?: Partial<Record<MhaFile, string | URL>>;

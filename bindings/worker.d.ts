@@ -13,7 +13,7 @@ export type {
 export { encodeSafetensors, parseSafetensors, probeFeatures, safetensorsMetadata } from './index.js';
 
 export interface WorkerInitOptions extends InitOptions {
-  /** Where bindings/worker-host.js is served from (default: beside this module). Must be same-origin in browsers. */
+  /** Where bindings/worker-host.js is served from (default: beside this module; bundles use their own copy). Another origin works: it is started through a same-origin blob. */
   workerUrl?: string | URL;
 }
 

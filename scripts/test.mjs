@@ -9,6 +9,8 @@ try {
   setup();
   buildNative();
   buildWasm();
+  // The bundlers' self-contained builds (dist/*.inline.mjs) from the dist/ and bindings/ just built.
+  run(process.execPath, [path.join('scripts', 'inline-dist.mjs')]);
   console.log('\n== native tests (CTest) ==');
   run('ctest', ['--test-dir', 'build/native', '--output-on-failure']);
   console.log('\n== Node tests (node --test) ==');
