@@ -16,6 +16,8 @@
 #include "linear.h"
 #include "mha.h"
 #include "thread_pool.h"
+#include "transformer.h"
+#include "workspace.h"
 
 namespace {
 
@@ -129,6 +131,53 @@ BENCHMARK(BM_Layer)->ArgNames({"B", "L", "E", "H", "causal", "threads"})
     ->Args({1, 128, 768, 12, 0, 1})->Args({1, 512, 768, 12, 0, 1})->Args({8, 64, 256, 4, 0, 1})
     ->Args({1, 2048, 256, 4, 0, 1})->Args({1, 32, 64, 2, 0, 1})->Args({1, 512, 768, 12, 1, 1})
     ->Args({1, 128, 768, 12, 0, 2})->Unit(benchmark::kMillisecond);
+
+// One cached decoding step of a pre-norm TransformerEncoderLayer (the shape of
+// npm run bench:decode's thread target): the new position attends over `cached`
+// to `cached` + 7 earlier ones (every 8 steps the cache is reset and refilled
+// with the prefix, outside the timed region).
+void BM_DecodeStep(benchmark::State& st) {
+  const int E = st.range(0), F = st.range(1), cached = st.range(2), threads = st.range(3), H = E / 64;
+  mha::EncoderConfig cfg;
+  cfg.d_model = E, cfg.nhead = H, cfg.dim_feedforward = F, cfg.norm_first = true;
+  mha::TransformerEncoderLayer layer(cfg);
+  const float s = 1.f / std::sqrt(float(E));
+  auto in_w = random_vector(size_t(3) * E * E, -s, s), in_b = random_vector(size_t(3) * E, -s, s, 2),
+       out_w = random_vector(size_t(E) * E, -s, s, 3), out_b = random_vector(E, -s, s, 4),
+       l1_w = random_vector(size_t(F) * E, -s, s, 5), l1_b = random_vector(F, -s, s, 6),
+       l2_w = random_vector(size_t(E) * F, -s, s, 7), l2_b = random_vector(E, -s, s, 8), n_w = random_vector(E, 0.5f, 1.5f, 9),
+       n_b = random_vector(E, -0.5f, 0.5f, 10);
+  mha::EncoderWeights w;
+  w.self_attn.in_proj_weight = in_w.data(), w.self_attn.in_proj_bias = in_b.data();
+  w.self_attn.out_proj_weight = out_w.data(), w.self_attn.out_proj_bias = out_b.data();
+  w.linear1_weight = l1_w.data(), w.linear1_bias = l1_b.data(), w.linear2_weight = l2_w.data(), w.linear2_bias = l2_b.data();
+  w.norm1_weight = w.norm2_weight = n_w.data(), w.norm1_bias = w.norm2_bias = n_b.data();
+  if (layer.set_weights(w) != mha::Status::kOk) return st.SkipWithError("set_weights failed");
+  auto x = random_vector(size_t(cached + 1) * E, -1, 1, 11);
+  std::vector<float> out(x.size());
+  mha::ThreadPool pool(threads);
+  mha::Workspace ws;
+  mha::KVCache cache;
+  if (cache.init(1, cached + 8, E) != mha::Status::kOk) return st.SkipWithError("cache failed");
+  mha::EncoderForwardArgs prefix;
+  prefix.B = 1, prefix.L = cached, prefix.src = x.data(), prefix.output = out.data(), prefix.cache = &cache;
+  prefix.mask.causal = true;
+  mha::EncoderForwardArgs step = prefix;
+  step.L = 1, step.src = x.data() + size_t(cached) * E;
+  for (auto _ : st) {
+    if (cache.length() == cache.capacity() || cache.length() < cached) {
+      st.PauseTiming();
+      cache.reset();
+      if (layer.forward(prefix, pool, ws) != mha::Status::kOk) st.SkipWithError("prefix failed");
+      st.ResumeTiming();
+    }
+    if (layer.forward(step, pool, ws) != mha::Status::kOk) st.SkipWithError("step failed");
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+BENCHMARK(BM_DecodeStep)->ArgNames({"E", "F", "cached", "threads"})
+    ->Args({1024, 4096, 256, 1})->Args({1024, 4096, 256, 2})->Args({256, 1024, 256, 1})->Args({256, 1024, 256, 2})
+    ->Iterations(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

@@ -11,21 +11,7 @@ namespace {
 
 using kernels::kNR;
 
-struct Job {
-  const AttentionArgs* a;
-  float* pk;  // packed K^T panels, one block of pk_stride floats per (b, h)
-  size_t pk_stride;
-  float* scratch;
-  size_t scratch_stride;  // floats per worker
-  int n_qblocks;
-  int dvp;  // Dv rounded up to 8
-  // Whether some key block is fully masked for some query block (so it may be
-  // skipped), and then, per (b, h), 1 if K and V are finite at every key a skipped
-  // block may hold (past the first query block's causal end, or padding), else 0.
-  bool may_skip;
-  int causal_min_end;
-  float* kv_finite;
-};
+using Job = Attention::Plan;
 
 // Applies scale and masks to S[rows x jn] (row stride ld) for query rows
 // i0.. and keys j0..j0+jn of (b, h). Masks are added as -inf, as in PyTorch: a
@@ -101,7 +87,7 @@ bool scores(const AttentionArgs& a, int b, int h, int i0, int rows, int j0, int 
 // requested, the weight rows (overwriting, or adding 1/H of them when averaging;
 // first_head says whether to overwrite).
 void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_head) {
-  const AttentionArgs& a = *job.a;
+  const AttentionArgs& a = job.a;
   const int BQ = Attention::kBlockQ, BK = Attention::kBlockK;
   const int i0 = qb * BQ, rows = std::min(BQ, a.Lq - i0);
   float* S = job.scratch + worker * job.scratch_stride;  // [BQ x BK]
@@ -196,7 +182,7 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
 // block may hold: past the first query block's causal end, or padding. Checked in
 // runs of such keys (whole K panels; V rows).
 bool skippable_keys_finite(const Job& job, int task, int b, int h) {
-  const AttentionArgs& a = *job.a;
+  const AttentionArgs& a = job.a;
   const uint8_t* kp = a.mask.key_padding ? a.mask.key_padding + static_cast<size_t>(b) * a.Lk : nullptr;
   const int end = a.Lk, causal_end = job.causal_min_end;
   // The first j in [j, end) whose padding byte is (want_padded) nonzero / zero, eight at a time.
@@ -230,9 +216,8 @@ bool skippable_keys_finite(const Job& job, int task, int b, int h) {
   return causal_end >= end || check(causal_end, end);
 }
 
-void pack_task(void* ctx, int task, int) {
-  const Job& job = *static_cast<const Job*>(ctx);
-  const AttentionArgs& a = *job.a;
+void pack_task(const Job& job, int task) {
+  const AttentionArgs& a = job.a;
   const int b = task / a.H, h = task % a.H;
   const float* k = a.k.data + b * a.k.sb + h * a.k.sh;
   // S = Q K^T: B operand is K^T (D x Lk), element (d, j) = k[j*sl + d].
@@ -240,17 +225,15 @@ void pack_task(void* ctx, int task, int) {
   if (job.may_skip) job.kv_finite[task] = skippable_keys_finite(job, task, b, h) ? 1.0f : 0.0f;
 }
 
-void head_task(void* ctx, int task, int worker) {
-  const Job& job = *static_cast<const Job*>(ctx);
-  const AttentionArgs& a = *job.a;
+void head_task(const Job& job, int task, int worker) {
+  const AttentionArgs& a = job.a;
   const int qb = task % job.n_qblocks, bh = task / job.n_qblocks;
   attend_block(job, bh / a.H, bh % a.H, qb, worker, true);
 }
 
-void averaged_task(void* ctx, int task, int worker) {  // all heads of one (b, query block)
-  const Job& job = *static_cast<const Job*>(ctx);
+void averaged_task(const Job& job, int task, int worker) {  // all heads of one (b, query block)
   const int qb = task % job.n_qblocks, b = task / job.n_qblocks;
-  for (int h = 0; h < job.a->H; ++h) attend_block(job, b, h, qb, worker, h == 0);
+  for (int h = 0; h < job.a.H; ++h) attend_block(job, b, h, qb, worker, h == 0);
 }
 
 // The workspace of a call: packed K, the per-(b, h) finiteness flags and the
@@ -288,26 +271,35 @@ bool Attention::valid(const AttentionArgs& a) {
          a.out && !(a.mask.bool_mask && a.mask.float_mask);
 }
 
+double Attention::work(const AttentionArgs& a) {
+  return 4.0 * a.B * a.H * a.Lq * static_cast<double>(a.Lk) * std::max(a.D, a.Dv) * (a.weights ? 1.5 : 1.0);
+}
+
 uint64_t Attention::workspace_bytes(const AttentionArgs& a, int threads) {
   Arena count;
   carve(a, threads, count);
   return count.bytes();
 }
 
+uint64_t Attention::workspace_bytes(const AttentionArgs& a, const ThreadPool& pool) {
+  return workspace_bytes(a, pool.threads_for(work(a)));
+}
+
 Status Attention::run(const AttentionArgs& a, ThreadPool& pool, Workspace& ws) {
   if (!valid(a)) return Status::kInvalidArgument;
-  const uint64_t need = workspace_bytes(a, pool.size());
+  const int threads = pool.threads_for(work(a));
+  const uint64_t need = workspace_bytes(a, threads);
   const Status s = ws.reserve(need);
   if (s != Status::kOk) return s;
   Arena arena(ws.data(), need);
-  run(a, pool, arena);
+  const Plan p = plan(a, threads, arena);
+  pool.job(threads, [&](ThreadPool::Team& team) { run(p, team); });
   ws.after_call(need);
   return Status::kOk;
 }
 
-void Attention::run(const AttentionArgs& a, ThreadPool& pool, Arena& arena) {
-  const Scratch sc = carve(a, pool.size(), arena);
-  const uint64_t bh = static_cast<uint64_t>(a.B) * a.H;
+Attention::Plan Attention::plan(const AttentionArgs& a, int threads, Arena& arena) {
+  const Scratch sc = carve(a, threads, arena);
   // May a block be skipped? The first query block has the nearest causal end; the
   // padding is the same for every query block.
   const int causal_min_end = key_end(a, std::min(kBlockQ, a.Lq));
@@ -315,15 +307,18 @@ void Attention::run(const AttentionArgs& a, ThreadPool& pool, Arena& arena) {
   for (int b = 0; !may_skip && a.mask.key_padding && b < a.B; ++b)
     for (int j0 = 0; !may_skip && j0 < a.Lk; j0 += kBlockK)
       may_skip = all_padded(a, b, j0, std::min(kBlockK, a.Lk - j0));
-  Job job{&a, sc.pk, sc.pk_stride, sc.tiles, sc.tile_stride, (a.Lq + kBlockQ - 1) / kBlockQ,
-          static_cast<int>(round_up(a.Dv, kNR)), may_skip, causal_min_end, sc.kv_finite};
-  const double flops = 4.0 * bh * a.Lq * a.Lk * std::max(a.D, a.Dv);
-  const bool parallel = flops >= ThreadPool::kMinParallelFlops;
-  pool.run(static_cast<int>(bh), pack_task, &job, parallel);
+  return Plan{a, sc.pk, sc.pk_stride, sc.tiles, sc.tile_stride, (a.Lq + kBlockQ - 1) / kBlockQ,
+              static_cast<int>(round_up(a.Dv, kNR)), may_skip, causal_min_end, sc.kv_finite};
+}
+
+void Attention::run(const Plan& p, ThreadPool::Team& team) {
+  const AttentionArgs& a = p.a;
+  const int bh = a.B * a.H;
+  team.for_each(bh, [&](int t) { pack_task(p, t); });
   if (a.weights && a.average_weights)
-    pool.run(a.B * job.n_qblocks, averaged_task, &job, parallel);
+    team.for_each(a.B * p.n_qblocks, [&](int t) { averaged_task(p, t, team.thread()); });
   else
-    pool.run(static_cast<int>(bh) * job.n_qblocks, head_task, &job, parallel);
+    team.for_each(bh * p.n_qblocks, [&](int t) { head_task(p, t, team.thread()); });
 }
 
 }  // namespace mha

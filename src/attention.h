@@ -74,7 +74,9 @@ struct AttentionArgs {
 
 // Scaled dot-product attention. It keeps nothing between calls: its scratch (K
 // packed into panels once per (b, h); per thread a score tile, an output tile and
-// the current key block of V packed into panels) comes from a Workspace.
+// the current key block of V packed into panels) comes from a Workspace. A call
+// is planned (scratch carved, block skipping decided) on the calling thread and
+// run as two phases of a job: K packed per (b, h), then the query blocks.
 class Attention {
  public:
   // Query and key block sizes of a task (key blocks are a multiple of 8).
@@ -82,17 +84,40 @@ class Attention {
   static constexpr int kBlockK = 128;
 
   static bool valid(const AttentionArgs& a);
-  // Workspace bytes a call with a's sizes needs on `threads` threads (only the
+  // Floating-point operations of a call (ThreadPool::threads_for).
+  static double work(const AttentionArgs& a);
+  // Workspace bytes a call with a's sizes needs on a team of `threads` (only the
   // sizes are read): D * Lk (rounded up to 8) floats per (b, h) for K, and a few
   // blocks per thread. V is packed a key block at a time, so a small Dv costs
   // no more than Dv.
   static uint64_t workspace_bytes(const AttentionArgs& a, int threads);
-  // Checks a, reserves workspace_bytes(a, pool.size()) in ws and runs;
-  // kOutOfMemory (ws.last_request_bytes() says how much) if that fails.
+  // What run(a, pool, ws) needs: on the threads the pool gives a call of this work.
+  static uint64_t workspace_bytes(const AttentionArgs& a, const ThreadPool& pool);
+  // Checks a, reserves workspace_bytes(a, pool) in ws and runs the call as one
+  // job; kOutOfMemory (ws.last_request_bytes() says how much) if that fails.
   static Status run(const AttentionArgs& a, ThreadPool& pool, Workspace& ws);
-  // For a caller that reserved workspace_bytes(a, pool.size()) as part of its own
-  // workspace: runs in scratch carved from arena. a must be valid().
-  static void run(const AttentionArgs& a, ThreadPool& pool, Arena& arena);
+
+  // A call ready to run in a job.
+  struct Plan {
+    AttentionArgs a;
+    float* pk;  // packed K^T panels, one block of pk_stride floats per (b, h)
+    size_t pk_stride;
+    float* scratch;
+    size_t scratch_stride;  // floats per thread
+    int n_qblocks;
+    int dvp;  // Dv rounded up to 8
+    // Whether some key block is fully masked for some query block (so it may be
+    // skipped), and then, per (b, h), 1 if K and V are finite at every key a skipped
+    // block may hold (past the first query block's causal end, or padding), else 0.
+    bool may_skip;
+    int causal_min_end;
+    float* kv_finite;
+  };
+  // Plans a (valid()) for a team of up to `threads`: carves its scratch
+  // (workspace_bytes(a, threads)) from arena. Reads no data, only sizes and masks.
+  static Plan plan(const AttentionArgs& a, int threads, Arena& arena);
+  // Runs a planned call as two phases of a job, each ending in a barrier.
+  static void run(const Plan& p, ThreadPool::Team& team);
 };
 
 }  // namespace mha

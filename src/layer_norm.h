@@ -19,13 +19,19 @@ class LayerNorm {
   bool has_weights() const { return has_weights_; }
   int width() const { return width_; }
   float eps() const { return eps_; }
-  // y = LayerNorm(x) row by row, M rows of width(); y may alias x.
+  // The work of M rows (ThreadPool::threads_for).
+  double work(int M) const { return 8.0 * M * width_; }
+  // y = LayerNorm(x) row by row, M rows of width(), as a job; y may alias x.
   void forward(ThreadPool& pool, int M, const float* x, float* y) const;
-  // Rows [r0, r1) only (for a caller that splits the rows itself).
-  void forward_rows(int r0, int r1, const float* x, float* y) const;
+  // The same as one phase of a job (ends with a barrier). With `add`, first
+  // x += add row by row (x is then written), as a residual connection does.
+  void phase(ThreadPool::Team& team, int M, const float* x, float* y) const;
+  void add_phase(ThreadPool::Team& team, int M, float* x, const float* add, float* y) const;
   size_t memory_bytes() const { return buf_.bytes(); }
 
  private:
+  void rows(int r0, int r1, const float* x, float* y) const;
+
   int width_;
   float eps_;
   bool has_weights_ = false;

@@ -12,47 +12,63 @@ void pack_weight_transposed(int N, int K, const float* w, float* out) {
   kernels::pack_panels(K, N, w, 1, static_cast<size_t>(K), out);
 }
 
-namespace {
-struct GemmJob {
-  int M, N, K;
-  const float* A;
-  size_t lda;
-  const float* Bp;
-  size_t panel_stride;
-  float* C;
-  size_t ldc;
-  const float* bias;
-  int mb, nb, n_col_blocks;  // block sizes (rows, columns) and column-block count
-};
-
-void gemm_task(void* ctx, int task, int) {
-  const GemmJob& g = *static_cast<const GemmJob*>(ctx);
-  const int i0 = (task / g.n_col_blocks) * g.mb, j0 = (task % g.n_col_blocks) * g.nb;
-  const int m = std::min(g.mb, g.M - i0), n = std::min(g.nb, g.N - j0);
-  kernels::gemm(m, n, g.K, g.A + i0 * g.lda, g.lda, g.Bp + (j0 / kernels::kNR) * g.panel_stride, g.panel_stride,
-                g.C + i0 * g.ldc + j0, g.ldc, false, g.bias ? g.bias + j0 : nullptr);
+GemmSplit split_gemm(int M, int N, int threads) {
+  if (M <= 0 || N <= 0) return {1, 1, 1, 0};
+  if (threads <= 1) return {M, N, 1, 1};
+  // Row blocks a multiple of the micro-tile height (up to 64 rows: one block, so a
+  // GEMV or a short GEMM is cut by output columns only), column blocks of whole
+  // panels; several tasks per thread so that dynamic scheduling evens them out.
+  const int want = threads * 4;
+  int mb = std::max(kernels::kMR, static_cast<int>(round_up((M + 1) / 2, kernels::kMR)));
+  if (M <= 64) mb = static_cast<int>(round_up(M, kernels::kMR));
+  const int row_blocks = (M + mb - 1) / mb;
+  const int panels = (N + kernels::kNR - 1) / kernels::kNR;
+  // Columns: no more blocks than the wanted tasks need; at least a panel each for a
+  // GEMV or a few rows, at least 64 columns when more rows of A are read per block.
+  const int min_panels = M <= 16 ? 1 : 64 / kernels::kNR;
+  const int col_blocks = std::max(1, std::min((panels + min_panels - 1) / min_panels, (want + row_blocks - 1) / row_blocks));
+  const int nb = static_cast<int>(round_up((N + col_blocks - 1) / col_blocks, kernels::kNR));
+  const int cb = (N + nb - 1) / nb;
+  return {mb, nb, cb, row_blocks * cb};
 }
-}  // namespace
+
+void gemm_tile(const Gemm& g, const GemmSplit& s, int task) {
+  const int i0 = (task / s.col_blocks) * s.mb, j0 = (task % s.col_blocks) * s.nb;
+  const int m = std::min(s.mb, g.M - i0), n = std::min(s.nb, g.N - j0);
+  float* c = g.C + i0 * g.ldc + j0;
+  kernels::gemm(m, n, g.K, g.A + i0 * g.lda, g.lda, g.Bp + (j0 / kernels::kNR) * g.panel_stride, g.panel_stride, c,
+                g.ldc, false, g.bias ? g.bias + j0 : nullptr);
+  const Epilogue& e = g.epilogue;
+  for (int r = 0; r < m; ++r) {
+    float* row = c + r * g.ldc;
+    if (e.residual) kernels::add_row(row, e.residual + (i0 + r) * e.ldr + j0, n);
+    if (e.act == Epilogue::Act::kRelu) kernels::relu_row(row, n);
+    else if (e.act == Epilogue::Act::kGelu) kernels::gelu_row(row, n);
+  }
+}
+
+void gemm_phase(ThreadPool::Team& team, const Gemm* gemms, int count) {
+  constexpr int kMaxGemms = 4;
+  GemmSplit split[kMaxGemms];
+  int first[kMaxGemms + 1] = {0};
+  for (int i = 0; i < count && i < kMaxGemms; ++i) {
+    split[i] = split_gemm(gemms[i].M, gemms[i].N, team.size());
+    first[i + 1] = first[i] + split[i].tasks;
+  }
+  team.for_each(first[count], [&](int t) {
+    int i = 0;
+    while (t >= first[i + 1]) ++i;
+    gemm_tile(gemms[i], split[i], t - first[i]);
+  });
+}
 
 void parallel_gemm(ThreadPool& pool, int M, int N, int K, const float* A, size_t lda, const float* Bp,
                    size_t panel_stride, float* C, size_t ldc, const float* bias) {
   if (M <= 0 || N <= 0) return;
-  const double flops = 2.0 * M * N * K;
-  const bool parallel = pool.size() > 1 && flops >= ThreadPool::kMinParallelFlops;
-  // Row blocks a multiple of the micro-tile height, column blocks of whole
-  // panels; aim for several tasks per thread so dynamic scheduling evens out.
-  int mb = M, nb = N;
-  if (parallel) {
-    const int want = pool.size() * 4;
-    mb = std::max(kernels::kMR, static_cast<int>(round_up((M + 1) / 2, kernels::kMR)));
-    if (M <= 64) mb = static_cast<int>(round_up(M, kernels::kMR));
-    const int row_blocks = (M + mb - 1) / mb;
-    const int col_blocks = std::max(1, std::min((N + 63) / 64, (want + row_blocks - 1) / row_blocks));
-    nb = static_cast<int>(round_up((N + col_blocks - 1) / col_blocks, kernels::kNR));
-  }
-  GemmJob g{M, N, K, A, lda, Bp, panel_stride, C, ldc, bias, mb, nb, (N + nb - 1) / nb};
-  const int tasks = ((M + mb - 1) / mb) * g.n_col_blocks;
-  pool.run(tasks, gemm_task, &g, parallel);
+  Gemm g;
+  g.M = M, g.N = N, g.K = K, g.A = A, g.lda = lda, g.Bp = Bp, g.panel_stride = panel_stride, g.C = C, g.ldc = ldc;
+  g.bias = bias;
+  pool.job(pool.threads_for(g.work()), [&](ThreadPool::Team& team) { gemm_phase(team, g); });
 }
 
 Status Linear::set_weights(const float* w, const float* b) {
@@ -64,9 +80,12 @@ Status Linear::set_weights(const float* w, const float* b) {
   return Status::kOk;
 }
 
-void Linear::forward(ThreadPool& pool, int M, const float* x, size_t ldx, float* y, size_t ldy) const {
-  parallel_gemm(pool, M, out_, in_, x, ldx, w_.data(), static_cast<size_t>(in_) * kernels::kNR, y, ldy,
-                has_bias_ ? b_.data() : nullptr);
+Gemm Linear::gemm(int M, const float* x, size_t ldx, float* y, size_t ldy, Epilogue epilogue) const {
+  Gemm g;
+  g.M = M, g.N = out_, g.K = in_, g.A = x, g.lda = ldx, g.Bp = w_.data();
+  g.panel_stride = static_cast<size_t>(in_) * kernels::kNR, g.C = y, g.ldc = ldy;
+  g.bias = has_bias_ ? b_.data() : nullptr, g.epilogue = epilogue;
+  return g;
 }
 
 }  // namespace mha

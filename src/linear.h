@@ -1,6 +1,8 @@
 // y = x W^T + b with W in PyTorch layout [out_features, in_features], packed
 // once into 8-column panels so forward calls only stream x through the GEMM
-// micro-kernel. The GEMM is split across threads by (row block, column block).
+// micro-kernel. Inside a job a GEMM is one phase: its C is cut into tiles of
+// whole micro-tile rows and whole panels, which the team's threads take one by
+// one. A GEMV (one row, or a few) is cut by output columns only.
 #pragma once
 #include <cstddef>
 
@@ -14,8 +16,46 @@ namespace mha {
 // `out` (kernels::packed_size(K, N) floats).
 void pack_weight_transposed(int N, int K, const float* w, float* out);
 
-// C[M x N] (ldc) = A[M x K] (lda) * B + bias, B packed as for kernels::gemm
-// (panel_stride floats between panels), work split across the pool.
+// What a GEMM task does to the tile of C it has just computed: add a residual
+// (same layout as C, row stride ldr), or apply an activation. The operations are
+// those a separate pass would do, so results do not change.
+struct Epilogue {
+  enum class Act { kNone, kRelu, kGelu };
+  const float* residual = nullptr;
+  size_t ldr = 0;
+  Act act = Act::kNone;
+};
+
+// C[M x N] (ldc) = A[M x K] (lda) * B + bias, then the epilogue; B packed as for
+// kernels::gemm (panel_stride floats between panels), bias may be null.
+struct Gemm {
+  int M = 0, N = 0, K = 0;
+  const float* A = nullptr;
+  size_t lda = 0;
+  const float* Bp = nullptr;
+  size_t panel_stride = 0;
+  float* C = nullptr;
+  size_t ldc = 0;
+  const float* bias = nullptr;
+  Epilogue epilogue;
+  double work() const { return 2.0 * M * N * K; }
+};
+
+// How a GEMM is cut for a team of `threads`: row blocks of mb rows (whole
+// micro-tiles), column blocks of nb columns (whole panels), tasks in all.
+struct GemmSplit {
+  int mb, nb, col_blocks, tasks;
+};
+GemmSplit split_gemm(int M, int N, int threads);
+// Computes tile `task` of g as cut by s, and applies the epilogue to it.
+void gemm_tile(const Gemm& g, const GemmSplit& s, int task);
+
+// GEMMs that do not depend on one another as one phase of a job: their tiles
+// spread over the team, then a barrier.
+void gemm_phase(ThreadPool::Team& team, const Gemm* gemms, int count);
+inline void gemm_phase(ThreadPool::Team& team, const Gemm& g) { gemm_phase(team, &g, 1); }
+
+// One GEMM as a job of its own (threads as ThreadPool::threads_for its work).
 void parallel_gemm(ThreadPool& pool, int M, int N, int K, const float* A, size_t lda, const float* Bp,
                    size_t panel_stride, float* C, size_t ldc, const float* bias);
 
@@ -25,8 +65,8 @@ class Linear {
   Linear(int in_features, int out_features) : in_(in_features), out_(out_features) {}
   // b may be null (no bias).
   Status set_weights(const float* w, const float* b);
-  // y[M x out] (ldy) = x[M x in] (ldx) W^T + b
-  void forward(ThreadPool& pool, int M, const float* x, size_t ldx, float* y, size_t ldy) const;
+  // y[M x out] (ldy) = x[M x in] (ldx) W^T + b, then the epilogue, as a Gemm.
+  Gemm gemm(int M, const float* x, size_t ldx, float* y, size_t ldy, Epilogue epilogue = {}) const;
   size_t memory_bytes() const { return w_.bytes() + b_.bytes(); }
 
  private:

@@ -84,6 +84,34 @@ uint64_t MultiHeadAttention::workspace_bytes_cached(const MhaForwardArgs& a, con
   return bytes(Mq * cfg_.embed_dim, a.B, a.Lq, c.length() == 0 ? a.Lk : c.length(), threads);
 }
 
+uint64_t MultiHeadAttention::workspace_bytes(const MhaForwardArgs& a, const ThreadPool& pool) const {
+  return workspace_bytes(a, pool.threads_for(work(a, nullptr, CacheMode::kAppend)));
+}
+
+uint64_t MultiHeadAttention::workspace_bytes_cached(const MhaForwardArgs& a, const KVCache& c, CacheMode mode,
+                                                    const ThreadPool& pool) const {
+  return workspace_bytes_cached(a, c, mode, pool.threads_for(work(a, &c, mode)));
+}
+
+double MultiHeadAttention::work(const MhaForwardArgs& a, const KVCache* c, CacheMode mode) const {
+  const double E = cfg_.embed_dim, Mq = static_cast<double>(a.B) * a.Lq;
+  double proj = 2 * Mq * E * E;  // q
+  int Lk = a.Lk;
+  if (!c) {
+    proj += 2.0 * a.B * a.Lk * E * (cfg_.kdim + cfg_.vdim);  // k and v
+  } else if (mode == CacheMode::kAppend) {
+    proj *= 3, Lk = c->length() + a.Lq;
+  } else if (c->length() == 0) {
+    proj += 2.0 * a.B * a.Lk * E * (cfg_.kdim + cfg_.vdim);
+  } else {
+    Lk = c->length();
+  }
+  AttentionArgs at;
+  at.B = a.B, at.H = cfg_.num_heads, at.Lq = a.Lq, at.Lk = Lk, at.D = at.Dv = cfg_.embed_dim / cfg_.num_heads;
+  at.weights = a.weights;
+  return proj + Attention::work(at) + 2 * Mq * E * E;
+}
+
 Status MultiHeadAttention::check(const MhaForwardArgs& a) const {
   if (!has_weights_) return Status::kNoWeights;
   if (a.B <= 0 || a.Lq <= 0 || a.Lk <= 0 || !a.query || !a.key || !a.value || !a.output)
@@ -107,96 +135,158 @@ Status MultiHeadAttention::check_cached(const MhaForwardArgs& a, const KVCache& 
   return Status::kOk;
 }
 
-// The Workspace versions reserve what the call needs, run the Arena version in
-// it, and apply the workspace's release policy.
 Status MultiHeadAttention::forward(const MhaForwardArgs& a, ThreadPool& pool, Workspace& ws) {
-  if (const Status s = check(a); s != Status::kOk) return s;
-  const uint64_t need = workspace_bytes(a, pool.size());
-  last_request_bytes_ = need;
-  if (ws.reserve(need) != Status::kOk) return Status::kOutOfMemory;
-  Arena arena(ws.data(), need);
-  const Status s = forward(a, pool, arena);
-  ws.after_call(need);
-  return s;
+  return forward_in(a, nullptr, CacheMode::kAppend, pool, ws);
 }
 
 Status MultiHeadAttention::forward_cached(const MhaForwardArgs& a, KVCache& c, CacheMode mode, ThreadPool& pool,
                                           Workspace& ws) {
-  if (const Status s = check_cached(a, c, mode); s != Status::kOk) return s;
-  const uint64_t need = workspace_bytes_cached(a, c, mode, pool.size());
+  return forward_in(a, &c, mode, pool, ws);
+}
+
+// Checks, sizes the workspace for the threads the call gets, plans, runs one job.
+Status MultiHeadAttention::forward_in(const MhaForwardArgs& a, KVCache* c, CacheMode mode, ThreadPool& pool,
+                                      Workspace& ws) {
+  if (const Status s = c ? check_cached(a, *c, mode) : check(a); s != Status::kOk) return s;
+  const int threads = pool.threads_for(work(a, c, mode));
+  const uint64_t need = c ? workspace_bytes_cached(a, *c, mode, threads) : workspace_bytes(a, threads);
   last_request_bytes_ = need;
   if (ws.reserve(need) != Status::kOk) return Status::kOutOfMemory;
   Arena arena(ws.data(), need);
-  const Status s = forward_cached(a, c, mode, pool, arena);
+  Step step;
+  const Status s = plan(a, c, mode, threads, arena, nullptr, step);
+  if (s == Status::kOk) {
+    pool.job(threads, [&](ThreadPool::Team& team) { run(step, team); });
+    finish(step);
+    last_request_bytes_ = 0;
+  }
   ws.after_call(need);
   return s;
 }
 
-Status MultiHeadAttention::forward(const MhaForwardArgs& a, ThreadPool& pool, Arena& arena) {
-  if (const Status s = check(a); s != Status::kOk) return s;
-  const int E = cfg_.embed_dim, H = cfg_.num_heads, D = E / H;
-  const size_t Mq = static_cast<size_t>(a.B) * a.Lq, Mk = static_cast<size_t>(a.B) * a.Lk;  // they fit: the workspace holds them
-  const bool fuse = fused(a);
-  const Scratch sc = carve(fuse ? Mq * 3 * ep_ : (Mq + 2 * Mk) * E, Mq, arena);
-
-  AttentionArgs at;
-  at.B = a.B, at.H = H, at.Lq = a.Lq, at.Lk = a.Lk, at.D = D, at.Dv = D;
-  if (fuse) {
-    const size_t ld = project_qkv(a, sc.proj, pool);
-    at.q = {sc.proj, a.Lq * ld, static_cast<size_t>(D), ld};
-    at.k = {sc.proj + ep_, a.Lk * ld, static_cast<size_t>(D), ld};
-    at.v = {sc.proj + 2 * ep_, a.Lk * ld, static_cast<size_t>(D), ld};
-  } else {
-    float* q = sc.proj;
-    float* k = q + Mq * E;
-    float* v = k + Mk * E;
-    project_query(a, q, pool);
-    project_kv(a, k, v, pool);
-    at.q = {q, static_cast<size_t>(a.Lq) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
-    at.k = {k, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
-    at.v = {v, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
-  }
-  attend(a, at, sc.attn, pool, arena);
-  last_request_bytes_ = 0;
-  return Status::kOk;
+Gemm MultiHeadAttention::qkv_gemm(int M, const float* x, float* y) const {
+  const int E = cfg_.embed_dim;
+  Gemm g;
+  g.M = M, g.N = 3 * ep_, g.K = E, g.A = x, g.lda = E, g.Bp = w_in_.data(), g.panel_stride = static_cast<size_t>(E) * kernels::kNR;
+  g.C = y, g.ldc = 3 * static_cast<size_t>(ep_), g.bias = cfg_.bias ? b_in_.data() : nullptr;
+  return g;
 }
 
-void MultiHeadAttention::attend(const MhaForwardArgs& a, AttentionArgs& at, float* attn, ThreadPool& pool,
-                                Arena& arena) {
-  const int E = cfg_.embed_dim, D = E / cfg_.num_heads;
-  at.out = attn;
+Gemm MultiHeadAttention::q_gemm(int M, const float* x, float* y) const {
+  Gemm g = qkv_gemm(M, x, y);
+  g.N = cfg_.embed_dim, g.ldc = cfg_.embed_dim;
+  return g;
+}
+
+Gemm MultiHeadAttention::k_gemm(int M, const float* x, float* y) const {
+  const int E = cfg_.embed_dim, kd = cfg_.kdim;
+  Gemm g;
+  g.M = M, g.N = E, g.K = kd, g.A = x, g.lda = kd, g.Bp = w_in_.data() + kernels::packed_size(E, E);
+  g.panel_stride = static_cast<size_t>(kd) * kernels::kNR, g.C = y, g.ldc = E;
+  g.bias = cfg_.bias ? b_in_.data() + ep_ : nullptr;
+  return g;
+}
+
+Gemm MultiHeadAttention::v_gemm(int M, const float* x, float* y) const {
+  const int E = cfg_.embed_dim, kd = cfg_.kdim, vd = cfg_.vdim;
+  Gemm g;
+  g.M = M, g.N = E, g.K = vd, g.A = x, g.lda = vd, g.Bp = w_in_.data() + kernels::packed_size(E, E) + kernels::packed_size(kd, E);
+  g.panel_stride = static_cast<size_t>(vd) * kernels::kNR, g.C = y, g.ldc = E;
+  g.bias = cfg_.bias ? b_in_.data() + 2 * ep_ : nullptr;
+  return g;
+}
+
+Status MultiHeadAttention::plan(const MhaForwardArgs& a, KVCache* c, CacheMode mode, int threads, Arena& arena,
+                                const float* residual, Step& st) {
+  const int E = cfg_.embed_dim, H = cfg_.num_heads, D = E / H;
+  const int Mq = a.B * a.Lq;  // fits: the workspace holds [Mq, E]
+  st.work = work(a, c, mode);
+  AttentionArgs at;
+  at.B = a.B, at.H = H, at.Lq = a.Lq, at.D = D, at.Dv = D;
+  Scratch sc;
+  if (!c) {
+    const int Mk = a.B * a.Lk;
+    at.Lk = a.Lk;
+    if (fused(a)) {
+      sc = carve(static_cast<uint64_t>(Mq) * 3 * ep_, Mq, arena);
+      const size_t ld = 3 * static_cast<size_t>(ep_);
+      st.proj[st.n_proj++] = qkv_gemm(Mq, a.query, sc.proj);
+      at.q = {sc.proj, a.Lq * ld, static_cast<size_t>(D), ld};
+      at.k = {sc.proj + ep_, a.Lk * ld, static_cast<size_t>(D), ld};
+      at.v = {sc.proj + 2 * ep_, a.Lk * ld, static_cast<size_t>(D), ld};
+    } else {
+      sc = carve((static_cast<uint64_t>(Mq) + 2 * static_cast<uint64_t>(Mk)) * E, Mq, arena);
+      float* q = sc.proj;
+      float* k = q + static_cast<size_t>(Mq) * E;
+      float* v = k + static_cast<size_t>(Mk) * E;
+      st.proj[st.n_proj++] = q_gemm(Mq, a.query, q);
+      st.proj[st.n_proj++] = k_gemm(Mk, a.key, k);
+      st.proj[st.n_proj++] = v_gemm(Mk, a.value, v);
+      at.q = {q, static_cast<size_t>(a.Lq) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
+      at.k = {k, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
+      at.v = {v, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
+    }
+  } else {
+    if (mode == CacheMode::kAppend) {
+      sc = carve(static_cast<uint64_t>(Mq) * 3 * ep_, Mq, arena);
+      st.proj[st.n_proj++] = qkv_gemm(Mq, a.query, sc.proj);
+      st.qkv = sc.proj, st.ld = 3 * static_cast<size_t>(ep_), st.B = a.B, st.Lq = a.Lq;
+      at.Lk = c->length_ + a.Lq;
+      at.q = {sc.proj, a.Lq * st.ld, static_cast<size_t>(D), st.ld};
+    } else {
+      sc = carve(static_cast<uint64_t>(Mq) * E, Mq, arena);
+      st.proj[st.n_proj++] = q_gemm(Mq, a.query, sc.proj);
+      if (c->length_ == 0) {  // the memory's keys and values, projected into the cache once
+        const Status s = c->init(a.B, a.Lk, E);
+        if (s != Status::kOk) {
+          last_request_bytes_ = 2 * static_cast<uint64_t>(a.B) * a.Lk * E * sizeof(float);
+          return s;
+        }
+        st.proj[st.n_proj++] = k_gemm(a.B * a.Lk, a.key, c->k_.data());
+        st.proj[st.n_proj++] = v_gemm(a.B * a.Lk, a.value, c->v_.data());
+      }
+      at.Lk = c->length_ == 0 ? a.Lk : c->length_;
+      at.q = {sc.proj, static_cast<size_t>(a.Lq) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
+    }
+    const size_t sb = static_cast<size_t>(c->capacity_) * E;
+    at.k = {c->k_.data(), sb, static_cast<size_t>(D), static_cast<size_t>(E)};
+    at.v = {c->v_.data(), sb, static_cast<size_t>(D), static_cast<size_t>(E)};
+    st.cache = c;
+    st.cache_length = at.Lk;
+  }
+  at.out = sc.attn;
   at.o_sb = static_cast<size_t>(a.Lq) * E, at.o_sh = D, at.o_sl = E;
   at.scale = 1.0f / std::sqrt(static_cast<float>(D));
   at.mask = a.mask;
   at.weights = a.weights;
   at.average_weights = a.average_weights;
-  Attention::run(at, pool, arena);
-  parallel_gemm(pool, a.B * a.Lq, E, E, attn, E, w_out_.data(), static_cast<size_t>(E) * kernels::kNR, a.output, E,
-                cfg_.bias ? b_out_.data() : nullptr);
+  st.attention = Attention::plan(at, threads, arena);
+  Gemm& o = st.out;
+  o.M = Mq, o.N = E, o.K = E, o.A = sc.attn, o.lda = E, o.Bp = w_out_.data(), o.panel_stride = static_cast<size_t>(E) * kernels::kNR;
+  o.C = a.output, o.ldc = E, o.bias = cfg_.bias ? b_out_.data() : nullptr;
+  o.epilogue.residual = residual, o.epilogue.ldr = E;
+  return Status::kOk;
 }
 
-void MultiHeadAttention::project_query(const MhaForwardArgs& a, float* q, ThreadPool& pool) {
-  const int E = cfg_.embed_dim;
-  parallel_gemm(pool, a.B * a.Lq, E, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR, q, E,
-                cfg_.bias ? b_in_.data() : nullptr);
+void MultiHeadAttention::run(const Step& st, ThreadPool::Team& team) const {
+  gemm_phase(team, st.proj, st.n_proj);
+  if (st.qkv) {  // kAppend: the new positions' keys and values into the cache
+    KVCache& c = *st.cache;
+    const int E = cfg_.embed_dim, len = st.cache_length - st.Lq;
+    team.for_each(st.B * st.Lq, [&](int r) {
+      const int b = r / st.Lq, i = r % st.Lq;
+      const float* row = st.qkv + static_cast<size_t>(r) * st.ld;
+      const size_t at = (static_cast<size_t>(b) * c.capacity_ + len + i) * E;
+      std::memcpy(c.k_.data() + at, row + ep_, sizeof(float) * E);
+      std::memcpy(c.v_.data() + at, row + 2 * ep_, sizeof(float) * E);
+    });
+  }
+  Attention::run(st.attention, team);
+  gemm_phase(team, st.out);
 }
 
-size_t MultiHeadAttention::project_qkv(const MhaForwardArgs& a, float* proj, ThreadPool& pool) {
-  const int E = cfg_.embed_dim;
-  const size_t ld = 3 * static_cast<size_t>(ep_);
-  parallel_gemm(pool, a.B * a.Lq, 3 * ep_, E, a.query, E, w_in_.data(), static_cast<size_t>(E) * kernels::kNR, proj, ld,
-                cfg_.bias ? b_in_.data() : nullptr);
-  return ld;
-}
-
-void MultiHeadAttention::project_kv(const MhaForwardArgs& a, float* k, float* v, ThreadPool& pool) {
-  const int E = cfg_.embed_dim, kd = cfg_.kdim, vd = cfg_.vdim, Mk = a.B * a.Lk;
-  const size_t sq = kernels::packed_size(E, E), sk = kernels::packed_size(kd, E);
-  const float* bias = cfg_.bias ? b_in_.data() : nullptr;
-  parallel_gemm(pool, Mk, E, kd, a.key, kd, w_in_.data() + sq, static_cast<size_t>(kd) * kernels::kNR, k, E,
-                bias ? bias + ep_ : nullptr);
-  parallel_gemm(pool, Mk, E, vd, a.value, vd, w_in_.data() + sq + sk, static_cast<size_t>(vd) * kernels::kNR, v, E,
-                bias ? bias + 2 * ep_ : nullptr);
+void MultiHeadAttention::finish(const Step& st) {
+  if (st.cache) st.cache->length_ = st.cache_length;
 }
 
 Status KVCache::init(int batch, int capacity, int width) {
@@ -208,50 +298,6 @@ Status KVCache::init(int batch, int capacity, int width) {
     return Status::kOutOfMemory;
   }
   batch_ = batch, capacity_ = capacity, width_ = width;
-  return Status::kOk;
-}
-
-Status MultiHeadAttention::forward_cached(const MhaForwardArgs& a, KVCache& c, CacheMode mode, ThreadPool& pool,
-                                          Arena& arena) {
-  if (const Status s = check_cached(a, c, mode); s != Status::kOk) return s;
-  const int E = cfg_.embed_dim, H = cfg_.num_heads, D = E / H;
-  const size_t Mq = static_cast<size_t>(a.B) * a.Lq;  // fits: the workspace holds the projections
-  AttentionArgs at;
-  at.B = a.B, at.H = H, at.Lq = a.Lq, at.D = D, at.Dv = D;
-  Scratch sc;
-  if (mode == CacheMode::kAppend) {
-    sc = carve(Mq * 3 * ep_, Mq, arena);
-    const size_t ld = project_qkv(a, sc.proj, pool);
-    for (int b = 0; b < a.B; ++b)
-      for (int i = 0; i < a.Lq; ++i) {
-        const float* row = sc.proj + (static_cast<size_t>(b) * a.Lq + i) * ld;
-        const size_t at_row = (static_cast<size_t>(b) * c.capacity_ + c.length_ + i) * E;
-        std::memcpy(c.k_.data() + at_row, row + ep_, sizeof(float) * E);
-        std::memcpy(c.v_.data() + at_row, row + 2 * ep_, sizeof(float) * E);
-      }
-    at.Lk = c.length_ + a.Lq;
-    at.q = {sc.proj, a.Lq * ld, static_cast<size_t>(D), ld};
-  } else {
-    if (c.length_ == 0) {
-      const Status s = c.init(a.B, a.Lk, E);
-      if (s != Status::kOk) {
-        last_request_bytes_ = 2 * static_cast<uint64_t>(a.B) * a.Lk * E * sizeof(float);
-        return s;
-      }
-      project_kv(a, c.k_.data(), c.v_.data(), pool);
-      c.length_ = a.Lk;
-    }
-    sc = carve(Mq * E, Mq, arena);
-    project_query(a, sc.proj, pool);
-    at.Lk = c.length_;
-    at.q = {sc.proj, static_cast<size_t>(a.Lq) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
-  }
-  const size_t sb = static_cast<size_t>(c.capacity_) * E;
-  at.k = {c.k_.data(), sb, static_cast<size_t>(D), static_cast<size_t>(E)};
-  at.v = {c.v_.data(), sb, static_cast<size_t>(D), static_cast<size_t>(E)};
-  attend(a, at, sc.attn, pool, arena);
-  if (mode == CacheMode::kAppend) c.length_ += a.Lq;
-  last_request_bytes_ = 0;
   return Status::kOk;
 }
 

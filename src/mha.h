@@ -5,6 +5,7 @@
 
 #include "attention.h"
 #include "buffer.h"
+#include "linear.h"
 #include "status.h"
 #include "thread_pool.h"
 #include "workspace.h"
@@ -88,21 +89,47 @@ class MultiHeadAttention {
   // kInvalidArgument or kOk.
   Status check(const MhaForwardArgs& args) const;
   Status check_cached(const MhaForwardArgs& args, const KVCache& cache, CacheMode mode) const;
-  // Workspace bytes forward(args) needs on `threads` threads: the projections,
-  // the concatenated heads and the attention's (args' sizes only are read).
+  // Floating-point operations of a call (ThreadPool::threads_for); cache null: uncached.
+  double work(const MhaForwardArgs& args, const KVCache* cache, CacheMode mode) const;
+  // Workspace bytes a call needs on a team of `threads`: the projections, the
+  // concatenated heads and the attention's (args' sizes only are read).
   uint64_t workspace_bytes(const MhaForwardArgs& args, int threads) const;
-  // The same for forward_cached(args, cache, mode).
   uint64_t workspace_bytes_cached(const MhaForwardArgs& args, const KVCache& cache, CacheMode mode, int threads) const;
+  // What forward / forward_cached need from ws: on the threads pool gives their work.
+  uint64_t workspace_bytes(const MhaForwardArgs& args, const ThreadPool& pool) const;
+  uint64_t workspace_bytes_cached(const MhaForwardArgs& args, const KVCache& cache, CacheMode mode,
+                                  const ThreadPool& pool) const;
 
   // Self-attention (query == key == value, same sizes) uses one fused QKV GEMM.
-  // Scratch comes from ws (see workspace.h); kOutOfMemory if it cannot be had.
+  // The call is one job of the pool; scratch comes from ws (see workspace.h),
+  // kOutOfMemory if it cannot be had.
   Status forward(const MhaForwardArgs& args, ThreadPool& pool, Workspace& ws);
   // forward() with a KV cache (see CacheMode). The cache's length grows only when the call succeeds.
   Status forward_cached(const MhaForwardArgs& args, KVCache& cache, CacheMode mode, ThreadPool& pool, Workspace& ws);
-  // The same two in scratch carved from arena, for a caller (a block) that reserved
-  // workspace_bytes(_cached)(args, ..., pool.size()) as part of its own workspace.
-  Status forward(const MhaForwardArgs& args, ThreadPool& pool, Arena& arena);
-  Status forward_cached(const MhaForwardArgs& args, KVCache& cache, CacheMode mode, ThreadPool& pool, Arena& arena);
+
+  // A call planned to run as phases of a job: the blocks run theirs inside their own.
+  struct Step {
+    Gemm proj[3];            // the projections (one phase)
+    int n_proj = 0;
+    const float* qkv = nullptr;  // kAppend: the fused projection, whose k | v rows go to the cache (one phase)
+    size_t ld = 0;
+    int B = 0, Lq = 0;
+    KVCache* cache = nullptr;
+    int cache_length = 0;    // the cache's length after the call
+    Attention::Plan attention;  // two phases
+    Gemm out;                // the output projection, plus the residual if any (one phase)
+    double work = 0;
+  };
+  // Plans a call for a team of up to `threads` (check()ed first): carves its scratch
+  // (workspace_bytes(_cached)(..., threads)) from arena; a kFixed cache that is
+  // empty is allocated here (kOutOfMemory if it cannot be). cache null: uncached.
+  // With residual (a [B*Lq, E] array), the output projection adds it.
+  Status plan(const MhaForwardArgs& args, KVCache* cache, CacheMode mode, int threads, Arena& arena,
+              const float* residual, Step& step);
+  // Runs a planned step as phases of a job (each ends in a barrier).
+  void run(const Step& step, ThreadPool::Team& team) const;
+  // After the job: the cache's new length.
+  static void finish(const Step& step);
 
   const MhaConfig& config() const { return cfg_; }
   // Bytes the last failing call needed (0 after a success).
@@ -119,15 +146,13 @@ class MultiHeadAttention {
   };
   Scratch carve(uint64_t proj_floats, uint64_t Mq, Arena& arena) const;
   uint64_t bytes(uint64_t proj_floats, int B, int Lq, int Lk, int threads) const;
-  // Attention of at.q/k/v into attn, then the output projection into a.output.
-  void attend(const MhaForwardArgs& a, AttentionArgs& at, float* attn, ThreadPool& pool, Arena& arena);
-  // q = query Wq^T + bq into q ([B*Lq, E]).
-  void project_query(const MhaForwardArgs& a, float* q, ThreadPool& pool);
-  // Self-attention's q | k | v of query in one GEMM into proj; returns its row stride (3 * ep_).
-  size_t project_qkv(const MhaForwardArgs& a, float* proj, ThreadPool& pool);
-  // key Wk^T + bk into k and value Wv^T + bv into v ([B*Lk, E] each).
-  void project_kv(const MhaForwardArgs& a, float* k, float* v, ThreadPool& pool);
+  Status forward_in(const MhaForwardArgs& args, KVCache* cache, CacheMode mode, ThreadPool& pool, Workspace& ws);
   bool fused(const MhaForwardArgs& a) const;
+  // The projection GEMMs: q | k | v of x in one (rows of 3 * ep_), q alone, k or v.
+  Gemm qkv_gemm(int M, const float* x, float* y) const;
+  Gemm q_gemm(int M, const float* x, float* y) const;
+  Gemm k_gemm(int M, const float* x, float* y) const;
+  Gemm v_gemm(int M, const float* x, float* y) const;
 
   MhaConfig cfg_;
   int ep_;  // E rounded up to the panel width

@@ -1,8 +1,23 @@
 #include "thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64)
+#include <immintrin.h>
+#define MHA_CPU_RELAX() _mm_pause()
+#else
+#define MHA_CPU_RELAX() ((void)0)
+#endif
 
 namespace mha {
+
+namespace {
+// How long a waiting thread spins before it sleeps. A barrier inside a job is
+// usually passed within microseconds; between jobs (the next decoding step, or
+// the next layer called from JS) a little longer.
+constexpr auto kSpin = std::chrono::microseconds(300);
+}  // namespace
 
 ThreadPool::ThreadPool(int size) : size_(std::clamp(size, 1, kMaxThreads)) {
   threads_.reserve(size_ - 1);
@@ -10,58 +25,95 @@ ThreadPool::ThreadPool(int size) : size_(std::clamp(size, 1, kMaxThreads)) {
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  wake_.notify_all();
+  stop_.store(true, std::memory_order_seq_cst);
+  job_.fetch_add(1u << kThreadBits, std::memory_order_seq_cst);
+  notify();
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::work(int worker) {
-  for (;;) {
-    int t = next_.fetch_add(1, std::memory_order_relaxed);
-    if (t >= n_tasks_) break;
-    fn_(ctx_, t, worker);
+void ThreadPool::wait_change(const std::atomic<unsigned>& word, unsigned old) {
+  // Spin briefly, then keep checking while yielding the CPU (so that a thread of
+  // this job that was preempted on this CPU gets to run), then sleep.
+  for (int i = 0; i < 64; ++i) {
+    if (word.load(std::memory_order_acquire) != old) return;
+    MHA_CPU_RELAX();
   }
+  const auto start = std::chrono::steady_clock::now();
+  for (unsigned i = 1;; ++i) {
+    if (word.load(std::memory_order_acquire) != old) return;
+    std::this_thread::yield();
+    if (i % 16 == 0 && std::chrono::steady_clock::now() - start > kSpin) break;
+  }
+  // Sleep. The notifier changes word, then reads sleepers_ (both seq_cst); this
+  // thread counts itself in, then reads word (both seq_cst): one of the two sees
+  // the other, and the notifier takes mu_ before notifying, so no wake-up is lost.
+  std::unique_lock<std::mutex> lock(mu_);
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  while (word.load(std::memory_order_seq_cst) == old) cv_.wait(lock);
+  sleepers_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ThreadPool::notify() {
+  if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  cv_.notify_all();
+}
+
+void ThreadPool::barrier(int n) {
+  // Read the phase before arriving: it cannot move on until this thread has arrived.
+  const unsigned phase = phase_.load(std::memory_order_acquire);
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+    arrived_.store(0, std::memory_order_relaxed);
+    next_task_.store(0, std::memory_order_relaxed);
+    phase_.store(phase + 1, std::memory_order_seq_cst);  // releases the others
+    notify();
+    return;
+  }
+  wait_change(phase_, phase);
 }
 
 void ThreadPool::worker_main(int index) {
-  unsigned long seen = 0;
+  unsigned seen = 0;
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-    }
-    work(index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--active_ == 0) done_cv_.notify_one();
-    }
+    wait_change(job_, seen);
+    seen = job_.load(std::memory_order_acquire);
+    if (stop_.load(std::memory_order_acquire)) return;
+    const int n = static_cast<int>(seen & ((1u << kThreadBits) - 1));
+    if (index >= n) continue;  // not in this job's team
+    Team team(this, index, n);
+    fn_(ctx_, team);
+    team.barrier();  // the join: the caller returns once every thread is here
   }
+}
+
+void ThreadPool::run_job(int threads, JobFn fn, void* ctx) {
+  const int n = std::clamp(threads, 1, size_);
+  Team team(this, 0, n);
+  ++jobs_run_;
+  if (n == 1) {
+    fn(ctx, team);
+    return;
+  }
+  ++jobs_parallel_;
+  fn_ = fn, ctx_ = ctx;
+  next_task_.store(0, std::memory_order_relaxed);
+  const unsigned count = (job_.load(std::memory_order_relaxed) >> kThreadBits) + 1;
+  job_.store(count << kThreadBits | static_cast<unsigned>(n), std::memory_order_seq_cst);  // publishes the job
+  notify();
+  fn(ctx, team);
+  team.barrier();  // every worker has returned from fn
 }
 
 void ThreadPool::run(int n_tasks, TaskFn fn, void* ctx, bool parallel) {
   if (n_tasks <= 0) return;
-  if (!parallel || size_ == 1 || n_tasks == 1) {
-    for (int t = 0; t < n_tasks; ++t) fn(ctx, t, 0);
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    fn_ = fn;
-    ctx_ = ctx;
-    n_tasks_ = n_tasks;
-    next_.store(0, std::memory_order_relaxed);
-    active_ = size_ - 1;
-    ++generation_;
-  }
-  wake_.notify_all();
-  work(0);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return active_ == 0; });
+  struct Ctx {
+    int n;
+    TaskFn fn;
+    void* ctx;
+  } c{n_tasks, fn, ctx};
+  job(parallel && n_tasks > 1 ? size_ : 1, [&c](Team& team) {
+    team.for_each(c.n, [&](int t) { c.fn(c.ctx, t, team.thread()); });
+  });
 }
 
 }  // namespace mha

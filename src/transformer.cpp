@@ -15,15 +15,17 @@ Status FeedForward::set_weights(const float* w1, const float* b1, const float* w
   return s == Status::kOk ? linear2_.set_weights(w2, bias ? b2 : nullptr) : s;
 }
 
-void FeedForward::forward(ThreadPool& pool, int M, const float* x, float* y, float* h) const {
-  const uint64_t n = static_cast<uint64_t>(M) * f_;
-  linear1_.forward(pool, M, x, e_, h, f_);
-  pool.parallel_for(M, [&](int i, int) {
-    float* row = h + static_cast<size_t>(i) * f_;
-    if (act_ == Activation::kRelu) kernels::relu_row(row, f_);
-    else kernels::gelu_row(row, f_);
-  }, n >= (1u << 16));
-  linear2_.forward(pool, M, h, f_, y, e_);
+double FeedForward::work(int M) const {
+  return 4.0 * M * e_ * f_ + static_cast<double>(M) * f_ * (act_ == Activation::kGelu ? 20 : 1);
+}
+
+void FeedForward::phases(ThreadPool::Team& team, int M, const float* x, float* y, float* h, const float* residual) const {
+  Epilogue act;
+  act.act = act_ == Activation::kRelu ? Epilogue::Act::kRelu : Epilogue::Act::kGelu;
+  gemm_phase(team, linear1_.gemm(M, x, e_, h, f_, act));
+  Epilogue res;
+  res.residual = residual, res.ldr = e_;
+  gemm_phase(team, linear2_.gemm(M, h, f_, y, e_, res));
 }
 
 bool TransformerEncoderLayer::valid(const EncoderConfig& c) {
@@ -79,45 +81,53 @@ uint64_t TransformerEncoderLayer::workspace_bytes(const EncoderForwardArgs& a, i
   return count.bytes() + std::max(sa, ff.bytes());
 }
 
+uint64_t TransformerEncoderLayer::workspace_bytes(const EncoderForwardArgs& a, const ThreadPool& pool) const {
+  return workspace_bytes(a, pool.threads_for(work(a)));
+}
+
+double TransformerEncoderLayer::work(const EncoderForwardArgs& a) const {
+  const int M = a.B * a.L;
+  return attn_.work(self_args(a, a.src, a.output), a.cache, CacheMode::kAppend) + norm1_.work(M) + norm2_.work(M) +
+         ff_.work(M);
+}
+
 Status TransformerEncoderLayer::forward(const EncoderForwardArgs& a, ThreadPool& pool, Workspace& ws) {
   if (const Status s = check(a); s != Status::kOk) return s;
-  const uint64_t need = workspace_bytes(a, pool.size());
+  const int threads = pool.threads_for(work(a));
+  const uint64_t need = workspace_bytes(a, threads);
   last_request_bytes_ = need;
   if (ws.reserve(need) != Status::kOk) return Status::kOutOfMemory;
   last_request_bytes_ = 0;
   const int E = cfg_.d_model, M = a.B * a.L;  // fit: the workspace holds [M, E]
-  const int n = M * E;
   Arena arena(ws.data(), need);
-  float *h = arena.floats(static_cast<uint64_t>(n)), *t = arena.floats(static_cast<uint64_t>(n)), *out = a.output;
-  const uint64_t mark = arena.mark();  // past h and t: the attention's scratch, then the feed-forward's
-  auto self_attn = [&](const float* x, float* y) {
+  float *h = arena.floats(static_cast<uint64_t>(M) * E), *t = arena.floats(static_cast<uint64_t>(M) * E);
+  const float* x = a.src;
+  float* out = a.output;
+  // Past h and t: the attention's scratch, then (once it is done) the hidden layer.
+  const uint64_t mark = arena.mark();
+  MultiHeadAttention::Step sa;
+  const bool post = !cfg_.norm_first;
+  // post-norm: t = sa(x) + x; pre-norm: h = sa(norm1(x)) + x, norm1(x) in t.
+  Status s = attn_.plan(self_args(a, post ? x : t, post ? t : h), a.cache, CacheMode::kAppend, threads, arena, x, sa);
+  if (s == Status::kOk) {
     arena.reset(mark);
-    const MhaForwardArgs f = self_args(a, x, y);
-    const Status s = a.cache ? attn_.forward_cached(f, *a.cache, CacheMode::kAppend, pool, arena) : attn_.forward(f, pool, arena);
-    if (s == Status::kOutOfMemory) last_request_bytes_ = attn_.last_request_bytes();
-    return s;
-  };
-  auto ff = [&](const float* x, float* y) {
-    arena.reset(mark);
-    ff_.forward(pool, M, x, y, arena.floats(ff_.workspace_floats(M)));
-  };
-  Status s = Status::kOk;
-  if (!cfg_.norm_first) {
-    if ((s = self_attn(a.src, t)) == Status::kOk) {                         // t = sa(x)
-      kernels::add_row(t, a.src, n);
-      norm1_.forward(pool, M, t, h);                                        // h = norm1(x + sa(x))
-      ff(h, t);
-      kernels::add_row(t, h, n);
-      norm2_.forward(pool, M, t, out);                                      // out = norm2(h + ff(h))
-    }
-  } else {
-    norm1_.forward(pool, M, a.src, t);                                      // t = norm1(x)
-    if ((s = self_attn(t, h)) == Status::kOk) {
-      kernels::add_row(h, a.src, n);                                        // h = x + sa(norm1(x))
-      norm2_.forward(pool, M, h, t);                                        // t = norm2(h)
-      ff(t, out);
-      kernels::add_row(out, h, n);                                          // out = h + ff(norm2(h))
-    }
+    float* hidden = arena.floats(ff_.workspace_floats(M));
+    pool.job(threads, [&](ThreadPool::Team& team) {
+      if (post) {
+        attn_.run(sa, team);                     // t = x + sa(x)
+        norm1_.phase(team, M, t, h);             // h = norm1(x + sa(x))
+        ff_.phases(team, M, h, t, hidden, h);    // t = h + ff(h)
+        norm2_.phase(team, M, t, out);           // out = norm2(h + ff(h))
+      } else {
+        norm1_.phase(team, M, x, t);             // t = norm1(x)
+        attn_.run(sa, team);                     // h = x + sa(norm1(x))
+        norm2_.phase(team, M, h, t);             // t = norm2(h)
+        ff_.phases(team, M, t, out, hidden, h);  // out = h + ff(norm2(h))
+      }
+    });
+    MultiHeadAttention::finish(sa);
+  } else if (s == Status::kOutOfMemory) {
+    last_request_bytes_ = attn_.last_request_bytes();
   }
   ws.after_call(need);
   return s;
@@ -202,61 +212,71 @@ uint64_t TransformerDecoderLayer::workspace_bytes(const DecoderForwardArgs& a, i
   return count.bytes() + std::max({sa, ca, ff.bytes()});
 }
 
+uint64_t TransformerDecoderLayer::workspace_bytes(const DecoderForwardArgs& a, const ThreadPool& pool) const {
+  return workspace_bytes(a, pool.threads_for(work(a)));
+}
+
+double TransformerDecoderLayer::work(const DecoderForwardArgs& a) const {
+  const int M = a.B * a.T;
+  return self_attn_.work(self_args(a, a.tgt, a.output), a.self_cache, CacheMode::kAppend) +
+         cross_attn_.work(cross_args(a, a.output, a.output), a.cross_cache, CacheMode::kFixed) + norm1_.work(M) +
+         norm2_.work(M) + norm3_.work(M) + ff_.work(M);
+}
+
 Status TransformerDecoderLayer::forward(const DecoderForwardArgs& a, ThreadPool& pool, Workspace& ws) {
   if (const Status s = check(a); s != Status::kOk) return s;
-  const uint64_t need = workspace_bytes(a, pool.size());
+  const int threads = pool.threads_for(work(a));
+  const uint64_t need = workspace_bytes(a, threads);
   last_request_bytes_ = need;
   if (ws.reserve(need) != Status::kOk) return Status::kOutOfMemory;
   last_request_bytes_ = 0;
   const int E = cfg_.d_model, M = a.B * a.T;  // fit: the workspace holds [M, E]
-  const int n = M * E;
   Arena arena(ws.data(), need);
-  float *h = arena.floats(static_cast<uint64_t>(n)), *t = arena.floats(static_cast<uint64_t>(n)), *out = a.output;
-  const uint64_t mark = arena.mark();  // past h and t: each attention's scratch, then the feed-forward's
-  // Both argument sets are made before the self-attention appends to its cache:
-  // the cross-attention's causal alignment counts the positions cached before this call.
-  const MhaForwardArgs self_base = self_args(a, nullptr, nullptr), cross_base = cross_args(a, nullptr, nullptr);
-  auto attend = [&](bool self, const float* x, float* y) {
+  float *h = arena.floats(static_cast<uint64_t>(M) * E), *t = arena.floats(static_cast<uint64_t>(M) * E);
+  const float* x = a.tgt;
+  float* out = a.output;
+  // Past h and t: each attention's scratch, then the hidden layer, one after the
+  // other in the job, so they share the space. Both attentions are planned before
+  // the self-attention appends to its cache: the cross-attention's causal alignment
+  // counts the positions cached before this call.
+  const uint64_t mark = arena.mark();
+  const bool post = !cfg_.norm_first;
+  MultiHeadAttention::Step sa, ca;
+  // post-norm: t = sa(x) + x, then t = ca(h) + h with h = norm1(t);
+  // pre-norm: h = sa(t) + x with t = norm1(x), then out = ca(t) with t = norm2(h).
+  Status s = self_attn_.plan(self_args(a, post ? x : t, post ? t : h), a.self_cache, CacheMode::kAppend, threads,
+                             arena, x, sa);
+  MultiHeadAttention* failed = &self_attn_;
+  if (s == Status::kOk) {
     arena.reset(mark);
-    MultiHeadAttention& mha = self ? self_attn_ : cross_attn_;
-    MhaForwardArgs f = self ? self_base : cross_base;
-    f.query = x, f.output = y;
-    if (self) f.key = f.value = x;
-    KVCache* cache = self ? a.self_cache : a.cross_cache;
-    const Status s = !cache ? mha.forward(f, pool, arena)
-                            : mha.forward_cached(f, *cache, self ? CacheMode::kAppend : CacheMode::kFixed, pool, arena);
-    if (s == Status::kOutOfMemory) last_request_bytes_ = mha.last_request_bytes();
-    return s;
-  };
-  auto ff = [&](const float* x, float* y) {
+    s = cross_attn_.plan(cross_args(a, post ? h : t, post ? t : out), a.cross_cache, CacheMode::kFixed, threads, arena,
+                         post ? h : nullptr, ca);
+    failed = &cross_attn_;
+  }
+  if (s == Status::kOk) {
     arena.reset(mark);
-    ff_.forward(pool, M, x, y, arena.floats(ff_.workspace_floats(M)));
-  };
-  Status s = Status::kOk;
-  if (!cfg_.norm_first) {
-    if ((s = attend(true, a.tgt, t)) == Status::kOk) {
-      kernels::add_row(t, a.tgt, n);
-      norm1_.forward(pool, M, t, h);                                        // h = norm1(x + sa(x))
-      if ((s = attend(false, h, t)) == Status::kOk) {
-        kernels::add_row(t, h, n);
-        norm2_.forward(pool, M, t, h);                                      // h = norm2(h + mha(h, mem))
-        ff(h, t);
-        kernels::add_row(t, h, n);
-        norm3_.forward(pool, M, t, out);                                    // out = norm3(h + ff(h))
+    float* hidden = arena.floats(ff_.workspace_floats(M));
+    pool.job(threads, [&](ThreadPool::Team& team) {
+      if (post) {
+        self_attn_.run(sa, team);                // t = x + sa(x)
+        norm1_.phase(team, M, t, h);             // h = norm1(x + sa(x))
+        cross_attn_.run(ca, team);               // t = h + mha(h, mem)
+        norm2_.phase(team, M, t, h);             // h = norm2(h + mha(h, mem))
+        ff_.phases(team, M, h, t, hidden, h);    // t = h + ff(h)
+        norm3_.phase(team, M, t, out);           // out = norm3(h + ff(h))
+      } else {
+        norm1_.phase(team, M, x, t);             // t = norm1(x)
+        self_attn_.run(sa, team);                // h = x + sa(norm1(x))
+        norm2_.phase(team, M, h, t);             // t = norm2(h)
+        cross_attn_.run(ca, team);               // out = mha(norm2(h), mem)
+        norm3_.add_phase(team, M, h, out, t);    // h += out; t = norm3(h)
+        ff_.phases(team, M, t, out, hidden, h);  // out = h + ff(norm3(h))
       }
-    }
-  } else {
-    norm1_.forward(pool, M, a.tgt, t);
-    if ((s = attend(true, t, h)) == Status::kOk) {
-      kernels::add_row(h, a.tgt, n);                                        // h = x + sa(norm1(x))
-      norm2_.forward(pool, M, h, t);
-      if ((s = attend(false, t, out)) == Status::kOk) {
-        kernels::add_row(h, out, n);                                        // h += mha(norm2(h), mem)
-        norm3_.forward(pool, M, h, t);
-        ff(t, out);
-        kernels::add_row(out, h, n);                                        // out = h + ff(norm3(h))
-      }
-    }
+    });
+    MultiHeadAttention::finish(sa);
+    MultiHeadAttention::finish(ca);
+  } else if (s == Status::kOutOfMemory) {
+    last_request_bytes_ = failed->last_request_bytes();
   }
   ws.after_call(need);
   return s;

@@ -28,10 +28,14 @@ class FeedForward {
       linear1_(d_model, dim_feedforward), linear2_(dim_feedforward, d_model) {}
   // With bias, b1 and b2 are required; without, they are ignored.
   Status set_weights(const float* w1, const float* b1, const float* w2, const float* b2, bool bias);
-  // Workspace floats forward(M rows) needs: the hidden layer [M x F].
+  // Workspace floats M rows need: the hidden layer [M x F].
   uint64_t workspace_floats(int M) const { return static_cast<uint64_t>(M) * f_; }
-  // y[M x E] = ff(x[M x E]), the hidden layer in `hidden` (workspace_floats(M)).
-  void forward(ThreadPool& pool, int M, const float* x, float* y, float* hidden) const;
+  // Floating-point operations of M rows (ThreadPool::threads_for).
+  double work(int M) const;
+  // y[M x E] = ff(x[M x E]) (+ residual, [M x E]) as two phases of a job, the
+  // hidden layer in `hidden` (workspace_floats(M)); the activation is applied to
+  // each tile of linear1 as it is computed.
+  void phases(ThreadPool::Team& team, int M, const float* x, float* y, float* hidden, const float* residual) const;
   size_t memory_bytes() const { return linear1_.memory_bytes() + linear2_.memory_bytes(); }
 
  private:
@@ -80,7 +84,13 @@ class TransformerEncoderLayer {
   // Workspace bytes forward(a) needs on `threads` threads: two [B*L, E] activations
   // and the larger of what the self-attention and the feed-forward need.
   uint64_t workspace_bytes(const EncoderForwardArgs& a, int threads) const;
-  // Scratch comes from ws (see workspace.h); kOutOfMemory if it cannot be had.
+  // What forward(a) needs from ws: on the threads the pool gives its work.
+  uint64_t workspace_bytes(const EncoderForwardArgs& a, const ThreadPool& pool) const;
+  // Floating-point operations of a call (ThreadPool::threads_for).
+  double work(const EncoderForwardArgs& a) const;
+  // The whole step is one job of the pool (attention, norms and feed-forward as
+  // phases with barriers between them). Scratch comes from ws (see
+  // workspace.h); kOutOfMemory if it cannot be had.
   Status forward(const EncoderForwardArgs& a, ThreadPool& pool, Workspace& ws);
   uint64_t last_request_bytes() const { return last_request_bytes_; }
   // The weights (the layer holds nothing else).
@@ -145,7 +155,12 @@ class TransformerDecoderLayer {
   // Workspace bytes forward(a) needs on `threads` threads: two [B*T, E] activations
   // and the largest of what the two attentions and the feed-forward need.
   uint64_t workspace_bytes(const DecoderForwardArgs& a, int threads) const;
-  // Scratch comes from ws (see workspace.h); kOutOfMemory if it cannot be had.
+  // What forward(a) needs from ws: on the threads the pool gives its work.
+  uint64_t workspace_bytes(const DecoderForwardArgs& a, const ThreadPool& pool) const;
+  // Floating-point operations of a call (ThreadPool::threads_for).
+  double work(const DecoderForwardArgs& a) const;
+  // The whole step is one job of the pool, as the encoder's. Scratch comes from
+  // ws (see workspace.h); kOutOfMemory if it cannot be had.
   Status forward(const DecoderForwardArgs& a, ThreadPool& pool, Workspace& ws);
   uint64_t last_request_bytes() const { return last_request_bytes_; }
   // The weights (the layer holds nothing else).

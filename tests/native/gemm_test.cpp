@@ -115,7 +115,8 @@ TEST(Gemm, KGtKC) { check_depth_class(k_classes()[2]); }
 TEST(Gemm, KDivKC) { check_depth_class(k_classes()[3]); }
 
 // parallel_gemm splits C into row blocks (whole micro-tiles) and column blocks
-// (whole panels): sizes around those, on 1 to 3 threads, equal the single call.
+// (whole panels): sizes around those, on 1 to 3 threads, equal the single call;
+// so does a GEMM phase run by a team of each size whatever its work.
 TEST(ParallelGemm, EqualsOneGemmAtBlockBoundaries) {
   std::mt19937 rng(5);
   const int Ms[] = {1, kMR - 1, kMR + 1, 16 * kMR, 16 * kMR + 1, 33 * kMR + 3};
@@ -134,7 +135,51 @@ TEST(ParallelGemm, EqualsOneGemmAtBlockBoundaries) {
           kernels::gemm(M, N, K, A.data(), lda, Bp.data(), size_t(K) * kNR, want.data(), ldc, false, bias.data());
           parallel_gemm(pool, M, N, K, A.data(), lda, Bp.data(), size_t(K) * kNR, got.data(), ldc, bias.data());
           ASSERT_EQ(got, want) << "M=" << M << " N=" << N << " K=" << K << " threads=" << threads;
+          Gemm g;
+          g.M = M, g.N = N, g.K = K, g.A = A.data(), g.lda = lda, g.Bp = Bp.data(), g.panel_stride = size_t(K) * kNR;
+          g.C = got.data(), g.ldc = ldc, g.bias = bias.data();
+          std::fill(got.begin(), got.end(), 7.0f);
+          pool.job(threads, [&](ThreadPool::Team& team) { gemm_phase(team, g); });
+          ASSERT_EQ(got, want) << "team: M=" << M << " N=" << N << " K=" << K << " threads=" << threads;
         }
+  }
+}
+
+// A GEMM phase's epilogue (residual, ReLU, GELU) gives what the separate passes
+// give, bit for bit, and GEMMs sharing a phase each get their own tiles.
+TEST(ParallelGemm, EpiloguesAndSeveralGemmsInOnePhase) {
+  std::mt19937 rng(6);
+  const int M = 37, N = 3 * kNR + 5, K = 19;
+  auto A = uniform(size_t(M) * K, -1, 1, rng), B = uniform(size_t(K) * N, -1, 1, rng), bias = uniform(N, -1, 1, rng);
+  auto R = uniform(size_t(M) * N, -1, 1, rng);
+  std::vector<float> Bp(kernels::packed_size(K, N));
+  kernels::pack_panels(K, N, B.data(), N, 1, Bp.data());
+  std::vector<float> plain(size_t(M) * N);
+  kernels::gemm(M, N, K, A.data(), K, Bp.data(), size_t(K) * kNR, plain.data(), N, false, bias.data());
+  for (int threads = 1; threads <= 3; ++threads) {
+    ThreadPool pool(threads);
+    Gemm g[3];
+    std::vector<float> out[3];
+    for (int e = 0; e < 3; ++e) {
+      out[e].assign(size_t(M) * N, NAN);
+      g[e].M = M, g[e].N = N, g[e].K = K, g[e].A = A.data(), g[e].lda = K, g[e].Bp = Bp.data();
+      g[e].panel_stride = size_t(K) * kNR, g[e].C = out[e].data(), g[e].ldc = N, g[e].bias = bias.data();
+    }
+    g[0].epilogue.residual = R.data(), g[0].epilogue.ldr = N;
+    g[1].epilogue.act = Epilogue::Act::kRelu;
+    g[2].epilogue.act = Epilogue::Act::kGelu;
+    pool.job(threads, [&](ThreadPool::Team& team) { gemm_phase(team, g, 3); });
+    for (int i = 0; i < M; ++i) {
+      std::vector<float> add(plain.begin() + size_t(i) * N, plain.begin() + size_t(i + 1) * N), relu = add, gelu = add;
+      kernels::add_row(add.data(), R.data() + size_t(i) * N, N);
+      kernels::relu_row(relu.data(), N);
+      kernels::gelu_row(gelu.data(), N);
+      for (int j = 0; j < N; ++j) {
+        ASSERT_EQ(out[0][size_t(i) * N + j], add[j]) << i << "," << j << " threads " << threads;
+        ASSERT_EQ(out[1][size_t(i) * N + j], relu[j]) << i << "," << j << " threads " << threads;
+        ASSERT_EQ(out[2][size_t(i) * N + j], gelu[j]) << i << "," << j << " threads " << threads;
+      }
+    }
   }
 }
 

@@ -354,3 +354,50 @@ TEST(KVCache, DecoderMemoryIsCausalStepsEqualFullForward) {
 }
 
 }  // namespace
+
+// A step is one job: the encoder and decoder forwards (cached or not) wake the
+// pool's workers once, with barriers between their phases, instead of once per
+// GEMM, norm and attention pass; a single-token decoding step of a large enough
+// layer runs on every thread.
+namespace {
+
+TEST(ThreadPool, AStepIsOneJob) {
+  const int E = 256, H = 4, F = 1024, B = 1, L = 32, S = 40;  // a token of this layer: 1.6 MFLOP
+  std::mt19937 rng(31);
+  const Weights w = make_weights(E, F, rng), w2 = make_weights(E, F, rng);
+  const EncoderConfig cfg = make_config(E, H, F, true, false, true);
+  TransformerEncoderLayer enc(cfg);
+  ASSERT_EQ(enc.set_weights(w.view()), Status::kOk);
+  TransformerDecoderLayer dec(cfg);
+  ASSERT_EQ(dec.set_weights(decoder_weights(w, w2)), Status::kOk);
+  const auto x = uniform(size_t(B) * L * E, -1, 1, rng), mem = uniform(size_t(B) * S * E, -1, 1, rng);
+  std::vector<float> y(x.size());
+  ThreadPool pool(2);
+  Workspace ws;
+  KVCache cache, self, cross;
+  ASSERT_EQ(cache.init(B, L + 1, E), Status::kOk);
+  ASSERT_EQ(self.init(B, L + 1, E), Status::kOk);
+  EncoderForwardArgs e;
+  e.B = B, e.L = L, e.src = x.data(), e.output = y.data(), e.mask.causal = true;
+  DecoderForwardArgs d;
+  d.B = B, d.T = L, d.S = S, d.tgt = x.data(), d.memory = mem.data(), d.output = y.data(), d.tgt_mask.causal = true;
+  auto one_job = [&](auto&& call, const char* what) {
+    const unsigned long jobs = pool.jobs_run(), parallel = pool.jobs_parallel();
+    ASSERT_EQ(call(), Status::kOk) << what;
+    EXPECT_EQ(pool.jobs_run() - jobs, 1u) << what;
+    EXPECT_EQ(pool.jobs_parallel() - parallel, 1u) << what;
+  };
+  one_job([&] { return enc.forward(e, pool, ws); }, "encoder");
+  one_job([&] { return dec.forward(d, pool, ws); }, "decoder");
+  e.cache = &cache;
+  one_job([&] { return enc.forward(e, pool, ws); }, "encoder, the prefix into a cache");
+  e.L = 1;
+  one_job([&] { return enc.forward(e, pool, ws); }, "encoder, one cached token");
+  EXPECT_GE(enc.work(e), ThreadPool::kMinParallelWork);
+  d.self_cache = &self, d.cross_cache = &cross;
+  one_job([&] { return dec.forward(d, pool, ws); }, "decoder, the prefix into caches");
+  d.T = 1;
+  one_job([&] { return dec.forward(d, pool, ws); }, "decoder, one cached token");
+}
+
+}  // namespace

@@ -126,10 +126,10 @@ TEST(Workspace, EightLayersShareOneSizedForTheLargestStep) {
   Workspace ws;
   EncoderForwardArgs a;
   a.B = 1, a.L = L, a.src = x.data(), a.output = y.data();
-  const uint64_t need = layers[0]->workspace_bytes(a, pool.size());
+  const uint64_t need = layers[0]->workspace_bytes(a, pool);
   for (auto& layer : layers) {
     a.src = x.data(), a.output = y.data();
-    EXPECT_EQ(layer->workspace_bytes(a, pool.size()), need);
+    EXPECT_EQ(layer->workspace_bytes(a, pool), need);
     ASSERT_EQ(layer->forward(a, pool, ws), Status::kOk);
     EXPECT_EQ(ws.capacity_bytes(), need);
     EXPECT_EQ(layer->memory_bytes(), weight_bytes);
@@ -166,7 +166,7 @@ TEST(Workspace, OperatorsReserveWhatTheySayTheyNeed) {
       a.tgt_mask.causal = true;
       if (cached) a.self_cache = &self, a.cross_cache = &cross;
       for (int step = 0; step < (cached ? 5 : 1); ++step) {
-        const uint64_t need = dec.workspace_bytes(a, threads);
+        const uint64_t need = dec.workspace_bytes(a, pool);
         ASSERT_EQ(dec.forward(a, pool, ws), Status::kOk);
         EXPECT_GE(ws.capacity_bytes(), need) << "threads " << threads << " cached " << cached << " step " << step;
         if (step == 0) {
