@@ -28,12 +28,13 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 
 /**
- * { ort, name } or { ort: null, reason } when onnxruntime-node cannot be loaded. With
- * MHA_ORT_BACKEND=web the same checks run on onnxruntime-web (already a dev dependency;
- * its WebAssembly CPU backend has the same ops), single-threaded.
+ * { ort, name }: onnxruntime-node when it is installed, else onnxruntime-web (a dev
+ * dependency; its WebAssembly CPU backend has the same ops), single-threaded.
+ * MHA_ORT_BACKEND=web or =node picks one; { ort: null, reason } when it cannot load.
  */
 export async function loadOrt() {
-  if (process.env.MHA_ORT_BACKEND === 'web') {
+  const want = process.env.MHA_ORT_BACKEND;
+  if (want === 'web' || (want !== 'node' && !loadOrtNode().ort)) {
     const ort = await import('onnxruntime-web');
     ort.env.wasm.numThreads = 1;
     return { ort, name: `onnxruntime-web ${ort.env.versions.web}` };

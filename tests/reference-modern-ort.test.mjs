@@ -11,8 +11,8 @@
 // as an additive float mask, a non-causal sliding window as a boolean mask (and those two
 // are checked against a second formulation in reference-modern.test.mjs as well).
 //
-// onnxruntime-node is optional: without it every test here is skipped with the reason.
-// MHA_ORT_BACKEND=web runs them on onnxruntime-web instead (see loadOrt in ort-ops.mjs).
+// onnxruntime-node is optional: without it the tests run on onnxruntime-web (a dev
+// dependency), with the same operators (see loadOrt in ort-ops.mjs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { relErr, rng, uniform } from './reference.mjs';
