@@ -38,4 +38,7 @@ class Cache {
   LiveCount live_;
 };
 
+// kOk when there is no cache, or when its buffers are ready (allocated on first use).
+inline mha::Status ready(Cache* cache) { return cache ? cache->ready() : mha::Status::kOk; }
+
 }  // namespace mha_bind

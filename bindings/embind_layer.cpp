@@ -49,12 +49,8 @@ class Layer {
   // values are appended to it (lk = the cached length after the append).
   int forward(uint32_t args, Cache* cache) {
     if (!valid_) return static_cast<int>(mha::Status::kInvalidArgument);
-    mha::KVCache* kv = nullptr;
-    if (cache) {
-      const mha::Status s = cache->ready();
-      if (s != mha::Status::kOk) return static_cast<int>(s);
-      kv = cache->self();
-    }
+    if (const mha::Status s = ready(cache); s != mha::Status::kOk) return static_cast<int>(s);
+    mha::KVCache* kv = cache ? cache->self() : nullptr;
     const mha::abi::MhaForward& r = record<mha::abi::MhaForward>(args);
     mha::MhaForwardArgs a;
     a.B = r.batch, a.Lq = r.lq, a.Lk = r.lk;

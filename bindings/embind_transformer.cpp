@@ -78,10 +78,7 @@ class Encoder : public Block<mha::TransformerEncoderLayer> {
   // values are appended to it and masks are [L, cached length + L].
   int forward(uint32_t args, Cache* cache) {
     if (!valid_) return status(mha::Status::kInvalidArgument);
-    if (cache) {
-      const mha::Status s = cache->ready();
-      if (s != mha::Status::kOk) return status(s);
-    }
+    if (const mha::Status s = ready(cache); s != mha::Status::kOk) return status(s);
     const mha::abi::EncoderForward& r = record<mha::abi::EncoderForward>(args);
     mha::EncoderForwardArgs a;
     a.B = r.batch, a.L = r.length, a.src = ptr<const float>(r.src), a.output = ptr<float>(r.output);
@@ -111,10 +108,7 @@ class Decoder : public Block<mha::TransformerDecoderLayer> {
   // args: a DecoderForward record; cache as the encoder's (it also keeps the projected memory).
   int forward(uint32_t args, Cache* cache) {
     if (!valid_) return status(mha::Status::kInvalidArgument);
-    if (cache) {
-      const mha::Status s = cache->ready();
-      if (s != mha::Status::kOk) return status(s);
-    }
+    if (const mha::Status s = ready(cache); s != mha::Status::kOk) return status(s);
     const mha::abi::DecoderForward& r = record<mha::abi::DecoderForward>(args);
     mha::DecoderForwardArgs a;
     a.B = r.batch, a.T = r.tgt_length, a.S = r.memory_length;
