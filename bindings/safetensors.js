@@ -4,7 +4,7 @@
 //     "__metadata__": { "key": "value" } }
 // then the data, offsets relative to its start. Plain JS, no wasm: it works
 // before init() and in any worker.
-import { describe, fmtDims } from './validate.js';
+import { TypedArrayPrototype, describe, fmtDims, intrinsic, typedArrayKind, typedArrayLength } from './validate.js';
 
 const MAX_HEADER = 100_000_000;  // the reference reader's limit (MAX_HEADER_SIZE in the safetensors crate)
 // Element size and a reader into Float32. Integer and bool tensors are refused:
@@ -19,16 +19,10 @@ const DTYPES = new Map([
 ]);
 const fail = (Kind, msg) => { throw new Kind(`parseSafetensors: ${msg}`); };
 
-// The engine's own accessors, taken once: a caller's view may carry its own (or a
-// subclass's) length, byteLength, subarray or slice, and an object may merely inherit
-// Uint8Array.prototype. These read the internal slots, and run none of the caller's code.
-const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
-const intrinsic = (proto, key) => {
-  const get = Object.getOwnPropertyDescriptor(proto, key).get;
-  return (self) => Reflect.apply(get, self, []);
-};
-const typedArrayKind = intrinsic(TypedArrayPrototype, Symbol.toStringTag);  // 'Float32Array' …, undefined for anything else
-const typedArrayLength = intrinsic(TypedArrayPrototype, 'length');  // 0 once detached
+// The engine's own accessors (validate.js's intrinsic()), taken once: a caller's view
+// may carry its own (or a subclass's) length, byteLength, subarray or slice, and an
+// object may merely inherit Uint8Array.prototype. These read the internal slots, and
+// run none of the caller's code.
 const typedArrayBytes = [intrinsic(TypedArrayPrototype, 'buffer'), intrinsic(TypedArrayPrototype, 'byteOffset'), intrinsic(TypedArrayPrototype, 'byteLength')];
 const dataViewBytes = [intrinsic(DataView.prototype, 'buffer'), intrinsic(DataView.prototype, 'byteOffset'), intrinsic(DataView.prototype, 'byteLength')];
 const arrayBufferLength = intrinsic(ArrayBuffer.prototype, 'byteLength');  // throws unless a genuine ArrayBuffer

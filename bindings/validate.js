@@ -9,17 +9,49 @@
 // is replaced by a fixed-length view of the same memory, so a buffer detached or
 // shrunk later in the call is caught (checkIntact) before anything is copied.
 
-const TypedArrayProto = Object.getPrototypeOf(Uint8Array.prototype);
-const intrinsic = (key) => Object.getOwnPropertyDescriptor(TypedArrayProto, key).get;
-const TAG = intrinsic(Symbol.toStringTag), LENGTH = intrinsic('length');
-const BUFFER = intrinsic('buffer'), BYTE_OFFSET = intrinsic('byteOffset');
+/**
+ * The engine's own getter key of proto, as a function of the object to read: it
+ * reads internal slots and runs none of the caller's code (throwing when the
+ * object has no such slots).
+ */
+export function intrinsic(proto, key) {
+  const get = Object.getOwnPropertyDescriptor(proto, key).get;
+  return (self) => Reflect.apply(get, self, []);
+}
+export const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
+const BUFFER = intrinsic(TypedArrayPrototype, 'buffer'), BYTE_OFFSET = intrinsic(TypedArrayPrototype, 'byteOffset');
+const AB_BYTES = intrinsic(ArrayBuffer.prototype, 'byteLength');
+const AB_DETACHED = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'detached') ? intrinsic(ArrayBuffer.prototype, 'detached') : null;
 const CONSTRUCTORS = new Map([Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
   Float32Array, Float64Array, BigInt64Array, BigUint64Array].map((c) => [c.name, c]));
 
 /** The typed array's kind ('Float32Array', ...) or undefined when v is not a typed array (Proxies are not). */
-export const typedArrayKind = (v) => Reflect.apply(TAG, v, []);
+export const typedArrayKind = intrinsic(TypedArrayPrototype, Symbol.toStringTag);
 /** Elements of a typed array, from its buffer: 0 once the buffer is detached or shrunk past the view. */
-export const typedArrayLength = (v) => Reflect.apply(LENGTH, v, []);
+export const typedArrayLength = intrinsic(TypedArrayPrototype, 'length');
+
+/** Whether buffer is an ArrayBuffer (not a SharedArrayBuffer). */
+export function isArrayBuffer(buffer) {
+  try {
+    AB_BYTES(buffer);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether an ArrayBuffer is detached (transferred away). A SharedArrayBuffer never is. */
+export function isDetached(buffer) {
+  if (!isArrayBuffer(buffer)) return false;
+  if (AB_DETACHED) return AB_DETACHED(buffer);
+  if (AB_BYTES(buffer) !== 0) return false;
+  try {
+    new Uint8Array(buffer);  // throws on a detached buffer, before ArrayBuffer.prototype.detached (Node < 22)
+    return false;
+  } catch {
+    return true;
+  }
+}
 export const isTypedArray = (v) => typedArrayKind(v) !== undefined;
 
 // Validated views -> { name, length }, for checkIntact.
@@ -34,7 +66,7 @@ export function snapshotView(name, v) {
   const kind = typedArrayKind(v), length = typedArrayLength(v);
   let view;
   try {
-    view = new (CONSTRUCTORS.get(kind))(Reflect.apply(BUFFER, v, []), Reflect.apply(BYTE_OFFSET, v, []), length);
+    view = new (CONSTRUCTORS.get(kind))(BUFFER(v), BYTE_OFFSET(v), length);
   } catch (e) {
     throw new TypeError(`${name} is a view of a detached or out-of-bounds ArrayBuffer (${e.message})`);
   }

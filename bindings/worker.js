@@ -14,7 +14,7 @@
 import { defineApi } from './api.js';
 import { initOptions, isNode, probeFeatures, resolveUrl } from './loader.js';
 import * as platform from './platform.js';
-import { checkIntact, describe, isTypedArray, viewName } from './validate.js';
+import { checkIntact, describe, intrinsic, isArrayBuffer, isDetached, isTypedArray, viewName } from './validate.js';
 
 export { probeFeatures };
 export { encodeSafetensors, parseSafetensors, safetensorsMetadata } from './safetensors.js';
@@ -143,33 +143,7 @@ async function startWorker(url) {
 }
 
 
-// Intrinsics, so a buffer cannot answer for itself (own properties named
-// byteLength, detached, ...).
-const getter = (proto, key) => Object.getOwnPropertyDescriptor(proto, key)?.get;
-const abBytes = getter(ArrayBuffer.prototype, 'byteLength'), abDetached = getter(ArrayBuffer.prototype, 'detached');
-
-/** Whether buffer is an ArrayBuffer (not a SharedArrayBuffer). */
-function isArrayBuffer(buffer) {
-  try {
-    abBytes.call(buffer);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Whether an ArrayBuffer is detached (transferred away). A SharedArrayBuffer never is. */
-function isDetached(buffer) {
-  if (!isArrayBuffer(buffer)) return false;
-  if (abDetached) return abDetached.call(buffer);
-  if (abBytes.call(buffer) !== 0) return false;
-  try {
-    new Uint8Array(buffer);  // throws on a detached buffer, before ArrayBuffer.prototype.detached (Node < 22)
-    return false;
-  } catch {
-    return true;
-  }
-}
+const abBytes = intrinsic(ArrayBuffer.prototype, 'byteLength');
 
 const detachedError = (what, name) =>
   new TypeError(`${what}: ${name} is a view of a detached ArrayBuffer (moved away earlier, e.g. by a call with transfer: true, or by structuredClone/postMessage with transfer); it cannot be sent to the worker`);
@@ -189,7 +163,7 @@ function marshal(value, ctx) {
     const name = viewName(value) ?? 'an argument';
     const { buffer, byteOffset, byteLength } = value;  // a view validate.js made: its own getters are the intrinsic ones
     if (isDetached(buffer)) throw detachedError(ctx.what, name);
-    const whole = isArrayBuffer(buffer) && byteOffset === 0 && byteLength === abBytes.call(buffer);
+    const whole = isArrayBuffer(buffer) && byteOffset === 0 && byteLength === abBytes(buffer);
     if (!whole) return value.slice();
     if (ctx.transfer && !ctx.list.has(buffer)) ctx.list.set(buffer, name);
     return value;
