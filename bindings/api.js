@@ -77,5 +77,27 @@ export function defineApi(backend, info, extra = {}) {
   return api;
 }
 
+/**
+ * The memo both init()s share (memo: a Map): the api loaded for key, unless that
+ * load failed or the api's runtime (or worker) has stopped; then load() runs again.
+ */
+export function memoizedApi(memo, key, load) {
+  const known = memo.get(key);
+  if (known && (known.api === null || isAlive(known.api))) return known.promise;
+  const entry = { promise: load(), api: null };
+  memo.set(key, entry);
+  entry.promise.then((api) => { entry.api = api; }, () => { if (memo.get(key) === entry) memo.delete(key); });  // a failed load may be retried
+  return entry.promise;
+}
+
+function isAlive(api) {
+  try {
+    backends.get(api).checkAlive();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The Runtime behind an api object of the main API (tests). */
 export const runtimeOf = (api) => backends.get(api)?.rt;

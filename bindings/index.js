@@ -7,7 +7,7 @@
 //   const { output, weights } = layer.forward(query, key, value, { isCausal: true });
 //   layer.dispose();
 import { BUILDS, MAX_THREADS } from './abi.js';
-import { defineApi, localBackend, runtimeOf } from './api.js';
+import { defineApi, localBackend, memoizedApi } from './api.js';
 import { hardwareConcurrency, initOptions, instantiate, probeFeatures, unrefWorkers } from './loader.js';
 import { Runtime } from './runtime.js';
 
@@ -26,17 +26,7 @@ export function init(options = {}) {
   } catch (e) {
     return Promise.reject(e);
   }
-  const key = JSON.stringify([opts.threads, opts.base ? opts.base.href : null, opts.urls]);
-  if (cache.has(key)) {
-    const entry = cache.get(key);
-    if (!entry.api || runtimeOf(entry.api).deadReason === null) return entry.promise;
-    cache.delete(key);  // that instance stopped: load a new one
-  }
-  const p = load(opts);
-  const entry = { promise: p, api: null };
-  cache.set(key, entry);
-  p.then((api) => { entry.api = api; }, () => { if (cache.get(key) === entry) cache.delete(key); });  // a failed load may be retried
-  return p;
+  return memoizedApi(cache, JSON.stringify([opts.threads, opts.base ? opts.base.href : null, opts.urls]), () => load(opts));
 }
 
 async function load({ threads, base, urls, inline }) {

@@ -11,7 +11,7 @@
 //   mha.terminate();
 // The classes are the main API's, defined once in api.js over a backend; here the
 // backend posts each op to the worker host, which runs it from the same op table.
-import { defineApi } from './api.js';
+import { defineApi, memoizedApi } from './api.js';
 import { initOptions, isNode, probeFeatures, resolveUrl } from './loader.js';
 import * as platform from './platform.js';
 import { checkIntact, describe, intrinsic, isArrayBuffer, isDetached, isTypedArray, viewName } from './validate.js';
@@ -206,7 +206,7 @@ function workerBackend(conn) {
   };
 }
 
-const workers = new Map();  // memo key -> { promise, api }
+const workers = new Map();  // memo key -> { promise, api } (memoizedApi)
 
 /**
  * Starts a worker and loads the runtime in it. Memoized like init() from
@@ -228,12 +228,8 @@ export function init(options = {}) {
     return Promise.reject(e);
   }
   const key = JSON.stringify([opts.threads, opts.base ? opts.base.href : null, opts.urls, url instanceof URL ? url.href : url]);
-  const known = workers.get(key);
-  if (known && !(known.conn && known.conn.dead)) return known.promise;
-  const entry = { promise: null, conn: null };
-  entry.promise = (async () => {
+  return memoizedApi(workers, key, async () => {
     const conn = await startWorker(url);
-    entry.conn = conn;
     try {
       await conn.ready;
       // No base: the files urls does not name are built in, and the host asks for them.
@@ -247,8 +243,5 @@ export function init(options = {}) {
       conn.terminate();
       throw e;
     }
-  })();
-  workers.set(key, entry);
-  entry.promise.catch(() => { if (workers.get(key) === entry) workers.delete(key); });
-  return entry.promise;
+  });
 }
