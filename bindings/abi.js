@@ -37,22 +37,31 @@ const norms = (n) => Array.from({ length: n }, (_, i) => [`norm${i + 1}_weight:p
 
 /** The records calls pass across the boundary: one pointer per call instead of positional arguments. */
 export const RECORDS = Object.freeze({
-  LayerConfig: ['embed_dim', 'num_heads', 'kdim', 'vdim', 'bias'],
+  // Then the modern options (mha::MhaConfig): 0 / -1 mean the default.
+  LayerConfig: ['embed_dim', 'num_heads', 'kdim', 'vdim', 'bias', 'num_kv_heads', 'head_dim', 'qkv_bias', 'out_bias',
+    'scale:f', 'softcap:f', 'window', 'alibi', 'sinks', 'qk_norm', 'qk_norm_eps:f', 'rope_dim', 'rope_interleaved',
+    'rope_attention_factor:f'],
   BlockConfig: ['d_model', 'nhead', 'dim_feedforward', 'activation', 'layer_norm_eps:f', 'norm_first', 'bias'],
   NormConfig: ['width', 'eps:f'],
-  CacheConfig: ['batch', 'capacity', 'width'],
+  CacheConfig: ['batch', 'capacity', 'width', 'sliding'],
   MhaWeights: ['in_proj_weight:p', 'q_proj_weight:p', 'k_proj_weight:p', 'v_proj_weight:p', 'in_proj_bias:p',
-    'out_proj_weight:p', 'out_proj_bias:p'],
+    'out_proj_weight:p', 'out_proj_bias:p', 'q_proj_bias:p', 'k_proj_bias:p', 'v_proj_bias:p', 'sinks:p',
+    'alibi_slopes:p', 'q_norm_weight:p', 'k_norm_weight:p', 'rope_inv_freq:p'],
   // Table order = TransformerEncoderLayer's state_dict order in transformer.js.
   EncoderWeights: [...attn('self_attn_'), ...ffn, ...norms(2)],
   DecoderWeights: [...attn('self_attn_'), ...attn('multihead_attn_'), ...ffn, ...norms(3)],
   NormWeights: ['weight:p', 'bias:p'],
-  MhaForward: ['batch', 'lq', 'lk', 'query:p', 'key:p', 'value:p', ...mask(''), 'output:p', 'weights:p', 'average_weights'],
+  MhaForward: ['batch', 'lq', 'lk', 'query:p', 'key:p', 'value:p', ...mask(''), 'output:p', 'weights:p', 'average_weights',
+    'position_ids:p', 'positions_shared'],
   EncoderForward: ['batch', 'length', 'src:p', ...mask(''), 'output:p', 'weights:p'],
   DecoderForward: ['batch', 'tgt_length', 'memory_length', 'tgt:p', 'memory:p', ...mask('tgt_'), ...mask('memory_'),
     'output:p', 'self_weights:p', 'cross_weights:p'],
   NormForward: ['rows', 'x:p', 'y:p'],
-  Sdpa: ['batch', 'heads', 'lq', 'lk', 'd', 'dv', 'q:p', 'k:p', 'v:p', 'output:p', 'scale:f', ...mask(''), 'weights:p'],
+  Sdpa: ['batch', 'heads', 'lq', 'lk', 'd', 'dv', 'q:p', 'k:p', 'v:p', 'output:p', 'scale:f', ...mask(''), 'weights:p',
+    'kv_heads', 'softcap:f', 'alibi:p', 'sinks:p', 'window'],
+  // mha.applyRotaryEmbedding: x [B, H, L, D] ('bhld') or [B, L, H, D]; positions [B, L] or [L] (shared).
+  Rotary: ['batch', 'heads', 'length', 'd', 'blhd', 'x:p', 'y:p', 'positions:p', 'positions_shared', 'dim', 'interleaved',
+    'inv_freq:p', 'attention_factor:f'],
 });
 
 /** A record's fields as [{ name, type: 'i32' | 'ptr' | 'f32', offset }]. */

@@ -9,6 +9,7 @@ import { defineMultiHeadAttention } from './layer.js';
 import { defineLayerNorm } from './layernorm.js';
 import { makeNative } from './native.js';
 import { makeOps } from './ops.js';
+import { defineRotary } from './rotary.js';
 import { defineSdpa } from './sdpa.js';
 import { defineBlocks } from './transformer.js';
 
@@ -65,6 +66,7 @@ export function defineApi(backend, info, extra = {}) {
     threadsNote: info.threadsNote,
     MultiHeadAttention: defineMultiHeadAttention(ctx),
     scaledDotProductAttention: defineSdpa(ctx),
+    applyRotaryEmbedding: defineRotary(ctx),
     LayerNorm: defineLayerNorm(ctx),
     TransformerEncoderLayer: blocks.TransformerEncoderLayer,
     TransformerDecoderLayer: blocks.TransformerDecoderLayer,

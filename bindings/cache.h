@@ -15,7 +15,7 @@ class Cache {
   // Allocates the buffers if not done yet; kOutOfMemory if they do not fit.
   mha::Status ready() {
     if (!allocated_) {
-      const mha::Status s = self_.init(cfg_.batch, cfg_.capacity, cfg_.width);
+      const mha::Status s = self_.init(cfg_.batch, cfg_.capacity, cfg_.width, cfg_.sliding != 0);
       if (s != mha::Status::kOk) return s;
       allocated_ = true;
     }
@@ -25,8 +25,10 @@ class Cache {
   int length() const { return self_.length(); }
   int crossLength() const { return cross_.length(); }
   void reset() { self_.reset(), cross_.reset(); }
-  // Bytes ready() needs: keys and values of batch x capacity x width floats.
-  double requestBytes() const { return 2.0 * cfg_.batch * cfg_.capacity * cfg_.width * sizeof(float); }
+  // Bytes ready() needs: keys and values of batch x rows x width floats.
+  double requestBytes() const {
+    return 2.0 * cfg_.batch * mha::KVCache::rows_for(cfg_.capacity, cfg_.sliding != 0) * cfg_.width * sizeof(float);
+  }
   double memoryBytes() const { return static_cast<double>(self_.memory_bytes() + cross_.memory_bytes()); }
   mha::KVCache* self() { return &self_; }
   mha::KVCache* cross() { return &cross_; }

@@ -14,7 +14,12 @@ namespace mha_bind {
 namespace {
 
 mha::MhaConfig make_config(const mha::abi::LayerConfig& r) {
-  return mha::MhaConfig{r.embed_dim, r.num_heads, r.kdim, r.vdim, r.bias != 0};
+  mha::MhaConfig c{r.embed_dim, r.num_heads, r.kdim, r.vdim, r.bias != 0};
+  c.num_kv_heads = r.num_kv_heads, c.head_dim = r.head_dim, c.qkv_bias = r.qkv_bias, c.out_bias = r.out_bias;
+  c.scale = r.scale, c.softcap = r.softcap, c.window = r.window;
+  c.alibi = r.alibi != 0, c.sinks = r.sinks != 0, c.qk_norm = r.qk_norm != 0, c.qk_norm_eps = r.qk_norm_eps;
+  c.rope_dim = r.rope_dim, c.rope_interleaved = r.rope_interleaved != 0, c.rope_attention_factor = r.rope_attention_factor;
+  return c;
 }
 
 // An invalid config (the JS wrapper never sends one) becomes a 1x1 layer whose
@@ -42,6 +47,14 @@ class Layer {
     w.in_proj_bias = ptr<const float>(r.in_proj_bias);
     w.out_proj_weight = ptr<const float>(r.out_proj_weight);
     w.out_proj_bias = ptr<const float>(r.out_proj_bias);
+    w.q_proj_bias = ptr<const float>(r.q_proj_bias);
+    w.k_proj_bias = ptr<const float>(r.k_proj_bias);
+    w.v_proj_bias = ptr<const float>(r.v_proj_bias);
+    w.sinks = ptr<const float>(r.sinks);
+    w.alibi_slopes = ptr<const float>(r.alibi_slopes);
+    w.q_norm_weight = ptr<const float>(r.q_norm_weight);
+    w.k_norm_weight = ptr<const float>(r.k_norm_weight);
+    w.rope_inv_freq = ptr<const double>(r.rope_inv_freq);
     return static_cast<int>(impl_.set_weights(w));
   }
 
@@ -61,6 +74,8 @@ class Layer {
     a.output = ptr<float>(r.output);
     a.weights = ptr<float>(r.weights);
     a.average_weights = r.average_weights != 0;
+    a.position_ids = ptr<const int32_t>(r.position_ids);
+    a.positions_shared = r.positions_shared != 0;
     if (kv) return static_cast<int>(impl_.forward_cached(a, *kv, mha::CacheMode::kAppend, pool(), workspace()));
     return static_cast<int>(impl_.forward(a, pool(), workspace()));
   }

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "attention.h"
+#include "rope.h"
 #include "runtime.h"
 
 namespace mha_bind {
@@ -44,22 +45,39 @@ bool threaded_build() {
 #endif
 }
 
-// q/k/v/output are [B,H,L,*] contiguous.
+// q/output are [B,H,L,*] contiguous, k/v [B,Hkv,L,*].
 int sdpa(uint32_t rec) {
   const mha::abi::Sdpa& r = record<mha::abi::Sdpa>(rec);
-  const size_t H = r.heads, Lq = r.lq, Lk = r.lk, D = r.d, Dv = r.dv;
+  const size_t H = r.heads, Hkv = r.kv_heads, Lq = r.lq, Lk = r.lk, D = r.d, Dv = r.dv;
   mha::AttentionArgs a;
-  a.B = r.batch, a.H = r.heads, a.Lq = r.lq, a.Lk = r.lk, a.D = r.d, a.Dv = r.dv;
+  a.B = r.batch, a.H = r.heads, a.Hkv = r.kv_heads, a.Lq = r.lq, a.Lk = r.lk, a.D = r.d, a.Dv = r.dv;
   a.q = {ptr<const float>(r.q), H * Lq * D, Lq * D, D};
-  a.k = {ptr<const float>(r.k), H * Lk * D, Lk * D, D};
-  a.v = {ptr<const float>(r.v), H * Lk * Dv, Lk * Dv, Dv};
+  a.k = {ptr<const float>(r.k), Hkv * Lk * D, Lk * D, D};
+  a.v = {ptr<const float>(r.v), Hkv * Lk * Dv, Lk * Dv, Dv};
+  a.softcap = r.softcap;
+  a.alibi = ptr<const float>(r.alibi);
+  a.sinks = ptr<const float>(r.sinks);
   a.out = ptr<float>(r.output);
   a.o_sb = H * Lq * Dv, a.o_sh = Lq * Dv, a.o_sl = Dv;
   a.scale = r.scale;
   MHA_SET_MASK(a.mask, r, , r.heads, r.lq, r.lk);
+  a.mask.window = r.window;
   a.weights = ptr<float>(r.weights);
   a.average_weights = false;
   return static_cast<int>(mha::Attention::run(a, pool(), workspace()));
+}
+
+// mha.applyRotaryEmbedding (a Rotary record).
+int rotary(uint32_t rec) {
+  const mha::abi::Rotary& r = record<mha::abi::Rotary>(rec);
+  mha::RotaryArgs a;
+  a.B = r.batch, a.H = r.heads, a.L = r.length, a.D = r.d, a.blhd = r.blhd != 0;
+  a.x = ptr<const float>(r.x);
+  a.y = ptr<float>(r.y);
+  a.positions = ptr<const int32_t>(r.positions);
+  a.positions_shared = r.positions_shared != 0;
+  a.rope = mha::Rope{r.dim, r.interleaved != 0, ptr<const double>(r.inv_freq), r.attention_factor};
+  return static_cast<int>(mha::apply_rotary(a, pool(), workspace()));
 }
 
 double sdpa_request_bytes() { return static_cast<double>(workspace().last_request_bytes()); }
@@ -91,5 +109,6 @@ EMSCRIPTEN_BINDINGS(mha_runtime) {
   emscripten::function("threadedBuild", &mha_bind::threaded_build);
   emscripten::function("sdpa", &mha_bind::sdpa);
   emscripten::function("sdpaRequestBytes", &mha_bind::sdpa_request_bytes);
+  emscripten::function("rotary", &mha_bind::rotary);
   emscripten::function("liveLayers", &mha_bind::live_objects);
 }

@@ -14,6 +14,13 @@ function cacheOptions(what, options) {
   return Object.freeze({ maxLength: positiveInt('maxLength', o.maxLength), batch: o.batch === undefined ? 1 : positiveInt('batch', o.batch) });
 }
 
+/**
+ * Rows a cache holds: maxLength, or for a sliding-window layer a quarter more, so
+ * that the rows it keeps move to the front once every maxLength / 4 positions
+ * (mha::KVCache::rows_for).
+ */
+const cacheRows = (maxLength, window) => (window ? maxLength + Math.max(1, Math.floor(maxLength / 4)) : maxLength);
+
 const TOKEN = Symbol('KVCache');
 const SET_LENGTH = Symbol('setLength');
 
@@ -52,11 +59,13 @@ export function defineKVCache({ backend, Native, live }) {
   return {
     KVCache,
     /** A new cache for layer (width: its model size); what names the call in errors. */
-    create(layer, what, width, options) {
+    create(layer, what, width, options, window = 0) {
       const { maxLength, batch } = cacheOptions(what, options);
-      const bytes = 2 * batch * maxLength * width * 4;
+      if (window && maxLength < window)
+        throw new RangeError(`${what}: maxLength ${maxLength} is below the layer's slidingWindow ${window}; a step needs room for its new positions and the ${window - 1} before them`);
+      const bytes = 2 * batch * cacheRows(maxLength, window) * width * 4;
       if (!(bytes < MAX_HEAP)) throw tooLarge(what, bytes, 'working memory', true);
-      return new KVCache(TOKEN, layer, { maxLength, batch, width, owner: live(layer, 'createCache') });
+      return new KVCache(TOKEN, layer, { maxLength, batch, width, window, owner: live(layer, 'createCache') });
     },
     /**
      * options.cache of a forward of layer with batch B, checked: null when there
@@ -86,11 +95,12 @@ export function cacheOps({ rt, get, kindOf }) {
   return {
     KVCache(given) {
       const { batch, maxLength } = cacheOptions('createCache', { batch: given.batch, maxLength: given.maxLength });
-      const owner = get(given.owner, ownerKind(given.owner)), width = owner.cfg.embedDim;
-      if (given.width !== width || (owner.cfg.kdim !== width || owner.cfg.vdim !== width))
+      const owner = get(given.owner, ownerKind(given.owner)), { embedDim, kdim, vdim } = owner.cfg;
+      const width = owner.cfg.cacheWidth ?? embedDim, window = owner.cfg.slidingWindow ?? 0;
+      if (given.width !== width || given.window !== window || kdim !== embedDim || vdim !== embedDim || (window && maxLength < window))
         throw new RangeError('createCache: the cache does not match its layer');
-      const cfg = { batch, maxLength, width, owner: given.owner };
-      return { handle: rt.withRecord('CacheConfig', { batch, capacity: maxLength, width }, (p) => new rt.mod.Cache(p), 'createCache'), cfg };
+      const cfg = { batch, maxLength, width, window, owner: given.owner };
+      return { handle: rt.withRecord('CacheConfig', { batch, capacity: maxLength, width, sliding: window > 0 }, (p) => new rt.mod.Cache(p), 'createCache'), cfg };
     },
 
     'KVCache.reset'(id) {
@@ -107,8 +117,11 @@ export function cacheOps({ rt, get, kindOf }) {
       const c = get(cacheId, 'KVCache');
       if (c.cfg.owner !== ownerId) throw new TypeError(`${what}: options.cache was created by another layer; each layer needs its own cache`);
       if (c.cfg.batch !== B) throw new RangeError(`${what}: the input has batch size ${B} but options.cache was created for batch ${c.cfg.batch}`);
-      const handle = c.handle, past = handle.length(), { maxLength } = c.cfg;
-      if (past + L > maxLength)
+      const handle = c.handle, past = handle.length(), { maxLength, window } = c.cfg;
+      if (window && L + window - 1 > maxLength)
+        throw new RangeError(`${what}: options.cache keeps the last ${maxLength} positions, but ${L} new ones and the ${window - 1} before them ` +
+          `(slidingWindow ${window}) need ${L + window - 1}; give fewer positions a step, or create the cache with a larger maxLength`);
+      if (!window && past + L > maxLength)
         throw new RangeError(`${what}: options.cache holds ${past} of its maxLength ${maxLength} positions; ${L} more do not fit ` +
           '(call cache.reset() for a new sequence, or create the cache with a larger maxLength)');
       rt.check(handle.ready(), `${what}: options.cache`, () => handle.requestBytes());

@@ -5,42 +5,53 @@
 // copies into wasm memory and the call into the Embind `Layer`.
 import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { withLayerConfig } from './layer-config.js';
+import { alibiSlopes, floatArray, optional, positionsLayout, positiveNumber, readPositions, readRope } from './modern.js';
 import { recordBytes } from './runtime.js';
 import {
   bool, describe, expectArray, expectCounts, expectDim, fmtDims, isTypedArray, plainObject, positiveInt, product, readEntries, sameDims, snapshotView, tensor,
   typedArrayKind, typedArrayLength,
 } from './validate.js';
 
-const CTOR_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias'];
-const FORWARD_OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'needWeights', 'averageWeights', 'cache', 'transfer'];
-const WEIGHT_NAMES = ['inProjWeight', 'qProjWeight', 'kProjWeight', 'vProjWeight', 'inProjBias', 'outProjWeight', 'outProjBias'];
+const CTOR_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias', 'numKvHeads', 'headDim', 'qkvBias', 'outBias', 'rope', 'alibi',
+  'slidingWindow', 'softcap', 'scale', 'sinks', 'qkNorm', 'qkNormEps'];
+const FORWARD_OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'needWeights', 'averageWeights', 'cache', 'positionIds', 'transfer'];
+const WEIGHT_NAMES = ['inProjWeight', 'qProjWeight', 'kProjWeight', 'vProjWeight', 'inProjBias', 'qProjBias', 'kProjBias', 'vProjBias',
+  'outProjWeight', 'outProjBias', 'sinks', 'qNormWeight', 'kNormWeight'];
 // PyTorch's state_dict names (what parseSafetensors returns for a saved
-// nn.MultiheadAttention) are accepted as well as the camelCase ones.
+// nn.MultiheadAttention) and Hugging Face's (q_proj.weight, o_proj.weight, q_norm.weight,
+// ...) are accepted as well as the camelCase ones.
 const TORCH_NAMES = {
   in_proj_weight: 'inProjWeight', q_proj_weight: 'qProjWeight', k_proj_weight: 'kProjWeight', v_proj_weight: 'vProjWeight',
   in_proj_bias: 'inProjBias', 'out_proj.weight': 'outProjWeight', 'out_proj.bias': 'outProjBias',
 };
+const HF_NAMES = {
+  'q_proj.weight': 'qProjWeight', 'k_proj.weight': 'kProjWeight', 'v_proj.weight': 'vProjWeight', 'o_proj.weight': 'outProjWeight',
+  'q_proj.bias': 'qProjBias', 'k_proj.bias': 'kProjBias', 'v_proj.bias': 'vProjBias', 'o_proj.bias': 'outProjBias',
+  'q_norm.weight': 'qNormWeight', 'k_norm.weight': 'kNormWeight',
+};
+const OTHER_NAMES = { ...TORCH_NAMES, ...HF_NAMES };
 const TORCH_OF = Object.fromEntries(Object.entries(TORCH_NAMES).map(([t, c]) => [c, t]));
 // camelCase name -> the MhaWeights record field (abi.js).
 const RECORD_FIELD = {
   inProjWeight: 'in_proj_weight', qProjWeight: 'q_proj_weight', kProjWeight: 'k_proj_weight', vProjWeight: 'v_proj_weight',
-  inProjBias: 'in_proj_bias', outProjWeight: 'out_proj_weight', outProjBias: 'out_proj_bias',
+  inProjBias: 'in_proj_bias', qProjBias: 'q_proj_bias', kProjBias: 'k_proj_bias', vProjBias: 'v_proj_bias',
+  outProjWeight: 'out_proj_weight', outProjBias: 'out_proj_bias', sinks: 'sinks', qNormWeight: 'q_norm_weight', kNormWeight: 'k_norm_weight',
 };
 const camel = (s) => s.replace(/[._]([a-z])/g, (_, c) => c.toUpperCase());
 
-/** { camelCaseName: value } from camelCase or PyTorch names; the given name is kept for messages. */
+/** { camelCaseName: value } from camelCase, PyTorch or Hugging Face names; the given name is kept for messages. */
 function canonicalWeights(given) {
   const weights = readEntries('setWeights: weights', given, 'an object of Float32Arrays or tensors');
   const out = Object.create(null), givenAs = Object.create(null);
   for (const k of Object.keys(weights)) {
-    const name = WEIGHT_NAMES.includes(k) ? k : TORCH_NAMES[k];
+    const name = WEIGHT_NAMES.includes(k) ? k : OTHER_NAMES[k];
     if (name === undefined) {
       if (k === 'bias_k' || k === 'bias_v')
         throw new TypeError(`setWeights: "${k}" comes from add_bias_kv=True, which is not supported`);
       const guess = WEIGHT_NAMES.find((n) => n.toLowerCase() === camel(k).toLowerCase());
       const hint = guess ? ` (did you mean ${guess}?)` : '';
-      throw new TypeError(`setWeights: unknown weight "${k}"${hint}; expected ${WEIGHT_NAMES.join(', ')} ` +
-        `or PyTorch's ${Object.keys(TORCH_NAMES).join(', ')}`);
+      throw new TypeError(`setWeights: unknown weight "${k}"${hint}; expected ${WEIGHT_NAMES.join(', ')}, ` +
+        `PyTorch's ${Object.keys(TORCH_NAMES).join(', ')} or Hugging Face's ${Object.keys(HF_NAMES).join(', ')}`);
     }
     if (givenAs[name] !== undefined)
       throw new TypeError(`setWeights: "${givenAs[name]}" and "${k}" are the same weight; give it once`);
@@ -57,43 +68,101 @@ export function layerConfig(options) {
   const o = plainObject('MultiHeadAttention options', options, CTOR_OPTIONS);
   const embedDim = positiveInt('embedDim', o.embedDim);
   const numHeads = positiveInt('numHeads', o.numHeads);
-  if (embedDim % numHeads !== 0)
-    throw new RangeError(`embedDim must be divisible by numHeads, got embedDim ${embedDim} and numHeads ${numHeads}`);
+  const numKvHeads = o.numKvHeads === undefined ? numHeads : positiveInt('numKvHeads', o.numKvHeads);
+  if (numHeads % numKvHeads !== 0)
+    throw new RangeError(`numKvHeads must divide numHeads, got numKvHeads ${numKvHeads} and numHeads ${numHeads}`);
+  let headDim;
+  if (o.headDim === undefined) {
+    if (embedDim % numHeads !== 0)
+      throw new RangeError(`embedDim must be divisible by numHeads, got embedDim ${embedDim} and numHeads ${numHeads} (or give headDim)`);
+    headDim = embedDim / numHeads;
+  } else {
+    headDim = positiveInt('headDim', o.headDim);
+  }
+  if ((numHeads + 2 * numKvHeads) * headDim > 2 ** 31 - 64)
+    throw new RangeError(`(numHeads + 2 numKvHeads) * headDim = ${(numHeads + 2 * numKvHeads) * headDim} is too large`);
   const kdim = o.kdim === undefined ? embedDim : positiveInt('kdim', o.kdim);
   const vdim = o.vdim === undefined ? embedDim : positiveInt('vdim', o.vdim);
   const bias = bool('bias', o.bias, true);
-  return Object.freeze({ embedDim, numHeads, kdim, vdim, bias, headDim: embedDim / numHeads });
+  const qkvBias = bool('qkvBias', o.qkvBias, bias), outBias = bool('outBias', o.outBias, bias);
+  const rope = readRope('rope', o.rope, headDim);
+  let alibi = null;
+  if (o.alibi === true) alibi = alibiSlopes(numHeads);
+  else if (o.alibi !== undefined && o.alibi !== null && o.alibi !== false) alibi = Float32Array.from(floatArray('alibi', o.alibi, numHeads));
+  const slidingWindow = optional('slidingWindow', o.slidingWindow, positiveInt);
+  const softcap = optional('softcap', o.softcap, positiveNumber);
+  const scale = o.scale === undefined ? 1 / Math.sqrt(headDim) : positiveNumber('scale', o.scale);
+  const sinks = bool('sinks', o.sinks, false);
+  const qkNorm = o.qkNorm === undefined || o.qkNorm === null ? null : o.qkNorm;
+  if (qkNorm !== null && qkNorm !== 'rms')
+    throw new (typeof qkNorm === 'string' ? RangeError : TypeError)(`qkNorm must be null or 'rms', got ${describe(qkNorm)}`);
+  const qkNormEps = o.qkNormEps === undefined ? 1e-6 : positiveNumber('qkNormEps', o.qkNormEps);
+  return Object.freeze({
+    embedDim, numHeads, kdim, vdim, bias, headDim, numKvHeads, qkvBias, outBias, rope, alibi, slidingWindow, softcap, scale, sinks,
+    qkNorm, qkNormEps, cacheWidth: numKvHeads * headDim,
+  });
+}
+
+/** The options that rebuild cfg where the runtime is (the op reads them with layerConfig again). */
+function configOptions(cfg) {
+  const { embedDim, numHeads, kdim, vdim, bias, headDim, numKvHeads, qkvBias, outBias, scale, sinks, qkNormEps } = cfg;
+  const out = { embedDim, numHeads, kdim, vdim, bias, headDim, numKvHeads, qkvBias, outBias, scale, sinks, qkNormEps };
+  if (cfg.rope) {
+    const { dim, interleaved, invFreq, attentionFactor } = cfg.rope;
+    out.rope = { dim, interleaved, invFreq: Float64Array.from(invFreq), attentionFactor };
+  }
+  if (cfg.alibi) out.alibi = Float32Array.from(cfg.alibi);
+  for (const k of ['slidingWindow', 'softcap', 'qkNorm']) if (cfg[k] !== null) out[k] = cfg[k];
+  return out;
+}
+
+/** The weights' dims under a configuration (camelCase names). */
+function weightShapes({ embedDim: E, kdim, vdim, numHeads: H, numKvHeads: Hkv, headDim: D }) {
+  const nq = H * D, nk = Hkv * D;
+  return {
+    inProjWeight: [nq + 2 * nk, E], qProjWeight: [nq, E], kProjWeight: [nk, kdim], vProjWeight: [nk, vdim],
+    inProjBias: [nq + 2 * nk], qProjBias: [nq], kProjBias: [nk], vProjBias: [nk], outProjWeight: [E, nq], outProjBias: [E],
+    sinks: [H], qNormWeight: [D], kNormWeight: [D],
+  };
 }
 
 /** The setWeights arrays, checked against the configuration: { recordField: Float32Array view }. */
 function readWeights(cfg, weights) {
-  const { embedDim: E, kdim, vdim, bias } = cfg;
+  const { embedDim: E, kdim, vdim, qkvBias, outBias } = cfg;
   const { weights: w, givenAs } = canonicalWeights(weights);
   const label = (n) => givenAs[n] ?? n;
-  const packed = w.inProjWeight !== undefined;
-  const separate = ['qProjWeight', 'kProjWeight', 'vProjWeight'].filter((k) => w[k] !== undefined);
+  const has = (n) => w[n] !== undefined && w[n] !== null;
+  const packed = has('inProjWeight');
+  const separate = ['qProjWeight', 'kProjWeight', 'vProjWeight'].filter(has);
   if (packed && separate.length)
     throw new TypeError(`setWeights: give either inProjWeight or qProjWeight/kProjWeight/vProjWeight, not both (got ${label('inProjWeight')} and ${separate.map(label).join(', ')})`);
   if (packed && (kdim !== E || vdim !== E))
     throw new TypeError(`setWeights: inProjWeight is only used when kdim == vdim == embedDim (here kdim ${kdim}, vdim ${vdim}, embedDim ${E}); give qProjWeight, kProjWeight and vProjWeight`);
-  const shapes = {
-    inProjWeight: [3 * E, E], qProjWeight: [E, E], kProjWeight: [E, kdim], vProjWeight: [E, vdim],
-    inProjBias: [3 * E], outProjWeight: [E, E], outProjBias: [E],
-  };
-  const needed = [...(packed ? ['inProjWeight'] : ['qProjWeight', 'kProjWeight', 'vProjWeight']), 'outProjWeight',
-    ...(bias ? ['inProjBias', 'outProjBias'] : [])];
+  const splitBias = ['qProjBias', 'kProjBias', 'vProjBias'].filter(has);
+  if (has('inProjBias') && splitBias.length)
+    throw new TypeError(`setWeights: give either inProjBias or qProjBias/kProjBias/vProjBias, not both (got ${label('inProjBias')} and ${splitBias.map(label).join(', ')})`);
+  const shapes = weightShapes(cfg);
+  const needed = [...(packed ? ['inProjWeight'] : ['qProjWeight', 'kProjWeight', 'vProjWeight']), 'outProjWeight'];
+  if (qkvBias) needed.push(...(splitBias.length ? ['qProjBias', 'kProjBias', 'vProjBias'] : ['inProjBias']));
+  if (outBias) needed.push('outProjBias');
+  if (cfg.sinks) needed.push('sinks');
+  if (cfg.qkNorm) needed.push('qNormWeight', 'kNormWeight');
   const arrays = {};
   for (const name of needed) {
-    const v = w[name];
     const dims = shapes[name];
-    if (v === undefined || v === null)
-      throw new TypeError(`setWeights: missing ${name} (PyTorch ${TORCH_OF[name]}: a Float32Array of ${product(dims)} = ${fmtDims(dims)} floats)`);
-    arrays[RECORD_FIELD[name]] = weightArray(label(name), v, dims);
+    if (!has(name)) {
+      const torch = TORCH_OF[name] ? `PyTorch ${TORCH_OF[name]}: ` : '';
+      throw new TypeError(`setWeights: missing ${name} (${torch}a Float32Array of ${product(dims)} = ${fmtDims(dims)} floats)`);
+    }
+    arrays[RECORD_FIELD[name]] = weightArray(label(name), w[name], dims);
   }
-  if (!bias)
-    for (const name of ['inProjBias', 'outProjBias'])
-      if (w[name] !== undefined && w[name] !== null)
-        throw new TypeError(`setWeights: ${label(name)} given, but the layer was created with bias: false`);
+  const qkvWhy = cfg.bias ? 'qkvBias: false' : 'bias: false', outWhy = cfg.bias ? 'outBias: false' : 'bias: false';
+  const why = {
+    inProjBias: qkvWhy, qProjBias: qkvWhy, kProjBias: qkvWhy, vProjBias: qkvWhy, outProjBias: outWhy, sinks: 'no sinks: true', qNormWeight: "no qkNorm: 'rms'", kNormWeight: "no qkNorm: 'rms'",
+  };
+  for (const name of Object.keys(why))
+    if (has(name) && !needed.includes(name))
+      throw new TypeError(`setWeights: ${label(name)} given, but the layer was created with ${why[name]}`);
   return arrays;
 }
 
@@ -138,6 +207,7 @@ function readForward(cfg, query, key, value, options) {
     attnMask: readMask('options.attnMask', o.attnMask), keyPaddingMask: readPadding('options.keyPaddingMask', o.keyPaddingMask),
     causal: bool('options.isCausal', o.isCausal, false), needWeights: bool('options.needWeights', o.needWeights, false),
     average: bool('options.averageWeights', o.averageWeights, true), cache: o.cache ?? null,
+    positionIds: readPositions('options.positionIds', o.positionIds),
     transfer: bool('options.transfer', o.transfer, false),
   };
 }
@@ -151,10 +221,26 @@ export function defineMultiHeadAttention({ backend, Native, live, caches }) {
     /** @param {import('./index').MultiHeadAttentionOptions} options */
     constructor(options) {
       const cfg = layerConfig(options);
-      const { embedDim, numHeads, kdim, vdim, bias } = cfg;
-      super(cfg, 'MultiHeadAttention', 'MultiHeadAttention', { embedDim, numHeads, kdim, vdim, bias });
+      super(cfg, 'MultiHeadAttention', 'MultiHeadAttention', configOptions(cfg));
       this.#cfg = cfg;
     }
+
+    get numKvHeads() { return this.#cfg.numKvHeads; }
+    get qkvBias() { return this.#cfg.qkvBias; }
+    get outBias() { return this.#cfg.outBias; }
+    get scale() { return this.#cfg.scale; }
+    get slidingWindow() { return this.#cfg.slidingWindow; }
+    get softcap() { return this.#cfg.softcap; }
+    get sinks() { return this.#cfg.sinks; }
+    get qkNorm() { return this.#cfg.qkNorm; }
+    get qkNormEps() { return this.#cfg.qkNormEps; }
+    /** null, or { dim, base, interleaved, invFreq (Float64Array), attentionFactor } (a copy). */
+    get rope() {
+      const r = this.#cfg.rope;
+      return r && { dim: r.dim, base: r.base, interleaved: r.interleaved, invFreq: Float64Array.from(r.invFreq), attentionFactor: r.attentionFactor };
+    }
+    /** null, or the ALiBi slopes (a copy). */
+    get alibi() { return this.#cfg.alibi && Float32Array.from(this.#cfg.alibi); }
 
     /**
      * Copies weights in: the PyTorch state_dict, by camelCase or PyTorch names
@@ -179,7 +265,7 @@ export function defineMultiHeadAttention({ backend, Native, live, caches }) {
     createCache(options) {
       live(this, 'createCache');
       checkCacheable(this.#cfg);
-      return caches.create(this, 'MultiHeadAttention.createCache', this.#cfg.embedDim, options);
+      return caches.create(this, 'MultiHeadAttention.createCache', this.#cfg.cacheWidth, options, this.#cfg.slidingWindow ?? 0);
     }
 
     /**
@@ -205,25 +291,34 @@ export function mhaOps({ rt, get, cacheFor }) {
   return {
     MultiHeadAttention(given) {
       const cfg = layerConfig(given);  // again: the op sizes everything from it
-      const { embedDim, numHeads, kdim, vdim, bias } = cfg;
-      return { handle: rt.withRecord('LayerConfig', { embed_dim: embedDim, num_heads: numHeads, kdim, vdim, bias },
-        (p) => new rt.mod.Layer(p), 'new MultiHeadAttention'), cfg, hasWeights: false };
+      const { embedDim, numHeads, kdim, vdim, bias, rope } = cfg;
+      const record = {
+        embed_dim: embedDim, num_heads: numHeads, kdim, vdim, bias, num_kv_heads: cfg.numKvHeads, head_dim: cfg.headDim,
+        qkv_bias: cfg.qkvBias, out_bias: cfg.outBias, scale: cfg.scale, softcap: cfg.softcap ?? 0, window: cfg.slidingWindow ?? 0,
+        alibi: cfg.alibi !== null, sinks: cfg.sinks, qk_norm: cfg.qkNorm !== null, qk_norm_eps: cfg.qkNormEps,
+        rope_dim: rope ? rope.dim : 0, rope_interleaved: rope ? rope.interleaved : false, rope_attention_factor: rope ? rope.attentionFactor : 1,
+      };
+      return { handle: rt.withRecord('LayerConfig', record, (p) => new rt.mod.Layer(p), 'new MultiHeadAttention'), cfg, hasWeights: false };
     },
 
     'MultiHeadAttention.setWeights'(id, arrays) {
       const layer = get(id, 'MultiHeadAttention'), what = 'setWeights';
-      const names = Object.keys(arrays);
-      const { embedDim: E, kdim, vdim } = layer.cfg;
-      const sizes = { in_proj_weight: 3 * E * E, q_proj_weight: E * E, k_proj_weight: E * kdim, v_proj_weight: E * vdim,
-        in_proj_bias: 3 * E, out_proj_weight: E * E, out_proj_bias: E };
-      for (const n of names) {
+      const shapes = weightShapes(layer.cfg);
+      const sizes = Object.fromEntries(Object.entries(RECORD_FIELD).map(([name, field]) => [field, product(shapes[name])]));
+      for (const n of Object.keys(arrays)) {
         if (!Object.hasOwn(sizes, n)) throw new TypeError(`setWeights: unknown weight ${JSON.stringify(n)}`);
         expectArray(`setWeights: ${n}`, arrays[n], [Float32Array], sizes[n]);
       }
-      const st = rt.stage([...names.map((n) => arrays[n]), RECORD_BYTES], what);
+      // The configured arrays go in with the weights.
+      const all = { ...arrays };
+      if (layer.cfg.alibi) all.alibi_slopes = layer.cfg.alibi;
+      if (layer.cfg.rope) all.rope_inv_freq = layer.cfg.rope.invFreq;
+      const names = Object.keys(all);
+      const st = rt.stage([...names.map((n) => all[n]), RECORD_BYTES], what);
       try {
         const rec = st.at(names.length);
-        const values = Object.fromEntries(Object.values(RECORD_FIELD).map((f) => [f, names.includes(f) ? st.at(names.indexOf(f)) : 0]));
+        const fields = [...Object.values(RECORD_FIELD), 'alibi_slopes', 'rope_inv_freq'];
+        const values = Object.fromEntries(fields.map((f) => [f, names.includes(f) ? st.at(names.indexOf(f)) : 0]));
         rt.writeRecord(rec, 'MhaWeights', values);
         rt.check(layer.handle.setWeights(rec), what, () => layer.handle.lastRequestBytes());
         layer.hasWeights = true;
@@ -251,13 +346,14 @@ export function mhaOps({ rt, get, cacheFor }) {
         Lq, Lk, fullDims: batched ? [B, H, Lq, Lk] : [H, Lq, Lk], altDims: batched ? [[B * H, Lq, Lk]] : [],
       });
       const kpm = paddingLayout('options.keyPaddingMask', call.keyPaddingMask, { B, Lk, batched });
+      const pos = positionsLayout('options.positionIds', call.positionIds, { B, L: Lq, batched });
       // One copy of each distinct input array (self-attention copies once).
       const same = (a, b) => a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
       const inputs = [call.q];
       for (const d of [call.k, call.v]) if (d && !inputs.some((x) => same(x, d))) inputs.push(d);
       const outN = B * Lq * E, wN = needWeights ? B * (average ? 1 : H) * Lq * Lk : 0;
       const n = inputs.length;
-      const st = rt.stage([...inputs, mask.data, kpm, outN * 4, wN * 4, FORWARD_BYTES], what);
+      const st = rt.stage([...inputs, mask.data, kpm, outN * 4, wN * 4, FORWARD_BYTES, pos && pos.data], what);
       try {
         const ptrOf = (d) => st.at(inputs.findIndex((x) => same(x, d ?? call.q)));
         const at = (d) => (d ? st.at(d === mask.data ? n : n + 1) : 0);
@@ -265,7 +361,7 @@ export function mhaOps({ rt, get, cacheFor }) {
         rt.writeRecord(rec, 'MhaForward', {
           batch: B, lq: Lq, lk: Lk, query: ptrOf(call.q), key: ptrOf(call.k), value: ptrOf(call.v),
           ...maskFields('', mask, kpm, call.causal, at), output: st.at(n + 2), weights: needWeights ? st.at(n + 3) : 0,
-          average_weights: average,
+          average_weights: average, position_ids: pos ? st.at(n + 5) : 0, positions_shared: pos ? pos.shared : false,
         });
         rt.check(layer.handle.forward(rec, cache.handle), what, () => layer.handle.lastRequestBytes());
         const output = { data: rt.readF32(st.at(n + 2), outN), dims: batched ? [B, Lq, E] : [Lq, E] };

@@ -5,6 +5,7 @@
 import { cacheOps } from './kvcache.js';
 import { mhaOps } from './layer.js';
 import { normOps } from './layernorm.js';
+import { rotaryOps } from './rotary.js';
 import { sdpaOps } from './sdpa.js';
 import { blockOps } from './transformer.js';
 
@@ -12,7 +13,7 @@ import { blockOps } from './transformer.js';
 function buildTable(ctx) {
   const caches = cacheOps(ctx);
   ctx.cacheFor = caches.cacheFor;
-  return Object.assign(Object.create(null), mhaOps(ctx), blockOps(ctx), normOps(ctx), sdpaOps(ctx), caches, {
+  return Object.assign(Object.create(null), mhaOps(ctx), blockOps(ctx), normOps(ctx), sdpaOps(ctx), rotaryOps(ctx), caches, {
     stats: () => ({ wasmMemoryBytes: ctx.rt.memoryBytes(), liveLayers: ctx.rt.mod.liveLayers() }),  // layers and caches
   });
 }

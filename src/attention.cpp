@@ -13,18 +13,35 @@ using kernels::kNR;
 
 using Job = Attention::Plan;
 
+// Row b of the key padding mask (null: none).
+const uint8_t* padding_row(const AttentionArgs& a, int b) {
+  const MaskArgs& m = a.mask;
+  return m.key_padding ? m.key_padding + static_cast<size_t>(b) * (m.kp_sb ? m.kp_sb : static_cast<size_t>(a.Lk)) : nullptr;
+}
+
+// The key/value head query head h reads.
+inline int kv_head(const AttentionArgs& a, int h) { return h / (a.H / a.Hkv); }
+
 // Applies scale and masks to S[rows x jn] (row stride ld) for query rows
 // i0.. and keys j0..j0+jn of (b, h). Masks are added as -inf, as in PyTorch: a
 // masked NaN (or +inf) score becomes NaN, not -inf.
 void scale_and_mask(const AttentionArgs& a, int b, int h, int i0, int rows, int j0, int jn, float* S,
                     int ld) {
   const MaskArgs& m = a.mask;
-  const uint8_t* kp = m.key_padding ? m.key_padding + static_cast<size_t>(b) * a.Lk + j0 : nullptr;
+  const uint8_t* kp = m.key_padding ? padding_row(a, b) + j0 : nullptr;
   const long diag = causal_diagonal(m, a.Lq, a.Lk);
+  const float slope = a.alibi ? a.alibi[h] : 0.0f;
   for (int r = 0; r < rows; ++r) {
     float* s = S + static_cast<size_t>(r) * ld;
     const int i = i0 + r;
+    const long pos_q = static_cast<long>(i) + diag;  // keys sit at positions 0..Lk-1
     kernels::scale_row(s, jn, a.scale);
+    if (a.softcap > 0.0f) {
+      const float c = a.softcap, inv = 1.0f / a.softcap;
+      for (int j = 0; j < jn; ++j) s[j] = c * std::tanh(s[j] * inv);
+    }
+    if (a.alibi)
+      for (int j = 0; j < jn; ++j) s[j] -= slope * static_cast<float>(std::labs(pos_q - (j0 + j)));
     const size_t moff = b * m.sb + h * m.sh + i * m.sl + j0;
     if (m.float_mask) kernels::add_row(s, m.float_mask + moff, jn);
     if (m.bool_mask) {
@@ -36,27 +53,47 @@ void scale_and_mask(const AttentionArgs& a, int b, int h, int i0, int rows, int 
       for (int j = 0; j < jn; ++j)
         if (kp[j]) s[j] -= INFINITY;
     if (m.causal) {
-      const long first_masked = static_cast<long>(i) + diag + 1 - j0;
+      const long first_masked = pos_q + 1 - j0;
       for (long j = std::max(0L, first_masked); j < jn; ++j) s[j] -= INFINITY;
+    }
+    if (m.window > 0) {  // visible: pos_q - window < key < pos_q + window
+      const long first_visible = pos_q - m.window + 1 - j0;
+      for (long j = 0; j < std::min<long>(first_visible, jn); ++j) s[j] -= INFINITY;
+      if (!m.causal)
+        for (long j = std::max(0L, pos_q + m.window - j0); j < jn; ++j) s[j] -= INFINITY;
     }
   }
 }
 
-// Exclusive end of the keys any row in [i0, i1) may see under the causal mask.
+// Exclusive end of the keys any row in [i0, i1) may see under the causal mask
+// and the window.
 int key_end(const AttentionArgs& a, int i1) {
-  if (!a.mask.causal) return a.Lk;
-  const long end = static_cast<long>(i1 - 1) + causal_diagonal(a.mask, a.Lq, a.Lk) + 1;
+  const long last_q = static_cast<long>(i1 - 1) + causal_diagonal(a.mask, a.Lq, a.Lk);
+  long end = a.Lk;
+  if (a.mask.causal) end = std::min(end, last_q + 1);
+  else if (a.mask.window > 0) end = std::min(end, last_q + a.mask.window);
   return static_cast<int>(std::clamp(end, 0L, static_cast<long>(a.Lk)));
+}
+
+// The first key any row from i0 on may see under the window, rounded down to a
+// whole panel (key blocks start at panels).
+int key_begin(const AttentionArgs& a, int i0) {
+  if (a.mask.window <= 0) return 0;
+  const long first = static_cast<long>(i0) + causal_diagonal(a.mask, a.Lq, a.Lk) - a.mask.window + 1;
+  const long b = std::clamp(first, 0L, static_cast<long>(a.Lk));
+  return static_cast<int>(b - b % kNR);
 }
 
 // Whether some mask leaves query row i of (b, h) a key (only asked of NaN rows).
 bool sees_a_key(const AttentionArgs& a, int b, int h, int i) {
   const MaskArgs& m = a.mask;
   const int end = key_end(a, i + 1);
-  const uint8_t* kp = m.key_padding ? m.key_padding + static_cast<size_t>(b) * a.Lk : nullptr;
+  const long pos_q = static_cast<long>(i) + causal_diagonal(m, a.Lq, a.Lk);
+  const uint8_t* kp = padding_row(a, b);
   const size_t moff = b * m.sb + h * m.sh + i * m.sl;
-  for (int j = 0; j < end; ++j) {
-    const bool hidden = (kp && kp[j]) || (m.bool_mask && m.bool_mask[moff + j]) ||
+  for (int j = key_begin(a, i); j < end; ++j) {
+    const bool hidden = (m.window > 0 && std::labs(pos_q - j) >= m.window) || (kp && kp[j]) ||
+                        (m.bool_mask && m.bool_mask[moff + j]) ||
                         (m.float_mask && m.float_mask[moff + j] == -INFINITY);
     if (!hidden) return true;
   }
@@ -65,7 +102,7 @@ bool sees_a_key(const AttentionArgs& a, int b, int h, int i) {
 
 bool all_padded(const AttentionArgs& a, int b, int j0, int jn) {
   if (!a.mask.key_padding) return false;
-  const uint8_t* kp = a.mask.key_padding + static_cast<size_t>(b) * a.Lk + j0;
+  const uint8_t* kp = padding_row(a, b) + j0;
   for (int j = 0; j < jn; ++j)
     if (!kp[j]) return false;
   return true;
@@ -95,27 +132,32 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
   float* mx = O + static_cast<size_t>(BQ) * job.dvp;      // [BQ]
   float* l = mx + BQ;                                     // [BQ]
   float* vb = l + BQ;                                     // the key block of V in panels [dvp/8 x BK x 8]
+  const int kvh = kv_head(a, h);
   const float* q = a.q.data + b * a.q.sb + h * a.q.sh + i0 * a.q.sl;
-  const float* pk = job.pk + (static_cast<size_t>(b) * a.H + h) * job.pk_stride;
-  const float* v = a.v.data + b * a.v.sb + h * a.v.sh;
+  const float* pk = job.pk + (static_cast<size_t>(b) * a.Hkv + kvh) * job.pk_stride;
+  const float* v = a.v.data + b * a.v.sb + kvh * a.v.sh;
 
-  std::fill(mx, mx + rows, -INFINITY);
-  std::fill(l, l + rows, 0.0f);
+  // A sink is one more logit in the softmax that adds nothing to the output: it
+  // starts each row's running max and sum (exp(sink - sink) = 1).
+  const float sink = a.sinks ? a.sinks[h] : -INFINITY;
+  std::fill(mx, mx + rows, sink);
+  std::fill(l, l + rows, sink == -INFINITY ? 0.0f : 1.0f);
   std::fill(O, O + static_cast<size_t>(rows) * job.dvp, 0.0f);
   // Fully masked key blocks (past the causal end, or all padding) add exactly
   // nothing when q, k and v are finite; otherwise (NaN + -inf = NaN, 0 * NaN = NaN)
   // PyTorch's math reads them, so they are computed.
   bool skip = true;
   if (job.may_skip) {
-    skip = job.kv_finite[static_cast<size_t>(b) * a.H + h] != 0.0f;
+    skip = job.kv_finite[static_cast<size_t>(b) * a.Hkv + kvh] != 0.0f;
     for (int r = 0; skip && r < rows; ++r) skip = kernels::all_finite(q + r * a.q.sl, a.D);
   }
+  const int jbegin = skip ? key_begin(a, i0) : 0;
   const int jend = skip ? key_end(a, i0 + rows) : a.Lk;
 
   // The online softmax carries NaN: a NaN score makes its exp, the row sum l and
   // (through P V) the output row NaN. The fast max may drop a NaN, so a block whose
   // max says "nothing visible" is checked for one before it is skipped.
-  for (int j0 = 0; j0 < jend; j0 += BK) {
+  for (int j0 = jbegin; j0 < jend; j0 += BK) {
     const int jn = std::min(BK, jend - j0);
     if (!scores(a, b, h, i0, rows, j0, jn, q, pk, S, skip)) continue;
     for (int r = 0; r < rows; ++r) {
@@ -159,20 +201,22 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
   // final max and sum of each row. A NaN sum means a NaN or +inf score: that
   // row's softmax is NaN at every key, skipped blocks included.
   const float head_w = a.average_weights ? 1.0f / a.H : 1.0f;
+  const size_t wl = a.w_sl ? a.w_sl : static_cast<size_t>(a.Lk);
   float* wbase = a.average_weights
-                     ? a.weights + (static_cast<size_t>(b) * a.Lq + i0) * a.Lk
-                     : a.weights + ((static_cast<size_t>(b) * a.H + h) * a.Lq + i0) * a.Lk;
-  if (first_head) std::fill(wbase, wbase + static_cast<size_t>(rows) * a.Lk, 0.0f);
+                     ? a.weights + (static_cast<size_t>(b) * a.Lq + i0) * wl
+                     : a.weights + ((static_cast<size_t>(b) * a.H + h) * a.Lq + i0) * wl;
+  if (first_head)
+    for (int r = 0; r < rows; ++r) std::fill_n(wbase + static_cast<size_t>(r) * wl, a.Lk, 0.0f);
   for (int r = 0; r < rows; ++r)
-    if (std::isnan(l[r])) std::fill_n(wbase + static_cast<size_t>(r) * a.Lk, a.Lk, NAN);
-  for (int j0 = 0; j0 < jend; j0 += BK) {
+    if (std::isnan(l[r])) std::fill_n(wbase + static_cast<size_t>(r) * wl, a.Lk, NAN);
+  for (int j0 = jbegin; j0 < jend; j0 += BK) {
     const int jn = std::min(BK, jend - j0);
     if (!scores(a, b, h, i0, rows, j0, jn, q, pk, S, skip)) continue;
     for (int r = 0; r < rows; ++r) {
       if (l[r] == 0.0f || std::isnan(l[r])) continue;
       float* s = S + static_cast<size_t>(r) * BK;
       kernels::exp_shift_sum(s, jn, mx[r]);
-      float* w = wbase + static_cast<size_t>(r) * a.Lk + j0;
+      float* w = wbase + static_cast<size_t>(r) * wl + j0;
       kernels::axpby_row(w, 1.0f, s, head_w / l[r], jn);
     }
   }
@@ -181,9 +225,9 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
 // Whether K (packed) and V of (b, h) = task are finite at every key a skipped
 // block may hold: past the first query block's causal end, or padding. Checked in
 // runs of such keys (whole K panels; V rows).
-bool skippable_keys_finite(const Job& job, int task, int b, int h) {
+bool skippable_keys_finite(const Job& job, int task, int b, int kvh) {
   const AttentionArgs& a = job.a;
-  const uint8_t* kp = a.mask.key_padding ? a.mask.key_padding + static_cast<size_t>(b) * a.Lk : nullptr;
+  const uint8_t* kp = padding_row(a, b);
   const int end = a.Lk, causal_end = job.causal_min_end;
   // The first j in [j, end) whose padding byte is (want_padded) nonzero / zero, eight at a time.
   auto scan = [&](int j, bool want_padded) {
@@ -198,7 +242,7 @@ bool skippable_keys_finite(const Job& job, int task, int b, int h) {
     return j;
   };
   const float* pk = job.pk + task * job.pk_stride;
-  const float* v = a.v.data + b * a.v.sb + h * a.v.sh;
+  const float* v = a.v.data + b * a.v.sb + kvh * a.v.sh;
   const size_t k_panel = static_cast<size_t>(a.D) * kNR;
   auto check = [&](int j, int e) {  // keys [j, e): whole K panels, V rows
     const size_t p0 = j / kNR, p1 = (e - 1) / kNR + 1;
@@ -208,6 +252,7 @@ bool skippable_keys_finite(const Job& job, int task, int b, int h) {
       if (!kernels::all_finite(v + r * a.v.sl, a.Dv)) return false;
     return true;
   };
+  if (a.mask.window > 0) return check(0, end);  // a window may skip keys anywhere
   for (int j = kp ? scan(0, true) : end; j < causal_end; j = scan(j, true)) {  // runs of padding before causal_end
     const int e = std::min(scan(j, false), causal_end);
     if (!check(j, e)) return false;
@@ -216,9 +261,9 @@ bool skippable_keys_finite(const Job& job, int task, int b, int h) {
   return causal_end >= end || check(causal_end, end);
 }
 
-void pack_task(const Job& job, int task) {
+void pack_task(const Job& job, int task) {  // task: (b, kv head)
   const AttentionArgs& a = job.a;
-  const int b = task / a.H, h = task % a.H;
+  const int b = task / a.Hkv, h = task % a.Hkv;
   const float* k = a.k.data + b * a.k.sb + h * a.k.sh;
   // S = Q K^T: B operand is K^T (D x Lk), element (d, j) = k[j*sl + d].
   kernels::pack_panels(a.D, a.Lk, k, 1, a.k.sl, job.pk + task * job.pk_stride);
@@ -250,7 +295,7 @@ Scratch carve(const AttentionArgs& a, int threads, Arena& arena) {
   const uint64_t BQ = Attention::kBlockQ, BK = Attention::kBlockK;
   // Sizes in 64 bits: on wasm32 size_t products can wrap around. The workspace
   // cannot be reserved unless the total fits in size_t, and then so does each part.
-  const uint64_t bh = static_cast<uint64_t>(a.B) * a.H;
+  const uint64_t bh = static_cast<uint64_t>(a.B) * (a.Hkv ? a.Hkv : a.H);
   const uint64_t pk_stride = static_cast<uint64_t>(a.D) * round_up(static_cast<uint64_t>(a.Lk), kNR);
   const uint64_t dvp = round_up(static_cast<uint64_t>(a.Dv), kNR);
   // S [BQ x BK], O [BQ x dvp], max and sum [BQ] each, a key block of V [BK x dvp].
@@ -268,11 +313,14 @@ Scratch carve(const AttentionArgs& a, int threads, Arena& arena) {
 
 bool Attention::valid(const AttentionArgs& a) {
   return a.B > 0 && a.H > 0 && a.Lq > 0 && a.Lk > 0 && a.D > 0 && a.Dv > 0 && a.q.data && a.k.data && a.v.data &&
-         a.out && !(a.mask.bool_mask && a.mask.float_mask);
+         a.out && !(a.mask.bool_mask && a.mask.float_mask) && a.Hkv >= 0 && a.Hkv <= a.H &&
+         (a.Hkv == 0 || a.H % a.Hkv == 0) && a.mask.window >= 0 && a.softcap >= 0.0f && std::isfinite(a.softcap);
 }
 
 double Attention::work(const AttentionArgs& a) {
-  return 4.0 * a.B * a.H * a.Lq * static_cast<double>(a.Lk) * std::max(a.D, a.Dv) * (a.weights ? 1.5 : 1.0);
+  double keys = a.Lk;  // per query row
+  if (a.mask.window > 0) keys = std::min(keys, (a.mask.causal ? 1.0 : 2.0) * a.mask.window + kBlockK);
+  return 4.0 * a.B * a.H * a.Lq * keys * std::max(a.D, a.Dv) * (a.weights ? 1.5 : 1.0);
 }
 
 uint64_t Attention::workspace_bytes(const AttentionArgs& a, int threads) {
@@ -298,12 +346,14 @@ Status Attention::run(const AttentionArgs& a, ThreadPool& pool, Workspace& ws) {
   return Status::kOk;
 }
 
-Attention::Plan Attention::plan(const AttentionArgs& a, int threads, Arena& arena) {
+Attention::Plan Attention::plan(const AttentionArgs& given, int threads, Arena& arena) {
+  AttentionArgs a = given;
+  if (a.Hkv == 0) a.Hkv = a.H;
   const Scratch sc = carve(a, threads, arena);
   // May a block be skipped? The first query block has the nearest causal end; the
-  // padding is the same for every query block.
-  const int causal_min_end = key_end(a, std::min(kBlockQ, a.Lq));
-  bool may_skip = causal_min_end < a.Lk;
+  // padding is the same for every query block; a window hides keys on both sides.
+  const int causal_min_end = a.mask.causal ? key_end(a, std::min(kBlockQ, a.Lq)) : a.Lk;
+  bool may_skip = causal_min_end < a.Lk || a.mask.window > 0;
   for (int b = 0; !may_skip && a.mask.key_padding && b < a.B; ++b)
     for (int j0 = 0; !may_skip && j0 < a.Lk; j0 += kBlockK)
       may_skip = all_padded(a, b, j0, std::min(kBlockK, a.Lk - j0));
@@ -314,7 +364,7 @@ Attention::Plan Attention::plan(const AttentionArgs& a, int threads, Arena& aren
 void Attention::run(const Plan& p, ThreadPool::Team& team) {
   const AttentionArgs& a = p.a;
   const int bh = a.B * a.H;
-  team.for_each(bh, [&](int t) { pack_task(p, t); });
+  team.for_each(a.B * a.Hkv, [&](int t) { pack_task(p, t); });
   if (a.weights && a.average_weights)
     team.for_each(a.B * p.n_qblocks, [&](int t) { averaged_task(p, t, team.thread()); });
   else

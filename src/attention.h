@@ -42,34 +42,57 @@ struct MaskArgs {
   const uint8_t* bool_mask = nullptr;
   const float* float_mask = nullptr;
   size_t sb = 0, sh = 0, sl = 0;
-  // key padding mask [B, Lk], nonzero = ignore that key.
+  // key padding mask [B, Lk] (row b at key_padding + b * kp_sb; kp_sb 0 means Lk),
+  // nonzero = ignore that key.
   const uint8_t* key_padding = nullptr;
+  size_t kp_sb = 0;
   // query i may attend key j only when j <= i + q_offset: q_offset is the key
   // position of query 0. kAlignEnd (the default) means Lk - Lq, bottom-right
   // aligned: the last query sees the last key, as when the queries are the last Lq
   // of the Lk positions (self-attention over a KV cache).
+  //
+  // Positions: key j is at position j and query i at i + q_offset, so q_offset
+  // also places the sliding window and ALiBi's distances.
   bool causal = false;
   static constexpr int kAlignEnd = INT_MIN;
   int q_offset = kAlignEnd;
+  // Sliding window (0: none): query i may attend key j only when
+  // |i + q_offset - j| < window (with causal: the last `window` positions).
+  int window = 0;
 };
 
-// The causal diagonal: query i may attend key j only when j <= i + causal_diagonal.
+// The causal diagonal: query i may attend key j only when j <= i + causal_diagonal
+// (it is also query 0's position among the keys).
 inline long causal_diagonal(const MaskArgs& m, int Lq, int Lk) {
   return m.q_offset == MaskArgs::kAlignEnd ? static_cast<long>(Lk) - Lq : static_cast<long>(m.q_offset);
 }
 
 struct AttentionArgs {
   int B = 0, H = 0, Lq = 0, Lk = 0, D = 0, Dv = 0;
-  View q, k, v;  // q: [B,H,Lq,D], k: [B,H,Lk,D], v: [B,H,Lk,Dv] as views
+  // Key/value heads (0: H). H must be a multiple: query head h reads key/value
+  // head h / (H / Hkv) (grouped-query attention; 1 = multi-query).
+  int Hkv = 0;
+  View q, k, v;  // q: [B,H,Lq,D], k: [B,Hkv,Lk,D], v: [B,Hkv,Lk,Dv] as views
   float* out = nullptr;  // (b, h, i, c) at out + b*o_sb + h*o_sh + i*o_sl + c
   size_t o_sb = 0, o_sh = 0, o_sl = 0;
   float scale = 1.0f;
+  // Soft-capping (0: none): scores become softcap * tanh(scores / softcap) after
+  // the scale, before ALiBi and the masks.
+  float softcap = 0.0f;
+  // ALiBi slopes [H] (null: none): score -= slope_h * |pos_q - pos_k|.
+  const float* alibi = nullptr;
+  // Attention sinks [H] (null: none): one extra logit per head in each softmax's
+  // denominator that attends to nothing; the weights returned leave it out.
+  const float* sinks = nullptr;
   MaskArgs mask;
   // Optional attention weights: [B, H, Lq, Lk], or [B, Lq, Lk] (mean over heads)
   // when average_weights. Rows that attend nothing are all zero; a row whose softmax
   // is NaN (see above) is NaN everywhere.
   float* weights = nullptr;
   bool average_weights = false;
+  // Row stride of the weights (0: Lk); a (b, h) block is Lq rows of it. Columns
+  // past Lk are left as they are.
+  size_t w_sl = 0;
 };
 
 // Scaled dot-product attention. It keeps nothing between calls: its scratch (K
@@ -99,16 +122,17 @@ class Attention {
 
   // A call ready to run in a job.
   struct Plan {
-    AttentionArgs a;
-    float* pk;  // packed K^T panels, one block of pk_stride floats per (b, h)
+    AttentionArgs a;  // a.Hkv set (never 0)
+    float* pk;  // packed K^T panels, one block of pk_stride floats per (b, kv head)
     size_t pk_stride;
     float* scratch;
     size_t scratch_stride;  // floats per thread
     int n_qblocks;
     int dvp;  // Dv rounded up to 8
     // Whether some key block is fully masked for some query block (so it may be
-    // skipped), and then, per (b, h), 1 if K and V are finite at every key a skipped
-    // block may hold (past the first query block's causal end, or padding), else 0.
+    // skipped), and then, per (b, kv head), 1 if K and V are finite at every key a
+    // skipped block may hold (past the first query block's causal end, or padding;
+    // with a window, every key), else 0.
     bool may_skip;
     int causal_min_end;
     float* kv_finite;

@@ -1,5 +1,6 @@
 #include "mha.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -9,14 +10,25 @@
 namespace mha {
 
 bool MultiHeadAttention::valid(const MhaConfig& c) {
-  return c.embed_dim > 0 && c.num_heads > 0 && c.kdim > 0 && c.vdim > 0 && c.embed_dim % c.num_heads == 0;
+  if (c.embed_dim <= 0 || c.num_heads <= 0 || c.kdim <= 0 || c.vdim <= 0 || c.head_dim < 0 || c.num_kv_heads < 0)
+    return false;
+  if (c.head_dim == 0 && c.embed_dim % c.num_heads != 0) return false;
+  if (c.Hkv() > c.H() || c.H() % c.Hkv() != 0) return false;
+  // Projection widths must fit an int.
+  if ((static_cast<int64_t>(c.H()) + 2 * c.Hkv()) * c.D() > INT32_MAX - 64) return false;
+  if (c.window < 0 || !(c.softcap >= 0.0f) || !std::isfinite(c.softcap) || !(c.scale >= 0.0f) || !std::isfinite(c.scale))
+    return false;
+  if (!(c.qk_norm_eps >= 0.0f) || !std::isfinite(c.qk_norm_eps) || !std::isfinite(c.rope_attention_factor)) return false;
+  return c.rope_dim >= 0 && c.rope_dim % 2 == 0 && c.rope_dim <= c.D();
 }
 
 MultiHeadAttention::MultiHeadAttention(const MhaConfig& cfg)
-    : cfg_(cfg), ep_(static_cast<int>(round_up(cfg.embed_dim, kernels::kNR))) {}
+    : cfg_(cfg), H_(cfg.H()), Hkv_(cfg.Hkv()), D_(cfg.D()), nq_(H_ * D_), nk_(Hkv_ * D_),
+      nqp_(static_cast<int>(round_up(nq_, kernels::kNR))), nkp_(static_cast<int>(round_up(nk_, kernels::kNR))),
+      ldf_(static_cast<size_t>(nqp_) + 2 * static_cast<size_t>(nkp_)) {}
 
 size_t MultiHeadAttention::memory_bytes() const {
-  return w_in_.bytes() + b_in_.bytes() + w_out_.bytes() + b_out_.bytes();
+  return w_in_.bytes() + b_in_.bytes() + w_out_.bytes() + b_out_.bytes() + extras_.bytes();
 }
 
 Status MultiHeadAttention::set_weights(const MhaWeights& w) {
@@ -24,28 +36,65 @@ Status MultiHeadAttention::set_weights(const MhaWeights& w) {
   const bool packed_in = w.in_proj_weight != nullptr;
   if (packed_in && (kd != E || vd != E)) return Status::kInvalidArgument;
   if (!packed_in && (!w.q_proj_weight || !w.k_proj_weight || !w.v_proj_weight)) return Status::kInvalidArgument;
-  if (!w.out_proj_weight || (cfg_.bias && (!w.in_proj_bias || !w.out_proj_bias))) return Status::kInvalidArgument;
+  const bool split_bias = w.q_proj_bias && w.k_proj_bias && w.v_proj_bias;
+  if (!w.out_proj_weight || (cfg_.has_qkv_bias() && !w.in_proj_bias && !split_bias) ||
+      (cfg_.has_out_bias() && !w.out_proj_bias))
+    return Status::kInvalidArgument;
+  if ((cfg_.sinks && !w.sinks) || (cfg_.alibi && !w.alibi_slopes) || (cfg_.rope_dim && !w.rope_inv_freq) ||
+      (cfg_.qk_norm && (!w.q_norm_weight || !w.k_norm_weight)))
+    return Status::kInvalidArgument;
 
-  const size_t sq = kernels::packed_size(E, E), sk = kernels::packed_size(kd, E), sv = kernels::packed_size(vd, E);
-  last_request_bytes_ = (static_cast<uint64_t>(sq) + sk + sv + 3 * ep_ + sq + ep_) * sizeof(float);
-  if (!w_in_.reserve(sq + sk + sv) || !b_in_.reserve(3 * ep_) || !w_out_.reserve(sq) || !b_out_.reserve(ep_)) {
+  const size_t sq = kernels::packed_size(E, nq_), sk = kernels::packed_size(kd, nk_), sv = kernels::packed_size(vd, nk_);
+  const size_t so = kernels::packed_size(nq_, E), ep = round_up(E, kernels::kNR);
+  const size_t half = cfg_.rope_dim / 2;
+  const size_t n_extra = round_up(2 * half, 16) + (cfg_.sinks ? H_ : 0) + (cfg_.alibi ? H_ : 0) + (cfg_.qk_norm ? 2 * D_ : 0);
+  last_request_bytes_ = (static_cast<uint64_t>(sq) + sk + sv + ldf_ + so + ep + n_extra) * sizeof(float);
+  if (!w_in_.reserve(sq + sk + sv) || !b_in_.reserve(ldf_) || !w_out_.reserve(so) || !b_out_.reserve(ep) ||
+      !extras_.reserve(std::max<size_t>(n_extra, 1))) {
     has_weights_ = false;
     return Status::kOutOfMemory;
   }
   last_request_bytes_ = 0;
-  const size_t E2 = static_cast<size_t>(E) * E;
+  const size_t rq = static_cast<size_t>(nq_) * E, rk = static_cast<size_t>(nk_) * E;
   const float* wq = packed_in ? w.in_proj_weight : w.q_proj_weight;
-  const float* wk = packed_in ? w.in_proj_weight + E2 : w.k_proj_weight;
-  const float* wv = packed_in ? w.in_proj_weight + 2 * E2 : w.v_proj_weight;
-  pack_weight_transposed(E, E, wq, w_in_.data());
-  pack_weight_transposed(E, kd, wk, w_in_.data() + sq);
-  pack_weight_transposed(E, vd, wv, w_in_.data() + sq + sk);
-  pack_weight_transposed(E, E, w.out_proj_weight, w_out_.data());
-  std::fill(b_in_.data(), b_in_.data() + 3 * ep_, 0.0f);
-  std::fill(b_out_.data(), b_out_.data() + ep_, 0.0f);
-  if (cfg_.bias) {
-    for (int p = 0; p < 3; ++p) std::memcpy(b_in_.data() + p * ep_, w.in_proj_bias + p * E, sizeof(float) * E);
-    std::memcpy(b_out_.data(), w.out_proj_bias, sizeof(float) * E);
+  const float* wk = packed_in ? w.in_proj_weight + rq : w.k_proj_weight;
+  const float* wv = packed_in ? w.in_proj_weight + rq + rk : w.v_proj_weight;
+  pack_weight_transposed(nq_, E, wq, w_in_.data());
+  pack_weight_transposed(nk_, kd, wk, w_in_.data() + sq);
+  pack_weight_transposed(nk_, vd, wv, w_in_.data() + sq + sk);
+  pack_weight_transposed(E, nq_, w.out_proj_weight, w_out_.data());
+  std::fill(b_in_.data(), b_in_.data() + ldf_, 0.0f);
+  std::fill(b_out_.data(), b_out_.data() + ep, 0.0f);
+  if (cfg_.has_qkv_bias()) {
+    const float* bq = w.in_proj_bias ? w.in_proj_bias : w.q_proj_bias;
+    const float* bk = w.in_proj_bias ? w.in_proj_bias + nq_ : w.k_proj_bias;
+    const float* bv = w.in_proj_bias ? w.in_proj_bias + nq_ + nk_ : w.v_proj_bias;
+    std::memcpy(b_in_.data(), bq, sizeof(float) * nq_);
+    std::memcpy(b_in_.data() + nqp_, bk, sizeof(float) * nk_);
+    std::memcpy(b_in_.data() + nqp_ + nkp_, bv, sizeof(float) * nk_);
+  }
+  if (cfg_.has_out_bias()) std::memcpy(b_out_.data(), w.out_proj_bias, sizeof(float) * E);
+  // The option arrays: inv_freq first (doubles, 64-byte aligned), then floats.
+  float* x = extras_.data();
+  inv_freq_ = nullptr;
+  sinks_ = alibi_ = q_norm_ = k_norm_ = nullptr;
+  if (half) {
+    double* f = reinterpret_cast<double*>(x);
+    std::memcpy(f, w.rope_inv_freq, sizeof(double) * half);
+    inv_freq_ = f;
+  }
+  rope_ = Rope{cfg_.rope_dim, cfg_.rope_interleaved, inv_freq_, cfg_.rope_attention_factor};
+  x += round_up(2 * half, 16);
+  auto take = [&](const float* src, size_t n) {
+    std::memcpy(x, src, sizeof(float) * n);
+    x += n;
+    return x - n;
+  };
+  if (cfg_.sinks) sinks_ = take(w.sinks, H_);
+  if (cfg_.alibi) alibi_ = take(w.alibi_slopes, H_);
+  if (cfg_.qk_norm) {
+    q_norm_ = take(w.q_norm_weight, D_);
+    k_norm_ = take(w.k_norm_weight, D_);
   }
   has_weights_ = true;
   return Status::kOk;
@@ -56,32 +105,45 @@ bool MultiHeadAttention::fused(const MhaForwardArgs& a) const {
          a.Lq == a.Lk;
 }
 
-MultiHeadAttention::Scratch MultiHeadAttention::carve(uint64_t proj_floats, uint64_t Mq, Arena& arena) const {
+MultiHeadAttention::Scratch MultiHeadAttention::carve(uint64_t proj_floats, uint64_t Mq, int threads,
+                                                      Arena& arena) const {
   Scratch s;
   s.proj = arena.floats(proj_floats);
-  s.attn = arena.floats(Mq * cfg_.embed_dim);
+  s.attn = arena.floats(Mq * nq_);
+  s.trig = cfg_.rope_dim ? arena.floats(static_cast<uint64_t>(threads) * cfg_.rope_dim) : nullptr;
   return s;
 }
 
 uint64_t MultiHeadAttention::bytes(uint64_t proj_floats, int B, int Lq, int Lk, int threads) const {
   Arena count;
-  carve(proj_floats, static_cast<uint64_t>(B) * Lq, count);
+  carve(proj_floats, static_cast<uint64_t>(B) * Lq, threads, count);
   AttentionArgs at;
-  at.B = B, at.H = cfg_.num_heads, at.Lq = Lq, at.Lk = Lk, at.D = at.Dv = cfg_.embed_dim / cfg_.num_heads;
+  at.B = B, at.H = H_, at.Hkv = Hkv_, at.Lq = Lq, at.Lk = Lk, at.D = at.Dv = D_;
   return count.bytes() + Attention::workspace_bytes(at, threads);
 }
 
+namespace {
+// Rows a sliding cache holding `held` rows keeps before appending n (it moves
+// them to the front when the n do not fit behind): all, or the last capacity - n.
+int kept_rows(int held, int n, int rows, int capacity) {
+  return held + n <= rows ? held : std::min(held, capacity - n);
+}
+}  // namespace
+
 uint64_t MultiHeadAttention::workspace_bytes(const MhaForwardArgs& a, int threads) const {
   const uint64_t Mq = static_cast<uint64_t>(a.B) * a.Lq, Mk = static_cast<uint64_t>(a.B) * a.Lk;
-  const uint64_t proj = fused(a) ? Mq * 3 * ep_ : (Mq + 2 * Mk) * cfg_.embed_dim;
+  const uint64_t proj = fused(a) ? Mq * ldf_ : Mq * nq_ + 2 * Mk * nk_;
   return bytes(proj, a.B, a.Lq, a.Lk, threads);
 }
 
 uint64_t MultiHeadAttention::workspace_bytes_cached(const MhaForwardArgs& a, const KVCache& c, CacheMode mode,
                                                     int threads) const {
   const uint64_t Mq = static_cast<uint64_t>(a.B) * a.Lq;
-  if (mode == CacheMode::kAppend) return bytes(Mq * 3 * ep_, a.B, a.Lq, c.length() + a.Lq, threads);
-  return bytes(Mq * cfg_.embed_dim, a.B, a.Lq, c.length() == 0 ? a.Lk : c.length(), threads);
+  if (mode == CacheMode::kAppend) {
+    const int held = c.sliding_ ? kept_rows(c.held(), a.Lq, c.rows_, c.capacity_) : c.held();
+    return bytes(Mq * ldf_, a.B, a.Lq, held + a.Lq, threads);
+  }
+  return bytes(Mq * nq_, a.B, a.Lq, c.length() == 0 ? a.Lk : c.length(), threads);
 }
 
 uint64_t MultiHeadAttention::workspace_bytes(const MhaForwardArgs& a, const ThreadPool& pool) const {
@@ -95,21 +157,23 @@ uint64_t MultiHeadAttention::workspace_bytes_cached(const MhaForwardArgs& a, con
 
 double MultiHeadAttention::work(const MhaForwardArgs& a, const KVCache* c, CacheMode mode) const {
   const double E = cfg_.embed_dim, Mq = static_cast<double>(a.B) * a.Lq;
-  double proj = 2 * Mq * E * E;  // q
+  const double kv = 2.0 * a.B * a.Lk * nk_ * (cfg_.kdim + cfg_.vdim);
+  double proj = 2 * Mq * E * nq_;  // q
   int Lk = a.Lk;
   if (!c) {
-    proj += 2.0 * a.B * a.Lk * E * (cfg_.kdim + cfg_.vdim);  // k and v
+    proj += kv;
   } else if (mode == CacheMode::kAppend) {
-    proj *= 3, Lk = c->length() + a.Lq;
+    proj += 2 * Mq * E * 2 * nk_, Lk = c->held() + a.Lq;
   } else if (c->length() == 0) {
-    proj += 2.0 * a.B * a.Lk * E * (cfg_.kdim + cfg_.vdim);
+    proj += kv;
   } else {
     Lk = c->length();
   }
   AttentionArgs at;
-  at.B = a.B, at.H = cfg_.num_heads, at.Lq = a.Lq, at.Lk = Lk, at.D = at.Dv = cfg_.embed_dim / cfg_.num_heads;
+  at.B = a.B, at.H = H_, at.Hkv = Hkv_, at.Lq = a.Lq, at.Lk = Lk, at.D = at.Dv = D_;
   at.weights = a.weights;
-  return proj + Attention::work(at) + 2 * Mq * E * E;
+  at.mask.window = cfg_.window, at.mask.causal = a.mask.causal;
+  return proj + Attention::work(at) + 2 * Mq * E * nq_;
 }
 
 Status MultiHeadAttention::check(const MhaForwardArgs& a) const {
@@ -122,14 +186,18 @@ Status MultiHeadAttention::check(const MhaForwardArgs& a) const {
 Status MultiHeadAttention::check_cached(const MhaForwardArgs& a, const KVCache& c, CacheMode mode) const {
   if (!has_weights_) return Status::kNoWeights;
   const int E = cfg_.embed_dim;
-  if (a.B <= 0 || a.Lq <= 0 || !a.query || !a.output) return Status::kInvalidArgument;
+  if (a.B <= 0 || a.Lq <= 0 || !a.query || !a.output || c.sliding_ != (mode == CacheMode::kAppend && cfg_.window > 0))
+    return Status::kInvalidArgument;
   if (mode == CacheMode::kAppend) {
+    // A sliding cache needs room for the new positions and the window - 1 before them.
+    const bool fits = c.sliding_ ? static_cast<int64_t>(a.Lq) + cfg_.window - 1 <= c.capacity_
+                                 : a.Lq <= c.capacity_ - c.length_;
     if (cfg_.kdim != E || cfg_.vdim != E || a.key != a.query || a.value != a.query || c.batch_ != a.B ||
-        c.width_ != E || a.Lq > c.capacity_ - c.length_)
+        c.width_ != nk_ || !fits || static_cast<int64_t>(c.length_) + a.Lq > INT32_MAX)
       return Status::kInvalidArgument;
   } else if (c.length_ == 0) {
     if (a.Lk <= 0 || !a.key || !a.value) return Status::kInvalidArgument;
-  } else if (a.Lk != c.length_ || a.B != c.batch_ || c.width_ != E) {
+  } else if (a.Lk != c.length_ || a.B != c.batch_ || c.width_ != nk_) {
     return Status::kInvalidArgument;
   }
   return Status::kOk;
@@ -167,118 +235,210 @@ Status MultiHeadAttention::forward_in(const MhaForwardArgs& a, KVCache* c, Cache
 Gemm MultiHeadAttention::qkv_gemm(int M, const float* x, float* y) const {
   const int E = cfg_.embed_dim;
   Gemm g;
-  g.M = M, g.N = 3 * ep_, g.K = E, g.A = x, g.lda = E, g.Bp = w_in_.data(), g.panel_stride = static_cast<size_t>(E) * kernels::kNR;
-  g.C = y, g.ldc = 3 * static_cast<size_t>(ep_), g.bias = cfg_.bias ? b_in_.data() : nullptr;
+  g.M = M, g.N = static_cast<int>(ldf_), g.K = E, g.A = x, g.lda = E, g.Bp = w_in_.data();
+  g.panel_stride = static_cast<size_t>(E) * kernels::kNR;
+  g.C = y, g.ldc = ldf_, g.bias = cfg_.has_qkv_bias() ? b_in_.data() : nullptr;
   return g;
 }
 
 Gemm MultiHeadAttention::q_gemm(int M, const float* x, float* y) const {
   Gemm g = qkv_gemm(M, x, y);
-  g.N = cfg_.embed_dim, g.ldc = cfg_.embed_dim;
+  g.N = nq_, g.ldc = nq_;
   return g;
 }
 
 Gemm MultiHeadAttention::k_gemm(int M, const float* x, float* y) const {
   const int E = cfg_.embed_dim, kd = cfg_.kdim;
   Gemm g;
-  g.M = M, g.N = E, g.K = kd, g.A = x, g.lda = kd, g.Bp = w_in_.data() + kernels::packed_size(E, E);
-  g.panel_stride = static_cast<size_t>(kd) * kernels::kNR, g.C = y, g.ldc = E;
-  g.bias = cfg_.bias ? b_in_.data() + ep_ : nullptr;
+  g.M = M, g.N = nk_, g.K = kd, g.A = x, g.lda = kd, g.Bp = w_in_.data() + kernels::packed_size(E, nq_);
+  g.panel_stride = static_cast<size_t>(kd) * kernels::kNR, g.C = y, g.ldc = nk_;
+  g.bias = cfg_.has_qkv_bias() ? b_in_.data() + nqp_ : nullptr;
   return g;
 }
 
 Gemm MultiHeadAttention::v_gemm(int M, const float* x, float* y) const {
   const int E = cfg_.embed_dim, kd = cfg_.kdim, vd = cfg_.vdim;
   Gemm g;
-  g.M = M, g.N = E, g.K = vd, g.A = x, g.lda = vd, g.Bp = w_in_.data() + kernels::packed_size(E, E) + kernels::packed_size(kd, E);
-  g.panel_stride = static_cast<size_t>(vd) * kernels::kNR, g.C = y, g.ldc = E;
-  g.bias = cfg_.bias ? b_in_.data() + 2 * ep_ : nullptr;
+  g.M = M, g.N = nk_, g.K = vd, g.A = x, g.lda = vd;
+  g.Bp = w_in_.data() + kernels::packed_size(E, nq_) + kernels::packed_size(kd, nk_);
+  g.panel_stride = static_cast<size_t>(vd) * kernels::kNR, g.C = y, g.ldc = nk_;
+  g.bias = cfg_.has_qkv_bias() ? b_in_.data() + nqp_ + nkp_ : nullptr;
   return g;
+}
+
+// Positions. Without ids, query i is at q_pos0 + i; key j at j. With ids (the new
+// tokens' rotary positions), query i is at ids[i], and so are the keys the same
+// tokens produced: the last Lq keys when Lk >= Lq.
+int MultiHeadAttention::query_position(const Step& st, int b, int i) {
+  if (!st.position_ids) return st.q_pos0 + i;
+  return st.position_ids[(st.positions_shared ? 0 : static_cast<size_t>(b) * st.Lq) + i];
+}
+
+int MultiHeadAttention::key_position(const Step& st, int b, int j) {
+  const int offset = st.Lk - st.Lq;
+  if (st.position_ids && offset >= 0 && j >= offset) return query_position(st, b, j - offset);
+  return j;
+}
+
+bool MultiHeadAttention::row_phase(const Step& st) const { return st.append || cfg_.qk_norm || cfg_.rope_dim; }
+
+// QK-norm (RMSNorm of each head's vector, weight norm) then the rotary embedding
+// (trig: a rope_.table(), or null for none) of `heads` heads of D channels at x.
+void MultiHeadAttention::norm_and_rotate(float* x, int heads, const float* norm, const float* trig) const {
+  const int D = D_;
+  for (int h = 0; h < heads; ++h) {
+    float* v = x + static_cast<size_t>(h) * D;
+    if (cfg_.qk_norm) {
+      double ms = 0;
+      for (int c = 0; c < D; ++c) ms += static_cast<double>(v[c]) * v[c];
+      const float inv = static_cast<float>(1.0 / std::sqrt(ms / D + cfg_.qk_norm_eps));
+      for (int c = 0; c < D; ++c) v[c] = v[c] * inv * norm[c];
+    }
+    if (trig) rope_.rotate(v, trig);
+  }
 }
 
 Status MultiHeadAttention::plan(const MhaForwardArgs& a, KVCache* c, CacheMode mode, int threads, Arena& arena,
                                 const float* residual, Step& st) {
-  const int E = cfg_.embed_dim, H = cfg_.num_heads, D = E / H;
+  const int E = cfg_.embed_dim;
+  const size_t D = D_, nq = nq_, nk = nk_;
   const int Mq = a.B * a.Lq;  // fits: the workspace holds [Mq, E]
   st.work = work(a, c, mode);
   AttentionArgs at;
-  at.B = a.B, at.H = H, at.Lq = a.Lq, at.D = D, at.Dv = D;
+  at.B = a.B, at.H = H_, at.Hkv = Hkv_, at.Lq = a.Lq, at.D = D_, at.Dv = D_;
+  at.mask = a.mask;
+  at.mask.window = cfg_.window;
+  st.B = a.B, st.Lq = a.Lq, st.Lk = a.Lk;
+  st.position_ids = a.position_ids, st.positions_shared = a.positions_shared;
+  float* weights = a.weights;
+  size_t w_sl = 0;
   Scratch sc;
   if (!c) {
     const int Mk = a.B * a.Lk;
     at.Lk = a.Lk;
+    st.q_pos0 = a.Lk - a.Lq;
     if (fused(a)) {
-      sc = carve(static_cast<uint64_t>(Mq) * 3 * ep_, Mq, arena);
-      const size_t ld = 3 * static_cast<size_t>(ep_);
+      sc = carve(static_cast<uint64_t>(Mq) * ldf_, Mq, threads, arena);
       st.proj[st.n_proj++] = qkv_gemm(Mq, a.query, sc.proj);
-      at.q = {sc.proj, a.Lq * ld, static_cast<size_t>(D), ld};
-      at.k = {sc.proj + ep_, a.Lk * ld, static_cast<size_t>(D), ld};
-      at.v = {sc.proj + 2 * ep_, a.Lk * ld, static_cast<size_t>(D), ld};
+      at.q = {sc.proj, a.Lq * ldf_, D, ldf_};
+      at.k = {sc.proj + nqp_, a.Lk * ldf_, D, ldf_};
+      at.v = {sc.proj + nqp_ + nkp_, a.Lk * ldf_, D, ldf_};
+      st.q = sc.proj, st.ldq = ldf_, st.q_rows = Mq, st.k_col = nqp_;
     } else {
-      sc = carve((static_cast<uint64_t>(Mq) + 2 * static_cast<uint64_t>(Mk)) * E, Mq, arena);
+      sc = carve(static_cast<uint64_t>(Mq) * nq + 2 * static_cast<uint64_t>(Mk) * nk, Mq, threads, arena);
       float* q = sc.proj;
-      float* k = q + static_cast<size_t>(Mq) * E;
-      float* v = k + static_cast<size_t>(Mk) * E;
+      float* k = q + static_cast<size_t>(Mq) * nq;
+      float* v = k + static_cast<size_t>(Mk) * nk;
       st.proj[st.n_proj++] = q_gemm(Mq, a.query, q);
       st.proj[st.n_proj++] = k_gemm(Mk, a.key, k);
       st.proj[st.n_proj++] = v_gemm(Mk, a.value, v);
-      at.q = {q, static_cast<size_t>(a.Lq) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
-      at.k = {k, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
-      at.v = {v, static_cast<size_t>(a.Lk) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
+      at.q = {q, a.Lq * nq, D, nq};
+      at.k = {k, a.Lk * nk, D, nk};
+      at.v = {v, a.Lk * nk, D, nk};
+      st.q = q, st.ldq = nq, st.q_rows = Mq;
+      st.k = k, st.ldk = nk, st.k_rows = Mk;
     }
   } else {
     if (mode == CacheMode::kAppend) {
-      sc = carve(static_cast<uint64_t>(Mq) * 3 * ep_, Mq, arena);
+      int held = c->held();
+      if (c->sliding_ && held + a.Lq > c->rows_) {  // keep the last rows the window needs, at the front
+        const int keep = kept_rows(held, a.Lq, c->rows_, c->capacity_);
+        for (int b = 0; b < a.B; ++b) {
+          const size_t base = static_cast<size_t>(b) * c->rows_ * nk, from = static_cast<size_t>(held - keep) * nk;
+          std::memmove(c->k_.data() + base, c->k_.data() + base + from, sizeof(float) * keep * nk);
+          std::memmove(c->v_.data() + base, c->v_.data() + base + from, sizeof(float) * keep * nk);
+        }
+        c->start_ += held - keep;
+        held = keep;
+      }
+      sc = carve(static_cast<uint64_t>(Mq) * ldf_, Mq, threads, arena);
       st.proj[st.n_proj++] = qkv_gemm(Mq, a.query, sc.proj);
-      st.qkv = sc.proj, st.ld = 3 * static_cast<size_t>(ep_), st.B = a.B, st.Lq = a.Lq;
-      at.Lk = c->length_ + a.Lq;
-      at.q = {sc.proj, a.Lq * st.ld, static_cast<size_t>(D), st.ld};
+      st.q = sc.proj, st.ldq = ldf_, st.q_rows = Mq, st.k_col = nqp_;
+      st.append = true, st.cache_row = held;
+      st.q_pos0 = c->length_;
+      st.Lk = st.Lq;  // the new keys are the new tokens
+      at.Lk = held + a.Lq;
+      at.q = {sc.proj, a.Lq * ldf_, D, ldf_};
+      const int total = c->length_ + a.Lq, dropped = c->start_;
+      if (dropped > 0) {  // masks and weights cover every position; the keys held start at `dropped`
+        if (at.mask.bool_mask) at.mask.bool_mask += dropped;
+        if (at.mask.float_mask) at.mask.float_mask += dropped;
+        if (at.mask.key_padding) at.mask.key_padding += dropped, at.mask.kp_sb = total;
+        if (weights) {
+          std::fill_n(weights, static_cast<size_t>(a.B) * (a.average_weights ? 1 : H_) * a.Lq * total, 0.0f);
+          weights += dropped, w_sl = total;
+        }
+      }
+      st.cache_length = total;
     } else {
-      sc = carve(static_cast<uint64_t>(Mq) * E, Mq, arena);
+      sc = carve(static_cast<uint64_t>(Mq) * nq, Mq, threads, arena);
       st.proj[st.n_proj++] = q_gemm(Mq, a.query, sc.proj);
       if (c->length_ == 0) {  // the memory's keys and values, projected into the cache once
-        const Status s = c->init(a.B, a.Lk, E);
+        const Status s = c->init(a.B, a.Lk, nk_);
         if (s != Status::kOk) {
-          last_request_bytes_ = 2 * static_cast<uint64_t>(a.B) * a.Lk * E * sizeof(float);
+          last_request_bytes_ = 2 * static_cast<uint64_t>(a.B) * a.Lk * nk * sizeof(float);
           return s;
         }
         st.proj[st.n_proj++] = k_gemm(a.B * a.Lk, a.key, c->k_.data());
         st.proj[st.n_proj++] = v_gemm(a.B * a.Lk, a.value, c->v_.data());
+        st.k = c->k_.data(), st.ldk = nk, st.k_rows = a.B * a.Lk;
       }
       at.Lk = c->length_ == 0 ? a.Lk : c->length_;
-      at.q = {sc.proj, static_cast<size_t>(a.Lq) * E, static_cast<size_t>(D), static_cast<size_t>(E)};
+      st.Lk = at.Lk;
+      st.q_pos0 = at.Lk - a.Lq;
+      at.q = {sc.proj, a.Lq * nq, D, nq};
+      st.q = sc.proj, st.ldq = nq, st.q_rows = Mq;
+      st.cache_length = at.Lk;
     }
-    const size_t sb = static_cast<size_t>(c->capacity_) * E;
-    at.k = {c->k_.data(), sb, static_cast<size_t>(D), static_cast<size_t>(E)};
-    at.v = {c->v_.data(), sb, static_cast<size_t>(D), static_cast<size_t>(E)};
+    const size_t sb = static_cast<size_t>(c->rows_) * nk;
+    at.k = {c->k_.data(), sb, D, nk};
+    at.v = {c->v_.data(), sb, D, nk};
     st.cache = c;
-    st.cache_length = at.Lk;
   }
+  st.trig = sc.trig;
   at.out = sc.attn;
-  at.o_sb = static_cast<size_t>(a.Lq) * E, at.o_sh = D, at.o_sl = E;
-  at.scale = 1.0f / std::sqrt(static_cast<float>(D));
-  at.mask = a.mask;
-  at.weights = a.weights;
+  at.o_sb = a.Lq * nq, at.o_sh = D, at.o_sl = nq;
+  at.scale = cfg_.scale > 0.0f ? cfg_.scale : 1.0f / std::sqrt(static_cast<float>(D_));
+  at.softcap = cfg_.softcap;
+  at.alibi = alibi_;
+  at.sinks = sinks_;
+  at.weights = weights;
+  at.w_sl = w_sl;
   at.average_weights = a.average_weights;
   st.attention = Attention::plan(at, threads, arena);
   Gemm& o = st.out;
-  o.M = Mq, o.N = E, o.K = E, o.A = sc.attn, o.lda = E, o.Bp = w_out_.data(), o.panel_stride = static_cast<size_t>(E) * kernels::kNR;
-  o.C = a.output, o.ldc = E, o.bias = cfg_.bias ? b_out_.data() : nullptr;
+  o.M = Mq, o.N = E, o.K = nq_, o.A = sc.attn, o.lda = nq, o.Bp = w_out_.data();
+  o.panel_stride = nq * kernels::kNR;
+  o.C = a.output, o.ldc = E, o.bias = cfg_.has_out_bias() ? b_out_.data() : nullptr;
   o.epilogue.residual = residual, o.epilogue.ldr = E;
   return Status::kOk;
 }
 
 void MultiHeadAttention::run(const Step& st, ThreadPool::Team& team) const {
   gemm_phase(team, st.proj, st.n_proj);
-  if (st.qkv) {  // kAppend: the new positions' keys and values into the cache
-    KVCache& c = *st.cache;
-    const int E = cfg_.embed_dim, len = st.cache_length - st.Lq;
-    team.for_each(st.B * st.Lq, [&](int r) {
-      const int b = r / st.Lq, i = r % st.Lq;
-      const float* row = st.qkv + static_cast<size_t>(r) * st.ld;
-      const size_t at = (static_cast<size_t>(b) * c.capacity_ + len + i) * E;
-      std::memcpy(c.k_.data() + at, row + ep_, sizeof(float) * E);
-      std::memcpy(c.v_.data() + at, row + 2 * ep_, sizeof(float) * E);
+  if (row_phase(st)) {
+    const bool change = cfg_.qk_norm || cfg_.rope_dim;
+    team.for_each(st.q_rows + st.k_rows, [&](int r) {
+      float* trig = st.trig ? st.trig + static_cast<size_t>(team.thread()) * cfg_.rope_dim : nullptr;
+      if (r < st.q_rows) {
+        const int b = r / st.Lq, i = r % st.Lq;
+        float* row = st.q + static_cast<size_t>(r) * st.ldq;
+        if (change) {
+          if (trig) rope_.table(query_position(st, b, i), trig);
+          norm_and_rotate(row, H_, q_norm_, trig);
+          if (st.k_col >= 0) norm_and_rotate(row + st.k_col, Hkv_, k_norm_, trig);  // fused: the same token's key
+        }
+        if (st.append) {  // the new positions' keys and values into the cache
+          KVCache& c = *st.cache;
+          const size_t at = (static_cast<size_t>(b) * c.rows_ + st.cache_row + i) * nk_;
+          std::memcpy(c.k_.data() + at, row + st.k_col, sizeof(float) * nk_);
+          std::memcpy(c.v_.data() + at, row + st.k_col + nkp_, sizeof(float) * nk_);
+        }
+      } else {
+        const int kr = r - st.q_rows, b = kr / st.Lk, j = kr % st.Lk;
+        if (trig) rope_.table(key_position(st, b, j), trig);
+        norm_and_rotate(st.k + static_cast<size_t>(kr) * st.ldk, Hkv_, k_norm_, trig);
+      }
     });
   }
   Attention::run(st.attention, team);
@@ -289,15 +449,23 @@ void MultiHeadAttention::finish(const Step& st) {
   if (st.cache) st.cache->length_ = st.cache_length;
 }
 
-Status KVCache::init(int batch, int capacity, int width) {
-  length_ = 0;
+int KVCache::rows_for(int capacity, bool sliding) {
+  if (!sliding) return capacity;
+  // A quarter more rows: the rows kept are moved once every capacity / 4 steps.
+  const int64_t rows = static_cast<int64_t>(capacity) + std::max<int64_t>(1, capacity / 4);
+  return rows > INT32_MAX ? INT32_MAX : static_cast<int>(rows);
+}
+
+Status KVCache::init(int batch, int capacity, int width, bool sliding) {
+  length_ = start_ = 0;
   if (batch <= 0 || capacity <= 0 || width <= 0) return Status::kInvalidArgument;
-  const uint64_t n = static_cast<uint64_t>(batch) * capacity * width;
+  const int rows = rows_for(capacity, sliding);
+  const uint64_t n = static_cast<uint64_t>(batch) * rows * width;
   if (!k_.reserve(n) || !v_.reserve(n)) {
-    batch_ = capacity_ = width_ = 0;
+    batch_ = capacity_ = rows_ = width_ = 0;
     return Status::kOutOfMemory;
   }
-  batch_ = batch, capacity_ = capacity, width_ = width;
+  batch_ = batch, capacity_ = capacity, rows_ = rows, width_ = width, sliding_ = sliding;
   return Status::kOk;
 }
 

@@ -6,6 +6,7 @@
 #include "attention.h"
 #include "buffer.h"
 #include "linear.h"
+#include "rope.h"
 #include "status.h"
 #include "thread_pool.h"
 #include "workspace.h"
@@ -17,20 +18,58 @@ struct MhaConfig {
   int num_heads = 0;
   int kdim = 0;  // input size of key (defaults to embed_dim at the API level)
   int vdim = 0;  // input size of value
-  bool bias = true;
+  bool bias = true;  // the default of qkv_bias and out_bias
+  // The options of modern attention (defaults: nn.MultiheadAttention's behaviour).
+  int num_kv_heads = 0;  // key/value heads, dividing num_heads (0: num_heads)
+  int head_dim = 0;      // per-head width (0: embed_dim / num_heads, which must divide)
+  int qkv_bias = -1;     // q/k/v projection biases: 1, 0, or -1 for `bias`
+  int out_bias = -1;     // output projection bias: 1, 0, or -1 for `bias`
+  float scale = 0.0f;    // score scale (0: 1 / sqrt(head_dim))
+  float softcap = 0.0f;  // > 0: scores become softcap * tanh(scores / softcap)
+  int window = 0;        // > 0: sliding window (see MaskArgs::window)
+  bool alibi = false;    // ALiBi: slopes [H] come with the weights
+  bool sinks = false;    // attention sinks: sinks [H] come with the weights
+  bool qk_norm = false;  // RMSNorm of each head's q and k: q_norm, k_norm [head_dim] with the weights
+  float qk_norm_eps = 1e-6f;
+  // Rotary embedding of q and k after QK-norm (0: none): the first rope_dim
+  // channels of each head rotate (even, <= head_dim), by angle position *
+  // inv_freq[c] (inv_freq [rope_dim / 2] comes with the weights); cos and sin are
+  // multiplied by rope_attention_factor. Not interleaved: channel c pairs with
+  // c + rope_dim / 2 (rotate_half); interleaved: 2c with 2c + 1.
+  int rope_dim = 0;
+  bool rope_interleaved = false;
+  float rope_attention_factor = 1.0f;
+
+  int H() const { return num_heads; }
+  int Hkv() const { return num_kv_heads ? num_kv_heads : num_heads; }
+  int D() const { return head_dim ? head_dim : (num_heads ? embed_dim / num_heads : 0); }
+  bool has_qkv_bias() const { return qkv_bias < 0 ? bias : qkv_bias != 0; }
+  bool has_out_bias() const { return out_bias < 0 ? bias : out_bias != 0; }
 };
 
-// Weights in PyTorch state_dict layout. Either in_proj_weight [3E, E] (only when
-// kdim == vdim == E) or the three q/k/v_proj_weight ([E,E], [E,kdim], [E,vdim]).
-// Biases are required when config.bias and ignored otherwise.
+// Weights in PyTorch state_dict layout, with Hq = num_heads * head_dim and Hk =
+// num_kv_heads * head_dim rows. Either in_proj_weight [Hq + 2 Hk, E] (only when
+// kdim == vdim == E) or the three q/k/v_proj_weight ([Hq, E], [Hk, kdim], [Hk,
+// vdim]); out_proj_weight [E, Hq]. Biases: in_proj_bias [Hq + 2 Hk] or the three
+// q/k/v_proj_bias, required when has_qkv_bias(); out_proj_bias [E] when
+// has_out_bias(); ignored otherwise. The option arrays are required when their
+// option is on and ignored otherwise.
 struct MhaWeights {
   const float* in_proj_weight = nullptr;
   const float* q_proj_weight = nullptr;
   const float* k_proj_weight = nullptr;
   const float* v_proj_weight = nullptr;
-  const float* in_proj_bias = nullptr;  // [3E]
-  const float* out_proj_weight = nullptr;  // [E, E]
-  const float* out_proj_bias = nullptr;    // [E]
+  const float* in_proj_bias = nullptr;
+  const float* out_proj_weight = nullptr;
+  const float* out_proj_bias = nullptr;
+  const float* q_proj_bias = nullptr;
+  const float* k_proj_bias = nullptr;
+  const float* v_proj_bias = nullptr;
+  const float* sinks = nullptr;         // [H]
+  const float* alibi_slopes = nullptr;  // [H]
+  const float* q_norm_weight = nullptr;  // [head_dim]
+  const float* k_norm_weight = nullptr;  // [head_dim]
+  const double* rope_inv_freq = nullptr;  // [rope_dim / 2], in double: angles of far positions stay exact
 };
 
 struct MhaForwardArgs {
@@ -39,28 +78,44 @@ struct MhaForwardArgs {
   const float* key = nullptr;    // [B, Lk, kdim]
   const float* value = nullptr;  // [B, Lk, vdim]
   // Masks. For an attn mask of dims [Lq, Lk] set sb = sh = 0 and sl = Lk; for
-  // [B, H, Lq, Lk] set the full strides.
+  // [B, H, Lq, Lk] set the full strides. With a cache, Lk counts every position
+  // the cache has seen plus the new ones (a sliding-window cache's masks and
+  // weights cover the positions it no longer holds too).
   MaskArgs mask;
+  // The rotary positions of the new tokens (null: their sequence index, see
+  // MultiHeadAttention): [B, Lq], or [Lq] for every batch when positions_shared.
+  const int32_t* position_ids = nullptr;
+  bool positions_shared = false;
   float* output = nullptr;   // [B, Lq, E]
   float* weights = nullptr;  // optional: [B, H, Lq, Lk] or [B, Lq, Lk] if average
   bool average_weights = true;
 };
 
 // Projected keys and values of earlier positions, for incremental decoding:
-// [batch, capacity, E] each. MultiHeadAttention::forward_cached fills it.
+// [batch, rows, width] each, width = num_kv_heads * head_dim.
+// MultiHeadAttention::forward_cached fills it. A sliding-window layer's cache
+// keeps only the last `capacity` positions: it holds a few more rows than that
+// and, when they are full, moves the last ones it needs to the front.
 class KVCache {
  public:
   // Reserves both buffers and empties the cache; kOutOfMemory if they do not fit.
-  Status init(int batch, int capacity, int width);
+  // sliding: the cache of a sliding-window layer (it never fills up).
+  Status init(int batch, int capacity, int width, bool sliding = false);
+  // Rows a cache of this capacity holds (more than capacity when sliding).
+  static int rows_for(int capacity, bool sliding);
   int batch() const { return batch_; }
   int capacity() const { return capacity_; }
+  // Positions seen since the last reset (a sliding cache holds the last ones).
   int length() const { return length_; }
-  void reset() { length_ = 0; }
+  void reset() { length_ = start_ = 0; }
   size_t memory_bytes() const { return k_.bytes() + v_.bytes(); }
 
  private:
   friend class MultiHeadAttention;
-  int batch_ = 0, capacity_ = 0, width_ = 0, length_ = 0;
+  int held() const { return length_ - start_; }
+  int batch_ = 0, capacity_ = 0, rows_ = 0, width_ = 0, length_ = 0;
+  int start_ = 0;  // the position row 0 holds
+  bool sliding_ = false;
   FloatBuffer k_, v_;
 };
 
@@ -111,10 +166,25 @@ class MultiHeadAttention {
   struct Step {
     Gemm proj[3];            // the projections (one phase)
     int n_proj = 0;
-    const float* qkv = nullptr;  // kAppend: the fused projection, whose k | v rows go to the cache (one phase)
-    size_t ld = 0;
-    int B = 0, Lq = 0;
+    // Rows of projections that QK-norm and the rotary embedding change, and the
+    // cache append (one phase over q_rows + k_rows rows): row r < q_rows is query
+    // row r of q (and, fused, k at k_col of the same row, whose k | v go to the
+    // cache when appending); the others are key rows of k.
+    float* q = nullptr;
+    size_t ldq = 0;
+    int q_rows = 0;
+    float* k = nullptr;      // separate key rows (not fused)
+    size_t ldk = 0;
+    int k_rows = 0;
+    int k_col = -1;          // fused: the column of k in a q row (-1: none)
+    int B = 0, Lq = 0, Lk = 0;
+    const int32_t* position_ids = nullptr;
+    bool positions_shared = false;
+    int q_pos0 = 0;          // position of query 0 when no ids are given
+    float* trig = nullptr;   // per thread: rope_dim floats of cos | sin
     KVCache* cache = nullptr;
+    bool append = false;     // kAppend: copy the new keys and values into the cache
+    int cache_row = 0;       // the row of the first new position
     int cache_length = 0;    // the cache's length after the call
     Attention::Plan attention;  // two phases
     Gemm out;                // the output projection, plus the residual if any (one phase)
@@ -122,7 +192,8 @@ class MultiHeadAttention {
   };
   // Plans a call for a team of up to `threads` (check()ed first): carves its scratch
   // (workspace_bytes(_cached)(..., threads)) from arena; a kFixed cache that is
-  // empty is allocated here (kOutOfMemory if it cannot be). cache null: uncached.
+  // empty is allocated here (kOutOfMemory if it cannot be), and a sliding cache
+  // that is full moves the rows it keeps to the front. cache null: uncached.
   // With residual (a [B*Lq, E] array), the output projection adds it.
   Status plan(const MhaForwardArgs& args, KVCache* cache, CacheMode mode, int threads, Arena& arena,
               const float* residual, Step& step);
@@ -138,29 +209,46 @@ class MultiHeadAttention {
   size_t memory_bytes() const;
 
  private:
-  // What a call carves: the projections (fused q | k | v rows of 3 * ep_, or q, k
-  // and v of E each) and the attention output [B*Lq, E]; then the attention's own.
+  // What a call carves: the projections (fused q | k | v rows of ldf_, or q, k
+  // and v apart), the attention output [B*Lq, H*D] and the rotary tables; then the
+  // attention's own.
   struct Scratch {
     float* proj;
     float* attn;
+    float* trig;
   };
-  Scratch carve(uint64_t proj_floats, uint64_t Mq, Arena& arena) const;
+  Scratch carve(uint64_t proj_floats, uint64_t Mq, int threads, Arena& arena) const;
   uint64_t bytes(uint64_t proj_floats, int B, int Lq, int Lk, int threads) const;
   Status forward_in(const MhaForwardArgs& args, KVCache* cache, CacheMode mode, ThreadPool& pool, Workspace& ws);
   bool fused(const MhaForwardArgs& a) const;
-  // The projection GEMMs: q | k | v of x in one (rows of 3 * ep_), q alone, k or v.
+  bool row_phase(const Step& st) const;
+  void norm_and_rotate(float* x, int heads, const float* norm, const float* trig) const;
+  static int query_position(const Step& st, int b, int i);
+  static int key_position(const Step& st, int b, int j);
+  // The projection GEMMs: q | k | v of x in one (rows of ldf_), q alone, k or v.
   Gemm qkv_gemm(int M, const float* x, float* y) const;
   Gemm q_gemm(int M, const float* x, float* y) const;
   Gemm k_gemm(int M, const float* x, float* y) const;
   Gemm v_gemm(int M, const float* x, float* y) const;
 
   MhaConfig cfg_;
-  int ep_;  // E rounded up to the panel width
+  int H_, Hkv_, D_;
+  int nq_, nk_;     // H * D and Hkv * D
+  int nqp_, nkp_;   // rounded up to the panel width
+  size_t ldf_;      // a fused projection row: nqp_ + 2 nkp_
   bool has_weights_ = false;
-  FloatBuffer w_in_;   // packed Wq^T | Wk^T | Wv^T, each padded to ep_ columns
-  FloatBuffer b_in_;   // bq | bk | bv, each padded to ep_ (zeros)
+  FloatBuffer w_in_;   // packed Wq^T | Wk^T | Wv^T, of nqp_, nkp_, nkp_ columns
+  FloatBuffer b_in_;   // bq | bk | bv, padded likewise (zeros)
   FloatBuffer w_out_;  // packed Wo^T
   FloatBuffer b_out_;
+  // inv_freq [rope_dim / 2] (doubles) | sinks [H] | alibi [H] | q_norm [D] | k_norm [D], as configured
+  FloatBuffer extras_;
+  const double* inv_freq_ = nullptr;
+  const float* sinks_ = nullptr;
+  const float* alibi_ = nullptr;
+  const float* q_norm_ = nullptr;
+  const float* k_norm_ = nullptr;
+  Rope rope_;
   uint64_t last_request_bytes_ = 0;
 };
 

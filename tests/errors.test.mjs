@@ -116,7 +116,13 @@ for (const threads of [1, 2]) {
     const cases = [
       [[t([2, 3]), t([2, 3, 4]), t([2, 3, 4])], RangeError, /k must have 2 dims like q \[2, 3\], got dims \[2, 3, 4\]/],
       [[t([2, 3, 4]), t([2, 5, 5]), t([2, 5, 4])], RangeError, /k.dims\[2\] must be the last dim of q \(4\), got 5/],
-      [[t([1, 2, 3, 4]), t([1, 3, 5, 4]), t([1, 3, 5, 4])], RangeError, /k.dims\[1\] must be the number of heads of q \(2\), got 3/],
+      [[t([1, 2, 3, 4]), t([1, 3, 5, 4]), t([1, 3, 5, 4])], RangeError, /k and v must have a number of heads that divides q's 2 \(grouped-query attention\), got 3/],
+      [[t([1, 4, 3, 4]), t([1, 2, 5, 4]), t([1, 1, 5, 4])], RangeError, /v.dims\[1\] must be the number of heads of k \(2\), got 1/],
+      [[t([2, 4, 3, 4]), t([1, 2, 5, 4]), t([1, 2, 5, 4])], RangeError, /k.dims\[0\] must be the batch size of q \(2\), got 1/],
+      [[t([1, 2, 3, 4]), t([1, 2, 5, 4]), t([1, 2, 5, 4]), { slidingWindow: 0 }], RangeError, /options.slidingWindow must be a positive integer, got 0/],
+      [[t([1, 2, 3, 4]), t([1, 2, 5, 4]), t([1, 2, 5, 4]), { softcap: -1 }], RangeError, /options.softcap must be a positive finite number, got -1/],
+      [[t([1, 2, 3, 4]), t([1, 2, 5, 4]), t([1, 2, 5, 4]), { alibiSlopes: new Float32Array(3) }], RangeError, /options.alibiSlopes must have 2 elements, got 3/],
+      [[t([1, 2, 3, 4]), t([1, 2, 5, 4]), t([1, 2, 5, 4]), { sinks: 'x' }], TypeError, /options.sinks must be a Float32Array of 2 numbers, got "x"/],
       [[t([3, 4]), t([5, 4]), t([5, 2]), { scale: 'big' }], TypeError, /options.scale must be a finite number, got "big"/],
       [[t([3, 4]), t([5, 4]), t([5, 2]), { scale: NaN }], RangeError, /options.scale must be a finite number, got NaN/],
     ];

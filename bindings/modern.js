@@ -1,0 +1,106 @@
+// The options of modern attention (rotary positions, ALiBi, windows, soft-capping,
+// sinks), read where the call is made and again where the runtime is, shared by
+// MultiHeadAttention, scaledDotProductAttention and applyRotaryEmbedding.
+import { checkData } from './masks.js';
+import { describe, fmtDims, isTypedArray, plainObject, positiveInt, sameDims, snapshotView, tensor, typedArrayKind, typedArrayLength } from './validate.js';
+
+/** A finite number > 0. */
+export function positiveNumber(name, v) {
+  if (typeof v !== 'number') throw new TypeError(`${name} must be a positive number, got ${describe(v)}`);
+  if (!(v > 0) || !Number.isFinite(v)) throw new RangeError(`${name} must be a positive finite number, got ${describe(v)}`);
+  return v;
+}
+
+/** A finite number. */
+export function finiteNumber(name, v) {
+  if (typeof v !== 'number') throw new TypeError(`${name} must be a finite number, got ${describe(v)}`);
+  if (!Number.isFinite(v)) throw new RangeError(`${name} must be a finite number, got ${describe(v)}`);
+  return v;
+}
+
+/** null / undefined -> null, else read(name, v). */
+export const optional = (name, v, read) => (v === undefined || v === null ? null : read(name, v));
+
+/**
+ * ALiBi slopes of H heads (Press et al.): for H a power of two, 2^(-8k/H), k = 1..H;
+ * otherwise (BLOOM's rule) those of the largest power of two n < H, then every
+ * other slope of 2n heads for the H - n that remain.
+ */
+export function alibiSlopes(H) {
+  const n = 2 ** Math.floor(Math.log2(H));
+  const slopes = [];
+  for (let k = 1; k <= n; k++) slopes.push(2 ** ((-8 * k) / n));
+  for (let k = 1; slopes.length < H; k += 2) slopes.push(2 ** ((-8 * k) / (2 * n)));
+  return Float32Array.from(slopes);
+}
+
+/** A float array option of n finite numbers (Float32Array, Float64Array or number[]) as a Float64Array copy. */
+export function floatArray(name, v, n) {
+  let values;
+  const kind = typedArrayKind(v);
+  if (kind === 'Float32Array' || kind === 'Float64Array') {
+    const view = snapshotView(name, v);
+    values = Float64Array.from(view);
+  } else if (Array.isArray(v)) {
+    if (v.length !== n) throw new RangeError(`${name} must have ${n} elements, got ${v.length}`);
+    values = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const x = v[i];
+      if (typeof x !== 'number') throw new TypeError(`${name}[${i}] must be a number, got ${describe(x)}`);
+      values[i] = x;
+    }
+  } else {
+    throw new TypeError(`${name} must be a Float32Array of ${n} numbers, got ${describe(v)}`);
+  }
+  if (values.length !== n) throw new RangeError(`${name} must have ${n} elements, got ${values.length}`);
+  const bad = values.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) throw new RangeError(`${name}[${bad}] must be finite, got ${values[bad]}`);
+  return values;
+}
+
+const ROPE_OPTIONS = ['base', 'dim', 'interleaved', 'invFreq', 'attentionFactor'];
+
+/**
+ * The rope option against a head width: null (none), true (defaults) or { base =
+ * 10000, dim = headDim, interleaved = false, invFreq, attentionFactor = 1 }.
+ * Returns null or a frozen { dim, base, interleaved, invFreq (Float64Array of dim / 2:
+ * the given one, or base^(-2i/dim)), attentionFactor }.
+ */
+export function readRope(name, rope, headDim) {
+  if (rope === undefined || rope === null || rope === false) return null;
+  const o = rope === true ? {} : plainObject(name, rope, ROPE_OPTIONS);
+  const dim = o.dim === undefined ? headDim : positiveInt(`${name}.dim`, o.dim);
+  if (dim % 2 !== 0) throw new RangeError(`${name}.dim must be even (channels rotate in pairs), got ${dim}`);
+  if (dim > headDim) throw new RangeError(`${name}.dim must be at most headDim ${headDim}, got ${dim}`);
+  const base = o.base === undefined ? 10000 : positiveNumber(`${name}.base`, o.base);
+  if (o.invFreq !== undefined && o.base !== undefined)
+    throw new TypeError(`${name}: give base or invFreq, not both (invFreq replaces base^(-2i/dim))`);
+  let invFreq;
+  if (o.invFreq !== undefined) invFreq = floatArray(`${name}.invFreq`, o.invFreq, dim / 2);
+  else invFreq = Float64Array.from({ length: dim / 2 }, (_, i) => 1 / base ** ((2 * i) / dim));
+  const interleaved = o.interleaved === undefined ? false : o.interleaved;
+  if (typeof interleaved !== 'boolean') throw new TypeError(`${name}.interleaved must be a boolean, got ${describe(interleaved)}`);
+  const attentionFactor = o.attentionFactor === undefined ? 1 : finiteNumber(`${name}.attentionFactor`, o.attentionFactor);
+  return Object.freeze({ dim, base, interleaved, invFreq, attentionFactor });
+}
+
+/** A positions option (positionIds): null, or a snapshot { data: Int32Array, dims } of a tensor or a bare Int32Array ([L]). */
+export function readPositions(name, v) {
+  if (v === undefined || v === null) return null;
+  if (isTypedArray(v)) {
+    if (typedArrayKind(v) !== 'Int32Array') throw new TypeError(`${name} must be an Int32Array or a tensor { data: Int32Array, dims }, got ${describe(v)}`);
+    const data = snapshotView(name, v);
+    if (typedArrayLength(data) === 0) throw new RangeError(`${name} must not be empty`);
+    return { data, dims: [typedArrayLength(data)] };
+  }
+  return tensor(name, v, { types: [Int32Array], ranks: [1, 2], shapeHint: 'dims [B, L] or [L]' });
+}
+
+/** Where the runtime is: positions checked against [B, L] (batched) or [L]: { data, shared } or null. */
+export function positionsLayout(name, p, { B, L, batched }) {
+  if (p === null || p === undefined) return null;
+  checkData(name, p, [Int32Array]);
+  if (sameDims(p.dims, [L])) return { data: p.data, shared: true };
+  if (batched && sameDims(p.dims, [B, L])) return { data: p.data, shared: B === 1 };
+  throw new RangeError(`${name} must have dims ${batched ? `[${B}, ${L}] or ` : ''}[${L}], got ${fmtDims(p.dims)}`);
+}
