@@ -52,7 +52,7 @@ export const RECORDS = Object.freeze({
   DecoderWeights: [...attn('self_attn_'), ...attn('multihead_attn_'), ...ffn, ...norms(3)],
   NormWeights: ['weight:p', 'bias:p'],
   MhaForward: ['batch', 'lq', 'lk', 'query:p', 'key:p', 'value:p', ...mask(''), 'output:p', 'weights:p', 'average_weights',
-    'position_ids:p', 'positions_shared'],
+    'position_ids:p', 'positions_shared', 'trace:p', 'trace_b', 'trace_h', 'trace_i'],
   EncoderForward: ['batch', 'length', 'src:p', ...mask(''), 'output:p', 'weights:p'],
   DecoderForward: ['batch', 'tgt_length', 'memory_length', 'tgt:p', 'memory:p', ...mask('tgt_'), ...mask('memory_'),
     'output:p', 'self_weights:p', 'cross_weights:p'],

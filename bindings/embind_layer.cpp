@@ -76,6 +76,8 @@ class Layer {
     a.average_weights = r.average_weights != 0;
     a.position_ids = ptr<const int32_t>(r.position_ids);
     a.positions_shared = r.positions_shared != 0;
+    mha::MhaTrace trace{r.trace_b, r.trace_h, r.trace_i, ptr<float>(r.trace)};
+    if (r.trace) a.trace = &trace;
     if (kv) return static_cast<int>(impl_.forward_cached(a, *kv, mha::CacheMode::kAppend, pool(), workspace()));
     return static_cast<int>(impl_.forward(a, pool(), workspace()));
   }

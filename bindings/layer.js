@@ -8,7 +8,7 @@ import { withLayerConfig } from './layer-config.js';
 import { alibiSlopes, floatArray, optional, positionsLayout, positiveNumber, readPositions, readRope } from './modern.js';
 import { recordBytes } from './runtime.js';
 import {
-  bool, describe, expectArray, expectCounts, expectDim, fmtDims, isTypedArray, plainObject, positiveInt, product, readEntries, sameDims, snapshotView, tensor,
+  bool, describe, expectArray, nonNegativeInt, expectCounts, expectDim, fmtDims, isTypedArray, plainObject, positiveInt, product, readEntries, sameDims, snapshotView, tensor,
   typedArrayKind, typedArrayLength,
 } from './validate.js';
 
@@ -269,6 +269,30 @@ export function defineMultiHeadAttention({ backend, Native, live, caches }) {
     }
 
     /**
+     * One token through one head, step by step (for teaching): the forward's
+     * arguments (no cache, no needWeights) plus options { token, head, batch = 0 }.
+     * Returns { batch, token, head, kvHead, q, k, v, raw, scaled, softcapped, biased,
+     * masked, weights, sink, headOutput, concat, output } (see index.d.ts).
+     */
+    inspect(query, key, value, options) {
+      return backend.run(() => {
+        const id = live(this, 'inspect');
+        if (!this.#weightsSent) throw new Error('MultiHeadAttention.inspect: weights are not set; call setWeights() first');
+        const o = plainObject('inspect options', options, [...FORWARD_OPTIONS.filter((k) => !['cache', 'needWeights', 'averageWeights'].includes(k)), 'token', 'head', 'batch']);
+        const { token, head, batch, ...forwardOptions } = o;
+        const { cache, transfer, ...call } = readForward(this.#cfg, query, key, value, forwardOptions);
+        const at = {
+          batch: batch === undefined ? 0 : nonNegativeInt('options.batch', batch), token: nonNegativeInt('options.token', token),
+          head: nonNegativeInt('options.head', head),
+        };
+        if (at.batch >= call.B) throw new RangeError(`options.batch must be below the batch size ${call.B}, got ${at.batch}`);
+        if (at.token >= call.Lq) throw new RangeError(`options.token must be below the query length ${call.Lq}, got ${at.token}`);
+        if (at.head >= this.#cfg.numHeads) throw new RangeError(`options.head must be below numHeads ${this.#cfg.numHeads}, got ${at.head}`);
+        return backend.call('MultiHeadAttention.inspect', [id, call, at], { transfer, what: 'MultiHeadAttention.inspect' });
+      });
+    }
+
+    /**
      * query [B, Lq, E] or [Lq, E]; key [B, Lk, kdim] and value [B, Lk, vdim], or
      * omitted for self-attention. Returns { output, weights }.
      */
@@ -327,55 +351,84 @@ export function mhaOps({ rt, get, cacheFor }) {
       }
     },
 
+    'MultiHeadAttention.inspect'(id, call, at) {
+      const layer = get(id, 'MultiHeadAttention');
+      const { numHeads: H, numKvHeads: Hkv, headDim: D, embedDim: E } = layer.cfg;
+      const { batch, token, head } = at;
+      expectCounts('MultiHeadAttention.inspect', { batch: batch + 1, token: token + 1, head: head + 1 });
+      if (batch >= call.B || token >= call.Lq || head >= H) throw new RangeError('MultiHeadAttention.inspect: batch, token or head out of range');
+      const Lk = call.Lkv;
+      const { result } = forwardOp(id, { ...call, needWeights: false }, 0, { b: batch, h: head, i: token, floats: (2 * Lk + 2) * D + 6 * Lk + H * D + 1 });
+      const t = result.trace;
+      let o = 0;
+      const take = (n) => t.subarray(o, (o += n));
+      const q = take(D), k = { data: take(Lk * D), dims: [Lk, D] }, v = { data: take(Lk * D), dims: [Lk, D] };
+      const [raw, scaled, softcapped, biased, masked, weights] = [0, 1, 2, 3, 4, 5].map(() => take(Lk));
+      const headOutput = take(D), concat = take(H * D), sink = take(1)[0];
+      const out = result.output.data;
+      return {
+        batch, token, head, kvHead: Math.floor(head / (H / Hkv)), q, k, v, raw, scaled, softcapped, biased, masked, weights,
+        sink: Number.isNaN(sink) ? null : sink, headOutput, concat, output: out.slice((batch * call.Lq + token) * E, (batch * call.Lq + token + 1) * E),
+      };
+    },
+
     'MultiHeadAttention.forward'(id, call, cacheId) {
-      const layer = get(id, 'MultiHeadAttention'), what = 'MultiHeadAttention.forward';
-      if (!layer.hasWeights) throw new Error('MultiHeadAttention.forward: weights are not set; call setWeights() first');
-      const { embedDim: E, numHeads: H, kdim, vdim } = layer.cfg;
-      const { B, Lq, Lkv, batched, needWeights, average } = call;
-      expectCounts(what, { B, Lq, Lkv });
-      expectArray('query.data', call.q, [Float32Array], B * Lq * E);
-      if (call.k || call.v) {
-        expectArray('key.data', call.k, [Float32Array], B * Lkv * kdim);
-        expectArray('value.data', call.v, [Float32Array], B * Lkv * vdim);
-      } else if (Lkv !== Lq || kdim !== E || vdim !== E) {
-        throw new RangeError(`${what}: self-attention needs the query's length and kdim == vdim == embedDim`);
-      }
-      const cache = cacheFor(cacheId, id, what, Lq, B);
-      const Lk = cache.past + call.Lkv;
-      const mask = maskLayout('options.attnMask', call.attnMask, {
-        Lq, Lk, fullDims: batched ? [B, H, Lq, Lk] : [H, Lq, Lk], altDims: batched ? [[B * H, Lq, Lk]] : [],
-      });
-      const kpm = paddingLayout('options.keyPaddingMask', call.keyPaddingMask, { B, Lk, batched });
-      const pos = positionsLayout('options.positionIds', call.positionIds, { B, L: Lq, batched });
-      // One copy of each distinct input array (self-attention copies once).
-      const same = (a, b) => a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
-      const inputs = [call.q];
-      for (const d of [call.k, call.v]) if (d && !inputs.some((x) => same(x, d))) inputs.push(d);
-      const outN = B * Lq * E, wN = needWeights ? B * (average ? 1 : H) * Lq * Lk : 0;
-      const n = inputs.length;
-      const st = rt.stage([...inputs, mask.data, kpm, outN * 4, wN * 4, FORWARD_BYTES, pos && pos.data], what);
-      try {
-        const ptrOf = (d) => st.at(inputs.findIndex((x) => same(x, d ?? call.q)));
-        const at = (d) => (d ? st.at(d === mask.data ? n : n + 1) : 0);
-        const rec = st.at(n + 4);
-        rt.writeRecord(rec, 'MhaForward', {
-          batch: B, lq: Lq, lk: Lk, query: ptrOf(call.q), key: ptrOf(call.k), value: ptrOf(call.v),
-          ...maskFields('', mask, kpm, call.causal, at), output: st.at(n + 2), weights: needWeights ? st.at(n + 3) : 0,
-          average_weights: average, position_ids: pos ? st.at(n + 5) : 0, positions_shared: pos ? pos.shared : false,
-        });
-        rt.check(layer.handle.forward(rec, cache.handle), what, () => layer.handle.lastRequestBytes());
-        const output = { data: rt.readF32(st.at(n + 2), outN), dims: batched ? [B, Lq, E] : [Lq, E] };
-        let weights = null;
-        if (needWeights) {
-          const dims = average ? [Lq, Lk] : [H, Lq, Lk];
-          weights = { data: rt.readF32(st.at(n + 3), wN), dims: batched ? [B, ...dims] : dims };
-        }
-        return { result: { output, weights }, cacheLength: cache.length() };
-      } finally {
-        rt.free(st.ptr);
-      }
+      return forwardOp(id, call, cacheId, null);
     },
   };
+
+  /** A forward (trace: null, or { b, h, i, floats } for inspect, whose floats come back as result.trace). */
+  function forwardOp(id, call, cacheId, trace) {
+    const layer = get(id, 'MultiHeadAttention'), what = trace ? 'MultiHeadAttention.inspect' : 'MultiHeadAttention.forward';
+    if (!layer.hasWeights) throw new Error('MultiHeadAttention.forward: weights are not set; call setWeights() first');
+    const { embedDim: E, numHeads: H, kdim, vdim } = layer.cfg;
+    const { B, Lq, Lkv, batched, needWeights, average } = call;
+    expectCounts(what, { B, Lq, Lkv });
+    expectArray('query.data', call.q, [Float32Array], B * Lq * E);
+    if (call.k || call.v) {
+      expectArray('key.data', call.k, [Float32Array], B * Lkv * kdim);
+      expectArray('value.data', call.v, [Float32Array], B * Lkv * vdim);
+    } else if (Lkv !== Lq || kdim !== E || vdim !== E) {
+      throw new RangeError(`${what}: self-attention needs the query's length and kdim == vdim == embedDim`);
+    }
+    const cache = cacheFor(cacheId, id, what, Lq, B);
+    const Lk = cache.past + call.Lkv;
+    const mask = maskLayout('options.attnMask', call.attnMask, {
+      Lq, Lk, fullDims: batched ? [B, H, Lq, Lk] : [H, Lq, Lk], altDims: batched ? [[B * H, Lq, Lk]] : [],
+    });
+    const kpm = paddingLayout('options.keyPaddingMask', call.keyPaddingMask, { B, Lk, batched });
+    const pos = positionsLayout('options.positionIds', call.positionIds, { B, L: Lq, batched });
+    // One copy of each distinct input array (self-attention copies once).
+    const same = (a, b) => a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
+    const inputs = [call.q];
+    for (const d of [call.k, call.v]) if (d && !inputs.some((x) => same(x, d))) inputs.push(d);
+    const outN = B * Lq * E, wN = needWeights ? B * (average ? 1 : H) * Lq * Lk : 0;
+    const n = inputs.length;
+    const st = rt.stage([...inputs, mask.data, kpm, outN * 4, wN * 4, FORWARD_BYTES, pos && pos.data, trace ? trace.floats * 4 : 0], what);
+    try {
+      const ptrOf = (d) => st.at(inputs.findIndex((x) => same(x, d ?? call.q)));
+      const at = (d) => (d ? st.at(d === mask.data ? n : n + 1) : 0);
+      const rec = st.at(n + 4);
+      rt.writeRecord(rec, 'MhaForward', {
+        batch: B, lq: Lq, lk: Lk, query: ptrOf(call.q), key: ptrOf(call.k), value: ptrOf(call.v),
+        ...maskFields('', mask, kpm, call.causal, at), output: st.at(n + 2), weights: needWeights ? st.at(n + 3) : 0,
+        average_weights: average, position_ids: pos ? st.at(n + 5) : 0, positions_shared: pos ? pos.shared : false,
+        trace: trace ? st.at(n + 6) : 0, trace_b: trace ? trace.b : 0, trace_h: trace ? trace.h : 0, trace_i: trace ? trace.i : 0,
+      });
+      rt.check(layer.handle.forward(rec, cache.handle), what, () => layer.handle.lastRequestBytes());
+      const output = { data: rt.readF32(st.at(n + 2), outN), dims: batched ? [B, Lq, E] : [Lq, E] };
+      let weights = null;
+      if (needWeights) {
+        const dims = average ? [Lq, Lk] : [H, Lq, Lk];
+        weights = { data: rt.readF32(st.at(n + 3), wN), dims: batched ? [B, ...dims] : dims };
+      }
+      const result = { output, weights };
+      if (trace) result.trace = rt.readF32(st.at(n + 6), trace.floats);
+      return { result, cacheLength: cache.length() };
+    } finally {
+      rt.free(st.ptr);
+    }
+  }
 }
 
 const RECORD_BYTES = recordBytes('MhaWeights'), FORWARD_BYTES = recordBytes('MhaForward');

@@ -116,6 +116,12 @@ export function positiveInt(name, v) {
   return v;
 }
 
+export function nonNegativeInt(name, v) {
+  if (typeof v !== 'number') throw new TypeError(`${name} must be a non-negative integer, got ${describe(v)}`);
+  if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new RangeError(`${name} must be a non-negative integer, got ${describe(v)}`);
+  return v;
+}
+
 export function bool(name, v, dflt) {
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${describe(v)}`);

@@ -361,6 +361,46 @@ Attention::Plan Attention::plan(const AttentionArgs& given, int threads, Arena& 
               static_cast<int>(round_up(a.Dv, kNR)), may_skip, causal_min_end, sc.kv_finite};
 }
 
+void Attention::trace(const AttentionArgs& given, int b, int h, int i, const Trace& t) {
+  AttentionArgs a = given;
+  if (a.Hkv == 0) a.Hkv = a.H;
+  const MaskArgs& m = a.mask;
+  const int kvh = kv_head(a, h);
+  const long pos_q = static_cast<long>(i) + causal_diagonal(m, a.Lq, a.Lk);
+  const float* q = a.q.data + b * a.q.sb + h * a.q.sh + i * a.q.sl;
+  const uint8_t* kp = padding_row(a, b);
+  const size_t moff = b * m.sb + h * m.sh + i * m.sl;
+  float mx = a.sinks ? a.sinks[h] : -INFINITY;
+  bool visible = false;
+  for (int j = 0; j < a.Lk; ++j) {
+    const float* k = a.k.data + b * a.k.sb + kvh * a.k.sh + j * a.k.sl;
+    float dot = 0.0f;
+    for (int c = 0; c < a.D; ++c) dot += q[c] * k[c];
+    t.raw[j] = dot;
+    t.scaled[j] = dot * a.scale;
+    t.softcapped[j] = a.softcap > 0.0f ? a.softcap * std::tanh(t.scaled[j] / a.softcap) : t.scaled[j];
+    float s = t.softcapped[j];
+    if (a.alibi) s -= a.alibi[h] * static_cast<float>(std::labs(pos_q - j));
+    if (m.float_mask) s += m.float_mask[moff + j];
+    t.biased[j] = s;
+    const bool hidden = (m.bool_mask && m.bool_mask[moff + j]) || (kp && kp[j]) || (m.causal && j > pos_q) ||
+                        (m.window > 0 && std::labs(pos_q - j) >= m.window);
+    t.masked[j] = hidden ? s - INFINITY : s;
+    if (t.masked[j] != -INFINITY) visible = true;
+    mx = std::max(mx, t.masked[j]);
+  }
+  double sum = a.sinks && visible ? std::exp(static_cast<double>(a.sinks[h]) - mx) : 0.0;
+  for (int j = 0; j < a.Lk; ++j) sum += visible ? std::exp(static_cast<double>(t.masked[j]) - mx) : 0.0;
+  for (int j = 0; j < a.Lk; ++j)
+    t.weights[j] = visible ? static_cast<float>(std::exp(static_cast<double>(t.masked[j]) - mx) / sum) : 0.0f;
+  for (int c = 0; c < a.Dv; ++c) {
+    double acc = 0;
+    for (int j = 0; j < a.Lk; ++j)
+      if (t.weights[j] != 0.0f) acc += static_cast<double>(t.weights[j]) * a.v.data[b * a.v.sb + kvh * a.v.sh + j * a.v.sl + c];
+    t.head[c] = static_cast<float>(acc);
+  }
+}
+
 void Attention::run(const Plan& p, ThreadPool::Team& team) {
   const AttentionArgs& a = p.a;
   const int bh = a.B * a.H;

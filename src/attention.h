@@ -142,6 +142,16 @@ class Attention {
   static Plan plan(const AttentionArgs& a, int threads, Arena& arena);
   // Runs a planned call as two phases of a job, each ending in a barrier.
   static void run(const Plan& p, ThreadPool::Team& team);
+
+  // One query row of (b, h), step by step, for teaching (mha's inspect): scores
+  // raw = q.k, scaled, soft-capped, biased (ALiBi and a float mask added), masked
+  // (-inf where a mask hides the key), the softmax weights (a sink in the
+  // denominator, not in the weights) [Lk] each, and the head's output [Dv].
+  // Plain scalar code over a's views, with the same rules as run().
+  struct Trace {
+    float *raw, *scaled, *softcapped, *biased, *masked, *weights, *head;
+  };
+  static void trace(const AttentionArgs& a, int b, int h, int i, const Trace& out);
 };
 
 }  // namespace mha

@@ -180,12 +180,16 @@ Status MultiHeadAttention::check(const MhaForwardArgs& a) const {
   if (!has_weights_) return Status::kNoWeights;
   if (a.B <= 0 || a.Lq <= 0 || a.Lk <= 0 || !a.query || !a.key || !a.value || !a.output)
     return Status::kInvalidArgument;
+  if (a.trace && (!a.trace->out || a.trace->b < 0 || a.trace->b >= a.B || a.trace->i < 0 || a.trace->i >= a.Lq ||
+                  a.trace->h < 0 || a.trace->h >= H_))
+    return Status::kInvalidArgument;
   return Status::kOk;
 }
 
 Status MultiHeadAttention::check_cached(const MhaForwardArgs& a, const KVCache& c, CacheMode mode) const {
   if (!has_weights_) return Status::kNoWeights;
   const int E = cfg_.embed_dim;
+  if (a.trace) return Status::kInvalidArgument;
   if (a.B <= 0 || a.Lq <= 0 || !a.query || !a.output || c.sliding_ != (mode == CacheMode::kAppend && cfg_.window > 0))
     return Status::kInvalidArgument;
   if (mode == CacheMode::kAppend) {
@@ -225,6 +229,7 @@ Status MultiHeadAttention::forward_in(const MhaForwardArgs& a, KVCache* c, Cache
   const Status s = plan(a, c, mode, threads, arena, nullptr, step);
   if (s == Status::kOk) {
     pool.job(threads, [&](ThreadPool::Team& team) { run(step, team); });
+    if (a.trace) write_trace(a, step);
     finish(step);
     last_request_bytes_ = 0;
   }
@@ -443,6 +448,29 @@ void MultiHeadAttention::run(const Step& st, ThreadPool::Team& team) const {
   }
   Attention::run(st.attention, team);
   gemm_phase(team, st.out);
+}
+
+// After an uncached forward's job, while its workspace still holds the projections.
+void MultiHeadAttention::write_trace(const MhaForwardArgs& a, const Step& st) const {
+  const MhaTrace& t = *a.trace;
+  const AttentionArgs& at = st.attention.a;
+  const int D = D_, Lk = at.Lk, kvh = t.h / (H_ / Hkv_);
+  float* o = t.out;
+  const float* q = at.q.data + t.b * at.q.sb + t.h * at.q.sh + t.i * at.q.sl;
+  o = std::copy(q, q + D, o);
+  for (const View* x : {&at.k, &at.v})
+    for (int j = 0; j < Lk; ++j) {
+      const float* row = x->data + t.b * x->sb + kvh * x->sh + j * x->sl;
+      o = std::copy(row, row + D, o);
+    }
+  Attention::Trace tr;
+  float** steps[] = {&tr.raw, &tr.scaled, &tr.softcapped, &tr.biased, &tr.masked, &tr.weights};
+  for (float** s : steps) *s = o, o += Lk;
+  tr.head = o, o += D;
+  Attention::trace(at, t.b, t.h, t.i, tr);
+  const float* concat = at.out + t.b * at.o_sb + t.i * at.o_sl;
+  o = std::copy(concat, concat + nq_, o);
+  *o = sinks_ ? sinks_[t.h] : NAN;
 }
 
 void MultiHeadAttention::finish(const Step& st) {

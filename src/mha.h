@@ -72,6 +72,18 @@ struct MhaWeights {
   const double* rope_inv_freq = nullptr;  // [rope_dim / 2], in double: angles of far positions stay exact
 };
 
+// What MultiHeadAttention::forward writes for inspect (uncached only): query row
+// i of batch b through head h, step by step, into out: q [D] (after QK-norm and
+// rotary) | k [Lk, D] | v [Lk, D] of its key/value head | raw | scaled |
+// softcapped | biased | masked | weights [Lk] each (see Attention::Trace) | the
+// head's output [D] | every head's output for the token [H * D] | sink (NaN if none).
+// The layer's output row is in the forward's output.
+struct MhaTrace {
+  int b = 0, h = 0, i = 0;
+  float* out = nullptr;
+  static uint64_t floats(int Lk, int H, int D) { return (2ull * Lk + 2) * D + 6ull * Lk + static_cast<uint64_t>(H) * D + 1; }
+};
+
 struct MhaForwardArgs {
   int B = 0, Lq = 0, Lk = 0;
   const float* query = nullptr;  // [B, Lq, E]
@@ -89,6 +101,7 @@ struct MhaForwardArgs {
   float* output = nullptr;   // [B, Lq, E]
   float* weights = nullptr;  // optional: [B, H, Lq, Lk] or [B, Lq, Lk] if average
   bool average_weights = true;
+  const MhaTrace* trace = nullptr;  // optional, uncached calls only
 };
 
 // Projected keys and values of earlier positions, for incremental decoding:
@@ -222,6 +235,7 @@ class MultiHeadAttention {
   Status forward_in(const MhaForwardArgs& args, KVCache* cache, CacheMode mode, ThreadPool& pool, Workspace& ws);
   bool fused(const MhaForwardArgs& a) const;
   bool row_phase(const Step& st) const;
+  void write_trace(const MhaForwardArgs& a, const Step& st) const;
   void norm_and_rotate(float* x, int heads, const float* norm, const float* trig) const;
   static int query_position(const Step& st, int b, int i);
   static int key_position(const Step& st, int b, int j);
