@@ -8,7 +8,7 @@ export type Mode = 'sync' | 'async';
 export type Returns<M extends Mode, T> = M extends 'async' ? Promise<T> : T;
 
 /** A row-major tensor, batch first. `data.length` must equal the product of `dims`. */
-export interface Tensor<T extends Float32Array | Uint8Array = Float32Array> {
+export interface Tensor<T extends Float32Array | Uint8Array | Int32Array = Float32Array> {
   data: T;
   dims: number[];
 }
@@ -34,28 +34,98 @@ export interface MultiHeadAttentionOptions {
   kdim?: number;
   /** Input size of value. Default embedDim. */
   vdim?: number;
-  /** Default true. */
+  /** Default true: the default of qkvBias and outBias. */
   bias?: boolean;
+  /** Key/value heads, dividing numHeads (1 = multi-query). Query head h reads KV head floor(h / (numHeads / numKvHeads)). Default numHeads. */
+  numKvHeads?: number;
+  /** Per-head width. Default embedDim / numHeads; when given, embedDim need not be divisible by numHeads. */
+  headDim?: number;
+  /** Biases of the q/k/v projections. Default `bias` (Qwen2: true with outBias false). */
+  qkvBias?: boolean;
+  /** Bias of the output projection. Default `bias`. */
+  outBias?: boolean;
+  /** Rotary position embedding of queries and keys (after QK-norm). Default null (none). */
+  rope?: RopeOptions | boolean | null;
+  /** ALiBi: true for the paper's slopes (BLOOM's rule when numHeads is not a power of two), or numHeads slopes. Adds -slope_h * |pos_q - pos_k|. */
+  alibi?: boolean | Float32Array | number[] | null;
+  /** A key is visible to a query only when |pos_q - pos_k| < slidingWindow (with isCausal: the last W positions). */
+  slidingWindow?: number | null;
+  /** Scores become softcap * tanh(scores / softcap) after scaling, before masks and ALiBi (Gemma 2). */
+  softcap?: number | null;
+  /** Score scale. Default 1 / sqrt(headDim). */
+  scale?: number;
+  /** Adds a learned weight `sinks` [numHeads]: one extra logit per head in each softmax denominator (gpt-oss). Default false. */
+  sinks?: boolean;
+  /** 'rms': RMSNorm over each head's query and key before the rotary embedding, weights qNormWeight, kNormWeight [headDim]. */
+  qkNorm?: 'rms' | null;
+  /** Default 1e-6. */
+  qkNormEps?: number;
+}
+
+/**
+ * Rotary embedding options (RoFormer). The first `dim` channels of each head rotate in pairs: (c, c + dim/2)
+ * (Llama/NeoX rotate_half) or, interleaved, (2c, 2c + 1) (GPT-J). Pair c turns by position * invFreq[c], and
+ * cos and sin are multiplied by attentionFactor; invFreq and attentionFactor express HF's rope_scaling.
+ */
+export interface RopeOptions {
+  /** Default 10000: invFreq[c] = base^(-2c/dim). */
+  base?: number;
+  /** Even, at most headDim (partial rotary below it). Default headDim. */
+  dim?: number;
+  /** Default false. */
+  interleaved?: boolean;
+  /** dim / 2 inverse frequencies, replacing base's. */
+  invFreq?: Float32Array | Float64Array | number[];
+  /** Default 1. */
+  attentionFactor?: number;
 }
 
 export type Weight = Float32Array | Tensor<Float32Array>;
 
 /**
- * PyTorch nn.MultiheadAttention state_dict, camelCase. Give either inProjWeight
- * [3E, E] (only when kdim == vdim == embedDim) or qProjWeight [E, E], kProjWeight
- * [E, kdim] and vProjWeight [E, vdim]. Biases are required when bias is true.
+ * The layer's weights, camelCase, with H = numHeads, Hkv = numKvHeads, D = headDim. Give either inProjWeight
+ * [(H + 2 Hkv) D, E] (only when kdim == vdim == embedDim) or qProjWeight [H D, E], kProjWeight [Hkv D, kdim]
+ * and vProjWeight [Hkv D, vdim]. q/k/v biases (inProjBias, or qProjBias, kProjBias and vProjBias) are required
+ * when qkvBias is true, outProjBias when outBias is.
  */
 export interface MultiHeadAttentionWeights {
   inProjWeight?: Weight;
   qProjWeight?: Weight;
   kProjWeight?: Weight;
   vProjWeight?: Weight;
-  /** [3E] */
+  /** [(H + 2 Hkv) D] */
   inProjBias?: Weight;
-  /** [E, E] */
+  /** [H D] */
+  qProjBias?: Weight;
+  /** [Hkv D] */
+  kProjBias?: Weight;
+  /** [Hkv D] */
+  vProjBias?: Weight;
+  /** [E, H D] */
   outProjWeight: Weight;
   /** [E] */
   outProjBias?: Weight;
+  /** [H], with sinks: true. */
+  sinks?: Weight;
+  /** [D], with qkNorm: 'rms'. */
+  qNormWeight?: Weight;
+  /** [D], with qkNorm: 'rms'. */
+  kNormWeight?: Weight;
+}
+
+/** The same weights by Hugging Face's names (e.g. a Llama layer's self_attn.* tensors). */
+export interface HfAttentionWeights {
+  'q_proj.weight'?: Weight;
+  'k_proj.weight'?: Weight;
+  'v_proj.weight'?: Weight;
+  'o_proj.weight'?: Weight;
+  'q_proj.bias'?: Weight;
+  'k_proj.bias'?: Weight;
+  'v_proj.bias'?: Weight;
+  'o_proj.bias'?: Weight;
+  'q_norm.weight'?: Weight;
+  'k_norm.weight'?: Weight;
+  sinks?: Weight;
 }
 
 /** The same weights by PyTorch's state_dict names, as parseSafetensors() returns them. */
@@ -104,6 +174,55 @@ export interface ForwardOptions<M extends Mode = 'sync'> extends MaskOptions {
    * appended to the cache; they attend over every cached position (Lk = the cache's length after this call).
    */
   cache?: KVCacheOf<M> | null;
+  /**
+   * The new tokens' positions for the rotary embedding only ([B, Lq] or [Lq]; HF's position_ids, e.g. for
+   * left-padded batches). Default: their sequence index (continuing from the cache). ALiBi, windows and
+   * causality always use the sequence index.
+   */
+  positionIds?: Int32Array | Tensor<Int32Array> | null;
+}
+
+/** MultiHeadAttention.inspect's options: the forward's (no cache, no weights) and which token and head. */
+export interface InspectOptions extends Omit<ForwardOptions, 'cache' | 'needWeights' | 'averageWeights'> {
+  token: number;
+  head: number;
+  /** Default 0. */
+  batch?: number;
+}
+
+/** One token through one head, step by step (Lk keys, D = headDim). */
+export interface InspectResult {
+  batch: number;
+  token: number;
+  head: number;
+  /** The key/value head this head reads. */
+  kvHead: number;
+  /** [D], after QK-norm and the rotary embedding. */
+  q: Float32Array;
+  /** [Lk, D] of kvHead, after QK-norm and the rotary embedding. */
+  k: Tensor<Float32Array>;
+  /** [Lk, D] of kvHead. */
+  v: Tensor<Float32Array>;
+  /** q . k_j */
+  raw: Float32Array;
+  /** raw * scale */
+  scaled: Float32Array;
+  /** softcap * tanh(scaled / softcap), or scaled */
+  softcapped: Float32Array;
+  /** plus ALiBi and a float mask */
+  biased: Float32Array;
+  /** -Infinity where a mask hides the key */
+  masked: Float32Array;
+  /** softmax(masked) (a sink counts in the denominator only) */
+  weights: Float32Array;
+  /** This head's sink logit, or null. */
+  sink: number | null;
+  /** sum_j weights_j v_j: [D] */
+  headOutput: Float32Array;
+  /** Every head's output for this token: [H D]. */
+  concat: Float32Array;
+  /** The layer's output for this token (the output projection of concat): [E]. */
+  output: Float32Array;
 }
 
 export interface SdpaOptions extends MaskOptions {
@@ -111,6 +230,22 @@ export interface SdpaOptions extends MaskOptions {
   scale?: number;
   /** Return the attention weights [B, H, Lq, Lk]. Default false. */
   needWeights?: boolean;
+  /** A key is visible to a query only when |pos_q - pos_k| < slidingWindow (query i at i + Lk - Lq). */
+  slidingWindow?: number | null;
+  /** Scores become softcap * tanh(scores / softcap) after scaling. */
+  softcap?: number | null;
+  /** ALiBi slopes, one per query head: adds -slope_h * |pos_q - pos_k|. */
+  alibiSlopes?: Float32Array | number[] | null;
+  /** One extra logit per query head in each softmax denominator. */
+  sinks?: Float32Array | number[] | null;
+}
+
+/** mha.applyRotaryEmbedding's options (RopeOptions with dim defaulting to the last dim of x). */
+export interface RotaryOptions extends RopeOptions, TransferOption {
+  /** [L] or [B, L] (an Int32Array is [L]). Default 0 .. L-1. */
+  positions?: Int32Array | Tensor<Int32Array> | null;
+  /** 'bhld' (default): x is [B, H, L, D]; 'blhd': [B, L, H, D]. */
+  layout?: 'bhld' | 'blhd';
 }
 
 export interface AttentionResult {
@@ -130,10 +265,29 @@ export interface MultiHeadAttentionProperties {
   readonly disposed: boolean;
 }
 
-/** torch.nn.MultiheadAttention with batch_first=True and dropout 0. */
-export interface MultiHeadAttentionOf<M extends Mode> extends MultiHeadAttentionProperties {
-  /** Copies the weights in: camelCase or PyTorch names (e.g. parseSafetensors(bytes)). */
-  setWeights(weights: MultiHeadAttentionWeights | TorchMultiHeadAttentionWeights | TensorMap, options?: TransferOption): Returns<M, void>;
+/** MultiHeadAttention's configuration beyond nn.MultiheadAttention's. */
+export interface ModernAttentionProperties {
+  readonly numKvHeads: number;
+  readonly qkvBias: boolean;
+  readonly outBias: boolean;
+  readonly scale: number;
+  readonly slidingWindow: number | null;
+  readonly softcap: number | null;
+  readonly sinks: boolean;
+  readonly qkNorm: 'rms' | null;
+  readonly qkNormEps: number;
+  /** A copy, with the defaults filled in. */
+  readonly rope: { dim: number; base: number; interleaved: boolean; invFreq: Float64Array; attentionFactor: number } | null;
+  /** A copy of the slopes. */
+  readonly alibi: Float32Array | null;
+}
+
+/** torch.nn.MultiheadAttention with batch_first=True and dropout 0, plus the options of modern attention. */
+export interface MultiHeadAttentionOf<M extends Mode> extends MultiHeadAttentionProperties, ModernAttentionProperties {
+  /** Copies the weights in: camelCase, PyTorch or Hugging Face names (e.g. parseSafetensors(bytes)). */
+  setWeights(weights: MultiHeadAttentionWeights | TorchMultiHeadAttentionWeights | HfAttentionWeights | TensorMap, options?: TransferOption): Returns<M, void>;
+  /** One token through one head, step by step (what the demo's "Inside one head" shows). */
+  inspect(query: Tensor, key: Tensor | null | undefined, value: Tensor | null | undefined, options: InspectOptions): Returns<M, InspectResult>;
   /**
    * query [B, Lq, E] or [Lq, E]; key [B, Lk, kdim]; value [B, Lk, vdim].
    * key and value omitted or null: self-attention.
@@ -165,7 +319,10 @@ export type TransformerEncoderLayerOptions = TransformerLayerOptions;
 export type TransformerDecoderLayerOptions = TransformerLayerOptions;
 
 export interface CacheOptions {
-  /** The most positions the cache will hold. */
+  /**
+   * The most positions the cache will hold. A sliding-window layer's cache keeps the last maxLength positions
+   * and never fills up (it must be at least slidingWindow; a step of L positions needs L + slidingWindow - 1).
+   */
   maxLength: number;
   /** Default 1. Inputs used with the cache must have this batch size (unbatched input: 1). */
   batch?: number;
@@ -315,8 +472,13 @@ export interface MhaOf<M extends Mode> extends RuntimeInfo {
   readonly TransformerEncoderLayer: new (options: TransformerLayerOptions) => TransformerEncoderLayerOf<M>;
   readonly TransformerDecoderLayer: new (options: TransformerLayerOptions) => TransformerDecoderLayerOf<M>;
   readonly LayerNorm: new (options: LayerNormOptions) => LayerNormOf<M>;
-  /** q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv] ([H, L, D] and [L, D] also accepted). */
+  /**
+   * q [B, H, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv] with Hkv dividing H (grouped-query; [H, L, D] and
+   * [L, D] also accepted).
+   */
   scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options?: SdpaOptions): Returns<M, AttentionResult>;
+  /** Rotary position embedding of x [B, H, L, D] (or [B, L, H, D] with layout 'blhd'); returns a new tensor. */
+  applyRotaryEmbedding(x: Tensor, options?: RotaryOptions): Returns<M, Tensor<Float32Array>>;
   stats(): Returns<M, Stats>;
 }
 export type Mha = MhaOf<'sync'>;

@@ -23,6 +23,24 @@ async function main(): Promise<void> {
   const selfCache = layer.createCache({ maxLength: 8 });
   console.log(layer.forward(q, null, null, { cache: selfCache, isCausal: true }).output.dims, selfCache.length);
   layer.dispose();
+  const gqa = new mha.MultiHeadAttention({
+    embedDim: 8, numHeads: 4, numKvHeads: 2, headDim: 3, qkvBias: true, outBias: false, rope: { base: 10000, dim: 2, interleaved: true },
+    alibi: true, slidingWindow: 4, softcap: 30, scale: 0.5, sinks: true, qkNorm: 'rms', qkNormEps: 1e-6,
+  });
+  gqa.setWeights({ 'q_proj.weight': new Float32Array(96), 'k_proj.weight': new Float32Array(48), 'v_proj.weight': new Float32Array(48),
+    'o_proj.weight': new Float32Array(96), sinks: new Float32Array(4), qNormWeight: new Float32Array(3), kNormWeight: new Float32Array(3) });
+  const rotated = gqa.forward(q, null, null, { positionIds: new Int32Array([5, 6]), isCausal: true }).output;
+  const inside = gqa.inspect(q, null, null, { token: 1, head: 3, isCausal: true });
+  const kvHead: number = inside.kvHead;
+  const w0: number = inside.weights[0] + (inside.sink ?? 0) + inside.k.dims[0];
+  // @ts-expect-error qkNorm is 'rms' or null
+  new mha.MultiHeadAttention({ embedDim: 8, numHeads: 2, qkNorm: 'layer' });
+  // @ts-expect-error token is required
+  gqa.inspect(q, null, null, { head: 0 });
+  const r = mha.applyRotaryEmbedding({ data: new Float32Array(24), dims: [1, 2, 3, 4] }, { positions: new Int32Array([0, 1, 2]), layout: 'bhld', dim: 4 });
+  const g = mha.scaledDotProductAttention({ data: new Float32Array(24), dims: [1, 4, 2, 3] }, { data: new Float32Array(12), dims: [1, 2, 2, 3] },
+    { data: new Float32Array(12), dims: [1, 2, 2, 3] }, { slidingWindow: 2, softcap: 5, alibiSlopes: new Float32Array(4), sinks: [0, 0, 0, 0] });
+  console.log(rotated.dims, kvHead, w0, r.dims, g.output.dims, gqa.rope?.invFreq.length, gqa.numKvHeads);
   const enc = new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, dimFeedforward: 16, activation: 'gelu', normFirst: true });
   enc.setWeights({ 'linear1.weight': { data: new Float32Array(128), dims: [16, 8] } });
   const y: Tensor = enc.forward({ data: new Float32Array(16), dims: [2, 8] }, { isCausal: true, srcKeyPaddingMask: { data: new Uint8Array(2), dims: [2] } });

@@ -13,6 +13,12 @@ async function main(): Promise<void> {
   const s = await mha.scaledDotProductAttention(r.output, r.output, r.output, { isCausal: true });
   console.log(meta, s.output.dims, (await mha.stats()).liveLayers, mha.threadsNote);
   layer.dispose();
+  const gqa = new mha.MultiHeadAttention({ embedDim: 8, numHeads: 2, numKvHeads: 1, rope: true, slidingWindow: 3 });
+  const inside = await gqa.inspect(r.output, null, null, { token: 0, head: 1 });
+  const rot: Tensor = await mha.applyRotaryEmbedding({ data: new Float32Array(8), dims: [1, 1, 2, 4] });
+  // @ts-expect-error inspect resolves to a Promise in the worker API
+  const notAwaited: number = gqa.inspect(r.output, null, null, { token: 0, head: 1 }).kvHead;
+  console.log(inside.masked.length, rot.dims, notAwaited);
   const enc = new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, dimFeedforward: 16 });
   await enc.setWeights({ 'linear1.weight': new Float32Array(128) }, { transfer: true });
   const cache = enc.createCache({ maxLength: 4 });
