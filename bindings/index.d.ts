@@ -140,7 +140,14 @@ export interface TorchMultiHeadAttentionWeights {
 }
 
 /** Tensors read from a .safetensors file, by name. */
-export type TensorMap = Record<string, Tensor<Float32Array>>;
+export type TensorMap = Record<string, StoredTensor>;
+
+/** What a safetensors tensor is read into: floats as Float32Array, integers (and BOOL, as 0/1 bytes) as their own arrays. */
+export type StoredArray = Float32Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
+export interface StoredTensor {
+  data: StoredArray;
+  dims: number[];
+}
 
 export interface TransferOption {
   /**
@@ -382,8 +389,8 @@ export interface DecoderForwardOptions<M extends Mode = 'sync'> extends Transfer
  * norm1.weight, norm1.bias, norm2.weight, norm2.bias [E]; a decoder layer also has
  * multihead_attn.* (as self_attn.*) and norm3.weight, norm3.bias. Biases only when bias is true.
  */
-export type EncoderStateDict = Record<string, Weight>;
-export type DecoderStateDict = Record<string, Weight>;
+export type EncoderStateDict = Record<string, Weight> | TensorMap;
+export type DecoderStateDict = Record<string, Weight> | TensorMap;
 
 /** The read-only configuration and lifecycle of both Transformer blocks. */
 export interface TransformerLayerProperties {
@@ -491,7 +498,8 @@ export declare function probeFeatures(): { simd: boolean; threads: boolean; thre
 
 /**
  * Reads a .safetensors file (Hugging Face's format) into tensors by name; F16,
- * BF16 and F64 become float32. prefix keeps only names starting with it, and
+ * BF16 and F64 become float32, integer tensors the matching typed array (I8 → Int8Array,
+ * I64 → BigInt64Array, BOOL → Uint8Array of 0 and 1). prefix keeps only names starting with it, and
  * strips it. A malformed file throws a TypeError or RangeError saying what is wrong.
  */
 export declare function parseSafetensors(bytes: Uint8Array | ArrayBuffer, options?: { prefix?: string }): TensorMap;
@@ -500,8 +508,9 @@ export declare function parseSafetensors(bytes: Uint8Array | ArrayBuffer, option
 export declare function safetensorsMetadata(bytes: Uint8Array | ArrayBuffer): Record<string, string>;
 
 /**
- * Writes float32 tensors (a bare Float32Array counts as 1-D) as a .safetensors file, stored as
- * F32 or (dtype: 'F16', half the size) rounded to half precision.
+ * Writes tensors (a bare array counts as 1-D) as a .safetensors file: Float32Arrays stored as F32 or
+ * (dtype: 'F16', half the size) rounded to half precision; integer arrays as their own dtype (I8, U8, I16,
+ * U16, I32, U32, I64, U64).
  */
-export declare function encodeSafetensors(tensors: Record<string, Tensor<Float32Array> | Float32Array>, metadata?: Record<string, string> | null,
+export declare function encodeSafetensors(tensors: Record<string, StoredTensor | StoredArray>, metadata?: Record<string, string> | null,
   options?: { dtype?: 'F32' | 'F16' }): Uint8Array;
