@@ -504,6 +504,17 @@ export declare function probeFeatures(): { simd: boolean; threads: boolean; thre
  */
 export declare function parseSafetensors(bytes: Uint8Array | ArrayBuffer, options?: { prefix?: string }): TensorMap;
 
+/**
+ * A .safetensors file's weight matrices as int8 per output channel (symmetric, round to nearest, ties to even), in
+ * the compressed-tensors layout the layers' setWeights read back: an I8 tensor <name> [out, in] and an F32
+ * <name>_scale [out, 1]. Rank-2 tensors named *weight are quantized, except embedding tables unless
+ * `embeddings`; `filter(name, dims)` overrides the choice. What stays float is written as floatDtype (default 'F32').
+ * Note: GPT-2's Conv1D weights are stored [in, out]; quantizing them by row gives per-input-channel scales.
+ */
+export declare function quantizeSafetensors(bytes: Uint8Array | ArrayBuffer, options: {
+  type: 'int8'; embeddings?: boolean; floatDtype?: 'F32' | 'F16'; filter?: (name: string, dims: number[]) => boolean;
+}): Uint8Array;
+
 /** The file's __metadata__ ({} when it has none). */
 export declare function safetensorsMetadata(bytes: Uint8Array | ArrayBuffer): Record<string, string>;
 
@@ -512,5 +523,5 @@ export declare function safetensorsMetadata(bytes: Uint8Array | ArrayBuffer): Re
  * (dtype: 'F16', half the size) rounded to half precision; integer arrays as their own dtype (I8, U8, I16,
  * U16, I32, U32, I64, U64).
  */
-export declare function encodeSafetensors(tensors: Record<string, StoredTensor | StoredArray>, metadata?: Record<string, string> | null,
+export declare function encodeSafetensors(tensors: Record<string, StoredTensor | StoredArray | (Tensor<Float32Array> & { dtype?: 'F32' | 'F16' })>, metadata?: Record<string, string> | null,
   options?: { dtype?: 'F32' | 'F16' }): Uint8Array;

@@ -271,7 +271,8 @@ function copyDims(name, dims) {
  * name order). data: a Float32Array, written as options.dtype: 'F32' (default) or
  * 'F16' (half the size; values rounded to nearest); or an integer array, written as
  * its own dtype (Int8Array → I8, Uint8Array → U8, Int32Array → I32, BigInt64Array →
- * I64, …). metadata: an object of strings.
+ * I64, …). An entry's own `dtype` ('F32' or 'F16') overrides options.dtype for it.
+ * metadata: an object of strings.
  * Refuses what parseSafetensors would refuse (the name "__metadata__", dims that are
  * not non-negative integers); any other name, "__proto__" included, is written as given.
  * @returns {Uint8Array}
@@ -302,17 +303,21 @@ export function encodeSafetensors(tensors, metadata, options = {}) {
     if (name === '__metadata__')
       throw new TypeError('encodeSafetensors: a tensor may not be named "__metadata__" (the format keeps the file\'s metadata under that name)');
     const t = tensors[name];
-    let data = t, dims;
+    let data = t, dims, tensorDtype;
     if (isWritable(t)) dims = [typedArrayLength(t)];  // a bare array: 1-D
     else {
       if (!isObject(t) || typedArrayKind(t))
         throw new TypeError(`encodeSafetensors: ${quote(name)} must be a Float32Array or { data: Float32Array, dims } with matching sizes, got ${what(t)}`);
       data = t.data;
+      const own = t.dtype;  // read once
+      if (own !== undefined && own !== 'F32' && own !== 'F16')
+        throw new TypeError(`encodeSafetensors: ${quote(name)}.dtype must be 'F32' or 'F16' (for a Float32Array), got ${what(own)}`);
+      tensorDtype = own;
       if (!isWritable(data))
         throw new TypeError(`encodeSafetensors: ${quote(name)} must be a Float32Array or { data: Float32Array, dims } with matching sizes, got ${data === undefined ? what(t) : `data ${what(data)}`}`);
       dims = copyDims(name, t.dims);
     }
-    entries.push({ name, data, dims, length: NaN });
+    entries.push({ name, data, dims, length: NaN, floatDtype: tensorDtype ?? dtype });
   }
   // ...then the sizes, from the arrays' intrinsic lengths, now that no caller code runs any more
   // (a getter of a later entry may have detached or resized an earlier entry's buffer).
@@ -321,7 +326,7 @@ export function encodeSafetensors(tensors, metadata, options = {}) {
     e.length = typedArrayLength(e.data);
     if (elements(e.dims) !== e.length)
       throw new TypeError(`encodeSafetensors: ${quote(e.name)} must be a Float32Array or { data: Float32Array, dims } with matching sizes, got ${e.length} elements for dims ${fmtShape(e.dims)}`);
-    e.dtype = isFloat32Array(e.data) ? dtype : WRITE_DTYPES.get(typedArrayKind(e.data));
+    e.dtype = isFloat32Array(e.data) ? e.floatDtype : WRITE_DTYPES.get(typedArrayKind(e.data));
     const bytes = e.length * SIZE_OF[e.dtype];
     header[e.name] = { dtype: e.dtype, shape: e.dims, data_offsets: [offset, offset + bytes] };
     offset += bytes;

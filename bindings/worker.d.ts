@@ -10,7 +10,7 @@ export type {
   Mode, MultiHeadAttentionOptions, MultiHeadAttentionWeights, Returns, SdpaOptions, Stats, Tensor, TensorMap, TorchMultiHeadAttentionWeights,
   TransferOption, TransformerLayerOptions, Weight,
 } from './index.js';
-export { encodeSafetensors, parseSafetensors, probeFeatures, safetensorsMetadata } from './index.js';
+export { encodeSafetensors, parseSafetensors, probeFeatures, quantizeSafetensors, safetensorsMetadata } from './index.js';
 
 export interface WorkerInitOptions extends InitOptions {
   /** Where bindings/worker-host.js is served from (default: beside this module; bundles use their own copy). Another origin works: it is started through a same-origin blob. */
