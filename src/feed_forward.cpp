@@ -45,6 +45,7 @@ Status FeedForward::set_weights(const FeedForwardWeights& w) {
   if (!w.up_weight || !w.down_weight || (gated && !w.gate_weight)) return Status::kInvalidArgument;
   if (bias && (!w.up_bias || !w.down_bias || (gated && !w.gate_bias))) return Status::kInvalidArgument;
   const int E = cfg_.d_model, F = cfg_.dim_feedforward, G = kernels::kNR;
+  last_request_bytes_ = weight_bytes();
   Status s = down_.set_weights(w.down_weight, bias ? w.down_bias : nullptr);
   if (s != Status::kOk) return s;
   if (!gated) {
@@ -70,7 +71,14 @@ Status FeedForward::set_weights(const FeedForwardWeights& w) {
     }
   }
   has_weights_ = s == Status::kOk;
+  if (has_weights_) last_request_bytes_ = 0;
   return s;
+}
+
+uint64_t FeedForward::weight_bytes() const {
+  const uint64_t E = cfg_.d_model, F = cfg_.dim_feedforward, Fp = padded_f();
+  const uint64_t down = kernels::packed_size(cfg_.dim_feedforward, cfg_.d_model) + E;
+  return sizeof(float) * (down + (cfg_.gated ? 2 * Fp * E + 2 * Fp : kernels::packed_size(cfg_.d_model, cfg_.dim_feedforward) + F));
 }
 
 uint64_t FeedForward::workspace_floats(int M) const {

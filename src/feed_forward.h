@@ -64,7 +64,10 @@ class FeedForward {
   // y = ff(x), M rows, as one job of the pool; y may alias x. kNoWeights before
   // set_weights, kOutOfMemory (last_request_bytes()) when the workspace cannot grow.
   Status forward(ThreadPool& pool, Workspace& ws, int M, const float* x, float* y);
+  // What the last set_weights or forward that failed for lack of memory asked for (0 after a success).
   uint64_t last_request_bytes() const { return last_request_bytes_; }
+  // Bytes of weights set_weights allocates (packed, with biases).
+  uint64_t weight_bytes() const;
   // The weights (the block holds nothing else).
   size_t memory_bytes() const { return up_.memory_bytes() + down_.memory_bytes() + gate_up_.bytes() + gate_up_bias_.bytes(); }
 
