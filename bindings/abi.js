@@ -10,7 +10,7 @@ export const STATUS = Object.freeze({ OK: 0, INVALID_ARGUMENT: 1, OUT_OF_MEMORY:
 export const MASK = Object.freeze({ NONE: 0, BOOL: 1, FLOAT: 2 });
 
 /** Feed-forward activations (mha::Activation). */
-export const ACTIVATION = Object.freeze({ RELU: 0, GELU: 1 });
+export const ACTIVATION = Object.freeze({ RELU: 0, GELU: 1, GELU_TANH: 2, SILU: 3 });
 
 /** The wasm heap's maximum (-sMAXIMUM_MEMORY): no call may need more. */
 export const MAX_HEAP_BYTES = 2 ** 31;
@@ -62,6 +62,12 @@ export const RECORDS = Object.freeze({
   // mha.applyRotaryEmbedding: x [B, H, L, D] ('bhld') or [B, L, H, D]; positions [B, L] or [L] (shared).
   Rotary: ['batch', 'heads', 'length', 'd', 'blhd', 'x:p', 'y:p', 'positions:p', 'positions_shared', 'dim', 'interleaved',
     'inv_freq:p', 'attention_factor:f'],
+  // RMSNorm takes NormWeights (bias 0) and NormForward as LayerNorm does.
+  RmsNormConfig: ['width', 'eps:f', 'weight_offset:f'],
+  FeedForwardConfig: ['d_model', 'dim_feedforward', 'activation', 'gated', 'bias'],
+  // linear1 / linear2 of the plain block are up / down; gate only when gated.
+  FeedForwardWeights: ['gate_weight:p', 'gate_bias:p', 'up_weight:p', 'up_bias:p', 'down_weight:p', 'down_bias:p'],
+  FeedForwardForward: ['rows', 'x:p', 'y:p'],
 });
 
 /** A record's fields as [{ name, type: 'i32' | 'ptr' | 'f32', offset }]. */

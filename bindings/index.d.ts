@@ -456,6 +456,77 @@ export interface LayerNormOf<M extends Mode> extends LayerNormProperties {
 }
 export type LayerNorm = LayerNormOf<'sync'>;
 
+export interface RMSNormOptions {
+  /** The trailing dims to normalize over: a number or an array. */
+  normalizedShape: number | number[];
+  /** Default 2 ** -23, float32's epsilon (torch.nn.RMSNorm's default). */
+  eps?: number;
+  /** Learnable weight; default true. The scale is 1 until setWeights. */
+  elementwiseAffine?: boolean;
+  /** The scale is weightOffset + weight; default 0. Gemma's RMSNorm is weightOffset: 1. Needs elementwiseAffine. */
+  weightOffset?: number;
+}
+
+export interface RMSNormProperties {
+  readonly normalizedShape: number[];
+  readonly eps: number;
+  readonly elementwiseAffine: boolean;
+  readonly weightOffset: number;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+/** torch.nn.RMSNorm: x / sqrt(mean(x^2) + eps) * (weightOffset + weight) over normalizedShape. */
+export interface RMSNormOf<M extends Mode> extends RMSNormProperties {
+  /** { weight } of normalizedShape (the module's state_dict). */
+  setWeights(stateDict: { weight: Weight }, options?: TransferOption): Returns<M, void>;
+  /** input [..., ...normalizedShape]; returns the same dims. */
+  forward(input: Tensor, options?: TransferOption): Returns<M, Tensor>;
+}
+export type RMSNorm = RMSNormOf<'sync'>;
+
+/** 'gelu' is the exact (erf) GELU, 'gelu_tanh' its tanh approximation (gelu_pytorch_tanh), 'silu' x * sigmoid(x). */
+export type FeedForwardActivation = 'relu' | 'gelu' | 'gelu_tanh' | 'silu';
+
+export interface FeedForwardOptions {
+  dModel: number;
+  /** The hidden size F. */
+  dimFeedforward: number;
+  /** Default 'relu'. */
+  activation?: FeedForwardActivation;
+  /** Default false: linear2(act(linear1(x))). true: down_proj(act(gate_proj(x)) * up_proj(x)) (Llama, Gemma). */
+  gated?: boolean;
+  /** Biases in the projections. Default true. */
+  bias?: boolean;
+}
+
+/**
+ * FeedForward weights, by PyTorch's / Hugging Face's names or camelCase (linear1Weight,
+ * gateProjWeight, upProjBias, ...). gated false: linear1.weight [F, E], linear2.weight [E, F]
+ * (and linear1.bias [F], linear2.bias [E]); gated true: gate_proj.weight [F, E],
+ * up_proj.weight [F, E], down_proj.weight [E, F] (and their .bias). Biases only with bias.
+ */
+export type FeedForwardWeights = Record<string, Weight>;
+
+export interface FeedForwardProperties {
+  readonly dModel: number;
+  readonly dimFeedforward: number;
+  readonly activation: FeedForwardActivation;
+  readonly gated: boolean;
+  readonly bias: boolean;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+/** A Transformer's position-wise feed-forward block, plain (PyTorch's) or gated (Hugging Face's MLP). */
+export interface FeedForwardOf<M extends Mode> extends FeedForwardProperties {
+  /** Copies the weights in, e.g. parseSafetensors(bytes, { prefix: 'model.layers.0.mlp.' }). */
+  setWeights(weights: FeedForwardWeights, options?: TransferOption): Returns<M, void>;
+  /** x [..., dModel] (e.g. [B, L, dModel] or [L, dModel]); returns the same dims. */
+  forward(input: Tensor, options?: TransferOption): Returns<M, Tensor>;
+}
+export type FeedForward = FeedForwardOf<'sync'>;
+
 /** What init() loaded (the same in mha-wasm/worker). */
 export interface RuntimeInfo {
   /** Threads in use (1 when SharedArrayBuffer is unavailable). */
@@ -479,6 +550,8 @@ export interface MhaOf<M extends Mode> extends RuntimeInfo {
   readonly TransformerEncoderLayer: new (options: TransformerLayerOptions) => TransformerEncoderLayerOf<M>;
   readonly TransformerDecoderLayer: new (options: TransformerLayerOptions) => TransformerDecoderLayerOf<M>;
   readonly LayerNorm: new (options: LayerNormOptions) => LayerNormOf<M>;
+  readonly RMSNorm: new (options: RMSNormOptions) => RMSNormOf<M>;
+  readonly FeedForward: new (options: FeedForwardOptions) => FeedForwardOf<M>;
   /**
    * q [B, H, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv] with Hkv dividing H (grouped-query; [H, L, D] and
    * [L, D] also accepted).

@@ -16,7 +16,7 @@ export function fmtBytes(n) {
 
 
 // What the Embind glue defines, wrapped by guardModule.
-const CLASSES = ['Layer', 'Encoder', 'Decoder', 'LayerNorm', 'Cache'];
+const CLASSES = ['Layer', 'Encoder', 'Decoder', 'LayerNorm', 'Cache', 'RMSNorm', 'FeedForward'];
 const FUNCTIONS = ['sdpa', 'sdpaRequestBytes', 'setThreads', 'threads', 'liveLayers', '_malloc', '_free'];
 
 /**

@@ -9,24 +9,19 @@
 
 namespace mha {
 
-Status FeedForward::set_weights(const float* w1, const float* b1, const float* w2, const float* b2, bool bias) {
-  if (!w1 || !w2 || (bias && (!b1 || !b2))) return Status::kInvalidArgument;
-  const Status s = linear1_.set_weights(w1, bias ? b1 : nullptr);
-  return s == Status::kOk ? linear2_.set_weights(w2, bias ? b2 : nullptr) : s;
+namespace {
+// The blocks' feed-forward: plain (linear1, linear2), with the block's activation and bias.
+FeedForwardConfig ff_config(const EncoderConfig& c) {
+  FeedForwardConfig f;
+  f.d_model = c.d_model, f.dim_feedforward = c.dim_feedforward, f.activation = c.activation, f.bias = c.bias;
+  return f;
 }
-
-double FeedForward::work(int M) const {
-  return 4.0 * M * e_ * f_ + static_cast<double>(M) * f_ * (act_ == Activation::kGelu ? 20 : 1);
+FeedForwardWeights ff_weights(const float* w1, const float* b1, const float* w2, const float* b2) {
+  FeedForwardWeights w;
+  w.up_weight = w1, w.up_bias = b1, w.down_weight = w2, w.down_bias = b2;
+  return w;
 }
-
-void FeedForward::phases(ThreadPool::Team& team, int M, const float* x, float* y, float* h, const float* residual) const {
-  Epilogue act;
-  act.act = act_ == Activation::kRelu ? Epilogue::Act::kRelu : Epilogue::Act::kGelu;
-  gemm_phase(team, linear1_.gemm(M, x, e_, h, f_, act));
-  Epilogue res;
-  res.residual = residual, res.ldr = e_;
-  gemm_phase(team, linear2_.gemm(M, h, f_, y, e_, res));
-}
+}  // namespace
 
 bool TransformerEncoderLayer::valid(const EncoderConfig& c) {
   return c.d_model > 0 && c.nhead > 0 && c.d_model % c.nhead == 0 && c.dim_feedforward > 0 && c.layer_norm_eps > 0;
@@ -35,7 +30,7 @@ bool TransformerEncoderLayer::valid(const EncoderConfig& c) {
 TransformerEncoderLayer::TransformerEncoderLayer(const EncoderConfig& cfg)
     : cfg_(cfg),
       attn_({cfg.d_model, cfg.nhead, cfg.d_model, cfg.d_model, cfg.bias}),
-      ff_(cfg.d_model, cfg.dim_feedforward, cfg.activation),
+      ff_(ff_config(cfg)),
       norm1_(cfg.d_model, cfg.layer_norm_eps),
       norm2_(cfg.d_model, cfg.layer_norm_eps) {}
 
@@ -47,7 +42,7 @@ Status TransformerEncoderLayer::set_weights(const EncoderWeights& w) {
   has_weights_ = false;
   if (cfg_.bias && (!w.norm1_bias || !w.norm2_bias)) return Status::kInvalidArgument;
   if (!w.norm1_weight || !w.norm2_weight) return Status::kInvalidArgument;
-  Status s = ff_.set_weights(w.linear1_weight, w.linear1_bias, w.linear2_weight, w.linear2_bias, cfg_.bias);
+  Status s = ff_.set_weights(ff_weights(w.linear1_weight, w.linear1_bias, w.linear2_weight, w.linear2_bias));
   if (s == Status::kOk) s = norm1_.set_weights(w.norm1_weight, cfg_.bias ? w.norm1_bias : nullptr);
   if (s == Status::kOk) s = norm2_.set_weights(w.norm2_weight, cfg_.bias ? w.norm2_bias : nullptr);
   if (s == Status::kOk) s = attn_.set_weights(w.self_attn);
@@ -143,7 +138,7 @@ TransformerDecoderLayer::TransformerDecoderLayer(const DecoderConfig& cfg)
     : cfg_(cfg),
       self_attn_({cfg.d_model, cfg.nhead, cfg.d_model, cfg.d_model, cfg.bias}),
       cross_attn_({cfg.d_model, cfg.nhead, cfg.d_model, cfg.d_model, cfg.bias}),
-      ff_(cfg.d_model, cfg.dim_feedforward, cfg.activation),
+      ff_(ff_config(cfg)),
       norm1_(cfg.d_model, cfg.layer_norm_eps),
       norm2_(cfg.d_model, cfg.layer_norm_eps),
       norm3_(cfg.d_model, cfg.layer_norm_eps) {}
@@ -157,7 +152,7 @@ Status TransformerDecoderLayer::set_weights(const DecoderWeights& w) {
   has_weights_ = false;
   if (cfg_.bias && (!w.norm_bias[0] || !w.norm_bias[1] || !w.norm_bias[2])) return Status::kInvalidArgument;
   if (!w.norm_weight[0] || !w.norm_weight[1] || !w.norm_weight[2]) return Status::kInvalidArgument;
-  Status s = ff_.set_weights(w.linear1_weight, w.linear1_bias, w.linear2_weight, w.linear2_bias, cfg_.bias);
+  Status s = ff_.set_weights(ff_weights(w.linear1_weight, w.linear1_bias, w.linear2_weight, w.linear2_bias));
   LayerNorm* norms[] = {&norm1_, &norm2_, &norm3_};
   for (int i = 0; i < 3 && s == Status::kOk; ++i) s = norms[i]->set_weights(w.norm_weight[i], cfg_.bias ? w.norm_bias[i] : nullptr);
   if (s == Status::kOk) s = self_attn_.set_weights(w.self_attn);

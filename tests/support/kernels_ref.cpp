@@ -59,5 +59,21 @@ void relu_row_ref(float* x, int n) {
   for (int i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.0f;
 }
 
+void silu_row_ref(float* x, int n) {
+  for (int i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
+}
+
+void gelu_tanh_row_ref(float* x, int n) {
+  for (int i = 0; i < n; ++i)
+    x[i] = 0.5f * x[i] * (1.0f + std::tanh(0.79788456080286536f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+}
+
+void rms_norm_row_ref(const float* x, int n, const float* gamma, float eps, float* out) {
+  float q = 0;
+  for (int i = 0; i < n; ++i) q += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(q / n + eps);
+  for (int i = 0; i < n; ++i) out[i] = x[i] * inv * (gamma ? gamma[i] : 1.0f);
+}
+
 }  // namespace kernels
 }  // namespace mha
