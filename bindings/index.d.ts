@@ -506,7 +506,7 @@ export interface FeedForwardOptions {
  * (and linear1.bias [F], linear2.bias [E]); gated true: gate_proj.weight [F, E],
  * up_proj.weight [F, E], down_proj.weight [E, F] (and their .bias). Biases only with bias.
  */
-export type FeedForwardWeights = Record<string, Weight>;
+export type FeedForwardWeights = Record<string, Weight> | TensorMap;
 
 export interface FeedForwardProperties {
   readonly dModel: number;
