@@ -293,12 +293,7 @@ void MultiHeadAttention::norm_and_rotate(float* x, int heads, const float* norm,
   const int D = D_;
   for (int h = 0; h < heads; ++h) {
     float* v = x + static_cast<size_t>(h) * D;
-    if (cfg_.qk_norm) {
-      double ms = 0;
-      for (int c = 0; c < D; ++c) ms += static_cast<double>(v[c]) * v[c];
-      const float inv = static_cast<float>(1.0 / std::sqrt(ms / D + cfg_.qk_norm_eps));
-      for (int c = 0; c < D; ++c) v[c] = v[c] * inv * norm[c];
-    }
+    if (cfg_.qk_norm) kernels::rms_norm_row(v, D, norm, cfg_.qk_norm_eps, v);
     if (trig) rope_.rotate(v, trig);
   }
 }
