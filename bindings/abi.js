@@ -35,18 +35,22 @@ const attn = (p) => [`${p}in_proj_weight:p`, `${p}in_proj_bias:p`, `${p}out_proj
 const ffn = ['linear1_weight:p', 'linear1_bias:p', 'linear2_weight:p', 'linear2_bias:p'];
 const norms = (n) => Array.from({ length: n }, (_, i) => [`norm${i + 1}_weight:p`, `norm${i + 1}_bias:p`]).flat();
 
+// MultiHeadAttention's weights (mha::MhaWeights), also inside a model block's record.
+const mhaWeights = (p) => ['in_proj_weight:p', 'q_proj_weight:p', 'k_proj_weight:p', 'v_proj_weight:p', 'in_proj_bias:p',
+  'out_proj_weight:p', 'out_proj_bias:p', 'q_proj_bias:p', 'k_proj_bias:p', 'v_proj_bias:p', 'sinks:p',
+  'alibi_slopes:p', 'q_norm_weight:p', 'k_norm_weight:p', 'rope_inv_freq:p'].map((f) => p + f);
+// The attention options of mha::MhaConfig past embed_dim, kdim and vdim.
+const attnOptions = (p) => ['num_heads', 'bias', 'num_kv_heads', 'head_dim', 'qkv_bias', 'out_bias', 'scale:f', 'softcap:f', 'window',
+  'alibi', 'sinks', 'qk_norm', 'qk_norm_eps:f', 'rope_dim', 'rope_interleaved', 'rope_attention_factor:f'].map((f) => p + f);
+
 /** The records calls pass across the boundary: one pointer per call instead of positional arguments. */
 export const RECORDS = Object.freeze({
   // Then the modern options (mha::MhaConfig): 0 / -1 mean the default.
-  LayerConfig: ['embed_dim', 'num_heads', 'kdim', 'vdim', 'bias', 'num_kv_heads', 'head_dim', 'qkv_bias', 'out_bias',
-    'scale:f', 'softcap:f', 'window', 'alibi', 'sinks', 'qk_norm', 'qk_norm_eps:f', 'rope_dim', 'rope_interleaved',
-    'rope_attention_factor:f'],
+  LayerConfig: ['embed_dim', 'kdim', 'vdim', ...attnOptions('')],
   BlockConfig: ['d_model', 'nhead', 'dim_feedforward', 'activation', 'layer_norm_eps:f', 'norm_first', 'bias'],
   NormConfig: ['width', 'eps:f'],
   CacheConfig: ['batch', 'capacity', 'width', 'sliding'],
-  MhaWeights: ['in_proj_weight:p', 'q_proj_weight:p', 'k_proj_weight:p', 'v_proj_weight:p', 'in_proj_bias:p',
-    'out_proj_weight:p', 'out_proj_bias:p', 'q_proj_bias:p', 'k_proj_bias:p', 'v_proj_bias:p', 'sinks:p',
-    'alibi_slopes:p', 'q_norm_weight:p', 'k_norm_weight:p', 'rope_inv_freq:p'],
+  MhaWeights: mhaWeights(''),
   // Table order = TransformerEncoderLayer's state_dict order in transformer.js.
   EncoderWeights: [...attn('self_attn_'), ...ffn, ...norms(2)],
   DecoderWeights: [...attn('self_attn_'), ...attn('multihead_attn_'), ...ffn, ...norms(3)],
@@ -68,6 +72,15 @@ export const RECORDS = Object.freeze({
   // linear1 / linear2 of the plain block are up / down; gate only when gated.
   FeedForwardWeights: ['gate_weight:p', 'gate_bias:p', 'up_weight:p', 'up_bias:p', 'down_weight:p', 'down_bias:p'],
   FeedForwardForward: ['rows', 'x:p', 'y:p'],
+  // A whole model (mha::ModelConfig): embeddings, blocks (attention as LayerConfig's options, a feed-forward), head.
+  ModelConfig: ['vocab', 'hidden', 'layers', 'max_positions', 'type_vocab', 'embed_norm', 'rms_norm', 'norm_bias', 'norm_eps:f',
+    'pre_norm', 'final_norm', 'head', 'causal', 'window_from', ...attnOptions('attn_'), 'dim_feedforward', 'activation', 'gated',
+    'ffn_bias'],
+  EmbeddingWeights: ['tokens:p', 'positions:p', 'types:p', 'norm_weight:p', 'norm_bias:p'],
+  BlockWeights: ['norm1_weight:p', 'norm1_bias:p', ...mhaWeights('attn_'), 'norm2_weight:p', 'norm2_bias:p',
+    'gate_weight:p', 'gate_bias:p', 'up_weight:p', 'up_bias:p', 'down_weight:p', 'down_bias:p'],
+  ModelForward: ['batch', 'length', 'ids:p', 'token_types:p', 'positions:p', 'key_padding:p', 'output:p', 'last_only', 'weights:p'],
+  ModelCacheConfig: ['batch', 'capacity'],
 });
 
 /** A record's fields as [{ name, type: 'i32' | 'ptr' | 'f32', offset }]. */
