@@ -14,6 +14,7 @@ import { defineSdpa } from './sdpa.js';
 import { defineBlocks } from './transformer.js';
 import { defineRMSNorm } from './rmsnorm.js';
 import { defineFeedForward } from './feedforward.js';
+import { defineModel } from './model.js';
 
 /**
  * A backend: { async, run(fn), then(value, fn), checkAlive(), create(kind, cfg, what) -> id,
@@ -74,6 +75,7 @@ export function defineApi(backend, info, extra = {}) {
     TransformerDecoderLayer: blocks.TransformerDecoderLayer,
     RMSNorm: defineRMSNorm(ctx),
     FeedForward: defineFeedForward(ctx),
+    Model: defineModel(ctx),
     /** Diagnostics: wasm heap size and layers, blocks, LayerNorms and caches not yet freed. */
     stats: () => backend.run(() => backend.call('stats', [], { what: 'stats' })),
     ...extra,

@@ -11,13 +11,13 @@ import { checkData } from './masks.js';
 import { MAX_HEAP, recordBytes, tooLarge } from './runtime.js';
 import { bool, describe, expectArray, fmtDims, plainObject, positiveInt, product, readEntries, tensor } from './validate.js';
 
-const OPTIONS = ['dModel', 'dimFeedforward', 'activation', 'gated', 'bias'];
+export const FF_OPTIONS = ['dModel', 'dimFeedforward', 'activation', 'gated', 'bias'];
 const ACTIVATIONS = ['relu', 'gelu', 'gelu_tanh', 'silu'];  // ACTIVATION (abi.js) by name
 
 /** Checks FeedForward's options; returns the frozen configuration. */
 export function feedForwardConfig(options) {
   if (options === undefined || options === null) throw new TypeError('FeedForward: options { dModel, dimFeedforward } are required');
-  const o = plainObject('FeedForward options', options, OPTIONS);
+  const o = plainObject('FeedForward options', options, FF_OPTIONS);
   const dModel = positiveInt('dModel', o.dModel), dimFeedforward = positiveInt('dimFeedforward', o.dimFeedforward);
   const activation = o.activation === undefined ? 'relu' : o.activation;
   if (!ACTIVATIONS.includes(activation))
@@ -38,7 +38,7 @@ const GATED = [['gate_proj', 'gate', false], ['up_proj', 'up', false], ['down_pr
  * The state_dict entries of a configuration: { name (PyTorch's), alias (camelCase), dims,
  * field (of the FeedForwardWeights record) }, biases only with bias.
  */
-function entries({ dModel: E, dimFeedforward: F, gated, bias }) {
+export function entries({ dModel: E, dimFeedforward: F, gated, bias }) {
   const out = [];
   for (const [module, role, isDown] of gated ? GATED : PLAIN) {
     const field = `${role}_`;
@@ -65,9 +65,8 @@ function unknownWeight(cfg, k, known) {
   return `${at}: unknown weight "${k}"${guess ? ` (did you mean ${guess.name}?)` : ''}; ${expected}`;
 }
 
-/** setWeights' arrays by record field, every entry checked against cfg. */
-function readWeights(cfg, stateDict) {
-  const at = 'FeedForward.setWeights';
+/** setWeights' arrays by record field, every entry checked against cfg (at: the call named in errors). */
+export function readWeights(cfg, stateDict, at = 'FeedForward.setWeights') {
   const sd = readEntries(`${at}: weights`, stateDict, 'an object of Float32Arrays or tensors');
   const known = entries(cfg);
   const given = new Map();  // entry -> the name it was given under
@@ -132,7 +131,7 @@ export function defineFeedForward({ backend, Native, live }) {
   return FeedForward;
 }
 
-const WEIGHT_FIELDS = ['gate_weight', 'gate_bias', 'up_weight', 'up_bias', 'down_weight', 'down_bias'];
+export const WEIGHT_FIELDS = ['gate_weight', 'gate_bias', 'up_weight', 'up_bias', 'down_weight', 'down_bias'];
 
 /** What runs where the runtime is. ctx: { rt, get(id, kind) } (ops.js). */
 export function feedForwardOps({ rt, get }) {

@@ -193,8 +193,9 @@ Status MultiHeadAttention::check_cached(const MhaForwardArgs& a, const KVCache& 
   if (a.B <= 0 || a.Lq <= 0 || !a.query || !a.output || c.sliding_ != (mode == CacheMode::kAppend && cfg_.window > 0))
     return Status::kInvalidArgument;
   if (mode == CacheMode::kAppend) {
-    // A sliding cache needs room for the new positions and the window - 1 before them.
-    const bool fits = c.sliding_ ? static_cast<int64_t>(a.Lq) + cfg_.window - 1 <= c.capacity_
+    // A sliding cache needs room for the new positions and the window - 1 before
+    // them (or all of them while fewer have been seen).
+    const bool fits = c.sliding_ ? static_cast<int64_t>(a.Lq) + std::min(cfg_.window - 1, c.length_) <= c.capacity_
                                  : a.Lq <= c.capacity_ - c.length_;
     if (cfg_.kdim != E || cfg_.vdim != E || a.key != a.query || a.value != a.query || c.batch_ != a.B ||
         c.width_ != nk_ || !fits || static_cast<int64_t>(c.length_) + a.Lq > INT32_MAX)

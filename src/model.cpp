@@ -241,6 +241,7 @@ Status Model::forward(const ModelForwardArgs& a, ThreadPool& pool, Workspace& ws
       if (s == Status::kOutOfMemory) last_request_bytes_ = b.attn.last_request_bytes();
       break;
     }
+    arena.reset(mark);  // the feed-forward runs after the attention: its scratch may reuse the attention's
     float* hidden = arena.floats(b.ffn.workspace_floats(M));
     pool.job(threads, [&](ThreadPool::Team& team) {
       if (pre) {
