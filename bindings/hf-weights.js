@@ -13,7 +13,7 @@ const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** Names of tensors that are read nowhere: persisted buffers and heads not run. */
 const SKIPPED = {
-  bert: [/^embeddings\.(position_ids|token_type_ids)$/, /^pooler\.dense\.(weight|bias)$/, /^cls\./],
+  bert: [/^embeddings\.(position_ids|token_type_ids)$/, /^pooler\./, /^cls\./],
   gpt2: [/^h\.\d+\.attn\.(bias|masked_bias)$/],
   llama: [/(^|\.)rotary_emb\.inv_freq$/],
 };
@@ -191,7 +191,7 @@ const LAYOUTS = {
         feedForward: {
           linear1Weight: transpose(get(t.f1[0]), E, F), linear1Bias: get(t.f1b[0]), linear2Weight: transpose(get(t.f2[0]), F, E), linear2Bias: get(t.f2b[0]),
         },
-      }), true));
+      })));
     }
     const fin = [['ln_f.weight', [E]], ['ln_f.bias', [E]]];
     parts.push(part('final norm', 'setFinalNorm', fin, (get) => ({ weight: get(fin[0][0]), bias: get(fin[1][0]) })));

@@ -27,15 +27,6 @@ const LOAD_OPTIONS = ['config', 'weights', 'weightType', 'onProgress'];
 const FORWARD_OPTIONS = ['attentionMask', 'positionIds', 'tokenTypeIds', 'cache', 'needWeights', 'lastOnly'];
 const EMBED_OPTIONS = ['attentionMask', 'tokenTypeIds', 'pooling', 'normalize'];
 
-/**
- * The Model options a Hugging Face config maps to (and what else loadModel reads of it):
- * { arch, architecture, options, prefix, encoder, eos, bosId, padId, ... }. Throws a
- * TypeError/RangeError naming an unsupported architecture or config field.
- */
-export function modelOptionsFromConfig(config) {
-  return modelSpec(config);
-}
-
 /** Bytes of wasm memory the weights take (mha::Model::weight_bytes), from the options alone. */
 function weightBytes(o, numLayers = o.numLayers) {
   const a = o.attention, heads = a.numHeads, headDim = a.headDim ?? o.hiddenSize / heads;
