@@ -13,7 +13,7 @@ export const MASK = Object.freeze({ NONE: 0, BOOL: 1, FLOAT: 2 });
 export const ACTIVATION = Object.freeze({ RELU: 0, GELU: 1, GELU_TANH: 2, SILU: 3 });
 
 /** The wasm heap's maximum (-sMAXIMUM_MEMORY): no call may need more. */
-export const MAX_HEAP_BYTES = 2 ** 31;
+export const MAX_HEAP_BYTES = 2 ** 32;
 
 /** The most threads the core's pool runs (mha::ThreadPool::kMaxThreads); init() caps threads there. */
 export const MAX_THREADS = 64;
