@@ -148,6 +148,10 @@ async function main() {
     process.exit(1);
   }
   console.log('All outputs agree with the plain-JS layer (max relative difference < 1e-3).');
+  // One more group, in its own process: the modern-attention targets (its own table and results-modern.json).
+  console.log('\nModern attention (bench/modern.mjs):');
+  const modern = spawnSync(process.execPath, [path.join(root, 'bench', 'modern.mjs')], { cwd: root, stdio: 'inherit' });
+  if (modern.status !== 0) throw new Error(`bench/modern.mjs failed (exit ${modern.status})`);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url))
