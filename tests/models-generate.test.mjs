@@ -52,7 +52,11 @@ for (const [build, api] of builds) {
       compared += sameGreedy(await collect(model.generate(prompt, { maxNewTokens: 10 })), ref, `${arch} one prompt`, true);
       const rows = [[7, 23, 41, 5, 60, 12, 33], [44, 9], [71, 15, 28, 3]];
       const refB = greedyReference({ config: m.config, tensors: m.tensors, prompts: rows, maxNewTokens: 8, eosTokenId: null });
-      compared += sameGreedy(await collect(model.generate(rows, { maxNewTokens: 8 })), refB, `${arch} batch`, false);
+      const batch = await collect(model.generate(rows, { maxNewTokens: 8 }));
+      compared += sameGreedy(batch, refB, `${arch} batch`, false);
+      // the same batch as { data, dims } with the caller's mask
+      const p = leftPad(rows, model.padTokenId);
+      assert.deepEqual(await collect(model.generate({ data: p.ids, dims: p.dims }, { maxNewTokens: 8, attentionMask: { data: p.attentionMask, dims: p.dims } })), batch);
       model.dispose();
     }
     assert.ok(compared >= 40, `only ${compared} steps compared (too many near ties)`);
