@@ -139,22 +139,27 @@ void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size
         for (int j = 0; j < N; ++j) C[i * ldc + j] = bias ? bias[j] : 0.0f;
     return;
   }
-  for (int k0 = 0; k0 < K; k0 += kKC) {
-    const int kb = std::min(kKC, K - k0);
-    const bool acc = accumulate || k0 > 0;
-    for (int j0 = 0; j0 < N; j0 += kNR) {
-      const int nr = std::min(kNR, N - j0);
-      const float* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
-      const float* bj = bias ? bias + j0 : nullptr;
-      const float* a = A + k0;
-      float* c = C + j0;
-      int i = 0;
-      for (; i + kMR <= M; i += kMR) tile<kMR>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj);
-      switch (M - i) {
-        case 3: tile<3>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
-        case 2: tile<2>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
-        case 1: tile<1>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
-        default: break;
+  // Row blocks of kMC rows: each pass over the panels re-reads only that block of
+  // A (kMC x kKC floats), which stays in cache however long A is.
+  for (int i0 = 0; i0 < M; i0 += kMC) {
+    const int mb = std::min(kMC, M - i0);
+    for (int k0 = 0; k0 < K; k0 += kKC) {
+      const int kb = std::min(kKC, K - k0);
+      const bool acc = accumulate || k0 > 0;
+      for (int j0 = 0; j0 < N; j0 += kNR) {
+        const int nr = std::min(kNR, N - j0);
+        const float* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
+        const float* bj = bias ? bias + j0 : nullptr;
+        const float* a = A + static_cast<size_t>(i0) * lda + k0;
+        float* c = C + static_cast<size_t>(i0) * ldc + j0;
+        int i = 0;
+        for (; i + kMR <= mb; i += kMR) tile<kMR>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj);
+        switch (mb - i) {
+          case 3: tile<3>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
+          case 2: tile<2>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
+          case 1: tile<1>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
+          default: break;
+        }
       }
     }
   }
