@@ -527,6 +527,83 @@ export interface FeedForwardOf<M extends Mode> extends FeedForwardProperties {
 }
 export type FeedForward = FeedForwardOf<'sync'>;
 
+/** Model's options (a whole Transformer run one call per step; mha-wasm/models builds one from a Hugging Face checkpoint). */
+export interface ModelOptions {
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  /** Rows of a learned absolute position table (GPT-2, BERT). Default 0 (none). */
+  maxPositions?: number;
+  /** Rows of a token-type table (BERT). Default 0 (none). */
+  typeVocabSize?: number;
+  /** A LayerNorm over the summed embeddings (BERT). Default false. */
+  embedNorm?: boolean;
+  /** The blocks' and the final norm. Default 'layer'. */
+  norm?: 'layer' | 'rms';
+  /** LayerNorms have a bias. Default true. */
+  normBias?: boolean;
+  /** Default 1e-5. */
+  normEps?: number;
+  /** Pre-norm blocks (GPT-2, Llama) or post-norm (BERT). Default true. */
+  preNorm?: boolean;
+  /** Default true. */
+  finalNorm?: boolean;
+  /** Logits over the vocabulary ('tied': the token table) or hidden states ('none'). Default 'none'. */
+  head?: 'none' | 'tied' | 'untied';
+  /** Default true. */
+  causal?: boolean;
+  /** attention.slidingWindow applies to blocks from this one on (Qwen2's max_window_layers). Default 0. */
+  windowFrom?: number;
+  attention: Omit<MultiHeadAttentionOptions, 'embedDim' | 'kdim' | 'vdim'>;
+  feedForward: Omit<FeedForwardOptions, 'dModel'>;
+}
+
+export interface ModelBlockWeights {
+  norm1Weight: Weight;
+  norm1Bias?: Weight;
+  attention: MultiHeadAttentionWeights | TorchMultiHeadAttentionWeights | HfAttentionWeights | TensorMap;
+  norm2Weight: Weight;
+  norm2Bias?: Weight;
+  feedForward: FeedForwardWeights;
+}
+
+export interface ModelForwardOptions<M extends Mode = 'sync'> extends TransferOption {
+  /** Like ids ([L] or [B, L]). */
+  tokenTypes?: Int32Array | Tensor<Int32Array> | null;
+  /** [B, L] or [L]: learned-table rows and rotary positions. Default: after what the cache holds. */
+  positionIds?: Int32Array | Tensor<Int32Array> | null;
+  /** [B, cache length + L] ([Lk] for one sequence): nonzero = padding (ignored as a key). */
+  keyPaddingMask?: Tensor<Uint8Array> | null;
+  cache?: KVCacheOf<M> | null;
+  /** Only each sequence's last position (for generation). Default false. */
+  lastOnly?: boolean;
+  /** Also return every block's attention maps. Default false. */
+  needWeights?: boolean;
+}
+
+export interface ModelResult {
+  /** Logits [B, L (1 with lastOnly), vocabSize], or hidden states [B, L, hiddenSize] without a head ([L, ...] for one sequence). */
+  output: Tensor<Float32Array>;
+  /** With needWeights: per block, [B, H, L, cache length + L]. */
+  attentions: Tensor<Float32Array>[] | null;
+}
+
+export interface ModelOf<M extends Mode> {
+  readonly disposed: boolean;
+  /** The options with their defaults filled in. */
+  readonly config: ModelOptions;
+  setEmbeddings(weights: { tokens: Weight; positions?: Weight; types?: Weight; normWeight?: Weight; normBias?: Weight }, options?: TransferOption): Returns<M, void>;
+  setBlock(block: number, weights: ModelBlockWeights, options?: TransferOption): Returns<M, void>;
+  setFinalNorm(weights: { weight: Weight; bias?: Weight }, options?: TransferOption): Returns<M, void>;
+  setHead(weights: { weight: Weight }, options?: TransferOption): Returns<M, void>;
+  /** KV caches for every block. */
+  createCache(options: CacheOptions): KVCacheOf<M>;
+  /** ids: an Int32Array [L] (one sequence) or a tensor [B, L]. */
+  forward(ids: Int32Array | Tensor<Int32Array>, options?: ModelForwardOptions<M>): Returns<M, ModelResult>;
+  dispose(): void;
+}
+export type Model = ModelOf<'sync'>;
+
 /** What init() loaded (the same in mha-wasm/worker). */
 export interface RuntimeInfo {
   /** Threads in use (1 when SharedArrayBuffer is unavailable). */
@@ -552,6 +629,7 @@ export interface MhaOf<M extends Mode> extends RuntimeInfo {
   readonly LayerNorm: new (options: LayerNormOptions) => LayerNormOf<M>;
   readonly RMSNorm: new (options: RMSNormOptions) => RMSNormOf<M>;
   readonly FeedForward: new (options: FeedForwardOptions) => FeedForwardOf<M>;
+  readonly Model: new (options: ModelOptions) => ModelOf<M>;
   /**
    * q [B, H, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv] with Hkv dividing H (grouped-query; [H, L, D] and
    * [L, D] also accepted).
