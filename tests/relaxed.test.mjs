@@ -116,7 +116,7 @@ test('a package without the relaxed builds: init() loads SIMD128 and says why', 
 // loses relaxed_dot_i8x16_i7x16_add_s's accumulator; its optimizing compiler is right.
 const childScript = `
   import { init, probeFeatures } from 'mha-wasm';
-  import { mhaReference, relErr, rng, uniform } from './tests/reference.mjs';
+  import { mhaReference, relErr, rng, uniform } from ${JSON.stringify(new URL('./reference.mjs', import.meta.url).href)};
   const mha = await init({ threads: 1 });
   const E = 16, H = 2, L = 9, r = rng(3), s = 0.25;
   const w = { inProjWeight: uniform(r, 3 * E * E, -s, s), inProjBias: uniform(r, 3 * E, -s, s), outProjWeight: uniform(r, E * E, -s, s), outProjBias: uniform(r, E, -s, s) };
