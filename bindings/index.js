@@ -6,9 +6,9 @@
 //   layer.setWeights({ inProjWeight, inProjBias, outProjWeight, outProjBias });
 //   const { output, weights } = layer.forward(query, key, value, { isCausal: true });
 //   layer.dispose();
-import { BUILDS, MAX_THREADS } from './abi.js';
+import { BUILDS, MAX_THREADS, buildFiles } from './abi.js';
 import { defineApi, localBackend, memoizedApi } from './api.js';
-import { hardwareConcurrency, initOptions, instantiate, probeFeatures, unrefWorkers } from './loader.js';
+import { hardwareConcurrency, initOptions, instantiate, packagedBuilds, probeFeatures, unrefWorkers } from './loader.js';
 import { Runtime } from './runtime.js';
 
 const MAX_AUTO_THREADS = 8;
@@ -59,8 +59,14 @@ async function load({ threads, relaxedSimd, base, urls, inline }) {
     return { inst: await instantiate(buildOf(relaxed, false), where, 0), note: null };
   };
   let started = null, relaxedSimdNote = null;
+  const relaxedBuilds = Object.keys(BUILDS).filter((b) => BUILDS[b].relaxed);
+  const packaged = relaxedSimd && features.relaxedSimd ? await packagedBuilds() : null;
   if (!relaxedSimd) relaxedSimdNote = 'init() was given relaxedSimd: false';
   else if (!features.relaxedSimd) relaxedSimdNote = 'this engine does not run WebAssembly relaxed SIMD (or does not compute it correctly)';
+  else if (packaged && !relaxedBuilds.every((b) => packaged.includes(b)) &&
+      !relaxedBuilds.some((b) => buildFiles(BUILDS[b]).some((f) => Object.hasOwn(urls, f))))
+    // Not requested at all (its files would only answer 404): unless init() was told where they are.
+    relaxedSimdNote = 'the relaxed-SIMD builds are not in this package (it was built without their toolchain, clang-19)';
   else {
     try {
       started = await start(true);

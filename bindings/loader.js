@@ -74,6 +74,21 @@ function relaxedSimdWorks() {
   }
 }
 
+/**
+ * The builds (names in abi.js BUILDS) this package's dist/ holds, from
+ * dist/builds.mjs (scripts/inline-dist.mjs), or null if that cannot be read. A
+ * package built without the relaxed-SIMD toolchain lacks the relaxed builds, and
+ * init() need not request their files to find out.
+ */
+export async function packagedBuilds() {
+  try {
+    const { builds } = await import('../dist/builds.mjs');
+    return Array.isArray(builds) ? builds : null;
+  } catch {
+    return null;
+  }
+}
+
 /** What this engine can run (relaxedSimd: relaxed SIMD, correctly), and if threads are out, why. */
 export function probeFeatures() {
   const wasm = typeof WebAssembly === 'object' && typeof WebAssembly.validate === 'function';

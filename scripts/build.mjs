@@ -5,9 +5,10 @@
 //
 // The relaxed builds are optional: Debian's em++ 3.1.6 drives clang-19 for them
 // (RELAXED_ENV; clang-19, lld-19 and llvm-19 from apt, see APT_OPTIONAL in
-// setup.mjs). Without those packages they are skipped, their files are removed
-// from dist/, and the package works with the SIMD128 builds alone: init() then
-// never picks a relaxed build (bindings/loader.js).
+// setup.mjs). Without those packages, or with MHA_NO_RELAXED=1 in the environment
+// (a quicker build), they are skipped, their files are removed from dist/, and the
+// package works with the SIMD128 builds alone: init() then never picks a relaxed
+// build (bindings/index.js).
 //
 // Without Emscripten, dist/ is used only if it is provably what the current
 // sources build: a successful wasm build writes dist/build-stamp.json with the
@@ -145,16 +146,17 @@ export function buildWasm({ haveEmscripten: emscripten = haveEmscripten(), root:
   configure('build/wasm', ['emcmake', 'cmake'], env, dir);
   run('cmake', ['--build', 'build/wasm', '-j', jobs], { env, cwd: dir });
   const missing = missingRelaxedToolchain();
+  const off = process.env.MHA_NO_RELAXED === '1';
   let skipped = null;
-  if (missing.length === 0) {
+  if (missing.length === 0 && !off) {
     const relaxedEnv = { ...env, ...RELAXED_ENV };
     configure('build/wasm-relaxed', ['emcmake', 'cmake', '-DMHA_RELAXED=ON'], relaxedEnv, dir);
     run('cmake', ['--build', 'build/wasm-relaxed', '-j', jobs], { env: relaxedEnv, cwd: dir });
   } else {
     // Files of an earlier relaxed build would not match these sources: they go.
     for (const b of RELAXED_BUILDS) for (const f of buildFiles(BUILDS[b])) fs.rmSync(path.join(dir, 'dist', f), { force: true });
-    skipped = `${missing.join(', ')} not installed`;
-    console.log(`build: relaxed-SIMD builds skipped (${skipped}; \`npm run setup\` as root installs them); ` +
+    skipped = off ? 'MHA_NO_RELAXED=1' : `${missing.join(', ')} not installed`;
+    console.log(`build: relaxed-SIMD builds skipped (${skipped}${off ? '' : '; `npm run setup` as root installs them'}); ` +
       'the package works without them, with the SIMD128 builds');
   }
   // A source edited during the build may or may not be in dist/: no stamp then.
