@@ -14,11 +14,17 @@ export interface Tensor<T extends Float32Array | Uint8Array | Int32Array = Float
 }
 
 /** The files init() loads: the threaded build (with its pthread worker script) or the single-thread build. */
-export type MhaFile = 'mha-wasm-threads.js' | 'mha-wasm-threads.wasm' | 'mha-wasm-threads.worker.js' | 'mha-wasm-simd.js' | 'mha-wasm-simd.wasm';
+export type MhaFile = 'mha-wasm-threads.js' | 'mha-wasm-threads.wasm' | 'mha-wasm-threads.worker.js' | 'mha-wasm-simd.js' | 'mha-wasm-simd.wasm'
+  | 'mha-wasm-relaxed-threads.js' | 'mha-wasm-relaxed-threads.wasm' | 'mha-wasm-relaxed-threads.worker.js' | 'mha-wasm-relaxed-simd.js' | 'mha-wasm-relaxed-simd.wasm';
 
 export interface InitOptions {
   /** 'auto' (default): the machine's cores, at most 8. 1 loads the single-thread build. */
   threads?: 'auto' | number;
+  /**
+   * true (default): load a relaxed-SIMD build (fused multiply-add) where the engine runs relaxed SIMD
+   * correctly (a probe module checks) and the package has one; false: always a SIMD128 build.
+   */
+  relaxedSimd?: boolean;
   /** Folder (URL, or a path in Node) holding the dist/ files. Default: the package's own dist/ (in a bundle, the inlined builds of dist/*.inline.mjs). */
   baseUrl?: string | URL;
   /** URLs of single files, e.g. { 'mha-wasm-simd.wasm': 'https://cdn.example/x.wasm' }; the rest come from baseUrl. */
@@ -608,11 +614,14 @@ export type Model = ModelOf<'sync'>;
 export interface RuntimeInfo {
   /** Threads in use (1 when SharedArrayBuffer is unavailable). */
   readonly threads: number;
-  readonly features: { readonly simd: true; readonly threads: boolean };
-  /** 'mha-wasm-threads' or 'mha-wasm-simd'. */
+  /** relaxedSimd: a relaxed-SIMD build runs; threads: a threaded build runs. */
+  readonly features: { readonly simd: true; readonly relaxedSimd: boolean; readonly threads: boolean };
+  /** The build that runs: 'mha-wasm-relaxed-threads', 'mha-wasm-relaxed-simd', 'mha-wasm-threads' or 'mha-wasm-simd'. */
   readonly build: string;
   /** Why the single-thread build runs although more threads were asked for; otherwise null. */
   readonly threadsNote: string | null;
+  /** Why a SIMD128 build runs instead of a relaxed-SIMD one (turned off, unsupported, not in the package); otherwise null. */
+  readonly relaxedSimdNote: string | null;
 }
 
 /** Diagnostics: the wasm heap's size, and layers, blocks, LayerNorms and KV caches not yet freed. */
@@ -644,8 +653,8 @@ export type Mha = MhaOf<'sync'>;
 /** Loads the runtime (memoized per options). Falls back to one thread when threads are unavailable. */
 export declare function init(options?: InitOptions): Promise<Mha>;
 
-/** What this engine supports, and if threads are out, why. */
-export declare function probeFeatures(): { simd: boolean; threads: boolean; threadsReason: string | null };
+/** What this engine supports (relaxedSimd: relaxed SIMD, computed correctly), and if threads are out, why. */
+export declare function probeFeatures(): { simd: boolean; relaxedSimd: boolean; threads: boolean; threadsReason: string | null };
 
 /**
  * Reads a .safetensors file (Hugging Face's format) into tensors by name; F16,

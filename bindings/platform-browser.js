@@ -9,6 +9,7 @@
 // configuration and no asset handling; the glue and the workers then run from
 // same-origin blob: URLs, wherever the bundle is hosted. mha-wasm/worker's
 // worker host comes the same way, pre-bundled (dist/worker-host.inline.mjs).
+import { BUILDS } from './abi.js';
 import * as web from './platform-web.js';
 
 export const isNode = false;
@@ -20,9 +21,12 @@ export const defaultBase = () => null;
 export const INLINE_HOST = 'inline worker host';
 export const defaultWorker = () => INLINE_HOST;
 
+// One literal import() per build of bindings/abi.js's BUILDS, so bundlers see each.
 const MODULES = {
   threads: () => import('../dist/mha-wasm-threads.inline.mjs'),
   simd: () => import('../dist/mha-wasm-simd.inline.mjs'),
+  relaxedThreads: () => import('../dist/mha-wasm-relaxed-threads.inline.mjs'),
+  relaxedSimd: () => import('../dist/mha-wasm-relaxed-simd.inline.mjs'),
 };
 
 function decodeBase64(s) {
@@ -35,12 +39,15 @@ function decodeBase64(s) {
 
 /** A build's files, built in: { glue: text, wasm: bytes, worker: text or null }. */
 export async function inlineSources(buildName) {
+  const file = `dist/${BUILDS[buildName].file}.inline.mjs`;
   let m;
   try {
     m = await MODULES[buildName]();
   } catch (e) {
-    throw new Error(`mha-wasm: cannot load the inlined ${buildName} build (dist/mha-wasm-${buildName}.inline.mjs): ${e.message}`, { cause: e });
+    throw new Error(`mha-wasm: cannot load the inlined ${buildName} build (${file}): ${e.message}`, { cause: e });
   }
+  // A relaxed-SIMD build is left out of a package built without its toolchain.
+  if (m.glue === null) throw new Error(`mha-wasm: the ${BUILDS[buildName].file} build is not in this package (${file} says it was not built)`);
   return { glue: m.glue, wasm: decodeBase64(m.wasm), worker: m.worker ?? null };
 }
 

@@ -23,6 +23,7 @@ import { modernAttentionReference } from './reference-modern.mjs';
 import { f32File } from './safetensors-file.mjs';
 import { tinyModel } from './models/tiny.mjs';
 import { greedyReference, sentenceEmbeddingReference } from './models/reference.mjs';
+import { buildName, relaxedBuilt } from './builds.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const shots = path.join(root, 'build', 'screenshots');
@@ -168,10 +169,11 @@ test('isolated: threads, playground = Node, safetensors good and bad, benchmark,
   const { page, w } = await open(true);
   assert.equal(await page.evaluate(() => self.crossOriginIsolated), true);
   const build = await page.evaluate(() => window.mhaDemo.build);
-  assert.equal(build.build, 'mha-wasm-threads');
+  assert.equal(build.build, buildName(true, relaxedBuilt));  // Chromium runs relaxed SIMD
   assert.ok(build.threads > 1);
   assert.equal(build.threadsNote, null);
-  assert.match(await page.textContent('#status'), /mha-wasm-threads: WebAssembly SIMD128 \+ threads, \d+ threads/);
+  assert.match(await page.textContent('#status'), relaxedBuilt ? /mha-wasm-relaxed-threads: WebAssembly relaxed SIMD \+ threads, \d+ threads/
+    : /mha-wasm-threads: WebAssembly SIMD128 \+ threads, \d+ threads/);
 
   // The default run (its head names true of its maps), then causal + padding, set through the controls.
   const first = await page.evaluate(() => window.mhaDemo.lastRun);
@@ -185,14 +187,14 @@ test('isolated: threads, playground = Node, safetensors good and bad, benchmark,
   assert.equal(run.settings.causal, true);
   assert.equal(run.settings.padding, true);
   assert.equal(run.settings.item, 1);
-  assert.equal(run.build, 'mha-wasm-threads');
+  assert.equal(run.build, buildName(true, relaxedBuilt));
   const { ref, L, H } = await checkAgainstNode(run);
   assert.ok(run.padMask.some((p) => p === 1), 'the second sentence is padded');
   assert.match(await page.textContent('#play-info'), /forward took [\d.]+ ms .* threads/);
 
   // One thread, through the threads control: the single-thread build, same maps.
   const one = await nextRun(page, () => page.selectOption('#threads', { value: '1' }));
-  assert.equal(one.build, 'mha-wasm-simd');
+  assert.equal(one.build, buildName(false, relaxedBuilt));
   await checkAgainstNode(one);
   await nextRun(page, () => page.selectOption('#threads', { value: 'auto' }));
 
@@ -728,16 +730,16 @@ test('not isolated: one thread, the page says why, and the maps are still right'
   const { page, w } = await open(false);
   assert.equal(await page.evaluate(() => self.crossOriginIsolated), false);
   const build = await page.evaluate(() => window.mhaDemo.build);
-  assert.equal(build.build, 'mha-wasm-simd');
+  assert.equal(build.build, buildName(false, relaxedBuilt));
   assert.equal(build.threads, 1);
   assert.match(await page.textContent('#status'), /single thread\. Threads are off: .*not cross-origin isolated/);
   const run = await nextRun(page, () => page.check('#causal'));
-  assert.equal(run.build, 'mha-wasm-simd');
+  assert.equal(run.build, buildName(false, relaxedBuilt));
   await checkAgainstNode(run);
   // A wrong file location: an HTML page served where the .wasm should be gives an error naming that URL.
   const err = await page.evaluate(async () => {
     const { init } = await import('mha-wasm/worker');
-    return init({ threads: 1, urls: { 'mha-wasm-simd.wasm': '/index.html' } }).then(() => 'loaded', (e) => `${e.name}: ${e.message}`);
+    return init({ threads: 1, relaxedSimd: false, urls: { 'mha-wasm-simd.wasm': '/index.html' } }).then(() => 'loaded', (e) => `${e.name}: ${e.message}`);
   });
   assert.match(err, /^Error: mha-wasm: http:\/\/127\.0\.0\.1:\d+\/index\.html is not a WebAssembly module \(it starts with "<!doctype html>/);
   await page.screenshot({ path: path.join(shots, 'fallback-1280.png'), fullPage: false });

@@ -6,6 +6,11 @@ async function main(): Promise<void> {
   const mha: Mha = await init({ threads: 'auto' });
   const threads: number = mha.threads;
   const usesThreads: boolean = mha.features.threads;
+  const relaxed: boolean = mha.features.relaxedSimd;
+  const why: string | null = mha.relaxedSimdNote;
+  await init({ threads: 1, relaxedSimd: false, urls: { 'mha-wasm-relaxed-simd.wasm': '/r.wasm' } });
+  // @ts-expect-error relaxedSimd is a boolean
+  await init({ relaxedSimd: 'auto' });
   const layer = new mha.MultiHeadAttention({ embedDim: 8, numHeads: 2, kdim: 4, bias: true });
   layer.setWeights({
     qProjWeight: new Float32Array(64), kProjWeight: new Float32Array(32), vProjWeight: new Float32Array(64),
@@ -19,7 +24,7 @@ async function main(): Promise<void> {
   });
   const first: number = output.data[0] + (weights ? weights.data[0] : 0);
   const sd = mha.scaledDotProductAttention(q, q, q, { scale: 0.5, attnMask: { data: new Float32Array(4), dims: [2, 2] } });
-  console.log(threads, usesThreads, first, sd.output.dims, mha.stats().liveLayers);
+  console.log(threads, usesThreads, relaxed, why, first, sd.output.dims, mha.stats().liveLayers);
   const selfCache = layer.createCache({ maxLength: 8 });
   console.log(layer.forward(q, null, null, { cache: selfCache, isCausal: true }).output.dims, selfCache.length);
   layer.dispose();
