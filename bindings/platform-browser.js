@@ -2,8 +2,8 @@
 // "browser" field puts this file in its place, so a bundle holds nothing Node-only.
 //
 // Unless init() is told where the files are (baseUrl, urls, locateFile), the
-// builds come from dist/*.inline.mjs: each build's Emscripten glue and pthread
-// worker script as text and its .wasm as base64, one module per build, written by
+// builds come from dist/*.inline.mjs: each build's Emscripten glue and .wasm gzip-
+// compressed as base64 and its pthread worker script as text, one module per build, written by
 // scripts/inline-dist.mjs. A bundler sees them as ordinary JS behind a literal
 // import(), so it emits them (and loads only the build in use) with no
 // configuration and no asset handling; the glue and the workers then run from
@@ -48,7 +48,16 @@ export async function inlineSources(buildName) {
   }
   // A relaxed-SIMD build is left out of a package built without its toolchain.
   if (m.glue === null) throw new Error(`mha-wasm: the ${BUILDS[buildName].file} build is not in this package (${file} says it was not built)`);
-  return { glue: m.glue, wasm: decodeBase64(m.wasm), worker: m.worker ?? null };
+  const [glue, wasm] = await Promise.all([gunzip(decodeBase64(m.glue)), gunzip(decodeBase64(m.wasm))]);
+  return { glue: new TextDecoder().decode(glue), wasm, worker: m.worker ?? null };
+}
+
+/** Inflates gzip bytes (the inline modules' glue and .wasm) with the platform's DecompressionStream. */
+async function gunzip(bytes) {
+  if (typeof DecompressionStream !== 'function')
+    throw new Error('mha-wasm: this browser has no DecompressionStream (Chrome 80, Firefox 113, Safari 16.4) to unpack the inlined build');
+  const body = new Response(bytes).body.pipeThrough(new DecompressionStream('gzip'));
+  return new Uint8Array(await new Response(body).arrayBuffer());
 }
 
 export const hardwareConcurrency = web.hardwareConcurrency;

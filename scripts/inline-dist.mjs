@@ -1,7 +1,8 @@
 // Writes the modules bundlers load (see bindings/platform-browser.js), from the
 // builds in dist/:
-//   dist/mha-wasm-<build>.inline.mjs  each build's Emscripten glue and pthread
-//                                     worker script as text, its .wasm as base64
+//   dist/mha-wasm-<build>.inline.mjs  each build's Emscripten glue and .wasm
+//                                     gzip-compressed as base64, its pthread worker
+//                                     script as text
 //                                     (all null for a relaxed-SIMD build that was
 //                                     not built)
 //   dist/worker-host.inline.mjs       mha-wasm/worker's worker host, bundled for
@@ -14,6 +15,7 @@
 //   --check: exit 1 if the files are missing or differ from what would be written.
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { BUILDS, buildFiles } from '../bindings/abi.js';
 import { root } from './setup.mjs';
@@ -43,9 +45,13 @@ export async function inlineModules() {
     }
     const read = (ext) => fs.readFileSync(path.join(dist, build.file + ext));
     const worker = build.threads ? JSON.stringify(read('.worker.js').toString('utf8')) : 'null';
+    // The glue and the .wasm gzip-compressed (then base64): a third of the size, so a bundle's chunk
+    // stays under the bundlers' size warnings; platform-browser.js inflates them (DecompressionStream).
+    const gz = (bytes) => JSON.stringify(zlib.gzipSync(bytes, { level: 9 }).toString('base64'));
     out[`${build.file}.inline.mjs`] = HEADER(`dist/${build.file}.{js,wasm${build.threads ? ',worker.js' : ''}}`) +
-      `export const glue = ${JSON.stringify(read('.js').toString('utf8'))};\n` +
-      `export const wasm = ${JSON.stringify(read('.wasm').toString('base64'))};\n` +
+      `export const encoding = 'gzip+base64';\n` +
+      `export const glue = ${gz(read('.js'))};\n` +
+      `export const wasm = ${gz(read('.wasm'))};\n` +
       `export const worker = ${worker};\n`;
   }
   out['worker-host.inline.mjs'] = HEADER('bindings/worker-host.js and the modules it imports, bundled for browsers') +
