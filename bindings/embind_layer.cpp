@@ -19,6 +19,7 @@ mha::MhaConfig make_config(const mha::abi::LayerConfig& r) {
   c.scale = r.scale, c.softcap = r.softcap, c.window = r.window;
   c.alibi = r.alibi != 0, c.sinks = r.sinks != 0, c.qk_norm = r.qk_norm != 0, c.qk_norm_eps = r.qk_norm_eps;
   c.rope_dim = r.rope_dim, c.rope_interleaved = r.rope_interleaved != 0, c.rope_attention_factor = r.rope_attention_factor;
+  c.weight_type = static_cast<mha::WeightType>(r.weight_type);  // valid() refuses other values
   return c;
 }
 
@@ -55,6 +56,12 @@ class Layer {
     w.q_norm_weight = ptr<const float>(r.q_norm_weight);
     w.k_norm_weight = ptr<const float>(r.k_norm_weight);
     w.rope_inv_freq = ptr<const double>(r.rope_inv_freq);
+    // Pre-quantized int8 matrices: with a scale, the matrix pointer holds int8 values.
+    w.in_proj_weight_scale = ptr<const float>(r.in_proj_weight_scale);
+    w.q_proj_weight_scale = ptr<const float>(r.q_proj_weight_scale);
+    w.k_proj_weight_scale = ptr<const float>(r.k_proj_weight_scale);
+    w.v_proj_weight_scale = ptr<const float>(r.v_proj_weight_scale);
+    w.out_proj_weight_scale = ptr<const float>(r.out_proj_weight_scale);
     return static_cast<int>(impl_.set_weights(w));
   }
 

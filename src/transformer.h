@@ -24,10 +24,13 @@ using Activation = abi::Activation;
 // linear2(activation(linear1(x))).
 class FeedForward {
  public:
-  FeedForward(int d_model, int dim_feedforward, Activation act) : e_(d_model), f_(dim_feedforward), act_(act),
-      linear1_(d_model, dim_feedforward), linear2_(dim_feedforward, d_model) {}
-  // With bias, b1 and b2 are required; without, they are ignored.
-  Status set_weights(const float* w1, const float* b1, const float* w2, const float* b2, bool bias);
+  FeedForward(int d_model, int dim_feedforward, Activation act, WeightType type = WeightType::kF32)
+      : e_(d_model), f_(dim_feedforward), act_(act), linear1_(d_model, dim_feedforward, type),
+        linear2_(dim_feedforward, d_model, type) {}
+  // With bias, b1 and b2 are required; without, they are ignored. s1, s2: the
+  // scales of pre-quantized int8 w1, w2 (see Linear::set_weights), or null.
+  Status set_weights(const float* w1, const float* b1, const float* w2, const float* b2, bool bias,
+                     const float* s1 = nullptr, const float* s2 = nullptr);
   // Workspace floats M rows need: the hidden layer [M x F].
   uint64_t workspace_floats(int M) const { return static_cast<uint64_t>(M) * f_; }
   // Floating-point operations of M rows (ThreadPool::threads_for).
@@ -50,14 +53,20 @@ struct EncoderConfig {
   float layer_norm_eps = 1e-5f;
   bool norm_first = false;
   bool bias = true;  // linear and LayerNorm biases too, as in PyTorch
+  // How the attention and feed-forward matrices are stored (biases and norms stay float32).
+  WeightType weight_type = WeightType::kF32;
 };
 
+// Matrices may come pre-quantized in an int8 block, as in MhaWeights: with
+// linear1_weight_scale set, linear1_weight points to int8 values (likewise linear2).
 struct EncoderWeights {
-  MhaWeights self_attn;  // in_proj_weight / in_proj_bias / out_proj
+  MhaWeights self_attn;  // in_proj_weight / in_proj_bias / out_proj (and their _scale)
   const float* linear1_weight = nullptr;  // [F, E]
   const float* linear1_bias = nullptr;    // [F]
   const float* linear2_weight = nullptr;  // [E, F]
   const float* linear2_bias = nullptr;    // [E]
+  const float* linear1_weight_scale = nullptr;  // [F]
+  const float* linear2_weight_scale = nullptr;  // [E]
   const float* norm1_weight = nullptr;    // [E]
   const float* norm1_bias = nullptr;
   const float* norm2_weight = nullptr;
@@ -120,6 +129,8 @@ struct DecoderWeights {
   const float* linear1_bias = nullptr;
   const float* linear2_weight = nullptr;
   const float* linear2_bias = nullptr;
+  const float* linear1_weight_scale = nullptr;
+  const float* linear2_weight_scale = nullptr;
   const float* norm_weight[3] = {nullptr, nullptr, nullptr};
   const float* norm_bias[3] = {nullptr, nullptr, nullptr};
 };
