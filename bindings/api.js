@@ -12,6 +12,9 @@ import { makeOps } from './ops.js';
 import { defineRotary } from './rotary.js';
 import { defineSdpa } from './sdpa.js';
 import { defineBlocks } from './transformer.js';
+import { defineRMSNorm } from './rmsnorm.js';
+import { defineFeedForward } from './feedforward.js';
+import { defineModel } from './model.js';
 
 /**
  * A backend: { async, run(fn), then(value, fn), checkAlive(), create(kind, cfg, what) -> id,
@@ -70,6 +73,9 @@ export function defineApi(backend, info, extra = {}) {
     LayerNorm: defineLayerNorm(ctx),
     TransformerEncoderLayer: blocks.TransformerEncoderLayer,
     TransformerDecoderLayer: blocks.TransformerDecoderLayer,
+    RMSNorm: defineRMSNorm(ctx),
+    FeedForward: defineFeedForward(ctx),
+    Model: defineModel(ctx),
     /** Diagnostics: wasm heap size and layers, blocks, LayerNorms and caches not yet freed. */
     stats: () => backend.run(() => backend.call('stats', [], { what: 'stats' })),
     ...extra,

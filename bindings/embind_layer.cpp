@@ -14,11 +14,9 @@ namespace mha_bind {
 namespace {
 
 mha::MhaConfig make_config(const mha::abi::LayerConfig& r) {
-  mha::MhaConfig c{r.embed_dim, r.num_heads, r.kdim, r.vdim, r.bias != 0};
-  c.num_kv_heads = r.num_kv_heads, c.head_dim = r.head_dim, c.qkv_bias = r.qkv_bias, c.out_bias = r.out_bias;
-  c.scale = r.scale, c.softcap = r.softcap, c.window = r.window;
-  c.alibi = r.alibi != 0, c.sinks = r.sinks != 0, c.qk_norm = r.qk_norm != 0, c.qk_norm_eps = r.qk_norm_eps;
-  c.rope_dim = r.rope_dim, c.rope_interleaved = r.rope_interleaved != 0, c.rope_attention_factor = r.rope_attention_factor;
+  mha::MhaConfig c;
+  c.embed_dim = r.embed_dim, c.kdim = r.kdim, c.vdim = r.vdim;
+  MHA_ATTENTION_OPTIONS(c, r, );
   c.weight_type = static_cast<mha::WeightType>(r.weight_type);  // valid() refuses other values
   return c;
 }
@@ -39,29 +37,7 @@ class Layer {
   // weights: an MhaWeights record.
   int setWeights(uint32_t weights) {
     if (!valid_) return static_cast<int>(mha::Status::kInvalidArgument);
-    const mha::abi::MhaWeights& r = record<mha::abi::MhaWeights>(weights);
-    mha::MhaWeights w;
-    w.in_proj_weight = ptr<const float>(r.in_proj_weight);
-    w.q_proj_weight = ptr<const float>(r.q_proj_weight);
-    w.k_proj_weight = ptr<const float>(r.k_proj_weight);
-    w.v_proj_weight = ptr<const float>(r.v_proj_weight);
-    w.in_proj_bias = ptr<const float>(r.in_proj_bias);
-    w.out_proj_weight = ptr<const float>(r.out_proj_weight);
-    w.out_proj_bias = ptr<const float>(r.out_proj_bias);
-    w.q_proj_bias = ptr<const float>(r.q_proj_bias);
-    w.k_proj_bias = ptr<const float>(r.k_proj_bias);
-    w.v_proj_bias = ptr<const float>(r.v_proj_bias);
-    w.sinks = ptr<const float>(r.sinks);
-    w.alibi_slopes = ptr<const float>(r.alibi_slopes);
-    w.q_norm_weight = ptr<const float>(r.q_norm_weight);
-    w.k_norm_weight = ptr<const float>(r.k_norm_weight);
-    w.rope_inv_freq = ptr<const double>(r.rope_inv_freq);
-    // Pre-quantized int8 matrices: with a scale, the matrix pointer holds int8 values.
-    w.in_proj_weight_scale = ptr<const float>(r.in_proj_weight_scale);
-    w.q_proj_weight_scale = ptr<const float>(r.q_proj_weight_scale);
-    w.k_proj_weight_scale = ptr<const float>(r.k_proj_weight_scale);
-    w.v_proj_weight_scale = ptr<const float>(r.v_proj_weight_scale);
-    w.out_proj_weight_scale = ptr<const float>(r.out_proj_weight_scale);
+    const mha::MhaWeights w = MHA_WEIGHTS_OF(record<mha::abi::MhaWeights>(weights), );
     return static_cast<int>(impl_.set_weights(w));
   }
 

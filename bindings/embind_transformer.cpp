@@ -1,4 +1,4 @@
-// Embind glue for the Transformer blocks, LayerNorm and the KV cache. Each call
+// Embind glue for the Transformer blocks, LayerNorm, RMSNorm, FeedForward and the KV cache. Each call
 // takes one record (abi.h): the config on construction, a weight table (one heap
 // offset per state_dict entry, 0 = absent) for setWeights, the arguments for
 // forward. The JS wrapper validates names and shapes first.
@@ -8,6 +8,8 @@
 #include <cstdint>
 
 #include "cache.h"
+#include "feed_forward.h"
+#include "layer_norm.h"
 #include "runtime.h"
 #include "transformer.h"
 
@@ -130,13 +132,19 @@ class Decoder : public Block<mha::TransformerDecoderLayer> {
   }
 };
 
-// torch.nn.LayerNorm over the last `width` elements of each row (mha::LayerNorm).
-// Until setWeights, PyTorch's initial weight (ones) and bias (zeros), set on first use.
-class LayerNorm {
+// torch.nn.LayerNorm and torch.nn.RMSNorm over the last `width` elements of each
+// row (mha::LayerNorm, mha::RMSNorm). Until setWeights, PyTorch's initial weight
+// (ones) and bias (zeros), set on first use.
+mha::LayerNorm make_norm(const mha::abi::NormConfig& c, mha::LayerNorm*) { return mha::LayerNorm(std::max(1, c.width), c.eps); }
+mha::RMSNorm make_norm(const mha::abi::RmsNormConfig& c, mha::RMSNorm*) {
+  return mha::RMSNorm(std::max(1, c.width), c.eps, c.weight_offset);
+}
+
+template <class Impl, class Config>
+class Norm {
  public:
-  // config: a NormConfig record.
-  explicit LayerNorm(uint32_t config)
-      : impl_(std::max(1, record<mha::abi::NormConfig>(config).width), record<mha::abi::NormConfig>(config).eps) {}
+  // config: a NormConfig (LayerNorm) or RmsNormConfig (RMSNorm) record.
+  explicit Norm(uint32_t config) : impl_(make_norm(record<Config>(config), static_cast<Impl*>(nullptr))) {}
   // weights: a NormWeights record; weight 0: ones (no elementwise affine); bias 0: zeros.
   int setWeights(uint32_t weights) {
     const mha::abi::NormWeights& r = record<mha::abi::NormWeights>(weights);
@@ -153,12 +161,63 @@ class LayerNorm {
     impl_.forward(pool(), r.rows, ptr<const float>(r.x), ptr<float>(r.y));
     return 0;
   }
-  // Bytes setWeights or the first forward needs: weight and bias.
-  double requestBytes() const { return 2.0 * impl_.width() * sizeof(float); }
+  // Bytes setWeights or the first forward needs: the weights.
+  double requestBytes() const { return static_cast<double>(impl_.weight_floats() * sizeof(float)); }
   double memoryBytes() const { return static_cast<double>(impl_.memory_bytes()); }
 
  private:
-  mha::LayerNorm impl_;
+  Impl impl_;
+  LiveCount live_;
+};
+using LayerNorm = Norm<mha::LayerNorm, mha::abi::NormConfig>;
+using RMSNorm = Norm<mha::RMSNorm, mha::abi::RmsNormConfig>;
+
+// The feed-forward block (mha::FeedForward), plain or gated.
+class FeedForward {
+ public:
+  // config: a FeedForwardConfig record. The JS wrapper never sends an invalid one;
+  // if one came, a 1x1 block refuses to run.
+  explicit FeedForward(uint32_t config) : valid_(mha::FeedForward::valid(make(config))), impl_(checked(make(config))) {}
+  // weights: a FeedForwardWeights record.
+  int setWeights(uint32_t weights) {
+    if (!valid_) return static_cast<int>(mha::Status::kInvalidArgument);
+    const mha::abi::FeedForwardWeights& r = record<mha::abi::FeedForwardWeights>(weights);
+    mha::FeedForwardWeights w;
+    w.gate_weight = ptr<const float>(r.gate_weight), w.gate_bias = ptr<const float>(r.gate_bias);
+    w.up_weight = ptr<const float>(r.up_weight), w.up_bias = ptr<const float>(r.up_bias);
+    w.down_weight = ptr<const float>(r.down_weight), w.down_bias = ptr<const float>(r.down_bias);
+    // Pre-quantized int8 matrices: with a scale, the matrix pointer holds int8 values.
+    w.gate_weight_scale = ptr<const float>(r.gate_weight_scale), w.up_weight_scale = ptr<const float>(r.up_weight_scale);
+    w.down_weight_scale = ptr<const float>(r.down_weight_scale);
+    return static_cast<int>(impl_.set_weights(w));
+  }
+  // args: a FeedForwardForward record.
+  int forward(uint32_t args) {
+    if (!valid_) return static_cast<int>(mha::Status::kInvalidArgument);
+    const mha::abi::FeedForwardForward& r = record<mha::abi::FeedForwardForward>(args);
+    return static_cast<int>(impl_.forward(pool(), workspace(), r.rows, ptr<const float>(r.x), ptr<float>(r.y)));
+  }
+  // Bytes the last setWeights (its packed weights) or forward (its workspace) that ran out of memory needed.
+  double requestBytes() const { return static_cast<double>(impl_.last_request_bytes()); }
+  double memoryBytes() const { return static_cast<double>(impl_.memory_bytes()); }
+
+ private:
+  static mha::FeedForwardConfig make(uint32_t config) {
+    const mha::abi::FeedForwardConfig& r = record<mha::abi::FeedForwardConfig>(config);
+    mha::FeedForwardConfig c;
+    c.d_model = r.d_model, c.dim_feedforward = r.dim_feedforward, c.activation = static_cast<mha::Activation>(r.activation);
+    c.gated = r.gated != 0, c.bias = r.bias != 0;
+    c.weight_type = static_cast<mha::WeightType>(r.weight_type);  // valid() refuses other values
+    return c;
+  }
+  static mha::FeedForwardConfig checked(const mha::FeedForwardConfig& c) {
+    if (mha::FeedForward::valid(c)) return c;
+    mha::FeedForwardConfig one;
+    one.d_model = one.dim_feedforward = 1;
+    return one;
+  }
+  bool valid_;
+  mha::FeedForward impl_;
   LiveCount live_;
 };
 
@@ -194,4 +253,16 @@ EMSCRIPTEN_BINDINGS(mha_transformer) {
       .function("forward", &LayerNorm::forward)
       .function("requestBytes", &LayerNorm::requestBytes)
       .function("memoryBytes", &LayerNorm::memoryBytes);
+  emscripten::class_<RMSNorm>("RMSNorm")
+      .constructor<uint32_t>()
+      .function("setWeights", &RMSNorm::setWeights)
+      .function("forward", &RMSNorm::forward)
+      .function("requestBytes", &RMSNorm::requestBytes)
+      .function("memoryBytes", &RMSNorm::memoryBytes);
+  emscripten::class_<FeedForward>("FeedForward")
+      .constructor<uint32_t>()
+      .function("setWeights", &FeedForward::setWeights)
+      .function("forward", &FeedForward::forward)
+      .function("requestBytes", &FeedForward::requestBytes)
+      .function("memoryBytes", &FeedForward::memoryBytes);
 }

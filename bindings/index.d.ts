@@ -140,7 +140,14 @@ export interface TorchMultiHeadAttentionWeights {
 }
 
 /** Tensors read from a .safetensors file, by name. */
-export type TensorMap = Record<string, Tensor<Float32Array>>;
+export type TensorMap = Record<string, StoredTensor>;
+
+/** What a safetensors tensor is read into: floats as Float32Array, integers (and BOOL, as 0/1 bytes) as their own arrays. */
+export type StoredArray = Float32Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
+export interface StoredTensor {
+  data: StoredArray;
+  dims: number[];
+}
 
 export interface TransferOption {
   /**
@@ -382,8 +389,8 @@ export interface DecoderForwardOptions<M extends Mode = 'sync'> extends Transfer
  * norm1.weight, norm1.bias, norm2.weight, norm2.bias [E]; a decoder layer also has
  * multihead_attn.* (as self_attn.*) and norm3.weight, norm3.bias. Biases only when bias is true.
  */
-export type EncoderStateDict = Record<string, Weight>;
-export type DecoderStateDict = Record<string, Weight>;
+export type EncoderStateDict = Record<string, Weight> | TensorMap;
+export type DecoderStateDict = Record<string, Weight> | TensorMap;
 
 /** The read-only configuration and lifecycle of both Transformer blocks. */
 export interface TransformerLayerProperties {
@@ -449,6 +456,77 @@ export interface LayerNormOf<M extends Mode> extends LayerNormProperties {
 }
 export type LayerNorm = LayerNormOf<'sync'>;
 
+export interface RMSNormOptions {
+  /** The trailing dims to normalize over: a number or an array. */
+  normalizedShape: number | number[];
+  /** Default 2 ** -23, float32's epsilon (torch.nn.RMSNorm's default). */
+  eps?: number;
+  /** Learnable weight; default true. The scale is 1 until setWeights. */
+  elementwiseAffine?: boolean;
+  /** The scale is weightOffset + weight; default 0. Gemma's RMSNorm is weightOffset: 1. Needs elementwiseAffine. */
+  weightOffset?: number;
+}
+
+export interface RMSNormProperties {
+  readonly normalizedShape: number[];
+  readonly eps: number;
+  readonly elementwiseAffine: boolean;
+  readonly weightOffset: number;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+/** torch.nn.RMSNorm: x / sqrt(mean(x^2) + eps) * (weightOffset + weight) over normalizedShape. */
+export interface RMSNormOf<M extends Mode> extends RMSNormProperties {
+  /** { weight } of normalizedShape (the module's state_dict). */
+  setWeights(stateDict: { weight: Weight }, options?: TransferOption): Returns<M, void>;
+  /** input [..., ...normalizedShape]; returns the same dims. */
+  forward(input: Tensor, options?: TransferOption): Returns<M, Tensor>;
+}
+export type RMSNorm = RMSNormOf<'sync'>;
+
+/** 'gelu' is the exact (erf) GELU, 'gelu_tanh' its tanh approximation (gelu_pytorch_tanh), 'silu' x * sigmoid(x). */
+export type FeedForwardActivation = 'relu' | 'gelu' | 'gelu_tanh' | 'silu';
+
+export interface FeedForwardOptions {
+  dModel: number;
+  /** The hidden size F. */
+  dimFeedforward: number;
+  /** Default 'relu'. */
+  activation?: FeedForwardActivation;
+  /** Default false: linear2(act(linear1(x))). true: down_proj(act(gate_proj(x)) * up_proj(x)) (Llama, Gemma). */
+  gated?: boolean;
+  /** Biases in the projections. Default true. */
+  bias?: boolean;
+}
+
+/**
+ * FeedForward weights, by PyTorch's / Hugging Face's names or camelCase (linear1Weight,
+ * gateProjWeight, upProjBias, ...). gated false: linear1.weight [F, E], linear2.weight [E, F]
+ * (and linear1.bias [F], linear2.bias [E]); gated true: gate_proj.weight [F, E],
+ * up_proj.weight [F, E], down_proj.weight [E, F] (and their .bias). Biases only with bias.
+ */
+export type FeedForwardWeights = Record<string, Weight> | TensorMap;
+
+export interface FeedForwardProperties {
+  readonly dModel: number;
+  readonly dimFeedforward: number;
+  readonly activation: FeedForwardActivation;
+  readonly gated: boolean;
+  readonly bias: boolean;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+/** A Transformer's position-wise feed-forward block, plain (PyTorch's) or gated (Hugging Face's MLP). */
+export interface FeedForwardOf<M extends Mode> extends FeedForwardProperties {
+  /** Copies the weights in, e.g. parseSafetensors(bytes, { prefix: 'model.layers.0.mlp.' }). */
+  setWeights(weights: FeedForwardWeights, options?: TransferOption): Returns<M, void>;
+  /** x [..., dModel] (e.g. [B, L, dModel] or [L, dModel]); returns the same dims. */
+  forward(input: Tensor, options?: TransferOption): Returns<M, Tensor>;
+}
+export type FeedForward = FeedForwardOf<'sync'>;
+
 /** What init() loaded (the same in mha-wasm/worker). */
 export interface RuntimeInfo {
   /** Threads in use (1 when SharedArrayBuffer is unavailable). */
@@ -472,6 +550,8 @@ export interface MhaOf<M extends Mode> extends RuntimeInfo {
   readonly TransformerEncoderLayer: new (options: TransformerLayerOptions) => TransformerEncoderLayerOf<M>;
   readonly TransformerDecoderLayer: new (options: TransformerLayerOptions) => TransformerDecoderLayerOf<M>;
   readonly LayerNorm: new (options: LayerNormOptions) => LayerNormOf<M>;
+  readonly RMSNorm: new (options: RMSNormOptions) => RMSNormOf<M>;
+  readonly FeedForward: new (options: FeedForwardOptions) => FeedForwardOf<M>;
   /**
    * q [B, H, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv] with Hkv dividing H (grouped-query; [H, L, D] and
    * [L, D] also accepted).
@@ -491,17 +571,30 @@ export declare function probeFeatures(): { simd: boolean; threads: boolean; thre
 
 /**
  * Reads a .safetensors file (Hugging Face's format) into tensors by name; F16,
- * BF16 and F64 become float32. prefix keeps only names starting with it, and
+ * BF16 and F64 become float32, integer tensors the matching typed array (I8 → Int8Array,
+ * I64 → BigInt64Array, BOOL → Uint8Array of 0 and 1). prefix keeps only names starting with it, and
  * strips it. A malformed file throws a TypeError or RangeError saying what is wrong.
  */
 export declare function parseSafetensors(bytes: Uint8Array | ArrayBuffer, options?: { prefix?: string }): TensorMap;
+
+/**
+ * A .safetensors file's weight matrices as int8 per output channel (symmetric, round to nearest, ties to even), in
+ * the compressed-tensors layout the layers' setWeights read back: an I8 tensor <name> [out, in] and an F32
+ * <name>_scale [out, 1]. Rank-2 tensors named *weight are quantized, except embedding tables unless
+ * `embeddings`; `filter(name, dims)` overrides the choice. What stays float is written as floatDtype (default 'F32').
+ * Note: GPT-2's Conv1D weights are stored [in, out]; quantizing them by row gives per-input-channel scales.
+ */
+export declare function quantizeSafetensors(bytes: Uint8Array | ArrayBuffer, options: {
+  type: 'int8'; embeddings?: boolean; floatDtype?: 'F32' | 'F16'; filter?: (name: string, dims: number[]) => boolean;
+}): Uint8Array;
 
 /** The file's __metadata__ ({} when it has none). */
 export declare function safetensorsMetadata(bytes: Uint8Array | ArrayBuffer): Record<string, string>;
 
 /**
- * Writes float32 tensors (a bare Float32Array counts as 1-D) as a .safetensors file, stored as
- * F32 or (dtype: 'F16', half the size) rounded to half precision.
+ * Writes tensors (a bare array counts as 1-D) as a .safetensors file: Float32Arrays stored as F32 or
+ * (dtype: 'F16', half the size) rounded to half precision; integer arrays as their own dtype (I8, U8, I16,
+ * U16, I32, U32, I64, U64).
  */
-export declare function encodeSafetensors(tensors: Record<string, Tensor<Float32Array> | Float32Array>, metadata?: Record<string, string> | null,
+export declare function encodeSafetensors(tensors: Record<string, StoredTensor | StoredArray | (Tensor<Float32Array> & { dtype?: 'F32' | 'F16' })>, metadata?: Record<string, string> | null,
   options?: { dtype?: 'F32' | 'F16' }): Uint8Array;

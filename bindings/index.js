@@ -68,3 +68,4 @@ async function load({ threads, base, urls, inline }) {
 
 export { probeFeatures };
 export { encodeSafetensors, parseSafetensors, safetensorsMetadata } from './safetensors.js';
+export { quantizeSafetensors } from './quantize.js';

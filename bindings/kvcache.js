@@ -61,8 +61,6 @@ export function defineKVCache({ backend, Native, live }) {
     /** A new cache for layer (width: its model size); what names the call in errors. */
     create(layer, what, width, options, window = 0) {
       const { maxLength, batch } = cacheOptions(what, options);
-      if (window && maxLength < window)
-        throw new RangeError(`${what}: maxLength ${maxLength} is below the layer's slidingWindow ${window}; a step needs room for its new positions and the ${window - 1} before them`);
       const bytes = 2 * batch * cacheRows(maxLength, window) * width * 4;
       if (!(bytes < MAX_HEAP)) throw tooLarge(what, bytes, 'working memory', true);
       return new KVCache(TOKEN, layer, { maxLength, batch, width, window, owner: live(layer, 'createCache') });
@@ -95,12 +93,16 @@ export function cacheOps({ rt, get, kindOf }) {
   return {
     KVCache(given) {
       const { batch, maxLength } = cacheOptions('createCache', { batch: given.batch, maxLength: given.maxLength });
-      const owner = get(given.owner, ownerKind(given.owner)), { embedDim, kdim, vdim } = owner.cfg;
-      const width = owner.cfg.cacheWidth ?? embedDim, window = owner.cfg.slidingWindow ?? 0;
-      if (given.width !== width || given.window !== window || kdim !== embedDim || vdim !== embedDim || (window && maxLength < window))
+      const kind = ownerKind(given.owner), owner = get(given.owner, kind), { embedDim, kdim, vdim } = owner.cfg;
+      // A model's cache is one per block, each cacheWidth wide.
+      const width = (owner.cfg.cacheWidth ?? embedDim) * (kind === 'Model' ? owner.cfg.numLayers : 1), window = owner.cfg.slidingWindow ?? 0;
+      if (given.width !== width || given.window !== window || kdim !== embedDim || vdim !== embedDim)
         throw new RangeError('createCache: the cache does not match its layer');
       const cfg = { batch, maxLength, width, window, owner: given.owner };
-      return { handle: rt.withRecord('CacheConfig', { batch, capacity: maxLength, width, sliding: window > 0 }, (p) => new rt.mod.Cache(p), 'createCache'), cfg };
+      const handle = kind === 'Model'
+        ? rt.withRecord('ModelCacheConfig', { batch, capacity: maxLength }, (p) => new rt.mod.ModelCache(owner.handle, p), 'createCache')
+        : rt.withRecord('CacheConfig', { batch, capacity: maxLength, width, sliding: window > 0 }, (p) => new rt.mod.Cache(p), 'createCache');
+      return { handle, cfg };
     },
 
     'KVCache.reset'(id) {
@@ -118,9 +120,10 @@ export function cacheOps({ rt, get, kindOf }) {
       if (c.cfg.owner !== ownerId) throw new TypeError(`${what}: options.cache was created by another layer; each layer needs its own cache`);
       if (c.cfg.batch !== B) throw new RangeError(`${what}: the input has batch size ${B} but options.cache was created for batch ${c.cfg.batch}`);
       const handle = c.handle, past = handle.length(), { maxLength, window } = c.cfg;
-      if (window && L + window - 1 > maxLength)
-        throw new RangeError(`${what}: options.cache keeps the last ${maxLength} positions, but ${L} new ones and the ${window - 1} before them ` +
-          `(slidingWindow ${window}) need ${L + window - 1}; give fewer positions a step, or create the cache with a larger maxLength`);
+      const before = Math.min(window - 1, past);  // the earlier positions the new ones can see
+      if (window && L + before > maxLength)
+        throw new RangeError(`${what}: options.cache keeps the last ${maxLength} positions, but ${L} new ones and the ${before} before them ` +
+          `(slidingWindow ${window}) need ${L + before}; give fewer positions a step, or create the cache with a larger maxLength`);
       if (!window && past + L > maxLength)
         throw new RangeError(`${what}: options.cache holds ${past} of its maxLength ${maxLength} positions; ${L} more do not fit ` +
           '(call cache.reset() for a new sequence, or create the cache with a larger maxLength)');

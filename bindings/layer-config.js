@@ -43,3 +43,30 @@ export const withNormConfig = (Base) => class extends Base {
   get elementwiseAffine() { return this.#cfg.elementwiseAffine; }
   get bias() { return this.#cfg.bias; }
 };
+
+/** RMSNorm's getters. */
+export const withRmsNormConfig = (Base) => class extends Base {
+  #cfg;
+  constructor(cfg, ...rest) {
+    super(...rest);
+    this.#cfg = cfg;
+  }
+  get normalizedShape() { return this.#cfg.normalizedShape.slice(); }
+  get eps() { return this.#cfg.eps; }
+  get elementwiseAffine() { return this.#cfg.elementwiseAffine; }
+  get weightOffset() { return this.#cfg.weightOffset; }
+};
+
+/** FeedForward's getters. */
+export const withFeedForwardConfig = (Base) => class extends Base {
+  #cfg;
+  constructor(cfg, ...rest) {
+    super(...rest);
+    this.#cfg = cfg;
+  }
+  get dModel() { return this.#cfg.dModel; }
+  get dimFeedforward() { return this.#cfg.dimFeedforward; }
+  get activation() { return this.#cfg.activation; }
+  get gated() { return this.#cfg.gated; }
+  get bias() { return this.#cfg.bias; }
+};

@@ -13,7 +13,7 @@ import {
   typedArrayKind, typedArrayLength,
 } from './validate.js';
 
-const CTOR_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias', 'numKvHeads', 'headDim', 'qkvBias', 'outBias', 'rope', 'alibi',
+export const LAYER_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias', 'numKvHeads', 'headDim', 'qkvBias', 'outBias', 'rope', 'alibi',
   'slidingWindow', 'softcap', 'scale', 'sinks', 'qkNorm', 'qkNormEps'];
 const FORWARD_OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'needWeights', 'averageWeights', 'cache', 'positionIds', 'transfer'];
 const WEIGHT_NAMES = ['inProjWeight', 'qProjWeight', 'kProjWeight', 'vProjWeight', 'inProjBias', 'qProjBias', 'kProjBias', 'vProjBias',
@@ -33,7 +33,7 @@ const HF_NAMES = {
 const OTHER_NAMES = { ...TORCH_NAMES, ...HF_NAMES };
 const TORCH_OF = Object.fromEntries(Object.entries(TORCH_NAMES).map(([t, c]) => [c, t]));
 // camelCase name -> the MhaWeights record field (abi.js).
-const RECORD_FIELD = {
+export const RECORD_FIELD = {
   inProjWeight: 'in_proj_weight', qProjWeight: 'q_proj_weight', kProjWeight: 'k_proj_weight', vProjWeight: 'v_proj_weight',
   inProjBias: 'in_proj_bias', qProjBias: 'q_proj_bias', kProjBias: 'k_proj_bias', vProjBias: 'v_proj_bias',
   outProjWeight: 'out_proj_weight', outProjBias: 'out_proj_bias', sinks: 'sinks', qNormWeight: 'q_norm_weight', kNormWeight: 'k_norm_weight',
@@ -66,7 +66,7 @@ function canonicalWeights(given) {
 export function layerConfig(options) {
   if (options === undefined || options === null)
     throw new TypeError('MultiHeadAttention: options { embedDim, numHeads } are required');
-  const o = plainObject('MultiHeadAttention options', options, CTOR_OPTIONS);
+  const o = plainObject('MultiHeadAttention options', options, LAYER_OPTIONS);
   const embedDim = positiveInt('embedDim', o.embedDim);
   const numHeads = positiveInt('numHeads', o.numHeads);
   const numKvHeads = o.numKvHeads === undefined ? numHeads : positiveInt('numKvHeads', o.numKvHeads);
@@ -118,7 +118,7 @@ function configOptions(cfg) {
 }
 
 /** The weights' dims under a configuration (camelCase names). */
-function weightShapes({ embedDim: E, kdim, vdim, numHeads: H, numKvHeads: Hkv, headDim: D }) {
+export function weightShapes({ embedDim: E, kdim, vdim, numHeads: H, numKvHeads: Hkv, headDim: D }) {
   const nq = H * D, nk = Hkv * D;
   return {
     inProjWeight: [nq + 2 * nk, E], qProjWeight: [nq, E], kProjWeight: [nk, kdim], vProjWeight: [nk, vdim],
@@ -128,7 +128,7 @@ function weightShapes({ embedDim: E, kdim, vdim, numHeads: H, numKvHeads: Hkv, h
 }
 
 /** The setWeights arrays, checked against the configuration: { recordField: Float32Array view }. */
-function readWeights(cfg, weights) {
+export function readWeights(cfg, weights) {
   const { embedDim: E, kdim, vdim, qkvBias, outBias } = cfg;
   const { weights: w, givenAs } = canonicalWeights(weights);
   const label = (n) => givenAs[n] ?? n;

@@ -8,6 +8,9 @@ import { normOps } from './layernorm.js';
 import { rotaryOps } from './rotary.js';
 import { sdpaOps } from './sdpa.js';
 import { blockOps } from './transformer.js';
+import { rmsNormOps } from './rmsnorm.js';
+import { feedForwardOps } from './feedforward.js';
+import { modelOps } from './model.js';
 
 /** The table of ops and constructors by name; ctx: { rt, get }, filled in with cacheFor. */
 function buildTable(ctx) {
@@ -15,11 +18,12 @@ function buildTable(ctx) {
   ctx.cacheFor = caches.cacheFor;
   return Object.assign(Object.create(null), mhaOps(ctx), blockOps(ctx), normOps(ctx), sdpaOps(ctx), rotaryOps(ctx), caches, {
     stats: () => ({ wasmMemoryBytes: ctx.rt.memoryBytes(), liveLayers: ctx.rt.mod.liveLayers() }),  // layers and caches
-  });
+  }, rmsNormOps(ctx), feedForwardOps(ctx), modelOps(ctx));
 }
 
 /** The classes ops can create, and the names call() takes (the table's dotted names, sdpa and stats). */
-export const CLASSES = Object.freeze(['MultiHeadAttention', 'TransformerEncoderLayer', 'TransformerDecoderLayer', 'LayerNorm', 'KVCache']);
+export const CLASSES = Object.freeze(['MultiHeadAttention', 'TransformerEncoderLayer', 'TransformerDecoderLayer', 'LayerNorm', 'KVCache',
+  'RMSNorm', 'FeedForward', 'Model']);
 export const CALLS = Object.freeze(Object.keys(buildTable({})).filter((k) => !CLASSES.includes(k) && k !== 'cacheFor'));
 
 /** The op table of Runtime rt: { create(id, kind, cfg), dispose(id), call(op, args) }. */

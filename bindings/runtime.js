@@ -16,8 +16,8 @@ export function fmtBytes(n) {
 
 
 // What the Embind glue defines, wrapped by guardModule.
-const CLASSES = ['Layer', 'Encoder', 'Decoder', 'LayerNorm', 'Cache'];
-const FUNCTIONS = ['sdpa', 'sdpaRequestBytes', 'setThreads', 'threads', 'liveLayers', '_malloc', '_free'];
+const CLASSES = ['Layer', 'Encoder', 'Decoder', 'LayerNorm', 'Cache', 'RMSNorm', 'FeedForward', 'Model', 'ModelCache'];
+const FUNCTIONS = ['sdpa', 'sdpaRequestBytes', 'rotary', 'setThreads', 'threads', 'liveLayers', '_malloc', '_free'];
 
 /**
  * A view of the Emscripten module whose every Embind class, method and function

@@ -7,16 +7,39 @@
 import { TypedArrayPrototype, describe, fmtDims, intrinsic, typedArrayKind, typedArrayLength } from './validate.js';
 
 const MAX_HEADER = 100_000_000;  // the reference reader's limit (MAX_HEADER_SIZE in the safetensors crate)
-// Element size and a reader into Float32. Integer and bool tensors are refused:
-// every weight of an attention layer is floating point. A Map, like every lookup
-// keyed by the file's own strings: no dtype ("toString", "__proto__", …) reaches
+// Element size, the typed array a tensor is read into, and a reader. Floating-point
+// tensors become Float32Arrays (weights); integer and bool tensors the matching
+// integer arrays (int8 weights, token ids, persisted buffers such as BERT's
+// position_ids; BOOL as a Uint8Array of 0 and 1). A Map, like every lookup keyed
+// by the file's own strings: no dtype ("toString", "__proto__", …) reaches
 // Object.prototype.
 const DTYPES = new Map([
-  ['F32', { size: 4, read: (dv, o) => dv.getFloat32(o, true) }],
-  ['F64', { size: 8, read: (dv, o) => dv.getFloat64(o, true) }],
-  ['F16', { size: 2, read: (dv, o) => half(dv.getUint16(o, true)) }],
-  ['BF16', { size: 2, read: (dv, o) => bf16(dv.getUint16(o, true)) }],
+  ['F32', { size: 4, Array: Float32Array, read: (dv, o) => dv.getFloat32(o, true) }],
+  ['F64', { size: 8, Array: Float32Array, read: (dv, o) => dv.getFloat64(o, true) }],
+  ['F16', { size: 2, Array: Float32Array, read: (dv, o) => half(dv.getUint16(o, true)) }],
+  ['BF16', { size: 2, Array: Float32Array, read: (dv, o) => bf16(dv.getUint16(o, true)) }],
+  ['I64', { size: 8, Array: BigInt64Array, read: (dv, o) => dv.getBigInt64(o, true) }],
+  ['U64', { size: 8, Array: BigUint64Array, read: (dv, o) => dv.getBigUint64(o, true) }],
+  ['I32', { size: 4, Array: Int32Array, read: (dv, o) => dv.getInt32(o, true) }],
+  ['U32', { size: 4, Array: Uint32Array, read: (dv, o) => dv.getUint32(o, true) }],
+  ['I16', { size: 2, Array: Int16Array, read: (dv, o) => dv.getInt16(o, true) }],
+  ['U16', { size: 2, Array: Uint16Array, read: (dv, o) => dv.getUint16(o, true) }],
+  ['I8', { size: 1, Array: Int8Array, read: (dv, o) => dv.getInt8(o) }],
+  ['U8', { size: 1, Array: Uint8Array, read: (dv, o) => dv.getUint8(o) }],
+  ['BOOL', { size: 1, Array: Uint8Array, read: (dv, o) => (dv.getUint8(o) ? 1 : 0) }],
 ]);
+// What encodeSafetensors writes for each kind of array (floats: options.dtype).
+const WRITE_DTYPES = new Map([
+  ['Int8Array', 'I8'], ['Uint8Array', 'U8'], ['Int16Array', 'I16'], ['Uint16Array', 'U16'], ['Int32Array', 'I32'],
+  ['Uint32Array', 'U32'], ['BigInt64Array', 'I64'], ['BigUint64Array', 'U64'],
+]);
+const SETTERS = {
+  F32: (dv, o, v) => dv.setFloat32(o, v, true), F16: (dv, o, v) => dv.setUint16(o, toHalfBits(v), true),
+  I8: (dv, o, v) => dv.setInt8(o, v), U8: (dv, o, v) => dv.setUint8(o, v), I16: (dv, o, v) => dv.setInt16(o, v, true),
+  U16: (dv, o, v) => dv.setUint16(o, v, true), I32: (dv, o, v) => dv.setInt32(o, v, true), U32: (dv, o, v) => dv.setUint32(o, v, true),
+  I64: (dv, o, v) => dv.setBigInt64(o, v, true), U64: (dv, o, v) => dv.setBigUint64(o, v, true),
+};
+const SIZE_OF = { F32: 4, F16: 2, I8: 1, U8: 1, I16: 2, U16: 2, I32: 4, U32: 4, I64: 8, U64: 8 };
 const fail = (Kind, msg) => { throw new Kind(`parseSafetensors: ${msg}`); };
 
 // The engine's own accessors (validate.js's intrinsic()), taken once: a caller's view
@@ -30,6 +53,9 @@ const sharedBufferLength = typeof SharedArrayBuffer === 'function' ? intrinsic(S
 const attempt = (f, v) => { try { return f(v); } catch { return undefined; } };
 const isObject = (v) => v !== null && typeof v === 'object';
 const isFloat32Array = (v) => isObject(v) && typedArrayKind(v) === 'Float32Array';
+// Arrays encodeSafetensors writes: Float32Array (as options.dtype) and the integer kinds.
+const isWritable = (v) => isObject(v) && (typedArrayKind(v) === 'Float32Array' || WRITE_DTYPES.has(typedArrayKind(v)));
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** describe(v) without running v's code where that can be avoided (an error message must not itself throw something else). */
 function what(v) {
@@ -123,7 +149,7 @@ function checkEntry(name, e, dataLen) {
   const dtype = own(e, 'dtype'), shape = own(e, 'shape'), off = own(e, 'data_offsets');
   if (typeof dtype !== 'string') fail(TypeError, `entry ${quote(name)} has no dtype`);
   const dt = DTYPES.get(dtype);
-  if (!dt) fail(TypeError, `tensor ${quote(name)} has dtype ${quote(dtype)}; only floating-point tensors (F32, F16, BF16, F64) can be weights`);
+  if (!dt) fail(TypeError, `tensor ${quote(name)} has dtype ${quote(dtype)}, which this reader does not know (${[...DTYPES.keys()].join(', ')})`);
   if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0))
     fail(TypeError, `tensor ${quote(name)} has an invalid shape ${JSON.stringify(shape)?.slice(0, 60)} (expected an array of non-negative integers)`);
   if (!Array.isArray(off) || off.length !== 2 || off.some((x) => !Number.isSafeInteger(x) || x < 0))
@@ -160,17 +186,19 @@ function parse(bytes) {
   return { u8, dv, dataStart, entries, metadata };
 }
 
-function toFloat32(u8, dv, start, e) {
+function toArray(u8, dv, start, e) {
   const n = (e.end - e.begin) / e.dt.size;
-  if (e.dtype === 'F32') return new Float32Array(u8.slice(start + e.begin, start + e.end).buffer);  // a copy, aligned
-  const out = new Float32Array(n);
+  if (LITTLE_ENDIAN && e.dtype !== 'BOOL' && e.dt.Array.BYTES_PER_ELEMENT === e.dt.size)  // stored as read: a copy, aligned
+    return new e.dt.Array(u8.slice(start + e.begin, start + e.end).buffer);
+  const out = new e.dt.Array(n);
   for (let i = 0, o = start + e.begin; i < n; i++, o += e.dt.size) out[i] = e.dt.read(dv, o);
   return out;
 }
 
 /**
- * Reads a .safetensors file into { name: { data: Float32Array, dims } } (F16,
- * BF16 and F64 are converted to float32). With prefix, keeps only the names
+ * Reads a .safetensors file into { name: { data, dims } }: floating-point tensors as
+ * Float32Arrays (F16, BF16 and F64 converted), integer ones as the matching typed
+ * array (I8 → Int8Array, I64 → BigInt64Array, …; BOOL → Uint8Array of 0 and 1). With prefix, keeps only the names
  * that start with it and strips it ('layers.0.self_attn.'). A malformed file
  * throws a TypeError or RangeError that says what is wrong.
  * @param {Uint8Array | ArrayBuffer} bytes
@@ -188,7 +216,7 @@ export function parseSafetensors(bytes, options = {}) {
     if (!e.name.startsWith(prefix)) continue;
     // defineProperty: a tensor named "__proto__" stays a plain entry.
     Object.defineProperty(out, e.name.slice(prefix.length), {
-      value: { data: toFloat32(u8, dv, dataStart, e), dims: e.shape }, enumerable: true, writable: true, configurable: true,
+      value: { data: toArray(u8, dv, dataStart, e), dims: e.shape }, enumerable: true, writable: true, configurable: true,
     });
   }
   if (prefix && Object.keys(out).length === 0)
@@ -239,9 +267,12 @@ function copyDims(name, dims) {
 }
 
 /**
- * Writes { name: { data: Float32Array, dims } } (or bare Float32Arrays, 1-D) as
- * a .safetensors file (in name order). metadata: an object of strings.
- * options.dtype: 'F32' (default) or 'F16' (half the size; values rounded to nearest).
+ * Writes { name: { data, dims } } (or bare arrays, 1-D) as a .safetensors file (in
+ * name order). data: a Float32Array, written as options.dtype: 'F32' (default) or
+ * 'F16' (half the size; values rounded to nearest); or an integer array, written as
+ * its own dtype (Int8Array → I8, Uint8Array → U8, Int32Array → I32, BigInt64Array →
+ * I64, …). An entry's own `dtype` ('F32' or 'F16') overrides options.dtype for it.
+ * metadata: an object of strings.
  * Refuses what parseSafetensors would refuse (the name "__metadata__", dims that are
  * not non-negative integers); any other name, "__proto__" included, is written as given.
  * @returns {Uint8Array}
@@ -254,7 +285,6 @@ export function encodeSafetensors(tensors, metadata, options = {}) {
     if (k !== 'dtype') throw new TypeError(`encodeSafetensors: unknown option "${k}" (expected dtype)`);
   const dtype = options.dtype ?? 'F32';
   if (dtype !== 'F32' && dtype !== 'F16') throw new TypeError(`encodeSafetensors: options.dtype must be 'F32' or 'F16', got ${what(dtype)}`);
-  const size = dtype === 'F16' ? 2 : 4;
   // No prototype: a tensor named "__proto__" is an entry like any other, not a prototype to set.
   const header = Object.create(null);
   if (metadata !== undefined && metadata !== null) {
@@ -273,17 +303,21 @@ export function encodeSafetensors(tensors, metadata, options = {}) {
     if (name === '__metadata__')
       throw new TypeError('encodeSafetensors: a tensor may not be named "__metadata__" (the format keeps the file\'s metadata under that name)');
     const t = tensors[name];
-    let data = t, dims;
-    if (isFloat32Array(t)) dims = [typedArrayLength(t)];  // a bare Float32Array: 1-D
+    let data = t, dims, tensorDtype;
+    if (isWritable(t)) dims = [typedArrayLength(t)];  // a bare array: 1-D
     else {
       if (!isObject(t) || typedArrayKind(t))
         throw new TypeError(`encodeSafetensors: ${quote(name)} must be a Float32Array or { data: Float32Array, dims } with matching sizes, got ${what(t)}`);
       data = t.data;
-      if (!isFloat32Array(data))
+      const own = t.dtype;  // read once
+      if (own !== undefined && own !== 'F32' && own !== 'F16')
+        throw new TypeError(`encodeSafetensors: ${quote(name)}.dtype must be 'F32' or 'F16' (for a Float32Array), got ${what(own)}`);
+      tensorDtype = own;
+      if (!isWritable(data))
         throw new TypeError(`encodeSafetensors: ${quote(name)} must be a Float32Array or { data: Float32Array, dims } with matching sizes, got ${data === undefined ? what(t) : `data ${what(data)}`}`);
       dims = copyDims(name, t.dims);
     }
-    entries.push({ name, data, dims, length: NaN });
+    entries.push({ name, data, dims, length: NaN, floatDtype: tensorDtype ?? dtype });
   }
   // ...then the sizes, from the arrays' intrinsic lengths, now that no caller code runs any more
   // (a getter of a later entry may have detached or resized an earlier entry's buffer).
@@ -292,8 +326,10 @@ export function encodeSafetensors(tensors, metadata, options = {}) {
     e.length = typedArrayLength(e.data);
     if (elements(e.dims) !== e.length)
       throw new TypeError(`encodeSafetensors: ${quote(e.name)} must be a Float32Array or { data: Float32Array, dims } with matching sizes, got ${e.length} elements for dims ${fmtShape(e.dims)}`);
-    header[e.name] = { dtype, shape: e.dims, data_offsets: [offset, offset + e.length * size] };
-    offset += e.length * size;
+    e.dtype = isFloat32Array(e.data) ? e.floatDtype : WRITE_DTYPES.get(typedArrayKind(e.data));
+    const bytes = e.length * SIZE_OF[e.dtype];
+    header[e.name] = { dtype: e.dtype, shape: e.dims, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + new TextEncoder().encode(json).length) % 8)) % 8);  // align the data
@@ -305,9 +341,9 @@ export function encodeSafetensors(tensors, metadata, options = {}) {
   dv.setUint32(0, head.length, true);
   out.set(head, 8);
   let at = 8 + head.length;
-  for (const { data: d, length: n } of entries) {
-    if (size === 4) for (let i = 0; i < n; i++, at += 4) dv.setFloat32(at, d[i], true);
-    else for (let i = 0; i < n; i++, at += 2) dv.setUint16(at, toHalfBits(d[i]), true);
+  for (const { data: d, length: n, dtype: dt } of entries) {
+    const set = SETTERS[dt], size = SIZE_OF[dt];
+    for (let i = 0; i < n; i++, at += size) set(dv, at, d[i]);
   }
   return out;
 }

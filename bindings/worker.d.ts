@@ -4,13 +4,15 @@
 import type {
   InitOptions, KVCacheOf, LayerNormOf, MhaOf, MultiHeadAttentionOf, TransformerDecoderLayerOf, TransformerEncoderLayerOf,
 } from './index.js';
+import type { FeedForwardOf, RMSNormOf } from './index.js';
 
 export type {
   AttentionResult, CacheOptions, DecoderForwardOptions, EncoderForwardOptions, ForwardOptions, InitOptions, LayerNormOptions, MhaFile,
   Mode, MultiHeadAttentionOptions, MultiHeadAttentionWeights, Returns, SdpaOptions, Stats, Tensor, TensorMap, TorchMultiHeadAttentionWeights,
   TransferOption, TransformerLayerOptions, Weight,
 } from './index.js';
-export { encodeSafetensors, parseSafetensors, probeFeatures, safetensorsMetadata } from './index.js';
+export type { FeedForwardActivation, FeedForwardOptions, FeedForwardWeights, RMSNormOptions } from './index.js';
+export { encodeSafetensors, parseSafetensors, probeFeatures, quantizeSafetensors, safetensorsMetadata } from './index.js';
 
 export interface WorkerInitOptions extends InitOptions {
   /** Where bindings/worker-host.js is served from (default: beside this module; bundles use their own copy). Another origin works: it is started through a same-origin blob. */
@@ -21,6 +23,8 @@ export type MultiHeadAttention = MultiHeadAttentionOf<'async'>;
 export type TransformerEncoderLayer = TransformerEncoderLayerOf<'async'>;
 export type TransformerDecoderLayer = TransformerDecoderLayerOf<'async'>;
 export type LayerNorm = LayerNormOf<'async'>;
+export type RMSNorm = RMSNormOf<'async'>;
+export type FeedForward = FeedForwardOf<'async'>;
 export type KVCache = KVCacheOf<'async'>;
 /** @deprecated the same as KVCache */
 export type WorkerKVCache = KVCache;

@@ -18,6 +18,7 @@ import { checkIntact, describe, intrinsic, isArrayBuffer, isDetached, isTypedArr
 
 export { probeFeatures };
 export { encodeSafetensors, parseSafetensors, safetensorsMetadata } from './safetensors.js';
+export { quantizeSafetensors } from './quantize.js';
 
 // The error classes a worker's error is rebuilt as (any other name: Error).
 const ERRORS = Object.freeze(Object.assign(Object.create(null), { TypeError, RangeError, Error }));

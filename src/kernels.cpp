@@ -91,6 +91,15 @@ inline V exp_nonpositive(V x) {
   return xsimd::select(underflow, V(0.0f), f);
 }
 
+// 1 / (1 + exp(-x)) for any x, through exp of -|x| (which cannot overflow):
+// e / (1 + e) for x < 0, 1 / (1 + e) otherwise. NaN gives NaN.
+inline V sigmoid(V x) {
+  const V one(1.0f);
+  const V e = exp_nonpositive(-xsimd::abs(x));
+  const V r = one / (one + e);
+  return xsimd::select(x < V(0.0f), e * r, r);
+}
+
 inline float hmax(V v) {
   alignas(64) float tmp[kW];
   v.store_aligned(tmp);
@@ -299,6 +308,62 @@ void relu_row(float* x, int n) {
 
 void gelu_row(float* x, int n) {
   for (int i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+}
+
+namespace {
+// x = x * sigmoid(scale(x)) over a row, the tail through one padded vector so that
+// every element goes through the same function.
+template <class Arg>
+inline void times_sigmoid_row(float* x, int n, Arg arg) {
+  int i = 0;
+  for (; i + kW <= n; i += kW) {
+    const V v = V::load_unaligned(x + i);
+    (v * sigmoid(arg(v))).store_unaligned(x + i);
+  }
+  if (i < n) {
+    alignas(64) float tmp[kW] = {};
+    for (int j = 0; i + j < n; ++j) tmp[j] = x[i + j];
+    const V v = V::load_aligned(tmp);
+    (v * sigmoid(arg(v))).store_aligned(tmp);
+    for (int j = 0; i + j < n; ++j) x[i + j] = tmp[j];
+  }
+}
+}  // namespace
+
+void silu_row(float* x, int n) {
+  times_sigmoid_row(x, n, [](V v) { return v; });
+}
+
+void gelu_tanh_row(float* x, int n) {
+  // 0.5 (1 + tanh(u)) = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
+  const V a(2.0f * 0.79788456080286536f), b(2.0f * 0.79788456080286536f * 0.044715f);
+  times_sigmoid_row(x, n, [&](V v) { return v * (a + b * v * v); });
+}
+
+void mul_row(float* out, const float* x, const float* y, int n) {
+  int i = 0;
+  for (; i + kW <= n; i += kW) (V::load_unaligned(x + i) * V::load_unaligned(y + i)).store_unaligned(out + i);
+  for (; i < n; ++i) out[i] = x[i] * y[i];
+}
+
+void rms_norm_row(const float* x, int n, const float* gamma, float eps, float* out) {
+  V q0(0.0f), q1(0.0f);
+  int i = 0;
+  for (; i + 2 * kW <= n; i += 2 * kW) {
+    const V a = V::load_unaligned(x + i), b = V::load_unaligned(x + i + kW);
+    q0 += a * a, q1 += b * b;
+  }
+  float q = xsimd::hadd(q0 + q1);
+  for (; i < n; ++i) q += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(q / n + eps);
+  const V vi(inv);
+  i = 0;
+  for (; i + kW <= n; i += kW) {
+    V y = V::load_unaligned(x + i) * vi;
+    if (gamma) y *= V::load_unaligned(gamma + i);
+    y.store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = x[i] * inv * (gamma ? gamma[i] : 1.0f);
 }
 
 }  // namespace kernels

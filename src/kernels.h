@@ -61,6 +61,18 @@ void relu_row(float* x, int n);
 // (std::erf): its cost is one pass over the feed-forward activations, small
 // beside the GEMMs around it.
 void gelu_row(float* x, int n);
+// x = x * sigmoid(x) = x / (1 + exp(-x)) (SiLU, Swish): +inf stays +inf, -inf gives
+// NaN (-inf * 0), as PyTorch's.
+void silu_row(float* x, int n);
+// x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): PyTorch's GELU with
+// approximate='tanh' (gelu_pytorch_tanh in Hugging Face configs).
+void gelu_tanh_row(float* x, int n);
+// out = x * y
+void mul_row(float* out, const float* x, const float* y, int n);
+
+// RMS normalization of one row (nn.RMSNorm over the last dim):
+// out = x / sqrt(mean(x^2) + eps) * gamma; gamma may be null (1). out may alias x.
+void rms_norm_row(const float* x, int n, const float* gamma, float eps, float* out);
 
 }  // namespace kernels
 }  // namespace mha

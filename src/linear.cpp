@@ -12,7 +12,7 @@ void pack_weight_transposed(int N, int K, const float* w, float* out) {
   kernels::pack_panels(K, N, w, 1, static_cast<size_t>(K), out);
 }
 
-GemmSplit split_gemm(int M, int N, int threads) {
+GemmSplit split_gemm(int M, int N, int threads, int col_group) {
   if (M <= 0 || N <= 0) return {1, 1, 1, 0};
   if (threads <= 1) return {M, N, 1, 1};
   // Row blocks a multiple of the micro-tile height (up to 64 rows: one block, so a
@@ -27,7 +27,7 @@ GemmSplit split_gemm(int M, int N, int threads) {
   // GEMV or a few rows, at least 64 columns when more rows of A are read per block.
   const int min_panels = M <= 16 ? 1 : 64 / kernels::kNR;
   const int col_blocks = std::max(1, std::min((panels + min_panels - 1) / min_panels, (want + row_blocks - 1) / row_blocks));
-  const int nb = static_cast<int>(round_up((N + col_blocks - 1) / col_blocks, kernels::kNR));
+  const int nb = static_cast<int>(round_up((N + col_blocks - 1) / col_blocks, col_group));
   const int cb = (N + nb - 1) / nb;
   return {mb, nb, cb, row_blocks * cb};
 }
@@ -52,11 +52,32 @@ void gemm_tile(const Gemm& g, const GemmSplit& s, int task) {
       break;
   }
   const Epilogue& e = g.epilogue;
+  constexpr int G = kernels::kNR;
   for (int r = 0; r < m; ++r) {
     float* row = c + r * g.ldc;
     if (e.residual) kernels::add_row(row, e.residual + (i0 + r) * e.ldr + j0, n);
-    if (e.act == Epilogue::Act::kRelu) kernels::relu_row(row, n);
-    else if (e.act == Epilogue::Act::kGelu) kernels::gelu_row(row, n);
+    if (!e.glu) {
+      apply_act(e.act, row, n);
+      continue;
+    }
+    // Pairs of groups: gate at row[q], up at row[q + G], hidden columns f0.. of glu.
+    float* out = e.glu + (i0 + r) * e.ldg;
+    for (int q = 0; q < n; q += 2 * G) {
+      const int f0 = (j0 + q) / 2, w = std::min(G, e.glu_width - f0);
+      if (w <= 0) break;
+      apply_act(e.act, row + q, w);
+      kernels::mul_row(out + f0, row + q, row + q + G, w);
+    }
+  }
+}
+
+void apply_act(Epilogue::Act act, float* x, int n) {
+  switch (act) {
+    case Epilogue::Act::kRelu: kernels::relu_row(x, n); break;
+    case Epilogue::Act::kGelu: kernels::gelu_row(x, n); break;
+    case Epilogue::Act::kGeluTanh: kernels::gelu_tanh_row(x, n); break;
+    case Epilogue::Act::kSilu: kernels::silu_row(x, n); break;
+    case Epilogue::Act::kNone: break;
   }
 }
 
@@ -65,7 +86,7 @@ void gemm_phase(ThreadPool::Team& team, const Gemm* gemms, int count) {
   GemmSplit split[kMaxGemms];
   int first[kMaxGemms + 1] = {0};
   for (int i = 0; i < count && i < kMaxGemms; ++i) {
-    split[i] = split_gemm(gemms[i].M, gemms[i].N, team.size());
+    split[i] = split_gemm(gemms[i].M, gemms[i].N, team.size(), gemms[i].epilogue.glu ? 2 * kernels::kNR : kernels::kNR);
     first[i + 1] = first[i] + split[i].tasks;
   }
   team.for_each(first[count], [&](int t) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "buffer.h"
+#include "kernels.h"
 #include "quant.h"
 #include "status.h"
 #include "thread_pool.h"
@@ -22,12 +23,24 @@ void pack_weight_transposed(int N, int K, const float* w, float* out);
 // What a GEMM task does to the tile of C it has just computed: add a residual
 // (same layout as C, row stride ldr), or apply an activation. The operations are
 // those a separate pass would do, so results do not change.
+//
+// glu (a gated linear unit, as a fused gate and up projection computes it): C's
+// columns are groups of kernels::kNR, gate and up in turn (gate columns 0-7, up
+// columns 0-7, gate 8-15, ...); the activation goes to the gate columns only, and
+// act(gate) * up is written to glu (row stride ldg, glu_width columns: C holds
+// 2 * round_up(glu_width, kNR) of them). Tiles then hold whole pairs of groups.
 struct Epilogue {
-  enum class Act { kNone, kRelu, kGelu };
+  enum class Act { kNone, kRelu, kGelu, kGeluTanh, kSilu };
   const float* residual = nullptr;
   size_t ldr = 0;
   Act act = Act::kNone;
+  float* glu = nullptr;
+  size_t ldg = 0;
+  int glu_width = 0;
 };
+
+// x = act(x) over a row.
+void apply_act(Epilogue::Act act, float* x, int n);
 
 // C[M x N] (ldc) = A[M x K] (lda) * B + bias, then the epilogue; bias may be null.
 // B is packed in panels of `type` elements (kernels::gemm's for float32,
@@ -54,7 +67,8 @@ struct Gemm {
 struct GemmSplit {
   int mb, nb, col_blocks, tasks;
 };
-GemmSplit split_gemm(int M, int N, int threads);
+// Column blocks are whole groups of col_group columns (a multiple of kernels::kNR).
+GemmSplit split_gemm(int M, int N, int threads, int col_group = kernels::kNR);
 // Computes tile `task` of g as cut by s, and applies the epilogue to it.
 void gemm_tile(const Gemm& g, const GemmSplit& s, int task);
 

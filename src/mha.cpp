@@ -217,8 +217,9 @@ Status MultiHeadAttention::check_cached(const MhaForwardArgs& a, const KVCache& 
   if (a.B <= 0 || a.Lq <= 0 || !a.query || !a.output || c.sliding_ != (mode == CacheMode::kAppend && cfg_.window > 0))
     return Status::kInvalidArgument;
   if (mode == CacheMode::kAppend) {
-    // A sliding cache needs room for the new positions and the window - 1 before them.
-    const bool fits = c.sliding_ ? static_cast<int64_t>(a.Lq) + cfg_.window - 1 <= c.capacity_
+    // A sliding cache needs room for the new positions and the window - 1 before
+    // them (or all of them while fewer have been seen).
+    const bool fits = c.sliding_ ? static_cast<int64_t>(a.Lq) + std::min(cfg_.window - 1, c.length_) <= c.capacity_
                                  : a.Lq <= c.capacity_ - c.length_;
     if (cfg_.kdim != E || cfg_.vdim != E || a.key != a.query || a.value != a.query || c.batch_ != a.B ||
         c.width_ != nk_ || !fits || static_cast<int64_t>(c.length_) + a.Lq > INT32_MAX)
@@ -302,12 +303,7 @@ void MultiHeadAttention::norm_and_rotate(float* x, int heads, const float* norm,
   const int D = D_;
   for (int h = 0; h < heads; ++h) {
     float* v = x + static_cast<size_t>(h) * D;
-    if (cfg_.qk_norm) {
-      double ms = 0;
-      for (int c = 0; c < D; ++c) ms += static_cast<double>(v[c]) * v[c];
-      const float inv = static_cast<float>(1.0 / std::sqrt(ms / D + cfg_.qk_norm_eps));
-      for (int c = 0; c < D; ++c) v[c] = v[c] * inv * norm[c];
-    }
+    if (cfg_.qk_norm) kernels::rms_norm_row(v, D, norm, cfg_.qk_norm_eps, v);
     if (trig) rope_.rotate(v, trig);
   }
 }

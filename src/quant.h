@@ -56,8 +56,9 @@ static_assert(kI8Rows % kMR == 0, "int8 row blocks are whole micro-tiles");
 uint16_t half_from_float(float x);
 float float_from_half(uint16_t h);
 
-// Per-row int8 quantization of finite weights: scale = max|w[0..K)| / 127, and
-// q = round(w / scale) to nearest even. An all-zero row (or one so small that its
+// Per-row int8 quantization of finite weights: scale = max|w[0..K)| / 127 (a
+// float), and q = round(w / scale) to nearest even, the quotient in double (as
+// quantizeSafetensors in bindings/quantize.js computes it). An all-zero row (or one so small that its
 // scale underflows) has scale 0 and q = 0.
 float row_scale_i8(const float* w, int K);
 int8_t quantize_i8(float w, float scale);

@@ -3,12 +3,13 @@
 // (norm_first = false, PyTorch's default) or pre-norm.
 //   post-norm: x = norm1(x + self_attn(x)); x = norm2(x + ff(x))
 //   pre-norm:  x = x + self_attn(norm1(x)); x = x + ff(norm2(x))
-//   ff(x) = linear2(activation(linear1(x)))
+//   ff(x) = linear2(activation(linear1(x))): a FeedForward (feed_forward.h)
 #pragma once
 #include <cstdint>
 
 #include "abi.h"
 #include "buffer.h"
+#include "feed_forward.h"
 #include "layer_norm.h"
 #include "linear.h"
 #include "mha.h"
@@ -17,35 +18,6 @@
 #include "workspace.h"
 
 namespace mha {
-
-// Feed-forward activations, as the bindings number them (bindings/abi.js).
-using Activation = abi::Activation;
-
-// linear2(activation(linear1(x))).
-class FeedForward {
- public:
-  FeedForward(int d_model, int dim_feedforward, Activation act, WeightType type = WeightType::kF32)
-      : e_(d_model), f_(dim_feedforward), act_(act), linear1_(d_model, dim_feedforward, type),
-        linear2_(dim_feedforward, d_model, type) {}
-  // With bias, b1 and b2 are required; without, they are ignored. s1, s2: the
-  // scales of pre-quantized int8 w1, w2 (see Linear::set_weights), or null.
-  Status set_weights(const float* w1, const float* b1, const float* w2, const float* b2, bool bias,
-                     const float* s1 = nullptr, const float* s2 = nullptr);
-  // Workspace floats M rows need: the hidden layer [M x F].
-  uint64_t workspace_floats(int M) const { return static_cast<uint64_t>(M) * f_; }
-  // Floating-point operations of M rows (ThreadPool::threads_for).
-  double work(int M) const;
-  // y[M x E] = ff(x[M x E]) (+ residual, [M x E]) as two phases of a job, the
-  // hidden layer in `hidden` (workspace_floats(M)); the activation is applied to
-  // each tile of linear1 as it is computed.
-  void phases(ThreadPool::Team& team, int M, const float* x, float* y, float* hidden, const float* residual) const;
-  size_t memory_bytes() const { return linear1_.memory_bytes() + linear2_.memory_bytes(); }
-
- private:
-  int e_, f_;
-  Activation act_;
-  Linear linear1_, linear2_;
-};
 
 struct EncoderConfig {
   int d_model = 0, nhead = 0, dim_feedforward = 2048;

@@ -230,7 +230,9 @@ export function attentionLayerModel(kit, c, p, qNormWeight, kNormWeight, g) {
     return t;
   };
   if (c.rope) {
-    let maxPos = 0;
+    // at least a row per position of the sequence: onnxruntime-web refuses a cos/sin cache
+    // with fewer rows than the sequence length, even when the positions are all smaller
+    let maxPos = Math.max(Lq, Lk) - 1;
     for (const v of [...g.qPositions, ...g.kPositions]) maxPos = Math.max(maxPos, Number(v));
     const { cos, sin } = rotaryCaches(c.rope.invFreq, maxPos, c.rope.attentionFactor);
     inits.push(kit.init('cosCache', [maxPos + 1, c.rope.dim / 2], cos), kit.init('sinCache', [maxPos + 1, c.rope.dim / 2], sin));

@@ -405,3 +405,66 @@ export function modernWeights(r, cfg, { withSinks = false } = {}) {
   if (withSinks) w.sinks = u(c.H, 1);
   return w;
 }
+
+// ---------------------------------------------------------------------------------
+// scaledDotProductAttention with the modern options
+
+/**
+ * Scaled dot-product attention with grouped k/v heads and the modern options, in
+ * float64. q [B, H, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv] (flat arrays); query
+ * head h reads k/v head floor(h / (H / Hkv)) (PyTorch's enable_gqa, HF's repeat_kv).
+ * Query i sits at position Lk - Lq + i and key j at j (bottom-right, like isCausal).
+ * opts: { attnMask ([Lq, Lk] with maskBroadcast, else [B, H, Lq, Lk]; Uint8Array
+ *   nonzero = masked, Float32Array added), maskBroadcast, keyPaddingMask [B, Lk],
+ *   isCausal, scale = 1 / sqrt(D), softcap, alibiSlopes [H], slidingWindow, sinks [H] }.
+ * Per score: (q . k) * scale; softcap c: c * tanh(s / c); minus slope_h * |pos_q - pos_k|;
+ * plus a float mask; then the masks (bool, padding, causal, window |pos_q - pos_k| >= W);
+ * softmax over the visible keys and the head's sink logit; the weights leave the sink
+ * out. A row with no visible key attends to nothing (zeros). For finite inputs (the
+ * NaN rules of reference.mjs are not repeated here).
+ * Returns { output [B, H, Lq, Dv], weights [B, H, Lq, Lk] } (Float64Arrays).
+ */
+export function modernSdpaReference({ B, H, Hkv = H, Lq, Lk, D, Dv = D }, q, k, v, opts = {}) {
+  if (H % Hkv !== 0) throw new RangeError(`H ${H} is not a multiple of Hkv ${Hkv}`);
+  const group = H / Hkv, scale = opts.scale ?? 1 / Math.sqrt(D);
+  const output = new Float64Array(B * H * Lq * Dv), weights = new Float64Array(B * H * Lq * Lk);
+  const boolMask = opts.attnMask instanceof Uint8Array;
+  const s = new Float64Array(Lk);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / group);
+      for (let i = 0; i < Lq; i++) {
+        const posQ = Lk - Lq + i;
+        let m = -Infinity, visible = false;
+        for (let j = 0; j < Lk; j++) {
+          let d = 0;
+          for (let t = 0; t < D; t++) d += q[((b * H + h) * Lq + i) * D + t] * k[((b * Hkv + g) * Lk + j) * D + t];
+          d *= scale;
+          if (opts.softcap != null) d = opts.softcap * Math.tanh(d / opts.softcap);
+          if (opts.alibiSlopes) d -= opts.alibiSlopes[h] * Math.abs(posQ - j);
+          const mi = opts.maskBroadcast ? i * Lk + j : ((b * H + h) * Lq + i) * Lk + j;
+          if (opts.attnMask && !boolMask) d += opts.attnMask[mi];
+          const hidden = (boolMask && opts.attnMask[mi] !== 0) ||
+            (opts.keyPaddingMask && opts.keyPaddingMask[b * Lk + j] !== 0) ||
+            (opts.isCausal && j > posQ) ||
+            (opts.slidingWindow != null && Math.abs(posQ - j) >= opts.slidingWindow);
+          s[j] = hidden ? -Infinity : d;
+          if (s[j] !== -Infinity) visible = true;
+          m = Math.max(m, s[j]);
+        }
+        if (!visible) continue;
+        const sink = opts.sinks ? Number(opts.sinks[h]) : -Infinity;
+        m = Math.max(m, sink);
+        let sum = Math.exp(sink - m);
+        for (let j = 0; j < Lk; j++) sum += Math.exp(s[j] - m);
+        const row = ((b * H + h) * Lq + i) * Lk;
+        for (let j = 0; j < Lk; j++) weights[row + j] = Math.exp(s[j] - m) / sum;
+        for (let t = 0; t < Dv; t++) {
+          let acc = 0;
+          for (let j = 0; j < Lk; j++) acc += weights[row + j] * v[((b * Hkv + g) * Lk + j) * Dv + t];
+          output[((b * H + h) * Lq + i) * Dv + t] = acc;
+        }
+      }
+    }
+  return { output, weights };
+}

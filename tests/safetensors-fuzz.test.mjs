@@ -31,7 +31,11 @@ function prng(seed) {
 
 // --- The independent check -------------------------------------------------
 
-const SIZES = new Map([['F32', 4], ['F16', 2], ['BF16', 2], ['F64', 8]]);
+const SIZES = new Map([['F32', 4], ['F16', 2], ['BF16', 2], ['F64', 8], ['I64', 8], ['U64', 8], ['I32', 4], ['U32', 4], ['I16', 2],
+  ['U16', 2], ['I8', 1], ['U8', 1], ['BOOL', 1]]);
+// The array each dtype is read into.
+const ARRAY_OF = { F32: Float32Array, F16: Float32Array, BF16: Float32Array, F64: Float32Array, I64: BigInt64Array, U64: BigUint64Array,
+  I32: Int32Array, U32: Uint32Array, I16: Int16Array, U16: Uint16Array, I8: Int8Array, U8: Uint8Array, BOOL: Uint8Array };
 
 function halfToNumber(h) {
   const sign = h >> 15 ? -1 : 1, exp = (h >> 10) & 31, frac = h & 1023;
@@ -45,6 +49,15 @@ function decode(buf, dtype, begin, n) {
     if (dtype === 'F32') out.push(buf.readFloatLE(begin + 4 * i));
     else if (dtype === 'F64') out.push(Math.fround(buf.readDoubleLE(begin + 8 * i)));
     else if (dtype === 'F16') out.push(halfToNumber(buf.readUInt16LE(begin + 2 * i)));
+    else if (dtype === 'I64') out.push(buf.readBigInt64LE(begin + 8 * i));
+    else if (dtype === 'U64') out.push(buf.readBigUInt64LE(begin + 8 * i));
+    else if (dtype === 'I32') out.push(buf.readInt32LE(begin + 4 * i));
+    else if (dtype === 'U32') out.push(buf.readUInt32LE(begin + 4 * i));
+    else if (dtype === 'I16') out.push(buf.readInt16LE(begin + 2 * i));
+    else if (dtype === 'U16') out.push(buf.readUInt16LE(begin + 2 * i));
+    else if (dtype === 'I8') out.push(buf.readInt8(begin + i));
+    else if (dtype === 'U8') out.push(buf.readUInt8(begin + i));
+    else if (dtype === 'BOOL') out.push(buf.readUInt8(begin + i) ? 1 : 0);
     else { const b = Buffer.alloc(4); b.writeUInt32BE(buf.readUInt16LE(begin + 2 * i) * 65536); out.push(b.readFloatBE(0)); }
   }
   return out;
@@ -84,7 +97,7 @@ function expected(u8) {
     const dtype = own('dtype'), shape = own('shape'), off = own('data_offsets');
     const size = typeof dtype === 'string' && SIZES.has(dtype) ? SIZES.get(dtype) : 0;
     if (typeof dtype !== 'string') problems.push({ Kind: TypeError, re: /has no dtype/ });
-    else if (!size) problems.push({ Kind: TypeError, re: /has dtype .*; only floating-point tensors/ });
+    else if (!size) problems.push({ Kind: TypeError, re: /has dtype .*, which this reader does not know/ });
     const shapeOk = Array.isArray(shape) && shape.every(isDim);
     if (!shapeOk) problems.push({ Kind: TypeError, re: /invalid shape/ });
     const offOk = Array.isArray(off) && off.length === 2 && off.every(isDim);
@@ -94,7 +107,7 @@ function expected(u8) {
     if (!size || !shapeOk) continue;
     const count = shape.reduce((p, d) => p * BigInt(d), 1n);  // exact
     if (count * BigInt(size) !== BigInt(end - begin)) { problems.push({ Kind: RangeError, re: /needs .* bytes, but its data_offsets/ }); continue; }
-    tensors.push({ name, dims: shape, begin, end, values: decode(buf, dtype, dataStart + begin, Number(count)) });
+    tensors.push({ name, dims: shape, begin, end, Array: ARRAY_OF[dtype], values: decode(buf, dtype, dataStart + begin, Number(count)) });
   }
   const spans = tensors.filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < spans.length; i++)
@@ -123,7 +136,7 @@ function checkParse(u8, what) {
   for (const t of want.tensors) {
     assert.ok(Object.hasOwn(got, t.name), what);
     const { data, dims } = got[t.name];
-    assert.ok(data instanceof Float32Array && Array.isArray(dims), what);
+    assert.ok(data instanceof t.Array && Array.isArray(dims), what);
     assert.ok(dims.length === t.dims.length && dims.every((d, i) => d === t.dims[i]), `${what}: ${t.name} dims`);
     assert.equal(data.length, t.values.length, `${what}: ${t.name} length`);
     for (let i = 0; i < data.length; i++) assert.ok(same(data[i], t.values[i]), `${what}: ${t.name}[${i}] ${data[i]} != ${t.values[i]}`);
@@ -136,8 +149,8 @@ function checkParse(u8, what) {
 
 const NAMES = ['w', 'in_proj_weight', 'out_proj.bias', 'layers.0.self_attn.in_proj_bias', '', '__proto__', 'constructor', 'toString',
   'hasOwnProperty', 'ünï', '🙂', 'a"b\\c', '0', '__metadata__x'];
-const DTYPES = ['F32', 'F16', 'BF16', 'F64'];
-const BAD_DTYPES = ['I64', 'I32', 'U8', 'BOOL', 'F8_E4M3', 'f32', '', ' F32', 'toString', 'constructor', '__proto__', 'hasOwnProperty',
+const DTYPES = ['F32', 'F16', 'BF16', 'F64', 'I64', 'U64', 'I32', 'U32', 'I16', 'U16', 'I8', 'U8', 'BOOL'];
+const BAD_DTYPES = ['F8_E4M3', 'I4', 'bool', 'i8', 'f32', '', ' F32', 'toString', 'constructor', '__proto__', 'hasOwnProperty',
   'valueOf', 'isPrototypeOf', '__defineGetter__', 'toLocaleString', 'length', 'size', 32, null, true, ['F32'], { F32: 1 }];
 
 /** A valid file's header object and data bytes: up to 4 tensors of random dtypes and dims, sometimes with gaps between them. */

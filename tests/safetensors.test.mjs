@@ -122,7 +122,7 @@ test('malformed and hostile files are refused with a clear message', () => {
     [file(ok, data, 2 ** 40), RangeError, /the header length field says 1099511627776 bytes/],
     [file(ok, data, 3), TypeError, /the header is not valid UTF-8 JSON/],
     [file([1, 2]), TypeError, /the header is not a JSON object/],
-    [file({ w: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, data), TypeError, /tensor "w" has dtype "I64"; only floating-point tensors/],
+    [file({ w: { dtype: 'F8_E4M3', shape: [1], data_offsets: [0, 1] } }, data), TypeError, /tensor "w" has dtype "F8_E4M3", which this reader does not know/],
     [file({ w: { shape: [2], data_offsets: [0, 8] } }, data), TypeError, /entry "w" has no dtype/],
     [file({ w: { dtype: 'F32', shape: [2, -1], data_offsets: [0, 8] } }, data), TypeError, /tensor "w" has an invalid shape \[2,-1\]/],
     [file({ w: { dtype: 'F32', shape: [2], data_offsets: [0] } }, data), TypeError, /tensor "w" has invalid data_offsets \[0\]/],
@@ -162,14 +162,14 @@ test('a dtype named like an Object.prototype member is an unsupported dtype, not
   // Every name Object.prototype has (toString, constructor, __proto__, hasOwnProperty, valueOf, …).
   for (const dtype of Object.getOwnPropertyNames(Object.prototype)) {
     const bytes = file({ w: { dtype, shape: [2], data_offsets: [0, 8] } }, data);
-    assert.throws(() => parseSafetensors(bytes), refused(TypeError, new RegExp(`tensor "w" has dtype ${JSON.stringify(dtype)}; only floating-point tensors`)), dtype);
+    assert.throws(() => parseSafetensors(bytes), refused(TypeError, new RegExp(`tensor "w" has dtype ${JSON.stringify(dtype)}, which this reader does not know`)), dtype);
     assert.throws(() => safetensorsMetadata(bytes), refused(TypeError, /has dtype/), dtype);
   }
   // Nor does a polluted Object.prototype reach the dtype table or the entries' fields.
-  const polluted = { I8: { size: 1, read: () => 0 }, dtype: 'F32', shape: [2], data_offsets: [0, 8] };
+  const polluted = { Q4: { size: 1, Array: Int8Array, read: () => 0 }, dtype: 'F32', shape: [2], data_offsets: [0, 8] };
   Object.assign(Object.prototype, polluted);
   try {
-    assert.throws(() => parseSafetensors(file({ w: { dtype: 'I8', shape: [8], data_offsets: [0, 8] } }, data)), refused(TypeError, /tensor "w" has dtype "I8"/));
+    assert.throws(() => parseSafetensors(file({ w: { dtype: 'Q4', shape: [8], data_offsets: [0, 8] } }, data)), refused(TypeError, /tensor "w" has dtype "Q4"/));
     assert.throws(() => parseSafetensors(file({ w: {} }, data)), refused(TypeError, /entry "w" has no dtype/));
   } finally {
     for (const k of Object.keys(polluted)) delete Object.prototype[k];
@@ -344,3 +344,29 @@ test('the bytes are read through their intrinsic buffer, offset and length, not 
 });
 
 const describeKind = (v) => Object.prototype.toString.call(v);
+
+test('integer and bool tensors: read as the matching typed arrays, and written as their own dtypes', () => {
+  const tensors = {
+    q: { data: Int8Array.from([-128, -1, 0, 1, 127, 5]), dims: [2, 3] }, ids: { data: BigInt64Array.from([0n, -(2n ** 63n), 2n ** 63n - 1n]), dims: [3] },
+    u: Uint8Array.from([0, 255]), i16: Int16Array.from([-32768, 32767]), i32: Int32Array.from([-(2 ** 31), 2 ** 31 - 1]),
+    u16: Uint16Array.from([65535]), u32: Uint32Array.from([2 ** 32 - 1]), u64: BigUint64Array.from([2n ** 64n - 1n]),
+    f: { data: Float32Array.from([0.5, -2]), dims: [1, 2] },
+  };
+  const bytes = encodeSafetensors(tensors);
+  // The header says each dtype (read independently of the reader).
+  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  assert.deepEqual(Object.fromEntries(Object.entries(header).map(([k, v]) => [k, v.dtype])),
+    { f: 'F32', i16: 'I16', i32: 'I32', ids: 'I64', q: 'I8', u: 'U8', u16: 'U16', u32: 'U32', u64: 'U64' });
+  const back = parseSafetensors(bytes);
+  for (const [name, t] of Object.entries(tensors)) {
+    const data = t.data ?? t, dims = t.dims ?? [t.length];
+    assert.equal(back[name].data.constructor, data.constructor, name);
+    assert.deepEqual(Array.from(back[name].data), Array.from(data), name);
+    assert.deepEqual(back[name].dims, dims, name);
+  }
+  // BOOL: a Uint8Array of 0 and 1, whatever nonzero byte the file holds.
+  const b = file({ m: { dtype: 'BOOL', shape: [3], data_offsets: [0, 3] } }, Uint8Array.from([0, 7, 1]));
+  assert.deepEqual(Array.from(parseSafetensors(b).m.data), [0, 1, 1]);
+  assert.ok(parseSafetensors(b).m.data instanceof Uint8Array);
+});

@@ -1,8 +1,11 @@
 // End to end: the demo page (web/) served by scripts/serve.mjs, in headless
 // Chromium. Isolated: the threaded build runs; the playground's maps equal the
-// same layer computed in Node (mha-wasm and the float64 reference); a good and
-// a malformed .safetensors file; one benchmark shape; screenshots. Not
-// isolated: one thread, the page says why, and still computes the same maps.
+// same layer computed in Node (mha-wasm and the float64 reference), and each
+// head's name is true of its map; a good and a malformed .safetensors file; one
+// benchmark shape; screenshots. The modern options (grouped KV heads, rotary,
+// ALiBi, a sliding window, soft-capping) change the maps as they should, and
+// "Inside one head" shows the package's numbers. Not isolated: one thread, the
+// page says why, and still computes the same maps.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -11,9 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { init, parseSafetensors, safetensorsMetadata } from 'mha-wasm';
 import { serve } from '../scripts/serve.mjs';
 import { DigitsModel } from '../web/digits-model.js';
-import { embedBatch, tokenize } from '../web/model.js';
+import { PAD, playInput, tokenize } from '../web/model.js';
 import { launchChromium, watch } from '../scripts/chromium.mjs';
 import { mhaReference, relErr, rng, uniform } from './reference.mjs';
+import { modernAttentionReference } from './reference-modern.mjs';
 import { f32File } from './safetensors-file.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -51,11 +55,19 @@ async function nextRun(page, action) {
 
 const f32 = (a) => Float32Array.from(a);
 
+/** The layer options the playground's settings stand for (the package's names). */
+function optionsOf(s) {
+  return {
+    embedDim: s.embedDim, numHeads: s.numHeads, numKvHeads: s.numKvHeads ?? s.numHeads, rope: s.rope ? true : null, alibi: !!s.alibi,
+    slidingWindow: s.window || null, softcap: s.softcap || null,
+  };
+}
+
 /** The page's run recomputed in Node: mha-wasm (single-thread build) and the float64 reference. */
 async function checkAgainstNode(run) {
   const s = run.settings;
   const batch = s.padding ? [tokenize(s.sentence), tokenize(s.second)] : [tokenize(s.sentence)];
-  const x = embedBatch(batch, s.embedDim);
+  const x = playInput(batch, s);
   assert.deepEqual(run.tokens, x.tokens);
   assert.deepEqual(run.dims, x.dims);
   assert.ok(relErr(f32(run.input), x.data) <= 1e-6, 'the page built the same inputs');
@@ -63,11 +75,11 @@ async function checkAgainstNode(run) {
   const w = Object.fromEntries(Object.entries(run.weights).map(([k, v]) => [k, f32(v)]));
   const opts = { isCausal: s.causal, needWeights: true, averageWeights: false, ...(s.padding ? { keyPaddingMask: { data: x.padMask, dims: [B, L] } } : {}) };
   const mha = await init({ threads: 1 });
-  const layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: H });
+  const layer = new mha.MultiHeadAttention(optionsOf(s));
   layer.setWeights(w);
   const node = layer.forward({ data: x.data, dims: [B, L, E] }, null, null, opts);
   layer.dispose();
-  const ref = mhaReference({ E, H, kdim: E, vdim: E, bias: true }, w, B, L, L, x.data, x.data, x.data,
+  const ref = modernAttentionReference(optionsOf(s), w, B, L, L, x.data, x.data, x.data,
     { ...opts, keyPaddingMask: s.padding ? x.padMask : undefined });
   assert.deepEqual(run.attnDims, [B, H, L, L]);
   const attn = f32(run.attn);
@@ -87,6 +99,65 @@ async function checkAgainstNode(run) {
   return { node, ref, L, H, B };
 }
 
+/**
+ * What a head's name promises, read from the map's title ("Head 3: next token"):
+ * for query i of the tokens, the keys that should get most of the weight, or
+ * 'even' (equal weights over the keys it sees), or null (no such key).
+ */
+function promise(title) {
+  const m = /^Head \d+: ([a-z0-9 ]+?)(?= ·| brightest|$)/.exec(title);
+  assert.ok(m, `a head map's title names what it looks at: ${JSON.stringify(title)}`);
+  const name = m[1];
+  const far = /^(\d+) tokens (back|ahead)$/.exec(name);
+  const ahead = name === 'previous token' ? -1 : name === 'next token' ? 1 : far ? Number(far[1]) * (far[2] === 'back' ? -1 : 1) : null;
+  if (name === 'same word') return { name, keys: (tok, i) => tok.flatMap((t, j) => (t === tok[i] ? [j] : [])) };
+  if (name === 'all tokens equally') return { name, keys: () => 'even' };
+  assert.ok(Number.isInteger(ahead), `a known head name: ${name}`);
+  return { name, keys: (tok, i) => (i + ahead >= 0 && i + ahead < tok.length && tok[i + ahead] !== PAD ? [i + ahead] : null) };
+}
+
+/**
+ * For each drawn head map: the mean, over the non-pad query rows whose promised
+ * keys are visible (weight > 0), of the weight on them (for 'even': one minus the
+ * total variation distance from equal weights over the keys with weight > 0).
+ */
+function nameShares(run) {
+  const tokens = run.tokens[run.settings.padding ? run.settings.item : 0];
+  return run.drawn.filter((d) => d.title.startsWith('Head ')).map((d) => {
+    const p = promise(d.title), L = d.rows;
+    let sum = 0, rows = 0;
+    for (let i = 0; i < L; i++) {
+      if (tokens[i] === PAD) continue;
+      const row = d.data.slice(i * L, (i + 1) * L), keys = p.keys(tokens, i);
+      if (keys === 'even') {
+        const seen = row.flatMap((v, j) => (v > 0 && tokens[j] !== PAD ? [v] : []));
+        sum += 1 - seen.reduce((a, v) => a + Math.abs(v - 1 / seen.length), 0) / 2;
+      } else {
+        if (!keys || !keys.some((j) => row[j] > 0)) continue;
+        sum += keys.reduce((a, j) => a + row[j], 0);
+      }
+      rows++;
+    }
+    return { title: d.title, name: p.name, share: rows ? sum / rows : null, rows };
+  });
+}
+
+/** Each head puts most of its weight where its name says, and its caption shows that share. */
+function checkHeadNames(run, min = 0.5) {
+  const shares = nameShares(run);
+  assert.equal(shares.length, run.settings.numHeads);
+  for (const { title, share } of shares) {
+    assert.ok(share !== null, `${title}: some row can see what the name promises`);
+    assert.ok(share > min, `${title}: ${(share * 100).toFixed(1)}% of the weight is where the name says, want > ${min * 100}%`);
+  }
+  for (const { title, share } of shares) {
+    const shown = /· (\d+)% (there|even)/.exec(title);
+    assert.ok(shown, `${title}: the caption shows the share`);
+    assert.ok(Math.abs(Number(shown[1]) - share * 100) <= 0.51, `${title}: the caption's share, ${shown[1]}%, is ${(share * 100).toFixed(1)}%`);
+  }
+  return shares;
+}
+
 test('isolated: threads, playground = Node, safetensors good and bad, benchmark, screenshots', async () => {
   const { page, w } = await open(true);
   assert.equal(await page.evaluate(() => self.crossOriginIsolated), true);
@@ -96,8 +167,10 @@ test('isolated: threads, playground = Node, safetensors good and bad, benchmark,
   assert.equal(build.threadsNote, null);
   assert.match(await page.textContent('#status'), /mha-wasm-threads: WebAssembly SIMD128 \+ threads, \d+ threads/);
 
-  // The default run, then causal + padding, set through the controls.
-  await checkAgainstNode(await page.evaluate(() => window.mhaDemo.lastRun));
+  // The default run (its head names true of its maps), then causal + padding, set through the controls.
+  const first = await page.evaluate(() => window.mhaDemo.lastRun);
+  await checkAgainstNode(first);
+  checkHeadNames(first);
   await nextRun(page, () => page.fill('#sentence', 'Every head of a transformer looks at the words in its own way'));
   await nextRun(page, () => page.selectOption('#numHeads', '8'));
   await nextRun(page, () => page.check('#causal'));
@@ -122,6 +195,7 @@ test('isolated: threads, playground = Node, safetensors good and bad, benchmark,
   assert.equal(await maps.count(), H + 1);
   const [i, j] = [4, 3];
   const frac = await maps.nth(1).evaluate((fig, [i, j]) => fig.cellCenter(i, j), [i, j]);
+  await maps.nth(1).locator('canvas').scrollIntoViewIfNeeded();
   const box = await maps.nth(1).locator('canvas').boundingBox();
   await page.mouse.move(box.x + frac[0] * box.width, box.y + frac[1] * box.height);
   const readout = maps.nth(1).locator('.readout');
@@ -206,6 +280,160 @@ test('isolated: threads, playground = Node, safetensors good and bad, benchmark,
   await page.setViewportSize({ width: 390, height: 844 });
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling on a phone');
   await page.screenshot({ path: path.join(shots, 'playground-390.png'), fullPage: true });
+  assert.deepEqual(w.problems(), []);
+  await page.close();
+});
+
+const maxAbsDiff = (a, b) => {
+  assert.equal(a.length, b.length);
+  return a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
+};
+/** Head h's map (batch item b) of a run, as rows of the package's weights. */
+const mapOf = (run, h, b = 0) => {
+  const [, H, L] = run.attnDims;
+  return Array.from({ length: L }, (_, i) => run.attn.slice(((b * H + h) * L + i) * L, ((b * H + h) * L + i + 1) * L));
+};
+
+/** "Inside one head" as drawn: per step, its strips' numbers (el.values), their cells' tooltips, and its grids (fig.matrix). */
+const drawnSteps = (page) => page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#steps .step')].map((li) => [li.dataset.step, {
+  strips: [...li.querySelectorAll('.strip')].map((el) => el.values),
+  titles: [...li.querySelectorAll('.strip')].map((el) => [...el.children].map((c) => c.title)),
+  grids: [...li.querySelectorAll('figure.grid')].map((f) => f.matrix),
+  text: li.textContent,
+}])));
+
+/** Picks a token and a head in "Inside one head" through its controls; returns the package's result the page drew. */
+async function inspectAt(page, token, head) {
+  await page.selectOption('#in-head', String(head));
+  await page.selectOption('#in-token', String(token));
+  await page.waitForFunction(([t, h]) => {
+    const r = window.mhaDemo.lastInspect;
+    return r && r.token === t && r.head === h;
+  }, [token, head], { timeout: 30000 });
+  await page.evaluate(() => window.mhaDemo.inspecting);
+  assert.equal(await page.isHidden('#inside-error'), true, await page.textContent('#inside-error'));
+  return page.evaluate(() => window.mhaDemo.lastInspect);
+}
+
+test('playground options change the maps as they should; "Inside one head" draws the package\'s numbers', async () => {
+  const { page, w } = await open(true);
+  let run = await page.evaluate(() => window.mhaDemo.lastRun);
+  const E = run.settings.embedDim, H = run.settings.numHeads, D = E / H;
+  let L = run.dims[1];
+
+  // Inside one head, default settings, token 5 of head 2.
+  let ins = await inspectAt(page, 4, 1);
+  let steps = await drawnSteps(page);
+  const outRow = run.output.slice(4 * E, 5 * E);
+  assert.ok(maxAbsDiff(steps.output.strips[0], outRow) <= 1e-5, 'the output step is row 5 of forward()\'s output');
+  assert.ok(steps.output.titles[0][3].endsWith(outRow[3].toFixed(4)), `a cell's tooltip shows its value: ${steps.output.titles[0][3]}`);
+  assert.ok(maxAbsDiff(steps.softmax.strips[0], mapOf(run, 1)[4]) <= 1e-5, 'the softmax step is row 5 of head 2\'s map');
+  assert.ok(maxAbsDiff(steps.concat.strips[0].slice(D, 2 * D), steps.sum.strips[0]) <= 1e-5, 'head 2\'s part of the concatenation is its weighted sum');
+  assert.deepEqual(steps.qkv.strips[0], ins.q);
+  assert.deepEqual(steps.qkv.grids.map((g) => [g.rows, g.cols]), [[L, D], [L, D]]);
+  assert.deepEqual(steps.qkv.grids[0].data, ins.k.data);
+  assert.deepEqual(steps.qkv.grids[1].data, ins.v.data);
+  for (const k of ['raw', 'scaled', 'softcapped', 'biased', 'masked']) assert.deepEqual(steps[k].strips[0], ins[k], k);
+  assert.ok(maxAbsDiff(ins.scaled, ins.raw.map((x) => x / Math.sqrt(D))) <= 1e-5);
+  assert.match(steps.qkv.text, /q = WQxi \+ bQ/);
+  assert.match(steps.softmax.text, /wj = esj \/ Σk esk/);
+
+  // A click on a cell of head 3's map: the view follows its row and head.
+  const maps = page.locator('#maps figure');
+  const frac = await maps.nth(2).evaluate((fig) => fig.cellCenter(6, 7));
+  await maps.nth(2).locator('canvas').scrollIntoViewIfNeeded();
+  const box = await maps.nth(2).locator('canvas').boundingBox();
+  await page.mouse.click(box.x + frac[0] * box.width, box.y + frac[1] * box.height);
+  await page.waitForFunction(() => window.mhaDemo.lastInspect.head === 2 && window.mhaDemo.lastInspect.token === 6);
+  assert.deepEqual([await page.inputValue('#in-head'), await page.inputValue('#in-token')], ['2', '6']);
+  await page.evaluate(() => window.mhaDemo.inspecting);
+  assert.ok(maxAbsDiff((await drawnSteps(page)).output.strips[0], run.output.slice(6 * E, 7 * E)) <= 1e-5);
+
+  // A sliding window of 3: every weight outside the band |i - j| < 3 is 0, every one inside is not.
+  run = await nextRun(page, () => page.selectOption('#window', '3'));
+  await checkAgainstNode(run);
+  checkHeadNames(run);
+  L = run.dims[1];
+  for (let h = 0; h < H; h++)
+    mapOf(run, h).forEach((row, i) => row.forEach((v, j) => assert.ok(Math.abs(i - j) < 3 ? v > 0 : v === 0, `head ${h + 1} (${i}, ${j}): ${v}`)));
+  ins = await inspectAt(page, 5, 0);
+  ins.masked.forEach((v, j) => assert.equal(v === -Infinity, Math.abs(5 - j) >= 3, `masked score ${j}: ${v}`));
+  assert.match((await drawnSteps(page)).masked.text, /the window hides \|i − j\| ≥ 3/);
+  run = await nextRun(page, () => page.selectOption('#window', '0'));
+
+  // ALiBi: head 1 gives every key the same score, so its map is ALiBi alone: weights fall by e^(-1/4) per step of distance.
+  run = await nextRun(page, () => page.check('#alibi'));
+  await checkAgainstNode(run);
+  const uniform = mapOf(run, 0);
+  for (let i = 0; i < L; i++)
+    for (let j = 0; j < L; j++) assert.ok(Math.abs(Math.log(uniform[i][j] / uniform[i][i]) + Math.abs(i - j) / 4) <= 1e-3, `ALiBi decay at (${i}, ${j})`);
+  assert.match(run.drawn[0].title, /ALiBi slope 1\/4/);
+  assert.match(run.drawn[3].title, /ALiBi slope 1\/256/);
+  ins = await inspectAt(page, 3, 0);
+  ins.biased.forEach((v, j) => assert.ok(Math.abs(v - ins.softcapped[j] + Math.abs(3 - j) / 4) <= 1e-5, 'biased = softcapped - slope |i - j|'));
+  run = await nextRun(page, () => page.uncheck('#alibi'));
+
+  // Soft-capping at 2: the sharp position heads flatten; scores stay within ±2.
+  const peak = (r, h) => mapOf(r, h).reduce((a, row) => a + Math.max(...row), 0) / L;
+  const sharp = [peak(run, 1), peak(run, 2)];
+  run = await nextRun(page, () => page.selectOption('#softcap', '2'));
+  await checkAgainstNode(run);
+  const flat = [peak(run, 1), peak(run, 2)];
+  for (let k = 0; k < 2; k++) assert.ok(flat[k] < sharp[k] * 0.75, `head ${k + 2}: mean row maximum ${sharp[k]} -> ${flat[k]} with softcap 2`);
+  ins = await inspectAt(page, 3, 1);
+  ins.softcapped.forEach((v, j) => {
+    assert.ok(Math.abs(v) <= 2 + 1e-6);
+    assert.ok(Math.abs(v - 2 * Math.tanh(ins.scaled[j] / 2)) <= 1e-5 * Math.max(1, Math.abs(ins.scaled[j])));
+  });
+  run = await nextRun(page, () => page.selectOption('#softcap', '0'));
+
+  // Grouped KV heads. One KV head: one frame around every head, and heads 1 and 2 read the same keys and values with their own queries.
+  run = await nextRun(page, () => page.selectOption('#numKvHeads', '1'));
+  await checkAgainstNode(run);
+  checkHeadNames(run);
+  assert.equal(await page.locator('#maps .kv-group').count(), 1);
+  assert.match(await page.locator('#maps .kv-group h3').first().textContent(), /^KV head 1 · keys and values shared by heads 1–4/);
+  assert.equal(await page.locator('#maps .kv-group figure').count(), H);
+  const a = await inspectAt(page, 3, 0), stepsA = await drawnSteps(page);
+  const b = await inspectAt(page, 3, 1), stepsB = await drawnSteps(page);
+  assert.deepEqual([a.kvHead, b.kvHead], [0, 0]);
+  assert.deepEqual(stepsA.qkv.grids[0].data, stepsB.qkv.grids[0].data, 'the K vectors shown for heads 1 and 2 are equal');
+  assert.deepEqual(stepsA.qkv.grids[1].data, stepsB.qkv.grids[1].data, 'so are the V vectors');
+  assert.notDeepEqual(stepsA.qkv.strips[0], stepsB.qkv.strips[0], 'their queries differ');
+  assert.match(stepsB.qkv.text, /which heads 1, 2, 3, 4 share/);
+  // Two: two frames of two heads; heads 2 and 3 now read different keys.
+  run = await nextRun(page, () => page.selectOption('#numKvHeads', '2'));
+  await checkAgainstNode(run);
+  assert.equal(await page.locator('#maps .kv-group').count(), 2);
+  assert.deepEqual(await page.locator('#maps .kv-group').evaluateAll((gs) => gs.map((g) => g.querySelectorAll('figure').length)), [2, 2]);
+  const k2 = await inspectAt(page, 3, 2);
+  assert.equal(k2.kvHead, 1);
+  assert.notDeepEqual(k2.k.data, b.k.data);
+  assert.match(await page.textContent('#play-info'), new RegExp(`A KV cache would keep ${2 * 2 * D} numbers per token \\(${2 * H * D} without grouping\\)`));
+
+  // Rotary positions: the input carries no position, and the heads still find theirs.
+  run = await nextRun(page, () => page.check('#rope'));
+  await checkAgainstNode(run);
+  checkHeadNames(run);
+  for (let t = 0; t < L; t++) assert.ok(run.input.slice(t * E + E / 2, (t + 1) * E).every((v) => v === 0), 'no position in the input');
+  ins = await inspectAt(page, 4, 1);
+  assert.match((await drawnSteps(page)).qkv.text, /q = RoPEi\(WQxi \+ bQ\)/);
+
+  // Everything at once, with causal masking and a padded batch: the page still equals Node and the float64 reference.
+  await nextRun(page, () => page.check('#alibi'));
+  await nextRun(page, () => page.selectOption('#window', '4'));
+  await nextRun(page, () => page.selectOption('#softcap', '10'));
+  await nextRun(page, () => page.check('#causal'));
+  await nextRun(page, () => page.check('#padding'));
+  run = await nextRun(page, () => page.selectOption('#item', { value: '1' }));
+  await checkAgainstNode(run);
+  ins = await inspectAt(page, 2, 3);
+  assert.equal(ins.batch, 1);
+  const Lp = run.dims[1];
+  assert.ok(maxAbsDiff((await drawnSteps(page)).output.strips[0], run.output.slice((Lp + 2) * E, (Lp + 3) * E)) <= 1e-5, 'batch item 2, token 3');
+  await page.screenshot({ path: path.join(shots, 'playground-options-1280.png'), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling on a phone');
   assert.deepEqual(w.problems(), []);
   await page.close();
 });

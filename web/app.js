@@ -2,7 +2,8 @@
 // worker API (mha-wasm/worker); this thread only draws.
 import { encodeSafetensors, init, parseSafetensors, safetensorsMetadata } from 'mha-wasm/worker';
 import { heatmap } from './heatmap.js';
-import { averageHeads, demoWeights, embedBatch, headChoices, headRole, rng, tokenize } from './model.js';
+import { renderInspect } from './inspect.js';
+import { averageHeads, demoWeights, embedBatch, headChoices, headRole, playInput, rng, roleName, roleShare, tokenize } from './model.js';
 import { flops, maxRelDiff, median } from './stats.js';
 
 const $ = (id) => document.getElementById(id);
@@ -64,49 +65,129 @@ demo.ready = runtime('auto').then((m) => {
 });
 
 // ---- maps ----
-function drawMaps(container, { tokens, attn, B, H, L, item, average = true, roles = false }) {
+function drawMaps(container, { tokens, attn, B, H, L, item, average = true, roleOf = null }) {
   const maps = [];
   const b = Math.min(item, B - 1);
   const rows = tokens[b];
-  for (let h = 0; h < H; h++)
-    maps.push(heatmap({ title: roles ? `Head ${h + 1}: ${headRole(h)}` : `Head ${h + 1}`, rows, cols: rows, data: attn.subarray((b * H + h) * L * L, (b * H + h + 1) * L * L) }));
-  if (average && H > 1) {
-    const avg = averageHeads(attn, B, H, L);
-    const m = heatmap({ title: 'All heads (mean)', rows, cols: rows, data: avg.subarray(b * L * L, (b + 1) * L * L) });
-    m.classList.add('average');
+  for (let h = 0; h < H; h++) {
+    const data = attn.subarray((b * H + h) * L * L, (b * H + h + 1) * L * L);
+    const spec = { title: `Head ${h + 1}`, rows, cols: rows, data };
+    if (roleOf) Object.assign(spec, roleOf(h, rows, data));
+    const m = heatmap(spec);
+    m.dataset.head = String(h);
     maps.push(m);
   }
-  container.replaceChildren(...maps);
+  let avg = null;
+  if (average && H > 1) {
+    const mean = averageHeads(attn, B, H, L);
+    avg = heatmap({ title: 'All heads (mean)', rows, cols: rows, data: mean.subarray(b * L * L, (b + 1) * L * L) });
+    avg.classList.add('average');
+  }
+  return { maps, avg, put: () => container.replaceChildren(...maps, ...(avg ? [avg] : [])) };
 }
 
 // ---- playground ----
 const form = $('play-form');
-function fillHeads(select, E, want) {
-  const choices = headChoices(E, 16);
+// Heads of at least 8 dims: smaller ones have too few channels for both a word and a position.
+const MIN_HEAD_DIM = 8;
+function fillHeads(select, E, want, min = 1) {
+  const choices = headChoices(E, 16).filter((h) => E / h >= min);
   select.replaceChildren(...choices.map((h) => new Option(String(h), String(h))));
   select.value = String(choices.includes(want) ? want : choices.filter((h) => h <= 8).pop());
 }
-fillHeads($('numHeads'), 64, 4);
+function fillKvHeads(H, want) {
+  const choices = headChoices(H, H);
+  $('numKvHeads').replaceChildren(...choices.map((k) => new Option(k === H ? `${k} (one per head)` : k === 1 ? '1 (multi-query)' : `${k} (groups of ${H / k})`, String(k))));
+  $('numKvHeads').value = String(choices.includes(want) ? want : H);
+}
+fillHeads($('numHeads'), 64, 4, MIN_HEAD_DIM);
+fillKvHeads(4, 4);
 
 function settings() {
   return {
     sentence: $('sentence').value, second: $('second').value, embedDim: Number($('embedDim').value),
     numHeads: Number($('numHeads').value), sharpness: Number($('sharpness').value), seed: Math.max(1, Math.floor(Number($('seed').value) || 1)),
     threads: $('threads').value, causal: $('causal').checked, padding: $('padding').checked, item: Number($('item').value),
+    numKvHeads: Number($('numKvHeads').value), rope: $('rope').checked, alibi: $('alibi').checked,
+    window: Number($('window').value), softcap: Number($('softcap').value),
   };
 }
 
-let layerCache = null;  // { key, layer }
+/** The layer's constructor options for the settings: the package's names, off options left out. */
+function layerOptions(s) {
+  const o = { embedDim: s.embedDim, numHeads: s.numHeads };
+  if (s.numKvHeads !== s.numHeads) o.numKvHeads = s.numKvHeads;
+  if (s.rope) o.rope = true;
+  if (s.alibi) o.alibi = true;
+  if (s.window) o.slidingWindow = s.window;
+  if (s.softcap) o.softcap = s.softcap;
+  return o;
+}
+
+let layerCache = null;  // { key, layer, weights }
 async function playLayer(mha, s) {
-  const key = JSON.stringify([s.threads, s.embedDim, s.numHeads, s.seed, s.sharpness]);
+  const options = layerOptions(s);
+  const key = JSON.stringify([s.threads, options, s.seed, s.sharpness]);
   if (layerCache && layerCache.key === key) return layerCache;
   layerCache?.layer.dispose();
   layerCache = null;
-  const layer = new mha.MultiHeadAttention({ embedDim: s.embedDim, numHeads: s.numHeads });
+  const layer = new mha.MultiHeadAttention(options);
   const weights = demoWeights(s);
   await layer.setWeights(weights);
-  return (layerCache = { key, layer, weights });
+  return (layerCache = { key, layer, weights, options });
 }
+
+const pct = (x) => `${Math.round(x * 100)}%`;
+
+/** A map's caption: the head's role and how much of its weight the package's map puts there. */
+function roleCaption(slopes) {
+  return (h, rows, data) => {
+    const role = headRole(h), name = roleName(role);
+    const { share } = roleShare(role, rows, data);
+    const notes = [];
+    let tip;
+    if (share === null) {
+      notes.push('hidden by the mask');
+      tip = `No row can see its ${name}: the mask hides it.`;
+    } else if (role.kind === 'uniform') {
+      notes.push(`${pct(share)} even`);
+      tip = 'How evenly each row spreads its weight over the keys it sees (100% = equal weights), averaged over the rows.';
+    } else {
+      notes.push(`${pct(share)} there`);
+      tip = `The share of each row's weight on the ${name}, averaged over the rows that can see it.`;
+    }
+    if (slopes) notes.push(`ALiBi slope ${slopeText(slopes[h])}`);
+    return { title: `Head ${h + 1}: ${name}`, note: notes.join(' · '), noteTitle: tip };
+  };
+}
+const slopeText = (m) => {
+  const inv = 1 / m;
+  return Number.isInteger(Math.round(inv * 1e6) / 1e6) ? `1/${Math.round(inv)}` : m.toPrecision(3);
+};
+
+/** The maps of heads that share a KV head, framed together. */
+function groupMaps(maps, H, Hkv) {
+  if (Hkv === H) return maps;
+  const g = H / Hkv;
+  return Array.from({ length: Hkv }, (_, k) => {
+    const box = document.createElement('section');
+    box.className = 'kv-group';
+    box.dataset.kvHead = String(k);
+    const h = document.createElement('h3');
+    h.textContent = `KV head ${k + 1}`;
+    const sub = document.createElement('span');
+    sub.className = 'scale';
+    sub.textContent = ` · keys and values shared by heads ${k * g + 1}–${(k + 1) * g}`;
+    h.append(sub);
+    const grid = document.createElement('div');
+    grid.className = 'maps';
+    grid.append(...maps.slice(k * g, (k + 1) * g));
+    box.append(h, grid);
+    return box;
+  });
+}
+
+let current = null;  // the last playground run: what "Inside one head" inspects
 
 async function runPlayground() {
   const s = settings();
@@ -115,25 +196,91 @@ async function runPlayground() {
   const batch = s.padding ? [tokens, tokenize(s.second)] : [tokens];
   if (s.padding && batch[1].length === 0) throw new Error('The second sentence is empty.');
   const mha = await runtime(s.threads);
-  const { layer, weights } = await playLayer(mha, s);
-  const x = embedBatch(batch, s.embedDim);
+  const { layer, weights, options: ctor } = await playLayer(mha, s);
+  const x = playInput(batch, s);
   const [B, L] = x.dims;
   const options = { needWeights: true, averageWeights: false, isCausal: s.causal };
   if (s.padding) options.keyPaddingMask = { data: x.padMask, dims: [B, L] };
   const t0 = performance.now();
   const r = await layer.forward({ data: x.data, dims: x.dims }, null, null, options);
   const ms = performance.now() - t0;
-  drawMaps($('maps'), { tokens: x.tokens, attn: r.weights.data, B, H: s.numHeads, L, item: s.item, roles: true });
-  $('play-info').textContent = `${L} tokens × ${s.embedDim} dims, ${s.numHeads} heads${B > 1 ? `, batch of ${B}` : ''}: ` +
-    `forward took ${fmt(ms)} ms (in a worker, messaging included) on ${describeBuild(mha)}${mha.threadsNote ? ' (threads unavailable here)' : ''}.`;
-  demo.runs++;
+  const slopes = s.alibi ? await layer.alibi : null;
+  const { maps, avg } = drawMaps($('maps'), { tokens: x.tokens, attn: r.weights.data, B, H: s.numHeads, L, item: s.item, roleOf: roleCaption(slopes) });
+  $('maps').replaceChildren(...groupMaps(maps, s.numHeads, s.numKvHeads), ...(avg ? [avg] : []));
+  const D = s.embedDim / s.numHeads;
+  $('play-info').textContent = `${L} tokens × ${s.embedDim} dims, ${s.numHeads} heads of ${D} dims` +
+    `${s.numKvHeads < s.numHeads ? ` reading ${s.numKvHeads} KV head${s.numKvHeads > 1 ? 's' : ''}` : ''}${B > 1 ? `, batch of ${B}` : ''}: ` +
+    `forward took ${fmt(ms)} ms (in a worker, messaging included) on ${describeBuild(mha)}${mha.threadsNote ? ' (threads unavailable here)' : ''}. ` +
+    `A KV cache would keep ${2 * s.numKvHeads * D} numbers per token${s.numKvHeads < s.numHeads ? ` (${2 * s.numHeads * D} without grouping)` : ''}.`;
+  current = { s, layer, x, options, tokens: x.tokens, B, L };
   demo.lastRun = {
-    settings: s, tokens: x.tokens, dims: x.dims, input: Array.from(x.data), padMask: s.padding ? Array.from(x.padMask) : null,
+    settings: s, layerOptions: ctor, tokens: x.tokens, dims: x.dims, input: Array.from(x.data), padMask: s.padding ? Array.from(x.padMask) : null,
     weights: Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, Array.from(v)])),
     attnDims: r.weights.dims, attn: Array.from(r.weights.data), output: Array.from(r.output.data), ms, build: mha.build, threads: mha.threads,
-    drawn: [...$('maps').children].map((m) => ({ title: m.querySelector('figcaption').textContent, ...m.matrix })),
+    drawn: [...$('maps').querySelectorAll('figure')].map((m) => ({ title: m.querySelector('figcaption').textContent, name: m.dataset.title, ...m.matrix })),
+  };
+  fillInspectControls();
+  await inspectNow();
+  demo.runs++;
+}
+
+// ---- inside one head ----
+function fillInspectControls() {
+  const { s, tokens } = current;
+  const row = tokens[Math.min(s.item, tokens.length - 1)];
+  const tSel = $('in-token'), hSel = $('in-head');
+  const t = Math.min(Number(tSel.value || 1), row.length - 1), h = Math.min(Number(hSel.value || 1), s.numHeads - 1);
+  tSel.replaceChildren(...row.map((w, i) => new Option(`${i + 1}: ${w}`, String(i))));
+  hSel.replaceChildren(...Array.from({ length: s.numHeads }, (_, k) => new Option(`${k + 1}: ${roleName(headRole(k))}`, String(k))));
+  tSel.value = String(t);
+  hSel.value = String(h);
+}
+
+let inspectId = 0;
+async function runInspect() {
+  if (!current) return;
+  const id = ++inspectId;
+  const { s, layer, x, options, tokens, B } = current;
+  const batch = Math.min(s.item, B - 1), token = Number($('in-token').value), head = Number($('in-head').value);
+  const { needWeights, averageWeights, ...opts } = options;
+  const r = await layer.inspect({ data: x.data, dims: x.dims }, null, null, { ...opts, token, head, batch });
+  if (id !== inspectId) return;  // a newer one is on its way
+  const slopes = s.alibi ? await layer.alibi : null;
+  const keys = tokens[batch];
+  renderInspect($('steps'), r, {
+    keys, query: keys[token],
+    cfg: {
+      numHeads: s.numHeads, numKvHeads: s.numKvHeads, headDim: s.embedDim / s.numHeads, embedDim: s.embedDim, scale: await layer.scale,
+      softcap: s.softcap || null, slope: slopes ? slopes[head] : null, window: s.window || null, causal: s.causal, padding: s.padding, rope: s.rope,
+    },
+  });
+  demo.inspects = (demo.inspects ?? 0) + 1;
+  const arr = (a) => Array.from(a);
+  demo.lastInspect = {
+    batch: r.batch, token: r.token, head: r.head, kvHead: r.kvHead, q: arr(r.q), k: { data: arr(r.k.data), dims: r.k.dims }, v: { data: arr(r.v.data), dims: r.v.dims },
+    raw: arr(r.raw), scaled: arr(r.scaled), softcapped: arr(r.softcapped), biased: arr(r.biased), masked: arr(r.masked), weights: arr(r.weights),
+    sink: r.sink, headOutput: arr(r.headOutput), concat: arr(r.concat), output: arr(r.output),
   };
 }
+
+async function inspectNow() {
+  try {
+    await runInspect();
+    showError($('inside-error'), null);
+  } catch (e) {
+    showError($('inside-error'), e);
+  }
+}
+$('in-token').addEventListener('change', () => { demo.inspecting = inspectNow(); });
+$('in-head').addEventListener('change', () => { demo.inspecting = inspectNow(); });
+$('maps').addEventListener('cellpick', (e) => {
+  const fig = e.target.closest('figure');
+  if (!fig || fig.dataset.head === undefined) return;
+  $('in-head').value = fig.dataset.head;
+  $('in-token').value = String(e.detail.row);
+  demo.inspecting = inspectNow();
+  $('inside').scrollIntoView({ behavior: 'smooth', block: 'start' });
+});
 
 // Runs on every change; while one run is in flight, later changes fold into one more run.
 let running = null, again = false;
@@ -159,7 +306,8 @@ demo.runPlayground = schedule;
 
 form.addEventListener('submit', (e) => { e.preventDefault(); schedule(); });
 form.addEventListener('change', (e) => {
-  if (e.target.id === 'embedDim') fillHeads($('numHeads'), Number($('embedDim').value), Number($('numHeads').value));
+  if (e.target.id === 'embedDim') fillHeads($('numHeads'), Number($('embedDim').value), Number($('numHeads').value), MIN_HEAD_DIM);
+  if (e.target.id === 'embedDim' || e.target.id === 'numHeads') fillKvHeads(Number($('numHeads').value), Number($('numKvHeads').value));
   if (e.target.id === 'padding') $('second-field').hidden = $('item-field').hidden = !$('padding').checked;
   schedule();
 });
@@ -232,7 +380,7 @@ async function runWeights() {
   const t = (e) => ({ data: e.data, dims: e.dims });
   const r = await stLayer.forward(t(q), k === q ? null : t(k), v === q ? null : t(v), { needWeights: true, averageWeights: false });
   const ms = performance.now() - t0;
-  drawMaps($('st-maps'), { tokens: q.tokens, attn: r.weights.data, B: 1, H, L, item: 0 });
+  drawMaps($('st-maps'), { tokens: q.tokens, attn: r.weights.data, B: 1, H, L, item: 0 }).put();
   $('st-info').textContent = `${fileName}: embedDim ${E}${kdim !== E || vdim !== E ? `, kdim ${kdim}, vdim ${vdim}` : ''}, ${H} heads, ` +
     `bias ${bias ? 'yes' : 'no'}. Forward over the playground sentence (${L} tokens) took ${fmt(ms)} ms.`;
   demo.lastWeightsRun = { fileName, E, H, kdim, vdim, bias, tokens: q.tokens[0], input: Array.from(q.data), attnDims: r.weights.dims, attn: Array.from(r.weights.data) };

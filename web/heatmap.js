@@ -1,11 +1,12 @@
 // One attention map: a canvas with query tokens down the side and key tokens
 // across the top. The pointer or the arrow keys (when focused) pick a cell and
 // show its value. The matrix drawn is kept on the element (el.matrix) so tests
-// can read what the page shows.
+// can read what the page shows. A click on a cell dispatches a "cellpick" event
+// ({ detail: { row, col } }) from the figure.
 
 // Viridis, 6 stops: dark for 0, bright for 1.
 const STOPS = [[68, 1, 84], [65, 68, 135], [42, 120, 142], [34, 168, 132], [122, 209, 81], [253, 231, 37]];
-function color(t) {
+export function color(t) {
   const x = Math.min(1, Math.max(0, t)) * (STOPS.length - 1), i = Math.min(STOPS.length - 2, Math.floor(x)), f = x - i;
   return `rgb(${STOPS[i].map((c, k) => Math.round(c + f * (STOPS[i + 1][k] - c))).join(',')})`;
 }
@@ -14,10 +15,11 @@ const FONT = '11px system-ui, sans-serif';
 const short = (s) => (s.length > 9 ? s.slice(0, 8) + '…' : s);
 
 /**
- * @param {{ title: string, rows: string[], cols: string[], data: Float32Array, max?: number }} spec
- *   data: rows.length x cols.length, row-major; max: the value drawn brightest (default the largest).
+ * @param {{ title: string, note?: string, noteTitle?: string, rows: string[], cols: string[], data: Float32Array, max?: number }} spec
+ *   data: rows.length x cols.length, row-major; max: the value drawn brightest (default the largest);
+ *   note: a remark after the title (noteTitle: its tooltip).
  */
-export function heatmap({ title, rows, cols, data, max }) {
+export function heatmap({ title, note, noteTitle, rows, cols, data, max }) {
   const R = rows.length, C = cols.length;
   const top = Math.max(...data.subarray(0, R * C), 1e-9);
   const scaleMax = max ?? top;
@@ -25,6 +27,13 @@ export function heatmap({ title, rows, cols, data, max }) {
   fig.className = 'map';
   const cap = document.createElement('figcaption');
   cap.textContent = title;
+  if (note) {
+    const n = document.createElement('span');
+    n.className = 'note';
+    n.textContent = ` · ${note}`;
+    if (noteTitle) n.title = noteTitle;
+    cap.append(n);
+  }
   const canvas = document.createElement('canvas');
   canvas.tabIndex = 0;
   canvas.setAttribute('role', 'img');
@@ -101,8 +110,15 @@ export function heatmap({ title, rows, cols, data, max }) {
     pick(Math.min(R - 1, Math.max(0, sel ? i + m[0] : 0)), Math.min(C - 1, Math.max(0, sel ? j + m[1] : 0)));
   });
   canvas.addEventListener('focus', () => { if (!sel) pick(0, 0); });
+  canvas.addEventListener('click', () => {
+    if (sel) fig.dispatchEvent(new CustomEvent('cellpick', { bubbles: true, detail: { row: sel[0], col: sel[1] } }));
+  });
+  canvas.addEventListener('keydown', (e) => {
+    if (sel && e.key === 'Enter') fig.dispatchEvent(new CustomEvent('cellpick', { bubbles: true, detail: { row: sel[0], col: sel[1] } }));
+  });
 
   draw();
+  fig.dataset.title = title;
   fig.matrix = { rows: R, cols: C, data: Array.from(data.subarray(0, R * C)) };
   fig.cellCenter = (i, j) => [(labelW + j * cell + cell / 2) / W, (labelW + i * cell + cell / 2) / H];  // fractions, for tests
   return fig;

@@ -4,8 +4,8 @@
 // row-block heights) against the float64 product with the dequantized weights
 // and bit for bit against the scalar twins, the int32 accumulator bound with
 // adversarial data, the thread split, and the layers built on them
-// (MultiHeadAttention, the encoder and decoder blocks) against the float64
-// references with the dequantized weights.
+// (MultiHeadAttention, FeedForward plain and gated, the encoder and decoder
+// blocks) against the float64 references with the dequantized weights.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "feed_forward.h"
 #include "kernels_ref.h"
 #include "linear.h"
 #include "mha.h"
@@ -662,6 +663,70 @@ TEST(TransformerBlocks, Float16AndInt8WeightsMatchTheReferenceWithDequantizedWei
           EXPECT_LT(rel_err(out.data(), ref.data(), out.size()), tol) << name(t) << " decoder pre=" << pre_quantized;
         }
       }
+}
+
+// FeedForward, plain and gated (gate and up packed side by side, panel by
+// panel), with float16 and int8 weights (int8 also pre-quantized), against the
+// float64 reference with the dequantized weights, on one and two threads.
+TEST(FeedForward, Float16AndInt8WeightsMatchTheReferenceWithDequantizedWeights) {
+  struct Shape { int M, E, F; };
+  const Shape shapes[] = {{1, 8, 16}, {3, 13, 37}, {17, 37, 13}, {70, 64, 200}, {1, 1024 + 3, 9}};
+  uint32_t seed = 400;
+  for (WeightType t : {WeightType::kF16, WeightType::kInt8})
+    for (const Shape& sh : shapes)
+      for (bool gated : {false, true})
+        for (bool pre_quantized : {false, true})
+          for (int threads : {1, 2}) {
+            if (pre_quantized && t != WeightType::kInt8) continue;
+            std::mt19937 rng(seed++);
+            FeedForwardConfig cfg;
+            cfg.d_model = sh.E, cfg.dim_feedforward = sh.F, cfg.activation = Activation::kSilu, cfg.gated = gated;
+            cfg.weight_type = t;
+            ASSERT_TRUE(FeedForward::valid(cfg));
+            const float s = 1 / std::sqrt(float(sh.E)), sf = 1 / std::sqrt(float(sh.F));
+            const auto gate = uniform(size_t(sh.F) * sh.E, -2 * s, 2 * s, rng), up = uniform(size_t(sh.F) * sh.E, -2 * s, 2 * s, rng);
+            const auto down = uniform(size_t(sh.E) * sh.F, -sf, sf, rng);
+            const auto gb = uniform(sh.F, -s, s, rng), ub = uniform(sh.F, -s, s, rng), db = uniform(sh.E, -sf, sf, rng);
+            const Quantized qg = quantize(t, gate, sh.F, sh.E), qu = quantize(t, up, sh.F, sh.E), qd = quantize(t, down, sh.E, sh.F);
+            FeedForwardWeights w, deq;
+            w.gate_bias = deq.gate_bias = gb.data(), w.up_bias = deq.up_bias = ub.data(), w.down_bias = deq.down_bias = db.data();
+            if (pre_quantized) {
+              w.gate_weight = reinterpret_cast<const float*>(qg.q.data()), w.gate_weight_scale = qg.scale.data();
+              w.up_weight = reinterpret_cast<const float*>(qu.q.data()), w.up_weight_scale = qu.scale.data();
+              w.down_weight = reinterpret_cast<const float*>(qd.q.data()), w.down_weight_scale = qd.scale.data();
+            } else {
+              w.gate_weight = gate.data(), w.up_weight = up.data(), w.down_weight = down.data();
+            }
+            deq.gate_weight = qg.deq.data(), deq.up_weight = qu.deq.data(), deq.down_weight = qd.deq.data();
+            if (!gated) w.gate_weight = deq.gate_weight = nullptr;
+            FeedForward ff(cfg);
+            ASSERT_EQ(ff.set_weights(w), Status::kOk);
+            EXPECT_LE(ff.memory_bytes(), ff.weight_bytes() + 64 * 6);
+            const auto x = uniform(size_t(sh.M) * sh.E, -2, 2, rng);
+            std::vector<float> y(x.size()), ref(x.size());
+            ThreadPool pool(threads);
+            Workspace ws;
+            ASSERT_EQ(ff.forward(pool, ws, sh.M, x.data(), y.data()), Status::kOk);
+            FeedForwardConfig rcfg = cfg;
+            rcfg.weight_type = WeightType::kF32;
+            feed_forward_reference(rcfg, deq, sh.M, x.data(), ref.data());
+            EXPECT_LE(rel_err(y.data(), ref.data(), y.size()), t == WeightType::kInt8 ? 2e-3 : 1e-5)
+                << name(t) << " M=" << sh.M << " E=" << sh.E << " F=" << sh.F << " gated=" << gated << " pre=" << pre_quantized
+                << " threads=" << threads;
+          }
+  // A scale needs an int8 block; weights the type cannot hold are refused.
+  FeedForwardConfig cfg;
+  cfg.d_model = 8, cfg.dim_feedforward = 12, cfg.gated = true, cfg.bias = false, cfg.weight_type = WeightType::kF16;
+  std::vector<float> m(96, 0.5f), sc(12, 0.01f);
+  FeedForwardWeights w;
+  w.gate_weight = w.up_weight = w.down_weight = m.data();
+  FeedForward ff(cfg);
+  EXPECT_EQ(ff.set_weights(w), Status::kOk);
+  w.gate_weight_scale = sc.data();
+  EXPECT_EQ(ff.set_weights(w), Status::kInvalidArgument);
+  w.gate_weight_scale = nullptr;
+  m[40] = 1e5f;
+  EXPECT_EQ(ff.set_weights(w), Status::kInvalidArgument);
 }
 
 }  // namespace

@@ -61,6 +61,22 @@ void relu_row_ref(float* x, int n) {
   for (int i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.0f;
 }
 
+void silu_row_ref(float* x, int n) {
+  for (int i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
+}
+
+void gelu_tanh_row_ref(float* x, int n) {
+  for (int i = 0; i < n; ++i)
+    x[i] = 0.5f * x[i] * (1.0f + std::tanh(0.79788456080286536f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+}
+
+void rms_norm_row_ref(const float* x, int n, const float* gamma, float eps, float* out) {
+  float q = 0;
+  for (int i = 0; i < n; ++i) q += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(q / n + eps);
+  for (int i = 0; i < n; ++i) out[i] = x[i] * inv * (gamma ? gamma[i] : 1.0f);
+}
+
 uint16_t half_from_float_ref(float x) {
   const uint16_t sign = std::signbit(x) ? 0x8000 : 0;
   if (std::isnan(x)) return sign | 0x7E00;
@@ -87,7 +103,7 @@ void quantize_row_i8_ref(const float* w, int K, int8_t* q, float* scale) {
   for (int k = 0; k < K; ++k) m = std::max(m, std::fabs(w[k]));
   *scale = m / 127.0f;
   for (int k = 0; k < K; ++k)
-    q[k] = *scale == 0.0f ? 0 : static_cast<int8_t>(std::max(-127.0f, std::min(127.0f, std::nearbyint(w[k] / *scale))));
+    q[k] = *scale == 0.0f ? 0 : static_cast<int8_t>(std::max(-127.0, std::min(127.0, std::nearbyint(double(w[k]) / *scale))));
 }
 
 void quantize_row_i16_ref(const float* x, int n, int16_t* q, float* scale, float* shift) {

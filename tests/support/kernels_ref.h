@@ -23,12 +23,15 @@ void add_row_ref(float* x, const float* y, int n);
 void axpby_row_ref(float* x, float s, const float* y, float t, int n);
 void layer_norm_row_ref(const float* x, int n, const float* gamma, const float* beta, float eps, float* out);
 void relu_row_ref(float* x, int n);
+void silu_row_ref(float* x, int n);       // x / (1 + std::exp(-x))
+void gelu_tanh_row_ref(float* x, int n);  // 0.5 x (1 + std::tanh(...))
+void rms_norm_row_ref(const float* x, int n, const float* gamma, float eps, float* out);
 
 // IEEE binary16, computed from the value (frexp, rounding of the scaled
 // mantissa) rather than from the bits: nearest even, +-infinity from 65520 on.
 uint16_t half_from_float_ref(float x);
 double half_to_double_ref(uint16_t h);
-// Per-row int8 quantization (quant.h): scale = max|w| / 127, q = round(w / scale).
+// Per-row int8 quantization (quant.h): scale = max|w| / 127, q = round(w / scale) (in double).
 void quantize_row_i8_ref(const float* w, int K, int8_t* q, float* scale);
 // quant.h's activation quantization of one row pass: q [round_up(n, 2)], x ~ q * scale * shift.
 void quantize_row_i16_ref(const float* x, int n, int16_t* q, float* scale, float* shift);

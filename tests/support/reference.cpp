@@ -150,7 +150,7 @@ struct Ref {
       for (int n = 0; n < F; ++n) {
         double s = c.bias ? b1[n] : 0.0;
         for (int k = 0; k < E; ++k) s += x[i * E + k] * w1[static_cast<size_t>(n) * E + k];
-        hid[i * F + n] = c.activation == Activation::kRelu ? std::max(s, 0.0) : 0.5 * s * (1 + std::erf(s / std::sqrt(2.0)));
+        hid[i * F + n] = activation_reference(c.activation, s);
       }
       for (int n = 0; n < E; ++n) {
         double s = c.bias ? b2[n] : 0.0;
@@ -200,6 +200,49 @@ void decoder_reference(const DecoderConfig& c, const DecoderWeights& w, const De
     y = Ref::add(h, ff(norm(h, 2)));
   }
   std::copy(y.begin(), y.end(), a.output);
+}
+
+double activation_reference(Activation act, double x) {
+  switch (act) {
+    case Activation::kRelu: return std::max(x, 0.0);
+    case Activation::kGelu: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    case Activation::kGeluTanh: return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    case Activation::kSilu: return x / (1 + std::exp(-x));
+  }
+  return NAN;
+}
+
+void rms_norm_reference(const float* x, int M, int N, const float* gamma, double eps, double weight_offset, float* y) {
+  for (int i = 0; i < M; ++i) {
+    const float* r = x + static_cast<size_t>(i) * N;
+    double ms = 0;
+    for (int k = 0; k < N; ++k) ms += static_cast<double>(r[k]) * r[k];
+    const double inv = 1 / std::sqrt(ms / N + eps);
+    for (int k = 0; k < N; ++k) y[static_cast<size_t>(i) * N + k] = static_cast<float>(r[k] * inv * (gamma ? weight_offset + gamma[k] : 1.0));
+  }
+}
+
+void feed_forward_reference(const FeedForwardConfig& c, const FeedForwardWeights& w, int M, const float* x, float* y) {
+  const int E = c.d_model, F = c.dim_feedforward;
+  auto dense = [&](const float* in, int K, const float* W, const float* b, int n) {
+    double s = c.bias ? b[n] : 0.0;
+    for (int k = 0; k < K; ++k) s += static_cast<double>(in[k]) * W[static_cast<size_t>(n) * K + k];
+    return s;
+  };
+  std::vector<double> hid(F);
+  for (int i = 0; i < M; ++i) {
+    const float* xi = x + static_cast<size_t>(i) * E;
+    for (int n = 0; n < F; ++n) {
+      const double up = dense(xi, E, w.up_weight, w.up_bias, n);
+      hid[n] = c.gated ? activation_reference(c.activation, dense(xi, E, w.gate_weight, w.gate_bias, n)) * up
+                       : activation_reference(c.activation, up);
+    }
+    for (int n = 0; n < E; ++n) {
+      double s = c.bias ? w.down_bias[n] : 0.0;
+      for (int k = 0; k < F; ++k) s += hid[k] * w.down_weight[static_cast<size_t>(n) * F + k];
+      y[static_cast<size_t>(i) * E + n] = static_cast<float>(s);
+    }
+  }
 }
 
 }  // namespace mha

@@ -32,4 +32,13 @@ void mha_reference(const MhaConfig& cfg, const MhaWeights& w, const MhaForwardAr
 void encoder_reference(const EncoderConfig& cfg, const EncoderWeights& w, const EncoderForwardArgs& a);
 void decoder_reference(const DecoderConfig& cfg, const DecoderWeights& w, const DecoderForwardArgs& a);
 
+// float64 activation (relu, exact gelu, tanh gelu, silu) of one value.
+double activation_reference(Activation act, double x);
+// RMSNorm of M rows of width N in float64: x / sqrt(mean(x^2) + eps) * (weight_offset + gamma);
+// gamma null: no scale.
+void rms_norm_reference(const float* x, int M, int N, const float* gamma, double eps, double weight_offset, float* y);
+// The feed-forward block (FeedForward) in float64 on M rows: plain
+// down(act(up(x))), or gated down(act(gate(x)) * up(x)); biases when cfg.bias.
+void feed_forward_reference(const FeedForwardConfig& cfg, const FeedForwardWeights& w, int M, const float* x, float* y);
+
 }  // namespace mha

@@ -62,6 +62,23 @@ async function main(): Promise<void> {
   const n: Tensor = norm.forward(y);
   console.log(n.dims, norm.normalizedShape);
   norm.dispose();
+  const rms = new mha.RMSNorm({ normalizedShape: 8, weightOffset: 1 });
+  rms.setWeights({ weight: new Float32Array(8) });
+  const rn: Tensor = rms.forward(y);
+  console.log(rn.dims, rms.eps, rms.weightOffset, rms.elementwiseAffine);
+  rms.dispose();
+  const ff = new mha.FeedForward({ dModel: 8, dimFeedforward: 16, activation: 'silu', gated: true, bias: false });
+  ff.setWeights({ 'gate_proj.weight': new Float32Array(128), upProjWeight: new Float32Array(128), 'down_proj.weight': { data: new Float32Array(128), dims: [8, 16] } });
+  const f: Tensor = ff.forward(y);
+  const act: 'relu' | 'gelu' | 'gelu_tanh' | 'silu' = ff.activation;
+  console.log(f.dims, act, ff.gated, ff.dimFeedforward);
+  ff.dispose();
+  // @ts-expect-error RMSNorm has no bias
+  new mha.RMSNorm({ normalizedShape: 8, bias: false });
+  // @ts-expect-error dimFeedforward is required
+  new mha.FeedForward({ dModel: 8 });
+  // @ts-expect-error activation is one of relu, gelu, gelu_tanh, silu
+  new mha.FeedForward({ dModel: 8, dimFeedforward: 8, activation: 'tanh' });
   // @ts-expect-error maxLength is required
   enc.createCache({ batch: 2 });
   // @ts-expect-error activation is 'relu' or 'gelu'

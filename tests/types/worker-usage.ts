@@ -30,6 +30,13 @@ async function main(): Promise<void> {
   const norm = new mha.LayerNorm({ normalizedShape: 8 });
   const n: Tensor = await norm.forward(d.output, { transfer: true });
   console.log(step.weights.dims, cache.length, d.crossWeights.dims, n.dims, enc.dModel, norm.eps);
+  const rms = new mha.RMSNorm({ normalizedShape: 8 });
+  const ff = new mha.FeedForward({ dModel: 8, dimFeedforward: 16, activation: 'gelu_tanh' });
+  await ff.setWeights({ linear1Weight: new Float32Array(128), 'linear1.bias': new Float32Array(16), linear2Weight: new Float32Array(128), linear2Bias: new Float32Array(8) }, { transfer: true });
+  const ffy: Tensor = await ff.forward(await rms.forward(n), { transfer: true });
+  console.log(ffy.dims, rms.weightOffset, ff.gated);
+  // @ts-expect-error forward returns a Promise
+  ff.forward(n).dims;
   mha.terminate();
   // @ts-expect-error forward returns a Promise
   layer.forward({ data: new Float32Array(16), dims: [2, 8] }).output;

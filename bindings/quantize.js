@@ -1,0 +1,72 @@
+// quantizeSafetensors: a .safetensors file's weight matrices as int8, in the
+// compressed-tensors layout that every layer's setWeights (and loadModel) reads
+// back: an I8 tensor <name> [out, in] and a float tensor <name>_scale [out, 1],
+// per output channel (row), symmetric, round to nearest (ties to even):
+//   scale = max |row| / 127, q = clamp(round(w / scale), -127, 127).
+// Plain JS, no wasm. Norms, biases, 1-D tensors, integer tensors and embeddings
+// stay as they are (floats written as F32, or F16 with floatDtype: 'F16').
+import { encodeSafetensors, parseSafetensors, safetensorsMetadata } from './safetensors.js';
+import { describe } from './validate.js';
+
+const OPTIONS = ['type', 'embeddings', 'floatDtype', 'filter'];
+const EMBEDDING = /(^|\.)(embed_tokens|embeddings?|wte|wpe|word_embeddings|position_embeddings|token_type_embeddings)(\.|$)/;
+
+/** Round to nearest, ties to even (torch.round). */
+function roundEven(x) {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** One [N, K] float matrix as { q: Int8Array, scale: Float32Array [N] }, per row. */
+export function quantizeRows(w, N, K) {
+  const q = new Int8Array(N * K), scale = new Float32Array(N);
+  for (let n = 0; n < N; n++) {
+    let max = 0;
+    for (let k = 0; k < K; k++) max = Math.max(max, Math.abs(w[n * K + k]));
+    if (!Number.isFinite(max)) throw new RangeError(`quantizeSafetensors: row ${n} holds a non-finite value`);
+    const s = Math.fround(max / 127);
+    scale[n] = s;
+    if (s === 0) continue;
+    for (let k = 0; k < K; k++) q[n * K + k] = Math.max(-127, Math.min(127, roundEven(w[n * K + k] / s)));
+  }
+  return { q, scale };
+}
+
+/**
+ * bytes: a .safetensors file. options: { type: 'int8' (required), embeddings = false
+ * (quantize embedding tables too), floatDtype = 'F32' | 'F16' (for what stays float),
+ * filter(name, dims) → boolean (overrides which tensors are quantized) }.
+ * Returns the new file's bytes; its metadata keeps the input's and adds
+ * "quantization": "int8 per-channel symmetric".
+ */
+export function quantizeSafetensors(bytes, options) {
+  if (options === null || typeof options !== 'object') throw new TypeError(`quantizeSafetensors: options { type: 'int8' } are required, got ${describe(options)}`);
+  for (const k of Object.keys(options))
+    if (!OPTIONS.includes(k)) throw new TypeError(`quantizeSafetensors: unknown option "${k}" (expected ${OPTIONS.join(', ')})`);
+  const { type, embeddings = false, floatDtype = 'F32', filter } = options;
+  if (type !== 'int8') throw new (typeof type === 'string' ? RangeError : TypeError)(`quantizeSafetensors: options.type must be 'int8', got ${describe(type)}`);
+  if (typeof embeddings !== 'boolean') throw new TypeError(`quantizeSafetensors: options.embeddings must be a boolean, got ${describe(embeddings)}`);
+  if (floatDtype !== 'F32' && floatDtype !== 'F16') throw new TypeError(`quantizeSafetensors: options.floatDtype must be 'F32' or 'F16', got ${describe(floatDtype)}`);
+  if (filter !== undefined && typeof filter !== 'function') throw new TypeError(`quantizeSafetensors: options.filter must be a function, got ${describe(filter)}`);
+  const tensors = parseSafetensors(bytes), metadata = safetensorsMetadata(bytes);
+  const chosen = (name, t) => (filter ? !!filter(name, t.dims.slice())
+    : t.dims.length === 2 && /(^|[._])weight$/.test(name) && (embeddings || !EMBEDDING.test(name)));
+  const out = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t.data instanceof Float32Array && chosen(name, t)) {
+      if (t.dims.length !== 2) throw new RangeError(`quantizeSafetensors: ${JSON.stringify(name)} has dims [${t.dims}]; only matrices [out, in] are quantized`);
+      if (Object.hasOwn(tensors, `${name}_scale`)) throw new TypeError(`quantizeSafetensors: ${JSON.stringify(name)} already has a ${name}_scale (quantized already?)`);
+      const [N, K] = t.dims;
+      const { q, scale } = quantizeRows(t.data, N, K);
+      out[name] = { data: q, dims: [N, K] };
+      out[`${name}_scale`] = { data: scale, dims: [N, 1] };
+    } else {
+      out[name] = t;
+    }
+  }
+  // Scales stay F32; other floats as floatDtype.
+  if (floatDtype === 'F16')
+    for (const [name, t] of Object.entries(out))
+      if (t.data instanceof Float32Array && !(name.endsWith('_scale') && out[name.slice(0, -6)]?.data instanceof Int8Array)) out[name] = { ...t, dtype: 'F16' };
+  return encodeSafetensors(out, { ...metadata, quantization: 'int8 per-channel symmetric' });
+}
