@@ -148,6 +148,7 @@ inline VF mul_f(VF a, VF b) { VF r; for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] 
 #endif
 
 static_assert(kNR == 8, "the int8 and float16 panels are two 4-lane vectors wide");
+static_assert(kMR == 4, "tiles of 1 to 4 rows");
 
 // Nearest integer (ties to even) of each lane, for |x| < 2^22: adding 1.5 * 2^23
 // rounds x into the low mantissa bits (one add and one subtract: the conversion
@@ -177,13 +178,10 @@ inline void halves_to_floats(const uint16_t* p, VF& lo, VF& hi) {
   hi = mul_f(as_f(and_i(shl_i32<13>(widen_hi_i16(h)), mask)), k);
 }
 
-// C[MR x nr] = bias + A[MR x K] * B (one float16 panel), converting the halves
+// acc[MR x 8] = init + A[MR x K] * B (one float16 panel), converting the halves
 // in registers: for tiles of at most kMR rows (a GEMV reads each weight once).
 template <int MR>
-inline void tile_f16(int K, const float* A, size_t lda, const uint16_t* B, float* C, size_t ldc, int nr,
-                     const float* bias) {
-  alignas(16) float init[kNR] = {0};
-  if (bias) std::copy(bias, bias + nr, init);
+inline void dot_f16(int K, const float* A, size_t lda, const uint16_t* B, const float* init, float* acc) {
   VF c[MR][2];
   for (int r = 0; r < MR; ++r) c[r][0] = load_f(init), c[r][1] = load_f(init + 4);
   for (int k = 0; k < K; ++k) {
@@ -195,67 +193,70 @@ inline void tile_f16(int K, const float* A, size_t lda, const uint16_t* B, float
       c[r][1] = add_f(c[r][1], mul_f(a, b1));
     }
   }
-  alignas(16) float out[kNR];
-  for (int r = 0; r < MR; ++r) {
-    float* dst = nr == kNR ? C + r * ldc : out;
-    store_f(dst, c[r][0]);
-    store_f(dst + 4, c[r][1]);
-    if (nr < kNR) std::copy(out, out + nr, C + r * ldc);
-  }
+  for (int r = 0; r < MR; ++r) store_f(acc + r * kNR, c[r][0]), store_f(acc + r * kNR + 4, c[r][1]);
 }
 
-template <int MR>
-inline void rows_f16(int K, const float* A, size_t lda, const uint16_t* Bp, size_t panel_stride, int N, float* C,
-                     size_t ldc, const float* bias) {
-  for (int j0 = 0; j0 < N; j0 += kNR)
-    tile_f16<MR>(K, A, lda, Bp + (j0 / kNR) * panel_stride, C + j0, ldc, std::min(kNR, N - j0), bias ? bias + j0 : nullptr);
+// Tiles of M <= kMR rows: C[M x N] = bias + A * B, panel by panel.
+void rows_f16(int M, int K, const float* A, size_t lda, const uint16_t* Bp, size_t panel_stride, int N, float* C,
+              size_t ldc, const float* bias) {
+  alignas(16) float init[kNR], acc[kMR * kNR];
+  for (int j0 = 0; j0 < N; j0 += kNR) {
+    const int nr = std::min(kNR, N - j0);
+    for (int j = 0; j < kNR; ++j) init[j] = bias && j < nr ? bias[j0 + j] : 0.0f;
+    const uint16_t* panel = Bp + (j0 / kNR) * panel_stride;
+    switch (M) {
+      case 4: dot_f16<4>(K, A, lda, panel, init, acc); break;
+      case 3: dot_f16<3>(K, A, lda, panel, init, acc); break;
+      case 2: dot_f16<2>(K, A, lda, panel, init, acc); break;
+      default: dot_f16<1>(K, A, lda, panel, init, acc); break;
+    }
+    for (int r = 0; r < M; ++r) std::copy(acc + r * kNR, acc + r * kNR + nr, C + r * ldc + j0);
+  }
 }
 
 // ---- int8 ----------------------------------------------------------------------
 // One pass over kp k-pairs for MR rows of int16 activations (row stride ldq) and
-// one int8 panel slice, then C (+)= sum * row_scale * row_shift; after the last pass,
-// C = C * col_scale + bias. first: C is not read; bias (null: 0) on the last pass only.
+// one int8 panel slice: the MR x 8 int32 sums, into acc.
 template <int MR>
-inline void tile_i8(int kp, const int16_t* aq, int ldq, const int8_t* B, const float* row_scale,
-                    const float* row_shift, const float* col_scale, const float* bias, float* C, size_t ldc, int nr, bool first, bool last) {
-  VI acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = zero_i();
+inline void dot_i8(int kp, const int16_t* aq, int ldq, const int8_t* B, int32_t* acc) {
+  VI c[MR][2];
+  for (int r = 0; r < MR; ++r) c[r][0] = c[r][1] = zero_i();
   for (int p = 0; p < kp; ++p) {
     const VI w = load_i(B + 16 * p);
     const VI w0 = widen_lo_i8(w), w1 = widen_hi_i8(w);  // columns 0-3 and 4-7, both k of the pair
     for (int r = 0; r < MR; ++r) {
       const VI a = splat32(aq + r * ldq + 2 * p);  // (a[2p], a[2p+1]) in every lane
-      acc[r][0] = add_i32(acc[r][0], dot_i16(a, w0));
-      acc[r][1] = add_i32(acc[r][1], dot_i16(a, w1));
+      c[r][0] = add_i32(c[r][0], dot_i16(a, w0));
+      c[r][1] = add_i32(c[r][1], dot_i16(a, w1));
     }
   }
-  // A partial panel goes through an 8-wide tile, so nothing past column nr is read or written.
-  alignas(16) float tile[MR * kNR], cs[kNR] = {0}, b[kNR] = {0};
-  float* c = C;
-  size_t ld = ldc;
-  if (nr < kNR) {
-    c = tile, ld = kNR;
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < kNR; ++j) tile[r * kNR + j] = !first && j < nr ? C[r * ldc + j] : 0.0f;
-  }
+  for (int r = 0; r < MR; ++r) store_i(acc + r * kNR, c[r][0]), store_i(acc + r * kNR + 4, c[r][1]);
+}
+
+// C[rows x nr] (+)= acc * row_scale * row_shift (first: C is not read); after the
+// last pass C = C * col_scale + bias (null: 0). Shared by every tile height (not
+// inlined: it is once per tile and pass, the sums are once per k-pair).
+[[gnu::noinline]] void store_i8(const int32_t* acc, int rows, const float* row_scale, const float* row_shift,
+                                const float* col_scale, const float* bias, float* C, size_t ldc, int nr, bool first,
+                                bool last) {
+  alignas(16) float cs[kNR] = {0}, b[kNR] = {0}, t[kNR];
   if (last) {
     std::copy(col_scale, col_scale + kNR, cs);
     if (bias) std::copy(bias, bias + nr, b);
   }
-  for (int r = 0; r < MR; ++r) {
-    const VF s = set_f(row_scale[r]), t = set_f(row_shift[r]);
-    VF y0 = mul_f(mul_f(cvt_f32(acc[r][0]), s), t), y1 = mul_f(mul_f(cvt_f32(acc[r][1]), s), t);
-    float* row = c + r * ld;
+  for (int r = 0; r < rows; ++r) {
+    // A partial panel goes through t, so nothing past column nr is read or written.
+    float* row = nr == kNR ? C + r * ldc : t;
+    if (nr < kNR)
+      for (int j = 0; j < kNR; ++j) t[j] = !first && j < nr ? C[r * ldc + j] : 0.0f;
+    const VF s = set_f(row_scale[r]), sh = set_f(row_shift[r]);
+    VF y0 = mul_f(mul_f(cvt_f32(load_i(acc + r * kNR)), s), sh), y1 = mul_f(mul_f(cvt_f32(load_i(acc + r * kNR + 4)), s), sh);
     if (!first) y0 = add_f(y0, load_f(row)), y1 = add_f(y1, load_f(row + 4));
-    if (last) {
-      y0 = add_f(mul_f(y0, load_f(cs)), load_f(b));
-      y1 = add_f(mul_f(y1, load_f(cs + 4)), load_f(b + 4));
-    }
+    if (last) y0 = add_f(mul_f(y0, load_f(cs)), load_f(b)), y1 = add_f(mul_f(y1, load_f(cs + 4)), load_f(b + 4));
     store_f(row, y0);
     store_f(row + 4, y1);
+    if (nr < kNR) std::copy(t, t + nr, C + r * ldc);
   }
-  if (nr < kNR)
-    for (int r = 0; r < MR; ++r) std::copy(tile + r * kNR, tile + r * kNR + nr, C + r * ldc);
 }
 
 void fill_bias(int M, int N, float* C, size_t ldc, const float* bias) {
@@ -348,14 +349,7 @@ void gemm_f16(int M, int N, int K, const float* A, size_t lda, const uint16_t* B
               size_t ldc, const float* bias) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return fill_bias(M, N, C, ldc, bias);
-  switch (M) {
-    case 1: return rows_f16<1>(K, A, lda, Bp, panel_stride, N, C, ldc, bias);
-    case 2: return rows_f16<2>(K, A, lda, Bp, panel_stride, N, C, ldc, bias);
-    case 3: return rows_f16<3>(K, A, lda, Bp, panel_stride, N, C, ldc, bias);
-    case 4: return rows_f16<4>(K, A, lda, Bp, panel_stride, N, C, ldc, bias);
-    default: break;
-  }
-  static_assert(kMR <= 4, "tiles of up to kMR rows convert in registers");
+  if (M <= kMR) return rows_f16(M, K, A, lda, Bp, panel_stride, N, C, ldc, bias);
   // More rows: each panel slice is converted once, then every row of the tile
   // goes through the float32 micro-kernel over it.
   alignas(64) float buf[kKC * kNR];
@@ -395,14 +389,17 @@ void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
         const float* cs = scale + j0;
         const float* bj = bias ? bias + j0 : nullptr;
         float* c = C + i0 * ldc + j0;
-        int r = 0;
-        for (; r + kMR <= rows; r += kMR)
-          tile_i8<kMR>(kp, aq + r * ldq, ldq, panel, rs + r, rt + r, cs, bj, c + r * ldc, ldc, nr, first, last);
-        switch (rows - r) {
-          case 3: tile_i8<3>(kp, aq + r * ldq, ldq, panel, rs + r, rt + r, cs, bj, c + r * ldc, ldc, nr, first, last); break;
-          case 2: tile_i8<2>(kp, aq + r * ldq, ldq, panel, rs + r, rt + r, cs, bj, c + r * ldc, ldc, nr, first, last); break;
-          case 1: tile_i8<1>(kp, aq + r * ldq, ldq, panel, rs + r, rt + r, cs, bj, c + r * ldc, ldc, nr, first, last); break;
-          default: break;
+        alignas(16) int32_t acc[kMR * kNR];
+        for (int r = 0; r < rows; r += kMR) {
+          const int mr = std::min(kMR, rows - r);
+          const int16_t* a = aq + r * ldq;
+          switch (mr) {
+            case 4: dot_i8<4>(kp, a, ldq, panel, acc); break;
+            case 3: dot_i8<3>(kp, a, ldq, panel, acc); break;
+            case 2: dot_i8<2>(kp, a, ldq, panel, acc); break;
+            default: dot_i8<1>(kp, a, ldq, panel, acc); break;
+          }
+          store_i8(acc, mr, rs + r, rt + r, cs, bj, c + r * ldc, ldc, nr, first, last);
         }
       }
     }
