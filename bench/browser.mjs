@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { serve } from '../scripts/serve.mjs';
 import { launchChromium } from '../scripts/chromium.mjs';
 import { args, buildPeak, sizes } from './bench.mjs';
-import { SHAPES, TWO_THREAD_SHAPES, buildOnnx, makeData, table } from './peers.mjs';
+import { SHAPES, TWO_THREAD_SHAPES, buildOnnx, makeData, relaxedTable, table } from './peers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -39,6 +39,12 @@ let info = {}, peak = 0;
 try {
   for (const threads of [1, 2]) {
     const page = await context.newPage();
+    if (threads === 1) {
+      // The page's main thread's CPU time (ms), for the 1-thread comparisons.
+      const cdp = await context.newCDPSession(page);
+      await cdp.send('Performance.enable');
+      await page.exposeFunction('mhaCpuMs', async () => 1000 * (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime').value);
+    }
     page.on('pageerror', (e) => console.error(`page (${threads} threads): ${e.message}`));
     page.on('console', (m) => { if (m.type() === 'error') console.error(`page (${threads} threads): ${m.text()}`); });
     await page.goto(`http://127.0.0.1:${server.address().port}/bench/browser/index.html?threads=${threads}`);
@@ -63,6 +69,8 @@ fs.writeFileSync(path.join(root, 'build', 'bench', 'results-browser.json'), JSON
 console.log(`SIMD128 peak probe in the page: ${peak.toFixed(1)} GFLOP/s per core`);
 console.log(`\n${browser}, cross-origin isolated, ${new Date().toISOString().slice(0, 10)}; TF.js wasm uses ${info.t1.tfjsThreads} thread(s) here. Medians; "vs X" = X's time / mha-wasm's.`);
 console.log(table(results, peak));
+const rt = relaxedTable(results);
+console.log(rt ? `\nThe relaxed-SIMD build (${info.t1.relaxedBuild}, ${info.t2?.relaxedBuild ?? '–'}) against the SIMD128 build and ORT-web, same pages:\n${rt}` : '\nNo relaxed-SIMD build ran in this browser.');
 const bad = results.filter((r) => !(r.relDiff < 1e-3));
 if (bad.length) {
   console.error(`outputs disagree with plain JS: ${bad.map((r) => `${r.shape} ${r.contestant} t${r.threads}: ${r.relDiff}`).join('; ')}`);

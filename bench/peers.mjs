@@ -166,6 +166,7 @@ export const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x 
 
 export function table(results, peak) {
   const lines = ['| shape | threads | mha-wasm ms | GFLOP/s | % of peak | ORT-web ms | vs ORT | TF.js wasm ms | vs TF.js | plain JS ms | vs plain |', '|---|---|---|---|---|---|---|---|---|---|---|'];
+  // mha-wasm here is the SIMD128 build (relaxedTable has the relaxed one); a "(CPU time)" row times every contestant by CPU time.
   for (const s of SHAPES) {
     for (const threads of [1, 2]) {
       const group = results.filter((r) => r.shape === s.id && r.group === `t${threads}`);
@@ -176,7 +177,7 @@ export function table(results, peak) {
         return p ? [fmt(p.ms), `${(p.ms / me.ms).toFixed(2)}x`] : ['–', '–'];
       };
       const self1 = threads === 2 ? group.find((r) => r.contestant === 'mha-wasm' && r.threads === 1) : null;
-      lines.push(`| ${label(s)} | ${threads}${self1 ? ` (${(self1.ms / me.ms).toFixed(2)}x our 1 thread)` : ''} | ${fmt(me.ms)} | ${fmt(me.gflops)} | ${(100 * me.gflops / (peak * threads)).toFixed(0)}% | ${cell('ORT-web').join(' | ')} | ${cell('TF.js wasm').join(' | ')} | ${cell('plain JS').join(' | ')} |`);
+      lines.push(`| ${label(s)} | ${threads}${self1 ? ` (${(self1.ms / me.ms).toFixed(2)}x our 1 thread)` : ''}${me.clock === 'cpu' ? ' (CPU time)' : ''} | ${fmt(me.ms)} | ${fmt(me.gflops)} | ${(100 * me.gflops / (peak * threads)).toFixed(0)}% | ${cell('ORT-web').join(' | ')} | ${cell('TF.js wasm').join(' | ')} | ${cell('plain JS').join(' | ')} |`);
     }
   }
   return lines.join('\n');
@@ -185,24 +186,50 @@ export function table(results, peak) {
 /** The shapes the two-thread groups run (the issue's 2-thread targets, plus the causal ones). */
 export const TWO_THREAD_SHAPES = ['S1', 'S2', 'S4', 'S2c', 'S4c'];
 
+/** The relaxed-SIMD build's rows: relaxed vs the SIMD128 build and vs ORT-web, same group (see benchShape). */
+export function relaxedTable(results) {
+  const lines = ['| shape | threads | relaxed ms | (wall ms) | GFLOP/s | SIMD128 ms | relaxed vs SIMD128 | ORT-web ms | relaxed vs ORT |', '|---|---|---|---|---|---|---|---|---|'];
+  for (const s of SHAPES) {
+    for (const threads of [1, 2]) {
+      const group = results.filter((r) => r.shape === s.id && r.group === `t${threads}`);
+      const me = group.find((r) => r.contestant === RELAXED && r.threads === threads);
+      const simd = group.find((r) => r.contestant === 'mha-wasm' && r.threads === threads), ort = group.find((r) => r.contestant === 'ORT-web');
+      if (!me || !simd) continue;
+      lines.push(`| ${label(s)} | ${threads}${me.clock === 'cpu' ? ' (CPU time)' : ''} | ${fmt(me.ms)} | ${fmt(me.wallMs)} | ${fmt(me.gflops)} | ${fmt(simd.ms)} | ` +
+        `${(simd.ms / me.ms).toFixed(2)}x | ${ort ? fmt(ort.ms) : '–'} | ${ort ? `${(ort.ms / me.ms).toFixed(2)}x` : '–'} |`);
+    }
+  }
+  return lines.length > 2 ? lines.join('\n') : null;
+}
+
+/** The relaxed-SIMD build's contestant name (the plain name is the SIMD128 build). */
+export const RELAXED = 'mha-wasm relaxed';
+
 /**
  * Times one shape for one thread group, the same way in Node and in a page:
- * m1/m2 are mha-wasm runtimes with 1 and 2 threads (m2 null in the 1-thread
- * group), ort is onnxruntime-web set to `threads`, onnx as for makeOrt, tf the
- * TF.js module or null. Returns one result row per contestant.
+ * m1/m2 are mha-wasm runtimes of a SIMD128 build with 1 and 2 threads (m2 null
+ * in the 1-thread group), r1/r2 the same of a relaxed-SIMD build (null where the
+ * engine has none), ort is onnxruntime-web set to `threads`, onnx as for makeOrt,
+ * tf the TF.js module or null. cpu: an async () => ms clock of this thread's (or
+ * process's) CPU time, or null: in the 1-thread group it times every contestant,
+ * and `ms` is CPU time, with the wall time beside it (wallMs); this machine's
+ * load swings wall times. Returns one result row per contestant.
  */
-export async function benchShape(s, { m1, m2, ort, onnx, tf, threads, plain, rounds, log }) {
+export async function benchShape(s, { m1, m2, r1 = null, r2 = null, ort, onnx, tf, threads, plain, rounds, log, cpu = null }) {
   const d = makeData(s);
   const cs = [{ name: 'mha-wasm', threads: 1, run: await makeMhaWasm(m1, s, d) }];
+  if (r1) cs.push({ name: RELAXED, threads: 1, run: await makeMhaWasm(r1, s, d) });
   if (m2) cs.push({ name: 'mha-wasm', threads: 2, run: await makeMhaWasm(m2, s, d) });
+  if (r2) cs.push({ name: RELAXED, threads: 2, run: await makeMhaWasm(r2, s, d) });
   cs.push({ name: 'ORT-web', threads, run: await makeOrt(ort, onnx, s, d) });
   if (tf && !s.needWeights) cs.push({ name: 'TF.js wasm', threads: 1, run: makeTfjs(tf, s, d) });
   const ref = await makePlainJs(s, d)();
   if (plain && threads === 1 && !s.needWeights) cs.push({ name: 'plain JS', threads: 1, run: makePlainJs(s, d) });
-  await interleave(cs, { rounds, warm: flops(s) > 2e9 ? 1 : 3, targetMs: 150, log });
+  const clock = threads === 1 ? cpu : null;
+  await interleave(cs, { rounds, warm: flops(s) > 2e9 ? 1 : 3, targetMs: 150, log, cpu: clock });
   const rows = cs.map((c) => {
-    const ms = median(c.times);
-    return { shape: s.id, contestant: c.name, threads: c.threads, group: `t${threads}`, ms, runs: c.times.length,
+    const wallMs = median(c.times), ms = clock ? median(c.cpuTimes) : wallMs;
+    return { shape: s.id, contestant: c.name, threads: c.threads, group: `t${threads}`, ms, wallMs, clock: clock ? 'cpu' : 'wall', runs: c.times.length,
       gflops: flops(s) / ms / 1e6, relDiff: maxRelDiff(c.output, ref) };
   });
   for (const c of cs) c.run.dispose?.();
@@ -212,9 +239,10 @@ export async function benchShape(s, { m1, m2, ort, onnx, tf, threads, plain, rou
 /**
  * Interleaved timing: warm each contestant up, pick a per-round repeat count
  * so a round takes about targetMs, then run rounds rotating the start.
- * contestants: [{ name, run }]; returns them with times[] and output.
+ * contestants: [{ name, run }]; returns them with times[] (wall, per call),
+ * cpuTimes[] (with a cpu clock: CPU time per call, one value per round) and output.
  */
-export async function interleave(contestants, { rounds = 5, warm = 2, targetMs = 150, maxPerRound = 200, log = () => {} } = {}) {
+export async function interleave(contestants, { rounds = 5, warm = 2, targetMs = 150, maxPerRound = 200, log = () => {}, cpu = null } = {}) {
   for (const c of contestants) {
     const w = [];
     for (let i = 0; i < warm; i++) {
@@ -224,15 +252,18 @@ export async function interleave(contestants, { rounds = 5, warm = 2, targetMs =
     }
     c.n = Math.max(1, Math.min(maxPerRound, Math.round(targetMs / Math.max(1e-3, Math.min(...w)))));
     c.times = [];
+    c.cpuTimes = [];
   }
   for (let r = 0; r < rounds; r++) {
     for (let i = 0; i < contestants.length; i++) {
       const c = contestants[(i + r) % contestants.length];
+      const c0 = cpu ? await cpu() : 0;
       for (let k = 0; k < c.n; k++) {
         const t0 = performance.now();
         await c.run();
         c.times.push(performance.now() - t0);
       }
+      if (cpu) c.cpuTimes.push((await cpu() - c0) / c.n);
     }
     log(`round ${r + 1}/${rounds}`);
   }

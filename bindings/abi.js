@@ -16,20 +16,29 @@ export const ACTIVATION = Object.freeze({ RELU: 0, GELU: 1, GELU_TANH: 2, SILU: 
 export const WEIGHT_TYPE = Object.freeze({ F32: 0, F16: 1, INT8: 2 });
 
 /** The wasm heap's maximum (-sMAXIMUM_MEMORY): no call may need more. */
-export const MAX_HEAP_BYTES = 2 ** 31;
+export const MAX_HEAP_BYTES = 2 ** 32;
 
 /** The most threads the core's pool runs (mha::ThreadPool::kMaxThreads); init() caps threads there. */
 export const MAX_THREADS = 64;
 
-/** The builds: their file stem and the global their glue defines. */
+/**
+ * The builds: their file stem, the global their glue defines, whether they use
+ * threads, and whether they use relaxed SIMD (built by clang 19 when the machine
+ * has it: scripts/build.mjs; init() runs them only where the engine computes
+ * relaxed SIMD correctly).
+ */
 export const BUILDS = Object.freeze({
-  threads: Object.freeze({ file: 'mha-wasm-threads', exportName: 'MhaWasmThreads', threads: true }),
-  simd: Object.freeze({ file: 'mha-wasm-simd', exportName: 'MhaWasmSimd', threads: false }),
+  threads: Object.freeze({ file: 'mha-wasm-threads', exportName: 'MhaWasmThreads', threads: true, relaxed: false }),
+  simd: Object.freeze({ file: 'mha-wasm-simd', exportName: 'MhaWasmSimd', threads: false, relaxed: false }),
+  relaxedThreads: Object.freeze({ file: 'mha-wasm-relaxed-threads', exportName: 'MhaWasmRelaxedThreads', threads: true, relaxed: true }),
+  relaxedSimd: Object.freeze({ file: 'mha-wasm-relaxed-simd', exportName: 'MhaWasmRelaxedSimd', threads: false, relaxed: true }),
 });
 
+/** The files of one build (the pthread worker script only for threaded builds). */
+export const buildFiles = (b) => [`${b.file}.js`, `${b.file}.wasm`, ...(b.threads ? [`${b.file}.worker.js`] : [])];
+
 /** Every file a build writes to dist/ (the pthread worker script only for threaded builds). */
-export const FILES = Object.freeze(Object.values(BUILDS).flatMap((b) =>
-  [`${b.file}.js`, `${b.file}.wasm`, ...(b.threads ? [`${b.file}.worker.js`] : [])]));
+export const FILES = Object.freeze(Object.values(BUILDS).flatMap(buildFiles));
 
 // Record fields are 4 bytes each, in order: 'name' is an int32, 'name:p' a heap
 // offset (uint32, 0 = absent), 'name:f' a float32.

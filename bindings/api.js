@@ -52,7 +52,7 @@ const backends = new WeakMap();  // api -> its backend
 export const backendOf = (api) => backends.get(api);
 
 /**
- * The api object over backend. info: { threads, features, build, threadsNote };
+ * The api object over backend. info: { threads, features, build, threadsNote, relaxedSimdNote };
  * extra: members only one API has (terminate for the worker).
  */
 export function defineApi(backend, info, extra = {}) {
@@ -63,10 +63,12 @@ export function defineApi(backend, info, extra = {}) {
   const api = {
     threads: info.threads,
     features: info.features,
-    /** Which build runs: 'mha-wasm-threads' or 'mha-wasm-simd'. */
+    /** Which build runs: 'mha-wasm-threads', 'mha-wasm-simd', 'mha-wasm-relaxed-threads' or 'mha-wasm-relaxed-simd'. */
     build: info.build,
     /** Why fewer threads run than were asked for, else null. */
     threadsNote: info.threadsNote,
+    /** Why a SIMD128 build runs instead of a relaxed-SIMD one, else null. */
+    relaxedSimdNote: info.relaxedSimdNote,
     MultiHeadAttention: defineMultiHeadAttention(ctx),
     scaledDotProductAttention: defineSdpa(ctx),
     applyRotaryEmbedding: defineRotary(ctx),

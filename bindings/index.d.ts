@@ -14,11 +14,17 @@ export interface Tensor<T extends Float32Array | Uint8Array | Int32Array = Float
 }
 
 /** The files init() loads: the threaded build (with its pthread worker script) or the single-thread build. */
-export type MhaFile = 'mha-wasm-threads.js' | 'mha-wasm-threads.wasm' | 'mha-wasm-threads.worker.js' | 'mha-wasm-simd.js' | 'mha-wasm-simd.wasm';
+export type MhaFile = 'mha-wasm-threads.js' | 'mha-wasm-threads.wasm' | 'mha-wasm-threads.worker.js' | 'mha-wasm-simd.js' | 'mha-wasm-simd.wasm'
+  | 'mha-wasm-relaxed-threads.js' | 'mha-wasm-relaxed-threads.wasm' | 'mha-wasm-relaxed-threads.worker.js' | 'mha-wasm-relaxed-simd.js' | 'mha-wasm-relaxed-simd.wasm';
 
 export interface InitOptions {
   /** 'auto' (default): the machine's cores, at most 8. 1 loads the single-thread build. */
   threads?: 'auto' | number;
+  /**
+   * true (default): load a relaxed-SIMD build (fused multiply-add) where the engine runs relaxed SIMD
+   * correctly (a probe module checks) and the package has one; false: always a SIMD128 build.
+   */
+  relaxedSimd?: boolean;
   /** Folder (URL, or a path in Node) holding the dist/ files. Default: the package's own dist/ (in a bundle, the inlined builds of dist/*.inline.mjs). */
   baseUrl?: string | URL;
   /** URLs of single files, e.g. { 'mha-wasm-simd.wasm': 'https://cdn.example/x.wasm' }; the rest come from baseUrl. */
@@ -527,15 +533,95 @@ export interface FeedForwardOf<M extends Mode> extends FeedForwardProperties {
 }
 export type FeedForward = FeedForwardOf<'sync'>;
 
+/** Model's options (a whole Transformer run one call per step; mha-wasm/models builds one from a Hugging Face checkpoint). */
+export interface ModelOptions {
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  /** Rows of a learned absolute position table (GPT-2, BERT). Default 0 (none). */
+  maxPositions?: number;
+  /** Rows of a token-type table (BERT). Default 0 (none). */
+  typeVocabSize?: number;
+  /** A LayerNorm over the summed embeddings (BERT). Default false. */
+  embedNorm?: boolean;
+  /** The blocks' and the final norm. Default 'layer'. */
+  norm?: 'layer' | 'rms';
+  /** LayerNorms have a bias. Default true. */
+  normBias?: boolean;
+  /** Default 1e-5. */
+  normEps?: number;
+  /** Pre-norm blocks (GPT-2, Llama) or post-norm (BERT). Default true. */
+  preNorm?: boolean;
+  /** Default true. */
+  finalNorm?: boolean;
+  /** Logits over the vocabulary ('tied': the token table) or hidden states ('none'). Default 'none'. */
+  head?: 'none' | 'tied' | 'untied';
+  /** Default true. */
+  causal?: boolean;
+  /** attention.slidingWindow applies to blocks from this one on (Qwen2's max_window_layers). Default 0. */
+  windowFrom?: number;
+  attention: Omit<MultiHeadAttentionOptions, 'embedDim' | 'kdim' | 'vdim'>;
+  feedForward: Omit<FeedForwardOptions, 'dModel'>;
+}
+
+export interface ModelBlockWeights {
+  norm1Weight: Weight;
+  norm1Bias?: Weight;
+  attention: MultiHeadAttentionWeights | TorchMultiHeadAttentionWeights | HfAttentionWeights | TensorMap;
+  norm2Weight: Weight;
+  norm2Bias?: Weight;
+  feedForward: FeedForwardWeights;
+}
+
+export interface ModelForwardOptions<M extends Mode = 'sync'> extends TransferOption {
+  /** Like ids ([L] or [B, L]). */
+  tokenTypes?: Int32Array | Tensor<Int32Array> | null;
+  /** [B, L] or [L]: learned-table rows and rotary positions. Default: after what the cache holds. */
+  positionIds?: Int32Array | Tensor<Int32Array> | null;
+  /** [B, cache length + L] ([Lk] for one sequence): nonzero = padding (ignored as a key). */
+  keyPaddingMask?: Tensor<Uint8Array> | null;
+  cache?: KVCacheOf<M> | null;
+  /** Only each sequence's last position (for generation). Default false. */
+  lastOnly?: boolean;
+  /** Also return every block's attention maps. Default false. */
+  needWeights?: boolean;
+}
+
+export interface ModelResult {
+  /** Logits [B, L (1 with lastOnly), vocabSize], or hidden states [B, L, hiddenSize] without a head ([L, ...] for one sequence). */
+  output: Tensor<Float32Array>;
+  /** With needWeights: per block, [B, H, L, cache length + L]. */
+  attentions: Tensor<Float32Array>[] | null;
+}
+
+export interface ModelOf<M extends Mode> {
+  readonly disposed: boolean;
+  /** The options with their defaults filled in. */
+  readonly config: ModelOptions;
+  setEmbeddings(weights: { tokens: Weight; positions?: Weight; types?: Weight; normWeight?: Weight; normBias?: Weight }, options?: TransferOption): Returns<M, void>;
+  setBlock(block: number, weights: ModelBlockWeights, options?: TransferOption): Returns<M, void>;
+  setFinalNorm(weights: { weight: Weight; bias?: Weight }, options?: TransferOption): Returns<M, void>;
+  setHead(weights: { weight: Weight }, options?: TransferOption): Returns<M, void>;
+  /** KV caches for every block. */
+  createCache(options: CacheOptions): KVCacheOf<M>;
+  /** ids: an Int32Array [L] (one sequence) or a tensor [B, L]. */
+  forward(ids: Int32Array | Tensor<Int32Array>, options?: ModelForwardOptions<M>): Returns<M, ModelResult>;
+  dispose(): void;
+}
+export type Model = ModelOf<'sync'>;
+
 /** What init() loaded (the same in mha-wasm/worker). */
 export interface RuntimeInfo {
   /** Threads in use (1 when SharedArrayBuffer is unavailable). */
   readonly threads: number;
-  readonly features: { readonly simd: true; readonly threads: boolean };
-  /** 'mha-wasm-threads' or 'mha-wasm-simd'. */
+  /** relaxedSimd: a relaxed-SIMD build runs; threads: a threaded build runs. */
+  readonly features: { readonly simd: true; readonly relaxedSimd: boolean; readonly threads: boolean };
+  /** The build that runs: 'mha-wasm-relaxed-threads', 'mha-wasm-relaxed-simd', 'mha-wasm-threads' or 'mha-wasm-simd'. */
   readonly build: string;
   /** Why the single-thread build runs although more threads were asked for; otherwise null. */
   readonly threadsNote: string | null;
+  /** Why a SIMD128 build runs instead of a relaxed-SIMD one (turned off, unsupported, not in the package); otherwise null. */
+  readonly relaxedSimdNote: string | null;
 }
 
 /** Diagnostics: the wasm heap's size, and layers, blocks, LayerNorms and KV caches not yet freed. */
@@ -552,6 +638,7 @@ export interface MhaOf<M extends Mode> extends RuntimeInfo {
   readonly LayerNorm: new (options: LayerNormOptions) => LayerNormOf<M>;
   readonly RMSNorm: new (options: RMSNormOptions) => RMSNormOf<M>;
   readonly FeedForward: new (options: FeedForwardOptions) => FeedForwardOf<M>;
+  readonly Model: new (options: ModelOptions) => ModelOf<M>;
   /**
    * q [B, H, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv] with Hkv dividing H (grouped-query; [H, L, D] and
    * [L, D] also accepted).
@@ -566,8 +653,8 @@ export type Mha = MhaOf<'sync'>;
 /** Loads the runtime (memoized per options). Falls back to one thread when threads are unavailable. */
 export declare function init(options?: InitOptions): Promise<Mha>;
 
-/** What this engine supports, and if threads are out, why. */
-export declare function probeFeatures(): { simd: boolean; threads: boolean; threadsReason: string | null };
+/** What this engine supports (relaxedSimd: relaxed SIMD, computed correctly), and if threads are out, why. */
+export declare function probeFeatures(): { simd: boolean; relaxedSimd: boolean; threads: boolean; threadsReason: string | null };
 
 /**
  * Reads a .safetensors file (Hugging Face's format) into tensors by name; F16,

@@ -1,4 +1,4 @@
-// mha-wasm: multi-head attention in WebAssembly (SIMD128, optional threads).
+// mha-wasm: multi-head attention in WebAssembly (SIMD128 or relaxed SIMD, optional threads).
 //
 //   import { init } from 'mha-wasm';
 //   const mha = await init({ threads: 'auto' });
@@ -6,9 +6,9 @@
 //   layer.setWeights({ inProjWeight, inProjBias, outProjWeight, outProjBias });
 //   const { output, weights } = layer.forward(query, key, value, { isCausal: true });
 //   layer.dispose();
-import { BUILDS, MAX_THREADS } from './abi.js';
+import { BUILDS, MAX_THREADS, buildFiles } from './abi.js';
 import { defineApi, localBackend, memoizedApi } from './api.js';
-import { hardwareConcurrency, initOptions, instantiate, probeFeatures, unrefWorkers } from './loader.js';
+import { hardwareConcurrency, initOptions, instantiate, packagedBuilds, probeFeatures, unrefWorkers } from './loader.js';
 import { Runtime } from './runtime.js';
 
 const MAX_AUTO_THREADS = 8;
@@ -26,10 +26,13 @@ export function init(options = {}) {
   } catch (e) {
     return Promise.reject(e);
   }
-  return memoizedApi(cache, JSON.stringify([opts.threads, opts.base ? opts.base.href : null, opts.urls]), () => load(opts));
+  return memoizedApi(cache, JSON.stringify([opts.threads, opts.relaxedSimd, opts.base ? opts.base.href : null, opts.urls]), () => load(opts));
 }
 
-async function load({ threads, base, urls, inline }) {
+/** The build of a kind: relaxed SIMD or SIMD128, threaded or not (bindings/abi.js BUILDS). */
+const buildOf = (relaxed, threaded) => (relaxed ? (threaded ? 'relaxedThreads' : 'relaxedSimd') : threaded ? 'threads' : 'simd');
+
+async function load({ threads, relaxedSimd, base, urls, inline }) {
   if (typeof WebAssembly !== 'object')
     throw new Error('mha-wasm: WebAssembly is not available here (in Node.js, --jitless and --no-expose-wasm turn it off)');
   const features = probeFeatures();
@@ -40,29 +43,52 @@ async function load({ threads, base, urls, inline }) {
   const where = { base, urls, inline };
   const notes = [];
   if (asked > MAX_THREADS) notes.push(`threads: ${asked} is more than the ${MAX_THREADS} the thread pool can use; using ${MAX_THREADS}`);
-  let inst = null;
-  if (wanted > 1 && !features.threads) notes.push(`single-thread build: ${features.threadsReason}`);
-  else if (wanted > 1) {
+  // The threaded build of a kind, or its single-thread build: { inst, note }.
+  const start = async (relaxed) => {
+    if (wanted > 1 && !features.threads) return { inst: await instantiate(buildOf(relaxed, false), where, 0), note: `single-thread build: ${features.threadsReason}` };
+    if (wanted > 1) {
+      try {
+        return { inst: await instantiate(buildOf(relaxed, true), where, wanted - 1), note: null };
+      } catch (e) {
+        if (!e || e.workerFailure !== true) throw e;
+        // The threaded build's workers cannot start here (a policy forbids the
+        // Worker, say): one thread works, so that is what runs.
+        return { inst: await instantiate(buildOf(relaxed, false), where, 0), note: `single-thread build: ${e.message.replace(/^mha-wasm: /, '')}` };
+      }
+    }
+    return { inst: await instantiate(buildOf(relaxed, false), where, 0), note: null };
+  };
+  let started = null, relaxedSimdNote = null;
+  const relaxedBuilds = Object.keys(BUILDS).filter((b) => BUILDS[b].relaxed);
+  const packaged = relaxedSimd && features.relaxedSimd ? await packagedBuilds() : null;
+  if (!relaxedSimd) relaxedSimdNote = 'init() was given relaxedSimd: false';
+  else if (!features.relaxedSimd) relaxedSimdNote = 'this engine does not run WebAssembly relaxed SIMD (or does not compute it correctly)';
+  else if (packaged && !relaxedBuilds.every((b) => packaged.includes(b)) &&
+      !relaxedBuilds.some((b) => buildFiles(BUILDS[b]).some((f) => Object.hasOwn(urls, f))))
+    // Not requested at all (its files would only answer 404): unless init() was told where they are.
+    relaxedSimdNote = 'the relaxed-SIMD builds are not in this package (it was built without their toolchain, clang-19)';
+  else {
     try {
-      inst = await instantiate('threads', where, wanted - 1);
+      started = await start(true);
     } catch (e) {
-      if (!e || e.workerFailure !== true) throw e;
-      // The threaded build's workers cannot start here (a policy forbids the
-      // Worker, say): one thread works, so that is what runs.
-      notes.push(`single-thread build: ${e.message.replace(/^mha-wasm: /, '')}`);
+      // Not in this package (built without clang-19), not served, or refused by
+      // the engine: the SIMD128 build computes the same.
+      relaxedSimdNote = `the relaxed-SIMD build could not be loaded (${String(e && e.message ? e.message : e).replace(/^mha-wasm: /, '')})`;
     }
   }
-  const useThreads = inst !== null;
-  if (!useThreads) inst = await instantiate('simd', where, 0);
+  if (started === null) started = await start(false);
+  const { inst } = started;
+  if (started.note) notes.push(started.note);
+  const build = BUILDS[inst.build];
   const rt = new Runtime(inst);
-  const used = rt.mod.setThreads(useThreads ? wanted : 1);
+  const used = rt.mod.setThreads(build.threads ? wanted : 1);
   unrefWorkers(inst.mod);
-  const threadsNote = notes.length ? notes.join('; ') : null;
   return defineApi(localBackend(rt), {
     threads: used,
-    features: Object.freeze({ simd: true, threads: useThreads }),
-    build: useThreads ? BUILDS.threads.file : BUILDS.simd.file,
-    threadsNote,
+    features: Object.freeze({ simd: true, relaxedSimd: build.relaxed, threads: build.threads }),
+    build: build.file,
+    threadsNote: notes.length ? notes.join('; ') : null,
+    relaxedSimdNote,
   });
 }
 

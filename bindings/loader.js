@@ -1,4 +1,4 @@
-// Finds and instantiates one of the two wasm builds. Shared by Node and browsers;
+// Finds and instantiates one of the wasm builds. Shared by Node and browsers;
 // what differs lives in platform.js (Node.js, and pages that load bindings/
 // unbundled), which package.json's "browser" field replaces by
 // platform-browser.js in bundles.
@@ -31,10 +31,69 @@ const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 
 const THREADS_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 5, 4, 1, 3, 1, 1, 10, 11, 1,
   9, 0, 65, 0, 254, 16, 2, 0, 26, 11]);
 
-/** What this engine can run, and if threads are out, why. */
+// bindings/relaxed-probe.wat, compiled (wat2wasm --enable-relaxed-simd; tests/relaxed.test.mjs checks it):
+// run() stores relaxed_madd and relaxed_dot_i8x16_i7x16_add_s of inputs from its data segment.
+export const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 5, 4, 1, 1, 1, 1, 7, 16, 2, 6, 109, 101, 109, 111, 114,
+  121, 2, 0, 3, 114, 117, 110, 0, 0, 10, 62, 1, 60, 0, 65, 48, 65, 0, 253, 0, 4, 0, 65, 16, 253, 0, 4, 0, 65, 32,
+  253, 0, 4, 0, 253, 133, 2, 253, 11, 4, 0, 65, 240, 0, 65, 192, 0, 253, 0, 4, 0, 65, 208, 0, 253, 0, 4, 0, 65, 224,
+  0, 253, 0, 4, 0, 253, 147, 2, 253, 11, 4, 0, 11, 11, 130, 1, 6, 0, 65, 0, 11, 16, 0, 8, 128, 63, 0, 0, 0, 64, 0, 0,
+  192, 191, 0, 8, 128, 191, 0, 65, 16, 11, 16, 0, 8, 128, 63, 0, 0, 64, 64, 0, 0, 128, 64, 0, 8, 128, 63, 0, 65, 32,
+  11, 16, 0, 16, 128, 191, 0, 0, 128, 63, 0, 0, 128, 62, 0, 16, 128, 63, 0, 65, 192, 0, 11, 16, 128, 127, 253, 5,
+  100, 156, 7, 0, 1, 2, 3, 4, 255, 254, 253, 252, 0, 65, 208, 0, 11, 16, 127, 127, 9, 11, 50, 60, 0, 127, 1, 1, 1, 1,
+  126, 125, 124, 123, 0, 65, 224, 0, 11, 16, 232, 3, 0, 0, 48, 248, 255, 255, 224, 147, 4, 0, 249, 255, 255, 255]);
+
+/**
+ * Whether this engine runs relaxed SIMD, and runs it right: the probe must
+ * validate, and its results must be what the instructions give. relaxed_madd
+ * may round once (fused) or twice; relaxed_dot_i8x16_i7x16_add_s must add its
+ * accumulator (Node 20's baseline compiler, with --experimental-wasm-relaxed-simd,
+ * loses it: that engine gets the SIMD128 build).
+ */
+function relaxedSimdWorks() {
+  try {
+    if (!WebAssembly.validate(RELAXED_PROBE)) return false;
+    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(RELAXED_PROBE), {});
+    exports.run();
+    const buf = exports.memory.buffer;
+    const f = new Float32Array(buf, 0, 16);  // a, b, c, a * b + c
+    for (let i = 0; i < 4; i++) {
+      const [a, b, c, got] = [f[i], f[4 + i], f[8 + i], f[12 + i]];
+      // The inputs are short enough that a * b + c is exact in float64.
+      if (got !== Math.fround(a * b + c) && got !== Math.fround(Math.fround(a * b) + c)) return false;
+    }
+    const x = new Int8Array(buf, 64, 16), y = new Int8Array(buf, 80, 16), acc = new Int32Array(buf, 96, 4), dot = new Int32Array(buf, 112, 4);
+    for (let j = 0; j < 4; j++) {
+      let want = acc[j];
+      for (let t = 4 * j; t < 4 * j + 4; t++) want += x[t] * y[t];
+      if (dot[j] !== want) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The builds (names in abi.js BUILDS) this package's dist/ holds, from
+ * dist/builds.mjs (scripts/inline-dist.mjs), or null if that cannot be read. A
+ * package built without the relaxed-SIMD toolchain lacks the relaxed builds, and
+ * init() need not request their files to find out.
+ */
+export async function packagedBuilds() {
+  try {
+    const { builds } = await import('../dist/builds.mjs');
+    return Array.isArray(builds) ? builds : null;
+  } catch {
+    return null;
+  }
+}
+
+/** What this engine can run (relaxedSimd: relaxed SIMD, correctly), and if threads are out, why. */
 export function probeFeatures() {
   const wasm = typeof WebAssembly === 'object' && typeof WebAssembly.validate === 'function';
   const simd = wasm && WebAssembly.validate(SIMD_PROBE);
+  const relaxedSimd = simd && relaxedSimdWorks();
   let threadsReason = null;
   if (!wasm || !WebAssembly.validate(THREADS_PROBE)) threadsReason = 'this engine has no WebAssembly threads';
   else if (typeof SharedArrayBuffer !== 'function')
@@ -46,7 +105,7 @@ export function probeFeatures() {
     threadsReason = 'the page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin ' +
       'and Cross-Origin-Embedder-Policy: require-corp)';
   else if (!isNode && typeof Worker !== 'function') threadsReason = 'Web Workers are unavailable here';
-  return { simd, threads: threadsReason === null, threadsReason };
+  return { simd, relaxedSimd, threads: threadsReason === null, threadsReason };
 }
 
 /** A URL from a string or URL: relative to the page in browsers, to the working directory for Node paths. */
@@ -58,7 +117,7 @@ export function resolveUrl(u, dir = false) {
 
 /**
  * Checks init() options (each read once) and resolves locations: { threads,
- * base: URL or null, urls: { fileName: href }, inline, extra: { name: value } }.
+ * relaxedSimd, base: URL or null, urls: { fileName: href }, inline, extra: { name: value } }.
  * base null: the files baseUrl/urls/locateFile do not name are built in, and
  * inline(buildName) gives them (bundles: platform-browser.js; the worker host:
  * its caller, through options[INLINE_SOURCES]). locateFile is
@@ -68,12 +127,13 @@ export function resolveUrl(u, dir = false) {
  */
 export function initOptions(options, { extra = [] } = {}) {
   const where = extra.length ? 'init (mha-wasm/worker)' : 'init';
-  const o = plainObject(`${where} options`, options, ['threads', 'baseUrl', 'urls', 'locateFile', ...extra]);
-  const { threads = 'auto', baseUrl, urls = {}, locateFile } = o;
+  const o = plainObject(`${where} options`, options, ['threads', 'relaxedSimd', 'baseUrl', 'urls', 'locateFile', ...extra]);
+  const { threads = 'auto', relaxedSimd = true, baseUrl, urls = {}, locateFile } = o;
   if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1)) {
     const msg = `${where}: threads must be 'auto' or a positive integer, got ${describe(threads)}`;
     throw typeof threads === 'number' ? new RangeError(msg) : new TypeError(msg);
   }
+  if (typeof relaxedSimd !== 'boolean') throw new TypeError(`${where}: relaxedSimd must be true or false, got ${describe(relaxedSimd)}`);
   if (baseUrl !== undefined && typeof baseUrl !== 'string' && !(baseUrl instanceof URL))
     throw new TypeError(`${where}: baseUrl must be a string or URL, got ${describe(baseUrl)}`);
   if (urls === null || typeof urls !== 'object' || Array.isArray(urls))
@@ -97,7 +157,7 @@ export function initOptions(options, { extra = [] } = {}) {
   const given = options !== null && typeof options === 'object' ? options[INLINE_SOURCES] : undefined;
   const inline = typeof given === 'function' ? given : platform.inlineSources;
   const base = baseUrl !== undefined ? resolveUrl(baseUrl, true) : typeof given === 'function' ? null : platform.defaultBase();
-  return { threads, base, urls: resolved, inline, extra: Object.fromEntries(extra.map((k) => [k, o[k]])) };
+  return { threads, relaxedSimd, base, urls: resolved, inline, extra: Object.fromEntries(extra.map((k) => [k, o[k]])) };
 }
 
 const WASM_MAGIC = [0, 0x61, 0x73, 0x6d];

@@ -2,13 +2,14 @@
 // "browser" field puts this file in its place, so a bundle holds nothing Node-only.
 //
 // Unless init() is told where the files are (baseUrl, urls, locateFile), the
-// builds come from dist/*.inline.mjs: each build's Emscripten glue and pthread
-// worker script as text and its .wasm as base64, one module per build, written by
+// builds come from dist/*.inline.mjs: each build's Emscripten glue and .wasm gzip-
+// compressed as base64 and its pthread worker script as text, one module per build, written by
 // scripts/inline-dist.mjs. A bundler sees them as ordinary JS behind a literal
 // import(), so it emits them (and loads only the build in use) with no
 // configuration and no asset handling; the glue and the workers then run from
 // same-origin blob: URLs, wherever the bundle is hosted. mha-wasm/worker's
 // worker host comes the same way, pre-bundled (dist/worker-host.inline.mjs).
+import { BUILDS } from './abi.js';
 import * as web from './platform-web.js';
 
 export const isNode = false;
@@ -20,9 +21,12 @@ export const defaultBase = () => null;
 export const INLINE_HOST = 'inline worker host';
 export const defaultWorker = () => INLINE_HOST;
 
+// One literal import() per build of bindings/abi.js's BUILDS, so bundlers see each.
 const MODULES = {
   threads: () => import('../dist/mha-wasm-threads.inline.mjs'),
   simd: () => import('../dist/mha-wasm-simd.inline.mjs'),
+  relaxedThreads: () => import('../dist/mha-wasm-relaxed-threads.inline.mjs'),
+  relaxedSimd: () => import('../dist/mha-wasm-relaxed-simd.inline.mjs'),
 };
 
 function decodeBase64(s) {
@@ -35,13 +39,25 @@ function decodeBase64(s) {
 
 /** A build's files, built in: { glue: text, wasm: bytes, worker: text or null }. */
 export async function inlineSources(buildName) {
+  const file = `dist/${BUILDS[buildName].file}.inline.mjs`;
   let m;
   try {
     m = await MODULES[buildName]();
   } catch (e) {
-    throw new Error(`mha-wasm: cannot load the inlined ${buildName} build (dist/mha-wasm-${buildName}.inline.mjs): ${e.message}`, { cause: e });
+    throw new Error(`mha-wasm: cannot load the inlined ${buildName} build (${file}): ${e.message}`, { cause: e });
   }
-  return { glue: m.glue, wasm: decodeBase64(m.wasm), worker: m.worker ?? null };
+  // A relaxed-SIMD build is left out of a package built without its toolchain.
+  if (m.glue === null) throw new Error(`mha-wasm: the ${BUILDS[buildName].file} build is not in this package (${file} says it was not built)`);
+  const [glue, wasm] = await Promise.all([gunzip(decodeBase64(m.glue)), gunzip(decodeBase64(m.wasm))]);
+  return { glue: new TextDecoder().decode(glue), wasm, worker: m.worker ?? null };
+}
+
+/** Inflates gzip bytes (the inline modules' glue and .wasm) with the platform's DecompressionStream. */
+async function gunzip(bytes) {
+  if (typeof DecompressionStream !== 'function')
+    throw new Error('mha-wasm: this browser has no DecompressionStream (Chrome 80, Firefox 113, Safari 16.4) to unpack the inlined build');
+  const body = new Response(bytes).body.pipeThrough(new DecompressionStream('gzip'));
+  return new Uint8Array(await new Response(body).arrayBuffer());
 }
 
 export const hardwareConcurrency = web.hardwareConcurrency;

@@ -71,7 +71,7 @@ async function run(op, args) {
   if (op === 'init') {
     const api = await init(...initArgs(args));
     ops = backendOf(api).ops;
-    return { threads: api.threads, features: api.features, build: api.build, threadsNote: api.threadsNote };
+    return { threads: api.threads, features: api.features, build: api.build, threadsNote: api.threadsNote, relaxedSimdNote: api.relaxedSimdNote };
   }
   if (ops === null) throw new Error('mha-wasm/worker: the runtime is not loaded');
   if (op === 'create') return ops.create(...args);

@@ -11,7 +11,7 @@ export type {
   Mode, MultiHeadAttentionOptions, MultiHeadAttentionWeights, Returns, SdpaOptions, Stats, Tensor, TensorMap, TorchMultiHeadAttentionWeights,
   TransferOption, TransformerLayerOptions, Weight,
 } from './index.js';
-export type { FeedForwardActivation, FeedForwardOptions, FeedForwardWeights, RMSNormOptions } from './index.js';
+export type { FeedForwardActivation, FeedForwardOptions, FeedForwardWeights, ModelBlockWeights, ModelOptions, ModelResult, RMSNormOptions } from './index.js';
 export { encodeSafetensors, parseSafetensors, probeFeatures, quantizeSafetensors, safetensorsMetadata } from './index.js';
 
 export interface WorkerInitOptions extends InitOptions {

@@ -11,6 +11,7 @@
 //   mha.terminate();
 // The classes are the main API's, defined once in api.js over a backend; here the
 // backend posts each op to the worker host, which runs it from the same op table.
+import { BUILDS } from './abi.js';
 import { defineApi, memoizedApi } from './api.js';
 import { initOptions, isNode, probeFeatures, resolveUrl } from './loader.js';
 import * as platform from './platform.js';
@@ -92,7 +93,7 @@ async function startWorker(url) {
   async function sendSources(build) {
     let msg;
     try {
-      if (typeof platform.inlineSources !== 'function' || (build !== 'threads' && build !== 'simd')) throw new Error(`no built-in ${build} build here`);
+      if (typeof platform.inlineSources !== 'function' || !Object.hasOwn(BUILDS, build)) throw new Error(`no built-in ${build} build here`);
       const { glue, wasm, worker } = await platform.inlineSources(build);
       msg = { sources: build, glue, wasm, worker };
     } catch (e) {
@@ -228,14 +229,14 @@ export function init(options = {}) {
   } catch (e) {
     return Promise.reject(e);
   }
-  const key = JSON.stringify([opts.threads, opts.base ? opts.base.href : null, opts.urls, url instanceof URL ? url.href : url]);
+  const key = JSON.stringify([opts.threads, opts.relaxedSimd, opts.base ? opts.base.href : null, opts.urls, url instanceof URL ? url.href : url]);
   return memoizedApi(workers, key, async () => {
     const conn = await startWorker(url);
     try {
       await conn.ready;
       // No base: the files urls does not name are built in, and the host asks for them.
       const where = opts.base ? { baseUrl: opts.base.href } : { inline: true };
-      const info = await conn.call('init', [{ threads: opts.threads, ...where, urls: opts.urls }]);
+      const info = await conn.call('init', [{ threads: opts.threads, relaxedSimd: opts.relaxedSimd, ...where, urls: opts.urls }]);
       return defineApi(workerBackend(conn), info, {
         /** Stops the worker. Pending and later calls reject; init() with the same options starts a new one. */
         terminate: () => conn.terminate(),

@@ -46,8 +46,8 @@ export function cmake() {
     `set(MHA_MAX_HEAP_BYTES ${abi.MAX_HEAP_BYTES})`,
     `set(MHA_MAX_THREADS ${abi.MAX_THREADS})`,
     `set(MHA_DIST_FILES ${abi.FILES.join(' ')})`,
-    '# Each build as file:exportName:threads.',
-    `set(MHA_BUILDS ${Object.values(abi.BUILDS).map((b) => `${b.file}:${b.exportName}:${b.threads ? 'ON' : 'OFF'}`).join(' ')})`, ''].join('\n');
+    '# Each build as file:exportName:threads:relaxed.',
+    `set(MHA_BUILDS ${Object.values(abi.BUILDS).map((b) => [b.file, b.exportName, b.threads, b.relaxed].map((v) => (v === true ? 'ON' : v === false ? 'OFF' : v)).join(':')).join(' ')})`, ''].join('\n');
 }
 
 /** Writes a file only when its text changes, so builds do not redo work. */

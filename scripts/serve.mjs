@@ -15,8 +15,14 @@ const MIME = {
   '.css': 'text/css; charset=utf-8', '.wasm': 'application/wasm', '.json': 'application/json', '.svg': 'image/svg+xml',
   '.safetensors': 'application/octet-stream', '.png': 'image/png',
 };
-// URL prefix -> folder. Everything else is a 404.
-const MOUNTS = [['/bindings/', 'bindings'], ['/dist/', 'dist'], ['/', 'web']];
+// URL prefix -> folder. Everything else is a 404. Besides the page and the package, the
+// built files of mha-wasm/models' two dependencies, which the page's import map names.
+export const MOUNTS = [
+  ['/bindings/', 'bindings'], ['/dist/', 'dist'],
+  ['/node_modules/@huggingface/tokenizers/dist/', 'node_modules/@huggingface/tokenizers/dist'],
+  ['/node_modules/@huggingface/jinja/dist/', 'node_modules/@huggingface/jinja/dist'],
+  ['/', 'web'],
+];
 
 // Limits. A request-target longer than MAX_URL gets 414; the request line and
 // headers together beyond MAX_HEADER get 431 from Node's parser (so a URL

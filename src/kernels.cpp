@@ -5,6 +5,8 @@
 #include <cstring>
 #include <xsimd/xsimd.hpp>
 
+#include "relaxed.h"
+
 namespace mha {
 namespace kernels {
 
@@ -14,6 +16,16 @@ using VI = xsimd::batch<int32_t>;
 constexpr int kW = static_cast<int>(V::size);
 static_assert(kNR % kW == 0, "panel width must be a multiple of the vector width");
 constexpr int kNV = kNR / kW;
+
+// ---- fused multiply-add ------------------------------------------------------
+// a * b + c: relaxed_madd in relaxed-SIMD builds, mul then add elsewhere (relaxed.h).
+inline V madd(V a, V b, V c) {
+#ifdef MHA_RELAXED_MADD
+  return V(__builtin_wasm_relaxed_madd_f32x4(a.data, b.data, c.data));
+#else
+  return a * b + c;
+#endif
+}
 
 // ---- GEMM micro-kernel -------------------------------------------------------
 // C[MR x 8] = (acc ? C : init) + A[MR x K] * B[K x 8 panel]. init is 8 floats
@@ -34,7 +46,7 @@ inline void micro(int K, const float* A, size_t lda, const float* B, float* C, s
     for (int v = 0; v < kNV; ++v) b[v] = V::load_unaligned(B + k * kNR + v * kW);
     for (int r = 0; r < MR; ++r) {
       const V ar(a[r][k]);
-      for (int v = 0; v < kNV; ++v) c[r][v] = c[r][v] + ar * b[v];
+      for (int v = 0; v < kNV; ++v) c[r][v] = madd(ar, b[v], c[r][v]);
     }
   }
   for (int r = 0; r < MR; ++r)
@@ -77,17 +89,17 @@ inline V exp_nonpositive(V x) {
       c1(0x1.FFFFF6p-1f);
   const V cutoff(-0x1.5D589Ep6f);  // ln(FLT_MIN) ~ -87.3365
   const auto underflow = x < cutoff;  // false for NaN, which flows through n and t
-  V n = x * log2e + magic;
+  V n = madd(x, log2e, magic);
   const V s = xsimd::bitwise_cast<V>(xsimd::bitwise_cast<VI>(n) << 23);
   n = n - magic;
-  V t = n * minus_ln2_hi + x;
-  t = n * minus_ln2_lo + t;
-  V p = c5 * t + c4;
-  p = p * t + c3;
-  p = p * t + c2;
-  p = p * t + c1;
+  V t = madd(n, minus_ln2_hi, x);
+  t = madd(n, minus_ln2_lo, t);
+  V p = madd(c5, t, c4);
+  p = madd(p, t, c3);
+  p = madd(p, t, c2);
+  p = madd(p, t, c1);
   t = t * s;
-  const V f = t * p + s;
+  const V f = madd(t, p, s);
   return xsimd::select(underflow, V(0.0f), f);
 }
 
@@ -139,22 +151,27 @@ void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size
         for (int j = 0; j < N; ++j) C[i * ldc + j] = bias ? bias[j] : 0.0f;
     return;
   }
-  for (int k0 = 0; k0 < K; k0 += kKC) {
-    const int kb = std::min(kKC, K - k0);
-    const bool acc = accumulate || k0 > 0;
-    for (int j0 = 0; j0 < N; j0 += kNR) {
-      const int nr = std::min(kNR, N - j0);
-      const float* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
-      const float* bj = bias ? bias + j0 : nullptr;
-      const float* a = A + k0;
-      float* c = C + j0;
-      int i = 0;
-      for (; i + kMR <= M; i += kMR) tile<kMR>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj);
-      switch (M - i) {
-        case 3: tile<3>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
-        case 2: tile<2>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
-        case 1: tile<1>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
-        default: break;
+  // Row blocks of kMC rows: each pass over the panels re-reads only that block of
+  // A (kMC x kKC floats), which stays in cache however long A is.
+  for (int i0 = 0; i0 < M; i0 += kMC) {
+    const int mb = std::min(kMC, M - i0);
+    for (int k0 = 0; k0 < K; k0 += kKC) {
+      const int kb = std::min(kKC, K - k0);
+      const bool acc = accumulate || k0 > 0;
+      for (int j0 = 0; j0 < N; j0 += kNR) {
+        const int nr = std::min(kNR, N - j0);
+        const float* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
+        const float* bj = bias ? bias + j0 : nullptr;
+        const float* a = A + static_cast<size_t>(i0) * lda + k0;
+        float* c = C + static_cast<size_t>(i0) * ldc + j0;
+        int i = 0;
+        for (; i + kMR <= mb; i += kMR) tile<kMR>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj);
+        switch (mb - i) {
+          case 3: tile<3>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
+          case 2: tile<2>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
+          case 1: tile<1>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
+          default: break;
+        }
       }
     }
   }
@@ -247,7 +264,7 @@ void axpby_row(float* x, float s, const float* y, float t, int n) {
   const V vs(s), vt(t);
   int i = 0;
   for (; i + kW <= n; i += kW)
-    (V::load_unaligned(x + i) * vs + V::load_unaligned(y + i) * vt).store_unaligned(x + i);
+    madd(V::load_unaligned(x + i), vs, V::load_unaligned(y + i) * vt).store_unaligned(x + i);
   for (; i < n; ++i) x[i] = x[i] * s + y[i] * t;
 }
 
@@ -272,7 +289,7 @@ static void row_dev_sums(const float* x, int n, float mean, float* sum_d, float*
   for (; i + 2 * kW <= n; i += 2 * kW) {
     const V d0 = V::load_unaligned(x + i) - vm, d1 = V::load_unaligned(x + i + kW) - vm;
     s0 += d0, s1 += d1;
-    q0 += d0 * d0, q1 += d1 * d1;
+    q0 = madd(d0, d0, q0), q1 = madd(d1, d1, q1);
   }
   float s = xsimd::hadd(s0 + s1), q = xsimd::hadd(q0 + q1);
   for (; i < n; ++i) {
@@ -292,8 +309,9 @@ void layer_norm_row(const float* x, int n, const float* gamma, const float* beta
   int i = 0;
   for (; i + kW <= n; i += kW) {
     V y = (V::load_unaligned(x + i) - vm - vc) * vi;
-    if (gamma) y *= V::load_unaligned(gamma + i);
-    if (beta) y += V::load_unaligned(beta + i);
+    if (gamma && beta) y = madd(y, V::load_unaligned(gamma + i), V::load_unaligned(beta + i));
+    else if (gamma) y *= V::load_unaligned(gamma + i);
+    else if (beta) y += V::load_unaligned(beta + i);
     y.store_unaligned(out + i);
   }
   for (; i < n; ++i) out[i] = (x[i] - mean - c) * inv * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);

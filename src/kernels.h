@@ -18,6 +18,7 @@ namespace kernels {
 constexpr int kNR = 8;    // panel width (columns per micro-tile)
 constexpr int kMR = 4;    // rows per micro-tile (4x8 measured best for SIMD128 here)
 constexpr int kKC = 256;  // depth of one GEMM pass (keeps a panel slice in L1)
+constexpr int kMC = 128;  // rows of A one pass over the panels reads (keeps them in L2)
 
 // Number of floats needed to pack a K x N matrix into ceil(N/8) panels.
 size_t packed_size(int K, int N);

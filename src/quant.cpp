@@ -4,10 +4,12 @@
 #include <cmath>
 #include <cstring>
 
+#include "relaxed.h"
+
 // The integer operations these kernels need have no xsimd 8.1 counterpart
 // (widening, i32x4.dot_i16x8_s), so they are written against a few helpers with
 // three definitions: WebAssembly SIMD128 (the builds that ship: each helper is
-// one instruction), SSE4.1 (the native build on x86, which the native tests run:
+// one instruction; madd_f is relaxed_madd in relaxed-SIMD builds), SSE4.1 (the native build on x86, which the native tests run:
 // the same operations lane for lane) and plain C++ elsewhere.
 #if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
@@ -48,6 +50,14 @@ inline void store_f(float* p, VF v) { wasm_v128_store(p, v); }
 inline VF set_f(float x) { return wasm_f32x4_splat(x); }
 inline VF add_f(VF a, VF b) { return wasm_f32x4_add(a, b); }
 inline VF mul_f(VF a, VF b) { return wasm_f32x4_mul(a, b); }
+#ifdef MHA_RELAXED_MADD
+inline VF madd_f(VF a, VF b, VF c) {
+  typedef float f32x4 __attribute__((__vector_size__(16)));
+  return (VF)__builtin_wasm_relaxed_madd_f32x4((f32x4)a, (f32x4)b, (f32x4)c);
+}
+#else
+inline VF madd_f(VF a, VF b, VF c) { return add_f(mul_f(a, b), c); }
+#endif
 #elif defined(__SSE4_1__)
 using VI = __m128i;
 using VF = __m128;
@@ -80,6 +90,7 @@ inline void store_f(float* p, VF v) { _mm_storeu_ps(p, v); }
 inline VF set_f(float x) { return _mm_set1_ps(x); }
 inline VF add_f(VF a, VF b) { return _mm_add_ps(a, b); }
 inline VF mul_f(VF a, VF b) { return _mm_mul_ps(a, b); }
+inline VF madd_f(VF a, VF b, VF c) { return add_f(mul_f(a, b), c); }
 #else
 // Portable lanes: 16 bytes read as int8, int16 or int32 through memcpy.
 struct VI {
@@ -145,6 +156,7 @@ inline void store_f(float* p, VF v) { std::memcpy(p, &v, 16); }
 inline VF set_f(float x) { return {{x, x, x, x}}; }
 inline VF add_f(VF a, VF b) { VF r; for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] + b.v[i]; return r; }
 inline VF mul_f(VF a, VF b) { VF r; for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] * b.v[i]; return r; }
+inline VF madd_f(VF a, VF b, VF c) { return add_f(mul_f(a, b), c); }
 #endif
 
 static_assert(kNR == 8, "the int8 and float16 panels are two 4-lane vectors wide");
@@ -189,8 +201,8 @@ inline void dot_f16(int K, const float* A, size_t lda, const uint16_t* B, const 
     halves_to_floats(B + static_cast<size_t>(k) * kNR, b0, b1);
     for (int r = 0; r < MR; ++r) {
       const VF a = set_f(A[r * lda + k]);
-      c[r][0] = add_f(c[r][0], mul_f(a, b0));
-      c[r][1] = add_f(c[r][1], mul_f(a, b1));
+      c[r][0] = madd_f(a, b0, c[r][0]);
+      c[r][1] = madd_f(a, b1, c[r][1]);
     }
   }
   for (int r = 0; r < MR; ++r) store_f(acc + r * kNR, c[r][0]), store_f(acc + r * kNR + 4, c[r][1]);

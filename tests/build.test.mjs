@@ -9,7 +9,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DIST_FILES, STAMP_FILE, WASM_INPUTS, buildWasm, distStaleness, hashInputs, writeStamp } from '../scripts/build.mjs';
+import { BUILDS, buildFiles } from '../bindings/abi.js';
+import {
+  DIST_FILES, RELAXED_BUILDS, REQUIRED_BUILDS, STAMP_FILE, WASM_INPUTS, buildWasm, distStaleness, hashInputs, writeStamp,
+} from '../scripts/build.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 let dir;
@@ -36,8 +39,9 @@ const refused = (why) => (e) => {
 };
 const edit = (rel, text = '\n// edited\n') => fs.appendFileSync(path.join(dir, rel), text);
 
-test('the inputs are every src/*.{h,cpp}, bindings/*.{cpp,h,in} and CMakeLists.txt', () => {
+test('the inputs are every src/*.{h,cpp}, bindings/*.{cpp,h,in}, CMakeLists.txt and the scripts the build runs', () => {
   const files = Object.keys(hashInputs(dir));
+  assert.ok(files.includes('scripts/gen-abi.mjs') && files.includes('scripts/minify-glue.mjs'), files.join(' '));
   assert.ok(files.includes('CMakeLists.txt'));
   assert.ok(files.includes('bindings/extern-post.js.in'));
   assert.ok(files.some((f) => /^src\/.*\.cpp$/.test(f)) && files.some((f) => /^src\/.*\.h$/.test(f)));
@@ -107,6 +111,35 @@ test('a dist/ file replaced or missing after the stamp: refused', () => {
   writeStamp(dir);
   fs.rmSync(path.join(dir, 'dist', 'mha-wasm-threads.worker.js'));
   assert.throws(noEmscripten, refused(/dist\/ lacks mha-wasm-threads\.worker\.js/));
+});
+
+const relaxedFiles = RELAXED_BUILDS.flatMap((b) => buildFiles(BUILDS[b]));
+
+test('built without the relaxed-SIMD toolchain: a dist/ without the relaxed builds is up to date, and stamped so', () => {
+  for (const f of relaxedFiles) fs.rmSync(path.join(dir, 'dist', f));
+  writeStamp(dir);
+  const stamp = JSON.parse(fs.readFileSync(path.join(dir, 'dist', STAMP_FILE), 'utf8'));
+  assert.deepEqual(stamp.builds, REQUIRED_BUILDS);
+  for (const f of relaxedFiles) assert.equal(stamp.dist[f], null, f);
+  assert.equal(distStaleness(dir), null);
+  assert.doesNotThrow(noEmscripten);
+  // Relaxed files that appear afterwards were not built from these sources.
+  fs.writeFileSync(path.join(dir, 'dist', relaxedFiles[0]), 'from elsewhere\n');
+  assert.throws(noEmscripten, refused(new RegExp(`dist/ files changed since the build that stamped them: ${relaxedFiles[0].replace(/\./g, '\\.')}`)));
+});
+
+test('relaxed builds stamped, then a file of theirs missing: refused, naming it', () => {
+  writeStamp(dir);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'dist', STAMP_FILE), 'utf8')).builds, Object.keys(BUILDS));
+  fs.rmSync(path.join(dir, 'dist', 'mha-wasm-relaxed-threads.worker.js'));
+  assert.throws(noEmscripten, refused(/dist\/ lacks mha-wasm-relaxed-threads\.worker\.js/));
+});
+
+test('the SIMD128 builds are never optional', () => {
+  for (const f of relaxedFiles) fs.rmSync(path.join(dir, 'dist', f));
+  fs.rmSync(path.join(dir, 'dist', 'mha-wasm-simd.js'));
+  writeStamp(dir);
+  assert.throws(noEmscripten, refused(/dist\/ lacks mha-wasm-simd\.js/));
 });
 
 test('no dist/ at all, or an unreadable stamp: refused', () => {

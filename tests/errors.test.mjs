@@ -141,13 +141,9 @@ for (const threads of [1, 2]) {
     const x = { data: f32(4096 * 64), dims: [4096, 64] };
     assert.throws(() => big.forward(x, null, null, { needWeights: true, averageWeights: false }),
       (e) => e instanceof RangeError && /needs 4\.\d+ GiB of wasm memory/.test(e.message));
-    // 1.5 GiB of input: below the 2 GiB cap, so it is staged; then the core asks for working memory the heap
-    // cannot add on top of it, and the call is a RangeError naming what the core asked for.
-    // The working memory is K packed once (200e6 floats, 763 MiB) and a few blocks per thread; V (Dv = 1)
-    // is packed a key block at a time, so it no longer asks for 8 floats per key (that was 6.7 GiB).
-    const q = { data: f32(1), dims: [1, 1] };
-    const sd = (n) => ({ data: f32(n), dims: [n, 1] });
-    assert.throws(() => mha.scaledDotProductAttention(q, sd(200e6), sd(200e6)), (e) => e instanceof RangeError && /needs about 763\.0 MiB of wasm working memory/.test(e.message));
+    // (With the 4 GiB heap, a call whose inputs are staged and whose working memory then does not fit
+    // would need gigabytes of real memory in the test; the core's refusal of working memory is covered by
+    // tests/hostile.test.mjs and the memory tests with sizes that fail before anything is staged.)
     stillWorks();
     const small = big.forward({ data: uniform(rng(1), 2 * 64, -1, 1), dims: [2, 64] });
     assert.equal(small.output.data.length, 128);

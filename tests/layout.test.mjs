@@ -4,7 +4,9 @@
 //
 //   bindings/  the package; imported by everything
 //   web/       the demo page and every module it loads (some shared with Node code);
-//              imports only web/ and the package (bindings/, dist/, mha-wasm)
+//              imports only web/ and the package (bindings/, dist/, mha-wasm); its
+//              import map may also name the package's runtime dependencies (package.json
+//              "dependencies"), which scripts/serve.mjs serves from node_modules/
 //   scripts/   Node-side tooling: the npm entry points and the modules the others
 //              share that the page does not load (serve.mjs, chromium.mjs,
 //              digits-tfjs-model.mjs); imports only scripts/ and the package
@@ -18,6 +20,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MOUNTS } from '../scripts/serve.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const PACKAGE = ['bindings', 'dist'];
@@ -30,7 +33,10 @@ const ALLOWED = {
 };
 const GENERATED = ['dist', 'build'];
 // The demo page's server mounts (scripts/serve.mjs): absolute URLs in web/.
-const WEB_MOUNTS = [['/bindings/', 'bindings'], ['/dist/', 'dist'], ['/', 'web']];
+const WEB_MOUNTS = MOUNTS;
+// What the page may load from node_modules/: the package's own dependencies.
+const DEPENDENCIES = Object.keys(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).dependencies ?? {});
+const isDependencyFile = (target) => DEPENDENCIES.some((d) => target.startsWith(`node_modules/${d}/`));
 
 function filesUnder(dir) {
   const out = [];
@@ -82,12 +88,15 @@ test('every import follows the dependency direction and names a file that exists
         const [prefix, dir] = WEB_MOUNTS.find(([p]) => ref.startsWith(p));
         target = path.posix.join(dir, ref.slice(prefix.length));
       } else {
-        if (top === 'web' && !/^mha-wasm(\/worker)?$/.test(ref)) problems.push(`${file}: bare import '${ref}' (the page has only the mha-wasm import map)`);
+        if (top === 'web' && !/^mha-wasm(\/worker|\/models)?$/.test(ref)) problems.push(`${file}: bare import '${ref}' (the page's import map has only mha-wasm's entries)`);
         continue;  // node: builtins and npm packages
       }
       const targetTop = target.includes('/') ? target.split('/')[0] : '.';
       if (target.startsWith('..')) problems.push(`${file}: '${ref}' leaves the repository`);
-      else if (!ALLOWED[top].includes(targetTop)) problems.push(`${file}: '${ref}' -> ${target} (${top}/ may import only ${ALLOWED[top].join(', ')})`);
+      else if (top === 'web' && targetTop === 'node_modules') {
+        if (!isDependencyFile(target)) problems.push(`${file}: '${ref}' -> ${target} (the page may load only the package's dependencies from node_modules/)`);
+        else if (!fs.existsSync(path.join(root, target))) problems.push(`${file}: '${ref}' -> ${target} does not exist`);
+      } else if (!ALLOWED[top].includes(targetTop)) problems.push(`${file}: '${ref}' -> ${target} (${top}/ may import only ${ALLOWED[top].join(', ')})`);
       else if (!GENERATED.includes(targetTop) && !/(^|\/)no-such-/.test(target) && !fs.existsSync(path.join(root, target))) problems.push(`${file}: '${ref}' -> ${target} does not exist`);
     }
   }

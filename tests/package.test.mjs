@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildName, relaxedBuilt } from './builds.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const sh = (cmd, args, opts = {}) => {
@@ -26,7 +27,9 @@ test('npm pack -> install in an empty folder -> runs without Emscripten', () => 
     for (const f of ['bindings/index.js', 'bindings/index.d.ts', 'bindings/loader.js', 'bindings/worker.js', 'bindings/worker.d.ts',
       'bindings/worker-host.js', 'bindings/safetensors.js', 'dist/package.json',
       'dist/mha-wasm-threads.js', 'dist/mha-wasm-threads.wasm', 'dist/mha-wasm-threads.worker.js',
-      'dist/mha-wasm-simd.js', 'dist/mha-wasm-simd.wasm', 'package.json', 'README.md'])
+      'dist/mha-wasm-simd.js', 'dist/mha-wasm-simd.wasm', 'package.json', 'README.md',
+      ...(relaxedBuilt ? ['dist/mha-wasm-relaxed-threads.js', 'dist/mha-wasm-relaxed-threads.wasm', 'dist/mha-wasm-relaxed-threads.worker.js',
+        'dist/mha-wasm-relaxed-simd.js', 'dist/mha-wasm-relaxed-simd.wasm'] : [])])
       assert.ok(files.includes(f), `${f} missing from the package: ${files}`);
     for (const f of files) assert.ok(!/^(src|tests|scripts|build)\//.test(f), `${f} should not be packaged`);
 
@@ -68,7 +71,7 @@ test('npm pack -> install in an empty folder -> runs without Emscripten', () => 
     fs.symlinkSync(process.execPath, path.join(bin, 'node'));
     const out = sh(path.join(bin, 'node'), ['main.mjs'], { cwd: app, env: { PATH: bin, HOME: tmp } });
     const norm = 'LayerNorm -1.342,-0.447,0.447,1.342';  // (x - 2.5) / sqrt(1.25 + 1e-5)
-    assert.deepEqual(out.trim().split('\n'), ['mha-wasm-simd 1 5,6,7,8', norm, 'mha-wasm-threads 2 5,6,7,8', norm, 'worker mha-wasm-threads 2 5,6,7,8']);
+    assert.deepEqual(out.trim().split('\n'), [`${buildName(false)} 1 5,6,7,8`, norm, `${buildName(true)} 2 5,6,7,8`, norm, `worker ${buildName(true)} 2 5,6,7,8`]);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

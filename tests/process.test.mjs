@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { buildName } from './builds.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const script = (threads) => `
@@ -25,7 +26,7 @@ for (const threads of ['auto', 2, 4, 1]) {
     const out = JSON.parse(r.stdout.trim());
     assert.equal(out.n, 2 * 200 * 64);
     assert.equal(out.finite, true);
-    if (threads !== 1) assert.equal(out.build, 'mha-wasm-threads');
+    if (threads !== 1) assert.equal(out.build, buildName(true));
     if (typeof threads === 'number') assert.equal(out.threads, threads);
     assert.ok(Date.now() - t0 < 15000, 'took too long to exit');
   });

@@ -9,9 +9,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { init, parseSafetensors, safetensorsMetadata } from 'mha-wasm';
+import { loadModel, loadTokenizer } from 'mha-wasm/models';
 import { serve } from '../scripts/serve.mjs';
 import { DigitsModel } from '../web/digits-model.js';
 import { PAD, playInput, tokenize } from '../web/model.js';
@@ -19,11 +21,15 @@ import { launchChromium, watch } from '../scripts/chromium.mjs';
 import { mhaReference, relErr, rng, uniform } from './reference.mjs';
 import { modernAttentionReference } from './reference-modern.mjs';
 import { f32File } from './safetensors-file.mjs';
+import { tinyModel } from './models/tiny.mjs';
+import { greedyReference, sentenceEmbeddingReference } from './models/reference.mjs';
+import { buildName, relaxedBuilt } from './builds.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const shots = path.join(root, 'build', 'screenshots');
 let context;
 const servers = [];
+const temps = [];
 
 before(async () => {
   context = await launchChromium({ viewport: { width: 1280, height: 800 } });
@@ -32,6 +38,7 @@ before(async () => {
 after(async () => {
   await context?.close();
   for (const s of servers) s.close();
+  for (const t of temps) fs.rmSync(t, { recursive: true, force: true });
 });
 
 async function open(isolated) {
@@ -162,10 +169,11 @@ test('isolated: threads, playground = Node, safetensors good and bad, benchmark,
   const { page, w } = await open(true);
   assert.equal(await page.evaluate(() => self.crossOriginIsolated), true);
   const build = await page.evaluate(() => window.mhaDemo.build);
-  assert.equal(build.build, 'mha-wasm-threads');
+  assert.equal(build.build, buildName(true, relaxedBuilt));  // Chromium runs relaxed SIMD
   assert.ok(build.threads > 1);
   assert.equal(build.threadsNote, null);
-  assert.match(await page.textContent('#status'), /mha-wasm-threads: WebAssembly SIMD128 \+ threads, \d+ threads/);
+  assert.match(await page.textContent('#status'), relaxedBuilt ? /mha-wasm-relaxed-threads: WebAssembly relaxed SIMD \+ threads, \d+ threads/
+    : /mha-wasm-threads: WebAssembly SIMD128 \+ threads, \d+ threads/);
 
   // The default run (its head names true of its maps), then causal + padding, set through the controls.
   const first = await page.evaluate(() => window.mhaDemo.lastRun);
@@ -179,14 +187,14 @@ test('isolated: threads, playground = Node, safetensors good and bad, benchmark,
   assert.equal(run.settings.causal, true);
   assert.equal(run.settings.padding, true);
   assert.equal(run.settings.item, 1);
-  assert.equal(run.build, 'mha-wasm-threads');
+  assert.equal(run.build, buildName(true, relaxedBuilt));
   const { ref, L, H } = await checkAgainstNode(run);
   assert.ok(run.padMask.some((p) => p === 1), 'the second sentence is padded');
   assert.match(await page.textContent('#play-info'), /forward took [\d.]+ ms .* threads/);
 
   // One thread, through the threads control: the single-thread build, same maps.
   const one = await nextRun(page, () => page.selectOption('#threads', { value: '1' }));
-  assert.equal(one.build, 'mha-wasm-simd');
+  assert.equal(one.build, buildName(false, relaxedBuilt));
   await checkAgainstNode(one);
   await nextRun(page, () => page.selectOption('#threads', { value: 'auto' }));
 
@@ -480,20 +488,258 @@ test('trained model tab: the answer token by token, and every head of every laye
   await page.close();
 });
 
+/**
+ * A tiny model's files in the Hugging Face layout (config.json, the safetensors files and
+ * their index, tokenizer.json, tokenizer_config.json, and extra: { relative path: JSON })
+ * written into a new folder `name` in a temporary directory; returns the folder's path.
+ */
+function writeModelFolder(m, name, { config = m.config, extra = {} } = {}) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-hf-'));
+  temps.push(tmp);
+  const dir = path.join(tmp, name);
+  const write = (rel, data) => {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), typeof data === 'string' || data instanceof Uint8Array ? data : JSON.stringify(data, null, 2));
+  };
+  write('config.json', config);
+  for (const f of m.files) write(f.name, f.bytes);
+  if (m.index) write('model.safetensors.index.json', m.index);
+  write('tokenizer.json', m.tokenizerJson);
+  write('tokenizer_config.json', m.tokenizerConfig);
+  for (const [rel, data] of Object.entries(extra)) write(rel, data);
+  return dir;
+}
+
+/** Runs an action of the "Your model" tab and waits until window.mhaDemo.hf[key] grows, or an error is shown. */
+async function hfAction(page, key, action, { error = false } = {}) {
+  const [n, errors] = await page.evaluate((k) => [window.mhaDemo.hf[k], window.mhaDemo.hf.errors], key);
+  await action();
+  await page.waitForFunction(([k, n, e]) => window.mhaDemo.hf[k] > n || window.mhaDemo.hf.errors > e, [key, n, errors], { timeout: 30000 });
+  const shown = await page.evaluate(() => [window.mhaDemo.hf.errors, document.querySelector('#hf-error').hidden ? null : document.querySelector('#hf-error').textContent]);
+  if (error) {
+    assert.equal(shown[0], errors + 1, `an error is shown (${key} ran instead)`);
+    return shown[1];
+  }
+  assert.equal(shown[0], errors, `no error: ${shown[1]}`);
+  assert.equal(shown[1], null);
+  return null;
+}
+
+/** The attention maps the page computed last: { ids, labels, what, maps: [{ data: number[], dims }] per layer }. */
+const pageAttention = (page) => page.evaluate(() => {
+  const a = window.mhaDemo.hf.attention;
+  return a && { ids: a.ids, labels: a.labels, what: a.what, maps: a.maps.map((m) => ({ data: Array.from(m.data), dims: m.dims })) };
+});
+
+/** The page's maps equal Node's forward with needWeights on the same ids, layer by layer; the drawn maps equal their blocks. */
+async function checkAttention(page, nodeModel, ids, { layer = 0 } = {}) {
+  const a = await pageAttention(page);
+  assert.deepEqual(a.ids, Array.from(ids));
+  const node = nodeModel.forward(Array.from(ids), { needWeights: true });
+  assert.equal(a.maps.length, nodeModel.numLayers);
+  const H = nodeModel.numHeads, L = ids.length;
+  a.maps.forEach((m, l) => {
+    assert.deepEqual(m.dims, [1, H, L, L]);
+    assert.ok(relErr(f32(m.data), node.attentions[l].data) <= 1e-5, `layer ${l + 1}: ${relErr(f32(m.data), node.attentions[l].data)}`);
+  });
+  const drawn = await page.locator('#hf-maps figure').evaluateAll((fs) => fs.map((f) => ({ title: f.dataset.title, ...f.matrix })));
+  assert.equal(drawn.length, H);
+  const n = Math.min(L, 64), r0 = L - n;
+  drawn.forEach((d, h) => {
+    assert.equal(d.title, `Layer ${layer + 1}, head ${h + 1}`);
+    assert.deepEqual([d.rows, d.cols], [n, n]);
+    const want = [];
+    for (let i = r0; i < L; i++) want.push(...node.attentions[layer].data.subarray((h * L + i) * L + r0, (h * L + i + 1) * L));
+    assert.ok(relErr(f32(d.data), want) <= 1e-5, `drawn map of layer ${layer + 1}, head ${h + 1}`);
+  });
+  return a;
+}
+
+/** What loadModel throws in Node for these options, as the page shows it ('Name: message'), or null. */
+async function nodeLoadError(mha, options) {
+  try {
+    (await loadModel(mha, options)).dispose();
+    return null;
+  } catch (e) {
+    return `${e.name}: ${e.message}`;
+  }
+}
+
+test('your model tab: a tiny Llama from its files generates greedily as the reference does, stops; a tiny BERT folder compares sentences as Node embeds them; attention maps; int8; named errors; nothing fetched', async () => {
+  const { page, w } = await open(true);
+  const origin = new URL(page.url()).origin, requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await page.click('#tab-hf');
+  assert.equal(await page.isVisible('#panel-hf'), true);
+  const mha = await init({ threads: 1 });
+  const weightsOf = (m) => m.files.map((f) => parseSafetensors(f.bytes));
+
+  // A Llama 3-style model in two shards, chosen as files (config, index, both shards, tokenizer files).
+  const m = tinyModel('llama', { seed: 11, shards: 2 });
+  const llamaDir = writeModelFolder(m, 'tiny-llama');
+  const llamaFiles = ['config.json', 'model.safetensors.index.json', ...m.files.map((f) => f.name), 'tokenizer.json', 'tokenizer_config.json'].map((n) => path.join(llamaDir, n));
+  // One shard missing: the page names it.
+  const missing = await hfAction(page, 'loads', () => page.setInputFiles('#hf-files', llamaFiles.filter((f) => !f.endsWith(m.files[1].name))), { error: true });
+  assert.equal(missing, `Error: model.safetensors.index.json names ${m.files[1].name}, which was not chosen: choose every shard (or the whole folder).`);
+  await hfAction(page, 'attentions', () => page.setInputFiles('#hf-files', llamaFiles));
+  const model = await loadModel(mha, { config: m.config, weights: weightsOf(m) });
+  const tok = await loadTokenizer({ tokenizerJson: m.tokenizerJson, tokenizerConfig: m.tokenizerConfig });
+  const loaded = await page.evaluate(() => window.mhaDemo.hf.lastLoad);
+  assert.deepEqual([loaded.architecture, loaded.numLayers, loaded.numHeads, loaded.numKvHeads, loaded.isEncoder, loaded.weightType], ['LlamaForCausalLM', 2, 4, 2, false, 'f32']);
+  assert.deepEqual(loaded.files, m.files.map((f) => f.name));
+  assert.equal(loaded.memoryBytes, model.memoryBytes);
+  const memory = await page.evaluate(() => window.mhaDemo.hf.lastMemory);
+  assert.ok(memory.wasmMemoryBytes >= memory.memoryBytes);
+  assert.match(await page.textContent('#hf-memory'), /the weights take [\d.]+ KiB of wasm memory \(f32\); the worker's wasm heap is [\d.]+ MiB/);
+  assert.match(await page.textContent('#hf-info'), /^LlamaForCausalLM from the chosen files: 2 layers, 4 heads sharing 2 KV heads, hidden size 48, vocabulary 301; weights as f32\./);
+  assert.equal(await page.isVisible('#hf-chat'), true, 'the tokenizer has a chat template');
+  // The prompt's maps, drawn on load.
+  await checkAttention(page, model, tok.applyChatTemplate([{ role: 'user', content: 'Once upon a time' }], { addGenerationPrompt: true, tokenize: true }));
+
+  // Greedy generation, streamed: the tokens of the float64 reference's argmax (while its top two logits are apart) and of Node.
+  await page.uncheck('#hf-chat');
+  await page.fill('#hf-prompt', 'The capital of France is');
+  await page.fill('#hf-max', '10');
+  await hfAction(page, 'attentions', () => page.click('#hf-run'));
+  const gen = await page.evaluate(() => window.mhaDemo.hf.lastGeneration);
+  const ids = tok.encode('The capital of France is');
+  assert.deepEqual(gen.promptIds, ids);
+  const ref = greedyReference({ config: m.config, tensors: m.tensors, prompts: ids, maxNewTokens: 10 });
+  const node = [];
+  for await (const t of model.generate(ids, { maxNewTokens: 10 })) node.push(t);
+  assert.equal(gen.tokens.length, ref.tokens[0].length);
+  for (let s = 0; s < ref.steps.length && ref.margins[s][0] > 1e-3; s++) {
+    assert.equal(gen.tokens[s], ref.steps[s][0], `step ${s} equals the reference`);
+    assert.equal(gen.tokens[s], node[s], `step ${s} equals Node`);
+  }
+  assert.ok(ref.margins[0][0] > 1e-3, 'the first step at least is decided');
+  const decode = (t) => tok.decode(t, { skipSpecialTokens: true });
+  const text = decode([...ids, ...gen.tokens]).slice(decode(ids).length);
+  assert.equal(gen.text, text);
+  assert.equal(await page.textContent('#hf-output .gen'), text);
+  assert.equal(await page.textContent('#hf-output .prompt'), decode(ids));
+  assert.match(await page.textContent('#hf-speed'), new RegExp(`^${gen.tokens.length} new tokens?: the prompt's ${ids.length} tokens were read and the first token chosen in [\\d.]+ ms, then [\\d.]+ tokens/s`));
+  // Its attention maps: the prompt and the generated tokens, every layer; then layer 2 through the selector.
+  await checkAttention(page, model, [...ids, ...gen.tokens]);
+  await page.selectOption('#hf-layer', '1');
+  await checkAttention(page, model, [...ids, ...gen.tokens], { layer: 1 });
+
+  // Stop: as a chat message, up to 200 tokens; the stop button is pressed when the first token shows.
+  await page.check('#hf-chat');
+  await page.fill('#hf-max', '200');
+  await page.evaluate(() => {
+    const out = document.querySelector('#hf-output');
+    const mo = new MutationObserver(() => {
+      if (Number(out.dataset.tokens) >= 1) {
+        document.querySelector('#hf-stop').click();
+        mo.disconnect();
+      }
+    });
+    mo.observe(out, { attributes: true, attributeFilter: ['data-tokens'] });
+  });
+  await hfAction(page, 'attentions', () => page.click('#hf-run'));
+  const stopped = await page.evaluate(() => window.mhaDemo.hf.lastGeneration);
+  const chatIds = tok.applyChatTemplate([{ role: 'user', content: 'The capital of France is' }], { addGenerationPrompt: true, tokenize: true });
+  assert.deepEqual(stopped.promptIds, chatIds);
+  assert.equal(stopped.stopped, true);
+  assert.ok(stopped.tokens.length >= 1 && stopped.tokens.length <= 3, `stopped after ${stopped.tokens.length} tokens`);
+  assert.match(await page.textContent('#hf-speed'), /Stopped\.$/);
+  assert.equal(await page.isDisabled('#hf-stop'), true);
+  await page.screenshot({ path: path.join(shots, 'your-model-1280.png'), fullPage: true });
+
+  // int8 on load: the page does what loadModel does in Node (loads, or shows its refusal as-is).
+  const int8Error = await nodeLoadError(mha, { config: m.config, weights: weightsOf(m), weightType: 'int8' });
+  if (int8Error) {
+    const shown = await hfAction(page, 'loads', () => page.check('#hf-int8'), { error: true });
+    assert.equal(shown, int8Error);
+    assert.equal(await page.isHidden('#hf-gen'), true, 'no model is loaded');
+  } else {
+    await hfAction(page, 'attentions', () => page.check('#hf-int8'));
+    const q = await page.evaluate(() => window.mhaDemo.hf.lastLoad);
+    const nodeQ = await loadModel(mha, { config: m.config, weights: weightsOf(m), weightType: 'int8' });
+    assert.equal(q.weightType, 'int8');
+    assert.equal(q.memoryBytes, nodeQ.memoryBytes);
+    assert.ok(q.memoryBytes < model.memoryBytes);
+    nodeQ.dispose();
+  }
+  await hfAction(page, 'attentions', () => page.uncheck('#hf-int8'));
+  assert.equal((await page.evaluate(() => window.mhaDemo.hf.lastLoad)).weightType, 'f32');
+
+  // A config the loader refuses: its error, as it words it.
+  const badConfig = { ...m.config, rope_scaling: { rope_type: 'longrope', factor: 2 } };
+  const refusal = await nodeLoadError(mha, { config: badConfig, weights: weightsOf(m) });
+  assert.ok(refusal, 'loadModel refuses the config');
+  const shown = await hfAction(page, 'loads', () => page.setInputFiles('#hf-folder', writeModelFolder(m, 'bad-llama', { config: badConfig })), { error: true });
+  assert.equal(shown, refusal);
+  assert.equal(await page.isHidden('#hf-gen'), true);
+  model.dispose();
+
+  // A sentence-transformers BERT folder (with 1_Pooling/config.json asking for the CLS token): its sentences' similarities.
+  const b = tinyModel('bert', { seed: 2 });
+  const pooling = { word_embedding_dimension: 32, pooling_mode_cls_token: true, pooling_mode_mean_tokens: false, pooling_mode_max_tokens: false };
+  await hfAction(page, 'attentions', () => page.setInputFiles('#hf-folder', writeModelFolder(b, 'tiny-bert', { extra: { '1_Pooling/config.json': pooling } })));
+  const bert = await loadModel(mha, { config: b.config, weights: weightsOf(b) });
+  const btok = await loadTokenizer({ tokenizerJson: b.tokenizerJson, tokenizerConfig: b.tokenizerConfig });
+  assert.equal(await page.isHidden('#hf-gen'), true);
+  const checkEmbed = async () => {
+    const e = await page.evaluate(() => window.mhaDemo.hf.lastEmbed);
+    assert.equal(e.pooling, 'cls');
+    const rows = e.sentences.map((s) => btok.encode(s));
+    assert.deepEqual(e.ids, rows);
+    const B = rows.length, L = Math.max(...rows.map((r) => r.length)), E = bert.hiddenSize;
+    const nodeEmb = bert.embed(rows, { pooling: 'cls', normalize: true });
+    const data = new Int32Array(B * L), mask = new Int32Array(B * L);
+    rows.forEach((r, i) => { data.set(r, i * L); mask.fill(1, i * L, i * L + r.length); });
+    const refEmb = sentenceEmbeddingReference({ config: b.config, tensors: b.tensors, ids: { data, dims: [B, L] }, attentionMask: { data: mask, dims: [B, L] }, pooling: 'cls', normalize: true });
+    const cos = (v, i, j) => { let s = 0; for (let k = 0; k < E; k++) s += v[i * E + k] * v[j * E + k]; return s; };
+    const want = (v) => Array.from({ length: B * B }, (_, ij) => cos(v, Math.floor(ij / B), ij % B));
+    assert.ok(relErr(f32(e.cosines), want(nodeEmb.data)) <= 1e-5, 'the page\'s similarities = Node\'s embed');
+    assert.ok(relErr(f32(e.cosines), want(refEmb.data)) <= 1e-4, 'and the float64 reference\'s');
+    const cells = await page.locator('#hf-sim tbody td').evaluateAll((tds) => tds.map((td) => td.textContent));
+    assert.deepEqual(cells, e.cosines.map((c) => c.toFixed(3)));
+    for (let i = 0; i < B; i++) assert.equal(cells[i * B + i], '1.000');
+    return { e, rows };
+  };
+  let { rows } = await checkEmbed();
+  assert.equal(rows.length, 4);
+  await checkAttention(page, bert, rows[0]);
+  await page.fill('#hf-sentences', 'The cat sat on the mat.\n\nA dog slept on the rug.\nStocks fell.');
+  await hfAction(page, 'attentions', () => page.click('#hf-embed'));
+  ({ rows } = await checkEmbed());
+  assert.equal(rows.length, 3);
+  await hfAction(page, 'attentions', () => page.selectOption('#hf-att-sentence', '1'));
+  await checkAttention(page, bert, rows[1]);
+  await page.screenshot({ path: path.join(shots, 'your-model-bert-1280.png'), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling on a phone');
+  await page.setViewportSize({ width: 1280, height: 800 });
+  bert.dispose();
+
+  await page.click('#hf-unload');
+  await page.waitForFunction(() => document.querySelector('#hf-info').textContent.startsWith('Unloaded'));
+  assert.equal(await page.isHidden('#hf-emb'), true);
+  assert.equal(await page.isHidden('#hf-att'), true);
+  // The model links are there; nothing was fetched from anywhere but this server.
+  assert.equal(await page.locator('#panel-hf table.models a[href^="https://huggingface.co/"]').count(), 6);
+  assert.deepEqual(requests.filter((u) => !u.startsWith(`${origin}/`) && !/^(data|blob):/.test(u)), []);
+  assert.deepEqual(w.problems(), []);
+  await page.close();
+});
+
 test('not isolated: one thread, the page says why, and the maps are still right', async () => {
   const { page, w } = await open(false);
   assert.equal(await page.evaluate(() => self.crossOriginIsolated), false);
   const build = await page.evaluate(() => window.mhaDemo.build);
-  assert.equal(build.build, 'mha-wasm-simd');
+  assert.equal(build.build, buildName(false, relaxedBuilt));
   assert.equal(build.threads, 1);
   assert.match(await page.textContent('#status'), /single thread\. Threads are off: .*not cross-origin isolated/);
   const run = await nextRun(page, () => page.check('#causal'));
-  assert.equal(run.build, 'mha-wasm-simd');
+  assert.equal(run.build, buildName(false, relaxedBuilt));
   await checkAgainstNode(run);
   // A wrong file location: an HTML page served where the .wasm should be gives an error naming that URL.
   const err = await page.evaluate(async () => {
     const { init } = await import('mha-wasm/worker');
-    return init({ threads: 1, urls: { 'mha-wasm-simd.wasm': '/index.html' } }).then(() => 'loaded', (e) => `${e.name}: ${e.message}`);
+    return init({ threads: 1, relaxedSimd: false, urls: { 'mha-wasm-simd.wasm': '/index.html' } }).then(() => 'loaded', (e) => `${e.name}: ${e.message}`);
   });
   assert.match(err, /^Error: mha-wasm: http:\/\/127\.0\.0\.1:\d+\/index\.html is not a WebAssembly module \(it starts with "<!doctype html>/);
   await page.screenshot({ path: path.join(shots, 'fallback-1280.png'), fullPage: false });

@@ -10,6 +10,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { init } from 'mha-wasm/worker';
 import { blockStateDict, decoderReference, encoderReference, layerNormRef, mhaReference, relErr, rng, sdpaReference, uniform } from './reference.mjs';
+import { buildName } from './builds.mjs';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
@@ -25,7 +26,7 @@ for (const threads of [1, 2]) {
     const mha = await init({ threads });
     try {
       assert.equal(mha.threads, threads);
-      assert.equal(mha.build, threads === 1 ? 'mha-wasm-simd' : 'mha-wasm-threads');
+      assert.equal(mha.build, buildName(threads !== 1));
       const r = rng(31 + threads);
       const specs = [{ E: 32, H: 4, B: 2, L: 37, opts: { isCausal: true, needWeights: true } },
         { E: 24, H: 3, B: 1, L: 70, opts: { needWeights: true, averageWeights: false } }];
@@ -114,7 +115,7 @@ test('init option errors, a missing worker script, and terminate', async () => {
   // locateFile is called here, for every file, and its answers go to the worker as urls.
   await assert.rejects(init({ locateFile: () => 1 }), { name: 'TypeError', message: /locateFile\("mha-wasm-threads.js"\) must return a string or URL, got 1/ });
   const located = await init({ threads: 1, locateFile: (f) => new URL(`../dist/${f}`, import.meta.url) });
-  assert.equal(located.build, 'mha-wasm-simd');
+  assert.equal(located.build, buildName(false));
   located.terminate();
   await assert.rejects(init({ urls: { 'mha.wasm': 'x' } }), { name: 'TypeError', message: /urls: unknown file "mha.wasm"/ });
   await assert.rejects(init({ threads: 0 }), { name: 'RangeError', message: /threads must be 'auto' or a positive integer, got 0/ });

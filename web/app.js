@@ -16,7 +16,10 @@ window.mhaDemo = demo;
 // One worker per thread setting, started when first needed.
 const runtimes = {};
 const runtime = (threads) => (runtimes[threads] ??= init({ threads: threads === '1' ? 1 : 'auto' }));
-const describeBuild = (m) => (m.features.threads ? `WebAssembly SIMD128 + threads, ${m.threads} threads` : 'WebAssembly SIMD128, single thread');
+const describeBuild = (m) => {
+  const simd = m.features.relaxedSimd ? 'WebAssembly relaxed SIMD' : 'WebAssembly SIMD128';
+  return m.features.threads ? `${simd} + threads, ${m.threads} threads` : `${simd}, single thread`;
+};
 
 function showError(el, e) {
   el.hidden = !e;

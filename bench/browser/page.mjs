@@ -1,7 +1,10 @@
 // The browser side of bench/browser.mjs: ?threads=1 runs mha-wasm (1 thread),
 // ORT-web (1 thread), TF.js wasm and plain JS; ?threads=2 runs mha-wasm with 1
 // and 2 threads and ORT-web with 2 (ORT-web's thread count is fixed per page).
-// Same shapes, data and timing loop as the Node bench (../peers.mjs).
+// mha-wasm runs both its SIMD128 and (Chromium runs relaxed SIMD) its
+// relaxed-SIMD build. Same shapes, data and timing loop as the Node bench
+// (../peers.mjs); the 1-thread page times CPU time of its main thread through
+// self.mhaCpuMs, which the runner exposes (Chrome DevTools Protocol).
 import { init } from '/bindings/index.js';
 import { SHAPES, benchShape, probePeak } from '../peers.mjs';
 
@@ -17,17 +20,22 @@ if (threads === 1) {
   await tf.setBackend('wasm');
   await tf.ready();
 }
-const m1 = await init({ threads: 1 }), m2 = threads === 2 ? await init({ threads: 2 }) : null;
+const both = async (n) => {
+  const relaxed = await init({ threads: n });
+  return [await init({ threads: n, relaxedSimd: false }), relaxed.features.relaxedSimd ? relaxed : null];
+};
+const [m1, r1] = await both(1), [m2, r2] = threads === 2 ? await both(2) : [null, null];
 
 /** Builds the ONNX graph in Node (onnx-proto is a Node package): the runner serves it. */
 const onnxFor = async (s) => new Uint8Array(await (await fetch(`/models/${s.id}.onnx`)).arrayBuffer());
 
 self.benchInfo = { crossOriginIsolated: self.crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency, mhaBuild: (m2 ?? m1).build,
-  mhaThreads: (m2 ?? m1).threads, tfjsThreads: tf ? tf.wasm.getThreadsCount() : null, userAgent: navigator.userAgent };
+  relaxedBuild: (r2 ?? r1)?.build ?? null, mhaThreads: (m2 ?? m1).threads, tfjsThreads: tf ? tf.wasm.getThreadsCount() : null, userAgent: navigator.userAgent };
 
 self.runShape = async (id, { rounds, plain }) => {
   const s = SHAPES.find((x) => x.id === id);
-  return benchShape(s, { m1, m2, ort, onnx: { bytes: await onnxFor(s) }, tf, threads, plain, rounds });
+  const cpu = typeof self.mhaCpuMs === 'function' ? self.mhaCpuMs : null;
+  return benchShape(s, { m1, m2, r1, r2, ort, onnx: { bytes: await onnxFor(s) }, tf, threads, plain, rounds, cpu });
 };
 // The SIMD128 peak probe (bench/peak.cpp, built by the runner).
 self.peak = async () => {

@@ -1,13 +1,14 @@
-// A Vite app that serves the single-thread build as separate files through
-// `?url` imports of the package's dist/ files (package.json's exports lists
-// them), instead of the inlined modules. tests/bundlers.test.mjs reads
+// A Vite app that serves the SIMD128 single-thread build as separate files
+// through `?url` imports of the package's dist/ files (package.json's exports
+// lists them), instead of the inlined modules (relaxedSimd: false: the relaxed
+// build, not named here, would come inlined). tests/bundlers.test.mjs reads
 // window.mhaResult.
 import { init } from 'mha-wasm';
 import simdGlue from 'mha-wasm/dist/mha-wasm-simd.js?url';
 import simdWasm from 'mha-wasm/dist/mha-wasm-simd.wasm?url';
 
 async function run() {
-  const mha = await init({ threads: 1, urls: { 'mha-wasm-simd.js': simdGlue, 'mha-wasm-simd.wasm': simdWasm } });
+  const mha = await init({ threads: 1, relaxedSimd: false, urls: { 'mha-wasm-simd.js': simdGlue, 'mha-wasm-simd.wasm': simdWasm } });
   const layer = new mha.MultiHeadAttention({ embedDim: 4, numHeads: 2 });
   const eye = new Float32Array(16);
   for (let i = 0; i < 4; i++) eye[i * 5] = 1;

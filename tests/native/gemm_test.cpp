@@ -1,7 +1,7 @@
 // kernels::gemm and parallel_gemm at sizes named after what they exercise, the
 // way XNNPACK tests its micro-kernels (k_eq_kc, k_lt_kc, ..., m_gt_mr). Every
 // size is computed from the kernel's own block constants (kernels::kMR rows
-// per micro-tile, kernels::kNR columns per panel, kernels::kKC depth per pass),
+// per micro-tile, kernels::kNR columns per panel, kernels::kKC depth per pass, kernels::kMC rows per block),
 // so changing a constant moves the cases with it instead of silently leaving a
 // boundary untested.
 #include <gtest/gtest.h>
@@ -17,6 +17,7 @@
 
 using namespace mha;
 using kernels::kKC;
+using kernels::kMC;
 using kernels::kMR;
 using kernels::kNR;
 using mha_test::uniform;
@@ -41,7 +42,10 @@ std::vector<SizeClass> m_classes() {
   return {{"m_eq_mr", {kMR}, [](int m) { return m == kMR; }},
           {"m_lt_mr", range(1, kMR - 1), [](int m) { return m > 0 && m < kMR; }},
           {"m_gt_mr", range(kMR + 1, 2 * kMR - 1), [](int m) { return m > kMR && m % kMR != 0; }},
-          {"m_div_mr", {2 * kMR, 3 * kMR}, [](int m) { return m > kMR && m % kMR == 0; }}};
+          {"m_div_mr", {2 * kMR, 3 * kMR}, [](int m) { return m > kMR && m % kMR == 0; }},
+          // Row blocks of kMC: one whole block, a block and a remainder (with a partial tile).
+          {"m_eq_mc", {kMC}, [](int m) { return m == kMC; }},
+          {"m_gt_mc", {kMC + kMR + 1, 2 * kMC + 3}, [](int m) { return m > kMC && m % kMC != 0; }}};
 }
 
 // Columns: one full panel, a partial panel alone (the edge tile) and after full

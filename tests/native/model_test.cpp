@@ -87,7 +87,9 @@ void set_weights(Model& model, Built& m, std::vector<float>& zeros) {
     w.ffn.up_bias = w.ffn.down_bias = zeros.data();
     ASSERT_EQ(model.set_block(i, w), Status::kOk);
   }
-  if (c.final_norm) ASSERT_EQ(model.set_final_norm(m.fn.data(), nullptr), Status::kOk);
+  if (c.final_norm) {
+    ASSERT_EQ(model.set_final_norm(m.fn.data(), nullptr), Status::kOk);
+  }
   ASSERT_TRUE(model.ready());
 }
 

@@ -6,6 +6,11 @@ async function main(): Promise<void> {
   const mha: Mha = await init({ threads: 'auto' });
   const threads: number = mha.threads;
   const usesThreads: boolean = mha.features.threads;
+  const relaxed: boolean = mha.features.relaxedSimd;
+  const why: string | null = mha.relaxedSimdNote;
+  await init({ threads: 1, relaxedSimd: false, urls: { 'mha-wasm-relaxed-simd.wasm': '/r.wasm' } });
+  // @ts-expect-error relaxedSimd is a boolean
+  await init({ relaxedSimd: 'auto' });
   const layer = new mha.MultiHeadAttention({ embedDim: 8, numHeads: 2, kdim: 4, bias: true });
   layer.setWeights({
     qProjWeight: new Float32Array(64), kProjWeight: new Float32Array(32), vProjWeight: new Float32Array(64),
@@ -19,7 +24,7 @@ async function main(): Promise<void> {
   });
   const first: number = output.data[0] + (weights ? weights.data[0] : 0);
   const sd = mha.scaledDotProductAttention(q, q, q, { scale: 0.5, attnMask: { data: new Float32Array(4), dims: [2, 2] } });
-  console.log(threads, usesThreads, first, sd.output.dims, mha.stats().liveLayers);
+  console.log(threads, usesThreads, relaxed, why, first, sd.output.dims, mha.stats().liveLayers);
   const selfCache = layer.createCache({ maxLength: 8 });
   console.log(layer.forward(q, null, null, { cache: selfCache, isCausal: true }).output.dims, selfCache.length);
   layer.dispose();
@@ -41,6 +46,14 @@ async function main(): Promise<void> {
   const g = mha.scaledDotProductAttention({ data: new Float32Array(24), dims: [1, 4, 2, 3] }, { data: new Float32Array(12), dims: [1, 2, 2, 3] },
     { data: new Float32Array(12), dims: [1, 2, 2, 3] }, { slidingWindow: 2, softcap: 5, alibiSlopes: new Float32Array(4), sinks: [0, 0, 0, 0] });
   console.log(rotated.dims, kvHead, w0, r.dims, g.output.dims, gqa.rope?.invFreq.length, gqa.numKvHeads);
+  const lm = new mha.Model({ vocabSize: 10, hiddenSize: 8, numLayers: 1, norm: 'rms', head: 'tied',
+    attention: { numHeads: 2, numKvHeads: 1, rope: true, bias: false }, feedForward: { dimFeedforward: 16, gated: true, activation: 'silu', bias: false } });
+  lm.setEmbeddings({ tokens: new Float32Array(80) });
+  const lmCache = lm.createCache({ maxLength: 4 });
+  const logits: Tensor = lm.forward(new Int32Array([1, 2]), { cache: lmCache, lastOnly: true }).output;
+  // @ts-expect-error ids are an Int32Array or a tensor of one
+  lm.forward([1, 2]);
+  console.log(logits.dims, lm.config.vocabSize);
   const enc = new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, dimFeedforward: 16, activation: 'gelu', normFirst: true });
   enc.setWeights({ 'linear1.weight': { data: new Float32Array(128), dims: [16, 8] } });
   const y: Tensor = enc.forward({ data: new Float32Array(16), dims: [2, 8] }, { isCausal: true, srcKeyPaddingMask: { data: new Uint8Array(2), dims: [2] } });

@@ -1,0 +1,111 @@
+// mha-wasm/models: choosing the next token from a row of logits, as transformers'
+// generate() does: the repetition penalty (RepetitionPenaltyLogitsProcessor), then for
+// sampling temperature, top-k and top-p (TemperatureLogitsWarper, TopKLogitsWarper,
+// TopPLogitsWarper, in that order) and a draw from the softmax with a seeded generator;
+// greedy (do_sample=False) takes the argmax (the first index among equals).
+import { describe, plainObject } from './validate.js';
+
+export const GENERATE_OPTIONS = ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'repetitionPenalty', 'stopTokens', 'onToken', 'attentionMask'];
+
+const bad = (Err, what, v) => { throw new Err(`generate: options.${what}, got ${describe(v)}`); };
+
+/** generate()'s options, checked; vocab bounds the token ids. */
+export function readGenerateOptions(options, vocab) {
+  const o = plainObject('generate options', options ?? {}, GENERATE_OPTIONS);
+  const num = (k, ok, msg) => {
+    const v = o[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number') bad(TypeError, `${k} must be ${msg}`, v);
+    if (!ok(v)) bad(RangeError, `${k} must be ${msg}`, v);
+    return v;
+  };
+  const maxNewTokens = num('maxNewTokens', (v) => Number.isSafeInteger(v) && v >= 1, 'a positive integer') ?? 20;
+  const temperature = num('temperature', (v) => v >= 0 && Number.isFinite(v), 'a number >= 0 (0 = greedy)');
+  const topK = num('topK', (v) => Number.isSafeInteger(v) && v >= 1, 'a positive integer');
+  const topP = num('topP', (v) => v > 0 && v <= 1, 'a number in (0, 1]');
+  const seed = num('seed', (v) => Number.isSafeInteger(v), 'an integer');
+  const repetitionPenalty = num('repetitionPenalty', (v) => v > 0 && Number.isFinite(v), 'a positive number (1 = none)') ?? 1;
+  let stopTokens = [];
+  if (o.stopTokens !== undefined && o.stopTokens !== null) {
+    const s = o.stopTokens;
+    if (!Array.isArray(s) && !ArrayBuffer.isView(s)) bad(TypeError, 'stopTokens must be an array of token ids', s);
+    stopTokens = Array.from(s, (t) => {
+      if (!Number.isSafeInteger(t) || t < 0 || t >= vocab) bad(RangeError, `stopTokens must hold token ids below the vocabulary's ${vocab}`, t);
+      return t;
+    });
+  }
+  if (o.onToken !== undefined && typeof o.onToken !== 'function') bad(TypeError, 'onToken must be a function', o.onToken);
+  // Sampling when a sampling option says so; temperature 0 is greedy.
+  const sample = temperature !== 0 && (temperature !== undefined || topK !== undefined || topP !== undefined);
+  return { maxNewTokens, temperature: temperature ?? 1, topK, topP, seed, repetitionPenalty, stopTokens, onToken: o.onToken, attentionMask: o.attentionMask, sample };
+}
+
+/** mulberry32: a small seeded generator of numbers in [0, 1). */
+export function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A chooser of next tokens: pick(logits, seen) -> token id, where logits is one row
+ * (Float32Array [vocab]) and seen a Uint8Array [vocab] marking the tokens of the sequence
+ * so far (for the repetition penalty).
+ */
+export function tokenChooser(opts) {
+  const random = opts.sample ? seededRandom(opts.seed ?? Math.floor(Math.random() * 2 ** 32)) : null;
+  return (logits, seen) => {
+    const V = logits.length;
+    const s = Float64Array.from(logits);
+    if (opts.repetitionPenalty !== 1) {
+      const p = opts.repetitionPenalty;
+      for (let t = 0; t < V; t++) if (seen[t]) s[t] = s[t] < 0 ? s[t] * p : s[t] / p;
+    }
+    if (!opts.sample) {
+      let best = 0;
+      for (let t = 1; t < V; t++) if (s[t] > s[best]) best = t;
+      return best;
+    }
+    if (opts.temperature !== 1) for (let t = 0; t < V; t++) s[t] /= opts.temperature;
+    if (opts.topK !== undefined && opts.topK < V) {
+      // keep every score >= the k-th largest (ties at the edge stay, as torch.topk's threshold does)
+      const kth = Float64Array.from(s).sort()[V - opts.topK];
+      for (let t = 0; t < V; t++) if (s[t] < kth) s[t] = -Infinity;
+    }
+    if (opts.topP !== undefined && opts.topP < 1) {
+      // sorted ascending, drop the tokens whose cumulative probability is <= 1 - topP (always keep the top one)
+      const order = Array.from({ length: V }, (_, t) => t).sort((a, b) => s[a] - s[b] || a - b);
+      const probs = softmax(s);
+      let cum = 0;
+      for (let i = 0; i < V - 1; i++) {
+        cum += probs[order[i]];
+        if (cum <= 1 - opts.topP) s[order[i]] = -Infinity;
+        else break;
+      }
+    }
+    const probs = softmax(s);
+    let r = random(), last = 0;
+    for (let t = 0; t < V; t++) {
+      if (probs[t] === 0) continue;
+      last = t;
+      r -= probs[t];
+      if (r < 0) return t;
+    }
+    return last;  // rounding left a sliver: the last possible token
+  };
+}
+
+function softmax(s) {
+  let m = -Infinity;
+  for (const v of s) if (v > m) m = v;
+  const p = new Float64Array(s.length);
+  let sum = 0;
+  for (let t = 0; t < s.length; t++) sum += (p[t] = s[t] === -Infinity ? 0 : Math.exp(s[t] - m));
+  for (let t = 0; t < s.length; t++) p[t] /= sum;
+  return p;
+}

@@ -1,0 +1,140 @@
+// Type declarations for mha-wasm/models: Hugging Face checkpoints (config.json,
+// *.safetensors, tokenizer.json) run on mha-wasm's Model, in this thread ('sync', from
+// init() of 'mha-wasm') or in a worker ('async', from init() of 'mha-wasm/worker', whose
+// methods return Promises of the same values).
+import type { KVCacheOf, Mha, Mode, Returns, TensorMap } from './index.js';
+import type { WorkerMha } from './worker.js';
+
+export { parseSafetensors, safetensorsMetadata } from './index.js';
+export type { TensorMap } from './index.js';
+
+/** Token ids: one sequence, rows of sequences (padded by the model), or a batch { data, dims: [B, L] }. */
+export type TokenIds = number[] | Int32Array | Array<number[] | Int32Array> | { data: Int32Array | number[]; dims: number[] };
+
+export type WeightType = 'f32' | 'f16' | 'int8';
+
+export interface LoadProgress {
+  /** Parts copied into the model so far (embeddings, each layer, final norm, head), and how many there are. */
+  loaded: number;
+  total: number;
+  /** The part just loaded: 'embeddings', 'block 3', 'final norm', 'head'. */
+  part: string;
+}
+
+export interface LoadModelOptions {
+  /** The parsed config.json. architectures[0] (or model_type) picks the architecture. */
+  config: Record<string, unknown>;
+  /** What parseSafetensors returns, or an array of them for a sharded checkpoint (F32, F16, BF16; I8 with <name>_scale). */
+  weights: TensorMap | TensorMap[];
+  /** The weight matrices' type in wasm memory. Default 'f32'; 'f16' and 'int8' need a build whose Model has them. */
+  weightType?: WeightType;
+  onProgress?: (progress: LoadProgress) => void;
+}
+
+export interface ModelForwardOptions<M extends Mode = 'sync'> {
+  /** 1 = token, 0 = padding (HF's polarity). [B, L], or with a cache [B, cache length + L] (or [B, L]: the cache's mask is remembered). */
+  attentionMask?: TokenIds | null;
+  /** Positions of the new tokens [B, L]. Default: from the mask as HF's generate() computes them (cumsum(mask) - 1), else after the cache. */
+  positionIds?: TokenIds | null;
+  /** BERT's segment ids [B, L] (default 0). */
+  tokenTypeIds?: TokenIds | null;
+  cache?: KVCacheOf<M> | null;
+  /** Also return each layer's attention maps. */
+  needWeights?: boolean;
+  /** Only each sequence's last position: logits [B, 1, vocab]. */
+  lastOnly?: boolean;
+}
+
+/** Logits [B, L, vocab] (BertModel: the last hidden state [B, L, hidden]); attentions [B, heads, L, Lk] per layer with needWeights. */
+export interface ModelOutput {
+  data: Float32Array;
+  dims: number[];
+  attentions?: Array<{ data: Float32Array; dims: number[] }>;
+}
+
+export interface EmbedOptions {
+  attentionMask?: TokenIds | null;
+  tokenTypeIds?: TokenIds | null;
+  /** 'mean' (default): the average over real tokens; 'cls': the first token's hidden state (not BERT's tanh pooler). */
+  pooling?: 'mean' | 'cls';
+  /** Divide by the L2 norm. Default false. */
+  normalize?: boolean;
+}
+
+export interface GenerateOptions {
+  /** Default 20. */
+  maxNewTokens?: number;
+  /** Sampling temperature; 0 is greedy. Sampling happens when temperature, topK or topP is given; otherwise greedy (HF's do_sample=False). */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  /** Seed of the sampler (default: random). */
+  seed?: number;
+  /** HF's repetition_penalty (1 = none). */
+  repetitionPenalty?: number;
+  /** Token ids that end a sequence, besides config.eos_token_id. */
+  stopTokens?: number[];
+  /** Called with each step's token (a number; an array of B for a batch) before the iterator yields it. */
+  onToken?: (token: number | number[], step: number) => void;
+  /** For ids given as { data, dims }: 1 = token, 0 = (left) padding. */
+  attentionMask?: TokenIds | null;
+}
+
+export interface HfModelOf<M extends Mode> {
+  /** The config.json the model was loaded from. */
+  readonly config: Record<string, unknown>;
+  /** config.architectures[0] (or model_type). */
+  readonly architecture: string;
+  /** The mha-wasm Model options it runs as. */
+  readonly modelOptions: Record<string, unknown>;
+  /** Bytes of wasm memory its weights take. */
+  readonly memoryBytes: number;
+  readonly eosTokenIds: readonly number[];
+  readonly padTokenId: number;
+  readonly isEncoder: boolean;
+  readonly numLayers: number;
+  readonly numHeads: number;
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly disposed: boolean;
+  /** KV caches for every layer. */
+  createCache(options: { maxLength: number; batch?: number }): KVCacheOf<M>;
+  forward(ids: TokenIds, options?: ModelForwardOptions<M>): Returns<M, ModelOutput>;
+  /** Sentence embeddings [B, hidden] (encoders). */
+  embed(ids: TokenIds, options?: EmbedOptions): Returns<M, { data: Float32Array; dims: number[] }>;
+  /** Next tokens, one step at a time: a number per step for one prompt, an array of B for a batch. */
+  generate(ids: TokenIds, options?: GenerateOptions): AsyncGenerator<number | number[], void, undefined>;
+  dispose(): void;
+}
+export type HfModel = HfModelOf<'sync'>;
+
+/** Loads a Hugging Face checkpoint into mha's Model. The size is checked from the config before anything is allocated. */
+export declare function loadModel(mha: WorkerMha, options: LoadModelOptions): Promise<HfModelOf<'async'>>;
+export declare function loadModel(mha: Mha, options: LoadModelOptions): Promise<HfModelOf<'sync'>>;
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+  [key: string]: unknown;
+}
+
+export interface Tokenizer {
+  readonly chatTemplate: string | null;
+  readonly bosToken: string | null;
+  readonly eosToken: string | null;
+  readonly padToken: string | null;
+  readonly unkToken: string | null;
+  readonly clsToken: string | null;
+  readonly sepToken: string | null;
+  readonly maskToken: string | null;
+  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string;
+  tokenToId(token: string): number | undefined;
+  idToToken(id: number): string | undefined;
+  /** The chat template of tokenizer_config.json; other options become template variables. */
+  applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean; tokenize?: false; [variable: string]: unknown }): string;
+  applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt?: boolean; tokenize: true; [variable: string]: unknown }): number[];
+}
+
+/** tokenizer.json (+ tokenizer_config.json), parsed or as text, read by @huggingface/tokenizers. */
+export declare function loadTokenizer(options: { tokenizerJson: object | string; tokenizerConfig?: object | string | null }): Promise<Tokenizer>;

@@ -1,0 +1,417 @@
+// mha-wasm/models: Hugging Face models (config.json, *.safetensors, tokenizer.json) on
+// mha-wasm's Model, in this thread or in a worker.
+//
+//   import { init } from 'mha-wasm';                       // or 'mha-wasm/worker'
+//   import { loadModel, loadTokenizer } from 'mha-wasm/models';
+//   const mha = await init();
+//   const model = await loadModel(mha, { config, weights: parseSafetensors(bytes) });
+//   const tokenizer = await loadTokenizer({ tokenizerJson, tokenizerConfig });
+//   for await (const t of model.generate(tokenizer.encode('Hello'), { maxNewTokens: 20 })) ...
+//
+// The architectures (hf-config.js): BertModel / BertForMaskedLM's encoder, GPT2LMHeadModel,
+// LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM. The checkpoint is laid out as the
+// Model's calls by hf-weights.js; the next token is chosen by generate.js.
+import { MAX_HEAP_BYTES } from './abi.js';
+import { modelSpec } from './hf-config.js';
+import { checkpointPlan } from './hf-weights.js';
+import { modelConfig, modelWeightBytes } from './model.js';
+import { readGenerateOptions, tokenChooser } from './generate.js';
+import { tooLarge } from './runtime.js';
+import { describe, isTypedArray, plainObject } from './validate.js';
+
+export { parseSafetensors, safetensorsMetadata } from './safetensors.js';
+export { loadTokenizer } from './hf-tokenizer.js';
+
+const WEIGHT_TYPES = ['f32', 'f16', 'int8'];
+const LOAD_OPTIONS = ['config', 'weights', 'weightType', 'onProgress'];
+const FORWARD_OPTIONS = ['attentionMask', 'positionIds', 'tokenTypeIds', 'cache', 'needWeights', 'lastOnly'];
+const EMBED_OPTIONS = ['attentionMask', 'tokenTypeIds', 'pooling', 'normalize'];
+
+/** Bytes of wasm memory the weights take (mha::Model::weight_bytes), from the options alone. */
+function weightBytes(o, numLayers = o.numLayers) {
+  const a = o.attention, heads = a.numHeads, headDim = a.headDim ?? o.hiddenSize / heads;
+  return modelWeightBytes({
+    hiddenSize: o.hiddenSize, vocabSize: o.vocabSize, numLayers, maxPositions: o.maxPositions ?? 0, typeVocabSize: o.typeVocabSize ?? 0,
+    head: o.head, attention: { numHeads: heads, numKvHeads: a.numKvHeads ?? heads, headDim, rope: a.rope ?? null },
+    feedForward: { dimFeedforward: o.feedForward.dimFeedforward, gated: !!o.feedForward.gated },
+  });
+}
+
+// ── weightType: the one place it reaches the core ──────────────────────────────────────
+// 'f32' is the Model as it is. 'f16' and 'int8' matrices become the Model option
+// `weightType` once the core has it; until then they are refused here, as are int8
+// checkpoints at weightType 'int8' (at 'f32' they are dequantized, hf-weights.js).
+function withWeightType(options, weightType) {
+  if (weightType === 'f32') return options;
+  const typed = { ...options, weightType };
+  try {
+    modelConfig(typed);
+  } catch (e) {
+    if (e instanceof TypeError && /unknown option "weightType"/.test(e.message))
+      throw new Error(`loadModel: weightType '${weightType}' is not available in this build of mha-wasm (its Model has float32 weights only); use weightType 'f32'`);
+    throw e;
+  }
+  return typed;
+}
+
+/**
+ * Loads a Hugging Face checkpoint into a Model of mha (what init() from 'mha-wasm' or
+ * 'mha-wasm/worker' resolves to). options: { config (config.json, parsed), weights (a
+ * parseSafetensors result, or an array of them for a sharded checkpoint), weightType =
+ * 'f32' | 'f16' | 'int8', onProgress({ loaded, total, part }) }.
+ */
+export async function loadModel(mha, options) {
+  if (mha === null || typeof mha !== 'object' || typeof mha.Model !== 'function')
+    throw new TypeError(`loadModel: the first argument must be what init() from 'mha-wasm' or 'mha-wasm/worker' resolves to, got ${describe(mha)}`);
+  const o = plainObject('loadModel options', options, LOAD_OPTIONS);
+  if (o.config === undefined) throw new TypeError('loadModel: options.config (the parsed config.json) is required');
+  if (o.weights === undefined) throw new TypeError('loadModel: options.weights (parseSafetensors results) is required');
+  const weightType = o.weightType ?? 'f32';
+  if (!WEIGHT_TYPES.includes(weightType))
+    throw new (typeof weightType === 'string' ? RangeError : TypeError)(`loadModel: options.weightType must be one of ${WEIGHT_TYPES.map((w) => `'${w}'`).join(', ')}, got ${describe(weightType)}`);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError(`loadModel: options.onProgress must be a function, got ${describe(o.onProgress)}`);
+  const spec = modelSpec(o.config);
+
+  // Size first, from the configuration alone: the weights plus the largest call's copy of its tensors.
+  const { options: mo } = spec, H = mo.hiddenSize;
+  const bytes = weightBytes(mo), perBlock = weightBytes(mo, 2) - weightBytes(mo, 1);
+  const staging = Math.max(perBlock, 4 * (mo.vocabSize + (mo.maxPositions ?? 0) + (mo.typeVocabSize ?? 0)) * H);
+  if (!(bytes + staging < MAX_HEAP_BYTES))
+    throw tooLarge(`loadModel: ${spec.architecture} with ${mo.numLayers} layers, hidden size ${H} and a vocabulary of ${mo.vocabSize}`, bytes + staging, 'memory for its weights (and to copy the largest part in)');
+
+  const modelOptions = withWeightType(mo, weightType);
+  const plan = checkpointPlan(spec, o.weights);
+  if (plan.quantized.length && weightType === 'int8')  // routed with the matrices once the core takes int8 (see withWeightType)
+    throw new Error('loadModel: int8 tensors at weightType \'int8\' are not available in this build');
+
+  const core = new mha.Model(modelOptions);
+  try {
+    for (let i = 0; i < plan.parts.length; i++) {
+      const p = plan.parts[i], args = p.args();
+      await (p.call === 'setBlock' ? core.setBlock(Number(p.what.slice(6)), args) : core[p.call](args));
+      if (o.onProgress) o.onProgress({ loaded: i + 1, total: plan.parts.length, part: p.what });
+    }
+  } catch (e) {
+    core.dispose();
+    throw e;
+  }
+  return new HfModel(core, spec, o.config, bytes, typeof mha.terminate === 'function');
+}
+
+// ---------------------------------------------------------------------------------------
+// Inputs: token ids, masks, positions
+
+const isRow = (v) => Array.isArray(v) || isTypedArray(v);
+
+/** Integer values of a row, checked. */
+function intRow(name, row, lo, hi) {
+  const out = new Int32Array(row.length);
+  for (let i = 0; i < row.length; i++) {
+    const v = typeof row[i] === 'bigint' ? Number(row[i]) : row[i];
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${name}[${i}] must be an integer, got ${describe(row[i])}`);
+    if (v < lo || v >= hi) throw new RangeError(`${name}[${i}] = ${v} is outside [${lo}, ${hi})`);
+    out[i] = v;
+  }
+  return out;
+}
+
+/**
+ * A batch of integers in any accepted form: one row (number[] / typed array), an array of
+ * rows (padded to the longest with pad on `side`; mask marks the real entries), or
+ * { data, dims: [B, L] } (or [L]). Returns { data: Int32Array, B, L, mask: Uint8Array | null,
+ * single: one sequence (a row, or dims [L]) }.
+ */
+function readBatch(name, v, { lo = 0, hi = 2 ** 31, pad = 0, side = 'left' } = {}) {
+  if (isRow(v) && !(Array.isArray(v) && v.length > 0 && isRow(v[0]))) {
+    if (v.length === 0) throw new RangeError(`${name} is empty`);
+    return { data: intRow(name, v, lo, hi), B: 1, L: v.length, mask: null, single: true };
+  }
+  if (Array.isArray(v)) {
+    const rows = v.map((r, b) => {
+      if (!isRow(r)) throw new TypeError(`${name}[${b}] must be a row of integers, got ${describe(r)}`);
+      if (r.length === 0) throw new RangeError(`${name}[${b}] is empty`);
+      return intRow(`${name}[${b}]`, r, lo, hi);
+    });
+    const B = rows.length, L = Math.max(...rows.map((r) => r.length));
+    const data = new Int32Array(B * L).fill(pad), mask = new Uint8Array(B * L);
+    rows.forEach((r, b) => {
+      const off = b * L + (side === 'left' ? L - r.length : 0);
+      data.set(r, off);
+      mask.fill(1, off, off + r.length);
+    });
+    return { data, B, L, mask: rows.some((r) => r.length < L) ? mask : null, single: false };
+  }
+  if (v !== null && typeof v === 'object' && 'data' in v && 'dims' in v) {
+    const { data, dims } = v;
+    if (!Array.isArray(dims) || (dims.length !== 1 && dims.length !== 2) || !dims.every((d) => Number.isSafeInteger(d) && d > 0))
+      throw new TypeError(`${name}.dims must be [B, L] (or [L]) of positive sizes, got ${describe(dims)}`);
+    if (!isRow(data)) throw new TypeError(`${name}.data must be an Int32Array (or numbers), got ${describe(data)}`);
+    const [B, L] = dims.length === 2 ? dims : [1, dims[0]];
+    if (data.length !== B * L) throw new RangeError(`${name}.data has ${data.length} entries; dims ${JSON.stringify(dims)} need ${B * L}`);
+    return { data: intRow(`${name}.data`, data, lo, hi), B, L, mask: null, single: dims.length === 1 };
+  }
+  throw new TypeError(`${name} must be token ids (a number[] or Int32Array), an array of rows, or { data: Int32Array, dims: [B, L] }, got ${describe(v)}`);
+}
+
+/** HF generate()'s position ids of a mask [B, N]: cumsum(mask) - 1, and 1 where the mask is 0; the last L columns. */
+function positionsFromMask(mask, B, N, L) {
+  const pos = new Int32Array(B * L);
+  for (let b = 0; b < B; b++) {
+    let c = 0;
+    for (let i = 0; i < N; i++) {
+      c += mask[b * N + i];
+      if (i >= N - L) pos[b * L + i - (N - L)] = mask[b * N + i] ? c - 1 : 1;
+    }
+  }
+  return pos;
+}
+
+const MASKS = new WeakMap();  // a cache -> the attention mask of the positions it holds: { B, N, mask }
+
+// ---------------------------------------------------------------------------------------
+// The model
+
+class HfModel {
+  #core;
+  #spec;
+  #async;
+  #disposed = false;
+
+  constructor(core, spec, config, bytes, isAsync) {
+    this.#core = core;
+    this.#spec = spec;
+    this.#async = isAsync;
+    /** The config.json the model was loaded from. */
+    this.config = config;
+    /** 'BertModel', 'GPT2LMHeadModel', ...: config.architectures[0] (or model_type). */
+    this.architecture = spec.architecture;
+    /** The mha-wasm Model options it runs as. */
+    this.modelOptions = spec.options;
+    /** Bytes of wasm memory its weights take. */
+    this.memoryBytes = bytes;
+    /** Token ids that end generation (config.eos_token_id, as a list), and the id padding takes. */
+    this.eosTokenIds = Object.freeze([...spec.eos]);
+    this.padTokenId = spec.padId;
+    /** true for encoders (BERT: hidden states out, embed()); false for the language models. */
+    this.isEncoder = spec.encoder;
+    this.numLayers = spec.options.numLayers;
+    this.numHeads = spec.options.attention.numHeads;
+    this.vocabSize = spec.options.vocabSize;
+    this.hiddenSize = spec.options.hiddenSize;
+    Object.freeze(this);
+  }
+
+  get disposed() { return this.#disposed; }
+
+  /** Runs body, returning a Promise for the worker API (a throw becomes a rejection). */
+  #run(body) {
+    if (!this.#async) return body();
+    try {
+      return Promise.resolve(body());
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #live(what) {
+    if (this.#disposed) throw new Error(`${what}: the model has been disposed`);
+  }
+
+  /** KV caches for every layer: { maxLength, batch = 1 }. */
+  createCache(options) {
+    this.#live('createCache');
+    return this.#core.createCache(options);
+  }
+
+  /**
+   * ids: one sequence (number[] / Int32Array), rows (padded here: on the left for the
+   * language models, on the right for BERT), or { data: Int32Array, dims: [B, L] }.
+   * options: attentionMask (1 = token, 0 = padding; the same forms, [B, L] or with a cache
+   * [B, cache length + L]), positionIds (default: from the mask as HF's generate() computes
+   * them, else after the cache), tokenTypeIds (BERT), cache, needWeights, lastOnly.
+   * Returns logits [B, L, vocab] (BERT: the last hidden state [B, L, hidden]); with
+   * needWeights its attentions ([B, heads, L, cache length + L] per layer).
+   */
+  forward(ids, options) {
+    return this.#run(() => {
+      this.#live('forward');
+      const call = this.#prepare(ids, options ?? {});
+      return this.#then(this.#core.forward({ data: call.ids, dims: [call.B, call.L] }, call.options), (r) => {
+        if (call.cache && call.fullMask) MASKS.set(call.cache, { B: call.B, N: call.N, mask: call.fullMask });
+        else if (call.cache) MASKS.delete(call.cache);
+        const out = { data: r.output.data, dims: r.output.dims };
+        if (call.options.needWeights) out.attentions = r.attentions;
+        return out;
+      });
+    });
+  }
+
+  #then(v, fn) {
+    return v !== null && typeof v === 'object' && typeof v.then === 'function' ? v.then(fn) : fn(v);
+  }
+
+  /** A forward's arguments for the core. */
+  #prepare(ids, options) {
+    const s = this.#spec, o = plainObject('forward options', options, FORWARD_OPTIONS);
+    const t = readBatch('ids', ids, { hi: s.options.vocabSize, pad: s.padId, side: s.encoder ? 'right' : 'left' });
+    const { B, L } = t;
+    const cache = o.cache ?? null;
+    const past = cache ? cache.length : 0;
+    // The mask of every position the call sees: the cache's and the new ones.
+    let mask = t.mask, N = past + L;
+    if (o.attentionMask !== undefined && o.attentionMask !== null) {
+      if (t.mask) throw new TypeError('forward: options.attentionMask given with rows of ids; rows are padded (and masked) here, give ids as { data, dims } to pass your own mask');
+      const m = readBatch('options.attentionMask', o.attentionMask, { lo: 0, hi: 2 });
+      if (m.B !== B || (m.L !== L && m.L !== N))
+        throw new RangeError(`forward: options.attentionMask must be [${B}, ${L}]${past ? ` or [${B}, ${N}] (the cache's ${past} positions and the new ones)` : ''}, got [${m.B}, ${m.L}]`);
+      mask = Uint8Array.from(m.data);
+    }
+    let full = null;
+    if (mask && mask.length === B * N) full = mask;
+    else if (past > 0) {
+      const known = MASKS.get(cache);
+      if (known && (known.B !== B || known.N !== past)) MASKS.delete(cache);
+      const before = known && known.B === B && known.N === past ? known.mask : null;
+      if (before || mask) {
+        full = new Uint8Array(B * N).fill(1);
+        for (let b = 0; b < B; b++) {
+          if (before) full.set(before.subarray(b * past, (b + 1) * past), b * N);
+          if (mask) full.set(mask.subarray(b * L, (b + 1) * L), b * N + past);
+        }
+      }
+    } else full = mask;
+    const padded = full !== null && full.includes(0);
+    const core = { cache: cache ?? undefined, needWeights: o.needWeights, lastOnly: o.lastOnly };
+    if (padded) core.keyPaddingMask = { data: full.map((v) => 1 - v), dims: [B, N] };
+    if (o.positionIds !== undefined && o.positionIds !== null) {
+      const p = readBatch('options.positionIds', o.positionIds, { lo: 0, hi: s.maxPositions ?? 2 ** 31 });
+      if (p.B !== B || p.L !== L) throw new RangeError(`forward: options.positionIds must be [${B}, ${L}] like ids, got [${p.B}, ${p.L}]`);
+      core.positionIds = { data: p.data, dims: [B, L] };
+    } else if (padded && !s.encoder) {
+      core.positionIds = { data: positionsFromMask(full, B, N, L), dims: [B, L] };
+    }
+    if (o.tokenTypeIds !== undefined && o.tokenTypeIds !== null) {
+      if (!s.options.typeVocabSize) throw new TypeError(`forward: options.tokenTypeIds given, but ${s.architecture} has no token types`);
+      const tt = readBatch('options.tokenTypeIds', o.tokenTypeIds, { hi: s.options.typeVocabSize, pad: 0, side: 'right' });
+      if (tt.B !== B || tt.L !== L) throw new RangeError(`forward: options.tokenTypeIds must be [${B}, ${L}] like ids, got [${tt.B}, ${tt.L}]`);
+      core.tokenTypes = { data: tt.data, dims: [B, L] };
+    }
+    for (const k of Object.keys(core)) if (core[k] === undefined) delete core[k];
+    return { ids: t.data, B, L, N, cache, fullMask: full, options: core };
+  }
+
+  /**
+   * Sentence embeddings of an encoder (sentence-transformers' Pooling + Normalize):
+   * pooling 'mean' (over the real tokens) or 'cls' (the first token's hidden state, not
+   * BERT's tanh pooler), normalize (L2). ids as forward's (rows are right-padded).
+   * Returns { data: Float32Array, dims: [B, hidden] }.
+   */
+  embed(ids, options) {
+    return this.#run(() => {
+      this.#live('embed');
+      if (!this.#spec.encoder) throw new TypeError(`embed: ${this.architecture} is a language model; embed() is for encoders (BertModel)`);
+      const o = plainObject('embed options', options ?? {}, EMBED_OPTIONS);
+      const pooling = o.pooling ?? 'mean';
+      if (pooling !== 'mean' && pooling !== 'cls') throw new (typeof pooling === 'string' ? RangeError : TypeError)(`embed: options.pooling must be 'mean' or 'cls', got ${describe(pooling)}`);
+      if (o.normalize !== undefined && typeof o.normalize !== 'boolean') throw new TypeError(`embed: options.normalize must be a boolean, got ${describe(o.normalize)}`);
+      const call = this.#prepare(ids, { attentionMask: o.attentionMask, tokenTypeIds: o.tokenTypeIds });
+      const { B, L } = call, E = this.hiddenSize, mask = call.fullMask;
+      return this.#then(this.#core.forward({ data: call.ids, dims: [B, L] }, call.options), (r) => {
+        const h = r.output.data, out = new Float32Array(B * E), acc = new Float64Array(E);
+        for (let b = 0; b < B; b++) {
+          acc.fill(0);
+          if (pooling === 'cls') for (let k = 0; k < E; k++) acc[k] = h[b * L * E + k];
+          else {
+            let n = 0;
+            for (let i = 0; i < L; i++) {
+              if (mask && !mask[b * L + i]) continue;
+              n++;
+              for (let k = 0; k < E; k++) acc[k] += h[(b * L + i) * E + k];
+            }
+            for (let k = 0; k < E; k++) acc[k] /= Math.max(n, 1e-9);
+          }
+          let norm = 1;
+          if (o.normalize) norm = Math.max(Math.sqrt(acc.reduce((s, x) => s + x * x, 0)), 1e-12);
+          for (let k = 0; k < E; k++) out[b * E + k] = acc[k] / norm;
+        }
+        return { data: out, dims: [B, E] };
+      });
+    });
+  }
+
+  /**
+   * Generates tokens after ids (one prompt, or rows of prompts, left-padded here; or
+   * { data, dims } with options.attentionMask), with a KV cache. options: maxNewTokens = 20,
+   * temperature, topK, topP, seed (sampling when any of the first three is given; otherwise
+   * greedy, HF's do_sample=False), repetitionPenalty, stopTokens (with config.eos_token_id),
+   * onToken(token, step). An async iterator: a token id per step for one prompt, an array of
+   * B for a batch (a finished row gives the pad id, as HF's output does). A row stops after
+   * a stop token; generation after every row has, or after maxNewTokens.
+   */
+  generate(ids, options) {
+    this.#live('generate');
+    const s = this.#spec;
+    if (s.encoder) throw new TypeError(`generate: ${this.architecture} has no language-model head`);
+    const opts = readGenerateOptions(options, s.options.vocabSize);
+    const t = readBatch('ids', ids, { hi: s.options.vocabSize, pad: s.padId, side: 'left' });
+    if (s.maxPositions !== null && t.L + opts.maxNewTokens > s.maxPositions)
+      throw new RangeError(`generate: ${t.L} prompt tokens and maxNewTokens ${opts.maxNewTokens} do not fit the model's ${s.maxPositions} positions`);
+    let mask = t.mask;
+    if (opts.attentionMask !== undefined && opts.attentionMask !== null) {
+      if (t.mask) throw new TypeError('generate: options.attentionMask given with rows of ids; rows are padded (and masked) here');
+      const m = readBatch('options.attentionMask', opts.attentionMask, { lo: 0, hi: 2 });
+      if (m.B !== t.B || m.L !== t.L) throw new RangeError(`generate: options.attentionMask must be [${t.B}, ${t.L}] like ids, got [${m.B}, ${m.L}]`);
+      mask = Uint8Array.from(m.data);
+    }
+    return this.#generate(t, mask, opts, t.single);
+  }
+
+  async* #generate({ data, B, L }, mask, opts, single) {
+    const V = this.vocabSize, stop = new Set([...this.#spec.eos, ...opts.stopTokens]), pad = this.#spec.padId;
+    const pick = tokenChooser(opts);
+    const seen = Array.from({ length: B }, (_, b) => {
+      const u = new Uint8Array(V);
+      for (let i = 0; i < L; i++) if (!mask || mask[b * L + i]) u[data[b * L + i]] = 1;
+      return u;
+    });
+    const done = new Array(B).fill(false);
+    const cache = await this.createCache({ maxLength: L + opts.maxNewTokens, batch: B });
+    let pending = null;
+    try {
+      pending = this.forward({ data, dims: [B, L] }, { attentionMask: mask ? { data: mask, dims: [B, L] } : undefined, cache, lastOnly: true });
+      for (let step = 0; step < opts.maxNewTokens; step++) {
+        const out = await pending;
+        pending = null;
+        const next = new Int32Array(B);
+        for (let b = 0; b < B; b++) {
+          if (done[b]) { next[b] = pad; continue; }
+          const tok = pick(out.data.subarray(b * V, (b + 1) * V), seen[b]);
+          next[b] = tok;
+          seen[b][tok] = 1;
+          if (stop.has(tok)) done[b] = true;
+        }
+        const last = step + 1 === opts.maxNewTokens || done.every(Boolean);
+        const step1 = () => this.forward({ data: next, dims: [B, 1] }, { cache, lastOnly: true });
+        // In a worker the next step runs while this token is handed out (a rejection is
+        // seen when the step is awaited; dropped with the iterator, it is ignored).
+        if (!last && this.#async) pending = step1();
+        if (pending) pending.catch(() => {});
+        const token = single ? next[0] : Array.from(next);
+        if (opts.onToken) opts.onToken(token, step);
+        yield token;
+        if (last) break;
+        if (!pending) pending = step1();  // in this thread: after the caller has the token
+      }
+    } finally {
+      if (pending && typeof pending.then === 'function') await pending.then(() => {}, () => {});
+      cache.dispose();
+    }
+  }
+
+  /** Frees the model's wasm memory. */
+  dispose() {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#core.dispose();
+  }
+}

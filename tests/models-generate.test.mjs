@@ -1,0 +1,275 @@
+// mha-wasm/models: generate() and cached forward() against the float64 references:
+// greedy generation with KV caches equals the argmax of full forwards (greedyReference) for
+// every decoder, one prompt and left-padded batches, stop tokens, windows longer than they
+// reach; cached steps equal the full forward; sampling draws from the distribution HF's
+// warpers (repetition penalty, temperature, top-k, top-p) give, reproducibly by seed; bad
+// arguments named.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { init, parseSafetensors } from 'mha-wasm';
+import { loadModel } from 'mha-wasm/models';
+import { tokenChooser, readGenerateOptions } from '../bindings/generate.js';
+import { tinyModel } from './models/tiny.mjs';
+import { greedyReference, referenceForward, maskedRelErr, leftPad } from './models/reference.mjs';
+
+const DECODERS = ['gpt2', 'llama', 'qwen2', 'mistral'];
+const builds = [['simd', await init({ threads: 1 })], ['threads', await init({ threads: 2 })]];
+const [, mha] = builds[0];
+const weightsOf = (m) => m.files.map((f) => parseSafetensors(f.bytes));
+const load = (api, m) => loadModel(api, { config: m.config, weights: weightsOf(m) });
+
+async function collect(iter) {
+  const out = [];
+  for await (const t of iter) out.push(t);
+  return out;
+}
+
+/**
+ * Our steps against the reference's, step by step while the reference's top two logits are
+ * clearly apart in every row (past a near tie, float32 may rightly pick the other token).
+ * Returns how many steps were compared.
+ */
+function sameGreedy(got, ref, what, single) {
+  let n = 0;
+  for (let s = 0; s < ref.steps.length; s++) {
+    if (ref.margins[s].some((m) => m < 1e-3)) break;
+    assert.ok(s < got.length, `${what}: stopped after ${got.length} steps, the reference went on`);
+    assert.deepEqual(got[s], single ? ref.steps[s][0] : ref.steps[s], `${what}: step ${s}`);
+    n++;
+  }
+  if (n === ref.steps.length) assert.equal(got.length, ref.steps.length, `${what}: steps`);
+  return n;
+}
+
+for (const [build, api] of builds) {
+  test(`${build}: greedy generation with caches equals the argmax of full forwards, one prompt and a left-padded batch`, async () => {
+    let compared = 0;
+    for (const arch of DECODERS) {
+      const m = tinyModel(arch, { seed: 21 });
+      const model = await load(api, m);
+      const prompt = [7, 23, 41, 5, 60];
+      const ref = greedyReference({ config: m.config, tensors: m.tensors, prompts: prompt, maxNewTokens: 10, eosTokenId: null });
+      compared += sameGreedy(await collect(model.generate(prompt, { maxNewTokens: 10 })), ref, `${arch} one prompt`, true);
+      const rows = [[7, 23, 41, 5, 60, 12, 33], [44, 9], [71, 15, 28, 3]];
+      const refB = greedyReference({ config: m.config, tensors: m.tensors, prompts: rows, maxNewTokens: 8, eosTokenId: null });
+      const batch = await collect(model.generate(rows, { maxNewTokens: 8 }));
+      compared += sameGreedy(batch, refB, `${arch} batch`, false);
+      // the same batch as { data, dims } with the caller's mask
+      const p = leftPad(rows, model.padTokenId);
+      assert.deepEqual(await collect(model.generate({ data: p.ids, dims: p.dims }, { maxNewTokens: 8, attentionMask: { data: p.attentionMask, dims: p.dims } })), batch);
+      model.dispose();
+    }
+    assert.ok(compared >= 40, `only ${compared} steps compared (too many near ties)`);
+  });
+}
+
+test('windows: Mistral and Qwen2 (use_sliding_window from max_window_layers) generate past the window as the reference does', async () => {
+  for (const [arch, config] of [['mistral', { sliding_window: 3 }], ['qwen2', { use_sliding_window: true, sliding_window: 3, max_window_layers: 1 }],
+    ['qwen2', { use_sliding_window: true, sliding_window: 2, max_window_layers: 0 }]]) {
+    const m = tinyModel(arch, { seed: 8, config });
+    const model = await load(mha, m);
+    const rows = [[7, 23, 41, 5, 60, 12], [44, 9, 8]];
+    const ref = greedyReference({ config: m.config, tensors: m.tensors, prompts: rows, maxNewTokens: 10, eosTokenId: null });
+    assert.ok(sameGreedy(await collect(model.generate(rows, { maxNewTokens: 10 })), ref, `${arch} ${JSON.stringify(config)}`, false) >= 3);
+    model.dispose();
+  }
+});
+
+test('stop tokens: config.eos_token_id (a list for Llama) and the caller\'s stopTokens end a row; finished rows give the pad id', async () => {
+  const m = tinyModel('llama', { seed: 21 });
+  const model = await load(mha, m);
+  const rows = [[7, 23, 41, 5, 60, 12, 33], [44, 9]];
+  const free = greedyReference({ config: m.config, tensors: m.tensors, prompts: rows, maxNewTokens: 8, eosTokenId: null });
+  const stopAt = free.steps[2][0];  // row 0's third token ends it
+  const ref = greedyReference({ config: m.config, tensors: m.tensors, prompts: rows, maxNewTokens: 8, eosTokenId: [...m.config.eos_token_id, stopAt] });
+  const got = await collect(model.generate(rows, { maxNewTokens: 8, stopTokens: [stopAt] }));
+  sameGreedy(got, ref, 'stopTokens', false);
+  assert.equal(got[3][0], model.padTokenId, 'row 0 gives the pad id once it stopped');
+  // every row stopping ends the iterator
+  const row1 = free.steps.map((st) => st[1]), stop1 = row1[3];
+  const alone = await collect(model.generate(rows[1], { maxNewTokens: 8, stopTokens: [stop1] }));
+  assert.deepEqual(alone, row1.slice(0, row1.indexOf(stop1) + 1));
+  // config.eos_token_id is a list: its second id stops too
+  const eos = m.config.eos_token_id[1];
+  const cfg = { ...m.config, eos_token_id: [m.config.eos_token_id[0], free.steps[0][1]] };
+  const model2 = await loadModel(mha, { config: cfg, weights: weightsOf(m) });
+  assert.deepEqual(await collect(model2.generate(rows[1], { maxNewTokens: 8 })), [free.steps[0][1]]);
+  assert.ok(eos !== undefined);
+  model.dispose();
+  model2.dispose();
+});
+
+test('cached forward: prompt then steps (full-length or new-column masks) equal the full forward of the padded batch', async () => {
+  for (const arch of DECODERS) {
+    const m = tinyModel(arch, { seed: 31 });
+    const model = await load(mha, m);
+    const rows = [[7, 23, 41, 5, 60], [44, 9, 71]];
+    const p = leftPad(rows, model.padTokenId);
+    const [B, L] = p.dims, V = model.vocabSize;
+    const steps = [[3, 4], [5, 6], [8, 9]];
+    for (const form of ['full', 'new']) {
+      const cache = model.createCache({ maxLength: 16, batch: B });
+      const first = model.forward({ data: p.ids, dims: [B, L] }, { attentionMask: { data: p.attentionMask, dims: [B, L] }, cache });
+      let ids = Array.from(p.ids), mask = Array.from(p.attentionMask), n = L;
+      const refOf = () => referenceForward({ config: m.config, tensors: m.tensors, ids: { data: ids, dims: [B, n] }, attentionMask: { data: mask, dims: [B, n] } });
+      assert.ok(maskedRelErr(first.data, refOf().data, p.attentionMask, V) <= 1e-4, `${arch} prompt`);
+      for (const s of steps) {
+        ids = rows.flatMap((_, b) => [...ids.slice(b * n, (b + 1) * n), s[b]]);
+        mask = rows.flatMap((_, b) => [...mask.slice(b * n, (b + 1) * n), 1]);
+        n++;
+        const am = form === 'full' ? { data: Int32Array.from(mask), dims: [B, n] } : { data: Int32Array.of(1, 1), dims: [B, 1] };
+        const out = model.forward({ data: Int32Array.from(s), dims: [B, 1] }, { attentionMask: am, cache });
+        const ref = refOf();
+        const last = new Float64Array(B * V);
+        for (let b = 0; b < B; b++) last.set(ref.data.subarray((b * n + n - 1) * V, (b * n + n) * V), b * V);
+        assert.deepEqual(out.dims, [B, 1, V]);
+        assert.ok(maskedRelErr(out.data, last, null, V) <= 1e-4, `${arch} ${form} step ${n}`);
+      }
+      assert.equal(cache.length, L + steps.length);
+      cache.dispose();
+    }
+    // lastOnly on a prompt: each row's last logits
+    const lo = model.forward(rows, { lastOnly: true });
+    const full = model.forward(rows);
+    assert.deepEqual(lo.dims, [2, 1, V]);
+    for (let b = 0; b < 2; b++) assert.deepEqual(lo.data.subarray(b * V, (b + 1) * V), full.data.subarray((b * L + L - 1) * V, (b * L + L) * V));
+    model.dispose();
+  }
+});
+
+// ---------------------------------------------------------------------------------
+// Sampling
+
+/** HF's warpers in float64, independently: the distribution sampling draws from. */
+function hfDistribution(logits, seen, { temperature = 1, topK, topP, repetitionPenalty = 1 }) {
+  const V = logits.length;
+  let s = Array.from(logits, (x, t) => (seen.has(t) ? (x < 0 ? x * repetitionPenalty : x / repetitionPenalty) : x));
+  s = s.map((x) => x / temperature);
+  if (topK !== undefined) {
+    const kth = [...s].sort((a, b) => b - a)[Math.min(topK, V) - 1];
+    s = s.map((x) => (x < kth ? -Infinity : x));
+  }
+  const soft = (a) => { const m = Math.max(...a); const e = a.map((x) => Math.exp(x - m)); const z = e.reduce((x, y) => x + y); return e.map((x) => x / z); };
+  if (topP !== undefined) {
+    const p = soft(s), order = [...p.keys()].sort((a, b) => p[a] - p[b]);
+    let cum = 0;
+    const drop = new Set();
+    order.forEach((t, i) => { cum += p[t]; if (cum <= 1 - topP && i < V - 1) drop.add(t); });
+    s = s.map((x, t) => (drop.has(t) ? -Infinity : x));
+  }
+  return soft(s);
+}
+
+test('sampling draws from the distribution of HF\'s repetition penalty, temperature, top-k and top-p', () => {
+  const V = 12, logits = Float32Array.from({ length: V }, (_, t) => Math.sin(t * 1.7) * 2 + (t % 3) * 0.3);
+  const seen = new Set([1, 4, 7]), seenArr = new Uint8Array(V);
+  for (const t of seen) seenArr[t] = 1;
+  const cases = [{ temperature: 1 }, { temperature: 0.5 }, { temperature: 2, topK: 4 }, { topP: 0.8 }, { temperature: 0.7, topK: 6, topP: 0.9, repetitionPenalty: 1.3 }, { topK: 1 }];
+  for (const c of cases) {
+    const opts = readGenerateOptions({ ...c, seed: 42 }, V);
+    assert.equal(opts.sample, true);
+    const pick = tokenChooser(opts), n = 40000, counts = new Array(V).fill(0);
+    for (let i = 0; i < n; i++) counts[pick(logits, seenArr)]++;
+    const p = hfDistribution(logits, seen, c);
+    for (let t = 0; t < V; t++) {
+      if (p[t] === 0) assert.equal(counts[t], 0, `${JSON.stringify(c)}: token ${t} is filtered out`);
+      else assert.ok(Math.abs(counts[t] / n - p[t]) <= 5 * Math.sqrt((p[t] * (1 - p[t])) / n) + 1e-3, `${JSON.stringify(c)}: token ${t}: ${counts[t] / n} vs ${p[t]}`);
+    }
+  }
+  // greedy: the argmax after the penalty; temperature 0 is greedy
+  for (const o of [{}, { temperature: 0, topK: 3 }, { repetitionPenalty: 5 }]) {
+    const opts = readGenerateOptions(o, V);
+    assert.equal(opts.sample, false);
+    const p = hfDistribution(logits, seen, { repetitionPenalty: o.repetitionPenalty });
+    assert.equal(tokenChooser(opts)(logits, seenArr), p.indexOf(Math.max(...p)));
+  }
+});
+
+test('generate samples reproducibly by seed, as the reference\'s logits would make it (repetition penalty over the prompt and the output)', async () => {
+  const m = tinyModel('qwen2', { seed: 13 });
+  const model = await load(mha, m);
+  const prompt = [7, 23, 41, 5];
+  const o = { maxNewTokens: 12, temperature: 0.9, topK: 30, topP: 0.95, repetitionPenalty: 1.2, seed: 7 };
+  const a = await collect(model.generate(prompt, o));
+  assert.deepEqual(await collect(model.generate(prompt, o)), a, 'same seed, same tokens');
+  assert.notDeepEqual(await collect(model.generate(prompt, { ...o, seed: 8 })), a, 'another seed, other tokens');
+  // the same draws over the float64 reference's logits (full forwards)
+  const pick = tokenChooser(readGenerateOptions(o, model.vocabSize)), seen = new Uint8Array(model.vocabSize);
+  const ids = [...prompt];
+  for (const t of prompt) seen[t] = 1;
+  const eos = new Set([].concat(m.config.eos_token_id));
+  const ref = [];
+  for (let s = 0; s < o.maxNewTokens; s++) {
+    const r = referenceForward({ config: m.config, tensors: m.tensors, ids });
+    const V = r.dims[2], t = pick(Float32Array.from(r.data.subarray((ids.length - 1) * V)), seen);
+    ref.push(t);
+    seen[t] = 1;
+    ids.push(t);
+    if (eos.has(t)) break;
+  }
+  assert.deepEqual(a, ref);
+  // topK 1 is greedy
+  const greedy = await collect(model.generate(prompt, { maxNewTokens: 6 }));
+  assert.deepEqual(await collect(model.generate(prompt, { maxNewTokens: 6, topK: 1, seed: 3 })), greedy);
+  model.dispose();
+});
+
+test('onToken sees each step before the iterator yields it; breaking off frees the cache', async () => {
+  const m = tinyModel('gpt2', { seed: 3 });
+  const model = await load(mha, m);
+  const live = mha.stats().liveLayers;
+  const log = [];
+  for await (const t of model.generate([[1, 2, 3], [4, 5]], { maxNewTokens: 5, onToken: (tok, step) => log.push(['on', step, tok]) })) {
+    log.push(['yield', t]);
+    assert.ok(Array.isArray(t) && t.length === 2);
+  }
+  assert.equal(log.length, 10);
+  for (let i = 0; i < 5; i++) assert.deepEqual(log[2 * i + 1][1], log[2 * i][2]);
+  let n = 0;
+  for await (const t of model.generate([1, 2, 3], { maxNewTokens: 50 })) {
+    assert.equal(typeof t, 'number');
+    if (++n === 2) break;
+  }
+  assert.equal(mha.stats().liveLayers, live, 'the generation cache was freed');
+  // GPT-2's learned positions bound prompt + maxNewTokens
+  assert.throws(() => model.generate([1, 2, 3], { maxNewTokens: 62 }), /3 prompt tokens and maxNewTokens 62 do not fit the model's 64 positions/);
+  model.dispose();
+});
+
+test('bad arguments of forward, generate and embed are named; the model keeps working', async () => {
+  const m = tinyModel('llama');
+  const model = await load(mha, m);
+  const V = model.vocabSize;
+  const bad = [
+    [() => model.generate([1, 2], { maxNewTokens: 0 }), RangeError, /maxNewTokens/],
+    [() => model.generate([1, 2], { temperature: -1 }), RangeError, /temperature/],
+    [() => model.generate([1, 2], { topP: 2 }), RangeError, /topP/],
+    [() => model.generate([1, 2], { topK: 1.5 }), RangeError, /topK/],
+    [() => model.generate([1, 2], { seed: 'x' }), TypeError, /seed/],
+    [() => model.generate([1, 2], { stopTokens: [-1] }), RangeError, /stopTokens/],
+    [() => model.generate([1, 2], { onToken: 'x' }), TypeError, /onToken/],
+    [() => model.generate([1, 2], { maxTokens: 3 }), TypeError, /unknown option "maxTokens"/],
+    [() => model.generate([1, V]), RangeError, new RegExp(`ids\\[1\\] = ${V} is outside \\[0, ${V}\\)`)],
+    [() => model.generate([]), RangeError, /ids is empty/],
+    [() => model.generate([[1, 2], 'x']), TypeError, /ids\[1\]/],
+    [() => model.forward([1, 2.5]), TypeError, /ids\[1\] must be an integer/],
+    [() => model.forward({ data: new Int32Array(5), dims: [2, 3] }), RangeError, /ids\.data has 5 entries/],
+    [() => model.forward([[1, 2], [3]], { attentionMask: [[1, 1], [0, 1]] }), TypeError, /attentionMask given with rows/],
+    [() => model.forward({ data: new Int32Array(4), dims: [2, 2] }, { attentionMask: { data: new Int32Array(6), dims: [2, 3] } }), RangeError, /attentionMask must be \[2, 2\]/],
+    [() => model.forward({ data: new Int32Array(4), dims: [2, 2] }, { attentionMask: { data: Int32Array.of(1, 1, 2, 1), dims: [2, 2] } }), RangeError, /attentionMask\.data\[2\] = 2/],
+    [() => model.forward([1, 2], { tokenTypeIds: [0, 0] }), TypeError, /no token types/],
+    [() => model.forward([1, 2], { positionIds: [0, 1, 2] }), RangeError, /positionIds must be \[1, 2\]/],
+    [() => model.forward([1, 2], { mask: [1, 1] }), TypeError, /unknown option "mask"/],
+    [() => model.embed([1, 2]), TypeError, /embed\(\) is for encoders/],
+  ];
+  for (const [fn, Err, re] of bad) assert.throws(fn, (e) => e instanceof Err && re.test(e.message), `${re}`);
+  const bert = await load(mha, tinyModel('bert'));
+  assert.throws(() => bert.generate([1, 2]), /no language-model head/);
+  assert.throws(() => bert.embed([1, 2], { pooling: 'max' }), RangeError);
+  assert.throws(() => bert.forward([1, 2], { tokenTypeIds: [0, 2] }), /tokenTypeIds\[1\] = 2 is outside \[0, 2\)/);
+  bert.dispose();
+  // still fine
+  const ref = referenceForward({ config: m.config, tensors: m.tensors, ids: [1, 2, 3] });
+  assert.ok(maskedRelErr(model.forward([1, 2, 3]).data, ref.data, null, V) <= 1e-4);
+  model.dispose();
+});

@@ -1,0 +1,103 @@
+// mha-wasm/models' loadTokenizer: the tiny tokenizer.json files of tests/models (every
+// family's layout) encode to the ids of the independent plain implementation and decode
+// back; chat templates render as the templates say (written out here by hand); bad inputs
+// are named; and the core entries never import the tokenizer libraries.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadTokenizer } from 'mha-wasm/models';
+import { tinyModel } from './models/tiny.mjs';
+
+const TEXTS = ['The capital of France is Paris.', 'Hello world! How are you today?', "It's 2024, isn't it?  Yes.\nA new line"];
+
+test('encode gives the ids of the plain implementation; decode gives the text back', async () => {
+  for (const arch of ['bert', 'gpt2', 'llama', 'qwen2', 'mistral']) {
+    const m = tinyModel(arch);
+    // as the files arrive: JSON text
+    const tok = await loadTokenizer({ tokenizerJson: JSON.stringify(m.tokenizerJson), tokenizerConfig: JSON.stringify(m.tokenizerConfig) });
+    for (const text of TEXTS) {
+      const ids = tok.encode(text);
+      assert.deepEqual(ids, m.tokenizer.expectedEncode(text), `${arch}: ${JSON.stringify(text)}`);
+      const back = tok.decode(ids, { skipSpecialTokens: true });
+      if (arch === 'bert') assert.equal(back.replace(/\s+/g, ''), text.toLowerCase().replace(/\s+/g, ''));
+      else assert.equal(back, text, arch);
+      assert.deepEqual(tok.encode(text, { addSpecialTokens: false }).length < ids.length, ['bert', 'llama', 'mistral'].includes(arch), `${arch}: special tokens added`);
+      assert.equal(tok.decode(Int32Array.from(ids), { skipSpecialTokens: true }), back);
+    }
+    for (const [content, id] of Object.entries(m.tokenizer.special)) {
+      assert.equal(tok.tokenToId(content), id);
+      assert.equal(tok.idToToken(id), content);
+    }
+  }
+});
+
+test('applyChatTemplate renders tokenizer_config.json\'s chat template (Llama 3, ChatML, Mistral)', async () => {
+  const llama = await loadTokenizer({ tokenizerJson: tinyModel('llama').tokenizerJson, tokenizerConfig: tinyModel('llama').tokenizerConfig });
+  const msgs = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi there ' }];
+  const expected = '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>';
+  assert.equal(llama.applyChatTemplate(msgs), expected);
+  assert.equal(llama.applyChatTemplate(msgs, { addGenerationPrompt: true }), `${expected}<|start_header_id|>assistant<|end_header_id|>\n\n`);
+  // tokenize: the template's own BOS, not a second one
+  const ids = llama.applyChatTemplate(msgs, { addGenerationPrompt: true, tokenize: true });
+  const bos = llama.tokenToId('<|begin_of_text|>');
+  assert.equal(ids[0], bos);
+  assert.equal(ids.filter((i) => i === bos).length, 1);
+  assert.equal(llama.decode(ids), `${expected}<|start_header_id|>assistant<|end_header_id|>\n\n`);
+
+  const q = tinyModel('qwen2');
+  const qwen = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: q.tokenizerConfig });
+  assert.equal(qwen.applyChatTemplate([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true }),
+    '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n');
+  assert.equal(qwen.eosToken, '<|im_end|>');
+
+  const mi = tinyModel('mistral');
+  const mistral = await loadTokenizer({ tokenizerJson: mi.tokenizerJson, tokenizerConfig: mi.tokenizerConfig });
+  assert.equal(mistral.applyChatTemplate([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }, { role: 'user', content: 'Bye' }]),
+    '<s>[INST] Hi [/INST]Hello</s>[INST] Bye [/INST]');
+  assert.throws(() => mistral.applyChatTemplate([{ role: 'assistant', content: 'Hi' }]), /Conversation roles must alternate/);
+
+  // named templates (a list in tokenizer_config.json): 'default' is used; template variables pass through
+  const cfg = { ...q.tokenizerConfig, chat_template: [{ name: 'tool_use', template: 'tools' }, { name: 'default', template: '{{ greeting }} {{ messages[0].content }}{% if add_generation_prompt %}!{% endif %}' }] };
+  const named = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: cfg });
+  assert.equal(named.applyChatTemplate([{ role: 'user', content: 'x' }], { addGenerationPrompt: true, greeting: 'hey' }), 'hey x!');
+});
+
+test('bad inputs are named', async () => {
+  const m = tinyModel('gpt2');
+  await assert.rejects(loadTokenizer({}), /tokenizerJson/);
+  await assert.rejects(loadTokenizer({ tokenizerJson: '{not json' }), (e) => e instanceof TypeError && /not JSON/.test(e.message));
+  await assert.rejects(loadTokenizer({ tokenizerJson: { version: '1.0' } }), /no "model"/);
+  await assert.rejects(loadTokenizer({ tokenizerJson: m.tokenizerJson, vocab: {} }), /unknown option "vocab"/);
+  const tok = await loadTokenizer({ tokenizerJson: m.tokenizerJson, tokenizerConfig: m.tokenizerConfig });
+  assert.throws(() => tok.applyChatTemplate([{ role: 'user', content: 'x' }]), /no chat_template/);
+  assert.throws(() => tok.encode(42), TypeError);
+  assert.throws(() => tok.decode('abc'), TypeError);
+  assert.throws(() => tok.decode([1, -2]), RangeError);
+  assert.deepEqual(tok.encode('Hello'), m.tokenizer.expectedEncode('Hello'));
+});
+
+test('the core entries (mha-wasm, mha-wasm/worker) never import the tokenizer libraries; mha-wasm/models does, when loadTokenizer runs', () => {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const bare = new Set();
+  const seen = new Set();
+  const walk = (file) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = fs.readFileSync(file, 'utf8').split('\n').filter((l) => !/^\s*(\/\/|\*|\/\*)/.test(l)).join('\n');  // code, not comments
+    for (const [, ref] of text.matchAll(/(?:^|[;\s])(?:import|export)\s*(?:[\w$*{}\s,]+?\s*from\s*)?['"]([^'"\n]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+      if (!ref) continue;
+      if (ref.startsWith('.')) walk(path.join(path.dirname(file), ref));
+      else bare.add(ref);
+    }
+  };
+  for (const entry of ['index.js', 'worker.js', 'worker-host.js']) walk(path.join(root, 'bindings', entry));
+  assert.ok(seen.size > 10);
+  assert.deepEqual([...bare].filter((r) => !r.startsWith('node:')), [], 'the core imports no package');
+  const models = fs.readFileSync(path.join(root, 'bindings', 'hf-tokenizer.js'), 'utf8');
+  assert.match(models, /import\('@huggingface\/tokenizers'\)/);
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+  assert.ok(pkg.dependencies['@huggingface/tokenizers'] && pkg.dependencies['@huggingface/jinja']);
+  assert.deepEqual(pkg.exports['./models'], { types: './bindings/models.d.ts', default: './bindings/models.js' });
+});

@@ -1,0 +1,35 @@
+// The mha-wasm/models declarations, compiled with tsc --noEmit (see usage.ts).
+import { init } from 'mha-wasm';
+import { init as initWorker } from 'mha-wasm/worker';
+import { loadModel, loadTokenizer, parseSafetensors, type HfModel, type ModelOutput, type Tokenizer } from 'mha-wasm/models';
+
+async function main(bytes: Uint8Array, config: Record<string, unknown>, tokenizerJson: object): Promise<void> {
+  const mha = await init();
+  const model: HfModel = await loadModel(mha, { config, weights: [parseSafetensors(bytes)], weightType: 'f32', onProgress: (p) => console.log(p.loaded, p.total, p.part) });
+  const tokenizer: Tokenizer = await loadTokenizer({ tokenizerJson, tokenizerConfig: '{}' });
+  const ids = tokenizer.encode('The capital of France is');
+  const cache = model.createCache({ maxLength: 64 });
+  const logits: ModelOutput = model.forward(ids, { cache, needWeights: true });
+  console.log(logits.dims, logits.attentions?.[0].dims, model.memoryBytes, cache.length);
+  const emb = model.embed([ids, ids.slice(1)], { pooling: 'cls', normalize: true });
+  console.log(emb.data[0]);
+  for await (const t of model.generate(ids, { maxNewTokens: 8, temperature: 0.7, topK: 40, topP: 0.95, seed: 1, onToken: (tok) => console.log(tok) })) {
+    console.log(tokenizer.decode(typeof t === 'number' ? [t] : t));
+  }
+  const text: string = tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true });
+  const chatIds: number[] = tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }], { tokenize: true });
+  console.log(text, chatIds);
+  // @ts-expect-error weightType is 'f32' | 'f16' | 'int8'
+  await loadModel(mha, { config, weights: {}, weightType: 'bf16' });
+  model.dispose();
+
+  const w = await initWorker({ threads: 2 });
+  const remote = await loadModel(w, { config, weights: parseSafetensors(bytes) });
+  const out: ModelOutput = await remote.forward({ data: new Int32Array(4), dims: [2, 2] }, { attentionMask: [[1, 1], [0, 1]] });
+  // @ts-expect-error forward resolves to a Promise in the worker API
+  const notAwaited: number = remote.forward([1, 2]).dims[0];
+  console.log(out.dims, notAwaited);
+  remote.dispose();
+  w.terminate();
+}
+console.log(main);
