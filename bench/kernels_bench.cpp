@@ -1,6 +1,8 @@
 // Native benchmarks of the kernels (Google Benchmark), so kernel work can be
 // profiled without a browser: the GEMM micro-kernel against its scalar
-// reference, the softmax row operations, attention alone, and the whole layer.
+// reference, the GEMM and GEMV on float32, float16 and int8 weights, the
+// softmax row operations, attention alone, the whole layer and a decoding step
+// (those two with each weight type).
 // The native build uses the same xsimd sse4_1 code path the wasm builds use.
 //
 //   npm run build -- --native && build/native/kernels_bench [--benchmark_filter=Gemm]
@@ -51,6 +53,32 @@ void BM_Gemm(benchmark::State& st) {
 BENCHMARK(BM_Gemm<false>)->Name("Gemm/simd")->Args({128, 768, 768})->Args({64, 256, 256})->Args({512, 64, 64})
     ->Args({4, 8, 256})->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Gemm<true>)->Name("Gemm/scalar_ref")->Args({128, 768, 768})->Args({64, 256, 256})->Unit(benchmark::kMicrosecond);
+
+// C[M x N] = A[M x K] W^T with W [N, K] stored as float32, float16 or int8
+// (PackedMatrix), one thread: a projection (M = 128) and a decoding step's
+// feed-forward GEMVs (M = 1, K = 1024 -> N = 4096 and back).
+void BM_WeightGemm(benchmark::State& st) {
+  const int M = st.range(0), N = st.range(1), K = st.range(2);
+  const auto type = static_cast<mha::WeightType>(st.range(3));
+  auto a = random_vector(size_t(M) * K), w = random_vector(size_t(N) * K, -1, 1, 2);
+  std::vector<float> c(size_t(M) * N);
+  mha::PackedMatrix p;
+  if (p.reserve(K, N, type) != mha::Status::kOk || p.fill(0, N, w.data()) != mha::Status::kOk)
+    return st.SkipWithError("packing failed");
+  const mha::Gemm g = p.gemm(M, a.data(), K, c.data(), N, 0, N, nullptr);
+  const mha::GemmSplit one = mha::split_gemm(M, N, 1);
+  for (auto _ : st) {
+    mha::gemm_tile(g, one, 0);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_WeightGemm)->ArgNames({"M", "N", "K", "wtype"})
+    ->ArgsProduct({{128}, {768}, {768}, {0, 1, 2}})->ArgsProduct({{128}, {2304}, {768}, {0, 1, 2}})
+    ->ArgsProduct({{1}, {4096}, {1024}, {0, 1, 2}})
+    ->ArgsProduct({{1}, {1024}, {4096}, {0, 1, 2}})->Unit(benchmark::kMicrosecond);
 
 // The softmax row: max, then exp(x - max) with its sum, then the scale.
 template <bool kRef>
@@ -106,7 +134,9 @@ BENCHMARK(BM_Attention)->ArgNames({"H", "L", "D", "causal", "threads"})
 void BM_Layer(benchmark::State& st) {
   const int B = st.range(0), L = st.range(1), E = st.range(2), H = st.range(3), threads = st.range(5);
   const bool causal = st.range(4) != 0;
-  mha::MultiHeadAttention layer({E, H, E, E, true});
+  mha::MhaConfig cfg{E, H, E, E, true};
+  cfg.weight_type = static_cast<mha::WeightType>(st.range(6));
+  mha::MultiHeadAttention layer(cfg);
   const float s = 1.f / std::sqrt(float(E));
   auto w_in = random_vector(size_t(3) * E * E, -s, s), b_in = random_vector(size_t(3) * E, -s, s, 2),
        w_out = random_vector(size_t(E) * E, -s, s, 3), b_out = random_vector(E, -s, s, 4);
@@ -127,10 +157,11 @@ void BM_Layer(benchmark::State& st) {
   const double flops = 8.0 * B * L * double(E) * E + 4.0 * B * double(L) * L * E;
   st.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Layer)->ArgNames({"B", "L", "E", "H", "causal", "threads"})
-    ->Args({1, 128, 768, 12, 0, 1})->Args({1, 512, 768, 12, 0, 1})->Args({8, 64, 256, 4, 0, 1})
-    ->Args({1, 2048, 256, 4, 0, 1})->Args({1, 32, 64, 2, 0, 1})->Args({1, 512, 768, 12, 1, 1})
-    ->Args({1, 128, 768, 12, 0, 2})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Layer)->ArgNames({"B", "L", "E", "H", "causal", "threads", "wtype"})
+    ->Args({1, 128, 768, 12, 0, 1, 0})->Args({1, 512, 768, 12, 0, 1, 0})->Args({8, 64, 256, 4, 0, 1, 0})
+    ->Args({1, 2048, 256, 4, 0, 1, 0})->Args({1, 32, 64, 2, 0, 1, 0})->Args({1, 512, 768, 12, 1, 1, 0})
+    ->Args({1, 128, 768, 12, 0, 2, 0})->Args({1, 128, 768, 12, 0, 1, 1})->Args({1, 128, 768, 12, 0, 1, 2})
+    ->Unit(benchmark::kMillisecond);
 
 // One cached decoding step of a pre-norm TransformerEncoderLayer (the shape of
 // npm run bench:decode's thread target): the new position attends over `cached`
@@ -140,6 +171,7 @@ void BM_DecodeStep(benchmark::State& st) {
   const int E = st.range(0), F = st.range(1), cached = st.range(2), threads = st.range(3), H = E / 64;
   mha::EncoderConfig cfg;
   cfg.d_model = E, cfg.nhead = H, cfg.dim_feedforward = F, cfg.norm_first = true;
+  cfg.weight_type = static_cast<mha::WeightType>(st.range(4));
   mha::TransformerEncoderLayer layer(cfg);
   const float s = 1.f / std::sqrt(float(E));
   auto in_w = random_vector(size_t(3) * E * E, -s, s), in_b = random_vector(size_t(3) * E, -s, s, 2),
@@ -175,8 +207,8 @@ void BM_DecodeStep(benchmark::State& st) {
     benchmark::DoNotOptimize(out.data());
   }
 }
-BENCHMARK(BM_DecodeStep)->ArgNames({"E", "F", "cached", "threads"})
-    ->Args({1024, 4096, 256, 1})->Args({1024, 4096, 256, 2})->Args({256, 1024, 256, 1})->Args({256, 1024, 256, 2})
+BENCHMARK(BM_DecodeStep)->ArgNames({"E", "F", "cached", "threads", "wtype"})
+    ->ArgsProduct({{1024}, {4096}, {256}, {1, 2}, {0, 1, 2}})->Args({256, 1024, 256, 1, 0})->Args({256, 1024, 256, 2, 0})
     ->Iterations(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

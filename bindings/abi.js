@@ -12,6 +12,9 @@ export const MASK = Object.freeze({ NONE: 0, BOOL: 1, FLOAT: 2 });
 /** Feed-forward activations (mha::Activation). */
 export const ACTIVATION = Object.freeze({ RELU: 0, GELU: 1, GELU_TANH: 2, SILU: 3 });
 
+/** How a layer stores its weight matrices (mha::WeightType): float32, IEEE float16, or int8 with one scale per output channel. */
+export const WEIGHT_TYPE = Object.freeze({ F32: 0, F16: 1, INT8: 2 });
+
 /** The wasm heap's maximum (-sMAXIMUM_MEMORY): no call may need more. */
 export const MAX_HEAP_BYTES = 2 ** 32;
 
@@ -42,12 +45,20 @@ export const FILES = Object.freeze(Object.values(BUILDS).flatMap(buildFiles));
 const mask = (p) => [`${p}mask_kind`, `${p}mask:p`, `${p}mask_broadcast`, `${p}key_padding:p`, `${p}causal`];
 const attn = (p) => [`${p}in_proj_weight:p`, `${p}in_proj_bias:p`, `${p}out_proj_weight:p`, `${p}out_proj_bias:p`];
 const ffn = ['linear1_weight:p', 'linear1_bias:p', 'linear2_weight:p', 'linear2_bias:p'];
+// Pre-quantized int8 matrices (compressed-tensors layout): when `<name>_scale` is
+// set, the matrix field `<name>` points to int8 values [out, in] and the scale to
+// one float per output row (w = q * scale); the layer must have weight_type INT8.
+const scales = (...names) => names.map((n) => `${n}_scale:p`);
+const attnScales = (p) => scales(`${p}in_proj_weight`, `${p}out_proj_weight`);
 const norms = (n) => Array.from({ length: n }, (_, i) => [`norm${i + 1}_weight:p`, `norm${i + 1}_bias:p`]).flat();
 
 // MultiHeadAttention's weights (mha::MhaWeights), also inside a model block's record.
 const mhaWeights = (p) => ['in_proj_weight:p', 'q_proj_weight:p', 'k_proj_weight:p', 'v_proj_weight:p', 'in_proj_bias:p',
   'out_proj_weight:p', 'out_proj_bias:p', 'q_proj_bias:p', 'k_proj_bias:p', 'v_proj_bias:p', 'sinks:p',
-  'alibi_slopes:p', 'q_norm_weight:p', 'k_norm_weight:p', 'rope_inv_freq:p'].map((f) => p + f);
+  'alibi_slopes:p', 'q_norm_weight:p', 'k_norm_weight:p', 'rope_inv_freq:p',
+  ...scales('in_proj_weight', 'q_proj_weight', 'k_proj_weight', 'v_proj_weight', 'out_proj_weight')].map((f) => p + f);
+// mha::FeedForwardWeights' matrices, whose scales follow a record's other fields.
+const ffnScales = (p) => scales(`${p}gate_weight`, `${p}up_weight`, `${p}down_weight`);
 // The attention options of mha::MhaConfig past embed_dim, kdim and vdim.
 const attnOptions = (p) => ['num_heads', 'bias', 'num_kv_heads', 'head_dim', 'qkv_bias', 'out_bias', 'scale:f', 'softcap:f', 'window',
   'alibi', 'sinks', 'qk_norm', 'qk_norm_eps:f', 'rope_dim', 'rope_interleaved', 'rope_attention_factor:f'].map((f) => p + f);
@@ -55,14 +66,15 @@ const attnOptions = (p) => ['num_heads', 'bias', 'num_kv_heads', 'head_dim', 'qk
 /** The records calls pass across the boundary: one pointer per call instead of positional arguments. */
 export const RECORDS = Object.freeze({
   // Then the modern options (mha::MhaConfig): 0 / -1 mean the default.
-  LayerConfig: ['embed_dim', 'kdim', 'vdim', ...attnOptions('')],
-  BlockConfig: ['d_model', 'nhead', 'dim_feedforward', 'activation', 'layer_norm_eps:f', 'norm_first', 'bias'],
+  LayerConfig: ['embed_dim', 'kdim', 'vdim', ...attnOptions(''), 'weight_type'],
+  BlockConfig: ['d_model', 'nhead', 'dim_feedforward', 'activation', 'layer_norm_eps:f', 'norm_first', 'bias', 'weight_type'],
   NormConfig: ['width', 'eps:f'],
   CacheConfig: ['batch', 'capacity', 'width', 'sliding'],
   MhaWeights: mhaWeights(''),
-  // Table order = TransformerEncoderLayer's state_dict order in transformer.js.
-  EncoderWeights: [...attn('self_attn_'), ...ffn, ...norms(2)],
-  DecoderWeights: [...attn('self_attn_'), ...attn('multihead_attn_'), ...ffn, ...norms(3)],
+  // Table order = TransformerEncoderLayer's state_dict order in transformer.js, then the scales.
+  EncoderWeights: [...attn('self_attn_'), ...ffn, ...norms(2), ...attnScales('self_attn_'), ...scales('linear1_weight', 'linear2_weight')],
+  DecoderWeights: [...attn('self_attn_'), ...attn('multihead_attn_'), ...ffn, ...norms(3), ...attnScales('self_attn_'),
+    ...attnScales('multihead_attn_'), ...scales('linear1_weight', 'linear2_weight')],
   NormWeights: ['weight:p', 'bias:p'],
   MhaForward: ['batch', 'lq', 'lk', 'query:p', 'key:p', 'value:p', ...mask(''), 'output:p', 'weights:p', 'average_weights',
     'position_ids:p', 'positions_shared', 'trace:p', 'trace_b', 'trace_h', 'trace_i'],
@@ -77,17 +89,17 @@ export const RECORDS = Object.freeze({
     'inv_freq:p', 'attention_factor:f'],
   // RMSNorm takes NormWeights (bias 0) and NormForward as LayerNorm does.
   RmsNormConfig: ['width', 'eps:f', 'weight_offset:f'],
-  FeedForwardConfig: ['d_model', 'dim_feedforward', 'activation', 'gated', 'bias'],
+  FeedForwardConfig: ['d_model', 'dim_feedforward', 'activation', 'gated', 'bias', 'weight_type'],
   // linear1 / linear2 of the plain block are up / down; gate only when gated.
-  FeedForwardWeights: ['gate_weight:p', 'gate_bias:p', 'up_weight:p', 'up_bias:p', 'down_weight:p', 'down_bias:p'],
+  FeedForwardWeights: ['gate_weight:p', 'gate_bias:p', 'up_weight:p', 'up_bias:p', 'down_weight:p', 'down_bias:p', ...ffnScales('')],
   FeedForwardForward: ['rows', 'x:p', 'y:p'],
   // A whole model (mha::ModelConfig): embeddings, blocks (attention as LayerConfig's options, a feed-forward), head.
   ModelConfig: ['vocab', 'hidden', 'layers', 'max_positions', 'type_vocab', 'embed_norm', 'rms_norm', 'norm_bias', 'norm_eps:f',
     'pre_norm', 'final_norm', 'head', 'causal', 'window_from', ...attnOptions('attn_'), 'dim_feedforward', 'activation', 'gated',
-    'ffn_bias'],
+    'ffn_bias', 'weight_type'],
   EmbeddingWeights: ['tokens:p', 'positions:p', 'types:p', 'norm_weight:p', 'norm_bias:p'],
   BlockWeights: ['norm1_weight:p', 'norm1_bias:p', ...mhaWeights('attn_'), 'norm2_weight:p', 'norm2_bias:p',
-    'gate_weight:p', 'gate_bias:p', 'up_weight:p', 'up_bias:p', 'down_weight:p', 'down_bias:p'],
+    'gate_weight:p', 'gate_bias:p', 'up_weight:p', 'up_bias:p', 'down_weight:p', 'down_bias:p', ...ffnScales('')],
   ModelForward: ['batch', 'length', 'ids:p', 'token_types:p', 'positions:p', 'key_padding:p', 'output:p', 'last_only', 'weights:p'],
   ModelCacheConfig: ['batch', 'capacity'],
 });

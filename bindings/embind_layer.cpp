@@ -17,6 +17,7 @@ mha::MhaConfig make_config(const mha::abi::LayerConfig& r) {
   mha::MhaConfig c;
   c.embed_dim = r.embed_dim, c.kdim = r.kdim, c.vdim = r.vdim;
   MHA_ATTENTION_OPTIONS(c, r, );
+  c.weight_type = static_cast<mha::WeightType>(r.weight_type);  // valid() refuses other values
   return c;
 }
 

@@ -19,6 +19,8 @@ mha::ModelConfig make_config(const mha::abi::ModelConfig& r) {
   MHA_ATTENTION_OPTIONS(c.attention, r, attn_);
   c.ffn.dim_feedforward = r.dim_feedforward, c.ffn.gated = r.gated != 0, c.ffn.bias = r.ffn_bias != 0;
   c.ffn.activation = static_cast<mha::Activation>(r.activation);
+  // The blocks' matrices (valid() refuses other values); embeddings and head stay float32.
+  c.attention.weight_type = c.ffn.weight_type = static_cast<mha::WeightType>(r.weight_type);
   return c;
 }
 
@@ -58,6 +60,8 @@ class Model {
     w.ffn.gate_weight = ptr<const float>(r.gate_weight), w.ffn.gate_bias = ptr<const float>(r.gate_bias);
     w.ffn.up_weight = ptr<const float>(r.up_weight), w.ffn.up_bias = ptr<const float>(r.up_bias);
     w.ffn.down_weight = ptr<const float>(r.down_weight), w.ffn.down_bias = ptr<const float>(r.down_bias);
+    w.ffn.gate_weight_scale = ptr<const float>(r.gate_weight_scale), w.ffn.up_weight_scale = ptr<const float>(r.up_weight_scale);
+    w.ffn.down_weight_scale = ptr<const float>(r.down_weight_scale);
     return status(impl_.set_block(i, w));
   }
 

@@ -16,19 +16,24 @@
 namespace mha_bind {
 namespace {
 
-mha::MhaWeights attn_weights(uint32_t in_w, uint32_t in_b, uint32_t out_w, uint32_t out_b) {
+// in_s, out_s: the scales of pre-quantized int8 matrices (0: the matrix is float).
+mha::MhaWeights attn_weights(uint32_t in_w, uint32_t in_b, uint32_t out_w, uint32_t out_b, uint32_t in_s, uint32_t out_s) {
   mha::MhaWeights w;
   w.in_proj_weight = ptr<const float>(in_w), w.in_proj_bias = ptr<const float>(in_b);
   w.out_proj_weight = ptr<const float>(out_w), w.out_proj_bias = ptr<const float>(out_b);
+  w.in_proj_weight_scale = ptr<const float>(in_s), w.out_proj_weight_scale = ptr<const float>(out_s);
   return w;
 }
-#define MHA_ATTN_WEIGHTS(r, P) attn_weights((r).P##in_proj_weight, (r).P##in_proj_bias, (r).P##out_proj_weight, (r).P##out_proj_bias)
+#define MHA_ATTN_WEIGHTS(r, P)                                                                            \
+  attn_weights((r).P##in_proj_weight, (r).P##in_proj_bias, (r).P##out_proj_weight, (r).P##out_proj_bias, \
+               (r).P##in_proj_weight_scale, (r).P##out_proj_weight_scale)
 
 mha::EncoderConfig make_config(const mha::abi::BlockConfig& r) {
   mha::EncoderConfig c;
   c.d_model = r.d_model, c.nhead = r.nhead, c.dim_feedforward = r.dim_feedforward;
   c.activation = r.activation == static_cast<int32_t>(mha::Activation::kGelu) ? mha::Activation::kGelu : mha::Activation::kRelu;
   c.layer_norm_eps = r.layer_norm_eps, c.norm_first = r.norm_first != 0, c.bias = r.bias != 0;
+  c.weight_type = static_cast<mha::WeightType>(r.weight_type);  // valid() refuses other values
   return c;
 }
 
@@ -71,6 +76,8 @@ class Encoder : public Block<mha::TransformerEncoderLayer> {
     w.self_attn = MHA_ATTN_WEIGHTS(r, self_attn_);
     w.linear1_weight = ptr<const float>(r.linear1_weight), w.linear1_bias = ptr<const float>(r.linear1_bias);
     w.linear2_weight = ptr<const float>(r.linear2_weight), w.linear2_bias = ptr<const float>(r.linear2_bias);
+    w.linear1_weight_scale = ptr<const float>(r.linear1_weight_scale);
+    w.linear2_weight_scale = ptr<const float>(r.linear2_weight_scale);
     w.norm1_weight = ptr<const float>(r.norm1_weight), w.norm1_bias = ptr<const float>(r.norm1_bias);
     w.norm2_weight = ptr<const float>(r.norm2_weight), w.norm2_bias = ptr<const float>(r.norm2_bias);
     return status(impl_.set_weights(w));
@@ -102,6 +109,8 @@ class Decoder : public Block<mha::TransformerDecoderLayer> {
     w.self_attn = MHA_ATTN_WEIGHTS(r, self_attn_), w.cross_attn = MHA_ATTN_WEIGHTS(r, multihead_attn_);
     w.linear1_weight = ptr<const float>(r.linear1_weight), w.linear1_bias = ptr<const float>(r.linear1_bias);
     w.linear2_weight = ptr<const float>(r.linear2_weight), w.linear2_bias = ptr<const float>(r.linear2_bias);
+    w.linear1_weight_scale = ptr<const float>(r.linear1_weight_scale);
+    w.linear2_weight_scale = ptr<const float>(r.linear2_weight_scale);
     const uint32_t nw[3] = {r.norm1_weight, r.norm2_weight, r.norm3_weight}, nb[3] = {r.norm1_bias, r.norm2_bias, r.norm3_bias};
     for (int i = 0; i < 3; ++i) w.norm_weight[i] = ptr<const float>(nw[i]), w.norm_bias[i] = ptr<const float>(nb[i]);
     return status(impl_.set_weights(w));
@@ -177,6 +186,9 @@ class FeedForward {
     w.gate_weight = ptr<const float>(r.gate_weight), w.gate_bias = ptr<const float>(r.gate_bias);
     w.up_weight = ptr<const float>(r.up_weight), w.up_bias = ptr<const float>(r.up_bias);
     w.down_weight = ptr<const float>(r.down_weight), w.down_bias = ptr<const float>(r.down_bias);
+    // Pre-quantized int8 matrices: with a scale, the matrix pointer holds int8 values.
+    w.gate_weight_scale = ptr<const float>(r.gate_weight_scale), w.up_weight_scale = ptr<const float>(r.up_weight_scale);
+    w.down_weight_scale = ptr<const float>(r.down_weight_scale);
     return static_cast<int>(impl_.set_weights(w));
   }
   // args: a FeedForwardForward record.
@@ -195,6 +207,7 @@ class FeedForward {
     mha::FeedForwardConfig c;
     c.d_model = r.d_model, c.dim_feedforward = r.dim_feedforward, c.activation = static_cast<mha::Activation>(r.activation);
     c.gated = r.gated != 0, c.bias = r.bias != 0;
+    c.weight_type = static_cast<mha::WeightType>(r.weight_type);  // valid() refuses other values
     return c;
   }
   static mha::FeedForwardConfig checked(const mha::FeedForwardConfig& c) {

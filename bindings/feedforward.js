@@ -4,8 +4,8 @@
 //   gated (gated: true):  down_proj(act(gate_proj(x)) * up_proj(x))   Hugging Face's (Llama, Gemma)
 // act: 'relu', 'gelu' (exact, erf), 'gelu_tanh' (the tanh approximation), 'silu'.
 // defineFeedForward: the class where calls are made; feedForwardOps: what runs where the runtime is.
-import { ACTIVATION } from './abi.js';
-import { weightArray } from './layer.js';
+import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
+import { scaleFields, weightArray } from './layer.js';
 import { withFeedForwardConfig } from './layer-config.js';
 import { checkData } from './masks.js';
 import { MAX_HEAP, recordBytes, tooLarge } from './runtime.js';
@@ -139,7 +139,7 @@ export function feedForwardOps({ rt, get }) {
     FeedForward(given) {
       const cfg = feedForwardConfig(given);  // again: the op sizes everything from it
       const rec = { d_model: cfg.dModel, dim_feedforward: cfg.dimFeedforward, activation: ACTIVATION[cfg.activation.toUpperCase()],
-        gated: cfg.gated, bias: cfg.bias };
+        gated: cfg.gated, bias: cfg.bias, weight_type: WEIGHT_TYPE.F32 };
       return { handle: rt.withRecord('FeedForwardConfig', rec, (p) => new rt.mod.FeedForward(p), 'new FeedForward'), cfg, hasWeights: false };
     },
 
@@ -152,7 +152,9 @@ export function feedForwardOps({ rt, get }) {
       const st = rt.stage([...fields.map((f) => arrays[f]), recordBytes('FeedForwardWeights')], what);
       try {
         const rec = st.at(fields.length);
-        rt.writeRecord(rec, 'FeedForwardWeights', Object.fromEntries(WEIGHT_FIELDS.map((f) => [f, fields.includes(f) ? st.at(fields.indexOf(f)) : 0])));
+        const values = Object.fromEntries(WEIGHT_FIELDS.map((f) => [f, fields.includes(f) ? st.at(fields.indexOf(f)) : 0]));
+        for (const f of scaleFields('FeedForwardWeights')) values[f] = 0;  // float matrices: none pre-quantized
+        rt.writeRecord(rec, 'FeedForwardWeights', values);
         rt.check(ff.handle.setWeights(rec), what, () => ff.handle.requestBytes());
         ff.hasWeights = true;
       } finally {

@@ -6,6 +6,7 @@
 import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { withLayerConfig } from './layer-config.js';
 import { alibiSlopes, floatArray, optional, positionsLayout, positiveNumber, readPositions, readRope } from './modern.js';
+import { RECORDS, WEIGHT_TYPE } from './abi.js';
 import { recordBytes } from './runtime.js';
 import {
   bool, describe, expectArray, nonNegativeInt, expectCounts, expectDim, fmtDims, isTypedArray, plainObject, positiveInt, product, readEntries, sameDims, snapshotView, tensor,
@@ -321,6 +322,7 @@ export function mhaOps({ rt, get, cacheFor }) {
         qkv_bias: cfg.qkvBias, out_bias: cfg.outBias, scale: cfg.scale, softcap: cfg.softcap ?? 0, window: cfg.slidingWindow ?? 0,
         alibi: cfg.alibi !== null, sinks: cfg.sinks, qk_norm: cfg.qkNorm !== null, qk_norm_eps: cfg.qkNormEps,
         rope_dim: rope ? rope.dim : 0, rope_interleaved: rope ? rope.interleaved : false, rope_attention_factor: rope ? rope.attentionFactor : 1,
+        weight_type: WEIGHT_TYPE.F32,
       };
       return { handle: rt.withRecord('LayerConfig', record, (p) => new rt.mod.Layer(p), 'new MultiHeadAttention'), cfg, hasWeights: false };
     },
@@ -343,6 +345,7 @@ export function mhaOps({ rt, get, cacheFor }) {
         const rec = st.at(names.length);
         const fields = [...Object.values(RECORD_FIELD), 'alibi_slopes', 'rope_inv_freq'];
         const values = Object.fromEntries(fields.map((f) => [f, names.includes(f) ? st.at(names.indexOf(f)) : 0]));
+        for (const f of scaleFields('MhaWeights')) values[f] = 0;  // float matrices: none pre-quantized
         rt.writeRecord(rec, 'MhaWeights', values);
         rt.check(layer.handle.setWeights(rec), what, () => layer.handle.lastRequestBytes());
         layer.hasWeights = true;
@@ -432,6 +435,8 @@ export function mhaOps({ rt, get, cacheFor }) {
 }
 
 const RECORD_BYTES = recordBytes('MhaWeights'), FORWARD_BYTES = recordBytes('MhaForward');
+/** The fields of a weight record that give the scales of pre-quantized int8 matrices (abi.js). */
+export const scaleFields = (record) => RECORDS[record].map((f) => f.split(':')[0]).filter((n) => n.endsWith('_scale'));
 
 /** A weight as a validated Float32Array view of exactly dims' size; what: the call named in errors. */
 export function weightArray(name, v, dims, what = 'setWeights') {

@@ -5,9 +5,9 @@
 // mha-wasm/models builds one from a Hugging Face checkpoint; it can also be
 // assembled by hand. defineModel: the class where calls are made; modelOps: what
 // runs where the runtime is.
-import { ACTIVATION } from './abi.js';
+import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
 import { entries as ffEntries, FF_OPTIONS, feedForwardConfig, readWeights as readFeedForwardWeights, WEIGHT_FIELDS as FF_FIELDS } from './feedforward.js';
-import { LAYER_OPTIONS, layerConfig, RECORD_FIELD, readWeights as readAttentionWeights, weightArray, weightShapes } from './layer.js';
+import { LAYER_OPTIONS, layerConfig, RECORD_FIELD, readWeights as readAttentionWeights, scaleFields, weightArray, weightShapes } from './layer.js';
 import { checkData } from './masks.js';
 import { positionsLayout, positiveNumber, readPositions } from './modern.js';
 import { MAX_HEAP, recordBytes, tooLarge } from './runtime.js';
@@ -265,6 +265,7 @@ export function modelOps({ rt, get, cacheFor }) {
         attn_sinks: a.sinks, attn_qk_norm: a.qkNorm !== null, attn_qk_norm_eps: a.qkNormEps, attn_rope_dim: a.rope ? a.rope.dim : 0,
         attn_rope_interleaved: a.rope ? a.rope.interleaved : false, attn_rope_attention_factor: a.rope ? a.rope.attentionFactor : 1,
         dim_feedforward: f.dimFeedforward, activation: ACTIVATION[f.activation.toUpperCase()], gated: f.gated, ffn_bias: f.bias,
+        weight_type: WEIGHT_TYPE.F32,
       };
       return { handle: rt.withRecord('ModelConfig', record, (p) => new rt.mod.Model(p), 'new Model'), cfg, ready: false };
     },
@@ -305,6 +306,7 @@ export function modelOps({ rt, get, cacheFor }) {
       stageRecord(what, parts, 'BlockWeights', (at) => ({
         norm1_weight: at('norm1Weight'), norm1_bias: at('norm1Bias'), norm2_weight: at('norm2Weight'), norm2_bias: at('norm2Bias'),
         ...Object.fromEntries(fields.map((f) => [f, at(f)])),
+        ...Object.fromEntries(scaleFields('BlockWeights').map((f) => [f, 0])),  // float matrices: none pre-quantized
       }), (rec) => rt.check(m.handle.setBlock(i, rec), what, () => m.handle.lastRequestBytes()));
     },
 

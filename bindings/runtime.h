@@ -59,6 +59,12 @@ void set_mask(mha::MaskArgs& m, int32_t kind, uint32_t mask, int32_t broadcast, 
     w_.sinks = ptr<const float>((r).P##sinks), w_.alibi_slopes = ptr<const float>((r).P##alibi_slopes);             \
     w_.q_norm_weight = ptr<const float>((r).P##q_norm_weight), w_.k_norm_weight = ptr<const float>((r).P##k_norm_weight); \
     w_.rope_inv_freq = ptr<const double>((r).P##rope_inv_freq);                                                    \
+    /* Pre-quantized int8 matrices: with a scale, the matrix pointer holds int8 values. */                         \
+    w_.in_proj_weight_scale = ptr<const float>((r).P##in_proj_weight_scale);                                       \
+    w_.q_proj_weight_scale = ptr<const float>((r).P##q_proj_weight_scale);                                         \
+    w_.k_proj_weight_scale = ptr<const float>((r).P##k_proj_weight_scale);                                         \
+    w_.v_proj_weight_scale = ptr<const float>((r).P##v_proj_weight_scale);                                         \
+    w_.out_proj_weight_scale = ptr<const float>((r).P##out_proj_weight_scale);                                     \
     return w_;                                                                                                     \
   }()
 

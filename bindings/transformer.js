@@ -4,8 +4,8 @@
 // (self_attn.in_proj_weight, linear1.weight, norm1.weight, ...), as
 // parseSafetensors returns them. defineBlocks: the classes where calls are made;
 // blockOps: what runs where the runtime is.
-import { ACTIVATION } from './abi.js';
-import { weightArray } from './layer.js';
+import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
+import { scaleFields, weightArray } from './layer.js';
 import { withBlockConfig } from './layer-config.js';
 import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { recordBytes } from './runtime.js';
@@ -203,7 +203,7 @@ export function blockOps({ rt, get, cacheFor }) {
     const cfg = blockConfig(kind, given);  // again: the op sizes everything from it
     const { dModel, nhead, dimFeedforward, activation, layerNormEps, normFirst, bias } = cfg;
     const rec = { d_model: dModel, nhead, dim_feedforward: dimFeedforward, activation: ACTIVATION[activation.toUpperCase()],
-      layer_norm_eps: layerNormEps, norm_first: normFirst, bias };
+      layer_norm_eps: layerNormEps, norm_first: normFirst, bias, weight_type: WEIGHT_TYPE.F32 };
     return { handle: rt.withRecord('BlockConfig', rec, (p) => new rt.mod[Handle](p), `new ${kind}`), cfg, hasWeights: false };
   };
   const setWeights = (kind) => (id, arrays) => {
@@ -215,7 +215,9 @@ export function blockOps({ rt, get, cacheFor }) {
     const st = rt.stage([...present.map((f) => arrays[f]), recordBytes(RECORD[kind])], what);
     try {
       const rec = st.at(present.length);
-      rt.writeRecord(rec, RECORD[kind], Object.fromEntries(fields.map((f) => [f, arrays[f] ? st.at(present.indexOf(f)) : 0])));
+      const values = Object.fromEntries(fields.map((f) => [f, arrays[f] ? st.at(present.indexOf(f)) : 0]));
+      for (const f of scaleFields(RECORD[kind])) values[f] = 0;  // float matrices: none pre-quantized
+      rt.writeRecord(rec, RECORD[kind], values);
       rt.check(block.handle.setWeights(rec), what, () => block.handle.lastRequestBytes());
       block.hasWeights = true;
     } finally {

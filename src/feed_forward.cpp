@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "kernels.h"
 
@@ -33,35 +34,48 @@ double act_cost(Activation a) {
 bool FeedForward::valid(const FeedForwardConfig& c) {
   const int a = static_cast<int>(c.activation);
   return c.d_model > 0 && c.dim_feedforward > 0 && a >= static_cast<int>(Activation::kRelu) &&
-         a <= static_cast<int>(Activation::kSilu);
+         a <= static_cast<int>(Activation::kSilu) && valid_weight_type(c.weight_type);
 }
 
 FeedForward::FeedForward(const FeedForwardConfig& cfg)
-    : cfg_(cfg), up_(cfg.d_model, cfg.dim_feedforward), down_(cfg.dim_feedforward, cfg.d_model) {}
+    : cfg_(cfg), up_(cfg.d_model, cfg.dim_feedforward, cfg.weight_type),
+      down_(cfg.dim_feedforward, cfg.d_model, cfg.weight_type) {}
 
 Status FeedForward::set_weights(const FeedForwardWeights& w) {
   has_weights_ = false;
   const bool bias = cfg_.bias, gated = cfg_.gated;
+  const WeightType t = cfg_.weight_type;
   if (!w.up_weight || !w.down_weight || (gated && !w.gate_weight)) return Status::kInvalidArgument;
   if (bias && (!w.up_bias || !w.down_bias || (gated && !w.gate_bias))) return Status::kInvalidArgument;
   const int E = cfg_.d_model, F = cfg_.dim_feedforward, G = kernels::kNR;
+  if (gated) {  // checked here: the fused matrix is packed below (the Linears check their own)
+    for (const auto& [m, scale] : {std::pair{w.gate_weight, w.gate_weight_scale}, std::pair{w.up_weight, w.up_weight_scale}}) {
+      const Status ok = scale ? (t == WeightType::kInt8 ? PackedMatrix::check(t, scale, F) : Status::kInvalidArgument)
+                              : PackedMatrix::check(t, m, static_cast<size_t>(F) * E);
+      if (ok != Status::kOk) return ok;
+    }
+  }
   last_request_bytes_ = weight_bytes();
-  Status s = down_.set_weights(w.down_weight, bias ? w.down_bias : nullptr);
+  Status s = down_.set_weights(w.down_weight, bias ? w.down_bias : nullptr, w.down_weight_scale);
   if (s != Status::kOk) return s;
   if (!gated) {
-    s = up_.set_weights(w.up_weight, bias ? w.up_bias : nullptr);
+    s = up_.set_weights(w.up_weight, bias ? w.up_bias : nullptr, w.up_weight_scale);
   } else {
     // Panel 2p: gate_proj's rows 8p..8p+7 (as W^T columns), panel 2p + 1: up_proj's.
     const int groups = padded_f() / G;
-    const size_t panel = static_cast<size_t>(E) * G;
-    if (!gate_up_.reserve(2 * static_cast<uint64_t>(groups) * panel) ||
+    if (gate_up_.reserve(E, 2 * groups * G, t) != Status::kOk ||
         (bias && !gate_up_bias_.reserve(2 * static_cast<uint64_t>(groups) * G)))
       return Status::kOutOfMemory;
-    for (int p = 0; p < groups; ++p) {
+    // Rows [r0, r0 + n) of a matrix (float, or int8 with its scales) into columns n0..
+    auto put = [&](int n0, const float* m, const float* scale, int r0, int n) {
+      const size_t at = static_cast<size_t>(r0) * E;
+      return scale ? gate_up_.fill_int8(n0, n, reinterpret_cast<const int8_t*>(m) + at, scale + r0)
+                   : gate_up_.fill(n0, n, m + at);
+    };
+    for (int p = 0; p < groups && s == Status::kOk; ++p) {
       const int nr = std::min(G, F - p * G);
-      const size_t row0 = static_cast<size_t>(p) * G * E;
-      pack_weight_transposed(nr, E, w.gate_weight + row0, gate_up_.data() + 2 * p * panel);
-      pack_weight_transposed(nr, E, w.up_weight + row0, gate_up_.data() + (2 * p + 1) * panel);
+      s = put(2 * p * G, w.gate_weight, w.gate_weight_scale, p * G, nr);
+      if (s == Status::kOk) s = put((2 * p + 1) * G, w.up_weight, w.up_weight_scale, p * G, nr);
       if (bias) {
         float* b = gate_up_bias_.data() + 2 * p * G;
         std::fill(b, b + 2 * G, 0.0f);
@@ -76,9 +90,11 @@ Status FeedForward::set_weights(const FeedForwardWeights& w) {
 }
 
 uint64_t FeedForward::weight_bytes() const {
-  const uint64_t E = cfg_.d_model, F = cfg_.dim_feedforward, Fp = padded_f();
-  const uint64_t down = kernels::packed_size(cfg_.dim_feedforward, cfg_.d_model) + E;
-  return sizeof(float) * (down + (cfg_.gated ? 2 * Fp * E + 2 * Fp : kernels::packed_size(cfg_.d_model, cfg_.dim_feedforward) + F));
+  const int E = cfg_.d_model, F = cfg_.dim_feedforward, Fp = padded_f();
+  const WeightType t = cfg_.weight_type;
+  const uint64_t down = PackedMatrix::bytes(F, E, t) + sizeof(float) * E;
+  return down + (cfg_.gated ? PackedMatrix::bytes(E, 2 * Fp, t) + sizeof(float) * 2 * Fp
+                            : PackedMatrix::bytes(E, F, t) + sizeof(float) * F);
 }
 
 uint64_t FeedForward::workspace_floats(int M) const {
@@ -92,14 +108,11 @@ double FeedForward::work(int M) const {
 }
 
 Gemm FeedForward::gate_up_gemm(int M, const float* x, float* gu, float* hidden) const {
-  const int E = cfg_.d_model, N = 2 * padded_f();
-  Gemm g;
-  g.M = M, g.N = N, g.K = E, g.A = x, g.lda = E, g.Bp = gate_up_.data();
-  g.panel_stride = static_cast<size_t>(E) * kernels::kNR, g.C = gu, g.ldc = N;
-  g.bias = cfg_.bias ? gate_up_bias_.data() : nullptr;
-  g.epilogue.act = act_of(cfg_.activation);
-  g.epilogue.glu = hidden, g.epilogue.ldg = cfg_.dim_feedforward, g.epilogue.glu_width = cfg_.dim_feedforward;
-  return g;
+  const int N = 2 * padded_f();
+  Epilogue e;
+  e.act = act_of(cfg_.activation);
+  e.glu = hidden, e.ldg = cfg_.dim_feedforward, e.glu_width = cfg_.dim_feedforward;
+  return gate_up_.gemm(M, x, cfg_.d_model, gu, N, 0, N, cfg_.bias ? gate_up_bias_.data() : nullptr, e);
 }
 
 void FeedForward::phases(ThreadPool::Team& team, int M, const float* x, float* y, float* scratch,

@@ -28,11 +28,15 @@ struct FeedForwardConfig {
   Activation activation = Activation::kRelu;
   bool gated = false;
   bool bias = true;
+  // How the matrices are stored (the biases stay float32).
+  WeightType weight_type = WeightType::kF32;
 };
 
 // PyTorch layout [out, in]. Plain: up = linear1, down = linear2; gated: HF's
 // gate_proj, up_proj, down_proj. Biases are required when the config has bias
-// (gate's only when gated) and ignored otherwise.
+// (gate's only when gated) and ignored otherwise. In an int8 block a matrix may
+// come pre-quantized: with <name>_scale set ([out] floats), <name> points to
+// int8 values [out, in], w = q * scale (the compressed-tensors layout).
 struct FeedForwardWeights {
   const float* gate_weight = nullptr;  // [F, E], gated only
   const float* gate_bias = nullptr;    // [F]
@@ -40,6 +44,9 @@ struct FeedForwardWeights {
   const float* up_bias = nullptr;      // [F]
   const float* down_weight = nullptr;  // [E, F]
   const float* down_bias = nullptr;    // [E]
+  const float* gate_weight_scale = nullptr;  // [F]
+  const float* up_weight_scale = nullptr;    // [F]
+  const float* down_weight_scale = nullptr;  // [E]
 };
 
 class FeedForward {
@@ -47,7 +54,8 @@ class FeedForward {
   explicit FeedForward(const FeedForwardConfig& cfg);
   static bool valid(const FeedForwardConfig& cfg);
   const FeedForwardConfig& config() const { return cfg_; }
-  // kInvalidArgument for a missing weight; kOutOfMemory if they do not fit.
+  // kInvalidArgument for a missing weight, or one the weight type cannot hold
+  // (PackedMatrix::check); kOutOfMemory if they do not fit.
   Status set_weights(const FeedForwardWeights& w);
   bool has_weights() const { return has_weights_; }
   // Workspace floats M rows need: the hidden layer [M x F], and for the gated
@@ -66,10 +74,12 @@ class FeedForward {
   Status forward(ThreadPool& pool, Workspace& ws, int M, const float* x, float* y);
   // What the last set_weights or forward that failed for lack of memory asked for (0 after a success).
   uint64_t last_request_bytes() const { return last_request_bytes_; }
-  // Bytes of weights set_weights allocates (packed, with biases).
+  // Bytes of weights set_weights allocates (packed as the weight type, with biases).
   uint64_t weight_bytes() const;
   // The weights (the block holds nothing else).
-  size_t memory_bytes() const { return up_.memory_bytes() + down_.memory_bytes() + gate_up_.bytes() + gate_up_bias_.bytes(); }
+  size_t memory_bytes() const {
+    return up_.memory_bytes() + down_.memory_bytes() + gate_up_.memory_bytes() + gate_up_bias_.bytes();
+  }
 
  private:
   int padded_f() const { return static_cast<int>(round_up(cfg_.dim_feedforward, kernels::kNR)); }
@@ -77,7 +87,8 @@ class FeedForward {
 
   FeedForwardConfig cfg_;
   Linear up_, down_;                     // up_: linear1 (plain only); down_: linear2 / down_proj
-  FloatBuffer gate_up_, gate_up_bias_;   // gated: the fused projection, panels of gate and up in turn
+  PackedMatrix gate_up_;                 // gated: the fused projection, panels of gate and up in turn
+  FloatBuffer gate_up_bias_;
   bool has_weights_ = false;
   uint64_t last_request_bytes_ = 0;
 };

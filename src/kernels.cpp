@@ -5,6 +5,8 @@
 #include <cstring>
 #include <xsimd/xsimd.hpp>
 
+#include "relaxed.h"
+
 namespace mha {
 namespace kernels {
 
@@ -16,21 +18,7 @@ static_assert(kNR % kW == 0, "panel width must be a multiple of the vector width
 constexpr int kNV = kNR / kW;
 
 // ---- fused multiply-add ------------------------------------------------------
-// a * b + c. In relaxed-SIMD builds (-mrelaxed-simd) this is f32x4.relaxed_madd,
-// which the engine runs as one fused multiply-add where the CPU has one (rounding
-// once) and as mul then add elsewhere; callers accept either. Everywhere else it
-// is mul then add. Clang 14 also defines __wasm_relaxed_simd__, but emits a
-// prototype opcode no engine accepts and has no relaxed_madd builtin, so the
-// builtin is required too and such a build stops here.
-#if defined(__wasm_relaxed_simd__) && defined(__has_builtin)
-#if __has_builtin(__builtin_wasm_relaxed_madd_f32x4)
-#define MHA_RELAXED_MADD 1
-#endif
-#endif
-#if defined(__wasm_relaxed_simd__) && !defined(MHA_RELAXED_MADD)
-#error "-mrelaxed-simd needs clang 16 or later (the final relaxed-SIMD opcodes); see scripts/build.mjs"
-#endif
-
+// a * b + c: relaxed_madd in relaxed-SIMD builds, mul then add elsewhere (relaxed.h).
 inline V madd(V a, V b, V c) {
 #ifdef MHA_RELAXED_MADD
   return V(__builtin_wasm_relaxed_madd_f32x4(a.data, b.data, c.data));

@@ -36,8 +36,21 @@ void gemm_tile(const Gemm& g, const GemmSplit& s, int task) {
   const int i0 = (task / s.col_blocks) * s.mb, j0 = (task % s.col_blocks) * s.nb;
   const int m = std::min(s.mb, g.M - i0), n = std::min(s.nb, g.N - j0);
   float* c = g.C + i0 * g.ldc + j0;
-  kernels::gemm(m, n, g.K, g.A + i0 * g.lda, g.lda, g.Bp + (j0 / kernels::kNR) * g.panel_stride, g.panel_stride, c,
-                g.ldc, false, g.bias ? g.bias + j0 : nullptr);
+  const float* a = g.A + i0 * g.lda;
+  const float* bias = g.bias ? g.bias + j0 : nullptr;
+  const size_t panel = (j0 / kernels::kNR) * g.panel_stride;  // in elements
+  switch (g.type) {
+    case WeightType::kF16:
+      kernels::gemm_f16(m, n, g.K, a, g.lda, static_cast<const uint16_t*>(g.Bp) + panel, g.panel_stride, c, g.ldc, bias);
+      break;
+    case WeightType::kInt8:
+      kernels::gemm_i8(m, n, g.K, a, g.lda, static_cast<const int8_t*>(g.Bp) + panel, g.panel_stride, g.scale + j0, c,
+                       g.ldc, bias);
+      break;
+    case WeightType::kF32:
+      kernels::gemm(m, n, g.K, a, g.lda, static_cast<const float*>(g.Bp) + panel, g.panel_stride, c, g.ldc, false, bias);
+      break;
+  }
   const Epilogue& e = g.epilogue;
   constexpr int G = kernels::kNR;
   for (int r = 0; r < m; ++r) {
@@ -92,21 +105,22 @@ void parallel_gemm(ThreadPool& pool, int M, int N, int K, const float* A, size_t
   pool.job(pool.threads_for(g.work()), [&](ThreadPool::Team& team) { gemm_phase(team, g); });
 }
 
-Status Linear::set_weights(const float* w, const float* b) {
-  if (!w) return Status::kInvalidArgument;
-  if (!w_.reserve(kernels::packed_size(in_, out_)) || (b && !b_.reserve(out_))) return Status::kOutOfMemory;
-  pack_weight_transposed(out_, in_, w, w_.data());
+Status Linear::set_weights(const float* w, const float* b, const float* w_scale) {
+  if (!w || (w_scale && type_ != WeightType::kInt8)) return Status::kInvalidArgument;
+  const size_t n = static_cast<size_t>(in_) * out_;
+  if (w_scale ? PackedMatrix::check(WeightType::kF32, w_scale, out_) != Status::kOk
+              : PackedMatrix::check(type_, w, n) != Status::kOk)
+    return Status::kInvalidArgument;
+  if (w_.reserve(in_, out_, type_) != Status::kOk || (b && !b_.reserve(out_))) return Status::kOutOfMemory;
+  const Status s = w_scale ? w_.fill_int8(0, out_, reinterpret_cast<const int8_t*>(w), w_scale) : w_.fill(0, out_, w);
+  if (s != Status::kOk) return s;
   has_bias_ = b != nullptr;
   if (b) std::memcpy(b_.data(), b, sizeof(float) * out_);
   return Status::kOk;
 }
 
 Gemm Linear::gemm(int M, const float* x, size_t ldx, float* y, size_t ldy, Epilogue epilogue) const {
-  Gemm g;
-  g.M = M, g.N = out_, g.K = in_, g.A = x, g.lda = ldx, g.Bp = w_.data();
-  g.panel_stride = static_cast<size_t>(in_) * kernels::kNR, g.C = y, g.ldc = ldy;
-  g.bias = has_bias_ ? b_.data() : nullptr, g.epilogue = epilogue;
-  return g;
+  return w_.gemm(M, x, ldx, y, ldy, 0, out_, has_bias_ ? b_.data() : nullptr, epilogue);
 }
 
 }  // namespace mha

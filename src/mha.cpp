@@ -19,7 +19,7 @@ bool MultiHeadAttention::valid(const MhaConfig& c) {
   if (c.window < 0 || !(c.softcap >= 0.0f) || !std::isfinite(c.softcap) || !(c.scale >= 0.0f) || !std::isfinite(c.scale))
     return false;
   if (!(c.qk_norm_eps >= 0.0f) || !std::isfinite(c.qk_norm_eps) || !std::isfinite(c.rope_attention_factor)) return false;
-  return c.rope_dim >= 0 && c.rope_dim % 2 == 0 && c.rope_dim <= c.D();
+  return c.rope_dim >= 0 && c.rope_dim % 2 == 0 && c.rope_dim <= c.D() && valid_weight_type(c.weight_type);
 }
 
 MultiHeadAttention::MultiHeadAttention(const MhaConfig& cfg)
@@ -28,13 +28,15 @@ MultiHeadAttention::MultiHeadAttention(const MhaConfig& cfg)
       ldf_(static_cast<size_t>(nqp_) + 2 * static_cast<size_t>(nkp_)) {}
 
 size_t MultiHeadAttention::memory_bytes() const {
-  return w_in_.bytes() + b_in_.bytes() + w_out_.bytes() + b_out_.bytes() + extras_.bytes();
+  return w_in_.memory_bytes() + w_k_.memory_bytes() + w_v_.memory_bytes() + b_in_.bytes() + w_out_.memory_bytes() +
+         b_out_.bytes() + extras_.bytes();
 }
 
 Status MultiHeadAttention::set_weights(const MhaWeights& w) {
   const int E = cfg_.embed_dim, kd = cfg_.kdim, vd = cfg_.vdim;
-  const bool packed_in = w.in_proj_weight != nullptr;
-  if (packed_in && (kd != E || vd != E)) return Status::kInvalidArgument;
+  const WeightType t = cfg_.weight_type;
+  const bool packed_in = w.in_proj_weight != nullptr, apart = kv_apart();
+  if (packed_in && apart) return Status::kInvalidArgument;
   if (!packed_in && (!w.q_proj_weight || !w.k_proj_weight || !w.v_proj_weight)) return Status::kInvalidArgument;
   const bool split_bias = w.q_proj_bias && w.k_proj_bias && w.v_proj_bias;
   if (!w.out_proj_weight || (cfg_.has_qkv_bias() && !w.in_proj_bias && !split_bias) ||
@@ -43,26 +45,48 @@ Status MultiHeadAttention::set_weights(const MhaWeights& w) {
   if ((cfg_.sinks && !w.sinks) || (cfg_.alibi && !w.alibi_slopes) || (cfg_.rope_dim && !w.rope_inv_freq) ||
       (cfg_.qk_norm && (!w.q_norm_weight || !w.k_norm_weight)))
     return Status::kInvalidArgument;
+  // The matrices as given: rows x cols floats, or int8 values with a scale per row.
+  struct Matrix {
+    const float* w;
+    const float* scale;
+    int rows, cols;
+  };
+  const Matrix in{w.in_proj_weight, w.in_proj_weight_scale, nq_ + 2 * nk_, E};
+  const Matrix q{w.q_proj_weight, w.q_proj_weight_scale, nq_, E}, k{w.k_proj_weight, w.k_proj_weight_scale, nk_, kd};
+  const Matrix v{w.v_proj_weight, w.v_proj_weight_scale, nk_, vd}, out{w.out_proj_weight, w.out_proj_weight_scale, E, nq_};
+  const Matrix* given[4] = {&out, &in, nullptr, nullptr};
+  if (!packed_in) given[1] = &q, given[2] = &k, given[3] = &v;
+  for (const Matrix* m : given) {
+    if (!m) continue;
+    const Status ok = m->scale ? (t == WeightType::kInt8 ? PackedMatrix::check(t, m->scale, m->rows) : Status::kInvalidArgument)
+                               : PackedMatrix::check(t, m->w, static_cast<size_t>(m->rows) * m->cols);
+    if (ok != Status::kOk) return ok;
+  }
 
-  const size_t sq = kernels::packed_size(E, nq_), sk = kernels::packed_size(kd, nk_), sv = kernels::packed_size(vd, nk_);
-  const size_t so = kernels::packed_size(nq_, E), ep = round_up(E, kernels::kNR);
+  const size_t ep = round_up(E, kernels::kNR);
   const size_t half = cfg_.rope_dim / 2;
   const size_t n_extra = round_up(2 * half, 16) + (cfg_.sinks ? H_ : 0) + (cfg_.alibi ? H_ : 0) + (cfg_.qk_norm ? 2 * D_ : 0);
-  last_request_bytes_ = (static_cast<uint64_t>(sq) + sk + sv + ldf_ + so + ep + n_extra) * sizeof(float);
-  if (!w_in_.reserve(sq + sk + sv) || !b_in_.reserve(ldf_) || !w_out_.reserve(so) || !b_out_.reserve(ep) ||
+  const int in_cols = apart ? nq_ : static_cast<int>(ldf_);
+  last_request_bytes_ = PackedMatrix::bytes(E, in_cols, t) + (apart ? PackedMatrix::bytes(kd, nk_, t) + PackedMatrix::bytes(vd, nk_, t) : 0) +
+                        PackedMatrix::bytes(nq_, E, t) + (static_cast<uint64_t>(ldf_) + ep + n_extra) * sizeof(float);
+  if (w_in_.reserve(E, in_cols, t) != Status::kOk ||
+      (apart && (w_k_.reserve(kd, nk_, t) != Status::kOk || w_v_.reserve(vd, nk_, t) != Status::kOk)) ||
+      w_out_.reserve(nq_, E, t) != Status::kOk || !b_in_.reserve(ldf_) || !b_out_.reserve(ep) ||
       !extras_.reserve(std::max<size_t>(n_extra, 1))) {
     has_weights_ = false;
     return Status::kOutOfMemory;
   }
   last_request_bytes_ = 0;
-  const size_t rq = static_cast<size_t>(nq_) * E, rk = static_cast<size_t>(nk_) * E;
-  const float* wq = packed_in ? w.in_proj_weight : w.q_proj_weight;
-  const float* wk = packed_in ? w.in_proj_weight + rq : w.k_proj_weight;
-  const float* wv = packed_in ? w.in_proj_weight + rq + rk : w.v_proj_weight;
-  pack_weight_transposed(nq_, E, wq, w_in_.data());
-  pack_weight_transposed(nk_, kd, wk, w_in_.data() + sq);
-  pack_weight_transposed(nk_, vd, wv, w_in_.data() + sq + sk);
-  pack_weight_transposed(E, nq_, w.out_proj_weight, w_out_.data());
+  // Rows [r0, r0 + n) of m into columns n0.. of p (checked above: cannot fail).
+  auto put = [](PackedMatrix& p, int n0, const Matrix& m, int r0, int n) {
+    const size_t at = static_cast<size_t>(r0) * m.cols;
+    if (m.scale) return p.fill_int8(n0, n, reinterpret_cast<const int8_t*>(m.w) + at, m.scale + r0);
+    return p.fill(n0, n, m.w + at);
+  };
+  put(w_in_, 0, packed_in ? in : q, 0, nq_);
+  put(apart ? w_k_ : w_in_, apart ? 0 : nqp_, packed_in ? in : k, packed_in ? nq_ : 0, nk_);
+  put(apart ? w_v_ : w_in_, apart ? 0 : nqp_ + nkp_, packed_in ? in : v, packed_in ? nq_ + nk_ : 0, nk_);
+  put(w_out_, 0, out, 0, E);
   std::fill(b_in_.data(), b_in_.data() + ldf_, 0.0f);
   std::fill(b_out_.data(), b_out_.data() + ep, 0.0f);
   if (cfg_.has_qkv_bias()) {
@@ -239,37 +263,22 @@ Status MultiHeadAttention::forward_in(const MhaForwardArgs& a, KVCache* c, Cache
 }
 
 Gemm MultiHeadAttention::qkv_gemm(int M, const float* x, float* y) const {
-  const int E = cfg_.embed_dim;
-  Gemm g;
-  g.M = M, g.N = static_cast<int>(ldf_), g.K = E, g.A = x, g.lda = E, g.Bp = w_in_.data();
-  g.panel_stride = static_cast<size_t>(E) * kernels::kNR;
-  g.C = y, g.ldc = ldf_, g.bias = cfg_.has_qkv_bias() ? b_in_.data() : nullptr;
-  return g;
+  return w_in_.gemm(M, x, cfg_.embed_dim, y, ldf_, 0, static_cast<int>(ldf_), cfg_.has_qkv_bias() ? b_in_.data() : nullptr);
 }
 
 Gemm MultiHeadAttention::q_gemm(int M, const float* x, float* y) const {
-  Gemm g = qkv_gemm(M, x, y);
-  g.N = nq_, g.ldc = nq_;
-  return g;
+  return w_in_.gemm(M, x, cfg_.embed_dim, y, nq_, 0, nq_, cfg_.has_qkv_bias() ? b_in_.data() : nullptr);
 }
 
 Gemm MultiHeadAttention::k_gemm(int M, const float* x, float* y) const {
-  const int E = cfg_.embed_dim, kd = cfg_.kdim;
-  Gemm g;
-  g.M = M, g.N = nk_, g.K = kd, g.A = x, g.lda = kd, g.Bp = w_in_.data() + kernels::packed_size(E, nq_);
-  g.panel_stride = static_cast<size_t>(kd) * kernels::kNR, g.C = y, g.ldc = nk_;
-  g.bias = cfg_.has_qkv_bias() ? b_in_.data() + nqp_ : nullptr;
-  return g;
+  const float* b = cfg_.has_qkv_bias() ? b_in_.data() + nqp_ : nullptr;
+  return kv_apart() ? w_k_.gemm(M, x, cfg_.kdim, y, nk_, 0, nk_, b) : w_in_.gemm(M, x, cfg_.kdim, y, nk_, nqp_, nk_, b);
 }
 
 Gemm MultiHeadAttention::v_gemm(int M, const float* x, float* y) const {
-  const int E = cfg_.embed_dim, kd = cfg_.kdim, vd = cfg_.vdim;
-  Gemm g;
-  g.M = M, g.N = nk_, g.K = vd, g.A = x, g.lda = vd;
-  g.Bp = w_in_.data() + kernels::packed_size(E, nq_) + kernels::packed_size(kd, nk_);
-  g.panel_stride = static_cast<size_t>(vd) * kernels::kNR, g.C = y, g.ldc = nk_;
-  g.bias = cfg_.has_qkv_bias() ? b_in_.data() + nqp_ + nkp_ : nullptr;
-  return g;
+  const float* b = cfg_.has_qkv_bias() ? b_in_.data() + nqp_ + nkp_ : nullptr;
+  return kv_apart() ? w_v_.gemm(M, x, cfg_.vdim, y, nk_, 0, nk_, b)
+                    : w_in_.gemm(M, x, cfg_.vdim, y, nk_, nqp_ + nkp_, nk_, b);
 }
 
 // Positions. Without ids, query i is at q_pos0 + i; key j at j. With ids (the new
@@ -407,11 +416,9 @@ Status MultiHeadAttention::plan(const MhaForwardArgs& a, KVCache* c, CacheMode m
   at.w_sl = w_sl;
   at.average_weights = a.average_weights;
   st.attention = Attention::plan(at, threads, arena);
-  Gemm& o = st.out;
-  o.M = Mq, o.N = E, o.K = nq_, o.A = sc.attn, o.lda = nq, o.Bp = w_out_.data();
-  o.panel_stride = nq * kernels::kNR;
-  o.C = a.output, o.ldc = E, o.bias = cfg_.has_out_bias() ? b_out_.data() : nullptr;
-  o.epilogue.residual = residual, o.epilogue.ldr = E;
+  Epilogue res;
+  res.residual = residual, res.ldr = E;
+  st.out = w_out_.gemm(Mq, sc.attn, nq, a.output, E, 0, E, cfg_.has_out_bias() ? b_out_.data() : nullptr, res);
   return Status::kOk;
 }
 

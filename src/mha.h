@@ -39,6 +39,8 @@ struct MhaConfig {
   int rope_dim = 0;
   bool rope_interleaved = false;
   float rope_attention_factor = 1.0f;
+  // How the four projection matrices are stored (biases and the option arrays stay float32).
+  WeightType weight_type = WeightType::kF32;
 
   int H() const { return num_heads; }
   int Hkv() const { return num_kv_heads ? num_kv_heads : num_heads; }
@@ -54,6 +56,10 @@ struct MhaConfig {
 // q/k/v_proj_bias, required when has_qkv_bias(); out_proj_bias [E] when
 // has_out_bias(); ignored otherwise. The option arrays are required when their
 // option is on and ignored otherwise.
+// Each matrix may come pre-quantized (the compressed-tensors layout) in an int8
+// layer: when its <name>_scale is set, <name> points to int8 values of the same
+// dims (row-major) and the scale to one float per row, w = q * scale; the layer
+// must have weight_type kInt8 (kInvalidArgument otherwise).
 struct MhaWeights {
   const float* in_proj_weight = nullptr;
   const float* q_proj_weight = nullptr;
@@ -70,6 +76,11 @@ struct MhaWeights {
   const float* q_norm_weight = nullptr;  // [head_dim]
   const float* k_norm_weight = nullptr;  // [head_dim]
   const double* rope_inv_freq = nullptr;  // [rope_dim / 2], in double: angles of far positions stay exact
+  const float* in_proj_weight_scale = nullptr;   // [Hq + 2 Hk]
+  const float* q_proj_weight_scale = nullptr;    // [Hq]
+  const float* k_proj_weight_scale = nullptr;    // [Hk]
+  const float* v_proj_weight_scale = nullptr;    // [Hk]
+  const float* out_proj_weight_scale = nullptr;  // [E]
 };
 
 // What MultiHeadAttention::forward writes for inspect (uncached only): query row
@@ -234,6 +245,8 @@ class MultiHeadAttention {
   uint64_t bytes(uint64_t proj_floats, int B, int Lq, int Lk, int threads) const;
   Status forward_in(const MhaForwardArgs& args, KVCache* cache, CacheMode mode, ThreadPool& pool, Workspace& ws);
   bool fused(const MhaForwardArgs& a) const;
+  // kdim or vdim differ from embed_dim: Wk^T and Wv^T are held apart, in w_k_ and w_v_.
+  bool kv_apart() const { return cfg_.kdim != cfg_.embed_dim || cfg_.vdim != cfg_.embed_dim; }
   bool row_phase(const Step& st) const;
   void write_trace(const MhaForwardArgs& a, const Step& st) const;
   void norm_and_rotate(float* x, int heads, const float* norm, const float* trig) const;
@@ -251,9 +264,10 @@ class MultiHeadAttention {
   int nqp_, nkp_;   // rounded up to the panel width
   size_t ldf_;      // a fused projection row: nqp_ + 2 nkp_
   bool has_weights_ = false;
-  FloatBuffer w_in_;   // packed Wq^T | Wk^T | Wv^T, of nqp_, nkp_, nkp_ columns
+  PackedMatrix w_in_;  // Wq^T | Wk^T | Wv^T, of nqp_, nkp_, nkp_ columns (Wq^T alone when kv_apart())
+  PackedMatrix w_k_, w_v_;
   FloatBuffer b_in_;   // bq | bk | bv, padded likewise (zeros)
-  FloatBuffer w_out_;  // packed Wo^T
+  PackedMatrix w_out_;  // Wo^T
   FloatBuffer b_out_;
   // inv_freq [rope_dim / 2] (doubles) | sinks [H] | alibi [H] | q_norm [D] | k_norm [D], as configured
   FloatBuffer extras_;

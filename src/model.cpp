@@ -47,13 +47,17 @@ uint64_t Model::weight_bytes(const ModelConfig& c) {
   const uint64_t H = c.hidden, V = c.vocab, p = kernels::kNR;
   const MhaConfig a = attention_config(c, c.layers);
   const uint64_t nq = static_cast<uint64_t>(a.H()) * a.D(), nk = static_cast<uint64_t>(a.Hkv()) * a.D();
-  const uint64_t attn = H * round_up(nq + 2 * nk, p) + nq * round_up(H, p) + 2 * round_up(nq + 2 * nk, p) + H;
-  const uint64_t F = c.ffn.dim_feedforward;
-  const uint64_t ffn = (c.ffn.gated ? 2 : 1) * H * round_up(F, p) + F * round_up(H, p) + 3 * round_up(F, p) + H;
-  const uint64_t block = attn + ffn + 4 * H + 2 * a.H() + 2 * a.D() + a.rope_dim;
+  const uint64_t F = c.ffn.dim_feedforward, Fp = round_up(F, p);
+  // The matrices as their weight types pack them (every size fits an int: the layers exist).
+  const int h = c.hidden, ldf = static_cast<int>(round_up(nq, p) + 2 * round_up(nk, p)), f = c.ffn.dim_feedforward;
+  const WeightType ta = a.weight_type, tf = c.ffn.weight_type;
+  const uint64_t matrices = PackedMatrix::bytes(h, ldf, ta) + PackedMatrix::bytes(static_cast<int>(nq), h, ta) +
+                            PackedMatrix::bytes(h, c.ffn.gated ? static_cast<int>(2 * Fp) : f, tf) + PackedMatrix::bytes(f, h, tf);
+  // Float32: biases, norms, the attention's option arrays.
+  const uint64_t floats = 2 * round_up(nq + 2 * nk, p) + H + 3 * Fp + H + 4 * H + 2 * a.H() + 2 * a.D() + a.rope_dim;
   const uint64_t emb = V * H + static_cast<uint64_t>(c.max_positions) * H + static_cast<uint64_t>(c.type_vocab) * H + 4 * H;
   const uint64_t head = c.head == ModelConfig::kNoHead ? 0 : H * round_up(V, p);
-  return (c.layers * block + emb + head) * sizeof(float);
+  return c.layers * (matrices + floats * sizeof(float)) + (emb + head) * sizeof(float);
 }
 
 size_t Model::memory_bytes() const {

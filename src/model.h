@@ -39,6 +39,8 @@ struct ModelConfig {
   MhaConfig attention;      // embed_dim = kdim = vdim = hidden
   int window_from = 0;      // attention.window applies to blocks window_from.. only (Qwen2's max_window_layers)
   FeedForwardConfig ffn;    // d_model = hidden
+  // The blocks' matrices are stored as attention.weight_type and ffn.weight_type;
+  // the embeddings, the head and the norms stay float32.
 };
 
 // One block's weights (PyTorch layout). norm*_bias only for a LayerNorm with bias.
@@ -106,7 +108,8 @@ class Model {
   explicit Model(const ModelConfig& cfg);
   static bool valid(const ModelConfig& cfg);
   const ModelConfig& config() const { return cfg_; }
-  // Bytes of weights the model holds once every set_* succeeded (packed, f32).
+  // Bytes of weights the model holds once every set_* succeeded (packed; the
+  // blocks' matrices as their weight types, everything else float32).
   static uint64_t weight_bytes(const ModelConfig& cfg);
 
   Status set_embeddings(const EmbeddingWeights& w);

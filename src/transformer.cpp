@@ -10,26 +10,38 @@
 namespace mha {
 
 namespace {
-// The blocks' feed-forward: plain (linear1, linear2), with the block's activation and bias.
+// The blocks' feed-forward: plain (linear1, linear2), with the block's activation, bias and weight type.
 FeedForwardConfig ff_config(const EncoderConfig& c) {
   FeedForwardConfig f;
   f.d_model = c.d_model, f.dim_feedforward = c.dim_feedforward, f.activation = c.activation, f.bias = c.bias;
+  f.weight_type = c.weight_type;
   return f;
 }
-FeedForwardWeights ff_weights(const float* w1, const float* b1, const float* w2, const float* b2) {
+// s1, s2: the scales of pre-quantized int8 w1, w2, or null.
+FeedForwardWeights ff_weights(const float* w1, const float* b1, const float* w2, const float* b2, const float* s1,
+                              const float* s2) {
   FeedForwardWeights w;
   w.up_weight = w1, w.up_bias = b1, w.down_weight = w2, w.down_bias = b2;
+  w.up_weight_scale = s1, w.down_weight_scale = s2;
   return w;
+}
+
+// The blocks' attentions: nn.MultiheadAttention(d_model, nhead, bias=bias), weights stored as the block's.
+MhaConfig attention_config(const EncoderConfig& c) {
+  MhaConfig m{c.d_model, c.nhead, c.d_model, c.d_model, c.bias};
+  m.weight_type = c.weight_type;
+  return m;
 }
 }  // namespace
 
 bool TransformerEncoderLayer::valid(const EncoderConfig& c) {
-  return c.d_model > 0 && c.nhead > 0 && c.d_model % c.nhead == 0 && c.dim_feedforward > 0 && c.layer_norm_eps > 0;
+  return c.d_model > 0 && c.nhead > 0 && c.d_model % c.nhead == 0 && c.dim_feedforward > 0 && c.layer_norm_eps > 0 &&
+         valid_weight_type(c.weight_type);
 }
 
 TransformerEncoderLayer::TransformerEncoderLayer(const EncoderConfig& cfg)
     : cfg_(cfg),
-      attn_({cfg.d_model, cfg.nhead, cfg.d_model, cfg.d_model, cfg.bias}),
+      attn_(attention_config(cfg)),
       ff_(ff_config(cfg)),
       norm1_(cfg.d_model, cfg.layer_norm_eps),
       norm2_(cfg.d_model, cfg.layer_norm_eps) {}
@@ -42,7 +54,8 @@ Status TransformerEncoderLayer::set_weights(const EncoderWeights& w) {
   has_weights_ = false;
   if (cfg_.bias && (!w.norm1_bias || !w.norm2_bias)) return Status::kInvalidArgument;
   if (!w.norm1_weight || !w.norm2_weight) return Status::kInvalidArgument;
-  Status s = ff_.set_weights(ff_weights(w.linear1_weight, w.linear1_bias, w.linear2_weight, w.linear2_bias));
+  Status s = ff_.set_weights(ff_weights(w.linear1_weight, w.linear1_bias, w.linear2_weight, w.linear2_bias,
+                                        w.linear1_weight_scale, w.linear2_weight_scale));
   if (s == Status::kOk) s = norm1_.set_weights(w.norm1_weight, cfg_.bias ? w.norm1_bias : nullptr);
   if (s == Status::kOk) s = norm2_.set_weights(w.norm2_weight, cfg_.bias ? w.norm2_bias : nullptr);
   if (s == Status::kOk) s = attn_.set_weights(w.self_attn);
@@ -136,8 +149,8 @@ MaskArgs cross_mask(const MaskArgs& memory_mask, int first_position) {
 
 TransformerDecoderLayer::TransformerDecoderLayer(const DecoderConfig& cfg)
     : cfg_(cfg),
-      self_attn_({cfg.d_model, cfg.nhead, cfg.d_model, cfg.d_model, cfg.bias}),
-      cross_attn_({cfg.d_model, cfg.nhead, cfg.d_model, cfg.d_model, cfg.bias}),
+      self_attn_(attention_config(cfg)),
+      cross_attn_(attention_config(cfg)),
       ff_(ff_config(cfg)),
       norm1_(cfg.d_model, cfg.layer_norm_eps),
       norm2_(cfg.d_model, cfg.layer_norm_eps),
@@ -152,7 +165,8 @@ Status TransformerDecoderLayer::set_weights(const DecoderWeights& w) {
   has_weights_ = false;
   if (cfg_.bias && (!w.norm_bias[0] || !w.norm_bias[1] || !w.norm_bias[2])) return Status::kInvalidArgument;
   if (!w.norm_weight[0] || !w.norm_weight[1] || !w.norm_weight[2]) return Status::kInvalidArgument;
-  Status s = ff_.set_weights(ff_weights(w.linear1_weight, w.linear1_bias, w.linear2_weight, w.linear2_bias));
+  Status s = ff_.set_weights(ff_weights(w.linear1_weight, w.linear1_bias, w.linear2_weight, w.linear2_bias,
+                                        w.linear1_weight_scale, w.linear2_weight_scale));
   LayerNorm* norms[] = {&norm1_, &norm2_, &norm3_};
   for (int i = 0; i < 3 && s == Status::kOk; ++i) s = norms[i]->set_weights(w.norm_weight[i], cfg_.bias ? w.norm_bias[i] : nullptr);
   if (s == Status::kOk) s = self_attn_.set_weights(w.self_attn);

@@ -25,14 +25,20 @@ struct EncoderConfig {
   float layer_norm_eps = 1e-5f;
   bool norm_first = false;
   bool bias = true;  // linear and LayerNorm biases too, as in PyTorch
+  // How the attention and feed-forward matrices are stored (biases and norms stay float32).
+  WeightType weight_type = WeightType::kF32;
 };
 
+// Matrices may come pre-quantized in an int8 block, as in MhaWeights: with
+// linear1_weight_scale set, linear1_weight points to int8 values (likewise linear2).
 struct EncoderWeights {
-  MhaWeights self_attn;  // in_proj_weight / in_proj_bias / out_proj
+  MhaWeights self_attn;  // in_proj_weight / in_proj_bias / out_proj (and their _scale)
   const float* linear1_weight = nullptr;  // [F, E]
   const float* linear1_bias = nullptr;    // [F]
   const float* linear2_weight = nullptr;  // [E, F]
   const float* linear2_bias = nullptr;    // [E]
+  const float* linear1_weight_scale = nullptr;  // [F]
+  const float* linear2_weight_scale = nullptr;  // [E]
   const float* norm1_weight = nullptr;    // [E]
   const float* norm1_bias = nullptr;
   const float* norm2_weight = nullptr;
@@ -95,6 +101,8 @@ struct DecoderWeights {
   const float* linear1_bias = nullptr;
   const float* linear2_weight = nullptr;
   const float* linear2_bias = nullptr;
+  const float* linear1_weight_scale = nullptr;
+  const float* linear2_weight_scale = nullptr;
   const float* norm_weight[3] = {nullptr, nullptr, nullptr};
   const float* norm_bias[3] = {nullptr, nullptr, nullptr};
 };

@@ -3,13 +3,16 @@
 // forward, and a post-norm one (LayerNorm, learned positions and token types, an
 // embedding norm, no head) whose padded batch row must equal the row alone. One
 // and two threads, a fresh workspace; the sizes make every scratch buffer matter
-// (a carving past the workspace would crash here).
+// (a carving past the workspace would crash here). The pre-norm model with
+// float16 and int8 block matrices against the float32 model holding the
+// dequantized matrices.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "kernels_ref.h"
 #include "model.h"
 #include "test_util.h"
 
@@ -169,6 +172,71 @@ TEST_P(ModelTest, PostNormEncoderIgnoresPadding) {
   std::vector<int32_t> far = {20, 1, 2, 3};
   a.positions = far.data();
   EXPECT_EQ(model.forward(a, pool, ws), Status::kInvalidArgument);
+}
+
+// Every block matrix stored as t: the model equals (2e-3 for int8, 1e-4 for
+// float16) the float32 model whose matrices are the dequantized ones (the scalar
+// twins quantize them), full forward and cached steps alike; the matrices take a
+// half or a quarter of the bytes.
+TEST_P(ModelTest, QuantizedBlocksMatchTheFloatModelWithDequantizedMatrices) {
+  for (WeightType t : {WeightType::kF16, WeightType::kInt8}) {
+    std::mt19937 rng(13);
+    Built m = build(true, rng), deq = m;
+    m.cfg.attention.weight_type = m.cfg.ffn.weight_type = t;
+    ASSERT_TRUE(Model::valid(m.cfg));
+    const int H = m.cfg.hidden;
+    for (BlockData& b : deq.blocks)
+      for (std::vector<float>* w : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down}) {
+        const int cols = w == &b.o ? int(b.o.size() / H) : w == &b.down ? m.cfg.ffn.dim_feedforward : H;
+        for (size_t r = 0; r < w->size() / cols; ++r) {
+          float* row = w->data() + r * cols;
+          if (t == WeightType::kF16) {
+            for (int k = 0; k < cols; ++k) row[k] = float(kernels::half_to_double_ref(kernels::half_from_float_ref(row[k])));
+          } else {
+            std::vector<int8_t> q(cols);
+            float scale;
+            kernels::quantize_row_i8_ref(row, cols, q.data(), &scale);
+            for (int k = 0; k < cols; ++k) row[k] = q[k] * scale;
+          }
+        }
+      }
+    std::vector<float> zeros(256, 0.0f);
+    Model model(m.cfg), ref(deq.cfg);
+    set_weights(model, m, zeros);
+    set_weights(ref, deq, zeros);
+    EXPECT_LT(Model::weight_bytes(m.cfg), Model::weight_bytes(deq.cfg));
+    EXPECT_LT(model.memory_bytes(), ref.memory_bytes());
+    // weight_bytes counts the packed matrices as the model holds them: it differs from
+    // memory_bytes by what it does for float32 (up to 64-byte rounding, per buffer).
+    const double over = double(Model::weight_bytes(m.cfg)) - double(model.memory_bytes());
+    const double over_f32 = double(Model::weight_bytes(deq.cfg)) - double(ref.memory_bytes());
+    EXPECT_NEAR(over, over_f32, 64.0 * 6 * m.cfg.layers) << int(t);
+    ThreadPool pool(GetParam());
+    Workspace ws;
+    const int B = 2, L = 9, V = m.cfg.vocab;
+    const double tol = t == WeightType::kInt8 ? 2e-3 : 1e-4;
+    std::vector<int32_t> ids(B * L);
+    for (int i = 0; i < B * L; ++i) ids[i] = (i * 5 + 1) % V;
+    std::vector<float> got(size_t(B) * L * V), want(got.size());
+    ModelForwardArgs a;
+    a.B = B, a.L = L, a.ids = ids.data(), a.output = got.data();
+    ASSERT_EQ(model.forward(a, pool, ws), Status::kOk);
+    a.output = want.data();
+    ASSERT_EQ(ref.forward(a, pool, ws), Status::kOk);
+    EXPECT_LT(rel_err(got.data(), want.data(), got.size()), tol) << int(t);
+    // One token at a time through a cache: the same logits.
+    ModelCache cache(m.cfg, B, L);
+    for (int i = 0; i < L; ++i) {
+      int32_t one[B];
+      for (int b = 0; b < B; ++b) one[b] = ids[b * L + i];
+      std::vector<float> step(size_t(B) * V);
+      ModelForwardArgs s;
+      s.B = B, s.L = 1, s.ids = one, s.output = step.data(), s.cache = &cache;
+      ASSERT_EQ(model.forward(s, pool, ws), Status::kOk);
+      for (int b = 0; b < B; ++b)
+        EXPECT_LT(rel_err(step.data() + size_t(b) * V, want.data() + (size_t(b) * L + i) * V, V), tol) << int(t) << " step " << i;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, ModelTest, ::testing::Values(1, 2));

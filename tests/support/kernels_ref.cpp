@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 namespace mha {
 namespace kernels {
@@ -73,6 +75,83 @@ void rms_norm_row_ref(const float* x, int n, const float* gamma, float eps, floa
   for (int i = 0; i < n; ++i) q += x[i] * x[i];
   const float inv = 1.0f / std::sqrt(q / n + eps);
   for (int i = 0; i < n; ++i) out[i] = x[i] * inv * (gamma ? gamma[i] : 1.0f);
+}
+
+uint16_t half_from_float_ref(float x) {
+  const uint16_t sign = std::signbit(x) ? 0x8000 : 0;
+  if (std::isnan(x)) return sign | 0x7E00;
+  const double a = std::fabs(static_cast<double>(x));
+  if (a >= 65520.0) return sign | 0x7C00;
+  if (a < 0x1p-14) return sign | static_cast<uint16_t>(std::nearbyint(a * 0x1p24));  // subnormal (or 2^-14)
+  int e;
+  std::frexp(a, &e);  // a = f * 2^e, f in [0.5, 1)
+  int E = e - 1;
+  double m = std::nearbyint((a / std::ldexp(1.0, E) - 1.0) * 1024.0);
+  if (m == 1024.0) m = 0, ++E;
+  return sign | static_cast<uint16_t>((E + 15) << 10 | static_cast<int>(m));
+}
+
+double half_to_double_ref(uint16_t h) {
+  const int e = (h >> 10) & 31, m = h & 0x3FF;
+  const double s = h & 0x8000 ? -1.0 : 1.0;
+  if (e == 31) return m ? NAN : s * INFINITY;
+  return s * (e ? std::ldexp(1024.0 + m, e - 25) : std::ldexp(static_cast<double>(m), -24));
+}
+
+void quantize_row_i8_ref(const float* w, int K, int8_t* q, float* scale) {
+  float m = 0;
+  for (int k = 0; k < K; ++k) m = std::max(m, std::fabs(w[k]));
+  *scale = m / 127.0f;
+  for (int k = 0; k < K; ++k)
+    q[k] = *scale == 0.0f ? 0 : static_cast<int8_t>(std::max(-127.0, std::min(127.0, std::nearbyint(double(w[k]) / *scale))));
+}
+
+void quantize_row_i16_ref(const float* x, int n, int16_t* q, float* scale, float* shift) {
+  float m = 0;
+  bool finite = true;
+  for (int k = 0; k < n; ++k) finite = finite && std::isfinite(x[k]), m = std::max(m, std::fabs(x[k]));
+  std::fill(q, q + (n + 1) / 2 * 2, int16_t{0});
+  *shift = 1.0f;
+  if (!finite || m == 0) {
+    *scale = finite ? 0.0f : NAN;
+    return;
+  }
+  const float pre = m < 0x1p-100f ? 0x1p100f : 1.0f, inv = kActQMax / (m * pre);
+  *scale = m * pre / kActQMax;
+  if (pre != 1.0f) *shift = 0x1p-100f;
+  for (int k = 0; k < n; ++k) q[k] = static_cast<int16_t>(std::nearbyint(x[k] * pre * inv));
+}
+
+void gemm_f16_ref(int M, int N, int K, const float* A, size_t lda, const uint16_t* wh, float* C, size_t ldc,
+                  const float* bias) {
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      float s = bias ? bias[j] : 0.0f;
+      for (int k = 0; k < K; ++k) s += A[i * lda + k] * static_cast<float>(half_to_double_ref(wh[size_t(j) * K + k]));
+      C[i * ldc + j] = s;
+    }
+}
+
+void gemm_i8_ref(int M, int N, int K, const float* A, size_t lda, const int8_t* q, const float* scale, float* C,
+                 size_t ldc, const float* bias) {
+  std::vector<int16_t> aq(kI8KC);
+  for (int i = 0; i < M; ++i)
+    for (int k0 = 0; k0 < K; k0 += kI8KC) {
+      const int kb = std::min(kI8KC, K - k0);
+      float s, t;
+      quantize_row_i16_ref(A + i * lda + k0, kb, aq.data(), &s, &t);
+      for (int j = 0; j < N; ++j) {
+        int64_t acc = 0;
+        for (int k = 0; k < kb; ++k) acc += int64_t(aq[k]) * q[size_t(j) * K + k0 + k];
+        const float part = static_cast<float>(acc) * s * t;
+        float& c = C[i * ldc + j];
+        c = k0 == 0 ? part : c + part;
+        if (k0 + kb == K) c = c * scale[j] + (bias ? bias[j] : 0.0f);
+      }
+    }
+  if (K <= 0)
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) C[i * ldc + j] = bias ? bias[j] : 0.0f;
 }
 
 }  // namespace kernels

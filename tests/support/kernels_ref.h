@@ -4,8 +4,10 @@
 // version against it and a benchmark can show what the vectors buy.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels.h"
+#include "quant.h"
 
 namespace mha {
 namespace kernels {
@@ -24,6 +26,22 @@ void relu_row_ref(float* x, int n);
 void silu_row_ref(float* x, int n);       // x / (1 + std::exp(-x))
 void gelu_tanh_row_ref(float* x, int n);  // 0.5 x (1 + std::tanh(...))
 void rms_norm_row_ref(const float* x, int n, const float* gamma, float eps, float* out);
+
+// IEEE binary16, computed from the value (frexp, rounding of the scaled
+// mantissa) rather than from the bits: nearest even, +-infinity from 65520 on.
+uint16_t half_from_float_ref(float x);
+double half_to_double_ref(uint16_t h);
+// Per-row int8 quantization (quant.h): scale = max|w| / 127, q = round(w / scale) (in double).
+void quantize_row_i8_ref(const float* w, int K, int8_t* q, float* scale);
+// quant.h's activation quantization of one row pass: q [round_up(n, 2)], x ~ q * scale * shift.
+void quantize_row_i16_ref(const float* x, int n, int16_t* q, float* scale, float* shift);
+// kernels::gemm_f16 on W given as halves wh [N, K] (PyTorch layout, not packed).
+void gemm_f16_ref(int M, int N, int K, const float* A, size_t lda, const uint16_t* wh, float* C, size_t ldc,
+                  const float* bias);
+// kernels::gemm_i8 on W given as q [N, K] and scale [N] (not packed): the same
+// passes of kI8KC, activations quantized per row and pass, sums in int64.
+void gemm_i8_ref(int M, int N, int K, const float* A, size_t lda, const int8_t* q, const float* scale, float* C,
+                 size_t ldc, const float* bias);
 
 }  // namespace kernels
 }  // namespace mha

@@ -1,0 +1,422 @@
+#include "quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "relaxed.h"
+
+// The integer operations these kernels need have no xsimd 8.1 counterpart
+// (widening, i32x4.dot_i16x8_s), so they are written against a few helpers with
+// three definitions: WebAssembly SIMD128 (the builds that ship: each helper is
+// one instruction; madd_f is relaxed_madd in relaxed-SIMD builds), SSE4.1 (the native build on x86, which the native tests run:
+// the same operations lane for lane) and plain C++ elsewhere.
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#elif defined(__SSE4_1__)
+#include <smmintrin.h>
+#endif
+
+namespace mha {
+namespace kernels {
+
+namespace {
+
+#if defined(__wasm_simd128__)
+using VI = v128_t;  // 16 int8, 8 int16 or 4 int32
+using VF = v128_t;  // 4 float
+inline VI load_i(const void* p) { return wasm_v128_load(p); }
+inline void store_i(void* p, VI v) { wasm_v128_store(p, v); }
+inline VI splat32(const void* p) { return wasm_v128_load32_splat(p); }
+inline VI set_i32(int32_t x) { return wasm_i32x4_splat(x); }
+inline VI zero_i() { return wasm_i32x4_splat(0); }
+inline VI widen_lo_i8(VI v) { return wasm_i16x8_extend_low_i8x16(v); }
+inline VI widen_hi_i8(VI v) { return wasm_i16x8_extend_high_i8x16(v); }
+inline VI widen_lo_i16(VI v) { return wasm_i32x4_extend_low_i16x8(v); }
+inline VI widen_hi_i16(VI v) { return wasm_i32x4_extend_high_i16x8(v); }
+inline VI dot_i16(VI a, VI b) { return wasm_i32x4_dot_i16x8(a, b); }
+inline VI add_i32(VI a, VI b) { return wasm_i32x4_add(a, b); }
+inline VI sub_i32(VI a, VI b) { return wasm_i32x4_sub(a, b); }
+inline VI max_i32(VI a, VI b) { return wasm_i32x4_max(a, b); }
+inline VI and_i(VI a, VI b) { return wasm_v128_and(a, b); }
+template <int N>
+inline VI shl_i32(VI a) { return wasm_i32x4_shl(a, N); }
+inline VI narrow_i16(VI a, VI b) { return wasm_i16x8_narrow_i32x4(a, b); }  // saturating
+inline VF cvt_f32(VI a) { return wasm_f32x4_convert_i32x4(a); }
+inline VF as_f(VI a) { return a; }
+inline VI as_i(VF a) { return a; }
+inline VF load_f(const float* p) { return wasm_v128_load(p); }
+inline void store_f(float* p, VF v) { wasm_v128_store(p, v); }
+inline VF set_f(float x) { return wasm_f32x4_splat(x); }
+inline VF add_f(VF a, VF b) { return wasm_f32x4_add(a, b); }
+inline VF mul_f(VF a, VF b) { return wasm_f32x4_mul(a, b); }
+#ifdef MHA_RELAXED_MADD
+inline VF madd_f(VF a, VF b, VF c) {
+  typedef float f32x4 __attribute__((__vector_size__(16)));
+  return (VF)__builtin_wasm_relaxed_madd_f32x4((f32x4)a, (f32x4)b, (f32x4)c);
+}
+#else
+inline VF madd_f(VF a, VF b, VF c) { return add_f(mul_f(a, b), c); }
+#endif
+#elif defined(__SSE4_1__)
+using VI = __m128i;
+using VF = __m128;
+inline VI load_i(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+inline void store_i(void* p, VI v) { _mm_storeu_si128(static_cast<__m128i*>(p), v); }
+inline VI splat32(const void* p) {
+  int32_t x;
+  std::memcpy(&x, p, 4);
+  return _mm_set1_epi32(x);
+}
+inline VI set_i32(int32_t x) { return _mm_set1_epi32(x); }
+inline VI zero_i() { return _mm_setzero_si128(); }
+inline VI widen_lo_i8(VI v) { return _mm_cvtepi8_epi16(v); }
+inline VI widen_hi_i8(VI v) { return _mm_cvtepi8_epi16(_mm_unpackhi_epi64(v, v)); }
+inline VI widen_lo_i16(VI v) { return _mm_cvtepi16_epi32(v); }
+inline VI widen_hi_i16(VI v) { return _mm_cvtepi16_epi32(_mm_unpackhi_epi64(v, v)); }
+inline VI dot_i16(VI a, VI b) { return _mm_madd_epi16(a, b); }
+inline VI add_i32(VI a, VI b) { return _mm_add_epi32(a, b); }
+inline VI sub_i32(VI a, VI b) { return _mm_sub_epi32(a, b); }
+inline VI max_i32(VI a, VI b) { return _mm_max_epi32(a, b); }
+inline VI and_i(VI a, VI b) { return _mm_and_si128(a, b); }
+template <int N>
+inline VI shl_i32(VI a) { return _mm_slli_epi32(a, N); }
+inline VI narrow_i16(VI a, VI b) { return _mm_packs_epi32(a, b); }
+inline VF cvt_f32(VI a) { return _mm_cvtepi32_ps(a); }
+inline VF as_f(VI a) { return _mm_castsi128_ps(a); }
+inline VI as_i(VF a) { return _mm_castps_si128(a); }
+inline VF load_f(const float* p) { return _mm_loadu_ps(p); }
+inline void store_f(float* p, VF v) { _mm_storeu_ps(p, v); }
+inline VF set_f(float x) { return _mm_set1_ps(x); }
+inline VF add_f(VF a, VF b) { return _mm_add_ps(a, b); }
+inline VF mul_f(VF a, VF b) { return _mm_mul_ps(a, b); }
+inline VF madd_f(VF a, VF b, VF c) { return add_f(mul_f(a, b), c); }
+#else
+// Portable lanes: 16 bytes read as int8, int16 or int32 through memcpy.
+struct VI {
+  int32_t v[4];
+};
+struct VF {
+  float v[4];
+};
+template <class T, class S>
+inline T lanes(const S& s) {
+  T t;
+  std::memcpy(&t, &s, sizeof t);
+  return t;
+}
+struct I8 { int8_t v[16]; };
+struct I16 { int16_t v[8]; };
+inline VI load_i(const void* p) { VI r; std::memcpy(&r, p, 16); return r; }
+inline void store_i(void* p, VI v) { std::memcpy(p, &v, 16); }
+inline VI splat32(const void* p) { int32_t x; std::memcpy(&x, p, 4); return {{x, x, x, x}}; }
+inline VI set_i32(int32_t x) { return {{x, x, x, x}}; }
+inline VI zero_i() { return set_i32(0); }
+inline VI widen_i8(VI v, int from) {
+  const I8 b = lanes<I8>(v);
+  I16 h;
+  for (int i = 0; i < 8; ++i) h.v[i] = b.v[from + i];
+  return lanes<VI>(h);
+}
+inline VI widen_lo_i8(VI v) { return widen_i8(v, 0); }
+inline VI widen_hi_i8(VI v) { return widen_i8(v, 8); }
+inline VI widen_i16(VI v, int from) {
+  const I16 h = lanes<I16>(v);
+  return {{h.v[from], h.v[from + 1], h.v[from + 2], h.v[from + 3]}};
+}
+inline VI widen_lo_i16(VI v) { return widen_i16(v, 0); }
+inline VI widen_hi_i16(VI v) { return widen_i16(v, 4); }
+inline VI dot_i16(VI a, VI b) {
+  const I16 x = lanes<I16>(a), y = lanes<I16>(b);
+  VI r;
+  for (int i = 0; i < 4; ++i) r.v[i] = int32_t(x.v[2 * i]) * y.v[2 * i] + int32_t(x.v[2 * i + 1]) * y.v[2 * i + 1];
+  return r;
+}
+template <class F>
+inline VI map2(VI a, VI b, F f) { VI r; for (int i = 0; i < 4; ++i) r.v[i] = f(a.v[i], b.v[i]); return r; }
+inline VI add_i32(VI a, VI b) { return map2(a, b, [](int32_t x, int32_t y) { return int32_t(uint32_t(x) + uint32_t(y)); }); }
+inline VI sub_i32(VI a, VI b) { return map2(a, b, [](int32_t x, int32_t y) { return int32_t(uint32_t(x) - uint32_t(y)); }); }
+inline VI max_i32(VI a, VI b) { return map2(a, b, [](int32_t x, int32_t y) { return std::max(x, y); }); }
+inline VI and_i(VI a, VI b) { return map2(a, b, [](int32_t x, int32_t y) { return x & y; }); }
+template <int N>
+inline VI shl_i32(VI a) { VI r; for (int i = 0; i < 4; ++i) r.v[i] = int32_t(uint32_t(a.v[i]) << N); return r; }
+inline VI narrow_i16(VI a, VI b) {
+  I16 h;
+  for (int i = 0; i < 4; ++i) {
+    h.v[i] = int16_t(std::clamp(a.v[i], -32768, 32767));
+    h.v[i + 4] = int16_t(std::clamp(b.v[i], -32768, 32767));
+  }
+  return lanes<VI>(h);
+}
+inline VF cvt_f32(VI a) { return {{float(a.v[0]), float(a.v[1]), float(a.v[2]), float(a.v[3])}}; }
+inline VF as_f(VI a) { return lanes<VF>(a); }
+inline VI as_i(VF a) { return lanes<VI>(a); }
+inline VF load_f(const float* p) { VF r; std::memcpy(&r, p, 16); return r; }
+inline void store_f(float* p, VF v) { std::memcpy(p, &v, 16); }
+inline VF set_f(float x) { return {{x, x, x, x}}; }
+inline VF add_f(VF a, VF b) { VF r; for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] + b.v[i]; return r; }
+inline VF mul_f(VF a, VF b) { VF r; for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] * b.v[i]; return r; }
+inline VF madd_f(VF a, VF b, VF c) { return add_f(mul_f(a, b), c); }
+#endif
+
+static_assert(kNR == 8, "the int8 and float16 panels are two 4-lane vectors wide");
+static_assert(kMR == 4, "tiles of 1 to 4 rows");
+
+// Nearest integer (ties to even) of each lane, for |x| < 2^22: adding 1.5 * 2^23
+// rounds x into the low mantissa bits (one add and one subtract: the conversion
+// instructions truncate, or are emulated lane by lane).
+inline VI round_i32(VF x) {
+  const VF magic = set_f(12582912.0f);
+  return sub_i32(as_i(add_f(x, magic)), as_i(magic));
+}
+
+inline int32_t hmax_i32(VI v) {
+  alignas(16) int32_t t[4];
+  store_i(t, v);
+  return std::max(std::max(t[0], t[1]), std::max(t[2], t[3]));
+}
+
+// ---- float16 -----------------------------------------------------------------
+// 8 halves to 8 floats. Sign-extended to 32 bits and shifted left by 13, a half
+// s|eeeee|m (10 bits) becomes s|sss|eeeee|m|0...: masking the three copies of
+// the sign leaves the float with exponent e and mantissa m, that is the half's
+// value times 2^-112 (for e = 0 too: a subnormal half becomes a subnormal float),
+// and the multiplication by 2^112 is exact. (e = 31, infinity or NaN, is never
+// stored.)
+inline void halves_to_floats(const uint16_t* p, VF& lo, VF& hi) {
+  const VI h = load_i(p), mask = set_i32(static_cast<int32_t>(0x8FFFE000u));
+  const VF k = set_f(0x1p112f);
+  lo = mul_f(as_f(and_i(shl_i32<13>(widen_lo_i16(h)), mask)), k);
+  hi = mul_f(as_f(and_i(shl_i32<13>(widen_hi_i16(h)), mask)), k);
+}
+
+// acc[MR x 8] = init + A[MR x K] * B (one float16 panel), converting the halves
+// in registers: for tiles of at most kMR rows (a GEMV reads each weight once).
+template <int MR>
+inline void dot_f16(int K, const float* A, size_t lda, const uint16_t* B, const float* init, float* acc) {
+  VF c[MR][2];
+  for (int r = 0; r < MR; ++r) c[r][0] = load_f(init), c[r][1] = load_f(init + 4);
+  for (int k = 0; k < K; ++k) {
+    VF b0, b1;
+    halves_to_floats(B + static_cast<size_t>(k) * kNR, b0, b1);
+    for (int r = 0; r < MR; ++r) {
+      const VF a = set_f(A[r * lda + k]);
+      c[r][0] = madd_f(a, b0, c[r][0]);
+      c[r][1] = madd_f(a, b1, c[r][1]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) store_f(acc + r * kNR, c[r][0]), store_f(acc + r * kNR + 4, c[r][1]);
+}
+
+// Tiles of M <= kMR rows: C[M x N] = bias + A * B, panel by panel.
+void rows_f16(int M, int K, const float* A, size_t lda, const uint16_t* Bp, size_t panel_stride, int N, float* C,
+              size_t ldc, const float* bias) {
+  alignas(16) float init[kNR], acc[kMR * kNR];
+  for (int j0 = 0; j0 < N; j0 += kNR) {
+    const int nr = std::min(kNR, N - j0);
+    for (int j = 0; j < kNR; ++j) init[j] = bias && j < nr ? bias[j0 + j] : 0.0f;
+    const uint16_t* panel = Bp + (j0 / kNR) * panel_stride;
+    switch (M) {
+      case 4: dot_f16<4>(K, A, lda, panel, init, acc); break;
+      case 3: dot_f16<3>(K, A, lda, panel, init, acc); break;
+      case 2: dot_f16<2>(K, A, lda, panel, init, acc); break;
+      default: dot_f16<1>(K, A, lda, panel, init, acc); break;
+    }
+    for (int r = 0; r < M; ++r) std::copy(acc + r * kNR, acc + r * kNR + nr, C + r * ldc + j0);
+  }
+}
+
+// ---- int8 ----------------------------------------------------------------------
+// One pass over kp k-pairs for MR rows of int16 activations (row stride ldq) and
+// one int8 panel slice: the MR x 8 int32 sums, into acc.
+template <int MR>
+inline void dot_i8(int kp, const int16_t* aq, int ldq, const int8_t* B, int32_t* acc) {
+  VI c[MR][2];
+  for (int r = 0; r < MR; ++r) c[r][0] = c[r][1] = zero_i();
+  for (int p = 0; p < kp; ++p) {
+    const VI w = load_i(B + 16 * p);
+    const VI w0 = widen_lo_i8(w), w1 = widen_hi_i8(w);  // columns 0-3 and 4-7, both k of the pair
+    for (int r = 0; r < MR; ++r) {
+      const VI a = splat32(aq + r * ldq + 2 * p);  // (a[2p], a[2p+1]) in every lane
+      c[r][0] = add_i32(c[r][0], dot_i16(a, w0));
+      c[r][1] = add_i32(c[r][1], dot_i16(a, w1));
+    }
+  }
+  for (int r = 0; r < MR; ++r) store_i(acc + r * kNR, c[r][0]), store_i(acc + r * kNR + 4, c[r][1]);
+}
+
+// C[rows x nr] (+)= acc * row_scale * row_shift (first: C is not read); after the
+// last pass C = C * col_scale + bias (null: 0). Shared by every tile height (not
+// inlined: it is once per tile and pass, the sums are once per k-pair).
+[[gnu::noinline]] void store_i8(const int32_t* acc, int rows, const float* row_scale, const float* row_shift,
+                                const float* col_scale, const float* bias, float* C, size_t ldc, int nr, bool first,
+                                bool last) {
+  alignas(16) float cs[kNR] = {0}, b[kNR] = {0}, t[kNR];
+  if (last) {
+    std::copy(col_scale, col_scale + kNR, cs);
+    if (bias) std::copy(bias, bias + nr, b);
+  }
+  for (int r = 0; r < rows; ++r) {
+    // A partial panel goes through t, so nothing past column nr is read or written.
+    float* row = nr == kNR ? C + r * ldc : t;
+    if (nr < kNR)
+      for (int j = 0; j < kNR; ++j) t[j] = !first && j < nr ? C[r * ldc + j] : 0.0f;
+    const VF s = set_f(row_scale[r]), sh = set_f(row_shift[r]);
+    VF y0 = mul_f(mul_f(cvt_f32(load_i(acc + r * kNR)), s), sh), y1 = mul_f(mul_f(cvt_f32(load_i(acc + r * kNR + 4)), s), sh);
+    if (!first) y0 = add_f(y0, load_f(row)), y1 = add_f(y1, load_f(row + 4));
+    if (last) y0 = add_f(mul_f(y0, load_f(cs)), load_f(b)), y1 = add_f(mul_f(y1, load_f(cs + 4)), load_f(b + 4));
+    store_f(row, y0);
+    store_f(row + 4, y1);
+    if (nr < kNR) std::copy(t, t + nr, C + r * ldc);
+  }
+}
+
+void fill_bias(int M, int N, float* C, size_t ldc, const float* bias) {
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) C[i * ldc + j] = bias ? bias[j] : 0.0f;
+}
+
+}  // namespace
+
+uint16_t half_from_float(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  x &= 0x7FFFFFFFu;
+  if (x > 0x7F800000u) return sign | 0x7E00u;   // NaN
+  if (x >= 0x477FF000u) return sign | 0x7C00u;  // >= 65520 rounds to infinity
+  if (x >= 0x38800000u) {                       // >= 2^-14: a normal half
+    const uint32_t h = x - 0x38000000u;         // exponent rebiased from 127 to 15
+    return sign | static_cast<uint16_t>((h + 0x0FFFu + ((h >> 13) & 1u)) >> 13);  // nearest even
+  }
+  float a;
+  std::memcpy(&a, &x, 4);
+  return sign | static_cast<uint16_t>(std::nearbyint(a * 0x1p24f));  // subnormal: units of 2^-24
+}
+
+float float_from_half(uint16_t h) {
+  const uint32_t e = (h >> 10) & 31u, m = h & 0x3FFu;
+  float v;
+  if (e == 31) {
+    const uint32_t bits = 0x7F800000u | (m << 13);
+    std::memcpy(&v, &bits, 4);
+  } else {
+    v = std::ldexp(static_cast<float>(e ? (m | 0x400u) : m), (e ? static_cast<int>(e) : 1) - 25);
+  }
+  return h & 0x8000u ? -v : v;
+}
+
+float row_scale_i8(const float* w, int K) {
+  float m = 0.0f;
+  for (int k = 0; k < K; ++k) m = std::max(m, std::fabs(w[k]));
+  return m / 127.0f;
+}
+
+int8_t quantize_i8(float w, float scale) {
+  if (scale == 0.0f) return 0;
+  // w / scale in double, as bindings/quantize.js computes it: the same q whichever side quantizes.
+  return static_cast<int8_t>(std::clamp(std::nearbyint(static_cast<double>(w) / scale), -127.0, 127.0));
+}
+
+void quantize_row_i16(const float* x, int n, int16_t* q, float* scale, float* shift) {
+  // max|x| over the bit patterns: without the sign they order like the values,
+  // and infinities and NaNs lie above every finite value.
+  const VI abs_mask = set_i32(0x7FFFFFFF);
+  VI m = zero_i();
+  int i = 0;
+  for (; i + 4 <= n; i += 4) m = max_i32(m, and_i(as_i(load_f(x + i)), abs_mask));
+  int32_t mb = hmax_i32(m);
+  for (; i < n; ++i) {
+    int32_t b;
+    std::memcpy(&b, x + i, 4);
+    mb = std::max(mb, b & 0x7FFFFFFF);
+  }
+  const int n2 = (n + 1) & ~1;
+  *shift = 1.0f;
+  if (mb == 0 || mb >= 0x7F800000) {  // zeros; or a NaN or an infinity: NaN for the whole row
+    *scale = mb == 0 ? 0.0f : NAN;
+    std::fill(q, q + n2, int16_t{0});
+    return;
+  }
+  float mx;
+  std::memcpy(&mx, &mb, 4);
+  // A tiny row is scaled up by 2^100 first (exact), so that 32767 / max stays
+  // finite and the scale a normal float.
+  const bool tiny = mx < 0x1p-100f;
+  const float pre = tiny ? 0x1p100f : 1.0f, inv = kActQMax / (mx * pre);
+  *scale = mx * pre / kActQMax;
+  *shift = tiny ? 0x1p-100f : 1.0f;
+  const VF vp = set_f(pre), vi = set_f(inv);
+  i = 0;
+  for (; i + 8 <= n; i += 8) {  // |x * pre * inv| <= 32767 (+ rounding): inside int16
+    const VI lo = round_i32(mul_f(mul_f(load_f(x + i), vp), vi));
+    const VI hi = round_i32(mul_f(mul_f(load_f(x + i + 4), vp), vi));
+    store_i(q + i, narrow_i16(lo, hi));
+  }
+  for (; i < n; ++i) q[i] = static_cast<int16_t>(std::nearbyint(x[i] * pre * inv));
+  if (n2 > n) q[n] = 0;
+}
+
+void gemm_f16(int M, int N, int K, const float* A, size_t lda, const uint16_t* Bp, size_t panel_stride, float* C,
+              size_t ldc, const float* bias) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return fill_bias(M, N, C, ldc, bias);
+  if (M <= kMR) return rows_f16(M, K, A, lda, Bp, panel_stride, N, C, ldc, bias);
+  // More rows: each panel slice is converted once, then every row of the tile
+  // goes through the float32 micro-kernel over it.
+  alignas(64) float buf[kKC * kNR];
+  for (int k0 = 0; k0 < K; k0 += kKC) {
+    const int kb = std::min(kKC, K - k0);
+    for (int j0 = 0; j0 < N; j0 += kNR) {
+      const uint16_t* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
+      for (int k = 0; k < kb; ++k) {
+        VF lo, hi;
+        halves_to_floats(panel + k * kNR, lo, hi);
+        store_f(buf + k * kNR, lo);
+        store_f(buf + k * kNR + 4, hi);
+      }
+      gemm(M, std::min(kNR, N - j0), kb, A + k0, lda, buf, static_cast<size_t>(kb) * kNR, C + j0, ldc, k0 > 0,
+           k0 == 0 && bias ? bias + j0 : nullptr);
+    }
+  }
+}
+
+void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, size_t panel_stride,
+             const float* scale, float* C, size_t ldc, const float* bias) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return fill_bias(M, N, C, ldc, bias);
+  // Row blocks of kI8Rows are quantized one pass at a time (once for every panel
+  // of the tile), then each panel's slice runs over them in micro-tiles.
+  alignas(64) int16_t aq[kI8Rows * kI8KC];
+  float rs[kI8Rows], rt[kI8Rows];
+  for (int i0 = 0; i0 < M; i0 += kI8Rows) {
+    const int rows = std::min(kI8Rows, M - i0);
+    for (int k0 = 0; k0 < K; k0 += kI8KC) {
+      const int kb = std::min(kI8KC, K - k0), kp = (kb + 1) / 2, ldq = 2 * kp;
+      const bool first = k0 == 0, last = k0 + kb == K;
+      for (int r = 0; r < rows; ++r) quantize_row_i16(A + (i0 + r) * lda + k0, kb, aq + r * ldq, rs + r, rt + r);
+      for (int j0 = 0; j0 < N; j0 += kNR) {
+        const int nr = std::min(kNR, N - j0);
+        const int8_t* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
+        const float* cs = scale + j0;
+        const float* bj = bias ? bias + j0 : nullptr;
+        float* c = C + i0 * ldc + j0;
+        alignas(16) int32_t acc[kMR * kNR];
+        for (int r = 0; r < rows; r += kMR) {
+          const int mr = std::min(kMR, rows - r);
+          const int16_t* a = aq + r * ldq;
+          switch (mr) {
+            case 4: dot_i8<4>(kp, a, ldq, panel, acc); break;
+            case 3: dot_i8<3>(kp, a, ldq, panel, acc); break;
+            case 2: dot_i8<2>(kp, a, ldq, panel, acc); break;
+            default: dot_i8<1>(kp, a, ldq, panel, acc); break;
+          }
+          store_i8(acc, mr, rs + r, rt + r, cs, bj, c + r * ldc, ldc, nr, first, last);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace kernels
+}  // namespace mha

@@ -1,0 +1,84 @@
+// GEMM kernels for weights stored as IEEE float16 or as int8 with one scale per
+// output column, on the same 8-column panels and the same tiling as the float32
+// GEMM (kernels.h). Their scalar twins are in tests/support/kernels_ref.h.
+//
+// Panels (PackedMatrix in linear.h fills them) hold W^T, 8 columns per panel:
+//   float16: K x 8 halves, k-major (the float32 layout with 2-byte elements);
+//   int8:    round_up(K, 2) / 2 k-pairs x 8 columns x 2: the 16 bytes of pair p
+//            are column 0's k = 2p and 2p + 1, then column 1's, ..., zero padded.
+// Both panels' row k starts at element 8k of the panel (k even for int8).
+//
+// float16: the halves are widened to float32 in registers (exact, subnormals
+// included; weights are finite by construction) and multiplied as in the
+// float32 micro-kernel. A tile of more than kMR rows converts each panel slice
+// once into a float32 buffer and runs the float32 micro-kernel over it.
+//
+// int8: y = row_scale * col_scale * sum_k a_q[k] w_q[k] + bias, with the
+// activations a quantized dynamically to int16 (symmetric, round to nearest
+// even, one scale per row and pass of kI8KC depth: max|a| / 32767), so their
+// rounding error is 2^-16 of the row's largest value, far below the weights'.
+// The weights are widened to int16 in registers and k-pairs are multiplied and
+// added by i32x4.dot_i16x8_s (_mm_madd_epi16). The int32 sums are exact within a
+// pass (see kI8KC) and are added up in float32 between passes. A row holding a
+// NaN or an infinity gives NaN in every column.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "abi.h"
+#include "kernels.h"
+
+namespace mha {
+
+// How a layer stores its weight matrices, as the bindings number them (bindings/abi.js).
+using WeightType = abi::WeightType;
+inline bool valid_weight_type(WeightType t) {
+  return t == WeightType::kF32 || t == WeightType::kF16 || t == WeightType::kInt8;
+}
+
+namespace kernels {
+
+constexpr int kActQMax = 32767;   // activations are quantized to [-32767, 32767]
+constexpr int kWeightQMax = 128;  // |w_q| <= 128: pre-quantized weights may hold -128
+// Depth of one int8 pass: its k-pairs' products, each at most 2 * 32767 * 128 in
+// magnitude per i32x4.dot_i16x8_s lane, add up exactly in int32.
+constexpr int kI8KC = 512;
+static_assert(kI8KC % 2 == 0, "an int8 pass holds whole k-pairs");
+static_assert(static_cast<int64_t>(kI8KC / 2) * 2 * kActQMax * kWeightQMax <= INT32_MAX,
+              "int32 accumulators cannot overflow within one int8 pass");
+// Rows of A quantized together (a whole number of micro-tiles): their int16
+// copy (kI8Rows x kI8KC) stays in L1 while every panel of the tile is read.
+constexpr int kI8Rows = 4 * kMR;
+static_assert(kI8Rows % kMR == 0, "int8 row blocks are whole micro-tiles");
+
+// IEEE binary16 conversions. half_from_float rounds to nearest even; |x| >= 65520
+// gives +-infinity and NaN a quiet NaN (callers store finite halves only).
+uint16_t half_from_float(float x);
+float float_from_half(uint16_t h);
+
+// Per-row int8 quantization of finite weights: scale = max|w[0..K)| / 127 (a
+// float), and q = round(w / scale) to nearest even, the quotient in double (as
+// quantizeSafetensors in bindings/quantize.js computes it). An all-zero row (or one so small that its
+// scale underflows) has scale 0 and q = 0.
+float row_scale_i8(const float* w, int K);
+int8_t quantize_i8(float w, float scale);
+
+// C[M x N] (ldc) = A[M x K] (lda) * B + bias (null: 0), B in float16 panels
+// panel_stride halves apart.
+void gemm_f16(int M, int N, int K, const float* A, size_t lda, const uint16_t* Bp, size_t panel_stride, float* C,
+              size_t ldc, const float* bias);
+// C[M x N] (ldc) = (A[M x K] (lda) * Bq) * scale + bias (null: 0), Bq in int8
+// panels panel_stride bytes apart, scale the dequantization factor of each of the
+// N columns, read in whole panels: scale[0 .. round_up(N, 8)) must be readable.
+void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, size_t panel_stride,
+             const float* scale, float* C, size_t ldc, const float* bias);
+
+// The activation quantization gemm_i8 applies to each row and pass: x [n] to q
+// [round_up(n, 2)] (zero padded) with x ~ q * scale * shift, where shift is 1,
+// or 2^-100 for a row whose largest |x| is below 2^-100 (so that scale stays a
+// normal float, with all its precision). scale is 0 for a row of zeros and NaN
+// for a row holding a NaN or an infinity.
+void quantize_row_i16(const float* x, int n, int16_t* q, float* scale, float* shift);
+
+}  // namespace kernels
+}  // namespace mha
