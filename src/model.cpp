@@ -37,7 +37,8 @@ RowNorm Model::make_norm() const {
 MhaConfig Model::block_attention(int i) const { return attention_config(cfg_, i); }
 
 Model::Model(const ModelConfig& cfg)
-    : cfg_(cfg), embed_norm_(LayerNorm(cfg.hidden, cfg.norm_eps)), final_norm_(make_norm()), head_(cfg.hidden, cfg.vocab) {
+    : cfg_(cfg), embed_norm_(LayerNorm(cfg.hidden, cfg.norm_eps)), final_norm_(make_norm()),
+      head_(cfg.hidden, cfg.vocab, cfg.attention.weight_type) {
   blocks_.reserve(cfg.layers);
   for (int i = 0; i < cfg.layers; ++i)
     blocks_.push_back(Block{make_norm(), make_norm(), MultiHeadAttention(block_attention(i)), FeedForward(ffn_config(cfg))});
@@ -56,13 +57,14 @@ uint64_t Model::weight_bytes(const ModelConfig& c) {
   // Float32: biases, norms, the attention's option arrays.
   const uint64_t floats = 2 * round_up(nq + 2 * nk, p) + H + 3 * Fp + H + 4 * H + 2 * a.H() + 2 * a.D() + a.rope_dim;
   const uint64_t emb = V * H + static_cast<uint64_t>(c.max_positions) * H + static_cast<uint64_t>(c.type_vocab) * H + 4 * H;
-  const uint64_t head = c.head == ModelConfig::kNoHead ? 0 : H * round_up(V, p);
-  return c.layers * (matrices + floats * sizeof(float)) + (emb + head) * sizeof(float);
+  // The head is stored as the blocks' attention matrices are (a tied head: a packed copy of the table).
+  const uint64_t head = c.head == ModelConfig::kNoHead ? 0 : PackedMatrix::bytes(h, c.vocab, ta);
+  return c.layers * (matrices + floats * sizeof(float)) + emb * sizeof(float) + head;
 }
 
 size_t Model::memory_bytes() const {
   size_t n = tokens_.bytes() + positions_.bytes() + types_.bytes() + embed_norm_.memory_bytes() +
-             final_norm_.memory_bytes();
+             final_norm_.memory_bytes() + head_.memory_bytes();
   for (const Block& b : blocks_) n += b.norm1.memory_bytes() + b.norm2.memory_bytes() + b.attn.memory_bytes() + b.ffn.memory_bytes();
   return n;
 }

@@ -39,8 +39,9 @@ struct ModelConfig {
   MhaConfig attention;      // embed_dim = kdim = vdim = hidden
   int window_from = 0;      // attention.window applies to blocks window_from.. only (Qwen2's max_window_layers)
   FeedForwardConfig ffn;    // d_model = hidden
-  // The blocks' matrices are stored as attention.weight_type and ffn.weight_type;
-  // the embeddings, the head and the norms stay float32.
+  // The blocks' matrices are stored as attention.weight_type and ffn.weight_type,
+  // and so is the head (a tied head: a packed copy of the token table, which the
+  // embedding lookup keeps reading in float32); the embeddings and the norms stay float32.
 };
 
 // One block's weights (PyTorch layout). norm*_bias only for a LayerNorm with bias.

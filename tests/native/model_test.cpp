@@ -29,6 +29,7 @@ struct BlockData {
 struct Built {
   ModelConfig cfg;
   std::vector<float> tokens, positions, types, en, enb, fn;
+  std::vector<float> head;  // an untied head's weights [vocab, hidden]
   std::vector<BlockData> blocks;
   std::vector<double> inv_freq;
 };
@@ -89,6 +90,9 @@ void set_weights(Model& model, Built& m, std::vector<float>& zeros) {
   }
   if (c.final_norm) {
     ASSERT_EQ(model.set_final_norm(m.fn.data(), nullptr), Status::kOk);
+  }
+  if (c.head == ModelConfig::kUntied) {
+    ASSERT_EQ(model.set_head(m.head.data()), Status::kOk);
   }
   ASSERT_TRUE(model.ready());
 }
@@ -185,21 +189,29 @@ TEST_P(ModelTest, QuantizedBlocksMatchTheFloatModelWithDequantizedMatrices) {
     m.cfg.attention.weight_type = m.cfg.ffn.weight_type = t;
     ASSERT_TRUE(Model::valid(m.cfg));
     const int H = m.cfg.hidden;
-    for (BlockData& b : deq.blocks)
-      for (std::vector<float>* w : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down}) {
-        const int cols = w == &b.o ? int(b.o.size() / H) : w == &b.down ? m.cfg.ffn.dim_feedforward : H;
-        for (size_t r = 0; r < w->size() / cols; ++r) {
-          float* row = w->data() + r * cols;
-          if (t == WeightType::kF16) {
-            for (int k = 0; k < cols; ++k) row[k] = float(kernels::half_to_double_ref(kernels::half_from_float_ref(row[k])));
-          } else {
-            std::vector<int8_t> q(cols);
-            float scale;
-            kernels::quantize_row_i8_ref(row, cols, q.data(), &scale);
-            for (int k = 0; k < cols; ++k) row[k] = q[k] * scale;
-          }
+    // The tied head is stored as the blocks are; the embedding lookup reads the float table.
+    deq.cfg.head = ModelConfig::kUntied;
+    deq.head = m.tokens;
+    // Each matrix [rows, cols] as its stored type gives it back.
+    auto dequantize = [&](std::vector<float>& w, int cols) {
+      for (size_t r = 0; r < w.size() / cols; ++r) {
+        float* row = w.data() + r * cols;
+        if (t == WeightType::kF16) {
+          for (int k = 0; k < cols; ++k) row[k] = float(kernels::half_to_double_ref(kernels::half_from_float_ref(row[k])));
+        } else {
+          std::vector<int8_t> q(cols);
+          float scale;
+          kernels::quantize_row_i8_ref(row, cols, q.data(), &scale);
+          for (int k = 0; k < cols; ++k) row[k] = q[k] * scale;
         }
       }
+    };
+    dequantize(deq.head, H);
+    for (BlockData& b : deq.blocks) {
+      for (std::vector<float>* w : {&b.q, &b.k, &b.v, &b.gate, &b.up}) dequantize(*w, H);
+      dequantize(b.o, int(b.o.size() / H));
+      dequantize(b.down, m.cfg.ffn.dim_feedforward);
+    }
     std::vector<float> zeros(256, 0.0f);
     Model model(m.cfg), ref(deq.cfg);
     set_weights(model, m, zeros);
