@@ -6,12 +6,13 @@
 // defineFeedForward: the class where calls are made; feedForwardOps: what runs where the runtime is.
 import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
 import { scaleFields, weightArray } from './layer.js';
+import { quantizedWeight, readWeightType, splitScales } from './modern.js';
 import { withFeedForwardConfig } from './layer-config.js';
 import { checkData } from './masks.js';
 import { MAX_HEAP, recordBytes, tooLarge } from './runtime.js';
 import { bool, describe, expectArray, fmtDims, plainObject, positiveInt, product, readEntries, tensor } from './validate.js';
 
-export const FF_OPTIONS = ['dModel', 'dimFeedforward', 'activation', 'gated', 'bias'];
+export const FF_OPTIONS = ['dModel', 'dimFeedforward', 'activation', 'gated', 'bias', 'weightType'];
 const ACTIVATIONS = ['relu', 'gelu', 'gelu_tanh', 'silu'];  // ACTIVATION (abi.js) by name
 
 /** Checks FeedForward's options; returns the frozen configuration. */
@@ -23,11 +24,12 @@ export function feedForwardConfig(options) {
   if (!ACTIVATIONS.includes(activation))
     throw new TypeError(`activation must be one of ${ACTIVATIONS.map((a) => `'${a}'`).join(', ')}, got ${describe(activation)}`);
   const gated = bool('gated', o.gated, false), bias = bool('bias', o.bias, true);
+  const weightType = readWeightType('weightType', o.weightType);
   // The packed weights: two or three [dimFeedforward, dModel] matrices, columns padded to 8.
   const bytes = 4 * (gated ? 3 : 2) * dModel * (dimFeedforward + 8);
   if (!(bytes < MAX_HEAP))
     throw tooLarge(`FeedForward with dModel ${dModel} and dimFeedforward ${dimFeedforward}`, bytes, 'memory for its weights');
-  return Object.freeze({ dModel, dimFeedforward, activation, gated, bias });
+  return Object.freeze({ dModel, dimFeedforward, activation, gated, bias, weightType });
 }
 
 const camel = (s) => s.replace(/[._]([a-z0-9])/g, (_, c) => c.toUpperCase());
@@ -67,7 +69,7 @@ function unknownWeight(cfg, k, known) {
 
 /** setWeights' arrays by record field, every entry checked against cfg (at: the call named in errors). */
 export function readWeights(cfg, stateDict, at = 'FeedForward.setWeights') {
-  const sd = readEntries(`${at}: weights`, stateDict, 'an object of Float32Arrays or tensors');
+  const { weights: sd, scales } = splitScales(readEntries(`${at}: weights`, stateDict, 'an object of Float32Arrays or tensors'));
   const known = entries(cfg);
   const given = new Map();  // entry -> the name it was given under
   for (const k of Object.keys(sd)) {
@@ -81,7 +83,14 @@ export function readWeights(cfg, stateDict, at = 'FeedForward.setWeights') {
     const k = given.get(e), v = k === undefined ? undefined : sd[k];
     if (v === undefined || v === null)
       throw new TypeError(`${at}: missing ${e.name} (${e.alias}: a Float32Array of ${product(e.dims)} = ${fmtDims(e.dims)} floats)`);
-    arrays[e.field] = weightArray(k, v, e.dims, at);
+    if (Object.hasOwn(scales, k)) {  // pre-quantized int8 (compressed-tensors)
+      if (e.dims.length !== 2) throw new TypeError(`${at}: ${k}_scale given, but only weight matrices can be pre-quantized`);
+      const q = quantizedWeight(at, k, v, scales[k], e.dims, cfg.weightType);
+      arrays[e.field] = q.data;
+      arrays[`${e.field}_scale`] = q.scale;
+    } else {
+      arrays[e.field] = weightArray(k, v, e.dims, at);
+    }
   }
   return arrays;
 }
@@ -133,27 +142,41 @@ export function defineFeedForward({ backend, Native, live }) {
 
 export const WEIGHT_FIELDS = ['gate_weight', 'gate_bias', 'up_weight', 'up_bias', 'down_weight', 'down_bias'];
 
+/**
+ * Where the runtime is: readWeights' arrays checked against cfg again: a Float32Array per
+ * field, or (a matrix) an Int8Array with a `<field>_scale` of one float per row.
+ */
+export function checkFeedForwardArrays(what, cfg, arrays) {
+  const known = entries(cfg);
+  for (const f of Object.keys(arrays)) {
+    const e = known.find((x) => x.field === f || `${x.field}_scale` === f);
+    if (!e || (f !== e.field && (!arrays[e.field] || cfg.weightType !== 'int8'))) throw new TypeError(`${what}: unknown weight ${JSON.stringify(f)}`);
+  }
+  for (const e of known) {
+    const scaled = arrays[`${e.field}_scale`] !== undefined;
+    expectArray(`${what}: ${e.field}`, arrays[e.field], scaled ? [Int8Array] : [Float32Array], product(e.dims));
+    if (scaled) expectArray(`${what}: ${e.field}_scale`, arrays[`${e.field}_scale`], [Float32Array], e.dims[0]);
+  }
+}
+
 /** What runs where the runtime is. ctx: { rt, get(id, kind) } (ops.js). */
 export function feedForwardOps({ rt, get }) {
   return {
     FeedForward(given) {
       const cfg = feedForwardConfig(given);  // again: the op sizes everything from it
       const rec = { d_model: cfg.dModel, dim_feedforward: cfg.dimFeedforward, activation: ACTIVATION[cfg.activation.toUpperCase()],
-        gated: cfg.gated, bias: cfg.bias, weight_type: WEIGHT_TYPE.F32 };
+        gated: cfg.gated, bias: cfg.bias, weight_type: WEIGHT_TYPE[cfg.weightType.toUpperCase()] };
       return { handle: rt.withRecord('FeedForwardConfig', rec, (p) => new rt.mod.FeedForward(p), 'new FeedForward'), cfg, hasWeights: false };
     },
 
     'FeedForward.setWeights'(id, arrays) {
       const ff = get(id, 'FeedForward'), what = 'FeedForward.setWeights';
-      const sizes = Object.fromEntries(entries(ff.cfg).map((e) => [e.field, product(e.dims)]));
-      const fields = Object.keys(sizes);
-      for (const f of Object.keys(arrays)) if (!Object.hasOwn(sizes, f)) throw new TypeError(`${what}: unknown weight ${JSON.stringify(f)}`);
-      for (const f of fields) expectArray(`${what}: ${f}`, arrays[f], [Float32Array], sizes[f]);
+      checkFeedForwardArrays(what, ff.cfg, arrays);
+      const fields = Object.keys(arrays);
       const st = rt.stage([...fields.map((f) => arrays[f]), recordBytes('FeedForwardWeights')], what);
       try {
         const rec = st.at(fields.length);
-        const values = Object.fromEntries(WEIGHT_FIELDS.map((f) => [f, fields.includes(f) ? st.at(fields.indexOf(f)) : 0]));
-        for (const f of scaleFields('FeedForwardWeights')) values[f] = 0;  // float matrices: none pre-quantized
+        const values = Object.fromEntries([...WEIGHT_FIELDS, ...scaleFields('FeedForwardWeights')].map((f) => [f, fields.includes(f) ? st.at(fields.indexOf(f)) : 0]));
         rt.writeRecord(rec, 'FeedForwardWeights', values);
         rt.check(ff.handle.setWeights(rec), what, () => ff.handle.requestBytes());
         ff.hasWeights = true;

@@ -66,7 +66,17 @@ export interface MultiHeadAttentionOptions {
   qkNorm?: 'rms' | null;
   /** Default 1e-6. */
   qkNormEps?: number;
+  /** How the weight matrices are stored and computed: 'f32' (default), 'f16' (half the memory) or 'int8' (per output channel, a quarter). */
+  weightType?: WeightType;
 }
+
+/**
+ * How a layer stores its weight matrices: float32, IEEE half, or int8 per output channel (symmetric,
+ * round to nearest; activations are quantized inside the kernel per row to int16). Biases and norms stay
+ * float32. Pre-quantized int8 matrices load too (compressed-tensors layout: an Int8Array `<name>` with a
+ * Float32Array `<name>_scale` of one value per output row, [out, 1] or [out]), into a layer with weightType 'int8'.
+ */
+export type WeightType = 'f32' | 'f16' | 'int8';
 
 /**
  * Rotary embedding options (RoFormer). The first `dim` channels of each head rotate in pairs: (c, c + dim/2)
@@ -327,6 +337,8 @@ export interface TransformerLayerOptions {
   normFirst?: boolean;
   /** Biases in the linear layers and LayerNorms. Default true. */
   bias?: boolean;
+  /** How the weight matrices are stored: 'f32' (default), 'f16' or 'int8'. */
+  weightType?: WeightType;
 }
 export type TransformerEncoderLayerOptions = TransformerLayerOptions;
 export type TransformerDecoderLayerOptions = TransformerLayerOptions;
@@ -504,6 +516,8 @@ export interface FeedForwardOptions {
   gated?: boolean;
   /** Biases in the projections. Default true. */
   bias?: boolean;
+  /** How the weight matrices are stored: 'f32' (default), 'f16' or 'int8'. */
+  weightType?: WeightType;
 }
 
 /**
@@ -560,8 +574,10 @@ export interface ModelOptions {
   causal?: boolean;
   /** attention.slidingWindow applies to blocks from this one on (Qwen2's max_window_layers). Default 0. */
   windowFrom?: number;
-  attention: Omit<MultiHeadAttentionOptions, 'embedDim' | 'kdim' | 'vdim'>;
-  feedForward: Omit<FeedForwardOptions, 'dModel'>;
+  attention: Omit<MultiHeadAttentionOptions, 'embedDim' | 'kdim' | 'vdim' | 'weightType'>;
+  feedForward: Omit<FeedForwardOptions, 'dModel' | 'weightType'>;
+  /** How the blocks' and the head's matrices are stored: 'f32' (default), 'f16' or 'int8'; embeddings and norms stay float32. */
+  weightType?: WeightType;
 }
 
 export interface ModelBlockWeights {

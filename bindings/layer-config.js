@@ -12,6 +12,8 @@ export const withLayerConfig = (Base) => class extends Base {
   get vdim() { return this.#cfg.vdim; }
   get bias() { return this.#cfg.bias; }
   get headDim() { return this.#cfg.headDim; }
+  /** How the weight matrices are stored: 'f32', 'f16' or 'int8'. */
+  get weightType() { return this.#cfg.weightType; }
 };
 
 export const LayerConfig = withLayerConfig(class {});
@@ -69,4 +71,5 @@ export const withFeedForwardConfig = (Base) => class extends Base {
   get activation() { return this.#cfg.activation; }
   get gated() { return this.#cfg.gated; }
   get bias() { return this.#cfg.bias; }
+  get weightType() { return this.#cfg.weightType; }
 };

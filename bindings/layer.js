@@ -5,7 +5,7 @@
 // copies into wasm memory and the call into the Embind `Layer`.
 import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { withLayerConfig } from './layer-config.js';
-import { alibiSlopes, floatArray, optional, positionsLayout, positiveNumber, readPositions, readRope } from './modern.js';
+import { alibiSlopes, floatArray, optional, positionsLayout, positiveNumber, quantizedWeight, readPositions, readRope, readWeightType, splitScales } from './modern.js';
 import { RECORDS, WEIGHT_TYPE } from './abi.js';
 import { recordBytes } from './runtime.js';
 import {
@@ -14,7 +14,7 @@ import {
 } from './validate.js';
 
 export const LAYER_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias', 'numKvHeads', 'headDim', 'qkvBias', 'outBias', 'rope', 'alibi',
-  'slidingWindow', 'softcap', 'scale', 'sinks', 'qkNorm', 'qkNormEps'];
+  'slidingWindow', 'softcap', 'scale', 'sinks', 'qkNorm', 'qkNormEps', 'weightType'];
 const FORWARD_OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'needWeights', 'averageWeights', 'cache', 'positionIds', 'transfer'];
 const WEIGHT_NAMES = ['inProjWeight', 'qProjWeight', 'kProjWeight', 'vProjWeight', 'inProjBias', 'qProjBias', 'kProjBias', 'vProjBias',
   'outProjWeight', 'outProjBias', 'sinks', 'qNormWeight', 'kNormWeight'];
@@ -42,8 +42,8 @@ const camel = (s) => s.replace(/[._]([a-z])/g, (_, c) => c.toUpperCase());
 
 /** { camelCaseName: value } from camelCase, PyTorch or Hugging Face names; the given name is kept for messages. */
 function canonicalWeights(given) {
-  const weights = readEntries('setWeights: weights', given, 'an object of Float32Arrays or tensors');
-  const out = Object.create(null), givenAs = Object.create(null);
+  const { weights, scales: givenScales } = splitScales(readEntries('setWeights: weights', given, 'an object of Float32Arrays or tensors'));
+  const out = Object.create(null), givenAs = Object.create(null), scales = Object.create(null);
   for (const k of Object.keys(weights)) {
     const name = WEIGHT_NAMES.includes(k) ? k : OTHER_NAMES[k];
     if (name === undefined) {
@@ -58,9 +58,13 @@ function canonicalWeights(given) {
       throw new TypeError(`setWeights: "${givenAs[name]}" and "${k}" are the same weight; give it once`);
     givenAs[name] = k;
     out[name] = weights[k];
+    if (Object.hasOwn(givenScales, k)) scales[name] = givenScales[k];
   }
-  return { weights: out, givenAs };
+  return { weights: out, givenAs, scales };
 }
+
+// The matrices a scale (pre-quantized int8) may come with.
+const MATRICES = ['inProjWeight', 'qProjWeight', 'kProjWeight', 'vProjWeight', 'outProjWeight'];
 
 /** Checks constructor options; returns the frozen configuration. */
 export function layerConfig(options) {
@@ -98,16 +102,17 @@ export function layerConfig(options) {
   if (qkNorm !== null && qkNorm !== 'rms')
     throw new (typeof qkNorm === 'string' ? RangeError : TypeError)(`qkNorm must be null or 'rms', got ${describe(qkNorm)}`);
   const qkNormEps = o.qkNormEps === undefined ? 1e-6 : positiveNumber('qkNormEps', o.qkNormEps);
+  const weightType = readWeightType('weightType', o.weightType);
   return Object.freeze({
     embedDim, numHeads, kdim, vdim, bias, headDim, numKvHeads, qkvBias, outBias, rope, alibi, slidingWindow, softcap, scale, sinks,
-    qkNorm, qkNormEps, cacheWidth: numKvHeads * headDim,
+    qkNorm, qkNormEps, weightType, cacheWidth: numKvHeads * headDim,
   });
 }
 
 /** The options that rebuild cfg where the runtime is (the op reads them with layerConfig again). */
 function configOptions(cfg) {
-  const { embedDim, numHeads, kdim, vdim, bias, headDim, numKvHeads, qkvBias, outBias, scale, sinks, qkNormEps } = cfg;
-  const out = { embedDim, numHeads, kdim, vdim, bias, headDim, numKvHeads, qkvBias, outBias, scale, sinks, qkNormEps };
+  const { embedDim, numHeads, kdim, vdim, bias, headDim, numKvHeads, qkvBias, outBias, scale, sinks, qkNormEps, weightType } = cfg;
+  const out = { embedDim, numHeads, kdim, vdim, bias, headDim, numKvHeads, qkvBias, outBias, scale, sinks, qkNormEps, weightType };
   if (cfg.rope) {
     const { dim, interleaved, invFreq, attentionFactor } = cfg.rope;
     out.rope = { dim, interleaved, invFreq: Float64Array.from(invFreq), attentionFactor };
@@ -127,10 +132,32 @@ export function weightShapes({ embedDim: E, kdim, vdim, numHeads: H, numKvHeads:
   };
 }
 
+/** The record fields of the weights: each matrix's scale (pre-quantized int8) after the others. */
+export const WEIGHT_FIELDS = [...Object.values(RECORD_FIELD), ...MATRICES.map((n) => `${RECORD_FIELD[n]}_scale`)];
+
+/**
+ * Where the runtime is: readWeights' arrays checked against cfg again (the op sizes its copies from
+ * them): a Float32Array per field, or an Int8Array with a `<field>_scale` of one float per row.
+ */
+export function checkWeightArrays(what, cfg, arrays) {
+  const shapes = weightShapes(cfg);
+  for (const n of Object.keys(arrays)) {
+    if (n.endsWith('_scale')) {
+      const base = n.slice(0, -6), name = Object.keys(RECORD_FIELD).find((k) => RECORD_FIELD[k] === base);
+      if (!MATRICES.includes(name) || !arrays[base] || cfg.weightType !== 'int8') throw new TypeError(`${what}: unknown weight ${JSON.stringify(n)}`);
+      expectArray(`${what}: ${n}`, arrays[n], [Float32Array], shapes[name][0]);
+      continue;
+    }
+    const name = Object.keys(RECORD_FIELD).find((k) => RECORD_FIELD[k] === n);
+    if (name === undefined) throw new TypeError(`${what}: unknown weight ${JSON.stringify(n)}`);
+    expectArray(`${what}: ${n}`, arrays[n], arrays[`${n}_scale`] ? [Int8Array] : [Float32Array], product(shapes[name]));
+  }
+}
+
 /** The setWeights arrays, checked against the configuration: { recordField: Float32Array view }. */
 export function readWeights(cfg, weights) {
   const { embedDim: E, kdim, vdim, qkvBias, outBias } = cfg;
-  const { weights: w, givenAs } = canonicalWeights(weights);
+  const { weights: w, givenAs, scales } = canonicalWeights(weights);
   const label = (n) => givenAs[n] ?? n;
   const has = (n) => w[n] !== undefined && w[n] !== null;
   const packed = has('inProjWeight');
@@ -155,7 +182,14 @@ export function readWeights(cfg, weights) {
       const torch = TORCH_OF[name] ? `PyTorch ${TORCH_OF[name]}: ` : '';
       throw new TypeError(`setWeights: missing ${name} (${torch}a Float32Array of ${product(dims)} = ${fmtDims(dims)} floats)`);
     }
-    arrays[RECORD_FIELD[name]] = weightArray(label(name), w[name], dims);
+    if (Object.hasOwn(scales, name) && MATRICES.includes(name)) {
+      const q = quantizedWeight('setWeights', label(name), w[name], scales[name], dims, cfg.weightType);
+      arrays[RECORD_FIELD[name]] = q.data;
+      arrays[`${RECORD_FIELD[name]}_scale`] = q.scale;
+    } else {
+      if (Object.hasOwn(scales, name)) throw new TypeError(`setWeights: ${label(name)}_scale given, but only weight matrices can be pre-quantized`);
+      arrays[RECORD_FIELD[name]] = weightArray(label(name), w[name], dims);
+    }
   }
   const qkvWhy = cfg.bias ? 'qkvBias: false' : 'bias: false', outWhy = cfg.bias ? 'outBias: false' : 'bias: false';
   const why = {
@@ -318,23 +352,18 @@ export function mhaOps({ rt, get, cacheFor }) {
       const cfg = layerConfig(given);  // again: the op sizes everything from it
       const { embedDim, numHeads, kdim, vdim, bias, rope } = cfg;
       const record = {
+        weight_type: WEIGHT_TYPE[cfg.weightType.toUpperCase()],
         embed_dim: embedDim, num_heads: numHeads, kdim, vdim, bias, num_kv_heads: cfg.numKvHeads, head_dim: cfg.headDim,
         qkv_bias: cfg.qkvBias, out_bias: cfg.outBias, scale: cfg.scale, softcap: cfg.softcap ?? 0, window: cfg.slidingWindow ?? 0,
         alibi: cfg.alibi !== null, sinks: cfg.sinks, qk_norm: cfg.qkNorm !== null, qk_norm_eps: cfg.qkNormEps,
         rope_dim: rope ? rope.dim : 0, rope_interleaved: rope ? rope.interleaved : false, rope_attention_factor: rope ? rope.attentionFactor : 1,
-        weight_type: WEIGHT_TYPE.F32,
       };
       return { handle: rt.withRecord('LayerConfig', record, (p) => new rt.mod.Layer(p), 'new MultiHeadAttention'), cfg, hasWeights: false };
     },
 
     'MultiHeadAttention.setWeights'(id, arrays) {
       const layer = get(id, 'MultiHeadAttention'), what = 'setWeights';
-      const shapes = weightShapes(layer.cfg);
-      const sizes = Object.fromEntries(Object.entries(RECORD_FIELD).map(([name, field]) => [field, product(shapes[name])]));
-      for (const n of Object.keys(arrays)) {
-        if (!Object.hasOwn(sizes, n)) throw new TypeError(`setWeights: unknown weight ${JSON.stringify(n)}`);
-        expectArray(`setWeights: ${n}`, arrays[n], [Float32Array], sizes[n]);
-      }
+      checkWeightArrays('setWeights', layer.cfg, arrays);
       // The configured arrays go in with the weights.
       const all = { ...arrays };
       if (layer.cfg.alibi) all.alibi_slopes = layer.cfg.alibi;
@@ -343,9 +372,8 @@ export function mhaOps({ rt, get, cacheFor }) {
       const st = rt.stage([...names.map((n) => all[n]), RECORD_BYTES], what);
       try {
         const rec = st.at(names.length);
-        const fields = [...Object.values(RECORD_FIELD), 'alibi_slopes', 'rope_inv_freq'];
+        const fields = [...WEIGHT_FIELDS, 'alibi_slopes', 'rope_inv_freq'];
         const values = Object.fromEntries(fields.map((f) => [f, names.includes(f) ? st.at(names.indexOf(f)) : 0]));
-        for (const f of scaleFields('MhaWeights')) values[f] = 0;  // float matrices: none pre-quantized
         rt.writeRecord(rec, 'MhaWeights', values);
         rt.check(layer.handle.setWeights(rec), what, () => layer.handle.lastRequestBytes());
         layer.hasWeights = true;

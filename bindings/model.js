@@ -6,15 +6,15 @@
 // assembled by hand. defineModel: the class where calls are made; modelOps: what
 // runs where the runtime is.
 import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
-import { entries as ffEntries, FF_OPTIONS, feedForwardConfig, readWeights as readFeedForwardWeights, WEIGHT_FIELDS as FF_FIELDS } from './feedforward.js';
-import { LAYER_OPTIONS, layerConfig, RECORD_FIELD, readWeights as readAttentionWeights, scaleFields, weightArray, weightShapes } from './layer.js';
+import { checkFeedForwardArrays, FF_OPTIONS, feedForwardConfig, readWeights as readFeedForwardWeights, WEIGHT_FIELDS as FF_FIELDS } from './feedforward.js';
+import { checkWeightArrays, LAYER_OPTIONS, layerConfig, readWeights as readAttentionWeights, scaleFields, WEIGHT_FIELDS, weightArray } from './layer.js';
 import { checkData } from './masks.js';
-import { positionsLayout, positiveNumber, readPositions } from './modern.js';
+import { positionsLayout, positiveNumber, readPositions, readWeightType } from './modern.js';
 import { MAX_HEAP, recordBytes, tooLarge } from './runtime.js';
 import { bool, describe, expectArray, fmtDims, nonNegativeInt, plainObject, positiveInt, product, sameDims, tensor, typedArrayLength } from './validate.js';
 
 const OPTIONS = ['vocabSize', 'hiddenSize', 'numLayers', 'maxPositions', 'typeVocabSize', 'embedNorm', 'norm', 'normBias', 'normEps',
-  'preNorm', 'finalNorm', 'head', 'causal', 'windowFrom', 'attention', 'feedForward'];
+  'preNorm', 'finalNorm', 'head', 'causal', 'windowFrom', 'attention', 'feedForward', 'weightType'];
 const HEADS = ['none', 'tied', 'untied'];
 const FORWARD_OPTIONS = ['tokenTypes', 'positionIds', 'keyPaddingMask', 'cache', 'lastOnly', 'needWeights', 'transfer'];
 
@@ -41,18 +41,20 @@ export function modelConfig(options) {
   const norm = oneOf('norm', o.norm, ['layer', 'rms'], 'layer');
   const head = oneOf('head', o.head, HEADS, 'none');
   const windowFrom = o.windowFrom === undefined ? 0 : nonNegativeInt('windowFrom', o.windowFrom);
+  const weightType = readWeightType('weightType', o.weightType);
   const a = plainObject('attention', o.attention, LAYER_OPTIONS);
-  for (const k of ['embedDim', 'kdim', 'vdim'])
-    if (a[k] !== undefined) throw new TypeError(`attention.${k} is the model's hiddenSize; leave it out`);
-  const attention = layerConfig({ ...a, embedDim: hiddenSize });
+  for (const k of ['embedDim', 'kdim', 'vdim', 'weightType'])
+    if (a[k] !== undefined) throw new TypeError(`attention.${k} is the model's ${k === 'weightType' ? 'weightType' : 'hiddenSize'}; leave it out`);
+  const attention = layerConfig({ ...a, embedDim: hiddenSize, weightType });
   const f = plainObject('feedForward', o.feedForward, FF_OPTIONS);
-  if (f.dModel !== undefined) throw new TypeError("feedForward.dModel is the model's hiddenSize; leave it out");
-  const feedForward = feedForwardConfig({ ...f, dModel: hiddenSize });
+  for (const k of ['dModel', 'weightType'])
+    if (f[k] !== undefined) throw new TypeError(`feedForward.${k} is the model's ${k === 'weightType' ? 'weightType' : 'hiddenSize'}; leave it out`);
+  const feedForward = feedForwardConfig({ ...f, dModel: hiddenSize, weightType });
   const cfg = {
     vocabSize, hiddenSize, numLayers, maxPositions, typeVocabSize, embedNorm: bool('embedNorm', o.embedNorm, false), norm,
     normBias: bool('normBias', o.normBias, true), normEps: o.normEps === undefined ? 1e-5 : positiveNumber('normEps', o.normEps),
     preNorm: bool('preNorm', o.preNorm, true), finalNorm: bool('finalNorm', o.finalNorm, true), head, causal: bool('causal', o.causal, true),
-    windowFrom, attention, feedForward,
+    windowFrom, attention, feedForward, weightType,
     // What the KV cache (kvcache.js) reads of its owner: every block's cache is this wide; the
     // cache never fills up only when every block has the window.
     embedDim: hiddenSize, kdim: hiddenSize, vdim: hiddenSize, cacheWidth: attention.cacheWidth,
@@ -63,27 +65,32 @@ export function modelConfig(options) {
   return Object.freeze(cfg);
 }
 
-/** Bytes of wasm memory the model's weights take once set (mha::Model::weight_bytes), from the configuration alone. */
+/**
+ * Bytes of wasm memory the model's weights take once set (mha::Model::weight_bytes), from the
+ * configuration alone: the matrices (the blocks' and the head's) at 4, 2 or 1 byte a weight (int8:
+ * plus a float scale per output row), everything else in float32.
+ */
 export function modelWeightBytes(cfg) {
   const up8 = (n) => Math.ceil(n / 8) * 8;
   const H = cfg.hiddenSize, V = cfg.vocabSize, a = cfg.attention, f = cfg.feedForward;
   const nq = a.numHeads * a.headDim, nk = a.numKvHeads * a.headDim, F = f.dimFeedforward;
-  const attn = H * up8(nq + 2 * nk) + nq * up8(H) + 2 * up8(nq + 2 * nk) + H;
-  const ffn = (f.gated ? 2 : 1) * H * up8(F) + F * up8(H) + 3 * up8(F) + H;
-  const block = attn + ffn + 4 * H + 2 * a.numHeads + 2 * a.headDim + (a.rope ? a.rope.dim : 0);
+  const per = { f32: 4, f16: 2, int8: 1 }[cfg.weightType ?? 'f32'], rowScale = cfg.weightType === 'int8' ? 4 : 0;
+  const matrix = (K, N) => K * up8(N) * per + up8(N) * rowScale;  // W [N, K] packed as K x N
+  const matrices = matrix(H, nq + 2 * nk) + matrix(nq, H) + matrix(H, (f.gated ? 2 : 1) * up8(F)) + matrix(F, H);
+  const floats = 2 * up8(nq + 2 * nk) + H + 3 * up8(F) + H + 4 * H + 2 * a.numHeads + 2 * a.headDim + (a.rope ? a.rope.dim : 0);
   const emb = (V + cfg.maxPositions + cfg.typeVocabSize) * H + 4 * H;
-  return 4 * (cfg.numLayers * block + emb + (cfg.head === 'none' ? 0 : H * up8(V)));
+  return cfg.numLayers * (matrices + 4 * floats) + 4 * emb + (cfg.head === 'none' ? 0 : matrix(H, V));
 }
 
 /** The options that rebuild cfg where the runtime is. */
 function configOptions(cfg) {
   const { embedDim: _e, kdim: _k, vdim: _v, cacheWidth: _c, slidingWindow: _s, attention, feedForward, ...rest } = cfg;
-  const { embedDim, kdim, vdim, cacheWidth, ...a } = attention;
+  const { embedDim, kdim, vdim, cacheWidth, weightType: _w, ...a } = attention;
   const att = { ...a };
   if (att.rope) att.rope = { dim: att.rope.dim, interleaved: att.rope.interleaved, invFreq: Float64Array.from(att.rope.invFreq), attentionFactor: att.rope.attentionFactor };
   if (att.alibi) att.alibi = Float32Array.from(att.alibi);
   for (const k of Object.keys(att)) if (att[k] === null) delete att[k];
-  const { dModel, ...ff } = feedForward;
+  const { dModel, weightType: _fw, ...ff } = feedForward;
   return { ...rest, attention: att, feedForward: ff };
 }
 
@@ -265,7 +272,7 @@ export function modelOps({ rt, get, cacheFor }) {
         attn_sinks: a.sinks, attn_qk_norm: a.qkNorm !== null, attn_qk_norm_eps: a.qkNormEps, attn_rope_dim: a.rope ? a.rope.dim : 0,
         attn_rope_interleaved: a.rope ? a.rope.interleaved : false, attn_rope_attention_factor: a.rope ? a.rope.attentionFactor : 1,
         dim_feedforward: f.dimFeedforward, activation: ACTIVATION[f.activation.toUpperCase()], gated: f.gated, ffn_bias: f.bias,
-        weight_type: WEIGHT_TYPE.F32,
+        weight_type: WEIGHT_TYPE[cfg.weightType.toUpperCase()],
       };
       return { handle: rt.withRecord('ModelConfig', record, (p) => new rt.mod.Model(p), 'new Model'), cfg, ready: false };
     },
@@ -286,27 +293,18 @@ export function modelOps({ rt, get, cacheFor }) {
       const m = get(id, 'Model'), c = m.cfg, H = c.hiddenSize, what = `Model.setBlock(${i})`;
       if (!Number.isInteger(i) || i < 0 || i >= c.numLayers) throw new RangeError(`${what}: no such block`);
       for (const [n, a] of Object.entries(norms)) expectArray(`${what}: ${n}`, a, [Float32Array], H);
-      const shapes = weightShapes(c.attention);
-      const attnSizes = Object.fromEntries(Object.entries(RECORD_FIELD).map(([name, field]) => [field, product(shapes[name])]));
-      for (const [n, a] of Object.entries(attention)) {
-        if (!Object.hasOwn(attnSizes, n)) throw new TypeError(`${what}: unknown attention weight ${JSON.stringify(n)}`);
-        expectArray(`${what}: attention ${n}`, a, [Float32Array], attnSizes[n]);
-      }
-      const ffSizes = Object.fromEntries(ffEntries(c.feedForward).map((e) => [e.field, product(e.dims)]));
-      for (const [n, a] of Object.entries(feedForward)) {
-        if (!Object.hasOwn(ffSizes, n)) throw new TypeError(`${what}: unknown feed-forward weight ${JSON.stringify(n)}`);
-        expectArray(`${what}: feedForward ${n}`, a, [Float32Array], ffSizes[n]);
-      }
+      checkWeightArrays(`${what}: attention`, c.attention, attention);
+      checkFeedForwardArrays(`${what}: feedForward`, c.feedForward, feedForward);
       const parts = { ...norms };
       for (const [n, a] of Object.entries(attention)) parts[`attn_${n}`] = a;
       if (c.attention.alibi) parts.attn_alibi_slopes = c.attention.alibi;
       if (c.attention.rope) parts.attn_rope_inv_freq = c.attention.rope.invFreq;
       for (const [n, a] of Object.entries(feedForward)) parts[n] = a;
-      const fields = [...Object.values(RECORD_FIELD).map((f) => `attn_${f}`), 'attn_alibi_slopes', 'attn_rope_inv_freq', ...FF_FIELDS];
+      const fields = [...WEIGHT_FIELDS.map((f) => `attn_${f}`), 'attn_alibi_slopes', 'attn_rope_inv_freq', ...FF_FIELDS,
+        ...scaleFields('FeedForwardWeights')];
       stageRecord(what, parts, 'BlockWeights', (at) => ({
         norm1_weight: at('norm1Weight'), norm1_bias: at('norm1Bias'), norm2_weight: at('norm2Weight'), norm2_bias: at('norm2Bias'),
         ...Object.fromEntries(fields.map((f) => [f, at(f)])),
-        ...Object.fromEntries(scaleFields('BlockWeights').map((f) => [f, 0])),  // float matrices: none pre-quantized
       }), (rec) => rt.check(m.handle.setBlock(i, rec), what, () => m.handle.lastRequestBytes()));
     },
 

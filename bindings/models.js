@@ -32,26 +32,14 @@ function weightBytes(o, numLayers = o.numLayers) {
   const a = o.attention, heads = a.numHeads, headDim = a.headDim ?? o.hiddenSize / heads;
   return modelWeightBytes({
     hiddenSize: o.hiddenSize, vocabSize: o.vocabSize, numLayers, maxPositions: o.maxPositions ?? 0, typeVocabSize: o.typeVocabSize ?? 0,
-    head: o.head, attention: { numHeads: heads, numKvHeads: a.numKvHeads ?? heads, headDim, rope: a.rope ?? null },
+    head: o.head, weightType: o.weightType ?? 'f32', attention: { numHeads: heads, numKvHeads: a.numKvHeads ?? heads, headDim, rope: a.rope ?? null },
     feedForward: { dimFeedforward: o.feedForward.dimFeedforward, gated: !!o.feedForward.gated },
   });
 }
 
-// ── weightType: the one place it reaches the core ──────────────────────────────────────
-// 'f32' is the Model as it is. 'f16' and 'int8' matrices become the Model option
-// `weightType` once the core has it; until then they are refused here, as are int8
-// checkpoints at weightType 'int8' (at 'f32' they are dequantized, hf-weights.js).
+// ── weightType: the one place it reaches the core (a Model option) ──────────────────
 function withWeightType(options, weightType) {
-  if (weightType === 'f32') return options;
-  const typed = { ...options, weightType };
-  try {
-    modelConfig(typed);
-  } catch (e) {
-    if (e instanceof TypeError && /unknown option "weightType"/.test(e.message))
-      throw new Error(`loadModel: weightType '${weightType}' is not available in this build of mha-wasm (its Model has float32 weights only); use weightType 'f32'`);
-    throw e;
-  }
-  return typed;
+  return weightType === 'f32' ? options : { ...options, weightType };
 }
 
 /**
@@ -74,15 +62,17 @@ export async function loadModel(mha, options) {
 
   // Size first, from the configuration alone: the weights plus the largest call's copy of its tensors.
   const { options: mo } = spec, H = mo.hiddenSize;
-  const bytes = weightBytes(mo), perBlock = weightBytes(mo, 2) - weightBytes(mo, 1);
+  const typed = { ...mo, weightType };
+  const bytes = weightBytes(typed), perBlock = weightBytes(mo, 2) - weightBytes(mo, 1);  // blocks are copied in as float32
   const staging = Math.max(perBlock, 4 * (mo.vocabSize + (mo.maxPositions ?? 0) + (mo.typeVocabSize ?? 0)) * H);
   if (!(bytes + staging < MAX_HEAP_BYTES))
     throw tooLarge(`loadModel: ${spec.architecture} with ${mo.numLayers} layers, hidden size ${H} and a vocabulary of ${mo.vocabSize}`, bytes + staging, 'memory for its weights (and to copy the largest part in)');
 
   const modelOptions = withWeightType(mo, weightType);
   const plan = checkpointPlan(spec, o.weights);
-  if (plan.quantized.length && weightType === 'int8')  // routed with the matrices once the core takes int8 (see withWeightType)
-    throw new Error('loadModel: int8 tensors at weightType \'int8\' are not available in this build');
+  // int8 tensors are dequantized (q * scale, exact in float32) and, at weightType 'int8', quantized again
+  // per output row by the core: the same int8 values whenever a row spans ±127, as quantizeSafetensors
+  // and compressed-tensors checkpoints write them.
 
   const core = new mha.Model(modelOptions);
   try {

@@ -104,3 +104,55 @@ export function positionsLayout(name, p, { B, L, batched }) {
   if (batched && sameDims(p.dims, [B, L])) return { data: p.data, shared: B === 1 };
   throw new RangeError(`${name} must have dims ${batched ? `[${B}, ${L}] or ` : ''}[${L}], got ${fmtDims(p.dims)}`);
 }
+
+/** The weight types a layer may store its matrices as (abi.js WEIGHT_TYPE by name). */
+export const WEIGHT_TYPES = ['f32', 'f16', 'int8'];
+
+/** weightType option: 'f32' (default), 'f16' or 'int8'. */
+export function readWeightType(name, v) {
+  if (v === undefined) return 'f32';
+  if (!WEIGHT_TYPES.includes(v))
+    throw new (typeof v === 'string' ? RangeError : TypeError)(`${name} must be one of ${WEIGHT_TYPES.map((w) => `'${w}'`).join(', ')}, got ${describe(v)}`);
+  return v;
+}
+
+/**
+ * A pre-quantized matrix in the compressed-tensors layout: int8 values of dims [out, in]
+ * (an Int8Array or a tensor of one) and its scale, one float per output row ([out, 1] or [out]).
+ * Only for a layer with weightType 'int8'. Returns { data: Int8Array, scale: Float32Array }.
+ */
+export function quantizedWeight(what, name, v, scale, dims, weightType) {
+  if (weightType !== 'int8')
+    throw new TypeError(`${what}: ${name}_scale given: pre-quantized int8 weights need weightType: 'int8' (this layer has '${weightType}')`);
+  const n = dims[0] * dims[1];
+  let data;
+  if (typedArrayKind(v) === 'Int8Array') data = snapshotView(`${what}: ${name}`, v);
+  else {
+    const t = tensor(`${what}: ${name}`, v, { types: [Int8Array], ranks: [2], shapeHint: `dims ${fmtDims(dims)}` });
+    if (!sameDims(t.dims, dims)) throw new RangeError(`${what}: ${name} must have dims ${fmtDims(dims)}, got ${fmtDims(t.dims)}`);
+    data = t.data;
+  }
+  if (typedArrayLength(data) !== n) throw new RangeError(`${what}: ${name} must have ${n} = ${fmtDims(dims)} int8 values, got ${typedArrayLength(data)}`);
+  let s;
+  if (typedArrayKind(scale) === 'Float32Array') s = snapshotView(`${what}: ${name}_scale`, scale);
+  else {
+    const t = tensor(`${what}: ${name}_scale`, scale, { types: [Float32Array], ranks: [1, 2], shapeHint: `dims [${dims[0]}, 1] or [${dims[0]}]` });
+    if (!(sameDims(t.dims, [dims[0]]) || sameDims(t.dims, [dims[0], 1])))
+      throw new RangeError(`${what}: ${name}_scale must have dims [${dims[0]}, 1] or [${dims[0]}], got ${fmtDims(t.dims)}`);
+    s = t.data;
+  }
+  if (typedArrayLength(s) !== dims[0]) throw new RangeError(`${what}: ${name}_scale must have ${dims[0]} values (one per output row), got ${typedArrayLength(s)}`);
+  for (let i = 0; i < dims[0]; i++)
+    if (!Number.isFinite(s[i])) throw new RangeError(`${what}: ${name}_scale[${i}] must be finite, got ${s[i]}`);
+  return { data, scale: s };
+}
+
+/** Splits the `<name>_scale` entries (compressed-tensors) off an entries object: { weights, scales }. */
+export function splitScales(entries) {
+  const weights = Object.create(null), scales = Object.create(null);
+  for (const k of Object.keys(entries)) {
+    if (k.endsWith('_scale') && Object.hasOwn(entries, k.slice(0, -6))) scales[k.slice(0, -6)] = entries[k];
+    else weights[k] = entries[k];
+  }
+  return { weights, scales };
+}

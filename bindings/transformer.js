@@ -6,12 +6,13 @@
 // blockOps: what runs where the runtime is.
 import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
 import { scaleFields, weightArray } from './layer.js';
+import { readWeightType } from './modern.js';
 import { withBlockConfig } from './layer-config.js';
 import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { recordBytes } from './runtime.js';
 import { bool, describe, expectArray, expectCounts, expectDim, fmtDims, plainObject, positiveInt, product, readEntries, tensor } from './validate.js';
 
-const BLOCK_OPTIONS = ['dModel', 'nhead', 'dimFeedforward', 'activation', 'layerNormEps', 'normFirst', 'bias'];
+const BLOCK_OPTIONS = ['dModel', 'nhead', 'dimFeedforward', 'activation', 'layerNormEps', 'normFirst', 'bias', 'weightType'];
 const ACTIVATIONS = ['relu', 'gelu'];  // ACTIVATION (abi.js) by name
 
 /** Checks the options of a block (what: its class name); returns the frozen configuration. */
@@ -29,7 +30,8 @@ export function blockConfig(what, options) {
   if (!(layerNormEps > 0) || !Number.isFinite(layerNormEps))
     throw new RangeError(`layerNormEps must be a positive number, got ${describe(layerNormEps)}`);
   return Object.freeze({ dModel, nhead, dimFeedforward, activation, layerNormEps, normFirst: bool('normFirst', o.normFirst, false),
-    bias: bool('bias', o.bias, true), embedDim: dModel, numHeads: nhead, kdim: dModel, vdim: dModel, headDim: dModel / nhead });
+    bias: bool('bias', o.bias, true), weightType: readWeightType('weightType', o.weightType),
+    embedDim: dModel, numHeads: nhead, kdim: dModel, vdim: dModel, headDim: dModel / nhead });
 }
 
 const attnEntries = (p, E) => [
@@ -98,8 +100,8 @@ export function defineBlocks({ backend, Native, live, caches }) {
     #weightsSent = false;  // setWeights succeeded (this thread) or was sent (a worker answers in order)
     constructor(name, options) {
       const cfg = blockConfig(name, options);
-      const { dModel, nhead, dimFeedforward, activation, layerNormEps, normFirst, bias } = cfg;
-      super(cfg, name, name, { dModel, nhead, dimFeedforward, activation, layerNormEps, normFirst, bias });
+      const { dModel, nhead, dimFeedforward, activation, layerNormEps, normFirst, bias, weightType } = cfg;
+      super(cfg, name, name, { dModel, nhead, dimFeedforward, activation, layerNormEps, normFirst, bias, weightType });
       this.#cfg = cfg;
       this.#name = name;
     }
@@ -203,7 +205,7 @@ export function blockOps({ rt, get, cacheFor }) {
     const cfg = blockConfig(kind, given);  // again: the op sizes everything from it
     const { dModel, nhead, dimFeedforward, activation, layerNormEps, normFirst, bias } = cfg;
     const rec = { d_model: dModel, nhead, dim_feedforward: dimFeedforward, activation: ACTIVATION[activation.toUpperCase()],
-      layer_norm_eps: layerNormEps, norm_first: normFirst, bias, weight_type: WEIGHT_TYPE.F32 };
+      layer_norm_eps: layerNormEps, norm_first: normFirst, bias, weight_type: WEIGHT_TYPE[cfg.weightType.toUpperCase()] };
     return { handle: rt.withRecord('BlockConfig', rec, (p) => new rt.mod[Handle](p), `new ${kind}`), cfg, hasWeights: false };
   };
   const setWeights = (kind) => (id, arrays) => {

@@ -1,0 +1,72 @@
+// mha-wasm/models with weightType 'int8' and 'f16': models whose matrices int8 represents
+// exactly (tinyModel's int8Exact), so only the activations' precision counts. Logits stay
+// within 2e-2 x max |f32 logit| of the float64 reference (f16: 1e-3), greedy generation with
+// caches matches the reference while its top two logits are clearly apart, the weights take
+// a quarter (a half) of the bytes, and an int8 checkpoint loads at weightType 'int8'.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { init, parseSafetensors, quantizeSafetensors } from 'mha-wasm';
+import { loadModel } from 'mha-wasm/models';
+import { tinyModel } from './models/tiny.mjs';
+import { greedyReference, referenceForward } from './models/reference.mjs';
+
+const DECODERS = ['gpt2', 'llama', 'qwen2', 'mistral'];
+const weightsOf = (m) => m.files.map((f) => parseSafetensors(f.bytes));
+
+async function collect(iter) {
+  const out = [];
+  for await (const t of iter) out.push(t);
+  return out;
+}
+
+/** max |a - ref| over max |ref| (real rows: one unpadded sequence here). */
+function relToMax(a, ref) {
+  let e = 0, m = 0;
+  for (let i = 0; i < ref.length; i++) {
+    e = Math.max(e, Math.abs(a[i] - ref[i]));
+    m = Math.max(m, Math.abs(ref[i]));
+  }
+  return e / m;
+}
+
+for (const threads of [1, 2]) {
+  test(`threads=${threads}: int8 and f16 models: logits near the float64 reference, greedy tokens match, memory shrinks`, async () => {
+    const mha = await init({ threads });
+    for (const arch of DECODERS) {
+      const m = tinyModel(arch, { seed: 21, int8Exact: 'outChannel' });
+      const ids = [3, 17, 42, 8, 99, 5, 23, 61];
+      const ref = referenceForward({ config: m.config, tensors: m.tensors, ids });
+      const f32 = await loadModel(mha, { config: m.config, weights: weightsOf(m) });
+      const bytes32 = f32.memoryBytes;
+      f32.dispose();
+      for (const [weightType, bound] of [['int8', 2e-2], ['f16', 1e-3]]) {
+        const model = await loadModel(mha, { config: m.config, weights: weightsOf(m), weightType });
+        const logits = model.forward(ids);
+        const err = relToMax(logits.data, ref.data);
+        assert.ok(err <= bound, `${arch} ${weightType}: logits off by ${err.toExponential(2)} of max |logit| (bound ${bound})`);
+        assert.ok(model.memoryBytes < bytes32 * (weightType === 'int8' ? 0.5 : 0.75), `${arch} ${weightType}: ${model.memoryBytes} bytes vs ${bytes32} for f32`);
+        // Greedy with caches: the reference's tokens while its top two logits are apart by
+        // more than this step's error can move them.
+        const greedy = greedyReference({ config: m.config, tensors: m.tensors, prompts: ids, maxNewTokens: 6, eosTokenId: null });
+        const got = await collect(model.generate(ids, { maxNewTokens: 6, stopTokens: [] }));
+        const apart = 4 * bound * Math.max(...greedy.logits.map((l) => Math.max(...Array.from(l, Math.abs))));
+        for (let s = 0; s < greedy.steps.length && greedy.margins[s][0] > apart; s++)
+          assert.equal(got[s], greedy.steps[s][0], `${arch} ${weightType}: step ${s}`);
+        model.dispose();
+      }
+    }
+  });
+}
+
+test('an int8 checkpoint (quantizeSafetensors) loads at weightType int8 and gives the f32 load of the same file', async () => {
+  const mha = await init({ threads: 1 });
+  const m = tinyModel('llama', { seed: 22, int8Exact: 'outChannel' });
+  const q = parseSafetensors(quantizeSafetensors(m.files[0].bytes, { type: 'int8' }));
+  const ids = [1, 2, 3, 4, 5];
+  const a = await loadModel(mha, { config: m.config, weights: q, weightType: 'int8' });
+  const b = await loadModel(mha, { config: m.config, weights: weightsOf(m), weightType: 'int8' });
+  const la = a.forward(ids).data, lb = b.forward(ids).data;
+  assert.ok(relToMax(la, lb) < 1e-6, 'the same int8 weights either way');
+  a.dispose();
+  b.dispose();
+});

@@ -1,0 +1,120 @@
+// weightType 'int8' and 'f16' on the layer classes (MultiHeadAttention with the modern options,
+// FeedForward, the Transformer blocks), in every build: the output against the float64 reference
+// computed with the dequantized weights (quantized here, independently: per output row,
+// symmetric, round half to even; halves by round to nearest even through Math.fround-free
+// bit arithmetic), within 2e-3 x max |reference| for int8 and 1e-4 for f16; the error against
+// the unquantized reference is printed. Pre-quantized int8 weights (compressed-tensors:
+// <name> + <name>_scale) give the same output as quantizing on set.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { init } from 'mha-wasm';
+import { encoderReference, rng, uniform } from './reference.mjs';
+import { feedForwardReference, modernAttentionReference, modernWeights } from './reference-modern.mjs';
+
+const roundEven = (x) => { const f = Math.floor(x), d = x - f; return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f; };
+
+/** W [N, K] as int8 per row: { q, scale, deq }. */
+function int8Rows(w, N, K) {
+  const q = new Int8Array(N * K), scale = new Float32Array(N), deq = new Float32Array(N * K);
+  for (let n = 0; n < N; n++) {
+    let max = 0;
+    for (let k = 0; k < K; k++) max = Math.max(max, Math.abs(w[n * K + k]));
+    const s = max / 127;  // float64, as the core divides
+    scale[n] = s;
+    for (let k = 0; k < K; k++) {
+      q[n * K + k] = s === 0 ? 0 : Math.max(-127, Math.min(127, roundEven(w[n * K + k] / s)));
+      deq[n * K + k] = q[n * K + k] * Math.fround(s);
+    }
+  }
+  return { q, scale, deq };
+}
+
+/** x rounded to the nearest IEEE half (ties to even), as a number. */
+function toHalf(x) {
+  if (x === 0 || !Number.isFinite(x)) return x;
+  const a = Math.abs(x), e = Math.max(Math.floor(Math.log2(a)), -14), ulp = 2 ** (e - 10);
+  return Math.sign(x) * roundEven(a / ulp) * ulp;
+}
+
+const relToMax = (a, ref) => {
+  let e = 0, m = 0;
+  for (let i = 0; i < ref.length; i++) { e = Math.max(e, Math.abs(a[i] - ref[i])); m = Math.max(m, Math.abs(ref[i])); }
+  return e / m;
+};
+const BOUND = { int8: 2e-3, f16: 1e-4 };
+
+/** The weights with each matrix (name: [N, K]) stored as weightType, back in float. */
+function dequantized(w, shapes, weightType) {
+  const out = { ...w };
+  for (const [name, [N, K]] of Object.entries(shapes))
+    out[name] = weightType === 'int8' ? int8Rows(w[name], N, K).deq : Float32Array.from(w[name], toHalf);
+  return out;
+}
+
+for (const threads of [1, 2]) {
+  test(`threads=${threads}: MultiHeadAttention, FeedForward and the encoder block with int8 and f16 weights`, async () => {
+    const mha = await init({ threads });
+    const r = rng(40 + threads);
+    for (const weightType of ['int8', 'f16']) {
+      // Attention: grouped heads, rotary, a window, causal.
+      const cfg = { embedDim: 48, numHeads: 6, numKvHeads: 2, headDim: 10, rope: true, slidingWindow: 5 };
+      const w = modernWeights(r, cfg);
+      const shapes = { qProjWeight: [60, 48], kProjWeight: [20, 48], vProjWeight: [20, 48], outProjWeight: [48, 60] };
+      const B = 2, L = 13, x = uniform(r, B * L * 48, -1, 1);
+      const layer = new mha.MultiHeadAttention({ ...cfg, weightType });
+      assert.equal(layer.weightType, weightType);
+      layer.setWeights(w);
+      const got = layer.forward({ data: x, dims: [B, L, 48] }, null, null, { isCausal: true }).output.data;
+      const ref = modernAttentionReference(cfg, dequantized(w, shapes, weightType), B, L, L, x, x, x, { isCausal: true }).output;
+      const plain = modernAttentionReference(cfg, w, B, L, L, x, x, x, { isCausal: true }).output;
+      const err = relToMax(got, ref);
+      assert.ok(err <= BOUND[weightType], `attention ${weightType}: ${err.toExponential(2)}`);
+      console.log(`# attention ${weightType}: ${err.toExponential(2)} of max |ref| against the dequantized weights, ${relToMax(got, plain).toExponential(2)} against the unquantized`);
+      if (weightType === 'int8') {  // pre-quantized: the same numbers
+        const pre = { ...w };
+        for (const [name, [N, K]] of Object.entries(shapes)) {
+          const { q, scale } = int8Rows(w[name], N, K);
+          pre[name] = { data: q, dims: [N, K] };
+          pre[`${name}_scale`] = { data: Float32Array.from(scale), dims: [N, 1] };
+        }
+        const l2 = new mha.MultiHeadAttention({ ...cfg, weightType });
+        l2.setWeights(pre);
+        const again = l2.forward({ data: x, dims: [B, L, 48] }, null, null, { isCausal: true }).output.data;
+        assert.ok(relToMax(again, got) < 1e-6, 'pre-quantized = quantized on set');
+        assert.throws(() => new mha.MultiHeadAttention(cfg).setWeights(pre), /pre-quantized int8 weights need weightType: 'int8'/);
+        l2.dispose();
+      }
+      layer.dispose();
+
+      // Gated feed-forward.
+      const E = 40, F = 72, M = 9, xf = uniform(r, M * E, -1, 1);
+      const fw = { gateProjWeight: uniform(r, F * E, -0.2, 0.2), upProjWeight: uniform(r, F * E, -0.2, 0.2), downProjWeight: uniform(r, E * F, -0.15, 0.15) };
+      const ff = new mha.FeedForward({ dModel: E, dimFeedforward: F, activation: 'silu', gated: true, bias: false, weightType });
+      ff.setWeights({ 'gate_proj.weight': fw.gateProjWeight, 'up_proj.weight': fw.upProjWeight, 'down_proj.weight': fw.downProjWeight });
+      const fgot = ff.forward({ data: xf, dims: [M, E] }).data;
+      const fref = feedForwardReference({ embedDim: E, hiddenDim: F, activation: 'silu', gated: true },
+        dequantized(fw, { gateProjWeight: [F, E], upProjWeight: [F, E], downProjWeight: [E, F] }, weightType), M, xf);
+      assert.ok(relToMax(fgot, fref) <= BOUND[weightType], `feed-forward ${weightType}: ${relToMax(fgot, fref).toExponential(2)}`);
+      ff.dispose();
+
+      // Encoder block (pre-norm, GELU).
+      const bc = { dModel: 32, nhead: 4, dimFeedforward: 48, activation: 'gelu', normFirst: true };
+      const s = 1 / Math.sqrt(32);
+      const sd = {
+        'self_attn.in_proj_weight': uniform(r, 96 * 32, -s, s), 'self_attn.in_proj_bias': uniform(r, 96, -s, s),
+        'self_attn.out_proj.weight': uniform(r, 32 * 32, -s, s), 'self_attn.out_proj.bias': uniform(r, 32, -s, s),
+        'linear1.weight': uniform(r, 48 * 32, -s, s), 'linear1.bias': uniform(r, 48, -s, s),
+        'linear2.weight': uniform(r, 32 * 48, -0.15, 0.15), 'linear2.bias': uniform(r, 32, -s, s),
+        'norm1.weight': uniform(r, 32, 0.5, 1.5), 'norm1.bias': uniform(r, 32, -0.5, 0.5), 'norm2.weight': uniform(r, 32, 0.5, 1.5), 'norm2.bias': uniform(r, 32, -0.5, 0.5),
+      };
+      const enc = new mha.TransformerEncoderLayer({ ...bc, weightType });
+      enc.setWeights(sd);
+      const xe = uniform(r, 2 * 7 * 32, -1, 1);
+      const egot = enc.forward({ data: xe, dims: [2, 7, 32] }).data;
+      const eref = encoderReference({ E: 32, H: 4, F: 48, activation: 'gelu', eps: 1e-5, normFirst: true, bias: true }, dequantized(sd, { 'self_attn.in_proj_weight': [96, 32], 'self_attn.out_proj.weight': [32, 32], 'linear1.weight': [48, 32], 'linear2.weight': [32, 48] }, weightType), 2, 7, xe);
+      assert.ok(relToMax(egot, eref) <= BOUND[weightType], `encoder ${weightType}: ${relToMax(egot, eref).toExponential(2)}`);
+      enc.dispose();
+    }
+    assert.throws(() => new mha.FeedForward({ dModel: 4, dimFeedforward: 4, weightType: 'int4' }), (e) => e instanceof RangeError && /weightType must be one of 'f32', 'f16', 'int8', got "int4"/.test(e.message));
+  });
+}
