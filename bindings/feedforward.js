@@ -6,7 +6,7 @@
 // defineFeedForward: the class where calls are made; feedForwardOps: what runs where the runtime is.
 import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
 import { scaleFields, weightArray } from './layer.js';
-import { quantizedWeight, readWeightType, splitScales } from './modern.js';
+import { checkStorable, quantizedWeight, readWeightType, splitScales } from './modern.js';
 import { withFeedForwardConfig } from './layer-config.js';
 import { checkData } from './masks.js';
 import { MAX_HEAP, recordBytes, tooLarge } from './runtime.js';
@@ -89,7 +89,8 @@ export function readWeights(cfg, stateDict, at = 'FeedForward.setWeights') {
       arrays[e.field] = q.data;
       arrays[`${e.field}_scale`] = q.scale;
     } else {
-      arrays[e.field] = weightArray(k, v, e.dims, at);
+      const data = weightArray(k, v, e.dims, at);
+      arrays[e.field] = e.dims.length === 2 ? checkStorable(at, k, data, cfg.weightType) : data;
     }
   }
   return arrays;

@@ -5,7 +5,7 @@
 // copies into wasm memory and the call into the Embind `Layer`.
 import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { withLayerConfig } from './layer-config.js';
-import { alibiSlopes, floatArray, optional, positionsLayout, positiveNumber, quantizedWeight, readPositions, readRope, readWeightType, splitScales } from './modern.js';
+import { alibiSlopes, checkStorable, floatArray, optional, positionsLayout, positiveNumber, quantizedWeight, readPositions, readRope, readWeightType, splitScales } from './modern.js';
 import { RECORDS, WEIGHT_TYPE } from './abi.js';
 import { recordBytes } from './runtime.js';
 import {
@@ -188,7 +188,8 @@ export function readWeights(cfg, weights) {
       arrays[`${RECORD_FIELD[name]}_scale`] = q.scale;
     } else {
       if (Object.hasOwn(scales, name)) throw new TypeError(`setWeights: ${label(name)}_scale given, but only weight matrices can be pre-quantized`);
-      arrays[RECORD_FIELD[name]] = weightArray(label(name), w[name], dims);
+      const data = weightArray(label(name), w[name], dims);
+      arrays[RECORD_FIELD[name]] = MATRICES.includes(name) ? checkStorable('setWeights', label(name), data, cfg.weightType) : data;
     }
   }
   const qkvWhy = cfg.bias ? 'qkvBias: false' : 'bias: false', outWhy = cfg.bias ? 'outBias: false' : 'bias: false';

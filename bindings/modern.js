@@ -156,3 +156,17 @@ export function splitScales(entries) {
   }
   return { weights, scales };
 }
+
+/**
+ * A float matrix a layer will store as weightType, checked first so the core never refuses it:
+ * int8 and f16 need finite values, f16 also |w| < 65520 (what rounds to a finite half).
+ */
+export function checkStorable(what, name, data, weightType) {
+  if (weightType === 'f32') return data;
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i];
+    if (!Number.isFinite(x)) throw new RangeError(`${what}: ${name}[${i}] is ${x}; weightType '${weightType}' stores finite weights only`);
+    if (weightType === 'f16' && Math.abs(x) >= 65520) throw new RangeError(`${what}: ${name}[${i}] = ${x} is beyond float16's range (|w| < 65520)`);
+  }
+  return data;
+}

@@ -6,7 +6,7 @@
 // blockOps: what runs where the runtime is.
 import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
 import { scaleFields, weightArray } from './layer.js';
-import { readWeightType } from './modern.js';
+import { checkStorable, readWeightType } from './modern.js';
 import { withBlockConfig } from './layer-config.js';
 import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { recordBytes } from './runtime.js';
@@ -74,7 +74,7 @@ function stateDictArrays(what, cfg, stateDict) {
       throw new TypeError(`${at}: missing ${name} (${product(dims)} = ${fmtDims(dims)} floats)`);
     }
     if (isBias && !cfg.bias) throw new TypeError(`${at}: ${name} given, but the layer was created with bias: false`);
-    arrays[fieldOf(name)] = weightArray(name, v, dims, at);
+    arrays[fieldOf(name)] = dims.length === 2 ? checkStorable(at, name, weightArray(name, v, dims, at), cfg.weightType) : weightArray(name, v, dims, at);
   }
   return arrays;
 }

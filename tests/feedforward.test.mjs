@@ -3,6 +3,7 @@
 // mha-wasm/worker: odd sizes, every activation, bias on and off, PyTorch/Hugging Face
 // and camelCase names, batched, unbatched and higher-rank input; bad arguments are
 // named and leave the layer working; dispose and memory.
+import { buildName } from './builds.mjs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import v8 from 'node:v8';
@@ -44,7 +45,7 @@ function ffWeights(r, E, F, gated, bias) {
 for (const threads of [1, 2]) {
   test(`threads=${threads}: FeedForward matches the float64 reference (odd sizes, every activation, gated or not, bias or not)`, async () => {
     const mha = await init({ threads });
-    assert.equal(mha.build, threads === 1 ? 'mha-wasm-simd' : 'mha-wasm-threads');
+    assert.equal(mha.build, buildName(threads > 1));
     const r = rng(500 + threads);
     const shapes = [[13, 37, [2, 5]], [37, 13, [9]], [8, 16, [1, 1]], [5, 3, [2, 3, 4]], [64, 200, [3, 40]]];
     let n = 0;

@@ -4,6 +4,7 @@
 // sentence embeddings; shards, F16 / BF16 storage, tied and untied heads, prefixes, legacy
 // names, persisted buffers, Qwen2 windows, rope_scaling variants, int8 checkpoints; and
 // every refusal named, with everything working afterwards.
+import { buildName } from './builds.mjs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { init, parseSafetensors, quantizeSafetensors, encodeSafetensors } from 'mha-wasm';
@@ -18,7 +19,7 @@ const ROWS = [[7, 23, 41, 5, 60, 12, 33, 8, 19], [44, 9, 71, 15, 28]];
 const TOL = 1e-4;
 
 const builds = [['simd', await init({ threads: 1 })], ['threads', await init({ threads: 2 })]];
-assert.equal(builds[0][1].build, 'mha-wasm-simd');
+assert.equal(builds[0][1].build, buildName(false));
 
 const weightsOf = (m) => (m.files.length === 1 ? parseSafetensors(m.files[0].bytes) : m.files.map((f) => parseSafetensors(f.bytes)));
 

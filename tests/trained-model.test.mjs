@@ -12,7 +12,7 @@ import { DigitsModel } from '../web/digits-model.js';
 import { MAX_DIGITS, isHeldOut, randomDigits, rng, sequence } from '../web/digits.js';
 
 const bytes = readFileSync(new URL('../web/models/reverse-digits.safetensors', import.meta.url));
-const load = (mha) => DigitsModel.load(mha, parseSafetensors(bytes), safetensorsMetadata(bytes));
+const load = (mha, options) => DigitsModel.load(mha, parseSafetensors(bytes), safetensorsMetadata(bytes), options);
 const heldOut = (n, seed) => {
   const r = rng(seed);
   return Array.from({ length: n }, () => randomDigits(r, true));
@@ -69,4 +69,18 @@ test('held-out inputs: mha-wasm greedy decoding with KV caches reverses the digi
   const accuracy = solved / examples.length;
   t.diagnostic(`held-out exact-match accuracy: ${solved}/${examples.length} = ${(100 * accuracy).toFixed(1)}%`);
   assert.ok(accuracy >= 0.98, `accuracy ${accuracy}`);
+});
+
+test('held-out inputs: with int8 weights the model still reverses 400 of 400', async (t) => {
+  const mha = await init({ threads: 1 });
+  const model = await load(mha, { weightType: 'int8' });
+  const examples = heldOut(400, 11);
+  let solved = 0;
+  for (const d of examples) {
+    const r = await model.generate(d);
+    if (r.text === d.slice().reverse().join('') && r.answer.at(-1) === sequence(d).at(-1)) solved++;
+  }
+  model.dispose();
+  t.diagnostic(`int8 held-out exact-match accuracy: ${solved}/${examples.length}`);
+  assert.equal(solved, examples.length);
 });

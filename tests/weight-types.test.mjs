@@ -118,3 +118,18 @@ for (const threads of [1, 2]) {
     assert.throws(() => new mha.FeedForward({ dModel: 4, dimFeedforward: 4, weightType: 'int4' }), (e) => e instanceof RangeError && /weightType must be one of 'f32', 'f16', 'int8', got "int4"/.test(e.message));
   });
 }
+
+test('weights int8 and f16 cannot store are refused by name, and the layer keeps working', async () => {
+  const mha = await init({ threads: 1 });
+  const w = { inProjWeight: new Float32Array(3 * 16), outProjWeight: new Float32Array(16), inProjBias: new Float32Array(12), outProjBias: new Float32Array(4) };
+  const bad = (v, at) => ({ ...w, inProjWeight: Float32Array.from(w.inProjWeight, (x, i) => (i === at ? v : x)) });
+  const l8 = new mha.MultiHeadAttention({ embedDim: 4, numHeads: 2, weightType: 'int8' });
+  assert.throws(() => l8.setWeights(bad(NaN, 5)), (e) => e instanceof RangeError && /inProjWeight\[5\] is NaN; weightType 'int8' stores finite weights only/.test(e.message));
+  const l16 = new mha.MultiHeadAttention({ embedDim: 4, numHeads: 2, weightType: 'f16' });
+  assert.throws(() => l16.setWeights(bad(70000, 2)), (e) => e instanceof RangeError && /inProjWeight\[2\] = 70000 is beyond float16's range/.test(e.message));
+  l16.setWeights(bad(60000, 2));  // a finite half
+  l8.setWeights(w);
+  assert.equal(l8.forward({ data: new Float32Array(8), dims: [2, 4] }).output.dims.join(), '2,4');
+  l8.dispose();
+  l16.dispose();
+});

@@ -17,10 +17,10 @@ const int = (meta, key) => {
 export class DigitsModel {
   /**
    * The model with its weights set: mha is the api from either init(); tensors
-   * and meta: parseSafetensors(file) and safetensorsMetadata(file).
+   * and meta: parseSafetensors(file) and safetensorsMetadata(file); options.weightType: the blocks' weights as f32, f16 or int8.
    */
-  static async load(mha, tensors, meta) {
-    const model = new DigitsModel(mha, tensors, meta);
+  static async load(mha, tensors, meta, { weightType = 'f32' } = {}) {
+    const model = new DigitsModel(mha, tensors, meta, weightType);
     try {
       await model.#setWeights(tensors);
     } catch (e) {
@@ -32,7 +32,7 @@ export class DigitsModel {
 
   #mha;
   /** Use DigitsModel.load(), which also sets the weights. */
-  constructor(mha, tensors, meta) {
+  constructor(mha, tensors, meta, weightType = 'f32') {
     this.#mha = mha;
     if (meta.vocab !== VOCAB.join('')) throw new TypeError(`model file: vocab ${JSON.stringify(meta.vocab)} is not this task's ${JSON.stringify(VOCAB.join(''))}`);
     const cfg = {
@@ -57,7 +57,7 @@ export class DigitsModel {
     try {
       for (let l = 0; l < cfg.numLayers; l++)
         this.layers.push(new mha.TransformerEncoderLayer({ dModel: E, nhead: cfg.nhead, dimFeedforward: cfg.dimFeedforward,
-          activation: cfg.activation, normFirst: cfg.normFirst, layerNormEps: cfg.layerNormEps }));
+          activation: cfg.activation, normFirst: cfg.normFirst, layerNormEps: cfg.layerNormEps, weightType }));
       this.norm = new mha.LayerNorm({ normalizedShape: E, eps: cfg.layerNormEps });
     } catch (e) {
       this.dispose();
