@@ -1,75 +1,39 @@
-// Read-only configuration properties shared by the layer classes (here and in
-// mha-wasm/worker), as a mixin so they can sit on top of another base class.
-export const withLayerConfig = (Base) => class extends Base {
-  #cfg;
-  constructor(cfg, ...rest) {
-    super(...rest);
-    this.#cfg = cfg;
+// Read-only configuration properties of the layer classes (here and in
+// mha-wasm/worker), as mixins so they can sit on top of another base class. One
+// factory makes them all: withConfig(keys) adds a getter per key of the frozen
+// configuration the constructor is given (arrays and typed arrays as copies).
+const configs = new WeakMap();  // object -> its configuration
+
+const copy = (v) => (Array.isArray(v) ? v.slice() : ArrayBuffer.isView(v) ? v.slice() : v);
+
+/** A mixin: constructor(cfg, ...rest) keeps cfg and passes rest on; a getter for each key. */
+const withConfig = (keys) => (Base) => {
+  class WithConfig extends Base {
+    constructor(cfg, ...rest) {
+      super(...rest);
+      configs.set(this, cfg);
+    }
   }
-  get embedDim() { return this.#cfg.embedDim; }
-  get numHeads() { return this.#cfg.numHeads; }
-  get kdim() { return this.#cfg.kdim; }
-  get vdim() { return this.#cfg.vdim; }
-  get bias() { return this.#cfg.bias; }
-  get headDim() { return this.#cfg.headDim; }
-  /** How the weight matrices are stored: 'f32', 'f16' or 'int8'. */
-  get weightType() { return this.#cfg.weightType; }
+  for (const key of keys)
+    Object.defineProperty(WithConfig.prototype, key, { get() { return copy(configs.get(this)[key]); }, configurable: true });
+  return WithConfig;
 };
 
-export const LayerConfig = withLayerConfig(class {});
+// nn.MultiheadAttention's options, shared with the blocks (weightType: how the matrices are stored).
+const LAYER_KEYS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias', 'headDim', 'weightType'];
 
-/** The Transformer blocks' getters (dModel, nhead, ...) on top of the layer ones. */
-export const withBlockConfig = (Base) => class extends withLayerConfig(Base) {
-  #cfg;
-  constructor(cfg, ...rest) {
-    super(cfg, ...rest);
-    this.#cfg = cfg;
-  }
-  get dModel() { return this.#cfg.dModel; }
-  get nhead() { return this.#cfg.nhead; }
-  get dimFeedforward() { return this.#cfg.dimFeedforward; }
-  get activation() { return this.#cfg.activation; }
-  get layerNormEps() { return this.#cfg.layerNormEps; }
-  get normFirst() { return this.#cfg.normFirst; }
-};
+/** MultiHeadAttention's getters: the layer's and the modern options'. */
+export const withAttentionConfig = withConfig([...LAYER_KEYS, 'numKvHeads', 'qkvBias', 'outBias', 'scale', 'slidingWindow', 'softcap',
+  'sinks', 'qkNorm', 'qkNormEps']);
+
+/** The Transformer blocks' getters (dModel, nhead, ...) and the layer ones. */
+export const withBlockConfig = withConfig([...LAYER_KEYS, 'dModel', 'nhead', 'dimFeedforward', 'activation', 'layerNormEps', 'normFirst']);
 
 /** LayerNorm's getters. */
-export const withNormConfig = (Base) => class extends Base {
-  #cfg;
-  constructor(cfg, ...rest) {
-    super(...rest);
-    this.#cfg = cfg;
-  }
-  get normalizedShape() { return this.#cfg.normalizedShape.slice(); }
-  get eps() { return this.#cfg.eps; }
-  get elementwiseAffine() { return this.#cfg.elementwiseAffine; }
-  get bias() { return this.#cfg.bias; }
-};
+export const withNormConfig = withConfig(['normalizedShape', 'eps', 'elementwiseAffine', 'bias']);
 
 /** RMSNorm's getters. */
-export const withRmsNormConfig = (Base) => class extends Base {
-  #cfg;
-  constructor(cfg, ...rest) {
-    super(...rest);
-    this.#cfg = cfg;
-  }
-  get normalizedShape() { return this.#cfg.normalizedShape.slice(); }
-  get eps() { return this.#cfg.eps; }
-  get elementwiseAffine() { return this.#cfg.elementwiseAffine; }
-  get weightOffset() { return this.#cfg.weightOffset; }
-};
+export const withRmsNormConfig = withConfig(['normalizedShape', 'eps', 'elementwiseAffine', 'weightOffset']);
 
 /** FeedForward's getters. */
-export const withFeedForwardConfig = (Base) => class extends Base {
-  #cfg;
-  constructor(cfg, ...rest) {
-    super(...rest);
-    this.#cfg = cfg;
-  }
-  get dModel() { return this.#cfg.dModel; }
-  get dimFeedforward() { return this.#cfg.dimFeedforward; }
-  get activation() { return this.#cfg.activation; }
-  get gated() { return this.#cfg.gated; }
-  get bias() { return this.#cfg.bias; }
-  get weightType() { return this.#cfg.weightType; }
-};
+export const withFeedForwardConfig = withConfig(['dModel', 'dimFeedforward', 'activation', 'gated', 'bias', 'weightType']);

@@ -4,7 +4,7 @@
 // runtime is: the checks that need its state (a cache's length, weights set), the
 // copies into wasm memory and the call into the Embind `Layer`.
 import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
-import { withLayerConfig } from './layer-config.js';
+import { withAttentionConfig } from './layer-config.js';
 import { alibiSlopes, checkStorable, floatArray, optional, positionsLayout, positiveNumber, quantizedWeight, readPositions, readRope, readWeightType, splitScales } from './modern.js';
 import { RECORDS, WEIGHT_TYPE } from './abi.js';
 import { recordBytes } from './runtime.js';
@@ -250,7 +250,7 @@ function readForward(cfg, query, key, value, options) {
 
 /** The public class over a backend. ctx: { backend, Native, live, caches } (api.js). */
 export function defineMultiHeadAttention({ backend, Native, live, caches }) {
-  class MultiHeadAttention extends withLayerConfig(Native) {
+  class MultiHeadAttention extends withAttentionConfig(Native) {
     #cfg;
     #weightsSent = false;  // setWeights succeeded (this thread) or was sent (a worker answers in order)
 
@@ -261,15 +261,6 @@ export function defineMultiHeadAttention({ backend, Native, live, caches }) {
       this.#cfg = cfg;
     }
 
-    get numKvHeads() { return this.#cfg.numKvHeads; }
-    get qkvBias() { return this.#cfg.qkvBias; }
-    get outBias() { return this.#cfg.outBias; }
-    get scale() { return this.#cfg.scale; }
-    get slidingWindow() { return this.#cfg.slidingWindow; }
-    get softcap() { return this.#cfg.softcap; }
-    get sinks() { return this.#cfg.sinks; }
-    get qkNorm() { return this.#cfg.qkNorm; }
-    get qkNormEps() { return this.#cfg.qkNormEps; }
     /** null, or { dim, base, interleaved, invFreq (Float64Array), attentionFactor } (a copy). */
     get rope() {
       const r = this.#cfg.rope;
