@@ -50,7 +50,7 @@ const best = (a, b) => ({ copy: a.copy.gbPerS >= b.copy.gbPerS ? a.copy : b.copy
 function summarize(c, res, bandwidth) {
   const prefill = median(res.prefillMs), step = median(res.stepMs);
   const row = {
-    id: c.id, lib: c.lib, api: c.api, weightType: c.weightType, threads: c.threads, prefillMs: prefill, prefillTokPerS: PREFILL / (prefill / 1000),
+    id: c.id, lib: c.lib, api: c.api, build: c.build, weightType: c.weightType, threads: c.threads, prefillMs: prefill, prefillTokPerS: PREFILL / (prefill / 1000),
     stepMs: step, bestStepMs: Math.min(...res.stepMs), decodeTokPerS: 1000 / step, rounds: res.prefillMs.length, steps: res.stepMs.length, tokens: res.tokens, top: res.top,
   };
   if (c.lib === 'mha-wasm' && bandwidth) {
@@ -139,7 +139,7 @@ function targets(part) {
       }
       for (const d of ours.filter((x) => x.api === api && x.threads === t))
         out.push({ who, target: `decode ${d.weightType} within 1.5× of the bandwidth limit`, ratio: d.stepVsLimit, pass: d.stepVsLimit <= 1.5,
-          info: `${d.stepMs.toFixed(1)} ms/step vs ${d.limitStepMs.toFixed(1)} ms = ${(d.bytesPerToken / 1e6).toFixed(0)} MB ÷ ${part.bandwidth.copy.gbPerS.toFixed(1)} GB/s` });
+          info: `median ${d.stepMs.toFixed(1)} ms/step (best ${d.bestStepMs.toFixed(1)}) vs ${d.limitStepMs.toFixed(1)} ms = ${(d.bytesPerToken / 1e6).toFixed(0)} MB ÷ ${part.bandwidth.copy.gbPerS.toFixed(1)} GB/s` });
     }
   }
   return out;
@@ -163,16 +163,34 @@ function agreement(a, b) {
 
 const f = (x, d = 1) => (x === null || x === undefined ? '–' : x.toFixed(d));
 function table(parts) {
-  const lines = ['| env | contestant | prefill 128 (ms) | prefill tok/s | decode step (ms) | decode tok/s | copy-bandwidth limit tok/s | step ÷ limit | step ÷ 1-thread wasm read time |', '|---|---|---|---|---|---|---|---|---|'];
+  const lines = ['| env | contestant | build | prefill 128 (ms) | prefill tok/s | decode step (ms) | decode tok/s | best step (ms) | copy-bandwidth limit (ms) | step ÷ limit | step ÷ 1-thread wasm read time |',
+    '|---|---|---|---|---|---|---|---|---|---|---|'];
+  const x = (r) => (r ? `${r.toFixed(2)}×` : '–');
   for (const p of parts)
     for (const d of p.decoders)
-      lines.push(`| ${p.env} | ${d.id} | ${f(d.prefillMs, 0)} | ${f(d.prefillTokPerS)} | ${f(d.stepMs, 2)} | ${f(d.decodeTokPerS)} | ${f(d.limitTokPerS)} | ${d.stepVsLimit ? `${d.stepVsLimit.toFixed(2)}×` : '–'} | ${d.stepVsRead ? `${d.stepVsRead.toFixed(2)}×` : '–'} |`);
+      lines.push(`| ${p.env} | ${d.id} | ${d.build?.replace(/^mha-wasm-/, '') ?? `llama.cpp ${p.info?.wllamaVersion ?? '?'}`} | ${f(d.prefillMs, 0)} | ${f(d.prefillTokPerS)} | ${f(d.stepMs, 1)} | ${f(d.decodeTokPerS)} | ${f(d.bestStepMs, 1)} | ${f(d.limitStepMs, 1)} | ${x(d.stepVsLimit)} | ${x(d.stepVsRead)} |`);
   lines.push('', '| env | encoder (MiniLM-L6 shapes), embed of 128 tokens | ms |', '|---|---|---|');
   for (const p of parts) for (const e of p.encoders) lines.push(`| ${p.env} | ${e.id} | ${f(e.embedMs, 2)} |`);
   return lines.join('\n');
 }
 
-const load0 = os.loadavg();
+/** The machine's CPU time so far by kind (Linux /proc/stat, in ticks), or null elsewhere. */
+function cpuTimes() {
+  try {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { busy: user + nice + system + irq + softirq, idle: idle + iowait, steal };
+  } catch {
+    return null;
+  }
+}
+/** Shares of the machine's CPU time between a and b: busy (any process), idle, stolen by the hypervisor. */
+function cpuShares(a, b) {
+  if (!a || !b) return null;
+  const d = (k) => b[k] - a[k], all = d('busy') + d('idle') + d('steal');
+  return { busy: d('busy') / all, idle: d('idle') / all, steal: d('steal') / all };
+}
+
+const load0 = os.loadavg(), cpu0 = cpuTimes();
 const parts = [];
 if (!v['no-node']) parts.push(await nodePart());
 if (!v['no-browser']) parts.push(await browserPart());
@@ -182,7 +200,8 @@ const allTargets = parts.flatMap(targets);
 const reference = parts.flatMap((p) => p.decoders).find((d) => d.lib === 'mha-wasm' && d.weightType === 'f32' && d.threads === 1);
 const agreements = reference ? parts.flatMap((p) => p.decoders).filter((d) => d !== reference).map((d) => agreement(reference, d)) : [];
 const result = {
-  date: new Date().toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, loadavgBefore: load0, loadavgAfter: os.loadavg() },
+  date: new Date().toISOString(),
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, loadavgBefore: load0, loadavgAfter: os.loadavg(), cpuShares: cpuShares(cpu0, cpuTimes()) },
   options: { rounds, steps, prefill: PREFILL, weightTypes, threads }, decoderConfig: DECODER_CONFIG,
   bytesPerToken: Object.fromEntries(['f32', 'int8'].map((w) => [w, bytesPerToken(DECODER_CONFIG, w)])), parts, targets: allTargets, agreements,
 };
@@ -190,7 +209,9 @@ fs.mkdirSync(path.join(root, 'build', 'bench'), { recursive: true });
 fs.writeFileSync(path.join(root, 'build', 'bench', 'results-models.json'), JSON.stringify(result, null, 1));
 
 console.log(`\nSmolLM-135M shapes (Llama, random weights), prefill ${PREFILL} tokens then ${steps} greedy steps; medians of ${rounds} rounds. ` +
-  `Load average ${load0.map((x) => x.toFixed(1)).join(' ')} before, ${result.machine.loadavgAfter.map((x) => x.toFixed(1)).join(' ')} after, ${os.cpus().length} CPUs.`);
+  `Load average ${load0.map((x) => x.toFixed(1)).join(' ')} before, ${result.machine.loadavgAfter.map((x) => x.toFixed(1)).join(' ')} after, ${os.cpus().length} CPUs` +
+  (result.machine.cpuShares ? `; over the run the CPUs were ${(100 * result.machine.cpuShares.busy).toFixed(0)}% busy (this run included), ${(100 * result.machine.cpuShares.idle).toFixed(0)}% idle, ` +
+    `${(100 * result.machine.cpuShares.steal).toFixed(0)}% stolen by the hypervisor.` : '.'));
 for (const p of parts) {
   const bw = (k) => `${p.bandwidth[k].gbPerS.toFixed(1)} GB/s (best of ${p.bandwidthBefore[k].gbPerS.toFixed(1)} before, ${p.bandwidthAfter[k].gbPerS.toFixed(1)} after)`;
   console.log(`${p.env} ${p.version}: copy bandwidth ${bw('copy')}, read + written; one wasm thread reads ${bw('read')}`);
