@@ -5,6 +5,7 @@
 #include <new>
 
 #include "kernels.h"
+#include "transformer.h"
 
 namespace mha {
 
@@ -249,18 +250,8 @@ Status Model::forward(const ModelForwardArgs& a, ThreadPool& pool, Workspace& ws
     }
     arena.reset(mark);  // the feed-forward runs after the attention: its scratch may reuse the attention's
     float* hidden = arena.floats(b.ffn.workspace_floats(M));
-    pool.job(threads, [&](ThreadPool::Team& team) {
-      if (pre) {
-        b.norm1.phase(team, M, x, t);              // t = norm1(x)
-        b.attn.run(sa, team);                      // h = x + attn(t)
-        b.norm2.phase(team, M, h, t);              // t = norm2(h)
-        b.ffn.phases(team, M, t, x, hidden, h);    // x = h + ffn(t)
-      } else {
-        b.attn.run(sa, team);                      // t = x + attn(x)
-        b.norm1.phase(team, M, t, h);              // h = norm1(t)
-        b.ffn.phases(team, M, h, t, hidden, h);    // t = h + ffn(h)
-        b.norm2.phase(team, M, t, x);              // x = norm2(t)
-      }
+    pool.job(threads, [&](ThreadPool::Team& team) {  // x = the block of x
+      block_phases(team, pre, M, b.norm1, b.attn, sa, b.norm2, b.ffn, x, t, h, hidden, x);
     });
     MultiHeadAttention::finish(sa);
   }

@@ -121,17 +121,7 @@ Status TransformerEncoderLayer::forward(const EncoderForwardArgs& a, ThreadPool&
     arena.reset(mark);
     float* hidden = arena.floats(ff_.workspace_floats(M));
     pool.job(threads, [&](ThreadPool::Team& team) {
-      if (post) {
-        attn_.run(sa, team);                     // t = x + sa(x)
-        norm1_.phase(team, M, t, h);             // h = norm1(x + sa(x))
-        ff_.phases(team, M, h, t, hidden, h);    // t = h + ff(h)
-        norm2_.phase(team, M, t, out);           // out = norm2(h + ff(h))
-      } else {
-        norm1_.phase(team, M, x, t);             // t = norm1(x)
-        attn_.run(sa, team);                     // h = x + sa(norm1(x))
-        norm2_.phase(team, M, h, t);             // t = norm2(h)
-        ff_.phases(team, M, t, out, hidden, h);  // out = h + ff(norm2(h))
-      }
+      block_phases(team, !post, M, norm1_, attn_, sa, norm2_, ff_, x, t, h, hidden, out);
     });
     MultiHeadAttention::finish(sa);
   } else if (s == Status::kOutOfMemory) {
@@ -139,6 +129,22 @@ Status TransformerEncoderLayer::forward(const EncoderForwardArgs& a, ThreadPool&
   }
   ws.after_call(need);
   return s;
+}
+
+void block_phases(ThreadPool::Team& team, bool pre_norm, int M, const RowNorm& norm1, const MultiHeadAttention& attn,
+                  const MultiHeadAttention::Step& sa, const RowNorm& norm2, const FeedForward& ff, const float* x, float* t,
+                  float* h, float* hidden, float* out) {
+  if (pre_norm) {
+    norm1.phase(team, M, x, t);             // t = norm1(x)
+    attn.run(sa, team);                     // h = x + attn(t)
+    norm2.phase(team, M, h, t);             // t = norm2(h)
+    ff.phases(team, M, t, out, hidden, h);  // out = h + ff(t)
+  } else {
+    attn.run(sa, team);                     // t = x + attn(x)
+    norm1.phase(team, M, t, h);             // h = norm1(t)
+    ff.phases(team, M, h, t, hidden, h);    // t = h + ff(h)
+    norm2.phase(team, M, t, out);           // out = norm2(t)
+  }
 }
 
 MaskArgs cross_mask(const MaskArgs& memory_mask, int first_position) {

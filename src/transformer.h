@@ -163,6 +163,17 @@ class TransformerDecoderLayer {
   uint64_t last_request_bytes_ = 0;
 };
 
+// One encoder block's step as phases of a job, after its attention was planned
+// (step sa) with the residual x: pre-norm: query t, output h; post-norm: query x,
+// output t. M rows of x (read) into out (which may be x), through t and h [M, E]
+// and the feed-forward's scratch hidden.
+//   pre-norm:  out = h + ff(norm2(h)), h = x + attn(norm1(x))
+//   post-norm: out = norm2(h + ff(h)), h = norm1(x + attn(x))
+// The Transformer encoder layer and each block of a Model run it.
+void block_phases(ThreadPool::Team& team, bool pre_norm, int M, const RowNorm& norm1, const MultiHeadAttention& attn,
+                  const MultiHeadAttention::Step& sa, const RowNorm& norm2, const FeedForward& ff, const float* x, float* t,
+                  float* h, float* hidden, float* out);
+
 // The decoder's cross-attention mask: memory_mask with the causal mask aligned so that
 // query row i is target position first_position + i and sees memory positions j <= it.
 MaskArgs cross_mask(const MaskArgs& memory_mask, int first_position);
