@@ -244,8 +244,6 @@ function readIds(name, v) {
   return tensor(name, v, { types: [Int32Array], ranks: [1, 2], shapeHint: 'dims [B, L] or [L]' });
 }
 
-const RECORD = (rt, name, values) => rt.withRecord(name, values, (p) => p, name);
-
 /** What runs where the runtime is. ctx: { rt, get(id, kind), cacheFor } (ops.js). */
 export function modelOps({ rt, get, cacheFor }) {
   const stageRecord = (what, parts, record, values, call) => {

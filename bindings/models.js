@@ -14,7 +14,7 @@
 import { MAX_HEAP_BYTES } from './abi.js';
 import { modelSpec } from './hf-config.js';
 import { checkpointPlan } from './hf-weights.js';
-import { modelConfig, modelWeightBytes } from './model.js';
+import { modelWeightBytes } from './model.js';
 import { readGenerateOptions, tokenChooser } from './generate.js';
 import { tooLarge } from './runtime.js';
 import { describe, isTypedArray, plainObject } from './validate.js';
