@@ -108,14 +108,23 @@ bool all_padded(const AttentionArgs& a, int b, int j0, int jn) {
   return true;
 }
 
+bool reads_in_place(const AttentionArgs& a) { return a.Lq <= Attention::kDirectRows; }
+
 // S[rows x jn] (row stride kBlockK) = masked, scaled scores of query rows
-// i0.. against keys j0..j0+jn of (b, h). False when skip_padded and every key of
-// the block is padding (nothing computed: the block adds nothing).
-bool scores(const AttentionArgs& a, int b, int h, int i0, int rows, int j0, int jn, const float* q, const float* pk,
-            float* S, bool skip_padded) {
+// i0.. against keys j0..j0+jn of (b, h), from K packed (pk) or, for a direct
+// job, from K's rows k. False when skip_padded and every key of the block is
+// padding (nothing computed: the block adds nothing).
+bool scores(const Job& job, int b, int h, int i0, int rows, int j0, int jn, const float* q, const float* pk,
+            const float* k, float* S, bool skip_padded) {
+  const AttentionArgs& a = job.a;
   if (skip_padded && all_padded(a, b, j0, jn)) return false;
-  const size_t pk_panel = static_cast<size_t>(a.D) * kNR;
-  kernels::gemm(rows, jn, a.D, q, a.q.sl, pk + (j0 / kNR) * pk_panel, pk_panel, S, Attention::kBlockK, false, nullptr);
+  if (job.direct) {
+    kernels::dot_rows(rows, jn, a.D, q, a.q.sl, k + j0 * a.k.sl, a.k.sl, S, Attention::kBlockK);
+  } else {
+    const size_t pk_panel = static_cast<size_t>(a.D) * kNR;
+    kernels::gemm(rows, jn, a.D, q, a.q.sl, pk + (j0 / kNR) * pk_panel, pk_panel, S, Attention::kBlockK, false,
+                  nullptr);
+  }
   scale_and_mask(a, b, h, i0, rows, j0, jn, S, Attention::kBlockK);
   return true;
 }
@@ -134,7 +143,8 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
   float* vb = l + BQ;                                     // the key block of V in panels [dvp/8 x BK x 8]
   const int kvh = kv_head(a, h);
   const float* q = a.q.data + b * a.q.sb + h * a.q.sh + i0 * a.q.sl;
-  const float* pk = job.pk + (static_cast<size_t>(b) * a.Hkv + kvh) * job.pk_stride;
+  const float* pk = job.direct ? nullptr : job.pk + (static_cast<size_t>(b) * a.Hkv + kvh) * job.pk_stride;
+  const float* k = a.k.data + b * a.k.sb + kvh * a.k.sh;
   const float* v = a.v.data + b * a.v.sb + kvh * a.v.sh;
 
   // A sink is one more logit in the softmax that adds nothing to the output: it
@@ -159,7 +169,7 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
   // max says "nothing visible" is checked for one before it is skipped.
   for (int j0 = jbegin; j0 < jend; j0 += BK) {
     const int jn = std::min(BK, jend - j0);
-    if (!scores(a, b, h, i0, rows, j0, jn, q, pk, S, skip)) continue;
+    if (!scores(job, b, h, i0, rows, j0, jn, q, pk, k, S, skip)) continue;
     for (int r = 0; r < rows; ++r) {
       float* s = S + static_cast<size_t>(r) * BK;
       float m_new = std::max(mx[r], kernels::max_row(s, jn));
@@ -176,10 +186,15 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
       l[r] = l[r] * corr + sum;
       mx[r] = m_new;
     }
-    // O += P V over this key block: V's rows j0.. packed here rather than all of V
-    // up front, so the workspace holds one block of V per thread, whatever Dv is.
-    kernels::pack_panels(jn, a.Dv, v + j0 * a.v.sl, a.v.sl, 1, vb);
-    kernels::gemm(rows, a.Dv, jn, S, BK, vb, static_cast<size_t>(jn) * kNR, O, job.dvp, true, nullptr);
+    // O += P V over this key block: V's rows j0.. read in place (direct), or packed
+    // here rather than all of V up front, so the workspace holds one block of V per
+    // thread, whatever Dv is.
+    if (job.direct) {
+      kernels::accumulate_rows(rows, jn, a.Dv, S, BK, v + j0 * a.v.sl, a.v.sl, O, job.dvp);
+    } else {
+      kernels::pack_panels(jn, a.Dv, v + j0 * a.v.sl, a.v.sl, 1, vb);
+      kernels::gemm(rows, a.Dv, jn, S, BK, vb, static_cast<size_t>(jn) * kNR, O, job.dvp, true, nullptr);
+    }
   }
 
   for (int r = 0; r < rows; ++r) {
@@ -211,7 +226,7 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
     if (std::isnan(l[r])) std::fill_n(wbase + static_cast<size_t>(r) * wl, a.Lk, NAN);
   for (int j0 = jbegin; j0 < jend; j0 += BK) {
     const int jn = std::min(BK, jend - j0);
-    if (!scores(a, b, h, i0, rows, j0, jn, q, pk, S, skip)) continue;
+    if (!scores(job, b, h, i0, rows, j0, jn, q, pk, k, S, skip)) continue;
     for (int r = 0; r < rows; ++r) {
       if (l[r] == 0.0f || std::isnan(l[r])) continue;
       float* s = S + static_cast<size_t>(r) * BK;
@@ -222,9 +237,9 @@ void attend_block(const Job& job, int b, int h, int qb, int worker, bool first_h
   }
 }
 
-// Whether K (packed) and V of (b, h) = task are finite at every key a skipped
-// block may hold: past the first query block's causal end, or padding. Checked in
-// runs of such keys (whole K panels; V rows).
+// Whether K (packed, or its rows for a direct job) and V of (b, h) = task are
+// finite at every key a skipped block may hold: past the first query block's
+// causal end, or padding. Checked in runs of such keys (whole K panels; rows).
 bool skippable_keys_finite(const Job& job, int task, int b, int kvh) {
   const AttentionArgs& a = job.a;
   const uint8_t* kp = padding_row(a, b);
@@ -241,16 +256,23 @@ bool skippable_keys_finite(const Job& job, int task, int b, int kvh) {
     while (j < end && (kp[j] != 0) != want_padded) ++j;
     return j;
   };
-  const float* pk = job.pk + task * job.pk_stride;
+  const float* k = a.k.data + b * a.k.sb + kvh * a.k.sh;
   const float* v = a.v.data + b * a.v.sb + kvh * a.v.sh;
   const size_t k_panel = static_cast<size_t>(a.D) * kNR;
-  auto check = [&](int j, int e) {  // keys [j, e): whole K panels, V rows
-    const size_t p0 = j / kNR, p1 = (e - 1) / kNR + 1;
-    if (!kernels::all_finite(pk + p0 * k_panel, (p1 - p0) * k_panel)) return false;
-    if (a.v.sl == static_cast<size_t>(a.Dv)) return kernels::all_finite(v + j * a.v.sl, static_cast<size_t>(e - j) * a.Dv);
+  auto rows_finite = [](const float* x, size_t sl, int width, int j, int e) {  // rows [j, e) of x
+    if (sl == static_cast<size_t>(width)) return kernels::all_finite(x + j * sl, static_cast<size_t>(e - j) * width);
     for (int r = j; r < e; ++r)
-      if (!kernels::all_finite(v + r * a.v.sl, a.Dv)) return false;
+      if (!kernels::all_finite(x + r * sl, width)) return false;
     return true;
+  };
+  auto check = [&](int j, int e) {  // keys [j, e): whole K panels (or K rows), V rows
+    if (job.direct) {
+      if (!rows_finite(k, a.k.sl, a.D, j, e)) return false;
+    } else {
+      const size_t p0 = j / kNR, p1 = (e - 1) / kNR + 1;
+      if (!kernels::all_finite(job.pk + task * job.pk_stride + p0 * k_panel, (p1 - p0) * k_panel)) return false;
+    }
+    return rows_finite(v, a.v.sl, a.Dv, j, e);
   };
   if (a.mask.window > 0) return check(0, end);  // a window may skip keys anywhere
   for (int j = kp ? scan(0, true) : end; j < causal_end; j = scan(j, true)) {  // runs of padding before causal_end
@@ -266,7 +288,7 @@ void pack_task(const Job& job, int task) {  // task: (b, kv head)
   const int b = task / a.Hkv, h = task % a.Hkv;
   const float* k = a.k.data + b * a.k.sb + h * a.k.sh;
   // S = Q K^T: B operand is K^T (D x Lk), element (d, j) = k[j*sl + d].
-  kernels::pack_panels(a.D, a.Lk, k, 1, a.k.sl, job.pk + task * job.pk_stride);
+  if (!job.direct) kernels::pack_panels(a.D, a.Lk, k, 1, a.k.sl, job.pk + task * job.pk_stride);
   if (job.may_skip) job.kv_finite[task] = skippable_keys_finite(job, task, b, h) ? 1.0f : 0.0f;
 }
 
@@ -301,8 +323,9 @@ Scratch carve(const AttentionArgs& a, int threads, Arena& arena) {
   // S [BQ x BK], O [BQ x dvp], max and sum [BQ] each, a key block of V [BK x dvp].
   const uint64_t tile_stride = round_up(BQ * BK + BQ * dvp + 2 * BQ + BK * dvp, 16);
   Scratch s;
-  s.pk = arena.floats(bh * pk_stride);
-  s.pk_stride = static_cast<size_t>(pk_stride);
+  const bool direct = reads_in_place(a);
+  s.pk = direct ? nullptr : arena.floats(bh * pk_stride);
+  s.pk_stride = direct ? 0 : static_cast<size_t>(pk_stride);
   s.kv_finite = arena.floats(bh);
   s.tiles = arena.floats(tile_stride * static_cast<uint64_t>(threads));
   s.tile_stride = static_cast<size_t>(tile_stride);
@@ -358,7 +381,7 @@ Attention::Plan Attention::plan(const AttentionArgs& given, int threads, Arena& 
     for (int j0 = 0; !may_skip && j0 < a.Lk; j0 += kBlockK)
       may_skip = all_padded(a, b, j0, std::min(kBlockK, a.Lk - j0));
   return Plan{a, sc.pk, sc.pk_stride, sc.tiles, sc.tile_stride, (a.Lq + kBlockQ - 1) / kBlockQ,
-              static_cast<int>(round_up(a.Dv, kNR)), may_skip, causal_min_end, sc.kv_finite};
+              static_cast<int>(round_up(a.Dv, kNR)), may_skip, causal_min_end, sc.kv_finite, reads_in_place(a)};
 }
 
 void Attention::trace(const AttentionArgs& given, int b, int h, int i, const Trace& t) {
@@ -404,7 +427,7 @@ void Attention::trace(const AttentionArgs& given, int b, int h, int i, const Tra
 void Attention::run(const Plan& p, ThreadPool::Team& team) {
   const AttentionArgs& a = p.a;
   const int bh = a.B * a.H;
-  team.for_each(a.B * a.Hkv, [&](int t) { pack_task(p, t); });
+  if (!p.direct || p.may_skip) team.for_each(a.B * a.Hkv, [&](int t) { pack_task(p, t); });
   if (a.weights && a.average_weights)
     team.for_each(a.B * p.n_qblocks, [&](int t) { averaged_task(p, t, team.thread()); });
   else

@@ -105,6 +105,11 @@ class Attention {
   // Query and key block sizes of a task (key blocks are a multiple of 8).
   static constexpr int kBlockQ = 64;
   static constexpr int kBlockK = 128;
+  // Up to this many query rows (a decoding step), K and V are read where they lie
+  // (kernels::dot_rows, accumulate_rows): packing them would cost as much as the
+  // attention itself. More rows pack K^T once per (b, kv head) and V per key block
+  // for the GEMM micro-kernel.
+  static constexpr int kDirectRows = 4;
 
   static bool valid(const AttentionArgs& a);
   // Floating-point operations of a call (ThreadPool::threads_for).
@@ -123,7 +128,7 @@ class Attention {
   // A call ready to run in a job.
   struct Plan {
     AttentionArgs a;  // a.Hkv set (never 0)
-    float* pk;  // packed K^T panels, one block of pk_stride floats per (b, kv head)
+    float* pk;  // packed K^T panels, one block of pk_stride floats per (b, kv head); null when direct
     size_t pk_stride;
     float* scratch;
     size_t scratch_stride;  // floats per thread
@@ -136,6 +141,7 @@ class Attention {
     bool may_skip;
     int causal_min_end;
     float* kv_finite;
+    bool direct;  // a.Lq <= kDirectRows: K and V are read in place, nothing is packed
   };
   // Plans a (valid()) for a team of up to `threads`: carves its scratch
   // (workspace_bytes(a, threads)) from arena. Reads no data, only sizes and masks.

@@ -254,6 +254,69 @@ void scale_row(float* x, int n, float s) {
   for (; i < n; ++i) x[i] *= s;
 }
 
+void dot_rows(int rows, int n, int D, const float* q, size_t ldq, const float* k, size_t ldk, float* S, size_t lds) {
+  for (int r = 0; r < rows; ++r) {
+    const float* qr = q + r * ldq;
+    float* s = S + r * lds;
+    int j = 0;
+    // kW keys at a time: one accumulator each, then one horizontal add of all kW.
+    for (; j + kW <= n; j += kW) {
+      V acc[kW];
+      for (int t = 0; t < kW; ++t) acc[t] = V(0.0f);
+      int c = 0;
+      for (; c + kW <= D; c += kW) {
+        const V x = V::load_unaligned(qr + c);
+        for (int t = 0; t < kW; ++t) acc[t] = madd(x, V::load_unaligned(k + (j + t) * ldk + c), acc[t]);
+      }
+      alignas(64) float sums[kW];
+      xsimd::haddp(acc).store_aligned(sums);
+      for (; c < D; ++c)
+        for (int t = 0; t < kW; ++t) sums[t] += qr[c] * k[(j + t) * ldk + c];
+      std::copy(sums, sums + kW, s + j);
+    }
+    for (; j < n; ++j) {
+      const float* kj = k + j * ldk;
+      V acc(0.0f);
+      int c = 0;
+      for (; c + kW <= D; c += kW) acc = madd(V::load_unaligned(qr + c), V::load_unaligned(kj + c), acc);
+      float sum = xsimd::hadd(acc);
+      for (; c < D; ++c) sum += qr[c] * kj[c];
+      s[j] = sum;
+    }
+  }
+}
+
+void accumulate_rows(int rows, int n, int Dv, const float* P, size_t ldp, const float* v, size_t ldv, float* O,
+                     size_t ldo) {
+  // Output columns in chunks of 4 vectors kept in registers while every key adds its row.
+  constexpr int kChunk = 4 * kW;
+  for (int r = 0; r < rows; ++r) {
+    const float* p = P + r * ldp;
+    float* o = O + r * ldo;
+    int c = 0;
+    for (; c + kChunk <= Dv; c += kChunk) {
+      V acc[4];
+      for (int u = 0; u < 4; ++u) acc[u] = V::load_unaligned(o + c + u * kW);
+      for (int j = 0; j < n; ++j) {
+        const V pj(p[j]);
+        const float* vj = v + j * ldv + c;
+        for (int u = 0; u < 4; ++u) acc[u] = madd(pj, V::load_unaligned(vj + u * kW), acc[u]);
+      }
+      for (int u = 0; u < 4; ++u) acc[u].store_unaligned(o + c + u * kW);
+    }
+    for (; c + kW <= Dv; c += kW) {
+      V acc = V::load_unaligned(o + c);
+      for (int j = 0; j < n; ++j) acc = madd(V(p[j]), V::load_unaligned(v + j * ldv + c), acc);
+      acc.store_unaligned(o + c);
+    }
+    for (; c < Dv; ++c) {
+      float acc = o[c];
+      for (int j = 0; j < n; ++j) acc += p[j] * v[j * ldv + c];
+      o[c] = acc;
+    }
+  }
+}
+
 void add_row(float* x, const float* y, int n) {
   int i = 0;
   for (; i + kW <= n; i += kW) (V::load_unaligned(x + i) + V::load_unaligned(y + i)).store_unaligned(x + i);

@@ -35,6 +35,15 @@ void pack_panels(int K, int N, const float* b, size_t row_stride, size_t col_str
 void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size_t panel_stride,
           float* C, size_t ldc, bool accumulate, const float* bias);
 
+// Attention over few query rows without packing (a decoding step reads each
+// cached key and value once, so packing them would cost as much as using them):
+// S[r * lds + j] = q_r . k_j for rows r < rows and keys j < n, q_r at q + r * ldq
+// and k_j at k + j * ldk (D floats each);
+void dot_rows(int rows, int n, int D, const float* q, size_t ldq, const float* k, size_t ldk, float* S, size_t lds);
+// O[r * ldo + c] += sum_j P[r * ldp + j] * v[j * ldv + c] for r < rows, c < Dv, j < n.
+void accumulate_rows(int rows, int n, int Dv, const float* P, size_t ldp, const float* v, size_t ldv, float* O,
+                     size_t ldo);
+
 // Row operations used by the online softmax.
 // -INFINITY for n == 0. A fast max: a NaN in x may or may not show in the result.
 float max_row(const float* x, int n);

@@ -83,6 +83,9 @@ TEST(Attention, MatchesFloat64Reference) {
       {3, 2, 65, 129, 8, 16, 3, true, true, 1},   {1, 4, 200, 150, 32, 32, 0, false, true, 2},
       {2, 1, 150, 40, 3, 5, 0, true, true, 0},    {1, 12, 128, 128, 64, 64, 0, false, false, 0},
       {2, 2, 5, 300, 17, 9, 2, false, true, 1},   {1, 3, 129, 129, 64, 64, 1, true, true, 2},
+      // Up to kDirectRows queries (a decoding step) read K and V in place.
+      {2, 3, 1, 300, 16, 8, 1, true, true, 1},    {1, 4, 4, 257, 64, 64, 2, false, true, 2},
+      {2, 2, 2, 129, 5, 3, 3, true, false, 0},    {1, 2, 4, 7, 67, 33, 0, false, true, 1},
   };
   uint32_t seed = 10;
   for (const Case& c : cases)
@@ -213,7 +216,9 @@ TEST(Attention, NonFiniteInputsPropagateAsPyTorchMath) {
   // diagonal 150) skips the last key block for the first query block, and the key
   // padding of batch 1 covers the whole last key block.
   const NanCase cases[] = {{150, 300, 0}, {150, 300, 1}, {150, 300, 2}, {150, 300, 3}, {150, 300, 4}, {150, 300, 5},
-                           {200, 200, 1}, {200, 200, 3}};
+                           {200, 200, 1}, {200, 200, 3},
+                           // decoding steps (K and V read in place), keys in three blocks
+                           {1, 300, 0},   {1, 300, 1},   {1, 300, 3},   {4, 300, 2},   {4, 300, 3},   {3, 300, 5}};
   const Poison poisons[] = {
       {'q', 1, 0, 10, 3, NAN},        {'q', 0, 1, 149, 0, -INFINITY}, {'k', 0, 1, 4, 2, NAN},
       {'k', 1, 1, 290, 7, NAN},       {'k', 1, 0, 199, 0, NAN},       {'k', 0, 0, 20, 5, INFINITY},

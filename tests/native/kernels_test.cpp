@@ -174,6 +174,44 @@ TEST(RowOps, ScaleAddAxpby) {
     }
   }
 }
+
+// The in-place attention kernels (a decoding step's scores and P V) against
+// float64, for 1 to kMR query rows, key counts and depths around the vector
+// width and the 4-vector chunk, with padded row strides (nothing past a row is
+// read or written), and the literal 0 * NaN of PyTorch's math path.
+TEST(AttentionRows, DotRowsAndAccumulateRowsAgainstFloat64) {
+  std::mt19937 rng(11);
+  const int widths[] = {1, 3, 4, 5, 15, 16, 17, 33, 64, 129};
+  for (int rows = 1; rows <= kernels::kMR; ++rows)
+    for (int n : kSizes)
+      for (int D : widths) {
+        const size_t ldq = D + 3, ldk = D + 5, lds = n + 2, ldo = D + 7;
+        auto q = uniform(rows * ldq, -2, 2, rng), k = uniform(n * ldk, -2, 2, rng), p = uniform(rows * lds, 0, 1, rng);
+        std::vector<float> S(rows * lds, 7.0f), O = uniform(rows * ldo, -1, 1, rng), O0 = O;
+        kernels::dot_rows(rows, n, D, q.data(), ldq, k.data(), ldk, S.data(), lds);
+        kernels::accumulate_rows(rows, n, D, p.data(), lds, k.data(), ldk, O.data(), ldo);
+        for (int r = 0; r < rows; ++r) {
+          for (int j = 0; j < n; ++j) {
+            double want = 0, mag = 0;
+            for (int c = 0; c < D; ++c) want += double(q[r * ldq + c]) * k[j * ldk + c], mag += std::fabs(double(q[r * ldq + c]) * k[j * ldk + c]);
+            EXPECT_NEAR(S[r * lds + j], want, 1e-6 * mag + 1e-7) << "rows " << rows << " n " << n << " D " << D;
+          }
+          for (size_t j = n; j < lds; ++j) EXPECT_EQ(S[r * lds + j], 7.0f) << "wrote past the row";
+          for (int c = 0; c < D; ++c) {
+            double want = O0[r * ldo + c], mag = std::fabs(want);
+            for (int j = 0; j < n; ++j) want += double(p[r * lds + j]) * k[j * ldk + c], mag += std::fabs(double(p[r * lds + j]) * k[j * ldk + c]);
+            EXPECT_NEAR(O[r * ldo + c], want, 1e-6 * mag + 1e-7) << "rows " << rows << " n " << n << " Dv " << D;
+          }
+          for (size_t c = D; c < ldo; ++c) EXPECT_EQ(O[r * ldo + c], O0[r * ldo + c]) << "wrote past the row";
+        }
+      }
+  // A zero weight times a NaN value is NaN, in that value's column only.
+  std::vector<float> v = {1, 2, 3, 4, 5, NAN, 7, 8, 9}, P = {0.5f, 0.0f, 0.5f}, out(3, 0.0f);
+  kernels::accumulate_rows(1, 3, 3, P.data(), 3, v.data(), 3, out.data(), 3);
+  EXPECT_FLOAT_EQ(out[0], 4.0f);
+  EXPECT_TRUE(std::isnan(out[2]));
+  EXPECT_FLOAT_EQ(out[1], 5.0f);
+}
 }  // namespace
 
 // LayerNorm of one row against float64, at sizes around the vector width, with a

@@ -76,13 +76,24 @@ TEST(Arena, CountsWhatItCarvesAndRefusesPastItsCapacity) {
 // needs about as much as Dv = 8 (K packed once, plus tiles), not 8x its size.
 TEST(Attention, WorkspaceForASmallValueWidth) {
   AttentionArgs a;
-  a.B = 1, a.H = 1, a.Lq = 1, a.Lk = 200000000, a.D = 1, a.Dv = 1;
+  a.B = 1, a.H = 1, a.Lq = Attention::kDirectRows + 1, a.Lk = 200000000, a.D = 1, a.Dv = 1;
   const uint64_t need = Attention::workspace_bytes(a, 2);
   const uint64_t k_bytes = uint64_t(a.Lk) * sizeof(float);  // K packed: D * Lk floats
   EXPECT_GE(need, k_bytes);
   EXPECT_LT(need, k_bytes + kMiB);  // no per-key V copy
   a.Dv = 8;
   EXPECT_EQ(Attention::workspace_bytes(a, 2) - need, 0u);  // Dv 1..8 round to the same tiles
+}
+
+// A decoding step (up to kDirectRows queries) reads K and V in place: its
+// workspace holds the tiles only, however many keys there are.
+TEST(Attention, WorkspaceOfADecodingStepDoesNotGrowWithTheKeys) {
+  AttentionArgs a;
+  a.B = 2, a.H = 4, a.Lq = Attention::kDirectRows, a.Lk = 200000000, a.D = 64, a.Dv = 64;
+  const uint64_t need = Attention::workspace_bytes(a, 2);
+  EXPECT_LT(need, kMiB);
+  a.Lk = 16;
+  EXPECT_EQ(Attention::workspace_bytes(a, 2), need);
 }
 
 // Encoder-layer weights in PyTorch layout.
