@@ -402,10 +402,53 @@ void gemm_f16(int M, int N, int K, const float* A, size_t lda, const uint16_t* B
   }
 }
 
+namespace {
+// Tiles of M <= kMR rows (a decoding step's GEMV): the rows are quantized for up
+// to kI8Rows * kI8KC / M of depth (several passes) at once, then each panel is
+// read from end to end of that depth, pass after pass. Memory is then read in
+// one stream, as the hardware prefetchers like, rather than a pass-deep slice of
+// every panel in turn (for M = 1, a whole panel of K <= 8192 in one go).
+void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, size_t panel_stride,
+             const float* scale, float* C, size_t ldc, const float* bias) {
+  alignas(64) int16_t aq[kI8Rows * kI8KC];
+  float rs[kI8Rows * kMR], rt[kI8Rows * kMR];  // up to kI8Rows passes (M = 1)
+  const int passes = kI8Rows / M;  // per chunk: M rows x passes x kI8KC fit in aq
+  for (int k0 = 0; k0 < K; k0 += passes * kI8KC) {
+    const int np = std::min(passes, (K - k0 + kI8KC - 1) / kI8KC);
+    // Pass p of row r: kI8KC int16 at aq + (p * M + r) * kI8KC; its scales at [p * kMR + r].
+    for (int p = 0; p < np; ++p) {
+      const int kb = std::min(kI8KC, K - k0 - p * kI8KC);
+      for (int r = 0; r < M; ++r)
+        quantize_row_i16(A + r * lda + k0 + p * kI8KC, kb, aq + (p * M + r) * kI8KC, rs + p * kMR + r, rt + p * kMR + r);
+    }
+    for (int j0 = 0; j0 < N; j0 += kNR) {
+      const int nr = std::min(kNR, N - j0);
+      const int8_t* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
+      alignas(16) int32_t acc[kMR * kNR];
+      for (int p = 0; p < np; ++p) {
+        const int kb = std::min(kI8KC, K - k0 - p * kI8KC), kp = (kb + 1) / 2;
+        const int16_t* a = aq + p * M * kI8KC;
+        const int8_t* slice = panel + static_cast<size_t>(p) * kI8KC * kNR;
+        switch (M) {
+          case 4: dot_i8<4>(kp, a, kI8KC, slice, acc); break;
+          case 3: dot_i8<3>(kp, a, kI8KC, slice, acc); break;
+          case 2: dot_i8<2>(kp, a, kI8KC, slice, acc); break;
+          default: dot_i8<1>(kp, a, kI8KC, slice, acc); break;
+        }
+        const int kend = k0 + p * kI8KC + kb;
+        store_i8(acc, M, rs + p * kMR, rt + p * kMR, scale + j0, bias ? bias + j0 : nullptr, C + j0, ldc, nr,
+                 k0 == 0 && p == 0, kend == K);
+      }
+    }
+  }
+}
+}  // namespace
+
 void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, size_t panel_stride,
              const float* scale, float* C, size_t ldc, const float* bias) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return fill_bias(M, N, C, ldc, bias);
+  if (M <= kMR) return rows_i8(M, N, K, A, lda, Bp, panel_stride, scale, C, ldc, bias);
   // Row blocks of kI8Rows are quantized one pass at a time (once for every panel
   // of the tile), then each panel's slice runs over them in micro-tiles.
   alignas(64) int16_t aq[kI8Rows * kI8KC];
