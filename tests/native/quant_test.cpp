@@ -306,6 +306,36 @@ TEST(Int8Gemm, KEqKC) { check_depth_class(WeightType::kInt8, k_classes(kI8KC)[0]
 TEST(Int8Gemm, KLtKC) { check_depth_class(WeightType::kInt8, k_classes(kI8KC)[1]); }
 TEST(Int8Gemm, KGtKC) { check_depth_class(WeightType::kInt8, k_classes(kI8KC)[2]); }
 TEST(Int8Gemm, KDivKC) { check_depth_class(WeightType::kInt8, k_classes(kI8KC)[3]); }
+// Up to kMR rows (a GEMV) quantize kI8Rows / M passes at once and read each panel
+// through them: depths at, past and twice past one such chunk, for every M.
+TEST(Int8Gemm, FewRowsPastAChunkOfPasses) {
+  std::mt19937 rng(77);
+  const int N = kNR + 3;
+  for (int M = 1; M <= kMR; ++M) {
+    const int chunk = kI8Rows / M * kI8KC;
+    for (int K : {chunk, chunk + 3, 2 * chunk + 1}) {
+      const size_t lda = K + 1, ldc = N + 2;
+      auto A = uniform(M * lda, -1, 1, rng), W = uniform(size_t(N) * K, -1, 1, rng), bias = uniform(N, -1, 1, rng);
+      const Quantized qz = quantize(WeightType::kInt8, W, N, K);
+      PackedMatrix p;
+      ASSERT_EQ(p.reserve(K, N, WeightType::kInt8), Status::kOk);
+      ASSERT_EQ(p.fill(0, N, W.data()), Status::kOk);
+      std::vector<float> C(M * ldc, 7.0f), twin(M * ldc, 7.0f);
+      gemm_tile(p.gemm(M, A.data(), lda, C.data(), ldc, 0, N, bias.data()), split_gemm(M, N, 1), 0);
+      kernels::gemm_i8_ref(M, N, K, A.data(), lda, qz.q.data(), qz.scale.data(), twin.data(), ldc, bias.data());
+      for (int i = 0; i < M; ++i) {
+        for (int j = 0; j < N; ++j) {
+          double ref = bias[j];
+          for (int k = 0; k < K; ++k) ref += double(A[i * lda + k]) * qz.deq[size_t(j) * K + k];
+          ASSERT_EQ(C[i * ldc + j], twin[i * ldc + j]) << "M=" << M << " K=" << K << " at " << i << "," << j;
+          ASSERT_NEAR(C[i * ldc + j], ref, 2e-3 * std::max(1.0, std::sqrt(double(K)))) << "M=" << M << " K=" << K;
+        }
+        for (size_t j = N; j < ldc; ++j) ASSERT_EQ(C[i * ldc + j], 7.0f) << "written past column N";
+      }
+    }
+  }
+}
+
 TEST(F16Gemm, KEqKC) { check_depth_class(WeightType::kF16, k_classes(kKC)[0]); }
 TEST(F16Gemm, KLtKC) { check_depth_class(WeightType::kF16, k_classes(kKC)[1]); }
 TEST(F16Gemm, KGtKC) { check_depth_class(WeightType::kF16, k_classes(kKC)[2]); }
