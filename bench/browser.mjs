@@ -67,7 +67,7 @@ const browser = info.t1.userAgent.match(/(Headless)?Chrome\/[\d.]+/)?.[0] ?? inf
 fs.mkdirSync(path.join(root, 'build', 'bench'), { recursive: true });
 fs.writeFileSync(path.join(root, 'build', 'bench', 'results-browser.json'), JSON.stringify({ info, peak, results, sizes: sizes() }, null, 1));
 console.log(`SIMD128 peak probe in the page: ${peak.toFixed(1)} GFLOP/s per core`);
-console.log(`\n${browser}, cross-origin isolated, ${new Date().toISOString().slice(0, 10)}; TF.js wasm uses ${info.t1.tfjsThreads} thread(s) here. Medians; "vs X" = X's time / mha-wasm's.`);
+console.log(`\n${browser}, cross-origin isolated, ${new Date().toISOString().slice(0, 10)}; TF.js wasm uses ${info.t1.tfjsThreads} thread(s) here. Times are medians; "vs X" and every ratio = the median over rounds of X's time / mha-wasm's in that round.`);
 console.log(table(results, peak));
 const rt = relaxedTable(results);
 console.log(rt ? `\nThe relaxed-SIMD build (${info.t1.relaxedBuild}, ${info.t2?.relaxedBuild ?? '–'}) against the SIMD128 build and ORT-web, same pages:\n${rt}` : '\nNo relaxed-SIMD build ran in this browser.');

@@ -150,9 +150,9 @@ export function buildOnnx(onnx, s, d, weightType = 'f32') {
 }
 
 /** onnx: the onnx-proto namespace (the graph is built here), or { bytes } of a graph built elsewhere (int8: { int8Bytes }). */
-export async function makeOrt(ort, onnx, s, d, weightType = 'f32') {
+export async function makeOrt(ort, onnx, s, d, weightType = 'f32', options = {}) {
   const model = (weightType === 'int8' ? onnx.int8Bytes : onnx.bytes) ?? buildOnnx(onnx, s, d, weightType);
-  const sess = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'all', executionMode: 'sequential' });
+  const sess = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'all', executionMode: 'sequential', ...options });
   const feed = { x: new ort.Tensor('float32', d.x, [s.B, s.L, s.E]) };
   const run = async () => (await sess.run(feed)).y.data;
   run.dispose = () => sess.release();
@@ -197,6 +197,7 @@ export function makeTfjs(tf, s, d) {
 export const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
 
 export function table(results, peak) {
+  // "vs X": speedup() (the median of per-round ratios).
   const lines = ['| shape | threads | mha-wasm ms | GFLOP/s | % of peak | ORT-web ms | vs ORT | TF.js wasm ms | vs TF.js | plain JS ms | vs plain |', '|---|---|---|---|---|---|---|---|---|---|---|'];
   // mha-wasm here is the SIMD128 build (relaxedTable has the relaxed one); a "(CPU time)" row times every contestant by CPU time.
   for (const s of SHAPES) {
@@ -206,10 +207,10 @@ export function table(results, peak) {
       if (!me) continue;
       const cell = (name) => {
         const p = group.find((r) => r.contestant === name);
-        return p ? [fmt(p.ms), `${(p.ms / me.ms).toFixed(2)}x`] : ['–', '–'];
+        return p ? [fmt(p.ms), `${speedup(p, me).toFixed(2)}x`] : ['–', '–'];
       };
       const self1 = threads === 2 ? group.find((r) => r.contestant === 'mha-wasm' && r.threads === 1) : null;
-      lines.push(`| ${label(s)} | ${threads}${self1 ? ` (${(self1.ms / me.ms).toFixed(2)}x our 1 thread)` : ''}${me.clock === 'cpu' ? ' (CPU time)' : ''} | ${fmt(me.ms)} | ${fmt(me.gflops)} | ${(100 * me.gflops / (peak * threads)).toFixed(0)}% | ${cell('ORT-web').join(' | ')} | ${cell('TF.js wasm').join(' | ')} | ${cell('plain JS').join(' | ')} |`);
+      lines.push(`| ${label(s)} | ${threads}${self1 ? ` (${speedup(self1, me).toFixed(2)}x our 1 thread)` : ''}${me.clock === 'cpu' ? ' (CPU time)' : ''} | ${fmt(me.ms)} | ${fmt(me.gflops)} | ${(100 * me.gflops / (peak * threads)).toFixed(0)}% | ${cell('ORT-web').join(' | ')} | ${cell('TF.js wasm').join(' | ')} | ${cell('plain JS').join(' | ')} |`);
     }
   }
   return lines.join('\n');
@@ -217,6 +218,18 @@ export function table(results, peak) {
 
 /** The shapes the two-thread groups run (the issue's 2-thread targets, plus the causal ones). */
 export const TWO_THREAD_SHAPES = ['S1', 'S2', 'S4', 'S2c', 'S4c'];
+
+/**
+ * How many times faster `fast` ran than `slow` (two result rows of one group):
+ * the median over rounds of the round's time ratio, so that the machine's drift
+ * between rounds (its load swings times by up to 2x) cancels; contestants of a
+ * round run back to back. Falls back to the ratio of medians without rounds.
+ */
+export function speedup(slow, fast) {
+  const a = slow.perRound, b = fast.perRound;
+  if (!a?.length || a.length !== b?.length) return slow.ms / fast.ms;
+  return median(a.map((x, i) => x / b[i]));
+}
 
 /** The relaxed-SIMD build's rows: relaxed vs the SIMD128 build and vs ORT-web, same group (see benchShape). */
 export function relaxedTable(results) {
@@ -228,7 +241,7 @@ export function relaxedTable(results) {
       const simd = group.find((r) => r.contestant === 'mha-wasm' && r.threads === threads), ort = group.find((r) => r.contestant === 'ORT-web');
       if (!me || !simd) continue;
       lines.push(`| ${label(s)} | ${threads}${me.clock === 'cpu' ? ' (CPU time)' : ''} | ${fmt(me.ms)} | ${fmt(me.wallMs)} | ${fmt(me.gflops)} | ${fmt(simd.ms)} | ` +
-        `${(simd.ms / me.ms).toFixed(2)}x | ${ort ? fmt(ort.ms) : '–'} | ${ort ? `${(ort.ms / me.ms).toFixed(2)}x` : '–'} |`);
+        `${speedup(simd, me).toFixed(2)}x | ${ort ? fmt(ort.ms) : '–'} | ${ort ? `${speedup(ort, me).toFixed(2)}x` : '–'} |`);
     }
   }
   return lines.length > 2 ? lines.join('\n') : null;
@@ -262,19 +275,42 @@ export function quantTable(results) {
     for (const [build, base] of [['SIMD128', 'mha-wasm'], ['relaxed', RELAXED]]) {
       const f32 = get(base), i8 = get(`${base} int8`), f16 = get(`${base} f16`);
       if (!f32 || !i8) continue;
-      const x = (a, b) => (a && b ? `${(a.ms / b.ms).toFixed(2)}x` : '–');
+      const x = (a, b) => (a && b ? `${speedup(a, b).toFixed(2)}x` : '–');
       lines.push(`| ${label(s)} | ${build} | ${fmt(f32.ms)} | ${fmt(i8.ms)} | ${x(f32, i8)} | ${f16 ? fmt(f16.ms) : '–'} | ${x(f32, f16)} | ` +
         `${ort ? fmt(ort.ms) : '–'} | ${ort8 ? fmt(ort8.ms) : '–'} | ${x(ort, ort8)} | ${x(ort8, i8)} |`);
       if (s.id === 'S1') {
-        const want = build === 'SIMD128' ? 1.6 : 2, got = f32.ms / i8.ms;
+        const want = build === 'SIMD128' ? 1.6 : 2, got = speedup(f32, i8);
         verdicts.push(`${pf(got >= want)} int8 vs f32, ${build}, S1: ${got.toFixed(2)}x (${fmt(f32.ms)} / ${fmt(i8.ms)} ms CPU; target >= ${want}x)`);
       }
       if (ort8) {
-        const got = ort8.ms / i8.ms;
+        const got = speedup(ort8, i8);
         verdicts.push(s.id === 'S4' ? `(report) int8 vs ORT-web int8, ${build}, S4: ${got.toFixed(2)}x (${fmt(ort8.ms)} / ${fmt(i8.ms)} ms CPU)`
           : `${pf(got >= 1.5)} int8 vs ORT-web int8, ${build}, ${s.id}: ${got.toFixed(2)}x (${fmt(ort8.ms)} / ${fmt(i8.ms)} ms CPU; target >= 1.5x)`);
       }
     }
+  }
+  return lines.length > 2 ? `${lines.join('\n')}\n${verdicts.join('\n')}` : null;
+}
+
+/** The native reference's contestant name: onnxruntime-node (CPU, 256-bit FMA where the CPU has it), 1 thread. */
+export const NATIVE = 'ORT-node native';
+
+/**
+ * Our best build on 1 thread (relaxed where it ran, else SIMD128) against native
+ * onnxruntime-node on 1 thread, per shape, with the issue's target on S1 (within
+ * 2x: native has twice our lanes). Null when the native reference did not run.
+ */
+export function nativeTable(results) {
+  const lines = ['| shape | our build | ours ms (CPU) | ORT-node native ms (CPU) | ours / native |', '|---|---|---|---|---|'];
+  const verdicts = [];
+  for (const s of SHAPES) {
+    const group = results.filter((r) => r.shape === s.id && r.group === 't1');
+    const nat = group.find((r) => r.contestant === NATIVE);
+    const me = group.find((r) => r.contestant === RELAXED) ?? group.find((r) => r.contestant === 'mha-wasm');
+    if (!nat || !me) continue;
+    const x = speedup(me, nat);
+    lines.push(`| ${label(s)} | ${me.contestant === RELAXED ? 'relaxed' : 'SIMD128'} | ${fmt(me.ms)} | ${fmt(nat.ms)} | ${x.toFixed(2)}x |`);
+    if (s.id === 'S1') verdicts.push(`${x <= 2 ? 'PASS' : 'FAIL'} ${me.contestant === RELAXED ? 'relaxed' : 'SIMD128 (no relaxed build ran)'} S1 within 2x of native onnxruntime-node, 1 thread: ${x.toFixed(2)}x (${fmt(me.ms)} / ${fmt(nat.ms)} ms CPU)`);
   }
   return lines.length > 2 ? `${lines.join('\n')}\n${verdicts.join('\n')}` : null;
 }
@@ -290,9 +326,11 @@ export const RELAXED = 'mha-wasm relaxed';
  * tf the TF.js module or null. cpu: an async () => ms clock of this thread's (or
  * process's) CPU time, or null: in the 1-thread group it times every contestant,
  * and `ms` is CPU time, with the wall time beside it (wallMs); this machine's
- * load swings wall times. Returns one result row per contestant.
+ * load swings wall times. native: onnxruntime-node (Node only, where installed)
+ * or null; it joins the 1-thread group with one intra-op thread as
+ * NATIVE. Returns one result row per contestant.
  */
-export async function benchShape(s, { m1, m2, r1 = null, r2 = null, ort, onnx, tf, threads, plain, rounds, log, cpu = null, quant = false }) {
+export async function benchShape(s, { m1, m2, r1 = null, r2 = null, ort, onnx, tf, threads, plain, rounds, log, cpu = null, quant = false, native = null }) {
   const d = makeData(s);
   // quant: in the 1-thread group, on QUANT_SHAPES, int8 and f16 layers of each build and ORT-web's int8 graph run too.
   const q = quant && threads === 1 && QUANT_SHAPES.includes(s.id) && (onnx.int8Bytes || !onnx.bytes);
@@ -306,6 +344,7 @@ export async function benchShape(s, { m1, m2, r1 = null, r2 = null, ort, onnx, t
   if (r2) cs.push({ name: RELAXED, threads: 2, run: await makeMhaWasm(r2, s, d) });
   cs.push({ name: 'ORT-web', threads, run: await makeOrt(ort, onnx, s, d) });
   if (q) cs.push({ name: 'ORT-web int8', threads, run: await makeOrt(ort, onnx, s, d, 'int8'), weightType: 'int8' });
+  if (native && threads === 1) cs.push({ name: NATIVE, threads: 1, run: await makeOrt(native, onnx, s, d, 'f32', { intraOpNumThreads: 1, interOpNumThreads: 1 }) });
   if (tf && !s.needWeights) cs.push({ name: 'TF.js wasm', threads: 1, run: makeTfjs(tf, s, d) });
   const ref = await makePlainJs(s, d)();
   if (plain && threads === 1 && !s.needWeights) cs.push({ name: 'plain JS', threads: 1, run: makePlainJs(s, d) });
@@ -313,7 +352,9 @@ export async function benchShape(s, { m1, m2, r1 = null, r2 = null, ort, onnx, t
   await interleave(cs, { rounds, warm: flops(s) > 2e9 ? 1 : 3, targetMs: 150, log, cpu: clock });
   const rows = cs.map((c) => {
     const wallMs = median(c.times), ms = clock ? median(c.cpuTimes) : wallMs;
-    return { shape: s.id, contestant: c.name, threads: c.threads, group: `t${threads}`, ms, wallMs, clock: clock ? 'cpu' : 'wall', runs: c.times.length,
+    // Per round: the CPU time per call, or the median wall time of the round's calls.
+    const perRound = clock ? c.cpuTimes : Array.from({ length: rounds }, (_, r) => median(c.times.slice(r * c.n, (r + 1) * c.n)));
+    return { shape: s.id, contestant: c.name, threads: c.threads, group: `t${threads}`, ms, wallMs, perRound, clock: clock ? 'cpu' : 'wall', runs: c.times.length,
       gflops: flops(s) / ms / 1e6, relDiff: maxRelDiff(c.output, ref), weightType: c.weightType ?? 'f32', tolerance: TOLERANCE[c.weightType ?? 'f32'] };
   });
   for (const c of cs) c.run.dispose?.();

@@ -1,0 +1,11 @@
+import { init } from 'mha-wasm';
+import { SHAPES, makeData, makeMhaWasm } from './peers.mjs';
+const mha = await init({ threads: 1 });
+console.log(mha.build);
+const s = SHAPES.find((x) => x.id === (process.env.SHAPE || 'S1'));
+const d = makeData(s);
+const f = await makeMhaWasm(mha, s, d, process.env.WT || 'f32');
+for (let i = 0; i < 5; i++) await f();
+const u = process.cpuUsage(); const n = 40;
+for (let i = 0; i < n; i++) await f();
+const e = process.cpuUsage(u); console.log('ms/forward', ((e.user + e.system) / 1000 / n).toFixed(1));
