@@ -75,6 +75,28 @@ inline void tile(int K, const float* A, size_t lda, const float* B, float* C, si
     micro_edge<MR>(K, A, lda, B, C, ldc, nr, acc, bias);
 }
 
+// One row against one panel (a GEMV): out[0..8) += a[0..K) * B[K x 8 panel], all
+// of K in one go so the panel is read in one stream, four k at a time into four
+// accumulator pairs so the adds do not wait on each other (the micro-kernel's one
+// row has only two chains).
+inline void row_panel(int K, const float* a, const float* B, float* out) {
+  V c[4][kNV];
+  for (int u = 0; u < 4; ++u)
+    for (int v = 0; v < kNV; ++v) c[u][v] = V(0.0f);
+  int k = 0;
+  for (; k + 4 <= K; k += 4)
+    for (int u = 0; u < 4; ++u) {
+      const V au(a[k + u]);
+      for (int v = 0; v < kNV; ++v) c[u][v] = madd(au, V::load_unaligned(B + (k + u) * kNR + v * kW), c[u][v]);
+    }
+  for (; k < K; ++k) {
+    const V ak(a[k]);
+    for (int v = 0; v < kNV; ++v) c[0][v] = madd(ak, V::load_unaligned(B + k * kNR + v * kW), c[0][v]);
+  }
+  for (int v = 0; v < kNV; ++v)
+    (V::load_unaligned(out + v * kW) + ((c[0][v] + c[1][v]) + (c[2][v] + c[3][v]))).store_unaligned(out + v * kW);
+}
+
 // ---- exp ----------------------------------------------------------------------
 // exp(x) for x <= 0: x = n*ln2 + t, |t| <= ln2/2, 2^n built from the exponent
 // bits of a magic-biased float (only add/shift/bitcast: every op maps to one
@@ -149,6 +171,16 @@ void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size
     if (!accumulate)
       for (int i = 0; i < M; ++i)
         for (int j = 0; j < N; ++j) C[i * ldc + j] = bias ? bias[j] : 0.0f;
+    return;
+  }
+  if (M == 1) {  // a GEMV: each panel end to end (row_panel)
+    alignas(64) float t[kNR];
+    for (int j0 = 0; j0 < N; j0 += kNR) {
+      const int nr = std::min(kNR, N - j0);
+      for (int j = 0; j < kNR; ++j) t[j] = j < nr ? (accumulate ? C[j0 + j] : bias ? bias[j0 + j] : 0.0f) : 0.0f;
+      row_panel(K, A, Bp + (j0 / kNR) * panel_stride, t);
+      std::memcpy(C + j0, t, sizeof(float) * nr);
+    }
     return;
   }
   // Row blocks of kMC rows: each pass over the panels re-reads only that block of
