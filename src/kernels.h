@@ -5,7 +5,9 @@
 // micro-kernel: C[MR x 8] (+)= A[MR x K] * Bp[K x 8], where Bp is a "panel": 8
 // consecutive columns of B stored k-major, 8 floats per k. B matrices are packed
 // into panels once (weights in set_weights, K^T and V once per forward), so the
-// inner loop is two vector loads, MR broadcasts and 2*MR*(8/W) mul+add.
+// inner loop is two vector loads, MR broadcasts and 2*MR*(8/W) mul+add. A single
+// row (a GEMV) reads each panel end to end with four accumulator pairs instead;
+// a decoding step's attention reads K and V unpacked (dot_rows, accumulate_rows).
 //
 // With -msimd128 -msse4.1, xsimd picks its sse4_1 arch and Emscripten lowers the
 // SSE intrinsics to WebAssembly SIMD128 (f32x4.*). The same code builds natively.
