@@ -16,7 +16,7 @@ namespace {
 // How long a waiting thread spins before it sleeps. A barrier inside a job is
 // usually passed within microseconds; between jobs (the next decoding step, or
 // the next layer called from JS) a little longer.
-constexpr auto kSpin = std::chrono::microseconds(300);
+constexpr auto kSpin = std::chrono::microseconds(2000);
 }  // namespace
 
 ThreadPool::ThreadPool(int size) : size_(std::clamp(size, 1, kMaxThreads)) {
