@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { LONG, SHAPES, TWO_THREAD_SHAPES, benchShape, fmt as f, label, makeData, makeMhaWasm, nativeTable, probePeak, quantTable, relaxedTable, table } from './peers.mjs';
+import { LONG, SHAPES, TWO_THREAD_SHAPES, benchShape, fmt as f, label, macsLine, makeData, makeMhaWasm, nativeTable, probeMacs, probePeak, quantTable, relaxedTable, table } from './peers.mjs';
 import { BUILDS, buildFiles } from '../bindings/abi.js';
 import { RELAXED_ENV, missingRelaxedToolchain } from '../scripts/build.mjs';
 
@@ -74,28 +74,12 @@ async function peakGflops() {
   return probePeak(M);
 }
 
-/**
- * Multiply-accumulates per second (G) of each kernel operation on one core (the
- * best of 12 runs each, interleaved): the ceilings of int8 against float32 layers.
- * The relaxed probes run where this engine has relaxed SIMD; null entries where not.
- */
+/** probeMacs of the probes built here; the relaxed one where this engine has relaxed SIMD. */
 export async function peakMacs() {
   const load = async (name) => require(path.join(out, `${name}.js`))({ wasmBinary: fs.readFileSync(path.join(out, `${name}.wasm`)) });
-  const simd = await load('peak');
-  let relaxed = null;
-  if (fs.existsSync(path.join(out, 'peak-relaxed.js')) && WebAssembly.validate(fs.readFileSync(path.join(out, 'peak-relaxed.wasm')))) relaxed = await load('peak-relaxed');
-  const probes = { 'f32 mul+add': [simd, '_peak', 4], 'int8 dot_i16x8': [simd, '_peak_dot16', 8] };
-  if (relaxed) Object.assign(probes, { 'f32 relaxed_madd': [relaxed, '_peak_fma', 4], 'relaxed int8 dot (i7)': [relaxed, '_peak_rdot', 16] });
-  const best = {};
-  const iterations = 1e7;
-  for (let r = 0; r < 12; r++) {
-    for (const [k, [M, fn, per]] of Object.entries(probes)) {
-      const t0 = performance.now();
-      M[fn](iterations);
-      best[k] = Math.max(best[k] ?? 0, M._peak_macs(iterations, per) / (performance.now() - t0) / 1e6);
-    }
-  }
-  return best;
+  const relaxedWasm = path.join(out, 'peak-relaxed.wasm');
+  const relaxed = fs.existsSync(relaxedWasm) && WebAssembly.validate(fs.readFileSync(relaxedWasm)) ? await load('peak-relaxed') : null;
+  return probeMacs(await load('peak'), relaxed);
 }
 
 // ---------------- children ----------------
@@ -191,9 +175,7 @@ async function main() {
   const peak = await peakGflops();
   console.log(`SIMD128 peak probe: ${peak.toFixed(1)} GFLOP/s per core`);
   const macs = await peakMacs();
-  console.log(`Peak multiply-accumulates per core, G/s (the ceilings of int8 vs float32 layers): ${Object.entries(macs).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}` +
-    (macs['f32 relaxed_madd'] ? `; int8 dot_i16x8 / relaxed_madd = ${(macs['int8 dot_i16x8'] / macs['f32 relaxed_madd']).toFixed(2)}x` : '') +
-    `; int8 dot_i16x8 / mul+add = ${(macs['int8 dot_i16x8'] / macs['f32 mul+add']).toFixed(2)}x`);
+  console.log(macsLine(macs));
   const results = [];
   const self = fileURLToPath(import.meta.url);
   for (const kind of ['t1', 't2', ...(a.long ? ['long'] : [])]) {

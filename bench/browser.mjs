@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { serve } from '../scripts/serve.mjs';
 import { launchChromium } from '../scripts/chromium.mjs';
 import { args, buildPeak, sizes } from './bench.mjs';
-import { SHAPES, TWO_THREAD_SHAPES, buildOnnx, makeData, relaxedTable, table } from './peers.mjs';
+import { SHAPES, TWO_THREAD_SHAPES, buildOnnx, macsLine, makeData, relaxedTable, table } from './peers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -35,7 +35,7 @@ const server = await serve({
 });
 const context = await launchChromium();
 const results = [];
-let info = {}, peak = 0;
+let info = {}, peak = 0, macs = null;
 try {
   for (const threads of [1, 2]) {
     const page = await context.newPage();
@@ -51,7 +51,7 @@ try {
     await page.waitForFunction(() => self.benchReady === true, null, { timeout: 120000 });
     info[`t${threads}`] = await page.evaluate(() => self.benchInfo);
     if (!info[`t${threads}`].crossOriginIsolated) throw new Error('the benchmark page is not cross-origin isolated');
-    if (threads === 1) peak = await page.evaluate(() => self.peak());
+    if (threads === 1) peak = await page.evaluate(() => self.peak()), macs = await page.evaluate(() => self.peakMacs());
     for (const s of shapes) {
       if (threads === 2 && !TWO_THREAD_SHAPES.includes(s.id)) continue;
       console.error(`  ${s.id} (${threads} thread${threads > 1 ? 's' : ''})`);
@@ -65,8 +65,9 @@ try {
 }
 const browser = info.t1.userAgent.match(/(Headless)?Chrome\/[\d.]+/)?.[0] ?? info.t1.userAgent;
 fs.mkdirSync(path.join(root, 'build', 'bench'), { recursive: true });
-fs.writeFileSync(path.join(root, 'build', 'bench', 'results-browser.json'), JSON.stringify({ info, peak, results, sizes: sizes() }, null, 1));
+fs.writeFileSync(path.join(root, 'build', 'bench', 'results-browser.json'), JSON.stringify({ info, peak, peakMacs: macs, results, sizes: sizes() }, null, 1));
 console.log(`SIMD128 peak probe in the page: ${peak.toFixed(1)} GFLOP/s per core`);
+if (macs) console.log(`In the page: ${macsLine(macs)}`);
 console.log(`\n${browser}, cross-origin isolated, ${new Date().toISOString().slice(0, 10)}; TF.js wasm uses ${info.t1.tfjsThreads} thread(s) here. Times are medians; "vs X" and every ratio = the median over rounds of X's time / mha-wasm's in that round.`);
 console.log(table(results, peak));
 const rt = relaxedTable(results);

@@ -52,6 +52,33 @@ export function probePeak(M, iterations = 2e7) {
   return best;
 }
 
+/**
+ * Multiply-accumulates per second (G) of each kernel operation on one core, the
+ * best of 12 interleaved runs each: simd is the SIMD128 probe module, relaxed the
+ * one built with relaxed SIMD (bench/peak.cpp) or null. The ceilings of int8
+ * against float32 layers.
+ */
+export function probeMacs(simd, relaxed = null, iterations = 1e7) {
+  const probes = { 'f32 mul+add': [simd, '_peak', 4], 'int8 dot_i16x8': [simd, '_peak_dot16', 8] };
+  if (relaxed) Object.assign(probes, { 'f32 relaxed_madd': [relaxed, '_peak_fma', 4], 'relaxed int8 dot (i7)': [relaxed, '_peak_rdot', 16] });
+  const best = {};
+  for (let r = 0; r < 12; r++) {
+    for (const [k, [M, fn, per]] of Object.entries(probes)) {
+      const t0 = performance.now();
+      M[fn](iterations);
+      best[k] = Math.max(best[k] ?? 0, M._peak_macs(iterations, per) / (performance.now() - t0) / 1e6);
+    }
+  }
+  return best;
+}
+
+/** One line about probeMacs' result. */
+export function macsLine(macs) {
+  return `Peak multiply-accumulates per core, G/s (the ceilings of int8 vs float32 layers): ${Object.entries(macs).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}` +
+    (macs['f32 relaxed_madd'] ? `; int8 dot_i16x8 / relaxed_madd = ${(macs['int8 dot_i16x8'] / macs['f32 relaxed_madd']).toFixed(2)}x` : '') +
+    `; int8 dot_i16x8 / mul+add = ${(macs['int8 dot_i16x8'] / macs['f32 mul+add']).toFixed(2)}x`;
+}
+
 // ---- contestants: each make*(s, d) returns an async () => Float32Array output ----
 
 export async function makeMhaWasm(mha, s, d, weightType = 'f32') {

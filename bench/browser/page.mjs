@@ -6,7 +6,7 @@
 // (../peers.mjs); the 1-thread page times CPU time of its main thread through
 // self.mhaCpuMs, which the runner exposes (Chrome DevTools Protocol).
 import { init } from '/bindings/index.js';
-import { SHAPES, benchShape, probePeak } from '../peers.mjs';
+import { SHAPES, benchShape, probeMacs, probePeak } from '../peers.mjs';
 
 const threads = Number(new URLSearchParams(location.search).get('threads') || 1);
 const ort = await import('/ort/ort.wasm.min.mjs');
@@ -42,5 +42,19 @@ self.peak = async () => {
   await new Promise((res, rej) => { const el = document.createElement('script'); el.src = '/peak/peak.js'; el.onload = res; el.onerror = rej; document.head.append(el); });
   const M = await self.MhaPeak({ locateFile: (f) => `/peak/${f}` });
   return probePeak(M);
+};
+// The multiply-accumulate probes (bench/peak.cpp; the relaxed build where this page runs relaxed SIMD).
+const loadPeak = async (name) => {
+  await new Promise((res, rej) => { const el = document.createElement('script'); el.src = `/peak/${name}.js`; el.onload = res; el.onerror = rej; document.head.append(el); });
+  return self.MhaPeak({ locateFile: (f) => `/peak/${f}` });
+};
+self.peakMacs = async () => {
+  const simd = await loadPeak('peak');
+  let relaxed = null;
+  if (r1 || r2) {
+    const bytes = await fetch('/peak/peak-relaxed.wasm').then((r) => (r.ok ? r.arrayBuffer() : null));
+    if (bytes && WebAssembly.validate(bytes)) relaxed = await loadPeak('peak-relaxed');
+  }
+  return probeMacs(simd, relaxed);
 };
 self.benchReady = true;
