@@ -39,13 +39,17 @@ inline void micro(int K, const float* A, size_t lda, const float* B, float* C, s
     for (int v = 0; v < kNV; ++v)
       c[r][v] = acc ? V::load_unaligned(C + r * ldc + v * kW)
                     : (init ? V::load_unaligned(init + v * kW) : V(0.0f));
+  // Pointers bumped once per k (not indices): in WebAssembly every address is a
+  // 32-bit sum the engine computes with an instruction of its own, and this loop
+  // is bound by instructions issued, not by its multiply-adds.
   const float* a[MR];
   for (int r = 0; r < MR; ++r) a[r] = A + r * lda;
-  for (int k = 0; k < K; ++k) {
+  const float* const end = B + static_cast<size_t>(K) * kNR;
+  for (const float* b_k = B; b_k != end; b_k += kNR) {
     V b[kNV];
-    for (int v = 0; v < kNV; ++v) b[v] = V::load_unaligned(B + k * kNR + v * kW);
+    for (int v = 0; v < kNV; ++v) b[v] = V::load_unaligned(b_k + v * kW);
     for (int r = 0; r < MR; ++r) {
-      const V ar(a[r][k]);
+      const V ar(*a[r]++);
       for (int v = 0; v < kNV; ++v) c[r][v] = madd(ar, b[v], c[r][v]);
     }
   }
