@@ -266,6 +266,16 @@ inline void dot_i8(int kp, const int16_t* aq, int ldq, const int8_t* B, int32_t*
   for (int r = 0; r < MR; ++r) store_i(acc + r * kNR, c[r][0]), store_i(acc + r * kNR + 4, c[r][1]);
 }
 
+// dot_i8 for a tile of mr (1 to kMR) rows.
+inline void dot_i8_rows(int mr, int kp, const int16_t* aq, int ldq, const int8_t* B, int32_t* acc) {
+  switch (mr) {
+    case 4: dot_i8<4>(kp, aq, ldq, B, acc); break;
+    case 3: dot_i8<3>(kp, aq, ldq, B, acc); break;
+    case 2: dot_i8<2>(kp, aq, ldq, B, acc); break;
+    default: dot_i8<1>(kp, aq, ldq, B, acc); break;
+  }
+}
+
 // C[rows x nr] (+)= acc * row_scale * row_shift (first: C is not read); after the
 // last pass C = C * col_scale + bias (null: 0). Shared by every tile height (not
 // inlined: it is once per tile and pass, the sums are once per k-pair).
@@ -429,12 +439,7 @@ void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
         const int kb = std::min(kI8KC, K - k0 - p * kI8KC), kp = (kb + 1) / 2;
         const int16_t* a = aq + p * M * kI8KC;
         const int8_t* slice = panel + static_cast<size_t>(p) * kI8KC * kNR;
-        switch (M) {
-          case 4: dot_i8<4>(kp, a, kI8KC, slice, acc); break;
-          case 3: dot_i8<3>(kp, a, kI8KC, slice, acc); break;
-          case 2: dot_i8<2>(kp, a, kI8KC, slice, acc); break;
-          default: dot_i8<1>(kp, a, kI8KC, slice, acc); break;
-        }
+        dot_i8_rows(M, kp, a, kI8KC, slice, acc);
         const int kend = k0 + p * kI8KC + kb;
         store_i8(acc, M, rs + p * kMR, rt + p * kMR, scale + j0, bias ? bias + j0 : nullptr, C + j0, ldc, nr,
                  k0 == 0 && p == 0, kend == K);
@@ -469,12 +474,7 @@ void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
         for (int r = 0; r < rows; r += kMR) {
           const int mr = std::min(kMR, rows - r);
           const int16_t* a = aq + r * ldq;
-          switch (mr) {
-            case 4: dot_i8<4>(kp, a, ldq, panel, acc); break;
-            case 3: dot_i8<3>(kp, a, ldq, panel, acc); break;
-            case 2: dot_i8<2>(kp, a, ldq, panel, acc); break;
-            default: dot_i8<1>(kp, a, ldq, panel, acc); break;
-          }
+          dot_i8_rows(mr, kp, a, ldq, panel, acc);
           store_i8(acc, mr, rs + r, rt + r, cs, bj, c + r * ldc, ldc, nr, first, last);
         }
       }
