@@ -74,7 +74,8 @@ layer.dispose();
 // Targets (issue 14): int8 >= 2.5x f32; 2 threads >= 1.6x 1 thread.
 {
   const E2 = 1024, H2 = 16, F2 = 4096, cached = 256, steps = Number(values['thread-steps']);
-  const sd2 = stateDict(E2, F2), x2 = fill((cached + steps) * E2, 2);
+  const block = 10, blocks = 4;  // the back-to-back blocks below
+  const sd2 = stateDict(E2, F2), x2 = fill((cached + Math.max(steps, block * blocks)) * E2, 2);
   const runs = [];
   const add = async (threads, weightType, relaxedSimd) => {
     const m = await init({ threads, ...(relaxedSimd === false ? { relaxedSimd } : {}) });
@@ -89,9 +90,10 @@ layer.dispose();
   await add(1, 'int8'), await add(1, 'f16'), await add(2, 'f32'), await add(2, 'int8');
   if (def.features.relaxedSimd) await add(1, 'f32', false), await add(1, 'int8', false);
   const pause = () => new Promise((resolve) => setTimeout(resolve, 5));
+  const tokenAt = (r) => ({ data: x2.subarray((cached + r) * E2, (cached + r + 1) * E2), dims: [1, E2] });  // position cached + r
   const load = os.loadavg()[0];
   for (let r = 0; r < steps; r++) {
-    const token = { data: x2.subarray((cached + r) * E2, (cached + r + 1) * E2), dims: [1, E2] };
+    const token = tokenAt(r);
     for (let i = 0; i < runs.length; i++) {
       const run = runs[(i + r) % runs.length];
       await pause();
@@ -139,7 +141,6 @@ layer.dispose();
   // length grows), the runtimes' blocks in turn, a pause between blocks. Above,
   // every step of a runtime follows the other runtimes' steps and a pause, so its
   // workers are asleep when it starts: that measures a step after idle.
-  const block = 10, blocks = 4;
   const loops = [1, 2].flatMap((threads) => ['f32', 'int8'].map((wt) => find(threads, wt)));
   for (const run of loops) {
     run.loopCache = run.l.createCache({ maxLength: cached + block * blocks });
@@ -151,8 +152,7 @@ layer.dispose();
       const run = loops[(i + b) % loops.length];
       await pause();
       for (let k = 0; k < block; k++) {
-        const r = b * block + k;
-        const token = { data: x2.subarray((cached + r) * E2, (cached + r + 1) * E2), dims: [1, E2] };
+        const token = tokenAt(b * block + k);
         const t0 = performance.now();
         run.l.forward(token, { cache: run.loopCache, isCausal: true });
         run.loopWall.push(performance.now() - t0);
