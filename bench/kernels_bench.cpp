@@ -17,6 +17,7 @@
 #include "kernels_ref.h"
 #include "linear.h"
 #include "mha.h"
+#include "model.h"
 #include "thread_pool.h"
 #include "transformer.h"
 #include "workspace.h"
@@ -238,6 +239,70 @@ void BM_DecodeStep(benchmark::State& st) {
 BENCHMARK(BM_DecodeStep)->ArgNames({"E", "F", "cached", "threads", "wtype"})
     ->ArgsProduct({{1024}, {4096}, {256}, {1, 2}, {0, 1, 2}})->Args({256, 1024, 256, 1, 0})->Args({256, 1024, 256, 2, 0})
     ->Iterations(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One greedy decoding step of a whole model with SmolLM-135M's shapes (Llama:
+// hidden 576, 30 blocks, 9 heads, 3 KV heads, FF 1536, vocab 49152, tied head):
+// what npm run bench:models times per token. The cache holds `cached` to
+// `cached` + 15 positions (every 16 steps it is reset and refilled with the
+// prefix, outside the timed region). Every block gets the same random weights
+// (each packs its own copy, so a step reads as many bytes as the real model).
+void BM_ModelDecodeStep(benchmark::State& st) {
+  const int cached = st.range(0), threads = st.range(1);
+  mha::ModelConfig c;
+  c.vocab = 49152, c.hidden = 576, c.layers = 30, c.rms_norm = true, c.norm_eps = 1e-5f, c.head = mha::ModelConfig::kTied;
+  c.attention.embed_dim = c.attention.kdim = c.attention.vdim = c.hidden;
+  c.attention.num_heads = 9, c.attention.num_kv_heads = 3, c.attention.head_dim = 64, c.attention.rope_dim = 64;
+  c.attention.bias = false;
+  c.attention.weight_type = static_cast<mha::WeightType>(st.range(2));
+  c.ffn.d_model = c.hidden, c.ffn.dim_feedforward = 1536, c.ffn.gated = true, c.ffn.activation = mha::Activation::kSilu;
+  c.ffn.bias = false, c.ffn.weight_type = c.attention.weight_type;
+  if (!mha::Model::valid(c)) return st.SkipWithError("invalid config");
+  const int H = c.hidden, F = c.ffn.dim_feedforward, nk = 3 * 64;
+  const float s = 1.f / std::sqrt(float(H));
+  auto tokens = random_vector(size_t(c.vocab) * H, -1, 1, 1), q = random_vector(size_t(H) * H, -s, s, 2),
+       k = random_vector(size_t(nk) * H, -s, s, 3), v = random_vector(size_t(nk) * H, -s, s, 4),
+       o = random_vector(size_t(H) * H, -s, s, 5), gate = random_vector(size_t(F) * H, -s, s, 6),
+       up = random_vector(size_t(F) * H, -s, s, 7), down = random_vector(size_t(H) * F, -s, s, 8),
+       norm = random_vector(H, 0.5f, 1.5f, 9);
+  std::vector<double> inv_freq;
+  for (int i = 0; i < 32; ++i) inv_freq.push_back(std::pow(10000.0, -2.0 * i / 64));
+  mha::Model model(c);
+  mha::EmbeddingWeights e;
+  e.tokens = tokens.data();
+  bool ok = model.set_embeddings(e) == mha::Status::kOk && model.set_final_norm(norm.data(), nullptr) == mha::Status::kOk;
+  for (int i = 0; ok && i < c.layers; ++i) {
+    mha::BlockWeights w;
+    w.norm1_weight = w.norm2_weight = norm.data();
+    w.attention.q_proj_weight = q.data(), w.attention.k_proj_weight = k.data(), w.attention.v_proj_weight = v.data();
+    w.attention.out_proj_weight = o.data(), w.attention.rope_inv_freq = inv_freq.data();
+    w.ffn.gate_weight = gate.data(), w.ffn.up_weight = up.data(), w.ffn.down_weight = down.data();
+    ok = model.set_block(i, w) == mha::Status::kOk;
+  }
+  if (!ok || !model.ready()) return st.SkipWithError("set weights failed");
+  mha::ThreadPool pool(threads);
+  mha::Workspace ws;
+  mha::ModelCache cache(c, 1, cached + 16);
+  std::vector<int32_t> ids(cached + 16);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i * 7919 % c.vocab);
+  std::vector<float> logits(c.vocab);
+  mha::ModelForwardArgs prefix;
+  prefix.B = 1, prefix.L = cached, prefix.ids = ids.data(), prefix.cache = &cache, prefix.output = logits.data();
+  prefix.last_only = true;
+  for (auto _ : st) {
+    if (cache.length() == cache.capacity() || cache.length() < cached) {
+      st.PauseTiming();
+      cache.reset();
+      if (model.forward(prefix, pool, ws) != mha::Status::kOk) st.SkipWithError("prefix failed");
+      st.ResumeTiming();
+    }
+    mha::ModelForwardArgs step = prefix;
+    step.L = 1, step.ids = ids.data() + cache.length();
+    if (model.forward(step, pool, ws) != mha::Status::kOk) st.SkipWithError("step failed");
+    benchmark::DoNotOptimize(logits.data());
+  }
+}
+BENCHMARK(BM_ModelDecodeStep)->ArgNames({"cached", "threads", "wtype"})->ArgsProduct({{128}, {1, 2}, {0, 2}})
+    ->Iterations(96)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

@@ -79,26 +79,38 @@ inline void tile(int K, const float* A, size_t lda, const float* B, float* C, si
     micro_edge<MR>(K, A, lda, B, C, ldc, nr, acc, bias);
 }
 
-// One row against one panel (a GEMV): out[0..8) += a[0..K) * B[K x 8 panel], all
-// of K in one go so the panel is read in one stream, four k at a time into four
-// accumulator pairs so the adds do not wait on each other (the micro-kernel's one
-// row has only two chains).
-inline void row_panel(int K, const float* a, const float* B, float* out) {
-  V c[4][kNV];
-  for (int u = 0; u < 4; ++u)
-    for (int v = 0; v < kNV; ++v) c[u][v] = V(0.0f);
+// One row against P panels (a GEMV), `stride` floats apart: out[q * kNR + j] +=
+// a[0..K) * panel q, all of K in one go, so the panels are read as P streams from
+// end to end (one core's prefetchers serve several streams faster than one). For
+// P = 1, four k at a time into four accumulator pairs so that the adds do not wait
+// on each other (with more panels their own sums are the independent chains).
+template <int P>
+inline void row_panels(int K, const float* a, const float* B, size_t stride, float* out) {
+  constexpr int U = P == 1 ? 4 : 1;  // k unrolled into U accumulator sets
+  V c[U][P][kNV];
+  for (int u = 0; u < U; ++u)
+    for (int q = 0; q < P; ++q)
+      for (int v = 0; v < kNV; ++v) c[u][q][v] = V(0.0f);
   int k = 0;
-  for (; k + 4 <= K; k += 4)
-    for (int u = 0; u < 4; ++u) {
+  for (; k + U <= K; k += U)
+    for (int u = 0; u < U; ++u) {
       const V au(a[k + u]);
-      for (int v = 0; v < kNV; ++v) c[u][v] = madd(au, V::load_unaligned(B + (k + u) * kNR + v * kW), c[u][v]);
+      for (int q = 0; q < P; ++q)
+        for (int v = 0; v < kNV; ++v)
+          c[u][q][v] = madd(au, V::load_unaligned(B + q * stride + (k + u) * kNR + v * kW), c[u][q][v]);
     }
   for (; k < K; ++k) {
     const V ak(a[k]);
-    for (int v = 0; v < kNV; ++v) c[0][v] = madd(ak, V::load_unaligned(B + k * kNR + v * kW), c[0][v]);
+    for (int q = 0; q < P; ++q)
+      for (int v = 0; v < kNV; ++v) c[0][q][v] = madd(ak, V::load_unaligned(B + q * stride + k * kNR + v * kW), c[0][q][v]);
   }
-  for (int v = 0; v < kNV; ++v)
-    (V::load_unaligned(out + v * kW) + ((c[0][v] + c[1][v]) + (c[2][v] + c[3][v]))).store_unaligned(out + v * kW);
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < kNV; ++v) {
+      V sum = c[0][q][v];
+      for (int u = 1; u < U; ++u) sum = sum + c[u][q][v];
+      float* o = out + q * kNR + v * kW;
+      (V::load_unaligned(o) + sum).store_unaligned(o);
+    }
 }
 
 // ---- exp ----------------------------------------------------------------------
@@ -177,13 +189,16 @@ void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size
         for (int j = 0; j < N; ++j) C[i * ldc + j] = bias ? bias[j] : 0.0f;
     return;
   }
-  if (M == 1) {  // a GEMV: each panel end to end (row_panel)
-    alignas(64) float t[kNR];
-    for (int j0 = 0; j0 < N; j0 += kNR) {
-      const int nr = std::min(kNR, N - j0);
-      for (int j = 0; j < kNR; ++j) t[j] = j < nr ? (accumulate ? C[j0 + j] : bias ? bias[j0 + j] : 0.0f) : 0.0f;
-      row_panel(K, A, Bp + (j0 / kNR) * panel_stride, t);
-      std::memcpy(C + j0, t, sizeof(float) * nr);
+  if (M == 1) {  // a GEMV: kGemvPanels panels at a time, each end to end (row_panels)
+    alignas(64) float t[kGemvPanels * kNR];
+    for (int j0 = 0; j0 < N;) {
+      const int panels = j0 + (kGemvPanels - 1) * kNR < N ? kGemvPanels : 1, n = std::min(panels * kNR, N - j0);
+      for (int j = 0; j < panels * kNR; ++j) t[j] = j < n ? (accumulate ? C[j0 + j] : bias ? bias[j0 + j] : 0.0f) : 0.0f;
+      const float* B = Bp + (j0 / kNR) * panel_stride;
+      if (panels == 1) row_panels<1>(K, A, B, panel_stride, t);
+      else row_panels<kGemvPanels>(K, A, B, panel_stride, t);
+      std::memcpy(C + j0, t, sizeof(float) * n);
+      j0 += panels * kNR;
     }
     return;
   }

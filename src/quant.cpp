@@ -208,11 +208,38 @@ inline void dot_f16(int K, const float* A, size_t lda, const uint16_t* B, const 
   for (int r = 0; r < MR; ++r) store_f(acc + r * kNR, c[r][0]), store_f(acc + r * kNR + 4, c[r][1]);
 }
 
-// Tiles of M <= kMR rows: C[M x N] = bias + A * B, panel by panel.
+// One row (a GEMV) against P float16 panels at once, `stride` halves apart (P
+// memory streams): acc[P x 8] = init + a[0..K) * B.
+template <int P>
+inline void dot_f16_panels(int K, const float* a, const uint16_t* B, size_t stride, const float* init, float* acc) {
+  VF c[P][2];
+  for (int q = 0; q < P; ++q) c[q][0] = load_f(init + q * kNR), c[q][1] = load_f(init + q * kNR + 4);
+  for (int k = 0; k < K; ++k) {
+    const VF ak = set_f(a[k]);
+    for (int q = 0; q < P; ++q) {
+      VF b0, b1;
+      halves_to_floats(B + q * stride + static_cast<size_t>(k) * kNR, b0, b1);
+      c[q][0] = madd_f(ak, b0, c[q][0]);
+      c[q][1] = madd_f(ak, b1, c[q][1]);
+    }
+  }
+  for (int q = 0; q < P; ++q) store_f(acc + q * kNR, c[q][0]), store_f(acc + q * kNR + 4, c[q][1]);
+}
+
+// Tiles of M <= kMR rows: C[M x N] = bias + A * B, panel by panel (one row:
+// kGemvPanels panels at a time).
 void rows_f16(int M, int K, const float* A, size_t lda, const uint16_t* Bp, size_t panel_stride, int N, float* C,
               size_t ldc, const float* bias) {
-  alignas(16) float init[kNR], acc[kMR * kNR];
-  for (int j0 = 0; j0 < N; j0 += kNR) {
+  alignas(16) float init[kGemvPanels * kNR], acc[kGemvPanels * kNR];
+  int j0 = 0;
+  if (M == 1)
+    for (; j0 + (kGemvPanels - 1) * kNR < N; j0 += kGemvPanels * kNR) {
+      const int n = std::min(kGemvPanels * kNR, N - j0);
+      for (int j = 0; j < kGemvPanels * kNR; ++j) init[j] = bias && j < n ? bias[j0 + j] : 0.0f;
+      dot_f16_panels<kGemvPanels>(K, A, Bp + (j0 / kNR) * panel_stride, panel_stride, init, acc);
+      std::copy(acc, acc + n, C + j0);
+    }
+  for (; j0 < N; j0 += kNR) {
     const int nr = std::min(kNR, N - j0);
     for (int j = 0; j < kNR; ++j) init[j] = bias && j < nr ? bias[j0 + j] : 0.0f;
     const uint16_t* panel = Bp + (j0 / kNR) * panel_stride;
@@ -264,6 +291,24 @@ inline void dot_i8(int kp, const int16_t* aq, int ldq, const int8_t* B, int32_t*
     }
   }
   for (int r = 0; r < MR; ++r) store_i(acc + r * kNR, c[r][0]), store_i(acc + r * kNR + 4, c[r][1]);
+}
+
+// One row (a GEMV) against P panels at once, `stride` int8 apart: P memory streams
+// rather than one, which a core's prefetchers serve faster than a single stream
+// (and one splat of the activations serves all P). acc: P x 8 int32.
+template <int P>
+inline void dot_i8_panels(int kp, const int16_t* aq, const int8_t* B, size_t stride, int32_t* acc) {
+  VI c[P][2];
+  for (int q = 0; q < P; ++q) c[q][0] = c[q][1] = zero_i();
+  for (int p = 0; p < kp; ++p) {
+    const VI a = splat32(aq + 2 * p);
+    for (int q = 0; q < P; ++q) {
+      const VI w = load_i(B + q * stride + 16 * p);
+      c[q][0] = add_i32(c[q][0], dot_i16(a, widen_lo_i8(w)));
+      c[q][1] = add_i32(c[q][1], dot_i16(a, widen_hi_i8(w)));
+    }
+  }
+  for (int q = 0; q < P; ++q) store_i(acc + q * kNR, c[q][0]), store_i(acc + q * kNR + 4, c[q][1]);
 }
 
 // dot_i8 for a tile of mr (1 to kMR) rows.
@@ -417,7 +462,8 @@ namespace {
 // to kI8Rows * kI8KC / M of depth (several passes) at once, then each panel is
 // read from end to end of that depth, pass after pass. Memory is then read in
 // one stream, as the hardware prefetchers like, rather than a pass-deep slice of
-// every panel in turn (for M = 1, a whole panel of K <= 8192 in one go).
+// every panel in turn (for M = 1, a whole panel of K <= 8192 in one go, and
+// kGemvPanels panels side by side).
 void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, size_t panel_stride,
              const float* scale, float* C, size_t ldc, const float* bias) {
   alignas(64) int16_t aq[kI8Rows * kI8KC];
@@ -431,7 +477,23 @@ void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
       for (int r = 0; r < M; ++r)
         quantize_row_i16(A + r * lda + k0 + p * kI8KC, kb, aq + (p * M + r) * kI8KC, rs + p * kMR + r, rt + p * kMR + r);
     }
-    for (int j0 = 0; j0 < N; j0 += kNR) {
+    int j0 = 0;
+    if (M == 1)  // kGemvPanels panels at a time
+      for (; j0 + (kGemvPanels - 1) * kNR < N; j0 += kGemvPanels * kNR) {
+        const int8_t* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
+        alignas(16) int32_t acc[kGemvPanels * kNR];
+        for (int p = 0; p < np; ++p) {
+          const int kb = std::min(kI8KC, K - k0 - p * kI8KC), kp = (kb + 1) / 2;
+          dot_i8_panels<kGemvPanels>(kp, aq + p * kI8KC, panel + static_cast<size_t>(p) * kI8KC * kNR, panel_stride, acc);
+          const int kend = k0 + p * kI8KC + kb;
+          for (int q = 0; q < kGemvPanels; ++q) {
+            const int j = j0 + q * kNR;
+            store_i8(acc + q * kNR, 1, rs + p * kMR, rt + p * kMR, scale + j, bias ? bias + j : nullptr, C + j, ldc,
+                     std::min(kNR, N - j), k0 == 0 && p == 0, kend == K);
+          }
+        }
+      }
+    for (; j0 < N; j0 += kNR) {
       const int nr = std::min(kNR, N - j0);
       const int8_t* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
       alignas(16) int32_t acc[kMR * kNR];

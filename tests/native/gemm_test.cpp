@@ -17,6 +17,7 @@
 
 using namespace mha;
 using kernels::kKC;
+using kernels::kGemvPanels;
 using kernels::kMC;
 using kernels::kMR;
 using kernels::kNR;
@@ -49,12 +50,18 @@ std::vector<SizeClass> m_classes() {
 }
 
 // Columns: one full panel, a partial panel alone (the edge tile) and after full
-// panels, and several full panels.
+// panels, and several full panels; and for one row (a GEMV), groups of
+// kGemvPanels panels: a whole group, one whose last panel is partial, and whole
+// groups followed by single panels.
+constexpr int kGroup = kGemvPanels * kNR;
 std::vector<SizeClass> n_classes() {
   return {{"n_eq_nr", {kNR}, [](int n) { return n == kNR; }},
           {"n_lt_nr", range(1, kNR - 1), [](int n) { return n > 0 && n < kNR; }},
           {"n_gt_nr", range(kNR + 1, 2 * kNR - 1), [](int n) { return n > kNR && n % kNR != 0; }},
-          {"n_div_nr", {2 * kNR, 3 * kNR}, [](int n) { return n > kNR && n % kNR == 0; }}};
+          {"n_div_nr", {2 * kNR, 3 * kNR}, [](int n) { return n > kNR && n % kNR == 0; }},
+          {"n_eq_group", {kGroup}, [](int n) { return n == kGroup; }},
+          {"n_lt_group", {kGroup - kNR + 1, kGroup - 1}, [](int n) { return n > kGroup - kNR && n < kGroup; }},
+          {"n_gt_group", {kGroup + 1, 2 * kGroup + kNR + 3}, [](int n) { return n > kGroup && n % kGroup != 0; }}};
 }
 
 // Depth: one pass exactly, a short pass, a full pass plus a tail, whole passes.

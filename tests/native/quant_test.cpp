@@ -24,6 +24,7 @@
 #include "transformer.h"
 
 using namespace mha;
+using kernels::kGemvPanels;
 using kernels::kI8KC;
 using kernels::kI8Rows;
 using kernels::kKC;
@@ -214,11 +215,17 @@ std::vector<SizeClass> m_classes() {
           {"m_gt_rows", {kI8Rows + 1, 2 * kI8Rows + kMR + 1}, [](int m) { return m > kI8Rows && m % kI8Rows != 0; }}};
 }
 
+constexpr int kGroup = kGemvPanels * kNR;
 std::vector<SizeClass> n_classes() {
   return {{"n_eq_nr", {kNR}, [](int n) { return n == kNR; }},
           {"n_lt_nr", range(1, kNR - 1), [](int n) { return n > 0 && n < kNR; }},
           {"n_gt_nr", range(kNR + 1, 2 * kNR - 1), [](int n) { return n > kNR && n % kNR != 0; }},
-          {"n_div_nr", {2 * kNR, 3 * kNR}, [](int n) { return n > kNR && n % kNR == 0; }}};
+          {"n_div_nr", {2 * kNR, 3 * kNR}, [](int n) { return n > kNR && n % kNR == 0; }},
+          // The one-row int8 GEMV's groups of kGemvPanels panels: a whole group, one
+          // whose last panel is partial, and whole groups followed by single panels.
+          {"n_eq_group", {kGroup}, [](int n) { return n == kGroup; }},
+          {"n_lt_group", {kGroup - kNR + 1, kGroup - 1}, [](int n) { return n > kGroup - kNR && n < kGroup; }},
+          {"n_gt_group", {kGroup + 1, 2 * kGroup + kNR + 3}, [](int n) { return n > kGroup && n % kGroup != 0; }}};
 }
 
 // Depth, around the type's pass (kKC for float16's converted slices, kI8KC for
