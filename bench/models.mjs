@@ -51,7 +51,7 @@ function summarize(c, res, bandwidth) {
   const prefill = median(res.prefillMs), step = median(res.stepMs);
   const row = {
     id: c.id, lib: c.lib, api: c.api, build: c.build, weightType: c.weightType, threads: c.threads, prefillMs: prefill, prefillTokPerS: PREFILL / (prefill / 1000),
-    stepMs: step, bestStepMs: Math.min(...res.stepMs), decodeTokPerS: 1000 / step, rounds: res.prefillMs.length, steps: res.stepMs.length, tokens: res.tokens, top: res.top,
+    stepMs: step, bestStepMs: Math.min(...res.stepMs), allStepMs: res.stepMs, decodeTokPerS: 1000 / step, rounds: res.prefillMs.length, steps: res.stepMs.length, tokens: res.tokens, top: res.top,
   };
   if (c.lib === 'mha-wasm' && bandwidth) {
     const bytes = bytesPerToken(DECODER_CONFIG, c.weightType), limitMs = bytes / (bandwidth.copy.gbPerS * 1e9) * 1000;

@@ -81,36 +81,22 @@ inline void tile(int K, const float* A, size_t lda, const float* B, float* C, si
 
 // One row against P panels (a GEMV), `stride` floats apart: out[q * kNR + j] +=
 // a[0..K) * panel q, all of K in one go, so the panels are read as P streams from
-// end to end (one core's prefetchers serve several streams faster than one). For
-// P = 1, four k at a time into four accumulator pairs so that the adds do not wait
-// on each other (with more panels their own sums are the independent chains).
+// end to end (one core's prefetchers serve several streams faster than one).
+// Each column is one sum in k order whatever P is, so a column's value does not
+// depend on how the columns were grouped (by the split over threads, say); the
+// P * kNV sums are the independent chains.
 template <int P>
 inline void row_panels(int K, const float* a, const float* B, size_t stride, float* out) {
-  constexpr int U = P == 1 ? 4 : 1;  // k unrolled into U accumulator sets
-  V c[U][P][kNV];
-  for (int u = 0; u < U; ++u)
-    for (int q = 0; q < P; ++q)
-      for (int v = 0; v < kNV; ++v) c[u][q][v] = V(0.0f);
-  int k = 0;
-  for (; k + U <= K; k += U)
-    for (int u = 0; u < U; ++u) {
-      const V au(a[k + u]);
-      for (int q = 0; q < P; ++q)
-        for (int v = 0; v < kNV; ++v)
-          c[u][q][v] = madd(au, V::load_unaligned(B + q * stride + (k + u) * kNR + v * kW), c[u][q][v]);
-    }
-  for (; k < K; ++k) {
+  V c[P][kNV];
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < kNV; ++v) c[q][v] = V::load_unaligned(out + q * kNR + v * kW);
+  for (int k = 0; k < K; ++k) {
     const V ak(a[k]);
     for (int q = 0; q < P; ++q)
-      for (int v = 0; v < kNV; ++v) c[0][q][v] = madd(ak, V::load_unaligned(B + q * stride + k * kNR + v * kW), c[0][q][v]);
+      for (int v = 0; v < kNV; ++v) c[q][v] = madd(ak, V::load_unaligned(B + q * stride + k * kNR + v * kW), c[q][v]);
   }
   for (int q = 0; q < P; ++q)
-    for (int v = 0; v < kNV; ++v) {
-      V sum = c[0][q][v];
-      for (int u = 1; u < U; ++u) sum = sum + c[u][q][v];
-      float* o = out + q * kNR + v * kW;
-      (V::load_unaligned(o) + sum).store_unaligned(o);
-    }
+    for (int v = 0; v < kNV; ++v) c[q][v].store_unaligned(out + q * kNR + v * kW);
 }
 
 // ---- exp ----------------------------------------------------------------------
@@ -189,16 +175,20 @@ void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size
         for (int j = 0; j < N; ++j) C[i * ldc + j] = bias ? bias[j] : 0.0f;
     return;
   }
-  if (M == 1) {  // a GEMV: kGemvPanels panels at a time, each end to end (row_panels)
+  if (M == 1) {  // a GEMV: up to kGemvPanels panels at a time, each end to end (row_panels)
     alignas(64) float t[kGemvPanels * kNR];
-    for (int j0 = 0; j0 < N;) {
-      const int panels = j0 + (kGemvPanels - 1) * kNR < N ? kGemvPanels : 1, n = std::min(panels * kNR, N - j0);
+    for (int j0 = 0; j0 < N; j0 += kGemvPanels * kNR) {
+      const int n = std::min(kGemvPanels * kNR, N - j0), panels = (n + kNR - 1) / kNR;
       for (int j = 0; j < panels * kNR; ++j) t[j] = j < n ? (accumulate ? C[j0 + j] : bias ? bias[j0 + j] : 0.0f) : 0.0f;
       const float* B = Bp + (j0 / kNR) * panel_stride;
-      if (panels == 1) row_panels<1>(K, A, B, panel_stride, t);
-      else row_panels<kGemvPanels>(K, A, B, panel_stride, t);
+      static_assert(kGemvPanels == 4, "one case per group size");
+      switch (panels) {
+        case 4: row_panels<4>(K, A, B, panel_stride, t); break;
+        case 3: row_panels<3>(K, A, B, panel_stride, t); break;
+        case 2: row_panels<2>(K, A, B, panel_stride, t); break;
+        default: row_panels<1>(K, A, B, panel_stride, t); break;
+      }
       std::memcpy(C + j0, t, sizeof(float) * n);
-      j0 += panels * kNR;
     }
     return;
   }

@@ -226,20 +226,28 @@ inline void dot_f16_panels(int K, const float* a, const uint16_t* B, size_t stri
   for (int q = 0; q < P; ++q) store_f(acc + q * kNR, c[q][0]), store_f(acc + q * kNR + 4, c[q][1]);
 }
 
-// Tiles of M <= kMR rows: C[M x N] = bias + A * B, panel by panel (one row:
-// kGemvPanels panels at a time).
+// Tiles of M <= kMR rows: C[M x N] = bias + A * B, panel by panel (one row: up
+// to kGemvPanels panels at a time).
 void rows_f16(int M, int K, const float* A, size_t lda, const uint16_t* Bp, size_t panel_stride, int N, float* C,
               size_t ldc, const float* bias) {
   alignas(16) float init[kGemvPanels * kNR], acc[kGemvPanels * kNR];
-  int j0 = 0;
-  if (M == 1)
-    for (; j0 + (kGemvPanels - 1) * kNR < N; j0 += kGemvPanels * kNR) {
-      const int n = std::min(kGemvPanels * kNR, N - j0);
-      for (int j = 0; j < kGemvPanels * kNR; ++j) init[j] = bias && j < n ? bias[j0 + j] : 0.0f;
-      dot_f16_panels<kGemvPanels>(K, A, Bp + (j0 / kNR) * panel_stride, panel_stride, init, acc);
+  if (M == 1) {
+    for (int j0 = 0; j0 < N; j0 += kGemvPanels * kNR) {
+      const int n = std::min(kGemvPanels * kNR, N - j0), panels = (n + kNR - 1) / kNR;
+      for (int j = 0; j < panels * kNR; ++j) init[j] = bias && j < n ? bias[j0 + j] : 0.0f;
+      const uint16_t* B = Bp + (j0 / kNR) * panel_stride;
+      static_assert(kGemvPanels == 4, "one case per group size");
+      switch (panels) {
+        case 4: dot_f16_panels<4>(K, A, B, panel_stride, init, acc); break;
+        case 3: dot_f16_panels<3>(K, A, B, panel_stride, init, acc); break;
+        case 2: dot_f16_panels<2>(K, A, B, panel_stride, init, acc); break;
+        default: dot_f16_panels<1>(K, A, B, panel_stride, init, acc); break;
+      }
       std::copy(acc, acc + n, C + j0);
     }
-  for (; j0 < N; j0 += kNR) {
+    return;
+  }
+  for (int j0 = 0; j0 < N; j0 += kNR) {
     const int nr = std::min(kNR, N - j0);
     for (int j = 0; j < kNR; ++j) init[j] = bias && j < nr ? bias[j0 + j] : 0.0f;
     const uint16_t* panel = Bp + (j0 / kNR) * panel_stride;
@@ -477,23 +485,33 @@ void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
       for (int r = 0; r < M; ++r)
         quantize_row_i16(A + r * lda + k0 + p * kI8KC, kb, aq + (p * M + r) * kI8KC, rs + p * kMR + r, rt + p * kMR + r);
     }
-    int j0 = 0;
-    if (M == 1)  // kGemvPanels panels at a time
-      for (; j0 + (kGemvPanels - 1) * kNR < N; j0 += kGemvPanels * kNR) {
+    if (M == 1) {  // up to kGemvPanels panels at a time
+      for (int j0 = 0; j0 < N; j0 += kGemvPanels * kNR) {
+        const int n = std::min(kGemvPanels * kNR, N - j0), panels = (n + kNR - 1) / kNR;
         const int8_t* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
         alignas(16) int32_t acc[kGemvPanels * kNR];
         for (int p = 0; p < np; ++p) {
           const int kb = std::min(kI8KC, K - k0 - p * kI8KC), kp = (kb + 1) / 2;
-          dot_i8_panels<kGemvPanels>(kp, aq + p * kI8KC, panel + static_cast<size_t>(p) * kI8KC * kNR, panel_stride, acc);
+          const int16_t* a = aq + p * kI8KC;
+          const int8_t* slice = panel + static_cast<size_t>(p) * kI8KC * kNR;
+          static_assert(kGemvPanels == 4, "one case per group size");
+          switch (panels) {
+            case 4: dot_i8_panels<4>(kp, a, slice, panel_stride, acc); break;
+            case 3: dot_i8_panels<3>(kp, a, slice, panel_stride, acc); break;
+            case 2: dot_i8_panels<2>(kp, a, slice, panel_stride, acc); break;
+            default: dot_i8_panels<1>(kp, a, slice, panel_stride, acc); break;
+          }
           const int kend = k0 + p * kI8KC + kb;
-          for (int q = 0; q < kGemvPanels; ++q) {
+          for (int q = 0; q < panels; ++q) {
             const int j = j0 + q * kNR;
             store_i8(acc + q * kNR, 1, rs + p * kMR, rt + p * kMR, scale + j, bias ? bias + j : nullptr, C + j, ldc,
                      std::min(kNR, N - j), k0 == 0 && p == 0, kend == K);
           }
         }
       }
-    for (; j0 < N; j0 += kNR) {
+      continue;
+    }
+    for (int j0 = 0; j0 < N; j0 += kNR) {
       const int nr = std::min(kNR, N - j0);
       const int8_t* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
       alignas(16) int32_t acc[kMR * kNR];
