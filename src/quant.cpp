@@ -30,8 +30,9 @@ inline void store_i(void* p, VI v) { wasm_v128_store(p, v); }
 inline VI splat32(const void* p) { return wasm_v128_load32_splat(p); }
 inline VI set_i32(int32_t x) { return wasm_i32x4_splat(x); }
 inline VI zero_i() { return wasm_i32x4_splat(0); }
-inline VI widen_lo_i8(VI v) { return wasm_i16x8_extend_low_i8x16(v); }
-inline VI widen_hi_i8(VI v) { return wasm_i16x8_extend_high_i8x16(v); }
+// 8 int8 at p sign-extended to int16: one instruction (v128.load8x8_s, x86's
+// pmovsxbw from memory) where a load and two extends take four.
+inline VI load_widen_i8(const int8_t* p) { return wasm_i16x8_load8x8(p); }
 inline VI widen_lo_i16(VI v) { return wasm_i32x4_extend_low_i16x8(v); }
 inline VI widen_hi_i16(VI v) { return wasm_i32x4_extend_high_i16x8(v); }
 inline VI dot_i16(VI a, VI b) { return wasm_i32x4_dot_i16x8(a, b); }
@@ -70,8 +71,7 @@ inline VI splat32(const void* p) {
 }
 inline VI set_i32(int32_t x) { return _mm_set1_epi32(x); }
 inline VI zero_i() { return _mm_setzero_si128(); }
-inline VI widen_lo_i8(VI v) { return _mm_cvtepi8_epi16(v); }
-inline VI widen_hi_i8(VI v) { return _mm_cvtepi8_epi16(_mm_unpackhi_epi64(v, v)); }
+inline VI load_widen_i8(const int8_t* p) { return _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
 inline VI widen_lo_i16(VI v) { return _mm_cvtepi16_epi32(v); }
 inline VI widen_hi_i16(VI v) { return _mm_cvtepi16_epi32(_mm_unpackhi_epi64(v, v)); }
 inline VI dot_i16(VI a, VI b) { return _mm_madd_epi16(a, b); }
@@ -105,21 +105,17 @@ inline T lanes(const S& s) {
   std::memcpy(&t, &s, sizeof t);
   return t;
 }
-struct I8 { int8_t v[16]; };
 struct I16 { int16_t v[8]; };
 inline VI load_i(const void* p) { VI r; std::memcpy(&r, p, 16); return r; }
 inline void store_i(void* p, VI v) { std::memcpy(p, &v, 16); }
 inline VI splat32(const void* p) { int32_t x; std::memcpy(&x, p, 4); return {{x, x, x, x}}; }
 inline VI set_i32(int32_t x) { return {{x, x, x, x}}; }
 inline VI zero_i() { return set_i32(0); }
-inline VI widen_i8(VI v, int from) {
-  const I8 b = lanes<I8>(v);
+inline VI load_widen_i8(const int8_t* p) {
   I16 h;
-  for (int i = 0; i < 8; ++i) h.v[i] = b.v[from + i];
+  for (int i = 0; i < 8; ++i) h.v[i] = p[i];
   return lanes<VI>(h);
 }
-inline VI widen_lo_i8(VI v) { return widen_i8(v, 0); }
-inline VI widen_hi_i8(VI v) { return widen_i8(v, 8); }
 inline VI widen_i16(VI v, int from) {
   const I16 h = lanes<I16>(v);
   return {{h.v[from], h.v[from + 1], h.v[from + 2], h.v[from + 3]}};
@@ -272,17 +268,17 @@ inline void dot_i8(int kp, const int16_t* aq, int ldq, const int8_t* B, int32_t*
     VI c0 = zero_i(), c1 = zero_i(), c2 = zero_i(), c3 = zero_i();
     int p = 0;
     for (; p + 2 <= kp; p += 2) {
-      const VI wa = load_i(B + 16 * p), wb = load_i(B + 16 * (p + 1));
+      const int8_t* w = B + 16 * p;
       const VI a0 = splat32(aq + 2 * p), a1 = splat32(aq + 2 * p + 2);
-      c0 = add_i32(c0, dot_i16(a0, widen_lo_i8(wa)));
-      c1 = add_i32(c1, dot_i16(a0, widen_hi_i8(wa)));
-      c2 = add_i32(c2, dot_i16(a1, widen_lo_i8(wb)));
-      c3 = add_i32(c3, dot_i16(a1, widen_hi_i8(wb)));
+      c0 = add_i32(c0, dot_i16(a0, load_widen_i8(w)));
+      c1 = add_i32(c1, dot_i16(a0, load_widen_i8(w + 8)));
+      c2 = add_i32(c2, dot_i16(a1, load_widen_i8(w + 16)));
+      c3 = add_i32(c3, dot_i16(a1, load_widen_i8(w + 24)));
     }
     if (p < kp) {
-      const VI w = load_i(B + 16 * p), a = splat32(aq + 2 * p);
-      c0 = add_i32(c0, dot_i16(a, widen_lo_i8(w)));
-      c1 = add_i32(c1, dot_i16(a, widen_hi_i8(w)));
+      const VI a = splat32(aq + 2 * p);
+      c0 = add_i32(c0, dot_i16(a, load_widen_i8(B + 16 * p)));
+      c1 = add_i32(c1, dot_i16(a, load_widen_i8(B + 16 * p + 8)));
     }
     store_i(acc, add_i32(c0, c2)), store_i(acc + 4, add_i32(c1, c3));
     return;
@@ -290,8 +286,8 @@ inline void dot_i8(int kp, const int16_t* aq, int ldq, const int8_t* B, int32_t*
   VI c[MR][2];
   for (int r = 0; r < MR; ++r) c[r][0] = c[r][1] = zero_i();
   for (int p = 0; p < kp; ++p) {
-    const VI w = load_i(B + 16 * p);
-    const VI w0 = widen_lo_i8(w), w1 = widen_hi_i8(w);  // columns 0-3 and 4-7, both k of the pair
+    // Columns 0-3 and 4-7, both k of the pair.
+    const VI w0 = load_widen_i8(B + 16 * p), w1 = load_widen_i8(B + 16 * p + 8);
     for (int r = 0; r < MR; ++r) {
       const VI a = splat32(aq + r * ldq + 2 * p);  // (a[2p], a[2p+1]) in every lane
       c[r][0] = add_i32(c[r][0], dot_i16(a, w0));
@@ -311,9 +307,9 @@ inline void dot_i8_panels(int kp, const int16_t* aq, const int8_t* B, size_t str
   for (int p = 0; p < kp; ++p) {
     const VI a = splat32(aq + 2 * p);
     for (int q = 0; q < P; ++q) {
-      const VI w = load_i(B + q * stride + 16 * p);
-      c[q][0] = add_i32(c[q][0], dot_i16(a, widen_lo_i8(w)));
-      c[q][1] = add_i32(c[q][1], dot_i16(a, widen_hi_i8(w)));
+      const int8_t* w = B + q * stride + 16 * p;
+      c[q][0] = add_i32(c[q][0], dot_i16(a, load_widen_i8(w)));
+      c[q][1] = add_i32(c[q][1], dot_i16(a, load_widen_i8(w + 8)));
     }
   }
   for (int q = 0; q < P; ++q) store_i(acc + q * kNR, c[q][0]), store_i(acc + q * kNR + 4, c[q][1]);
