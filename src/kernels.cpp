@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <xsimd/xsimd.hpp>
+#include <xmmintrin.h>
 
 #include "relaxed.h"
 
@@ -28,28 +29,27 @@ inline V madd(V a, V b, V c) {
 }
 
 // ---- GEMM micro-kernel -------------------------------------------------------
-// C[MR x 8] = (acc ? C : init) + A[MR x K] * B[K x 8 panel]. init is 8 floats
-// (bias) or null for zero. MR independent rows x kNV vectors = MR*kNV
-// accumulators, all in registers.
+// C[MR x 8] = (acc ? C : init) + A[MR x K] * B[K x 8 panel], A packed k-major
+// (ap[k * MR + r]). init is 8 floats (bias) or null for zero. MR independent rows
+// x kNV vectors = MR*kNV accumulators, all in registers.
 template <int MR>
-inline void micro(int K, const float* A, size_t lda, const float* B, float* C, size_t ldc, bool acc,
-                  const float* init) {
+inline void micro(int K, const float* ap, const float* B, float* C, size_t ldc, bool acc, const float* init) {
   V c[MR][kNV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < kNV; ++v)
       c[r][v] = acc ? V::load_unaligned(C + r * ldc + v * kW)
                     : (init ? V::load_unaligned(init + v * kW) : V(0.0f));
-  // Pointers bumped once per k (not indices): in WebAssembly every address is a
-  // 32-bit sum the engine computes with an instruction of its own, and this loop
-  // is bound by instructions issued, not by its multiply-adds.
-  const float* a[MR];
-  for (int r = 0; r < MR; ++r) a[r] = A + r * lda;
+  // Two pointers bumped once per k (not indices): in WebAssembly every address is
+  // a 32-bit sum the engine computes with an instruction of its own, and this loop
+  // is bound by instructions issued, not by its multiply-adds. A packed k-major,
+  // its MR values of a k are one pointer plus constant offsets (rows of A in place
+  // would take a pointer and an add each).
   const float* const end = B + static_cast<size_t>(K) * kNR;
-  for (const float* b_k = B; b_k != end; b_k += kNR) {
+  for (const float* b_k = B; b_k != end; b_k += kNR, ap += MR) {
     V b[kNV];
     for (int v = 0; v < kNV; ++v) b[v] = V::load_unaligned(b_k + v * kW);
     for (int r = 0; r < MR; ++r) {
-      const V ar(*a[r]++);
+      const V ar(ap[r]);
       for (int v = 0; v < kNV; ++v) c[r][v] = madd(ar, b[v], c[r][v]);
     }
   }
@@ -60,23 +60,41 @@ inline void micro(int K, const float* A, size_t lda, const float* B, float* C, s
 // A tile with nr < 8 valid columns goes through an 8-wide scratch tile so the
 // kernel never reads or writes past column N.
 template <int MR>
-inline void micro_edge(int K, const float* A, size_t lda, const float* B, float* C, size_t ldc,
-                       int nr, bool acc, const float* bias) {
+inline void micro_edge(int K, const float* ap, const float* B, float* C, size_t ldc, int nr, bool acc,
+                       const float* bias) {
   alignas(64) float tile[MR * kNR];
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < kNR; ++j)
       tile[r * kNR + j] = j < nr ? (acc ? C[r * ldc + j] : (bias ? bias[j] : 0.0f)) : 0.0f;
-  micro<MR>(K, A, lda, B, tile, kNR, true, nullptr);
+  micro<MR>(K, ap, B, tile, kNR, true, nullptr);
   for (int r = 0; r < MR; ++r) std::memcpy(C + r * ldc, tile + r * kNR, sizeof(float) * nr);
 }
 
+// MR rows of A (kb deep, row stride lda), packed k-major into ap, then run over
+// the panels of columns [j0, j1): C[MR x (j1 - j0)] (+)= A * those panels.
 template <int MR>
-inline void tile(int K, const float* A, size_t lda, const float* B, float* C, size_t ldc, int nr,
-                 bool acc, const float* bias) {
-  if (nr == kNR)
-    micro<MR>(K, A, lda, B, C, ldc, acc, bias);
-  else
-    micro_edge<MR>(K, A, lda, B, C, ldc, nr, acc, bias);
+inline void tile_row(int kb, const float* A, size_t lda, float* ap, const float* Bp, size_t panel_stride, int j0,
+                     int j1, float* C, size_t ldc, bool acc, const float* bias) {
+  int k = 0;
+  if constexpr (MR == 4)  // 4 k at a time: a 4x4 transpose in registers
+    for (; k + 4 <= kb; k += 4) {
+      __m128 r0 = _mm_loadu_ps(A + k), r1 = _mm_loadu_ps(A + lda + k), r2 = _mm_loadu_ps(A + 2 * lda + k),
+             r3 = _mm_loadu_ps(A + 3 * lda + k);
+      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+      _mm_storeu_ps(ap + k * 4, r0), _mm_storeu_ps(ap + k * 4 + 4, r1);
+      _mm_storeu_ps(ap + k * 4 + 8, r2), _mm_storeu_ps(ap + k * 4 + 12, r3);
+    }
+  for (; k < kb; ++k)
+    for (int r = 0; r < MR; ++r) ap[k * MR + r] = A[r * lda + k];
+  for (int j = j0; j < j1; j += kNR) {
+    const int nr = std::min(kNR, j1 - j);
+    const float* panel = Bp + (j / kNR) * panel_stride;
+    const float* bj = bias ? bias + j : nullptr;
+    if (nr == kNR)
+      micro<MR>(kb, ap, panel, C + j, ldc, acc, bj);
+    else
+      micro_edge<MR>(kb, ap, panel, C + j, ldc, nr, acc, bj);
+  }
 }
 
 // One row against P panels (a GEMV), `stride` floats apart: out[q * kNR + j] +=
@@ -192,32 +210,32 @@ void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size
     }
     return;
   }
-  // Row blocks of kMC rows: each pass over the panels re-reads only that block of
-  // A (kMC x kKC floats), which stays in cache however long A is.
-  for (int i0 = 0; i0 < M; i0 += kMC) {
-    const int mb = std::min(kMC, M - i0);
-    for (int k0 = 0; k0 < K; k0 += kKC) {
-      const int kb = std::min(kKC, K - k0);
-      const bool acc = accumulate || k0 > 0;
-      for (int j0 = 0; j0 < N; j0 += kNR) {
-        const int nr = std::min(kNR, N - j0);
-        const float* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
-        const float* bj = bias ? bias + j0 : nullptr;
-        const float* a = A + static_cast<size_t>(i0) * lda + k0;
-        float* c = C + static_cast<size_t>(i0) * ldc + j0;
-        int i = 0;
-        for (; i + kMR <= mb; i += kMR) tile<kMR>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj);
-        switch (mb - i) {
-          case 3: tile<3>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
-          case 2: tile<2>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
-          case 1: tile<1>(kb, a + i * lda, lda, panel, c + i * ldc, ldc, nr, acc, bj); break;
-          default: break;
-        }
+  // Depth passes of kKC; in each, column blocks of kNB panels, whose slices of
+  // the pass (kNB x kKC x 8 floats, 512 KB) stay in L2 while every tile of kMR
+  // rows of A, packed (kMR x kKC floats, in L1), runs over them. Packing costs a
+  // copy of A per column block; it saves the micro-kernel an add per row and k.
+  alignas(64) float ap[kMR * kKC];
+  for (int k0 = 0; k0 < K; k0 += kKC) {
+    const int kb = std::min(kKC, K - k0);
+    const bool acc = accumulate || k0 > 0;
+    const float* bias0 = k0 == 0 ? bias : nullptr;
+    for (int jb = 0; jb < N; jb += kNB * kNR) {
+      const int j1 = std::min(N, jb + kNB * kNR);
+      const float* panels = Bp + static_cast<size_t>(k0) * kNR;
+      int i = 0;
+      for (; i + kMR <= M; i += kMR)
+        tile_row<kMR>(kb, A + i * lda + k0, lda, ap, panels, panel_stride, jb, j1, C + i * ldc, ldc, acc, bias0);
+      const float* a = A + i * lda + k0;
+      float* c = C + i * ldc;
+      switch (M - i) {
+        case 3: tile_row<3>(kb, a, lda, ap, panels, panel_stride, jb, j1, c, ldc, acc, bias0); break;
+        case 2: tile_row<2>(kb, a, lda, ap, panels, panel_stride, jb, j1, c, ldc, acc, bias0); break;
+        case 1: tile_row<1>(kb, a, lda, ap, panels, panel_stride, jb, j1, c, ldc, acc, bias0); break;
+        default: break;
       }
     }
   }
 }
-
 
 float max_row(const float* x, int n) {
   int i = 0;

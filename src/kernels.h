@@ -20,7 +20,7 @@ namespace kernels {
 constexpr int kNR = 8;    // panel width (columns per micro-tile)
 constexpr int kMR = 4;    // rows per micro-tile (4x8 measured best for SIMD128 here)
 constexpr int kKC = 256;  // depth of one GEMM pass (keeps a panel slice in L1)
-constexpr int kMC = 128;  // rows of A one pass over the panels reads (keeps them in L2)
+constexpr int kNB = 64;   // panels per column block of a pass (their slices, 512 KB, stay in L2)
 // A one-row product (a GEMV: a decoding step's) reads this many panels side by
 // side, every weight type: that many memory streams at once, which one core's
 // prefetchers serve faster than one stream. Measured natively on a decoding step

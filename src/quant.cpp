@@ -442,20 +442,24 @@ void gemm_f16(int M, int N, int K, const float* A, size_t lda, const uint16_t* B
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return fill_bias(M, N, C, ldc, bias);
   if (M <= kMR) return rows_f16(M, K, A, lda, Bp, panel_stride, N, C, ldc, bias);
-  // More rows: each panel slice is converted once, then every row of the tile
-  // goes through the float32 micro-kernel over it.
-  alignas(64) float buf[kKC * kNR];
+  // More rows: the slices of kF16Panels panels are converted once, then every row
+  // of A goes through the float32 GEMM over them.
+  alignas(64) float buf[kF16Panels * kKC * kNR];
   for (int k0 = 0; k0 < K; k0 += kKC) {
     const int kb = std::min(kKC, K - k0);
-    for (int j0 = 0; j0 < N; j0 += kNR) {
-      const uint16_t* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
-      for (int k = 0; k < kb; ++k) {
-        VF lo, hi;
-        halves_to_floats(panel + k * kNR, lo, hi);
-        store_f(buf + k * kNR, lo);
-        store_f(buf + k * kNR + 4, hi);
+    for (int j0 = 0; j0 < N; j0 += kF16Panels * kNR) {
+      const int n = std::min(kF16Panels * kNR, N - j0);
+      for (int q = 0; q * kNR < n; ++q) {
+        const uint16_t* panel = Bp + (j0 / kNR + q) * panel_stride + static_cast<size_t>(k0) * kNR;
+        float* out = buf + static_cast<size_t>(q) * kb * kNR;
+        for (int k = 0; k < kb; ++k) {
+          VF lo, hi;
+          halves_to_floats(panel + k * kNR, lo, hi);
+          store_f(out + k * kNR, lo);
+          store_f(out + k * kNR + 4, hi);
+        }
       }
-      gemm(M, std::min(kNR, N - j0), kb, A + k0, lda, buf, static_cast<size_t>(kb) * kNR, C + j0, ldc, k0 > 0,
+      gemm(M, n, kb, A + k0, lda, buf, static_cast<size_t>(kb) * kNR, C + j0, ldc, k0 > 0,
            k0 == 0 && bias ? bias + j0 : nullptr);
     }
   }

@@ -51,6 +51,11 @@ static_assert(static_cast<int64_t>(kI8KC / 2) * 2 * kActQMax * kWeightQMax <= IN
 constexpr int kI8Rows = 4 * kMR;
 static_assert(kI8Rows % kMR == 0, "int8 row blocks are whole micro-tiles");
 
+// A float16 GEMM of more than kMR rows converts the slices of this many panels
+// (kF16Panels x kKC x 8 floats, 32 KB on the stack) at a time, then runs the float32
+// GEMM over them, which packs each tile of A once per call.
+constexpr int kF16Panels = 4;
+
 // IEEE binary16 conversions. half_from_float rounds to nearest even; |x| >= 65520
 // gives +-infinity and NaN a quiet NaN (callers store finite halves only).
 uint16_t half_from_float(float x);

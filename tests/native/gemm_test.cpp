@@ -1,7 +1,7 @@
 // kernels::gemm and parallel_gemm at sizes named after what they exercise, the
 // way XNNPACK tests its micro-kernels (k_eq_kc, k_lt_kc, ..., m_gt_mr). Every
 // size is computed from the kernel's own block constants (kernels::kMR rows
-// per micro-tile, kernels::kNR columns per panel, kernels::kKC depth per pass, kernels::kMC rows per block),
+// per micro-tile, kernels::kNR columns per panel, kernels::kKC depth per pass, kernels::kNB panels per column block),
 // so changing a constant moves the cases with it instead of silently leaving a
 // boundary untested.
 #include <gtest/gtest.h>
@@ -18,7 +18,7 @@
 using namespace mha;
 using kernels::kKC;
 using kernels::kGemvPanels;
-using kernels::kMC;
+using kernels::kNB;
 using kernels::kMR;
 using kernels::kNR;
 using mha_test::uniform;
@@ -43,16 +43,13 @@ std::vector<SizeClass> m_classes() {
   return {{"m_eq_mr", {kMR}, [](int m) { return m == kMR; }},
           {"m_lt_mr", range(1, kMR - 1), [](int m) { return m > 0 && m < kMR; }},
           {"m_gt_mr", range(kMR + 1, 2 * kMR - 1), [](int m) { return m > kMR && m % kMR != 0; }},
-          {"m_div_mr", {2 * kMR, 3 * kMR}, [](int m) { return m > kMR && m % kMR == 0; }},
-          // Row blocks of kMC: one whole block, a block and a remainder (with a partial tile).
-          {"m_eq_mc", {kMC}, [](int m) { return m == kMC; }},
-          {"m_gt_mc", {kMC + kMR + 1, 2 * kMC + 3}, [](int m) { return m > kMC && m % kMC != 0; }}};
+          {"m_div_mr", {2 * kMR, 3 * kMR}, [](int m) { return m > kMR && m % kMR == 0; }}};
 }
 
 // Columns: one full panel, a partial panel alone (the edge tile) and after full
-// panels, and several full panels; and for one row (a GEMV), groups of
-// kGemvPanels panels: a whole group, one whose last panel is partial, and whole
-// groups followed by single panels.
+// panels, and several full panels; for one row (a GEMV), groups of kGemvPanels
+// panels: a whole group, one whose last panel is partial, and whole groups
+// followed by a smaller group; and column blocks of kNB panels.
 constexpr int kGroup = kGemvPanels * kNR;
 std::vector<SizeClass> n_classes() {
   return {{"n_eq_nr", {kNR}, [](int n) { return n == kNR; }},
@@ -61,7 +58,10 @@ std::vector<SizeClass> n_classes() {
           {"n_div_nr", {2 * kNR, 3 * kNR}, [](int n) { return n > kNR && n % kNR == 0; }},
           {"n_eq_group", {kGroup}, [](int n) { return n == kGroup; }},
           {"n_lt_group", {kGroup - kNR + 1, kGroup - 1}, [](int n) { return n > kGroup - kNR && n < kGroup; }},
-          {"n_gt_group", {kGroup + 1, 2 * kGroup + kNR + 3}, [](int n) { return n > kGroup && n % kGroup != 0; }}};
+          {"n_gt_group", {kGroup + 1, 2 * kGroup + kNR + 3}, [](int n) { return n > kGroup && n % kGroup != 0; }},
+          // Column blocks of kNB panels: one whole block, a block and a remainder (with a partial panel).
+          {"n_eq_nb", {kNB * kNR}, [](int n) { return n == kNB * kNR; }},
+          {"n_gt_nb", {kNB * kNR + kNR + 1, 2 * kNB * kNR + 3}, [](int n) { return n > kNB * kNR && n % (kNB * kNR) != 0; }}};
 }
 
 // Depth: one pass exactly, a short pass, a full pass plus a tail, whole passes.

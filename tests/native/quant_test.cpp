@@ -216,6 +216,7 @@ std::vector<SizeClass> m_classes() {
 }
 
 constexpr int kGroup = kGemvPanels * kNR;
+static_assert(kernels::kF16Panels == kGemvPanels, "the n_*_group classes are float16's conversion blocks too");
 std::vector<SizeClass> n_classes() {
   return {{"n_eq_nr", {kNR}, [](int n) { return n == kNR; }},
           {"n_lt_nr", range(1, kNR - 1), [](int n) { return n > 0 && n < kNR; }},
