@@ -258,38 +258,41 @@ void rows_f16(int M, int K, const float* A, size_t lda, const uint16_t* Bp, size
 }
 
 // ---- int8 ----------------------------------------------------------------------
-// One pass over kp k-pairs for MR rows of int16 activations (row stride ldq) and
-// one int8 panel slice: the MR x 8 int32 sums, into acc.
+// One pass over kp k-pairs for MR rows of int16 activations and one int8 panel
+// slice: the MR x 8 int32 sums, into acc. The activations are a tile's, k-pair
+// major: the pair (a[2p], a[2p+1]) of row r at aq + (p * MR + r) * 2, so that a
+// k-pair's MR splats are one pointer plus constant offsets; both pointers are
+// bumped once per k-pair (in WebAssembly every computed address is an
+// instruction of its own).
 template <int MR>
-inline void dot_i8(int kp, const int16_t* aq, int ldq, const int8_t* B, int32_t* acc) {
+inline void dot_i8(int kp, const int16_t* aq, const int8_t* B, int32_t* acc) {
+  const int8_t* const end = B + 16 * kp;
   if constexpr (MR == 1) {
-    // One row (a GEMV): two k-pairs a step into four accumulators, so the adds do
-    // not wait on each other (integer sums: the order changes nothing).
+    // One row: two k-pairs a step into four accumulators, so the adds do not wait
+    // on each other (integer sums: the order changes nothing).
     VI c0 = zero_i(), c1 = zero_i(), c2 = zero_i(), c3 = zero_i();
-    int p = 0;
-    for (; p + 2 <= kp; p += 2) {
-      const int8_t* w = B + 16 * p;
-      const VI a0 = splat32(aq + 2 * p), a1 = splat32(aq + 2 * p + 2);
-      c0 = add_i32(c0, dot_i16(a0, load_widen_i8(w)));
-      c1 = add_i32(c1, dot_i16(a0, load_widen_i8(w + 8)));
-      c2 = add_i32(c2, dot_i16(a1, load_widen_i8(w + 16)));
-      c3 = add_i32(c3, dot_i16(a1, load_widen_i8(w + 24)));
+    for (; end - B >= 32; B += 32, aq += 4) {
+      const VI a0 = splat32(aq), a1 = splat32(aq + 2);
+      c0 = add_i32(c0, dot_i16(a0, load_widen_i8(B)));
+      c1 = add_i32(c1, dot_i16(a0, load_widen_i8(B + 8)));
+      c2 = add_i32(c2, dot_i16(a1, load_widen_i8(B + 16)));
+      c3 = add_i32(c3, dot_i16(a1, load_widen_i8(B + 24)));
     }
-    if (p < kp) {
-      const VI a = splat32(aq + 2 * p);
-      c0 = add_i32(c0, dot_i16(a, load_widen_i8(B + 16 * p)));
-      c1 = add_i32(c1, dot_i16(a, load_widen_i8(B + 16 * p + 8)));
+    if (B != end) {
+      const VI a = splat32(aq);
+      c0 = add_i32(c0, dot_i16(a, load_widen_i8(B)));
+      c1 = add_i32(c1, dot_i16(a, load_widen_i8(B + 8)));
     }
     store_i(acc, add_i32(c0, c2)), store_i(acc + 4, add_i32(c1, c3));
     return;
   }
   VI c[MR][2];
   for (int r = 0; r < MR; ++r) c[r][0] = c[r][1] = zero_i();
-  for (int p = 0; p < kp; ++p) {
+  for (; B != end; B += 16, aq += 2 * MR) {
     // Columns 0-3 and 4-7, both k of the pair.
-    const VI w0 = load_widen_i8(B + 16 * p), w1 = load_widen_i8(B + 16 * p + 8);
+    const VI w0 = load_widen_i8(B), w1 = load_widen_i8(B + 8);
     for (int r = 0; r < MR; ++r) {
-      const VI a = splat32(aq + r * ldq + 2 * p);  // (a[2p], a[2p+1]) in every lane
+      const VI a = splat32(aq + 2 * r);  // (a[2p], a[2p+1]) in every lane
       c[r][0] = add_i32(c[r][0], dot_i16(a, w0));
       c[r][1] = add_i32(c[r][1], dot_i16(a, w1));
     }
@@ -316,12 +319,12 @@ inline void dot_i8_panels(int kp, const int16_t* aq, const int8_t* B, size_t str
 }
 
 // dot_i8 for a tile of mr (1 to kMR) rows.
-inline void dot_i8_rows(int mr, int kp, const int16_t* aq, int ldq, const int8_t* B, int32_t* acc) {
+inline void dot_i8_rows(int mr, int kp, const int16_t* aq, const int8_t* B, int32_t* acc) {
   switch (mr) {
-    case 4: dot_i8<4>(kp, aq, ldq, B, acc); break;
-    case 3: dot_i8<3>(kp, aq, ldq, B, acc); break;
-    case 2: dot_i8<2>(kp, aq, ldq, B, acc); break;
-    default: dot_i8<1>(kp, aq, ldq, B, acc); break;
+    case 4: dot_i8<4>(kp, aq, B, acc); break;
+    case 3: dot_i8<3>(kp, aq, B, acc); break;
+    case 2: dot_i8<2>(kp, aq, B, acc); break;
+    default: dot_i8<1>(kp, aq, B, acc); break;
   }
 }
 
@@ -466,6 +469,16 @@ void gemm_f16(int M, int N, int K, const float* A, size_t lda, const uint16_t* B
 }
 
 namespace {
+// Row r of a tile of mr rows, kb deep, quantized (quantize_row_i16) into the
+// tile's k-pair-major layout (dot_i8): the pair p at tile + (p * mr + r) * 2.
+void quantize_into_tile(const float* x, int kb, int r, int mr, int16_t* tile, float* scale, float* shift) {
+  if (mr == 1) return quantize_row_i16(x, kb, tile, scale, shift);
+  alignas(16) int16_t row[kI8KC];
+  quantize_row_i16(x, kb, row, scale, shift);
+  const int kp = (kb + 1) / 2;
+  for (int p = 0; p < kp; ++p) std::memcpy(tile + (p * mr + r) * 2, row + 2 * p, 2 * sizeof(int16_t));
+}
+
 // Tiles of M <= kMR rows (a decoding step's GEMV): the rows are quantized for up
 // to kI8Rows * kI8KC / M of depth (several passes) at once, then each panel is
 // read from end to end of that depth, pass after pass. Memory is then read in
@@ -479,11 +492,12 @@ void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
   const int passes = kI8Rows / M;  // per chunk: M rows x passes x kI8KC fit in aq
   for (int k0 = 0; k0 < K; k0 += passes * kI8KC) {
     const int np = std::min(passes, (K - k0 + kI8KC - 1) / kI8KC);
-    // Pass p of row r: kI8KC int16 at aq + (p * M + r) * kI8KC; its scales at [p * kMR + r].
+    // Pass p: its M rows as a tile at aq + p * M * kI8KC (k-pair major, quantize_into_tile);
+    // row r's scales at [p * kMR + r].
     for (int p = 0; p < np; ++p) {
       const int kb = std::min(kI8KC, K - k0 - p * kI8KC);
       for (int r = 0; r < M; ++r)
-        quantize_row_i16(A + r * lda + k0 + p * kI8KC, kb, aq + (p * M + r) * kI8KC, rs + p * kMR + r, rt + p * kMR + r);
+        quantize_into_tile(A + r * lda + k0 + p * kI8KC, kb, r, M, aq + p * M * kI8KC, rs + p * kMR + r, rt + p * kMR + r);
     }
     if (M == 1) {  // up to kGemvPanels panels at a time
       for (int j0 = 0; j0 < N; j0 += kGemvPanels * kNR) {
@@ -519,7 +533,7 @@ void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
         const int kb = std::min(kI8KC, K - k0 - p * kI8KC), kp = (kb + 1) / 2;
         const int16_t* a = aq + p * M * kI8KC;
         const int8_t* slice = panel + static_cast<size_t>(p) * kI8KC * kNR;
-        dot_i8_rows(M, kp, a, kI8KC, slice, acc);
+        dot_i8_rows(M, kp, a, slice, acc);
         const int kend = k0 + p * kI8KC + kb;
         store_i8(acc, M, rs + p * kMR, rt + p * kMR, scale + j0, bias ? bias + j0 : nullptr, C + j0, ldc, nr,
                  k0 == 0 && p == 0, kend == K);
@@ -543,7 +557,10 @@ void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
     for (int k0 = 0; k0 < K; k0 += kI8KC) {
       const int kb = std::min(kI8KC, K - k0), kp = (kb + 1) / 2, ldq = 2 * kp;
       const bool first = k0 == 0, last = k0 + kb == K;
-      for (int r = 0; r < rows; ++r) quantize_row_i16(A + (i0 + r) * lda + k0, kb, aq + r * ldq, rs + r, rt + r);
+      for (int r = 0; r < rows; ++r) {  // tile t (rows t..t+mr) at aq + t * ldq, k-pair major
+        const int t = r / kMR * kMR, mr = std::min(kMR, rows - t);
+        quantize_into_tile(A + (i0 + r) * lda + k0, kb, r - t, mr, aq + t * ldq, rs + r, rt + r);
+      }
       for (int j0 = 0; j0 < N; j0 += kNR) {
         const int nr = std::min(kNR, N - j0);
         const int8_t* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
@@ -554,7 +571,7 @@ void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
         for (int r = 0; r < rows; r += kMR) {
           const int mr = std::min(kMR, rows - r);
           const int16_t* a = aq + r * ldq;
-          dot_i8_rows(mr, kp, a, ldq, panel, acc);
+          dot_i8_rows(mr, kp, a, panel, acc);
           store_i8(acc, mr, rs + r, rt + r, cs, bj, c + r * ldc, ldc, nr, first, last);
         }
       }
