@@ -200,7 +200,7 @@ async function main() {
   for (const r of results.filter((x) => x.shape === LONG.id))
     console.log(`${label(LONG)}, needWeights false, ${r.contestant}: ${f(r.ms)} ms, wasm memory ${(r.wasmMemoryBefore / 2 ** 20).toFixed(0)} -> ${(r.wasmMemoryAfter / 2 ** 20).toFixed(0)} MiB (an L x L score matrix would be ${(LONG.L ** 2 * 4 / 2 ** 30).toFixed(0)} GiB per head), finite: ${r.finite}`);
   const sz = info.sizes;
-  console.log(`Sizes (gzip -9, .wasm + JS glue + pthread worker): ${Object.entries(sz.builds).map(([b, n]) => `${b} ${n === null ? 'not built' : `${(n / 1024).toFixed(1)} KB`}`).join(', ')}; ORT-web's threaded .wasm alone ${(sz.ortWasmGz / 2 ** 20).toFixed(1)} MB gzipped.`);
+  console.log(`Sizes (gzip -9, .wasm + JS glue + pthread worker): ${Object.entries(sz.builds).map(([b, n]) => `${b} ${n === null ? 'not built' : `${(n / 1000).toFixed(1)} KB`}`).join(', ')}; ORT-web's threaded .wasm alone ${(sz.ortWasmGz / 1e6).toFixed(1)} MB gzipped.`);
   if (bad.length) {
     console.error(`outputs disagree with plain JS: ${bad.map((r) => `${r.shape} ${r.contestant} t${r.threads}: ${r.relDiff}`).join('; ')}`);
     process.exit(1);
