@@ -27,6 +27,10 @@ GemmSplit split_gemm(int M, int N, int threads, int col_group) {
   // GEMV or a few rows, at least 64 columns when more rows of A are read per block.
   const int min_panels = M <= 16 ? 1 : 64 / kernels::kNR;
   const int col_blocks = std::max(1, std::min((panels + min_panels - 1) / min_panels, (want + row_blocks - 1) / row_blocks));
+  // A one-row GEMV reads kGemvPanels panels at a time: blocks of whole groups, so
+  // that only the last block ends in a smaller (slower) group.
+  static_assert((kernels::kGemvPanels * kernels::kNR) % (2 * kernels::kNR) == 0, "groups hold whole gated pairs");
+  if (M == 1) col_group = std::max(col_group, kernels::kGemvPanels * kernels::kNR);
   const int nb = static_cast<int>(round_up((N + col_blocks - 1) / col_blocks, col_group));
   const int cb = (N + nb - 1) / nb;
   return {mb, nb, cb, row_blocks * cb};
