@@ -199,13 +199,7 @@ void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size
       const int n = std::min(kGemvPanels * kNR, N - j0), panels = (n + kNR - 1) / kNR;
       for (int j = 0; j < panels * kNR; ++j) t[j] = j < n ? (accumulate ? C[j0 + j] : bias ? bias[j0 + j] : 0.0f) : 0.0f;
       const float* B = Bp + (j0 / kNR) * panel_stride;
-      static_assert(kGemvPanels == 4, "one case per group size");
-      switch (panels) {
-        case 4: row_panels<4>(K, A, B, panel_stride, t); break;
-        case 3: row_panels<3>(K, A, B, panel_stride, t); break;
-        case 2: row_panels<2>(K, A, B, panel_stride, t); break;
-        default: row_panels<1>(K, A, B, panel_stride, t); break;
-      }
+      with_count<kGemvPanels>(panels, [&](auto p) { row_panels<decltype(p)::value>(K, A, B, panel_stride, t); });
       std::memcpy(C + j0, t, sizeof(float) * n);
     }
     return;
@@ -219,20 +213,17 @@ void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size
     const int kb = std::min(kKC, K - k0);
     const bool acc = accumulate || k0 > 0;
     const float* bias0 = k0 == 0 ? bias : nullptr;
+    const float* panels = Bp + static_cast<size_t>(k0) * kNR;
     for (int jb = 0; jb < N; jb += kNB * kNR) {
       const int j1 = std::min(N, jb + kNB * kNR);
-      const float* panels = Bp + static_cast<size_t>(k0) * kNR;
       int i = 0;
       for (; i + kMR <= M; i += kMR)
         tile_row<kMR>(kb, A + i * lda + k0, lda, ap, panels, panel_stride, jb, j1, C + i * ldc, ldc, acc, bias0);
-      const float* a = A + i * lda + k0;
-      float* c = C + i * ldc;
-      switch (M - i) {
-        case 3: tile_row<3>(kb, a, lda, ap, panels, panel_stride, jb, j1, c, ldc, acc, bias0); break;
-        case 2: tile_row<2>(kb, a, lda, ap, panels, panel_stride, jb, j1, c, ldc, acc, bias0); break;
-        case 1: tile_row<1>(kb, a, lda, ap, panels, panel_stride, jb, j1, c, ldc, acc, bias0); break;
-        default: break;
-      }
+      if (i < M)  // the last 1 to kMR - 1 rows
+        with_count<kMR - 1>(M - i, [&](auto mr) {
+          tile_row<decltype(mr)::value>(kb, A + i * lda + k0, lda, ap, panels, panel_stride, jb, j1, C + i * ldc, ldc, acc,
+                                        bias0);
+        });
     }
   }
 }

@@ -5,14 +5,17 @@
 // micro-kernel: C[MR x 8] (+)= A[MR x K] * Bp[K x 8], where Bp is a "panel": 8
 // consecutive columns of B stored k-major, 8 floats per k. B matrices are packed
 // into panels once (weights in set_weights, K^T and V once per forward), so the
-// inner loop is two vector loads, MR broadcasts and 2*MR*(8/W) mul+add. A single
-// row (a GEMV) reads each panel end to end with four accumulator pairs instead;
-// a decoding step's attention reads K and V unpacked (dot_rows, accumulate_rows).
+// inner loop is two vector loads, MR broadcasts and 2*MR*(8/W) mul+add, with the
+// tile's rows of A packed k-major as it goes. A single row (a GEMV) reads
+// kGemvPanels panels side by side, each end to end, instead; a decoding step's
+// attention reads K and V unpacked (dot_rows, accumulate_rows).
 //
 // With -msimd128 -msse4.1, xsimd picks its sse4_1 arch and Emscripten lowers the
 // SSE intrinsics to WebAssembly SIMD128 (f32x4.*). The same code builds natively.
 #pragma once
 #include <cstddef>
+#include <type_traits>
+#include <utility>
 
 namespace mha {
 namespace kernels {
@@ -28,6 +31,17 @@ constexpr int kNB = 64;   // panels per column block of a pass (their slices, 51
 // 6 and 8 gained nothing more (and their sums would not fit in the 16 SIMD
 // registers of x86-64).
 constexpr int kGemvPanels = 4;
+
+// Calls f(std::integral_constant<int, n>{}) for a count n known only at run time,
+// n in [1, N] (more counts as N, less as 1): how a tile height or a group of
+// panels picks its kernel instantiation.
+template <int N, class F>
+inline void with_count(int n, F&& f) {
+  if constexpr (N > 1) {
+    if (n < N) return with_count<N - 1>(n, std::forward<F>(f));
+  }
+  f(std::integral_constant<int, N>{});
+}
 
 // Number of floats needed to pack a K x N matrix into ceil(N/8) panels.
 size_t packed_size(int K, int N);

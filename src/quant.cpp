@@ -232,13 +232,8 @@ void rows_f16(int M, int K, const float* A, size_t lda, const uint16_t* Bp, size
       const int n = std::min(kGemvPanels * kNR, N - j0), panels = (n + kNR - 1) / kNR;
       for (int j = 0; j < panels * kNR; ++j) init[j] = bias && j < n ? bias[j0 + j] : 0.0f;
       const uint16_t* B = Bp + (j0 / kNR) * panel_stride;
-      static_assert(kGemvPanels == 4, "one case per group size");
-      switch (panels) {
-        case 4: dot_f16_panels<4>(K, A, B, panel_stride, init, acc); break;
-        case 3: dot_f16_panels<3>(K, A, B, panel_stride, init, acc); break;
-        case 2: dot_f16_panels<2>(K, A, B, panel_stride, init, acc); break;
-        default: dot_f16_panels<1>(K, A, B, panel_stride, init, acc); break;
-      }
+      with_count<kGemvPanels>(panels,
+                              [&](auto p) { dot_f16_panels<decltype(p)::value>(K, A, B, panel_stride, init, acc); });
       std::copy(acc, acc + n, C + j0);
     }
     return;
@@ -247,12 +242,7 @@ void rows_f16(int M, int K, const float* A, size_t lda, const uint16_t* Bp, size
     const int nr = std::min(kNR, N - j0);
     for (int j = 0; j < kNR; ++j) init[j] = bias && j < nr ? bias[j0 + j] : 0.0f;
     const uint16_t* panel = Bp + (j0 / kNR) * panel_stride;
-    switch (M) {
-      case 4: dot_f16<4>(K, A, lda, panel, init, acc); break;
-      case 3: dot_f16<3>(K, A, lda, panel, init, acc); break;
-      case 2: dot_f16<2>(K, A, lda, panel, init, acc); break;
-      default: dot_f16<1>(K, A, lda, panel, init, acc); break;
-    }
+    with_count<kMR>(M, [&](auto mr) { dot_f16<decltype(mr)::value>(K, A, lda, panel, init, acc); });
     for (int r = 0; r < M; ++r) std::copy(acc + r * kNR, acc + r * kNR + nr, C + r * ldc + j0);
   }
 }
@@ -320,12 +310,7 @@ inline void dot_i8_panels(int kp, const int16_t* aq, const int8_t* B, size_t str
 
 // dot_i8 for a tile of mr (1 to kMR) rows.
 inline void dot_i8_rows(int mr, int kp, const int16_t* aq, const int8_t* B, int32_t* acc) {
-  switch (mr) {
-    case 4: dot_i8<4>(kp, aq, B, acc); break;
-    case 3: dot_i8<3>(kp, aq, B, acc); break;
-    case 2: dot_i8<2>(kp, aq, B, acc); break;
-    default: dot_i8<1>(kp, aq, B, acc); break;
-  }
+  with_count<kMR>(mr, [&](auto m) { dot_i8<decltype(m)::value>(kp, aq, B, acc); });
 }
 
 // C[rows x nr] (+)= acc * row_scale * row_shift (first: C is not read); after the
@@ -508,13 +493,8 @@ void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
           const int kb = std::min(kI8KC, K - k0 - p * kI8KC), kp = (kb + 1) / 2;
           const int16_t* a = aq + p * kI8KC;
           const int8_t* slice = panel + static_cast<size_t>(p) * kI8KC * kNR;
-          static_assert(kGemvPanels == 4, "one case per group size");
-          switch (panels) {
-            case 4: dot_i8_panels<4>(kp, a, slice, panel_stride, acc); break;
-            case 3: dot_i8_panels<3>(kp, a, slice, panel_stride, acc); break;
-            case 2: dot_i8_panels<2>(kp, a, slice, panel_stride, acc); break;
-            default: dot_i8_panels<1>(kp, a, slice, panel_stride, acc); break;
-          }
+          with_count<kGemvPanels>(panels,
+                                  [&](auto g) { dot_i8_panels<decltype(g)::value>(kp, a, slice, panel_stride, acc); });
           const int kend = k0 + p * kI8KC + kb;
           for (int q = 0; q < panels; ++q) {
             const int j = j0 + q * kNR;
