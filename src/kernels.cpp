@@ -193,15 +193,21 @@ void gemm(int M, int N, int K, const float* A, size_t lda, const float* Bp, size
         for (int j = 0; j < N; ++j) C[i * ldc + j] = bias ? bias[j] : 0.0f;
     return;
   }
-  if (M == 1) {  // a GEMV: up to kGemvPanels panels at a time, each end to end (row_panels)
+  if (M == 1) {  // a GEMV: groups of up to kGemvPanels panels, each end to end (row_panels)
     alignas(64) float t[kGemvPanels * kNR];
-    for (int j0 = 0; j0 < N; j0 += kGemvPanels * kNR) {
-      const int n = std::min(kGemvPanels * kNR, N - j0), panels = (n + kNR - 1) / kNR;
-      for (int j = 0; j < panels * kNR; ++j) t[j] = j < n ? (accumulate ? C[j0 + j] : bias ? bias[j0 + j] : 0.0f) : 0.0f;
-      const float* B = Bp + (j0 / kNR) * panel_stride;
-      with_count<kGemvPanels>(panels, [&](auto p) { row_panels<decltype(p)::value>(K, A, B, panel_stride, t); });
-      std::memcpy(C + j0, t, sizeof(float) * n);
-    }
+    for_each_gemv_group((N + kNR - 1) / kNR, [&](int first, int count, int step) {
+      for (int q = 0; q < count; ++q) {
+        const int j0 = (first + q * step) * kNR, n = std::min(kNR, N - j0);
+        for (int j = 0; j < kNR; ++j) t[q * kNR + j] = j < n ? (accumulate ? C[j0 + j] : bias ? bias[j0 + j] : 0.0f) : 0.0f;
+      }
+      with_count<kGemvPanels>(count, [&](auto p) {
+        row_panels<decltype(p)::value>(K, A, Bp + first * panel_stride, step * panel_stride, t);
+      });
+      for (int q = 0; q < count; ++q) {
+        const int j0 = (first + q * step) * kNR;
+        std::memcpy(C + j0, t + q * kNR, sizeof(float) * std::min(kNR, N - j0));
+      }
+    });
     return;
   }
   // Depth passes of kKC; in each, column blocks of kNB panels, whose slices of

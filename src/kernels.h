@@ -7,7 +7,7 @@
 // into panels once (weights in set_weights, K^T and V once per forward), so the
 // inner loop is two vector loads, MR broadcasts and 2*MR*(8/W) mul+add, with the
 // tile's rows of A packed k-major as it goes. A single row (a GEMV) reads
-// kGemvPanels panels side by side, each end to end, instead; a decoding step's
+// kGemvPanels panels side by side, each end to end, instead (for_each_gemv_group); a decoding step's
 // attention reads K and V unpacked (dot_rows, accumulate_rows).
 //
 // With -msimd128 -msse4.1, xsimd picks its sse4_1 arch and Emscripten lowers the
@@ -41,6 +41,24 @@ inline void with_count(int n, F&& f) {
     if (n < N) return with_count<N - 1>(n, std::forward<F>(f));
   }
   f(std::integral_constant<int, N>{});
+}
+
+// A one-row product over `panels` panels (the ones of its column range): calls
+// f(first, count, step) for groups of up to kGemvPanels panels, {first, first +
+// step, first + 2 * step, ...}, step = ceil(panels / kGemvPanels). Group after
+// group, each of the kGemvPanels memory streams runs on through consecutive panels
+// (contiguous in memory), a quarter of the range long, rather than stopping after
+// one panel: a stream the prefetchers have picked up keeps going, where groups of
+// adjacent panels start kGemvPanels short streams each (a panel is K x 8 weights,
+// 4.6 KB for int8 at K = 576). Natively, a decoding step of SmolLM-135M's shapes
+// got 1.13-1.2x faster in int8 on one thread and on two.
+template <class F>
+inline void for_each_gemv_group(int panels, F&& f) {
+  const int step = (panels + kGemvPanels - 1) / kGemvPanels;
+  for (int first = 0; first < step; ++first) {
+    const int count = (panels - 1 - first) / step + 1;  // first + q * step < panels
+    f(first, count < kGemvPanels ? count : kGemvPanels, step);
+  }
 }
 
 // Number of floats needed to pack a K x N matrix into ceil(N/8) panels.

@@ -228,14 +228,19 @@ void rows_f16(int M, int K, const float* A, size_t lda, const uint16_t* Bp, size
               size_t ldc, const float* bias) {
   alignas(16) float init[kGemvPanels * kNR], acc[kGemvPanels * kNR];
   if (M == 1) {
-    for (int j0 = 0; j0 < N; j0 += kGemvPanels * kNR) {
-      const int n = std::min(kGemvPanels * kNR, N - j0), panels = (n + kNR - 1) / kNR;
-      for (int j = 0; j < panels * kNR; ++j) init[j] = bias && j < n ? bias[j0 + j] : 0.0f;
-      const uint16_t* B = Bp + (j0 / kNR) * panel_stride;
-      with_count<kGemvPanels>(panels,
-                              [&](auto p) { dot_f16_panels<decltype(p)::value>(K, A, B, panel_stride, init, acc); });
-      std::copy(acc, acc + n, C + j0);
-    }
+    for_each_gemv_group((N + kNR - 1) / kNR, [&](int first, int count, int step) {
+      for (int q = 0; q < count; ++q) {
+        const int j0 = (first + q * step) * kNR, n = std::min(kNR, N - j0);
+        for (int j = 0; j < kNR; ++j) init[q * kNR + j] = bias && j < n ? bias[j0 + j] : 0.0f;
+      }
+      with_count<kGemvPanels>(count, [&](auto p) {
+        dot_f16_panels<decltype(p)::value>(K, A, Bp + first * panel_stride, step * panel_stride, init, acc);
+      });
+      for (int q = 0; q < count; ++q) {
+        const int j0 = (first + q * step) * kNR;
+        std::copy(acc + q * kNR, acc + q * kNR + std::min(kNR, N - j0), C + j0);
+      }
+    });
     return;
   }
   for (int j0 = 0; j0 < N; j0 += kNR) {
@@ -484,25 +489,25 @@ void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
       for (int r = 0; r < M; ++r)
         quantize_into_tile(A + r * lda + k0 + p * kI8KC, kb, r, M, aq + p * M * kI8KC, rs + p * kMR + r, rt + p * kMR + r);
     }
-    if (M == 1) {  // up to kGemvPanels panels at a time
-      for (int j0 = 0; j0 < N; j0 += kGemvPanels * kNR) {
-        const int n = std::min(kGemvPanels * kNR, N - j0), panels = (n + kNR - 1) / kNR;
-        const int8_t* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
+    if (M == 1) {  // groups of up to kGemvPanels panels (for_each_gemv_group)
+      for_each_gemv_group((N + kNR - 1) / kNR, [&](int first, int count, int step) {
+        const int8_t* panel = Bp + first * panel_stride + static_cast<size_t>(k0) * kNR;
         alignas(16) int32_t acc[kGemvPanels * kNR];
         for (int p = 0; p < np; ++p) {
           const int kb = std::min(kI8KC, K - k0 - p * kI8KC), kp = (kb + 1) / 2;
           const int16_t* a = aq + p * kI8KC;
           const int8_t* slice = panel + static_cast<size_t>(p) * kI8KC * kNR;
-          with_count<kGemvPanels>(panels,
-                                  [&](auto g) { dot_i8_panels<decltype(g)::value>(kp, a, slice, panel_stride, acc); });
+          with_count<kGemvPanels>(count, [&](auto g) {
+            dot_i8_panels<decltype(g)::value>(kp, a, slice, step * panel_stride, acc);
+          });
           const int kend = k0 + p * kI8KC + kb;
-          for (int q = 0; q < panels; ++q) {
-            const int j = j0 + q * kNR;
+          for (int q = 0; q < count; ++q) {
+            const int j = (first + q * step) * kNR;
             store_i8(acc + q * kNR, 1, rs + p * kMR, rt + p * kMR, scale + j, bias ? bias + j : nullptr, C + j, ldc,
                      std::min(kNR, N - j), k0 == 0 && p == 0, kend == K);
           }
         }
-      }
+      });
       continue;
     }
     for (int j0 = 0; j0 < N; j0 += kNR) {

@@ -48,8 +48,10 @@ std::vector<SizeClass> m_classes() {
 
 // Columns: one full panel, a partial panel alone (the edge tile) and after full
 // panels, and several full panels; for one row (a GEMV), groups of kGemvPanels
-// panels: a whole group, one whose last panel is partial, and whole groups
-// followed by a smaller group; and column blocks of kNB panels.
+// panels (for_each_gemv_group): a whole group, one whose last panel is partial, and
+// more panels, whose streams run through several panels each (10 panels: streams
+// of 3, 3, 3 and 1, the partial panel last), so groups of 4, 3 and 2 panels; and
+// column blocks of kNB panels.
 constexpr int kGroup = kGemvPanels * kNR;
 std::vector<SizeClass> n_classes() {
   return {{"n_eq_nr", {kNR}, [](int n) { return n == kNR; }},

@@ -222,8 +222,9 @@ std::vector<SizeClass> n_classes() {
           {"n_lt_nr", range(1, kNR - 1), [](int n) { return n > 0 && n < kNR; }},
           {"n_gt_nr", range(kNR + 1, 2 * kNR - 1), [](int n) { return n > kNR && n % kNR != 0; }},
           {"n_div_nr", {2 * kNR, 3 * kNR}, [](int n) { return n > kNR && n % kNR == 0; }},
-          // The one-row int8 GEMV's groups of kGemvPanels panels: a whole group, one
-          // whose last panel is partial, and whole groups followed by single panels.
+          // The one-row GEMV's groups of kGemvPanels panels (for_each_gemv_group): a
+          // whole group, one whose last panel is partial, and more panels, whose
+          // streams run through several panels each (groups of 4, 3 and 2 panels).
           {"n_eq_group", {kGroup}, [](int n) { return n == kGroup; }},
           {"n_lt_group", {kGroup - kNR + 1, kGroup - 1}, [](int n) { return n > kGroup - kNR && n < kGroup; }},
           {"n_gt_group", {kGroup + 1, 2 * kGroup + kNR + 3}, [](int n) { return n > kGroup && n % kGroup != 0; }}};
