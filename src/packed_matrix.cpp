@@ -24,10 +24,12 @@ uint64_t element_bytes(WeightType t) {
   return t == WeightType::kF32 ? 4 : t == WeightType::kF16 ? 2 : 1;
 }
 
-// Where element (k, j) of a panel is, in elements: k-major rows of 8; int8
-// k-pairs of 16 (column j's two k side by side).
+// Where element (k, j) of a panel is, in elements: k-major rows of 8 (float16's
+// in the order kernels::f16_position gives); int8 k-pairs of 16 (column j's two
+// k side by side).
 size_t at(int k, int j, WeightType t) {
   if (t == WeightType::kInt8) return static_cast<size_t>(k / 2) * 2 * kNR + 2 * j + (k & 1);
+  if (t == WeightType::kF16) return static_cast<size_t>(k) * kNR + kernels::f16_position(j);
   return static_cast<size_t>(k) * kNR + j;
 }
 }  // namespace

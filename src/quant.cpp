@@ -33,8 +33,6 @@ inline VI zero_i() { return wasm_i32x4_splat(0); }
 // 8 int8 at p sign-extended to int16: one instruction (v128.load8x8_s, x86's
 // pmovsxbw from memory) where a load and two extends take four.
 inline VI load_widen_i8(const int8_t* p) { return wasm_i16x8_load8x8(p); }
-inline VI widen_lo_i16(VI v) { return wasm_i32x4_extend_low_i16x8(v); }
-inline VI widen_hi_i16(VI v) { return wasm_i32x4_extend_high_i16x8(v); }
 inline VI dot_i16(VI a, VI b) { return wasm_i32x4_dot_i16x8(a, b); }
 inline VI add_i32(VI a, VI b) { return wasm_i32x4_add(a, b); }
 inline VI sub_i32(VI a, VI b) { return wasm_i32x4_sub(a, b); }
@@ -42,6 +40,8 @@ inline VI max_i32(VI a, VI b) { return wasm_i32x4_max(a, b); }
 inline VI and_i(VI a, VI b) { return wasm_v128_and(a, b); }
 template <int N>
 inline VI shl_i32(VI a) { return wasm_i32x4_shl(a, N); }
+template <int N>
+inline VI sra_i32(VI a) { return wasm_i32x4_shr(a, N); }
 inline VI narrow_i16(VI a, VI b) { return wasm_i16x8_narrow_i32x4(a, b); }  // saturating
 inline VF cvt_f32(VI a) { return wasm_f32x4_convert_i32x4(a); }
 inline VF as_f(VI a) { return a; }
@@ -72,8 +72,6 @@ inline VI splat32(const void* p) {
 inline VI set_i32(int32_t x) { return _mm_set1_epi32(x); }
 inline VI zero_i() { return _mm_setzero_si128(); }
 inline VI load_widen_i8(const int8_t* p) { return _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
-inline VI widen_lo_i16(VI v) { return _mm_cvtepi16_epi32(v); }
-inline VI widen_hi_i16(VI v) { return _mm_cvtepi16_epi32(_mm_unpackhi_epi64(v, v)); }
 inline VI dot_i16(VI a, VI b) { return _mm_madd_epi16(a, b); }
 inline VI add_i32(VI a, VI b) { return _mm_add_epi32(a, b); }
 inline VI sub_i32(VI a, VI b) { return _mm_sub_epi32(a, b); }
@@ -81,6 +79,8 @@ inline VI max_i32(VI a, VI b) { return _mm_max_epi32(a, b); }
 inline VI and_i(VI a, VI b) { return _mm_and_si128(a, b); }
 template <int N>
 inline VI shl_i32(VI a) { return _mm_slli_epi32(a, N); }
+template <int N>
+inline VI sra_i32(VI a) { return _mm_srai_epi32(a, N); }
 inline VI narrow_i16(VI a, VI b) { return _mm_packs_epi32(a, b); }
 inline VF cvt_f32(VI a) { return _mm_cvtepi32_ps(a); }
 inline VF as_f(VI a) { return _mm_castsi128_ps(a); }
@@ -116,12 +116,6 @@ inline VI load_widen_i8(const int8_t* p) {
   for (int i = 0; i < 8; ++i) h.v[i] = p[i];
   return lanes<VI>(h);
 }
-inline VI widen_i16(VI v, int from) {
-  const I16 h = lanes<I16>(v);
-  return {{h.v[from], h.v[from + 1], h.v[from + 2], h.v[from + 3]}};
-}
-inline VI widen_lo_i16(VI v) { return widen_i16(v, 0); }
-inline VI widen_hi_i16(VI v) { return widen_i16(v, 4); }
 inline VI dot_i16(VI a, VI b) {
   const I16 x = lanes<I16>(a), y = lanes<I16>(b);
   VI r;
@@ -136,6 +130,12 @@ inline VI max_i32(VI a, VI b) { return map2(a, b, [](int32_t x, int32_t y) { ret
 inline VI and_i(VI a, VI b) { return map2(a, b, [](int32_t x, int32_t y) { return x & y; }); }
 template <int N>
 inline VI shl_i32(VI a) { VI r; for (int i = 0; i < 4; ++i) r.v[i] = int32_t(uint32_t(a.v[i]) << N); return r; }
+template <int N>  // arithmetic: the sign fills in (division rounds toward zero, so not a / 2^N)
+inline VI sra_i32(VI a) {
+  VI r;
+  for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] < 0 ? ~int32_t(~uint32_t(a.v[i]) >> N) : int32_t(uint32_t(a.v[i]) >> N);
+  return r;
+}
 inline VI narrow_i16(VI a, VI b) {
   I16 h;
   for (int i = 0; i < 4; ++i) {
@@ -173,17 +173,27 @@ inline int32_t hmax_i32(VI v) {
 }
 
 // ---- float16 -----------------------------------------------------------------
-// 8 halves to 8 floats. Sign-extended to 32 bits and shifted left by 13, a half
-// s|eeeee|m (10 bits) becomes s|sss|eeeee|m|0...: masking the three copies of
-// the sign leaves the float with exponent e and mantissa m, that is the half's
-// value times 2^-112 (for e = 0 too: a subnormal half becomes a subnormal float),
-// and the multiplication by 2^112 is exact. (e = 31, infinity or NaN, is never
-// stored.)
-inline void halves_to_floats(const uint16_t* p, VF& lo, VF& hi) {
+// 8 halves to 8 floats: columns 0-3 to lo, 4-7 to hi. A panel row stores column j
+// in the low half of 32-bit lane j and column j + 4 in its high half
+// (f16_position). Shifted right by 3 with the sign filling in, a half h =
+// s|eeeee|m (10 bits) in bits 16-31 becomes s|sss|eeeee|m|... in bits 31-13:
+// masking the three copies of the sign and the 13 bits below the mantissa (lane
+// j's other half, for hi) leaves the float with exponent e and mantissa m, that
+// is the half's value times 2^-112 (for e = 0 too: a subnormal half becomes a
+// subnormal float), and the multiplication by 2^112 is exact. Seven operations
+// for 8 halves (the low halves are shifted into the high ones first), where
+// widening each 4 to 32 bits took nine. (e = 31, infinity or NaN, is never stored.)
+// halves_to_scaled stops before the multiplication: the values times 2^-112.
+inline void halves_to_scaled(const uint16_t* p, VF& lo, VF& hi) {
   const VI h = load_i(p), mask = set_i32(static_cast<int32_t>(0x8FFFE000u));
+  lo = as_f(and_i(sra_i32<3>(shl_i32<16>(h)), mask));
+  hi = as_f(and_i(sra_i32<3>(h), mask));
+}
+inline void halves_to_floats(const uint16_t* p, VF& lo, VF& hi) {
   const VF k = set_f(0x1p112f);
-  lo = mul_f(as_f(and_i(shl_i32<13>(widen_lo_i16(h)), mask)), k);
-  hi = mul_f(as_f(and_i(shl_i32<13>(widen_hi_i16(h)), mask)), k);
+  halves_to_scaled(p, lo, hi);
+  lo = mul_f(lo, k);
+  hi = mul_f(hi, k);
 }
 
 // acc[MR x 8] = init + A[MR x K] * B (one float16 panel), converting the halves
@@ -205,16 +215,23 @@ inline void dot_f16(int K, const float* A, size_t lda, const uint16_t* B, const 
 }
 
 // One row (a GEMV) against P float16 panels at once, `stride` halves apart (P
-// memory streams): acc[P x 8] = init + a[0..K) * B.
-template <int P>
+// memory streams): acc[P x 8] = init + a[0..K) * B. kScaled: a[k] * 2^112 times
+// the halves' values * 2^-112 (halves_to_scaled), one multiplication per k for
+// all P panels instead of two per panel; both scalings are exact while |a[k]| <
+// 2^15 (a[k] * 2^112 stays finite), so the products and the sums are the same
+// floats as a[k] times the halves' values.
+template <int P, bool kScaled>
 inline void dot_f16_panels(int K, const float* a, const uint16_t* B, size_t stride, const float* init, float* acc) {
   VF c[P][2];
   for (int q = 0; q < P; ++q) c[q][0] = load_f(init + q * kNR), c[q][1] = load_f(init + q * kNR + 4);
   for (int k = 0; k < K; ++k) {
-    const VF ak = set_f(a[k]);
+    const VF ak = kScaled ? mul_f(set_f(a[k]), set_f(0x1p112f)) : set_f(a[k]);
     for (int q = 0; q < P; ++q) {
       VF b0, b1;
-      halves_to_floats(B + q * stride + static_cast<size_t>(k) * kNR, b0, b1);
+      if constexpr (kScaled)
+        halves_to_scaled(B + q * stride + static_cast<size_t>(k) * kNR, b0, b1);
+      else
+        halves_to_floats(B + q * stride + static_cast<size_t>(k) * kNR, b0, b1);
       c[q][0] = madd_f(ak, b0, c[q][0]);
       c[q][1] = madd_f(ak, b1, c[q][1]);
     }
@@ -228,13 +245,21 @@ void rows_f16(int M, int K, const float* A, size_t lda, const uint16_t* Bp, size
               size_t ldc, const float* bias) {
   alignas(16) float init[kGemvPanels * kNR], acc[kGemvPanels * kNR];
   if (M == 1) {
+    // Scaled unless some |a[k]| >= 2^15 (std::max skips NaNs, which stay NaN either way).
+    float amax = 0.0f;
+    for (int k = 0; k < K; ++k) amax = std::max(amax, std::fabs(A[k]));
+    const bool scaled = amax < 0x1p15f;
     for_each_gemv_group((N + kNR - 1) / kNR, [&](int first, int count, int step) {
       for (int q = 0; q < count; ++q) {
         const int j0 = (first + q * step) * kNR, n = std::min(kNR, N - j0);
         for (int j = 0; j < kNR; ++j) init[q * kNR + j] = bias && j < n ? bias[j0 + j] : 0.0f;
       }
       with_count<kGemvPanels>(count, [&](auto p) {
-        dot_f16_panels<decltype(p)::value>(K, A, Bp + first * panel_stride, step * panel_stride, init, acc);
+        const uint16_t* B = Bp + first * panel_stride;
+        if (scaled)
+          dot_f16_panels<decltype(p)::value, true>(K, A, B, step * panel_stride, init, acc);
+        else
+          dot_f16_panels<decltype(p)::value, false>(K, A, B, step * panel_stride, init, acc);
       });
       for (int q = 0; q < count; ++q) {
         const int j0 = (first + q * step) * kNR;

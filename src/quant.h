@@ -3,7 +3,9 @@
 // GEMM (kernels.h). Their scalar twins are in tests/support/kernels_ref.h.
 //
 // Panels (PackedMatrix in linear.h fills them) hold W^T, 8 columns per panel:
-//   float16: K x 8 halves, k-major (the float32 layout with 2-byte elements);
+//   float16: K x 8 halves, k-major, each row of 8 in the order of columns 0, 4,
+//            1, 5, 2, 6, 3, 7 (the 32-bit lane j holds columns j and j + 4, which
+//            two shifts each turn into floats; see halves_to_floats);
 //   int8:    round_up(K, 2) / 2 k-pairs x 8 columns x 2: the 16 bytes of pair p
 //            are column 0's k = 2p and 2p + 1, then column 1's, ..., zero padded.
 // Both panels' row k starts at element 8k of the panel (k even for int8).
@@ -37,6 +39,9 @@ inline bool valid_weight_type(WeightType t) {
 }
 
 namespace kernels {
+
+// Where column j (0..7) of a float16 panel row is, in halves from the row's start.
+constexpr int f16_position(int j) { return j < 4 ? 2 * j : 2 * (j - 4) + 1; }
 
 constexpr int kActQMax = 32767;   // activations are quantized to [-32767, 32767]
 constexpr int kWeightQMax = 128;  // |w_q| <= 128: pre-quantized weights may hold -128

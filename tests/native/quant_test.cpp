@@ -378,6 +378,41 @@ TEST(F16Gemm, EveryFiniteHalfComesBackExactly) {
   }
 }
 
+// A one-row float16 GEMV multiplies a[k] * 2^112 by the halves' values * 2^-112
+// when every |a[k]| < 2^15, and falls back to converting the halves fully when
+// one is not (a[k] * 2^112 would overflow): both give the twin's floats, bit for
+// bit, with activations just below, at and far above 2^15 (and a NaN), and
+// subnormal, large and zero weights.
+TEST(F16Gemm, OneRowScaledOrNotEqualsTheTwin) {
+  std::mt19937 rng(12);
+  const int N = 3 * kGemvPanels * kNR + 5, K = 37;
+  auto W = uniform(size_t(N) * K, -1, 1, rng);
+  W[0] = 3e-7f, W[1] = -6e-8f, W[2] = 60000.0f, W[3] = 0.0f;  // subnormal halves, a large one, zero
+  const Quantized qz = quantize(WeightType::kF16, W, N, K);
+  PackedMatrix p;
+  ASSERT_EQ(p.reserve(K, N, WeightType::kF16), Status::kOk);
+  ASSERT_EQ(p.fill(0, N, W.data()), Status::kOk);
+  const float big[] = {0.0f, 32767.0f, 32768.0f, -1e6f, 3e38f, NAN};  // placed at a[5]; 0: none
+  for (float b : big) {
+    auto A = uniform(K, -1, 1, rng);
+    A[7] = 1e-40f;  // a subnormal activation
+    if (b != 0.0f) A[5] = b;
+    std::vector<float> C(N, 7.0f), twin(N, 7.0f);
+    gemm_tile(p.gemm(1, A.data(), K, C.data(), N, 0, N, nullptr), split_gemm(1, N, 1), 0);
+    kernels::gemm_f16_ref(1, N, K, A.data(), K, qz.half.data(), twin.data(), N, nullptr);
+    for (int j = 0; j < N; ++j) {
+      if (std::isnan(twin[j])) {
+        EXPECT_TRUE(std::isnan(C[j])) << "a[5] = " << b << ", column " << j;
+        continue;
+      }
+      ASSERT_EQ(C[j], twin[j]) << "a[5] = " << b << ", column " << j;
+      double want = 0;
+      for (int k = 0; k < K; ++k) want += double(A[k]) * qz.deq[size_t(j) * K + k];
+      if (std::isfinite(want)) EXPECT_NEAR(C[j], want, 1e-5 * std::max(1.0, std::fabs(want))) << "a[5] = " << b << ", column " << j;
+    }
+  }
+}
+
 // The int32 sums at their bound: every weight +-127 or -128 (pre-quantized) and
 // every activation at its row's maximum (quantized to +-32767), so that all the
 // products of a column have one sign, over several passes of a long K.
