@@ -70,7 +70,7 @@ layer.dispose();
 // rotate through the runtimes (which goes first rotates too), so step r of each
 // attends over 256 + r cached positions. A short pause before each step lets the
 // other runtimes' workers stop spinning. Weight types compare CPU time medians
-// (1 thread), thread counts wall medians, after idle and back to back (below).
+// (1 thread) after idle, thread counts wall medians; both again back to back (below).
 // Targets (issue 14): int8 >= 2.5x f32; 2 threads >= 1.6x 1 thread.
 {
   const E2 = 1024, H2 = 16, F2 = 4096, cached = 256, steps = Number(values['thread-steps']);
@@ -136,12 +136,12 @@ layer.dispose();
       `mins ${(Math.min(...one.wall) / Math.min(...two.wall)).toFixed(2)}x; ${(median(two.cpu) / median(one.cpu)).toFixed(2)}x the CPU time; target >= 1.6x)`);
   }
   // Back to back, as a decoding loop runs its steps: each runtime of the default
-  // build (f32 and int8, 1 and 2 threads) takes blocks of `block` consecutive steps
+  // build (f32 and int8, 1 and 2 threads; f16, 1 thread) takes blocks of `block` consecutive steps
   // (a fresh cache filled with the same 256 positions; block after block the cached
   // length grows), the runtimes' blocks in turn, a pause between blocks. Above,
   // every step of a runtime follows the other runtimes' steps and a pause, so its
   // workers are asleep when it starts: that measures a step after idle.
-  const loops = [1, 2].flatMap((threads) => ['f32', 'int8'].map((wt) => find(threads, wt)));
+  const loops = [...[1, 2].flatMap((threads) => ['f32', 'int8'].map((wt) => find(threads, wt))), find(1, 'f16')];
   for (const run of loops) {
     run.loopCache = run.l.createCache({ maxLength: cached + block * blocks });
     run.l.forward({ data: x2.subarray(0, cached * E2), dims: [cached, E2] }, { cache: run.loopCache, isCausal: true });
@@ -164,6 +164,13 @@ layer.dispose();
     const got = median(one.loopWall) / median(two.loopWall);
     console.log(`${pf(got >= 1.6)} 2 threads vs 1, ${wt}, ${two.m.build}, steps back to back (${blocks} blocks of ${block}): ${got.toFixed(2)}x ` +
       `(wall medians ${median(one.loopWall).toFixed(2)} / ${median(two.loopWall).toFixed(2)} ms; target >= 1.6x)`);
+  }
+  {
+    const f32 = find(1, 'f32'), i8 = find(1, 'int8'), f16 = find(1, 'f16'), got = median(f32.loopWall) / median(i8.loopWall);
+    console.log(`${pf(got >= 2.5)} int8 vs f32, 1 thread, ${i8.m.build}, steps back to back (${blocks} blocks of ${block}): ${got.toFixed(2)}x ` +
+      `(wall medians ${median(f32.loopWall).toFixed(2)} / ${median(i8.loopWall).toFixed(2)} ms; target >= 2.5x)`);
+    console.log(`(report) f16 vs f32, 1 thread, ${f16.m.build}, steps back to back: ${(median(f32.loopWall) / median(f16.loopWall)).toFixed(2)}x ` +
+      `(wall medians ${median(f32.loopWall).toFixed(2)} / ${median(f16.loopWall).toFixed(2)} ms)`);
   }
   for (const run of loops) run.loopCache.dispose();
   for (const run of runs) run.cache.dispose(), run.l.dispose();
