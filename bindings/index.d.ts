@@ -576,7 +576,11 @@ export interface ModelOptions {
   windowFrom?: number;
   attention: Omit<MultiHeadAttentionOptions, 'embedDim' | 'kdim' | 'vdim' | 'weightType'>;
   feedForward: Omit<FeedForwardOptions, 'dModel' | 'weightType'>;
-  /** How the blocks' and the head's matrices are stored: 'f32' (default), 'f16' or 'int8'; embeddings and norms stay float32. */
+  /**
+   * How the blocks' and the head's matrices are stored: 'f32' (default), 'f16' or 'int8'; embeddings and
+   * norms stay float32, except that a 'tied' head stored as 'f16' or 'int8' also serves the token lookup
+   * (no float32 token table is kept: each token's embedding is its head row, as stored).
+   */
   weightType?: WeightType;
 }
 

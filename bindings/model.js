@@ -78,7 +78,9 @@ export function modelWeightBytes(cfg) {
   const matrix = (K, N) => K * up8(N) * per + up8(N) * rowScale;  // W [N, K] packed as K x N
   const matrices = matrix(H, nq + 2 * nk) + matrix(nq, H) + matrix(H, (f.gated ? 2 : 1) * up8(F)) + matrix(F, H);
   const floats = 2 * up8(nq + 2 * nk) + H + 3 * up8(F) + H + 4 * H + 2 * a.numHeads + 2 * a.headDim + (a.rope ? a.rope.dim : 0);
-  const emb = (V + cfg.maxPositions + cfg.typeVocabSize) * H + 4 * H;
+  // A tied head stored as f16 or int8 serves the lookup too: no float32 token table then.
+  const table = cfg.head === 'tied' && (cfg.weightType ?? 'f32') !== 'f32' ? 0 : V;
+  const emb = (table + cfg.maxPositions + cfg.typeVocabSize) * H + 4 * H;
   return cfg.numLayers * (matrices + 4 * floats) + 4 * emb + (cfg.head === 'none' ? 0 : matrix(H, V));
 }
 

@@ -139,6 +139,8 @@ class Linear {
   // y[M x out] (ldy) = x[M x in] (ldx) W^T + b, then the epilogue, as a Gemm.
   Gemm gemm(int M, const float* x, size_t ldx, float* y, size_t ldy, Epilogue epilogue = {}) const;
   WeightType weight_type() const { return type_; }
+  // Rows [n0, n0 + n) of W as the kernels see them (dequantized), into w [n, in].
+  void weight_rows(int n0, int n, float* w) const { w_.dequantize(n0, n, w); }
   // Bytes set_weights allocates.
   uint64_t weight_bytes() const { return PackedMatrix::bytes(in_, out_, type_) + sizeof(float) * out_; }
   size_t memory_bytes() const { return w_.memory_bytes() + b_.bytes(); }

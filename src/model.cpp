@@ -16,6 +16,11 @@ MhaConfig attention_config(const ModelConfig& c, int block) {
   if (block < c.window_from) a.window = 0;
   return a;
 }
+// A tied head stored as float16 or int8 serves the embedding lookup too (model.h).
+bool tokens_from_head(const ModelConfig& c) {
+  return c.head == ModelConfig::kTied && c.attention.weight_type != WeightType::kF32;
+}
+
 FeedForwardConfig ffn_config(const ModelConfig& c) {
   FeedForwardConfig f = c.ffn;
   f.d_model = c.hidden;
@@ -57,7 +62,8 @@ uint64_t Model::weight_bytes(const ModelConfig& c) {
                             PackedMatrix::bytes(h, c.ffn.gated ? static_cast<int>(2 * Fp) : f, tf) + PackedMatrix::bytes(f, h, tf);
   // Float32: biases, norms, the attention's option arrays.
   const uint64_t floats = 2 * round_up(nq + 2 * nk, p) + H + 3 * Fp + H + 4 * H + 2 * a.H() + 2 * a.D() + a.rope_dim;
-  const uint64_t emb = V * H + static_cast<uint64_t>(c.max_positions) * H + static_cast<uint64_t>(c.type_vocab) * H + 4 * H;
+  const uint64_t table = tokens_from_head(c) ? 0 : V * H;
+  const uint64_t emb = table + static_cast<uint64_t>(c.max_positions) * H + static_cast<uint64_t>(c.type_vocab) * H + 4 * H;
   // The head is stored as the blocks' attention matrices are (a tied head: a packed copy of the table).
   const uint64_t head = c.head == ModelConfig::kNoHead ? 0 : PackedMatrix::bytes(h, c.vocab, ta);
   return c.layers * (matrices + floats * sizeof(float)) + emb * sizeof(float) + head;
@@ -76,11 +82,12 @@ Status Model::set_embeddings(const EmbeddingWeights& w) {
   if (!w.tokens || (cfg_.max_positions && !w.positions) || (cfg_.type_vocab && !w.types) ||
       (cfg_.embed_norm && !w.norm_weight))
     return Status::kInvalidArgument;
-  last_request_bytes_ = (static_cast<uint64_t>(cfg_.vocab) + cfg_.max_positions + cfg_.type_vocab) * H * sizeof(float);
-  if (!tokens_.reserve(cfg_.vocab * H) || (cfg_.max_positions && !positions_.reserve(cfg_.max_positions * H)) ||
+  const bool table = !tokens_from_head(cfg_);
+  last_request_bytes_ = ((table ? static_cast<uint64_t>(cfg_.vocab) : 0) + cfg_.max_positions + cfg_.type_vocab) * H * sizeof(float);
+  if (!tokens_.reserve(table ? cfg_.vocab * H : 0) || (cfg_.max_positions && !positions_.reserve(cfg_.max_positions * H)) ||
       (cfg_.type_vocab && !types_.reserve(cfg_.type_vocab * H)))
     return Status::kOutOfMemory;
-  std::memcpy(tokens_.data(), w.tokens, sizeof(float) * cfg_.vocab * H);
+  if (table) std::memcpy(tokens_.data(), w.tokens, sizeof(float) * cfg_.vocab * H);
   if (cfg_.max_positions) std::memcpy(positions_.data(), w.positions, sizeof(float) * cfg_.max_positions * H);
   if (cfg_.type_vocab) std::memcpy(types_.data(), w.types, sizeof(float) * cfg_.type_vocab * H);
   if (cfg_.embed_norm) {
@@ -224,7 +231,10 @@ Status Model::forward(const ModelForwardArgs& a, ThreadPool& pool, Workspace& ws
   // Embeddings: token + learned position + token type, then the embeddings' norm.
   for (int m = 0; m < M; ++m) {
     float* row = x + static_cast<size_t>(m) * H;
-    std::memcpy(row, tokens_.data() + static_cast<size_t>(a.ids[m]) * H, sizeof(float) * H);
+    if (tokens_from_head(cfg_))
+      head_.weight_rows(a.ids[m], 1, row);
+    else
+      std::memcpy(row, tokens_.data() + static_cast<size_t>(a.ids[m]) * H, sizeof(float) * H);
     if (cfg_.max_positions) {
       const int p = a.positions ? a.positions[m] : past + m % a.L;
       kernels::add_row(row, positions_.data() + static_cast<size_t>(p) * H, H);

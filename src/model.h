@@ -40,8 +40,12 @@ struct ModelConfig {
   int window_from = 0;      // attention.window applies to blocks window_from.. only (Qwen2's max_window_layers)
   FeedForwardConfig ffn;    // d_model = hidden
   // The blocks' matrices are stored as attention.weight_type and ffn.weight_type,
-  // and so is the head (a tied head: a packed copy of the token table, which the
-  // embedding lookup keeps reading in float32); the embeddings and the norms stay float32.
+  // and so is the head. A tied head is a packed copy of the token table: in float32
+  // the lookup reads the table, kept as it is; in float16 or int8 the lookup
+  // dequantizes the head's rows instead, and no float32 table is kept (for
+  // SmolLM-135M, 113 MB less; each token's row is then its int8 or float16 value,
+  // which is what the head multiplies by too). The other embeddings and the norms
+  // stay float32.
 };
 
 // One block's weights (PyTorch layout). norm*_bias only for a LayerNorm with bias.

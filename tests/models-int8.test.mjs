@@ -70,3 +70,24 @@ test('an int8 checkpoint (quantizeSafetensors) loads at weightType int8 and give
   a.dispose();
   b.dispose();
 });
+
+test('a tied head stored as int8 or f16 serves the embedding lookup: no float32 token table (memoryBytes 4 x vocab x hidden less than untied)', async () => {
+  const mha = await init({ threads: 1 });
+  const ids = [3, 17, 42, 8];
+  for (const weightType of ['f32', 'int8', 'f16']) {
+    const bytes = {};
+    for (const tie of [true, false]) {
+      const m = tinyModel('qwen2', { seed: 22, int8Exact: 'outChannel', tie });
+      const model = await loadModel(mha, { config: m.config, weights: weightsOf(m), weightType });
+      assert.equal(model.modelOptions.head, tie ? 'tied' : 'untied');
+      const ref = referenceForward({ config: m.config, tensors: m.tensors, ids });
+      const err = relToMax(model.forward(ids).data, ref.data);
+      assert.ok(err <= { f32: 1e-4, int8: 2e-2, f16: 1e-3 }[weightType], `tie ${tie} ${weightType}: logits off by ${err.toExponential(2)}`);
+      bytes[tie] = { bytes: model.memoryBytes, V: model.vocabSize, H: model.hiddenSize };
+      model.dispose();
+    }
+    const { V, H } = bytes[true];
+    // f32: the table and a packed copy (tied) or the table and lm_head (untied), the same bytes.
+    assert.equal(bytes[false].bytes - bytes[true].bytes, weightType === 'f32' ? 0 : 4 * V * H, `${weightType}: ${bytes[false].bytes} untied vs ${bytes[true].bytes} tied`);
+  }
+});

@@ -189,9 +189,10 @@ TEST_P(ModelTest, QuantizedBlocksMatchTheFloatModelWithDequantizedMatrices) {
     m.cfg.attention.weight_type = m.cfg.ffn.weight_type = t;
     ASSERT_TRUE(Model::valid(m.cfg));
     const int H = m.cfg.hidden;
-    // The tied head is stored as the blocks are; the embedding lookup reads the float table.
+    // The tied head is stored as the blocks are, and the embedding lookup reads its
+    // rows (no float32 table is kept): the reference's table and head are both the
+    // dequantized token table.
     deq.cfg.head = ModelConfig::kUntied;
-    deq.head = m.tokens;
     // Each matrix [rows, cols] as its stored type gives it back.
     auto dequantize = [&](std::vector<float>& w, int cols) {
       for (size_t r = 0; r < w.size() / cols; ++r) {
@@ -206,7 +207,8 @@ TEST_P(ModelTest, QuantizedBlocksMatchTheFloatModelWithDequantizedMatrices) {
         }
       }
     };
-    dequantize(deq.head, H);
+    dequantize(deq.tokens, H);
+    deq.head = deq.tokens;
     for (BlockData& b : deq.blocks) {
       for (std::vector<float>* w : {&b.q, &b.k, &b.v, &b.gate, &b.up}) dequantize(*w, H);
       dequantize(b.o, int(b.o.size() / H));
@@ -223,6 +225,9 @@ TEST_P(ModelTest, QuantizedBlocksMatchTheFloatModelWithDequantizedMatrices) {
     const double over = double(Model::weight_bytes(m.cfg)) - double(model.memory_bytes());
     const double over_f32 = double(Model::weight_bytes(deq.cfg)) - double(ref.memory_bytes());
     EXPECT_NEAR(over, over_f32, 64.0 * 6 * m.cfg.layers) << int(t);
+    ModelConfig untied = m.cfg;  // the same matrices with a head of its own: the float32 table is kept then
+    untied.head = ModelConfig::kUntied;
+    EXPECT_EQ(Model::weight_bytes(untied) - Model::weight_bytes(m.cfg), uint64_t(m.cfg.vocab) * H * sizeof(float)) << int(t);
     ThreadPool pool(GetParam());
     Workspace ws;
     const int B = 2, L = 9, V = m.cfg.vocab;
