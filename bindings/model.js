@@ -9,7 +9,7 @@ import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
 import { checkFeedForwardArrays, FF_OPTIONS, feedForwardConfig, readWeights as readFeedForwardWeights, WEIGHT_FIELDS as FF_FIELDS } from './feedforward.js';
 import { checkWeightArrays, LAYER_OPTIONS, layerConfig, readWeights as readAttentionWeights, scaleFields, WEIGHT_FIELDS, weightArray } from './layer.js';
 import { checkData } from './masks.js';
-import { positionsLayout, positiveNumber, readPositions, readWeightType } from './modern.js';
+import { checkStorable, positionsLayout, positiveNumber, readPositions, readWeightType } from './modern.js';
 import { MAX_HEAP, recordBytes, tooLarge } from './runtime.js';
 import { bool, describe, expectArray, fmtDims, nonNegativeInt, plainObject, positiveInt, product, sameDims, tensor, typedArrayLength } from './validate.js';
 
@@ -140,6 +140,8 @@ export function defineModel({ backend, Native, live, caches }) {
           ['tokens', [c.vocabSize, H], true], ['positions', [c.maxPositions, H], c.maxPositions > 0],
           ['types', [c.typeVocabSize, H], c.typeVocabSize > 0], ['normWeight', [H], c.embedNorm], ['normBias', [H], c.embedNorm && c.normBias],
         ]);
+        // A tied head is the token table, stored as weightType.
+        if (c.head === 'tied') checkStorable('Model.setEmbeddings', 'tokens', arrays.tokens, c.weightType ?? 'f32');
         const done = backend.call('Model.setEmbeddings', [id, arrays], { transfer: transferOf('Model.setEmbeddings', options), what: 'Model.setEmbeddings' });
         this.#sent.embeddings = true;
         return done;
@@ -184,6 +186,7 @@ export function defineModel({ backend, Native, live, caches }) {
         const id = live(this, 'setHead'), c = this.#cfg;
         if (c.head !== 'untied') throw new TypeError(`Model.setHead: the model was created with head: '${c.head}'${c.head === 'tied' ? ' (the token table is the head)' : ''}`);
         const arrays = readNamed('Model.setHead', weights, [['weight', [c.vocabSize, c.hiddenSize], true]]);
+        checkStorable('Model.setHead', 'weight', arrays.weight, c.weightType ?? 'f32');
         const done = backend.call('Model.setHead', [id, arrays], { transfer: transferOf('Model.setHead', options), what: 'Model.setHead' });
         this.#sent.head = true;
         return done;
