@@ -577,9 +577,9 @@ export interface ModelOptions {
   attention: Omit<MultiHeadAttentionOptions, 'embedDim' | 'kdim' | 'vdim' | 'weightType'>;
   feedForward: Omit<FeedForwardOptions, 'dModel' | 'weightType'>;
   /**
-   * How the blocks' and the head's matrices are stored: 'f32' (default), 'f16' or 'int8'; embeddings and
-   * norms stay float32, except that a 'tied' head stored as 'f16' or 'int8' also serves the token lookup
-   * (no float32 token table is kept: each token's embedding is its head row, as stored).
+   * How the blocks' matrices, the head and the token table are stored: 'f32' (default), 'f16' or 'int8'
+   * (the lookup dequantizes a token's row; a 'tied' head is the table's only copy). Position and
+   * token-type tables and the norms stay float32.
    */
   weightType?: WeightType;
 }

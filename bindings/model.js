@@ -78,10 +78,10 @@ export function modelWeightBytes(cfg) {
   const matrix = (K, N) => K * up8(N) * per + up8(N) * rowScale;  // W [N, K] packed as K x N
   const matrices = matrix(H, nq + 2 * nk) + matrix(nq, H) + matrix(H, (f.gated ? 2 : 1) * up8(F)) + matrix(F, H);
   const floats = 2 * up8(nq + 2 * nk) + H + 3 * up8(F) + H + 4 * H + 2 * a.numHeads + 2 * a.headDim + (a.rope ? a.rope.dim : 0);
-  // A tied head stored as f16 or int8 serves the lookup too: no float32 token table then.
-  const table = cfg.head === 'tied' && (cfg.weightType ?? 'f32') !== 'f32' ? 0 : V;
-  const emb = (table + cfg.maxPositions + cfg.typeVocabSize) * H + 4 * H;
-  return cfg.numLayers * (matrices + 4 * floats) + 4 * emb + (cfg.head === 'none' ? 0 : matrix(H, V));
+  // The token table: float32 as given; in f16 or int8, a tied head's rows (no copy) or a packed table.
+  const table = (cfg.weightType ?? 'f32') === 'f32' ? 4 * V * H : cfg.head === 'tied' ? 0 : matrix(H, V);
+  const emb = (cfg.maxPositions + cfg.typeVocabSize) * H + 4 * H;
+  return cfg.numLayers * (matrices + 4 * floats) + table + 4 * emb + (cfg.head === 'none' ? 0 : matrix(H, V));
 }
 
 /** The options that rebuild cfg where the runtime is. */
@@ -140,8 +140,8 @@ export function defineModel({ backend, Native, live, caches }) {
           ['tokens', [c.vocabSize, H], true], ['positions', [c.maxPositions, H], c.maxPositions > 0],
           ['types', [c.typeVocabSize, H], c.typeVocabSize > 0], ['normWeight', [H], c.embedNorm], ['normBias', [H], c.embedNorm && c.normBias],
         ]);
-        // A tied head is the token table, stored as weightType.
-        if (c.head === 'tied') checkStorable('Model.setEmbeddings', 'tokens', arrays.tokens, c.weightType ?? 'f32');
+        // The token table is stored as weightType (a tied head: it is the head).
+        checkStorable('Model.setEmbeddings', 'tokens', arrays.tokens, c.weightType ?? 'f32');
         const done = backend.call('Model.setEmbeddings', [id, arrays], { transfer: transferOf('Model.setEmbeddings', options), what: 'Model.setEmbeddings' });
         this.#sent.embeddings = true;
         return done;

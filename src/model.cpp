@@ -16,9 +16,12 @@ MhaConfig attention_config(const ModelConfig& c, int block) {
   if (block < c.window_from) a.window = 0;
   return a;
 }
-// A tied head stored as float16 or int8 serves the embedding lookup too (model.h).
-bool tokens_from_head(const ModelConfig& c) {
-  return c.head == ModelConfig::kTied && c.attention.weight_type != WeightType::kF32;
+// Where the embedding lookup reads the token table (model.h): float32 as given; in
+// float16 or int8, the rows of a tied head, or a packed copy of the table of its own.
+enum class Table { kFloat, kHead, kPacked };
+Table table_storage(const ModelConfig& c) {
+  if (c.attention.weight_type == WeightType::kF32) return Table::kFloat;
+  return c.head == ModelConfig::kTied ? Table::kHead : Table::kPacked;
 }
 
 FeedForwardConfig ffn_config(const ModelConfig& c) {
@@ -62,15 +65,16 @@ uint64_t Model::weight_bytes(const ModelConfig& c) {
                             PackedMatrix::bytes(h, c.ffn.gated ? static_cast<int>(2 * Fp) : f, tf) + PackedMatrix::bytes(f, h, tf);
   // Float32: biases, norms, the attention's option arrays.
   const uint64_t floats = 2 * round_up(nq + 2 * nk, p) + H + 3 * Fp + H + 4 * H + 2 * a.H() + 2 * a.D() + a.rope_dim;
-  const uint64_t table = tokens_from_head(c) ? 0 : V * H;
-  const uint64_t emb = table + static_cast<uint64_t>(c.max_positions) * H + static_cast<uint64_t>(c.type_vocab) * H + 4 * H;
+  const Table t = table_storage(c);
+  const uint64_t table = t == Table::kHead ? 0 : t == Table::kPacked ? PackedMatrix::bytes(h, c.vocab, ta) : V * H * sizeof(float);
+  const uint64_t emb = static_cast<uint64_t>(c.max_positions) * H + static_cast<uint64_t>(c.type_vocab) * H + 4 * H;
   // The head is stored as the blocks' attention matrices are (a tied head: a packed copy of the table).
   const uint64_t head = c.head == ModelConfig::kNoHead ? 0 : PackedMatrix::bytes(h, c.vocab, ta);
-  return c.layers * (matrices + floats * sizeof(float)) + emb * sizeof(float) + head;
+  return c.layers * (matrices + floats * sizeof(float)) + table + emb * sizeof(float) + head;
 }
 
 size_t Model::memory_bytes() const {
-  size_t n = tokens_.bytes() + positions_.bytes() + types_.bytes() + embed_norm_.memory_bytes() +
+  size_t n = tokens_.bytes() + token_rows_.memory_bytes() + positions_.bytes() + types_.bytes() + embed_norm_.memory_bytes() +
              final_norm_.memory_bytes() + head_.memory_bytes();
   for (const Block& b : blocks_) n += b.norm1.memory_bytes() + b.norm2.memory_bytes() + b.attn.memory_bytes() + b.ffn.memory_bytes();
   return n;
@@ -82,12 +86,20 @@ Status Model::set_embeddings(const EmbeddingWeights& w) {
   if (!w.tokens || (cfg_.max_positions && !w.positions) || (cfg_.type_vocab && !w.types) ||
       (cfg_.embed_norm && !w.norm_weight))
     return Status::kInvalidArgument;
-  const bool table = !tokens_from_head(cfg_);
-  last_request_bytes_ = ((table ? static_cast<uint64_t>(cfg_.vocab) : 0) + cfg_.max_positions + cfg_.type_vocab) * H * sizeof(float);
-  if (!tokens_.reserve(table ? cfg_.vocab * H : 0) || (cfg_.max_positions && !positions_.reserve(cfg_.max_positions * H)) ||
+  const Table table = table_storage(cfg_);
+  const WeightType type = cfg_.attention.weight_type;
+  last_request_bytes_ = (static_cast<uint64_t>(cfg_.max_positions) + cfg_.type_vocab) * H * sizeof(float) +
+                        (table == Table::kFloat    ? static_cast<uint64_t>(cfg_.vocab) * H * sizeof(float)
+                         : table == Table::kPacked ? PackedMatrix::bytes(cfg_.hidden, cfg_.vocab, type)
+                                                   : 0);
+  if (table == Table::kPacked) {  // first: a table the type cannot store is refused before the float tables are reserved
+    if (const Status s = token_rows_.reserve(cfg_.hidden, cfg_.vocab, type); s != Status::kOk) return s;
+    if (const Status s = token_rows_.fill(0, cfg_.vocab, w.tokens); s != Status::kOk) return s;
+  }
+  if (!tokens_.reserve(table == Table::kFloat ? cfg_.vocab * H : 0) || (cfg_.max_positions && !positions_.reserve(cfg_.max_positions * H)) ||
       (cfg_.type_vocab && !types_.reserve(cfg_.type_vocab * H)))
     return Status::kOutOfMemory;
-  if (table) std::memcpy(tokens_.data(), w.tokens, sizeof(float) * cfg_.vocab * H);
+  if (table == Table::kFloat) std::memcpy(tokens_.data(), w.tokens, sizeof(float) * cfg_.vocab * H);
   if (cfg_.max_positions) std::memcpy(positions_.data(), w.positions, sizeof(float) * cfg_.max_positions * H);
   if (cfg_.type_vocab) std::memcpy(types_.data(), w.types, sizeof(float) * cfg_.type_vocab * H);
   if (cfg_.embed_norm) {
@@ -231,10 +243,11 @@ Status Model::forward(const ModelForwardArgs& a, ThreadPool& pool, Workspace& ws
   // Embeddings: token + learned position + token type, then the embeddings' norm.
   for (int m = 0; m < M; ++m) {
     float* row = x + static_cast<size_t>(m) * H;
-    if (tokens_from_head(cfg_))
-      head_.weight_rows(a.ids[m], 1, row);
-    else
-      std::memcpy(row, tokens_.data() + static_cast<size_t>(a.ids[m]) * H, sizeof(float) * H);
+    switch (table_storage(cfg_)) {
+      case Table::kFloat: std::memcpy(row, tokens_.data() + static_cast<size_t>(a.ids[m]) * H, sizeof(float) * H); break;
+      case Table::kHead: head_.weight_rows(a.ids[m], 1, row); break;
+      case Table::kPacked: token_rows_.dequantize(a.ids[m], 1, row); break;
+    }
     if (cfg_.max_positions) {
       const int p = a.positions ? a.positions[m] : past + m % a.L;
       kernels::add_row(row, positions_.data() + static_cast<size_t>(p) * H, H);

@@ -40,12 +40,12 @@ struct ModelConfig {
   int window_from = 0;      // attention.window applies to blocks window_from.. only (Qwen2's max_window_layers)
   FeedForwardConfig ffn;    // d_model = hidden
   // The blocks' matrices are stored as attention.weight_type and ffn.weight_type,
-  // and so is the head. A tied head is a packed copy of the token table: in float32
-  // the lookup reads the table, kept as it is; in float16 or int8 the lookup
-  // dequantizes the head's rows instead, and no float32 table is kept (for
-  // SmolLM-135M, 113 MB less; each token's row is then its int8 or float16 value,
-  // which is what the head multiplies by too). The other embeddings and the norms
-  // stay float32.
+  // and so are the head and the token table. In float32 the lookup reads the table
+  // as given (a tied head: a packed copy of it). In float16 or int8 the lookup
+  // dequantizes a token's row (int8: one scale per token): of a tied head, which
+  // then is the only copy (for SmolLM-135M, 113 MB less than a float32 table), or
+  // of a packed table of its own. The position and token-type tables and the
+  // norms stay float32.
 };
 
 // One block's weights (PyTorch layout). norm*_bias only for a LayerNorm with bias.
@@ -146,6 +146,7 @@ class Model {
   ModelConfig cfg_;
   std::vector<Block> blocks_;
   FloatBuffer tokens_, positions_, types_;
+  PackedMatrix token_rows_;  // the token table as weight_type (f16, int8) when no tied head holds it
   RowNorm embed_norm_, final_norm_;
   Linear head_;
   bool has_embeddings_ = false, has_final_norm_ = false, has_head_ = false;

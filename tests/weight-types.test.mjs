@@ -132,7 +132,7 @@ test('weights int8 and f16 cannot store are refused by name, and the layer keeps
   assert.equal(l8.forward({ data: new Float32Array(8), dims: [2, 4] }).output.dims.join(), '2,4');
   l8.dispose();
   l16.dispose();
-  // A Model's stored matrices outside the blocks: a tied head (the token table) and an untied one.
+  // A Model's stored matrices outside the blocks: the token table (a tied head's too) and an untied head.
   const model = (head, weightType) => new mha.Model({ hiddenSize: 16, vocabSize: 10, numLayers: 1, head, attention: { numHeads: 2 }, feedForward: { dimFeedforward: 32 }, weightType });
   const table = (at, v) => Float32Array.from({ length: 160 }, (_, i) => (i === at ? v : 0.25));
   const tied = model('tied', 'int8');
@@ -141,8 +141,11 @@ test('weights int8 and f16 cannot store are refused by name, and the layer keeps
   const tied16 = model('tied', 'f16');
   assert.throws(() => tied16.setEmbeddings({ tokens: table(3, -70000) }), (e) => e instanceof RangeError && /tokens\[3\] = -70000 is beyond float16's range/.test(e.message));
   const untied = model('untied', 'int8');
-  untied.setEmbeddings({ tokens: table(17, NaN) });  // the lookup table stays float32: NaN is a float like any other
+  assert.throws(() => untied.setEmbeddings({ tokens: table(4, -Infinity) }), (e) => e instanceof RangeError && /Model.setEmbeddings: tokens\[4\] is -Infinity/.test(e.message));
+  untied.setEmbeddings({ tokens: table(4, 2) });
   assert.throws(() => untied.setHead({ weight: table(9, Infinity) }), (e) => e instanceof RangeError && /Model.setHead: weight\[9\] is Infinity/.test(e.message));
   untied.setHead({ weight: table(9, 1) });
-  for (const m of [tied, tied16, untied]) m.dispose();
+  const f32 = model('none', 'f32');
+  f32.setEmbeddings({ tokens: table(17, NaN) });  // float32 stores any float
+  for (const m of [tied, tied16, untied, f32]) m.dispose();
 });

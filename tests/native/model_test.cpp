@@ -178,20 +178,25 @@ TEST_P(ModelTest, PostNormEncoderIgnoresPadding) {
   EXPECT_EQ(model.forward(a, pool, ws), Status::kInvalidArgument);
 }
 
-// Every block matrix stored as t: the model equals (2e-3 for int8, 1e-4 for
-// float16) the float32 model whose matrices are the dequantized ones (the scalar
-// twins quantize them), full forward and cached steps alike; the matrices take a
-// half or a quarter of the bytes.
+// Every matrix stored as t, the head and the token table included: the model
+// equals (2e-3 for int8, 1e-4 for float16) the float32 model whose matrices and
+// token table are the dequantized ones (the scalar twins quantize them), full
+// forward and cached steps alike; the matrices take a half or a quarter of the
+// bytes. A tied head is the only copy of the table (the lookup reads its rows);
+// an untied one leaves the table a packed copy of its own.
 TEST_P(ModelTest, QuantizedBlocksMatchTheFloatModelWithDequantizedMatrices) {
-  for (WeightType t : {WeightType::kF16, WeightType::kInt8}) {
+  for (WeightType t : {WeightType::kF16, WeightType::kInt8})
+  for (bool tied : {true, false}) {
     std::mt19937 rng(13);
-    Built m = build(true, rng), deq = m;
+    Built m = build(true, rng);
+    if (!tied) {
+      m.cfg.head = ModelConfig::kUntied;
+      m.head = uniform(m.tokens.size(), -1, 1, rng);
+    }
+    Built deq = m;
     m.cfg.attention.weight_type = m.cfg.ffn.weight_type = t;
     ASSERT_TRUE(Model::valid(m.cfg));
     const int H = m.cfg.hidden;
-    // The tied head is stored as the blocks are, and the embedding lookup reads its
-    // rows (no float32 table is kept): the reference's table and head are both the
-    // dequantized token table.
     deq.cfg.head = ModelConfig::kUntied;
     // Each matrix [rows, cols] as its stored type gives it back.
     auto dequantize = [&](std::vector<float>& w, int cols) {
@@ -208,7 +213,10 @@ TEST_P(ModelTest, QuantizedBlocksMatchTheFloatModelWithDequantizedMatrices) {
       }
     };
     dequantize(deq.tokens, H);
-    deq.head = deq.tokens;
+    if (tied)
+      deq.head = deq.tokens;
+    else
+      dequantize(deq.head, H);
     for (BlockData& b : deq.blocks) {
       for (std::vector<float>* w : {&b.q, &b.k, &b.v, &b.gate, &b.up}) dequantize(*w, H);
       dequantize(b.o, int(b.o.size() / H));
@@ -225,9 +233,10 @@ TEST_P(ModelTest, QuantizedBlocksMatchTheFloatModelWithDequantizedMatrices) {
     const double over = double(Model::weight_bytes(m.cfg)) - double(model.memory_bytes());
     const double over_f32 = double(Model::weight_bytes(deq.cfg)) - double(ref.memory_bytes());
     EXPECT_NEAR(over, over_f32, 64.0 * 6 * m.cfg.layers) << int(t);
-    ModelConfig untied = m.cfg;  // the same matrices with a head of its own: the float32 table is kept then
-    untied.head = ModelConfig::kUntied;
-    EXPECT_EQ(Model::weight_bytes(untied) - Model::weight_bytes(m.cfg), uint64_t(m.cfg.vocab) * H * sizeof(float)) << int(t);
+    ModelConfig other = m.cfg;  // the same matrices with the head tied (no table of its own) or untied
+    other.head = tied ? ModelConfig::kUntied : ModelConfig::kTied;
+    const int64_t table = int64_t(PackedMatrix::bytes(H, m.cfg.vocab, t));  // the untied model's packed table
+    EXPECT_EQ(int64_t(Model::weight_bytes(other)) - int64_t(Model::weight_bytes(m.cfg)), tied ? table : -table) << int(t);
     ThreadPool pool(GetParam());
     Workspace ws;
     const int B = 2, L = 9, V = m.cfg.vocab;
@@ -240,7 +249,7 @@ TEST_P(ModelTest, QuantizedBlocksMatchTheFloatModelWithDequantizedMatrices) {
     ASSERT_EQ(model.forward(a, pool, ws), Status::kOk);
     a.output = want.data();
     ASSERT_EQ(ref.forward(a, pool, ws), Status::kOk);
-    EXPECT_LT(rel_err(got.data(), want.data(), got.size()), tol) << int(t);
+    EXPECT_LT(rel_err(got.data(), want.data(), got.size()), tol) << int(t) << " tied " << tied;
     // One token at a time through a cache: the same logits.
     ModelCache cache(m.cfg, B, L);
     for (int i = 0; i < L; ++i) {
@@ -251,7 +260,7 @@ TEST_P(ModelTest, QuantizedBlocksMatchTheFloatModelWithDequantizedMatrices) {
       s.B = B, s.L = 1, s.ids = one, s.output = step.data(), s.cache = &cache;
       ASSERT_EQ(model.forward(s, pool, ws), Status::kOk);
       for (int b = 0; b < B; ++b)
-        EXPECT_LT(rel_err(step.data() + size_t(b) * V, want.data() + (size_t(b) * L + i) * V, V), tol) << int(t) << " step " << i;
+        EXPECT_LT(rel_err(step.data() + size_t(b) * V, want.data() + (size_t(b) * L + i) * V, V), tol) << int(t) << " tied " << tied << " step " << i;
     }
   }
 }
