@@ -7,8 +7,8 @@
 // into panels once (weights in set_weights, K^T and V once per forward), so the
 // inner loop is two vector loads, MR broadcasts and 2*MR*(8/W) mul+add, with the
 // tile's rows of A packed k-major as it goes. A single row (a GEMV) reads
-// kGemvPanels panels side by side, each end to end, instead (for_each_gemv_group); a decoding step's
-// attention reads K and V unpacked (dot_rows, accumulate_rows).
+// kGemvPanels panels side by side, each end to end, instead (for_each_gemv_group);
+// a decoding step's attention reads K and V unpacked (dot_rows, accumulate_rows).
 //
 // With -msimd128 -msse4.1, xsimd picks its sse4_1 arch and Emscripten lowers the
 // SSE intrinsics to WebAssembly SIMD128 (f32x4.*). The same code builds natively.

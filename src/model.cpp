@@ -241,9 +241,10 @@ Status Model::forward(const ModelForwardArgs& a, ThreadPool& pool, Workspace& ws
   const uint64_t mark = arena.mark();
 
   // Embeddings: token + learned position + token type, then the embeddings' norm.
+  const Table table = table_storage(cfg_);
   for (int m = 0; m < M; ++m) {
     float* row = x + static_cast<size_t>(m) * H;
-    switch (table_storage(cfg_)) {
+    switch (table) {
       case Table::kFloat: std::memcpy(row, tokens_.data() + static_cast<size_t>(a.ids[m]) * H, sizeof(float) * H); break;
       case Table::kHead: head_.weight_rows(a.ids[m], 1, row); break;
       case Table::kPacked: token_rows_.dequantize(a.ids[m], 1, row); break;

@@ -408,7 +408,9 @@ TEST(F16Gemm, OneRowScaledOrNotEqualsTheTwin) {
       ASSERT_EQ(C[j], twin[j]) << "a[5] = " << b << ", column " << j;
       double want = 0;
       for (int k = 0; k < K; ++k) want += double(A[k]) * qz.deq[size_t(j) * K + k];
-      if (std::isfinite(want)) EXPECT_NEAR(C[j], want, 1e-5 * std::max(1.0, std::fabs(want))) << "a[5] = " << b << ", column " << j;
+      if (std::isfinite(want)) {
+        EXPECT_NEAR(C[j], want, 1e-5 * std::max(1.0, std::fabs(want))) << "a[5] = " << b << ", column " << j;
+      }
     }
   }
 }
