@@ -36,7 +36,15 @@ GemmSplit split_gemm(int M, int N, int threads, int col_group) {
   return {mb, nb, cb, row_blocks * cb};
 }
 
-void gemm_tile(const Gemm& g, const GemmSplit& s, int task) {
+namespace {
+constexpr int kMaxGemms = 4;  // GEMMs in one phase
+// Whether g is a one-row int8 product whose row kernels::quantize_gemv_row takes.
+bool quantized_row_gemv(const Gemm& g) {
+  return g.type == WeightType::kInt8 && g.M == 1 && g.K > 0 && g.K <= kernels::kI8GemvK;
+}
+}  // namespace
+
+void gemm_tile(const Gemm& g, const GemmSplit& s, int task, const kernels::I8Row* row) {
   const int i0 = (task / s.col_blocks) * s.mb, j0 = (task % s.col_blocks) * s.nb;
   const int m = std::min(s.mb, g.M - i0), n = std::min(s.nb, g.N - j0);
   float* c = g.C + i0 * g.ldc + j0;
@@ -48,8 +56,11 @@ void gemm_tile(const Gemm& g, const GemmSplit& s, int task) {
       kernels::gemm_f16(m, n, g.K, a, g.lda, static_cast<const uint16_t*>(g.Bp) + panel, g.panel_stride, c, g.ldc, bias);
       break;
     case WeightType::kInt8:
-      kernels::gemm_i8(m, n, g.K, a, g.lda, static_cast<const int8_t*>(g.Bp) + panel, g.panel_stride, g.scale + j0, c,
-                       g.ldc, bias);
+      if (row)
+        kernels::gemv_i8(*row, n, static_cast<const int8_t*>(g.Bp) + panel, g.panel_stride, g.scale + j0, c, bias);
+      else
+        kernels::gemm_i8(m, n, g.K, a, g.lda, static_cast<const int8_t*>(g.Bp) + panel, g.panel_stride, g.scale + j0, c,
+                         g.ldc, bias);
       break;
     case WeightType::kF32:
       kernels::gemm(m, n, g.K, a, g.lda, static_cast<const float*>(g.Bp) + panel, g.panel_stride, c, g.ldc, false, bias);
@@ -85,14 +96,35 @@ void apply_act(Epilogue::Act act, float* x, int n) {
   }
 }
 
+namespace {
+// gemm_phase's tasks when one-row int8 products are cut into several: each thread
+// quantizes a row once, for every task it takes that reads it (the tasks of one
+// GEMV, or GEMMs of one input such as the query, key and value projections),
+// rather than once per task. Its own function: only these phases hold the row.
+[[gnu::noinline]] void gemv_tasks(ThreadPool::Team& team, const Gemm* gemms, const GemmSplit* split, const int* first,
+                                  int count) {
+  kernels::I8Row row;
+  team.for_each(first[count], [&](int t) {
+    int i = 0;
+    while (t >= first[i + 1]) ++i;
+    const Gemm& g = gemms[i];
+    if (!quantized_row_gemv(g)) return gemm_tile(g, split[i], t - first[i]);
+    if (row.source != g.A || row.K != g.K) kernels::quantize_gemv_row(g.A, g.K, row);
+    gemm_tile(g, split[i], t - first[i], &row);
+  });
+}
+}  // namespace
+
 void gemm_phase(ThreadPool::Team& team, const Gemm* gemms, int count) {
-  constexpr int kMaxGemms = 4;
   GemmSplit split[kMaxGemms];
   int first[kMaxGemms + 1] = {0};
   for (int i = 0; i < count && i < kMaxGemms; ++i) {
     split[i] = split_gemm(gemms[i].M, gemms[i].N, team.size(), gemms[i].epilogue.glu ? 2 * kernels::kNR : kernels::kNR);
     first[i + 1] = first[i] + split[i].tasks;
   }
+  bool rows = false;
+  for (int i = 0; i < count && i < kMaxGemms; ++i) rows = rows || quantized_row_gemv(gemms[i]);
+  if (rows && first[count] > 1) return gemv_tasks(team, gemms, split, first, count);
   team.for_each(first[count], [&](int t) {
     int i = 0;
     while (t >= first[i + 1]) ++i;

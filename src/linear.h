@@ -69,8 +69,9 @@ struct GemmSplit {
 };
 // Column blocks are whole groups of col_group columns (a multiple of kernels::kNR).
 GemmSplit split_gemm(int M, int N, int threads, int col_group = kernels::kNR);
-// Computes tile `task` of g as cut by s, and applies the epilogue to it.
-void gemm_tile(const Gemm& g, const GemmSplit& s, int task);
+// Computes tile `task` of g as cut by s, and applies the epilogue to it. row: g's
+// one row of A, already quantized (kernels::quantize_gemv_row; int8 only), or null.
+void gemm_tile(const Gemm& g, const GemmSplit& s, int task, const kernels::I8Row* row = nullptr);
 
 // GEMMs that do not depend on one another as one phase of a job: their tiles
 // spread over the team, then a barrier.

@@ -494,6 +494,60 @@ void quantize_into_tile(const float* x, int kb, int r, int mr, int16_t* tile, fl
   for (int p = 0; p < kp; ++p) std::memcpy(tile + (p * mr + r) * 2, row + 2 * p, 2 * sizeof(int16_t));
 }
 
+// One row against the panels over passes [k0 / kI8KC, + np) (aq: those passes'
+// quantized activations, kI8KC apart; pass p's scales at rs[p * ss], rt[p * ss]), in groups of up to kGemvPanels panels
+// (for_each_gemv_group). A panel's float sums stay in registers from pass to pass,
+// added up as store_i8 adds them through C; C is read only when k0 > 0 (the sums
+// of earlier chunks) and finished (* scale + bias) by the chunk that ends at K.
+void gemv_i8_chunk(int N, int K, int k0, int np, const int16_t* aq, const float* rs, const float* rt, int ss,
+                   const int8_t* Bp, size_t panel_stride, const float* scale, float* C, const float* bias) {
+  const bool finish = k0 + np * kI8KC >= K;
+  for_each_gemv_group((N + kNR - 1) / kNR, [&](int first, int count, int step) {
+    const int8_t* panel = Bp + first * panel_stride + static_cast<size_t>(k0) * kNR;
+    alignas(16) int32_t acc[kGemvPanels * kNR];
+    VF sum[kGemvPanels][2];
+    for (int p = 0; p < np; ++p) {
+      const int kb = std::min(kI8KC, K - k0 - p * kI8KC), kp = (kb + 1) / 2;
+      const int8_t* slice = panel + static_cast<size_t>(p) * kI8KC * kNR;
+      with_count<kGemvPanels>(count, [&](auto g) {
+        dot_i8_panels<decltype(g)::value>(kp, aq + p * kI8KC, slice, step * panel_stride, acc);
+      });
+      const VF s = set_f(rs[p * ss]), sh = set_f(rt[p * ss]);
+      for (int q = 0; q < count; ++q) {
+        const VF y0 = mul_f(mul_f(cvt_f32(load_i(acc + q * kNR)), s), sh);
+        const VF y1 = mul_f(mul_f(cvt_f32(load_i(acc + q * kNR + 4)), s), sh);
+        if (p > 0) {
+          sum[q][0] = add_f(y0, sum[q][0]), sum[q][1] = add_f(y1, sum[q][1]);
+        } else if (k0 == 0) {
+          sum[q][0] = y0, sum[q][1] = y1;
+        } else {  // C holds the earlier chunks' sums
+          const int j = (first + q * step) * kNR, nr = std::min(kNR, N - j);
+          alignas(16) float c[kNR] = {0};
+          std::copy(C + j, C + j + nr, c);
+          sum[q][0] = add_f(y0, load_f(c)), sum[q][1] = add_f(y1, load_f(c + 4));
+        }
+      }
+    }
+    for (int q = 0; q < count; ++q) {
+      const int j = (first + q * step) * kNR, nr = std::min(kNR, N - j);
+      VF y0 = sum[q][0], y1 = sum[q][1];
+      if (finish) {
+        alignas(16) float b[kNR] = {0};
+        if (bias) std::copy(bias + j, bias + j + nr, b);
+        y0 = add_f(mul_f(y0, load_f(scale + j)), load_f(b));
+        y1 = add_f(mul_f(y1, load_f(scale + j + 4)), load_f(b + 4));
+      }
+      if (nr == kNR) {
+        store_f(C + j, y0), store_f(C + j + 4, y1);
+      } else {
+        alignas(16) float t[kNR];
+        store_f(t, y0), store_f(t + 4, y1);
+        std::copy(t, t + nr, C + j);
+      }
+    }
+  });
+}
+
 // Tiles of M <= kMR rows (a decoding step's GEMV): the rows are quantized for up
 // to kI8Rows * kI8KC / M of depth (several passes) at once, then each panel is
 // read from end to end of that depth, pass after pass. Memory is then read in
@@ -514,25 +568,8 @@ void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
       for (int r = 0; r < M; ++r)
         quantize_into_tile(A + r * lda + k0 + p * kI8KC, kb, r, M, aq + p * M * kI8KC, rs + p * kMR + r, rt + p * kMR + r);
     }
-    if (M == 1) {  // groups of up to kGemvPanels panels (for_each_gemv_group)
-      for_each_gemv_group((N + kNR - 1) / kNR, [&](int first, int count, int step) {
-        const int8_t* panel = Bp + first * panel_stride + static_cast<size_t>(k0) * kNR;
-        alignas(16) int32_t acc[kGemvPanels * kNR];
-        for (int p = 0; p < np; ++p) {
-          const int kb = std::min(kI8KC, K - k0 - p * kI8KC), kp = (kb + 1) / 2;
-          const int16_t* a = aq + p * kI8KC;
-          const int8_t* slice = panel + static_cast<size_t>(p) * kI8KC * kNR;
-          with_count<kGemvPanels>(count, [&](auto g) {
-            dot_i8_panels<decltype(g)::value>(kp, a, slice, step * panel_stride, acc);
-          });
-          const int kend = k0 + p * kI8KC + kb;
-          for (int q = 0; q < count; ++q) {
-            const int j = (first + q * step) * kNR;
-            store_i8(acc + q * kNR, 1, rs + p * kMR, rt + p * kMR, scale + j, bias ? bias + j : nullptr, C + j, ldc,
-                     std::min(kNR, N - j), k0 == 0 && p == 0, kend == K);
-          }
-        }
-      });
+    if (M == 1) {
+      gemv_i8_chunk(N, K, k0, np, aq, rs, rt, kMR, Bp, panel_stride, scale, C, bias);
       continue;
     }
     for (int j0 = 0; j0 < N; j0 += kNR) {
@@ -587,6 +624,20 @@ void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
       }
     }
   }
+}
+
+void quantize_gemv_row(const float* a, int K, I8Row& row) {
+  row.source = a, row.K = K;
+  for (int p = 0; p * kI8KC < K; ++p)
+    quantize_row_i16(a + p * kI8KC, std::min(kI8KC, K - p * kI8KC), row.q + p * kI8KC, row.scale + p, row.shift + p);
+}
+
+void gemv_i8(const I8Row& row, int N, const int8_t* Bp, size_t panel_stride, const float* scale, float* C,
+             const float* bias) {
+  if (N <= 0) return;
+  if (row.K <= 0) return fill_bias(1, N, C, N, bias);
+  gemv_i8_chunk(N, row.K, 0, (row.K + kI8KC - 1) / kI8KC, row.q, row.scale, row.shift, 1, Bp, panel_stride, scale, C,
+                bias);
 }
 
 }  // namespace kernels

@@ -83,6 +83,23 @@ void gemm_f16(int M, int N, int K, const float* A, size_t lda, const uint16_t* B
 void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, size_t panel_stride,
              const float* scale, float* C, size_t ldc, const float* bias);
 
+// One-row int8 products (a decoding step's GEMVs) that read the same row, such as
+// the blocks of columns a thread takes or the query, key and value projections of
+// one input: the row is quantized once (quantize_gemv_row, as gemm_i8 quantizes
+// it: K <= kI8GemvK), then multiplied by each block (gemv_i8). The results are
+// gemm_i8's, bit for bit.
+constexpr int kI8GemvK = kI8Rows * kI8KC;
+struct I8Row {
+  const float* source = nullptr;  // what was quantized (callers may use it to reuse a row)
+  int K = 0;
+  float scale[kI8Rows], shift[kI8Rows];  // pass p's
+  alignas(16) int16_t q[kI8GemvK];      // pass p at q + p * kI8KC
+};
+void quantize_gemv_row(const float* a, int K, I8Row& row);
+// C[0 .. N) = (row * Bq) * scale + bias (null: 0), Bq as for gemm_i8 with K = row.K.
+void gemv_i8(const I8Row& row, int N, const int8_t* Bp, size_t panel_stride, const float* scale, float* C,
+             const float* bias);
+
 // The activation quantization gemm_i8 applies to each row and pass: x [n] to q
 // [round_up(n, 2)] (zero padded) with x ~ q * scale * shift, where shift is 1,
 // or 2^-100 for a row whose largest |x| is below 2^-100 (so that scale stays a

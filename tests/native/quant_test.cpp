@@ -483,6 +483,44 @@ TEST(QuantGemm, AnySplitEqualsOneCall) {
   }
 }
 
+// One-row int8 products in one phase, on 1 to 3 threads: each thread quantizes a
+// row once for all the tasks that read it (gemv_tasks in linear.cpp). Two of them
+// read one row, a third another row of the same length, a fourth a row longer
+// than kI8GemvK (quantized task by task); each gives the twin's floats, bit for bit.
+TEST(Int8Gemm, OneRowProductsOfAPhaseShareTheirRowsOnly) {
+  std::mt19937 rng(13);
+  const int K = 700, N[] = {200, 3 * kGemvPanels * kNR + 5, 77, 2 * kNR + 1};
+  const int Ks[] = {K, K, K, kernels::kI8GemvK + 3};
+  const auto a = uniform(K, -1, 1, rng), b = uniform(K, -4, 4, rng), c = uniform(Ks[3], -1, 1, rng);
+  const float* rows[] = {a.data(), a.data(), b.data(), c.data()};
+  PackedMatrix p[4];
+  Quantized qz[4];
+  std::vector<float> bias[4];
+  for (int i = 0; i < 4; ++i) {
+    const auto W = uniform(size_t(N[i]) * Ks[i], -1, 1, rng);
+    qz[i] = quantize(WeightType::kInt8, W, N[i], Ks[i]);
+    bias[i] = uniform(N[i], -1, 1, rng);
+    ASSERT_EQ(p[i].reserve(Ks[i], N[i], WeightType::kInt8), Status::kOk);
+    ASSERT_EQ(p[i].fill(0, N[i], W.data()), Status::kOk);
+  }
+  for (int threads = 1; threads <= 3; ++threads) {
+    ThreadPool pool(threads);
+    std::vector<float> C[4];
+    Gemm g[4];
+    for (int i = 0; i < 4; ++i) {
+      C[i].assign(N[i], NAN);
+      g[i] = p[i].gemm(1, rows[i], Ks[i], C[i].data(), N[i], 0, N[i], bias[i].data());
+    }
+    pool.job(threads, [&](ThreadPool::Team& team) { gemm_phase(team, g, 4); });
+    for (int i = 0; i < 4; ++i) {
+      std::vector<float> twin(N[i], NAN);
+      kernels::gemm_i8_ref(1, N[i], Ks[i], rows[i], Ks[i], qz[i].q.data(), qz[i].scale.data(), twin.data(), N[i],
+                           bias[i].data());
+      ASSERT_EQ(C[i], twin) << "product " << i << ", threads " << threads;
+    }
+  }
+}
+
 // A NaN or an infinity in a row of A makes that row NaN (and only that row).
 TEST(Int8Gemm, NonFiniteActivationsGiveNaNRows) {
   std::mt19937 rng(10);
