@@ -287,12 +287,14 @@ export async function mhaContestants({ api = 'main', threads = [1, 2], weightTyp
  * warm-up round each), a pause between runs so that another runtime's threads stop spinning.
  * Returns per id { prefillMs: [per round], stepMs: [every step], tokens and top: the warm-up's }.
  */
-export async function runDecoders(list, { rounds, steps, log = () => {} }) {
-  const out = Object.fromEntries(list.map((c) => [c.id, { prefillMs: [], stepMs: [], tokens: null, top: null, extra: [] }]));
+export async function runDecoders(list, { rounds, steps, log = () => {}, probe = null }) {
+  const out = Object.fromEntries(list.map((c) => [c.id, { prefillMs: [], stepMs: [], tokens: null, top: null, extra: [], roundStepMs: [], roundGbPerS: [] }]));
   for (let r = -1; r < rounds; r++) {
     for (let i = 0; i < list.length; i++) {
       const c = list[(i + Math.max(r, 0)) % list.length];
       await pause(50);
+      // The copy bandwidth right before the round, for the limit paired with it.
+      if (r >= 0 && probe && c.lib === 'mha-wasm') out[c.id].roundGbPerS.push((await probe()).gbPerS);
       const res = await c.round(r < 0 ? 0 : r, steps, { check: r < 0 });
       if (r < 0) {
         out[c.id].tokens = res.tokens;
@@ -301,6 +303,7 @@ export async function runDecoders(list, { rounds, steps, log = () => {} }) {
       }
       out[c.id].prefillMs.push(res.prefillMs);
       out[c.id].stepMs.push(...res.stepMs);
+      out[c.id].roundStepMs.push(median(res.stepMs));
       if (res.extra) out[c.id].extra.push(res.extra);
       log(`round ${r + 1}/${rounds} ${c.id}: prefill ${res.prefillMs.toFixed(0)} ms, step median ${median(res.stepMs).toFixed(1)} ms`);
     }

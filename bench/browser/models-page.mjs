@@ -83,6 +83,7 @@ self.setup = async ({ apis, threads, weightTypes, wllama, encoder, steps }) => {
 self.round = (id, r, steps, o) => decoders.get(id).round(r, steps, o);
 self.embed = (id, r) => encoders.get(id).embed(r);
 self.bandwidth = () => ({ copy: copyBandwidth(), read: wasmReadBandwidth() });
+self.copyProbe = () => copyBandwidth(256, 3);  // before each decoding round (runDecoders' probe)
 self.logs = () => logs.slice();
 self.benchInfo = {
   crossOriginIsolated: self.crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency, userAgent: navigator.userAgent,
