@@ -622,6 +622,8 @@ export interface ModelOf<M extends Mode> {
   setBlock(block: number, weights: ModelBlockWeights, options?: TransferOption): Returns<M, void>;
   setFinalNorm(weights: { weight: Weight; bias?: Weight }, options?: TransferOption): Returns<M, void>;
   setHead(weights: { weight: Weight }, options?: TransferOption): Returns<M, void>;
+  /** Bytes of wasm memory the weights set so far take, as the core holds them. */
+  memoryBytes(): Returns<M, number>;
   /** KV caches for every block. */
   createCache(options: CacheOptions): KVCacheOf<M>;
   /** ids: an Int32Array [L] (one sequence) or a tensor [B, L]. */

@@ -193,6 +193,11 @@ export function defineModel({ backend, Native, live, caches }) {
       });
     }
 
+    /** Bytes of wasm memory the weights set so far take, as the core holds them (packed matrices, tables, norms). */
+    memoryBytes() {
+      return backend.run(() => backend.call('Model.memoryBytes', [live(this, 'memoryBytes')], { what: 'Model.memoryBytes' }));
+    }
+
     /** KV caches for every block: { maxLength, batch = 1 }. */
     createCache(options) {
       live(this, 'createCache');
@@ -320,6 +325,10 @@ export function modelOps({ rt, get, cacheFor }) {
       } finally {
         rt.free(st.ptr);
       }
+    },
+
+    'Model.memoryBytes'(id) {
+      return get(id, 'Model').handle.memoryBytes();
     },
 
     'Model.setHead'(id, arrays) {

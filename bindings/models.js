@@ -75,17 +75,19 @@ export async function loadModel(mha, options) {
   // and compressed-tensors checkpoints write them.
 
   const core = new mha.Model(modelOptions);
+  let held;  // the bytes the weights take once set
   try {
     for (let i = 0; i < plan.parts.length; i++) {
       const p = plan.parts[i], args = p.args();
       await (p.call === 'setBlock' ? core.setBlock(Number(p.what.slice(6)), args) : core[p.call](args));
       if (o.onProgress) o.onProgress({ loaded: i + 1, total: plan.parts.length, part: p.what });
     }
+    held = await core.memoryBytes();
   } catch (e) {
     core.dispose();
     throw e;
   }
-  return new HfModel(core, spec, o.config, bytes, typeof mha.terminate === 'function');
+  return new HfModel(core, { ...spec, options: modelOptions }, o.config, held, typeof mha.terminate === 'function');
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import { init, parseSafetensors, quantizeSafetensors } from 'mha-wasm';
 import { loadModel } from 'mha-wasm/models';
 import { tinyModel } from './models/tiny.mjs';
 import { greedyReference, referenceForward } from './models/reference.mjs';
+import { modelConfig, modelWeightBytes } from '../bindings/model.js';
 
 const DECODERS = ['gpt2', 'llama', 'qwen2', 'mistral'];
 const weightsOf = (m) => m.files.map((f) => parseSafetensors(f.bytes));
@@ -91,5 +92,31 @@ test('the token table is stored as weightType: a tied head is its only copy, an 
     // same bytes. f16 / int8: the untied model's table packed as weightType is the difference.
     const table = { f32: 0, f16: 2 * H * up8, int8: H * up8 + 4 * up8 }[weightType];
     assert.equal(bytes[false].bytes - bytes[true].bytes, table, `${weightType}: ${bytes[false].bytes} untied vs ${bytes[true].bytes} tied`);
+  }
+});
+
+// loadModel refuses a model that cannot fit before allocating anything, from modelWeightBytes
+// (the configuration alone); memoryBytes is what the core holds once the weights are set. The
+// estimate counts every matrix and table exactly and may only over-count float32 vectors that
+// an architecture does not have (biases, QK-norm weights, rotary frequencies): so its excess is
+// the same for every weight type and head, and below those vectors' bytes.
+test('the size check before allocation (modelWeightBytes) is what the weights take, for every weight type and head', async () => {
+  const mha = await init({ threads: 1 });
+  for (const arch of ['bert', ...DECODERS]) {
+    let excess = null;
+    for (const tie of [true, false])
+      for (const weightType of ['f32', 'f16', 'int8']) {
+        const m = tinyModel(arch, { seed: 3, tie });
+        const model = await loadModel(mha, { config: m.config, weights: weightsOf(m), weightType });
+        const cfg = modelConfig(model.modelOptions), what = `${arch} tie ${tie} ${weightType}`;
+        assert.equal(cfg.weightType, weightType, `${what}: modelOptions carry the weight type`);
+        const over = modelWeightBytes(cfg) - model.memoryBytes;
+        excess ??= over;
+        assert.equal(over, excess, `${what}: the estimate is ${over} bytes over, ${excess} for the first load of ${arch}`);
+        const a = cfg.attention, H = cfg.hiddenSize, nq = a.numHeads * a.headDim, nk = a.numKvHeads * a.headDim, F = cfg.feedForward.dimFeedforward;
+        const vectors = cfg.numLayers * (2 * (nq + 2 * nk + 8) + 6 * H + 3 * (F + 8) + 2 * a.numHeads + 2 * a.headDim + (a.rope ? a.rope.dim : 0)) + 4 * H;
+        assert.ok(over >= 0 && over <= 4 * vectors, `${what}: the estimate is ${over} bytes over (float32 vectors: ${4 * vectors} bytes)`);
+        model.dispose();
+      }
   }
 });
