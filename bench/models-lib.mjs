@@ -197,7 +197,20 @@ export function bytesPerToken(c, weightType) {
  * STREAM's convention: bytes read + bytes written per second.
  */
 export function copyBandwidth(mib = 256, reps = 7) {
+  return copyProbe(mib)(reps);
+}
+
+/**
+ * copyBandwidth's measurement with its two buffers allocated once: probe(reps) measures again.
+ * A probe before every decoding round (runDecoders) then leaves no garbage for the collector to
+ * sweep during the round.
+ */
+export function copyProbe(mib = 256) {
   const n = mib * 2 ** 20 / 4, src = new Float32Array(n).fill(1), dst = new Float32Array(n).fill(2);
+  return (reps = 3) => copyOnce(mib, n, src, dst, reps);
+}
+
+function copyOnce(mib, n, src, dst, reps) {
   dst.set(src);
   const ms = [];
   for (let r = 0; r < reps; r++) {

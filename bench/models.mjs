@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { launchChromium } from '../scripts/chromium.mjs';
 import { serve } from '../scripts/serve.mjs';
 import { decoderGguf } from './models-gguf.mjs';
-import { DECODER_CONFIG, PREFILL, bytesPerToken, copyBandwidth, median, mhaContestants, runDecoders, runEncoders, wasmReadBandwidth } from './models-lib.mjs';
+import { DECODER_CONFIG, PREFILL, bytesPerToken, copyBandwidth, copyProbe, median, mhaContestants, runDecoders, runEncoders, wasmReadBandwidth } from './models-lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: v } = parseArgs({
@@ -70,7 +70,7 @@ async function nodePart() {
   const bandwidth = { copy: copyBandwidth(), read: wasmReadBandwidth() };
   const set = await mhaContestants({ threads, weightTypes, encoder: !v['no-encoder'] });
   console.error(`Node: decoding (${rounds} rounds, prefill ${PREFILL}, ${steps} steps)`);
-  const dec = await runDecoders(set.decoders, { rounds, steps, log, probe: () => copyBandwidth(256, 3) });
+  const dec = await runDecoders(set.decoders, { rounds, steps, log, probe: copyProbe(256) });
   const enc = await runEncoders(set.encoders, { rounds: rounds * 3 });
   const bandwidthAfter = { copy: copyBandwidth(), read: wasmReadBandwidth() }, limit = best(bandwidth, bandwidthAfter);
   for (const c of [...set.decoders, ...set.encoders]) c.dispose();

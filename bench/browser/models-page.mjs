@@ -4,7 +4,7 @@
 // in this one cross-origin-isolated page. The runner calls setup(), then round(id, r, steps),
 // embed(id, r) and bandwidth(), interleaving the contestants itself.
 import { Wllama } from '/wllama/esm/index.js';
-import { copyBandwidth, mhaContestants, prompt, textIds, tokenText, wasmReadBandwidth } from '../models-lib.mjs';
+import { copyBandwidth, copyProbe, mhaContestants, prompt, textIds, tokenText, wasmReadBandwidth } from '../models-lib.mjs';
 
 const decoders = new Map(), encoders = new Map();
 const logs = [];
@@ -83,7 +83,8 @@ self.setup = async ({ apis, threads, weightTypes, wllama, encoder, steps }) => {
 self.round = (id, r, steps, o) => decoders.get(id).round(r, steps, o);
 self.embed = (id, r) => encoders.get(id).embed(r);
 self.bandwidth = () => ({ copy: copyBandwidth(), read: wasmReadBandwidth() });
-self.copyProbe = () => copyBandwidth(256, 3);  // before each decoding round (runDecoders' probe)
+let probe = null;  // before each decoding round (runDecoders' probe), its buffers allocated once
+self.copyProbe = () => (probe ??= copyProbe(256))(3);
 self.logs = () => logs.slice();
 self.benchInfo = {
   crossOriginIsolated: self.crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency, userAgent: navigator.userAgent,
