@@ -12,6 +12,11 @@ void pack_weight_transposed(int N, int K, const float* w, float* out) {
   kernels::pack_panels(K, N, w, 1, static_cast<size_t>(K), out);
 }
 
+namespace {
+// Units a guided task takes when `rem` are left (GemmSplit).
+int guided_units(int rem, int threads) { return std::max(1, (rem + 2 * threads - 1) / (2 * threads)); }
+}  // namespace
+
 GemmSplit split_gemm(int M, int N, int threads, int col_group) {
   if (M <= 0 || N <= 0) return {1, 1, 1, 0};
   if (threads <= 1) return {M, N, 1, 1};
@@ -27,10 +32,15 @@ GemmSplit split_gemm(int M, int N, int threads, int col_group) {
   // GEMV or a few rows, at least 64 columns when more rows of A are read per block.
   const int min_panels = M <= 16 ? 1 : 64 / kernels::kNR;
   const int col_blocks = std::max(1, std::min((panels + min_panels - 1) / min_panels, (want + row_blocks - 1) / row_blocks));
-  // A one-row GEMV reads kGemvPanels panels at a time: blocks of whole groups, so
-  // that only the last block ends in a smaller (slower) group.
+  // A one-row GEMV reads kGemvPanels panels at a time: guided blocks of whole
+  // groups, so that only the last block ends in a smaller (slower) group.
   static_assert((kernels::kGemvPanels * kernels::kNR) % (2 * kernels::kNR) == 0, "groups hold whole gated pairs");
-  if (M == 1) col_group = std::max(col_group, kernels::kGemvPanels * kernels::kNR);
+  if (M == 1) {
+    const int unit = std::max(col_group, kernels::kGemvPanels * kernels::kNR);
+    int tasks = 0;
+    for (int rem = (N + unit - 1) / unit; rem > 0; ++tasks) rem -= guided_units(rem, threads);
+    return {1, N, 1, tasks, unit, threads};
+  }
   const int nb = static_cast<int>(round_up((N + col_blocks - 1) / col_blocks, col_group));
   const int cb = (N + nb - 1) / nb;
   return {mb, nb, cb, row_blocks * cb};
@@ -44,9 +54,16 @@ bool quantized_row_gemv(const Gemm& g) {
 }
 }  // namespace
 
+void guided_columns(const GemmSplit& s, int N, int task, int& first, int& count) {
+  int start = 0, rem = (N + s.unit - 1) / s.unit, take = guided_units(rem, s.threads);
+  for (int t = 0; t < task; ++t) start += take, rem -= take, take = guided_units(rem, s.threads);
+  first = start * s.unit, count = std::min(take * s.unit, N - first);
+}
+
 void gemm_tile(const Gemm& g, const GemmSplit& s, int task, const kernels::I8Row* row) {
-  const int i0 = (task / s.col_blocks) * s.mb, j0 = (task % s.col_blocks) * s.nb;
-  const int m = std::min(s.mb, g.M - i0), n = std::min(s.nb, g.N - j0);
+  int i0 = (task / s.col_blocks) * s.mb, j0 = (task % s.col_blocks) * s.nb, n = std::min(s.nb, g.N - j0);
+  if (s.unit > 0) i0 = 0, guided_columns(s, g.N, task, j0, n);
+  const int m = std::min(s.mb, g.M - i0);
   float* c = g.C + i0 * g.ldc + j0;
   const float* a = g.A + i0 * g.lda;
   const float* bias = g.bias ? g.bias + j0 : nullptr;

@@ -63,12 +63,19 @@ struct Gemm {
 };
 
 // How a GEMM is cut for a team of `threads`: row blocks of mb rows (whole
-// micro-tiles), column blocks of nb columns (whole panels), tasks in all.
+// micro-tiles), column blocks of nb columns (whole panels), tasks in all. A
+// one-row GEMV on several threads is cut instead into guided blocks of `unit`
+// columns (unit > 0): each task takes ceil(remaining / (2 * threads)) units, so
+// the first tasks are long (long memory streams) and the last are one unit each
+// (the threads finish close together).
 struct GemmSplit {
   int mb, nb, col_blocks, tasks;
+  int unit = 0, threads = 1;
 };
 // Column blocks are whole groups of col_group columns (a multiple of kernels::kNR).
 GemmSplit split_gemm(int M, int N, int threads, int col_group = kernels::kNR);
+// The columns [first, first + count) of guided task `task` (s.unit > 0) of N columns.
+void guided_columns(const GemmSplit& s, int N, int task, int& first, int& count);
 // Computes tile `task` of g as cut by s, and applies the epilogue to it. row: g's
 // one row of A, already quantized (kernels::quantize_gemv_row; int8 only), or null.
 void gemm_tile(const Gemm& g, const GemmSplit& s, int task, const kernels::I8Row* row = nullptr);

@@ -158,6 +158,41 @@ TEST(ParallelGemm, EqualsOneGemmAtBlockBoundaries) {
   }
 }
 
+// A one-row GEMV on several threads is cut into guided blocks: consecutive, whole
+// units (kGemvPanels panels, or the gated pairs' width) but the end, covering the
+// columns once, never growing, the first a 1 / (2 threads) share and the last
+// ones a single unit, so that long blocks stream first and the threads end close together.
+TEST(ParallelGemm, OneRowGuidedBlocks) {
+  const int unit = kernels::kGemvPanels * kNR;
+  for (int threads = 2; threads <= 4; ++threads)
+    for (int N : {1, unit - 1, unit, unit + 1, 7 * unit + 3, 96 * unit, 1536 * unit + 5}) {
+      const GemmSplit s = split_gemm(1, N, threads);
+      ASSERT_EQ(s.unit, unit);
+      const int units = (N + unit - 1) / unit;
+      int next = 0, last = N;
+      for (int t = 0; t < s.tasks; ++t) {
+        int first = -1, count = -1;
+        guided_columns(s, N, t, first, count);
+        ASSERT_EQ(first, next) << "N=" << N << " task " << t;
+        ASSERT_GT(count, 0);
+        ASSERT_LE(count, last) << "N=" << N << " task " << t;
+        if (first + count < N) {
+          ASSERT_EQ(count % unit, 0) << "N=" << N << " task " << t;
+        }
+        if (t == 0) {
+          ASSERT_EQ((count + unit - 1) / unit, (units + 2 * threads - 1) / (2 * threads)) << "N=" << N;
+        }
+        next = first + count, last = count;
+      }
+      ASSERT_EQ(next, N) << "N=" << N << " threads " << threads;
+      if (units > 1) {
+        ASSERT_LE(last, unit);
+      }
+      ASSERT_LE(s.tasks, units);
+    }
+  EXPECT_EQ(split_gemm(1, 96 * unit, 1).unit, 0) << "one thread: one block";
+}
+
 // A GEMM phase's epilogue (residual, ReLU, GELU) gives what the separate passes
 // give, bit for bit, and GEMMs sharing a phase each get their own tiles.
 TEST(ParallelGemm, EpiloguesAndSeveralGemmsInOnePhase) {
