@@ -17,6 +17,15 @@ namespace {
 // usually passed within microseconds; between jobs (the next decoding step, or
 // the next layer called from JS) a little longer.
 constexpr auto kSpin = std::chrono::microseconds(2000);
+// Then it naps: sleeps kNap at a time, for up to kNapFor, checking between naps
+// (nobody notifies a napping thread), before it sleeps until notified. A notified
+// thread is often queued by the kernel on its notifier's CPU, which is busy with
+// the job it just published, until a scheduler tick moves one of them: measured
+// on a 2-CPU Linux VM, a worker notified after 5-50 ms asleep started 1.8-3.9 ms
+// late, so a short job on 2 threads took as long as on 1. A nap's timer wakes
+// the thread on its own CPU, and a new job waits for it kNap / 2 on average.
+constexpr auto kNap = std::chrono::microseconds(500);
+constexpr auto kNapFor = std::chrono::milliseconds(100);
 }  // namespace
 
 ThreadPool::ThreadPool(int size) : size_(std::clamp(size, 1, kMaxThreads)) {
@@ -33,7 +42,7 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::wait_change(const std::atomic<unsigned>& word, unsigned old) {
   // Spin briefly, then keep checking while yielding the CPU (so that a thread of
-  // this job that was preempted on this CPU gets to run), then sleep.
+  // this job that was preempted on this CPU gets to run), then nap, then sleep.
   for (int i = 0; i < 64; ++i) {
     if (word.load(std::memory_order_acquire) != old) return;
     MHA_CPU_RELAX();
@@ -43,6 +52,10 @@ void ThreadPool::wait_change(const std::atomic<unsigned>& word, unsigned old) {
     if (word.load(std::memory_order_acquire) != old) return;
     std::this_thread::yield();
     if (i % 16 == 0 && std::chrono::steady_clock::now() - start > kSpin) break;
+  }
+  for (const auto naps = std::chrono::steady_clock::now(); std::chrono::steady_clock::now() - naps < kNapFor;) {
+    std::this_thread::sleep_for(kNap);
+    if (word.load(std::memory_order_acquire) != old) return;
   }
   // Sleep. The notifier changes word, then reads sleepers_ (both seq_cst); this
   // thread counts itself in, then reads word (both seq_cst): one of the two sees

@@ -7,9 +7,11 @@
 // as ggml runs a graph: the workers are woken and joined once per step, not once
 // per GEMM. Nothing is allocated per job.
 //
-// Waiting (for the next job, or at a barrier) spins for a short while, then sleeps
-// on a condition variable, so back-to-back phases and steps cost no wake-up and
-// an idle pool costs no CPU.
+// Waiting (for the next job, or at a barrier) spins for a short while, then naps
+// in short timed sleeps for a while (a job published meanwhile is seen within a
+// nap, by a thread that wakes on its own CPU), then sleeps on a condition
+// variable: back-to-back phases and steps cost no wake-up, a job after a pause
+// starts on every thread within a nap, and an idle pool costs no CPU.
 #pragma once
 #include <atomic>
 #include <condition_variable>

@@ -101,14 +101,15 @@ TEST(ThreadPool, ManyJobsOfEverySize) {
 }
 
 TEST(ThreadPool, SleepingWorkersWakeForTheNextJob) {
-  // Gaps longer than the spin: the workers sleep and must be woken, at job start
-  // and at a barrier where one thread is late.
+  // Gaps longer than the spin: the workers nap (5 ms: they see the job between
+  // naps) or sleep until notified (150 ms, past the naps), at job start and at a
+  // barrier where one thread is late.
   mha::ThreadPool pool(3);
-  for (int j = 0; j < 5; ++j) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int j = 0; j < 7; ++j) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(j < 5 ? 5 : 150));
     std::atomic<int> after{0};
     pool.job(3, [&](mha::ThreadPool::Team& team) {
-      if (team.thread() == j % 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (team.thread() == j % 3) std::this_thread::sleep_for(std::chrono::milliseconds(j < 5 ? 5 : 150));
       team.barrier();
       after.fetch_add(1);
     });
