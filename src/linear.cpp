@@ -20,18 +20,6 @@ int guided_units(int rem, int threads) { return std::max(1, (rem + 2 * threads -
 GemmSplit split_gemm(int M, int N, int threads, int col_group) {
   if (M <= 0 || N <= 0) return {1, 1, 1, 0};
   if (threads <= 1) return {M, N, 1, 1};
-  // Row blocks a multiple of the micro-tile height (up to 64 rows: one block, so a
-  // GEMV or a short GEMM is cut by output columns only), column blocks of whole
-  // panels; several tasks per thread so that dynamic scheduling evens them out.
-  const int want = threads * 4;
-  int mb = std::max(kernels::kMR, static_cast<int>(round_up((M + 1) / 2, kernels::kMR)));
-  if (M <= 64) mb = static_cast<int>(round_up(M, kernels::kMR));
-  const int row_blocks = (M + mb - 1) / mb;
-  const int panels = (N + kernels::kNR - 1) / kernels::kNR;
-  // Columns: no more blocks than the wanted tasks need; at least a panel each for a
-  // GEMV or a few rows, at least 64 columns when more rows of A are read per block.
-  const int min_panels = M <= 16 ? 1 : 64 / kernels::kNR;
-  const int col_blocks = std::max(1, std::min((panels + min_panels - 1) / min_panels, (want + row_blocks - 1) / row_blocks));
   // A one-row GEMV reads kGemvPanels panels at a time: guided blocks of whole
   // groups, so that only the last block ends in a smaller (slower) group.
   static_assert((kernels::kGemvPanels * kernels::kNR) % (2 * kernels::kNR) == 0, "groups hold whole gated pairs");
@@ -41,6 +29,18 @@ GemmSplit split_gemm(int M, int N, int threads, int col_group) {
     for (int rem = (N + unit - 1) / unit; rem > 0; ++tasks) rem -= guided_units(rem, threads);
     return {1, N, 1, tasks, unit, threads};
   }
+  // Row blocks a multiple of the micro-tile height (up to 64 rows: one block, so a
+  // short GEMM is cut by output columns only), column blocks of whole panels;
+  // several tasks per thread so that dynamic scheduling evens them out.
+  const int want = threads * 4;
+  int mb = std::max(kernels::kMR, static_cast<int>(round_up((M + 1) / 2, kernels::kMR)));
+  if (M <= 64) mb = static_cast<int>(round_up(M, kernels::kMR));
+  const int row_blocks = (M + mb - 1) / mb;
+  const int panels = (N + kernels::kNR - 1) / kernels::kNR;
+  // Columns: no more blocks than the wanted tasks need; at least a panel each for a
+  // few rows, at least 64 columns when more rows of A are read per block.
+  const int min_panels = M <= 16 ? 1 : 64 / kernels::kNR;
+  const int col_blocks = std::max(1, std::min((panels + min_panels - 1) / min_panels, (want + row_blocks - 1) / row_blocks));
   const int nb = static_cast<int>(round_up((N + col_blocks - 1) / col_blocks, col_group));
   const int cb = (N + nb - 1) / nb;
   return {mb, nb, cb, row_blocks * cb};
@@ -61,8 +61,11 @@ void guided_columns(const GemmSplit& s, int N, int task, int& first, int& count)
 }
 
 void gemm_tile(const Gemm& g, const GemmSplit& s, int task, const kernels::I8Row* row) {
-  int i0 = (task / s.col_blocks) * s.mb, j0 = (task % s.col_blocks) * s.nb, n = std::min(s.nb, g.N - j0);
-  if (s.unit > 0) i0 = 0, guided_columns(s, g.N, task, j0, n);
+  int i0 = 0, j0 = 0, n = 0;
+  if (s.unit > 0)
+    guided_columns(s, g.N, task, j0, n);
+  else
+    i0 = (task / s.col_blocks) * s.mb, j0 = (task % s.col_blocks) * s.nb, n = std::min(s.nb, g.N - j0);
   const int m = std::min(s.mb, g.M - i0);
   float* c = g.C + i0 * g.ldc + j0;
   const float* a = g.A + i0 * g.lda;
@@ -114,6 +117,17 @@ void apply_act(Epilogue::Act act, float* x, int n) {
 }
 
 namespace {
+// Runs f(i, tile) for every tile of gemm_phase's GEMMs (their tasks numbered in
+// turn: GEMM i's from first[i]), spread over the team.
+template <class F>
+void for_each_tile(ThreadPool::Team& team, const int* first, int count, F&& f) {
+  team.for_each(first[count], [&](int t) {
+    int i = 0;
+    while (t >= first[i + 1]) ++i;
+    f(i, t - first[i]);
+  });
+}
+
 // gemm_phase's tasks when one-row int8 products are cut into several: each thread
 // quantizes a row once, for every task it takes that reads it (the tasks of one
 // GEMV, or GEMMs of one input such as the query, key and value projections),
@@ -121,13 +135,11 @@ namespace {
 [[gnu::noinline]] void gemv_tasks(ThreadPool::Team& team, const Gemm* gemms, const GemmSplit* split, const int* first,
                                   int count) {
   kernels::I8Row row;
-  team.for_each(first[count], [&](int t) {
-    int i = 0;
-    while (t >= first[i + 1]) ++i;
+  for_each_tile(team, first, count, [&](int i, int tile) {
     const Gemm& g = gemms[i];
-    if (!quantized_row_gemv(g)) return gemm_tile(g, split[i], t - first[i]);
+    if (!quantized_row_gemv(g)) return gemm_tile(g, split[i], tile);
     if (row.source != g.A || row.K != g.K) kernels::quantize_gemv_row(g.A, g.K, row);
-    gemm_tile(g, split[i], t - first[i], &row);
+    gemm_tile(g, split[i], tile, &row);
   });
 }
 }  // namespace
@@ -135,18 +147,14 @@ namespace {
 void gemm_phase(ThreadPool::Team& team, const Gemm* gemms, int count) {
   GemmSplit split[kMaxGemms];
   int first[kMaxGemms + 1] = {0};
+  bool rows = false;  // one-row int8 products, whose rows the tasks may share
   for (int i = 0; i < count && i < kMaxGemms; ++i) {
     split[i] = split_gemm(gemms[i].M, gemms[i].N, team.size(), gemms[i].epilogue.glu ? 2 * kernels::kNR : kernels::kNR);
     first[i + 1] = first[i] + split[i].tasks;
+    rows = rows || quantized_row_gemv(gemms[i]);
   }
-  bool rows = false;
-  for (int i = 0; i < count && i < kMaxGemms; ++i) rows = rows || quantized_row_gemv(gemms[i]);
   if (rows && first[count] > 1) return gemv_tasks(team, gemms, split, first, count);
-  team.for_each(first[count], [&](int t) {
-    int i = 0;
-    while (t >= first[i + 1]) ++i;
-    gemm_tile(gemms[i], split[i], t - first[i]);
-  });
+  for_each_tile(team, first, count, [&](int i, int tile) { gemm_tile(gemms[i], split[i], tile); });
 }
 
 void parallel_gemm(ThreadPool& pool, int M, int N, int K, const float* A, size_t lda, const float* Bp,
