@@ -285,6 +285,8 @@ export interface MultiHeadAttentionProperties {
   readonly vdim: number;
   readonly bias: boolean;
   readonly headDim: number;
+  /** How the weight matrices are stored (the weightType option, default 'f32'). */
+  readonly weightType: WeightType;
   readonly disposed: boolean;
 }
 
@@ -419,6 +421,8 @@ export interface TransformerLayerProperties {
   readonly layerNormEps: number;
   readonly normFirst: boolean;
   readonly bias: boolean;
+  /** How the weight matrices are stored (the weightType option, default 'f32'). */
+  readonly weightType: WeightType;
   readonly disposed: boolean;
   dispose(): void;
 }
@@ -534,6 +538,8 @@ export interface FeedForwardProperties {
   readonly activation: FeedForwardActivation;
   readonly gated: boolean;
   readonly bias: boolean;
+  /** How the weight matrices are stored (the weightType option, default 'f32'). */
+  readonly weightType: WeightType;
   readonly disposed: boolean;
   dispose(): void;
 }

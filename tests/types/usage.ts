@@ -23,6 +23,14 @@ async function main(): Promise<void> {
     isCausal: true, needWeights: true, averageWeights: false,
   });
   const first: number = output.data[0] + (weights ? weights.data[0] : 0);
+  const stored: 'f32' | 'f16' | 'int8' = layer.weightType;
+  // @ts-expect-error weightType is read-only
+  layer.weightType = 'int8';
+  const ffStored = new mha.FeedForward({ dModel: 8, dimFeedforward: 16, weightType: 'f16' });
+  const block = new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, weightType: 'int8' });
+  console.log(stored, ffStored.weightType, block.weightType);
+  ffStored.dispose();
+  block.dispose();
   const sd = mha.scaledDotProductAttention(q, q, q, { scale: 0.5, attnMask: { data: new Float32Array(4), dims: [2, 2] } });
   console.log(threads, usesThreads, relaxed, why, first, sd.output.dims, mha.stats().liveLayers);
   const selfCache = layer.createCache({ maxLength: 8 });
