@@ -27,10 +27,15 @@ for (const b of Object.values(BUILDS)) {
   const inline = gz(Buffer.from(modules[`${b.file}.inline.mjs`]));
   console.log(`| ${b.file} (${files.join(' + ')}) | ${kb(separate)} | ${kb(inline)} | +${kb(inline - separate)} (+${Math.round(100 * (inline / separate - 1))}%) |`);
 }
-const hostFiles = ['worker-host.js', 'api.js', 'index.js', 'loader.js', 'platform.js', 'platform-web.js', 'ops.js', 'abi.js', 'validate.js', 'runtime.js',
-  'layer.js', 'layer-config.js', 'transformer.js', 'layernorm.js', 'kvcache.js', 'sdpa.js', 'masks.js', 'native.js', 'safetensors.js'];
-const hostSeparate = hostFiles.filter((f) => fs.existsSync(path.join(root, 'bindings', f))).reduce((s, f) => s + gz(fs.readFileSync(path.join(root, 'bindings', f))), 0);
-console.log(`| worker host (bindings/*.js it loads, each gzipped) | ${kb(hostSeparate)} | ${kb(gz(Buffer.from(modules['worker-host.inline.mjs'])))} (minified) | |`);
+// The modules the worker host loads in a browser, as esbuild resolves its imports (package.json's
+// "browser" field applies; the builds themselves are given by the page).
+const esbuild = await import('esbuild');
+const { metafile } = await esbuild.build({
+  entryPoints: [path.join(root, 'bindings', 'worker-host.js')], absWorkingDir: root, bundle: true, format: 'esm', platform: 'browser',
+  write: false, metafile: true, logLevel: 'silent', external: ['*.inline.mjs', '*/dist/builds.mjs'] });
+const hostFiles = Object.keys(metafile.inputs).filter((f) => f.startsWith('bindings/'));
+const hostSeparate = hostFiles.reduce((s, f) => s + gz(fs.readFileSync(path.join(root, f))), 0);
+console.log(`| worker host (the ${hostFiles.length} bindings/*.js it loads, each gzipped) | ${kb(hostSeparate)} | ${kb(gz(Buffer.from(modules['worker-host.inline.mjs'])))} (minified) | |`);
 
 // The page: bindings/ and dist/ as a CDN or static host serves them.
 const page = (inline) => `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">
