@@ -26,7 +26,7 @@ export interface LoadModelOptions {
   config: Record<string, unknown>;
   /** What parseSafetensors returns, or an array of them for a sharded checkpoint (F32, F16, BF16; I8 with <name>_scale). */
   weights: TensorMap | TensorMap[];
-  /** The weight matrices' type in wasm memory. Default 'f32'; 'f16' and 'int8' need a build whose Model has them. */
+  /** How the blocks' matrices, the head and the token table are stored in wasm memory: 'f32' (default), 'f16' or 'int8'. */
   weightType?: WeightType;
   onProgress?: (progress: LoadProgress) => void;
 }
