@@ -235,18 +235,21 @@ EMSCRIPTEN_BINDINGS(mha_transformer) {
       .function("reset", &Cache::reset)
       .function("requestBytes", &Cache::requestBytes)
       .function("memoryBytes", &Cache::memoryBytes);
+  // Block's members are registered through lambdas taking the derived class: a pointer to a
+  // member of the (unregistered) base would leave Embind waiting for Block's type, and the
+  // methods would silently never appear.
   emscripten::class_<Encoder>("Encoder")
       .constructor<uint32_t>()
       .function("setWeights", &Encoder::setWeights)
       .function("forward", &Encoder::forward, allow_raw_pointers())
-      .function("lastRequestBytes", &Encoder::lastRequestBytes)
-      .function("memoryBytes", &Encoder::memoryBytes);
+      .function("lastRequestBytes", emscripten::optional_override([](const Encoder& b) { return b.lastRequestBytes(); }))
+      .function("memoryBytes", emscripten::optional_override([](const Encoder& b) { return b.memoryBytes(); }));
   emscripten::class_<Decoder>("Decoder")
       .constructor<uint32_t>()
       .function("setWeights", &Decoder::setWeights)
       .function("forward", &Decoder::forward, allow_raw_pointers())
-      .function("lastRequestBytes", &Decoder::lastRequestBytes)
-      .function("memoryBytes", &Decoder::memoryBytes);
+      .function("lastRequestBytes", emscripten::optional_override([](const Decoder& b) { return b.lastRequestBytes(); }))
+      .function("memoryBytes", emscripten::optional_override([](const Decoder& b) { return b.memoryBytes(); }));
   emscripten::class_<LayerNorm>("LayerNorm")
       .constructor<uint32_t>()
       .function("setWeights", &LayerNorm::setWeights)

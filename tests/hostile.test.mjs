@@ -238,6 +238,24 @@ for (const threads of [1, 2]) {
     const blk = new mha.TransformerEncoderLayer({ dModel: 2 ** 30, nhead: 1, dimFeedforward: 2 ** 31 - 1 });
     assert.throws(() => blk.setWeights({}), TypeError);  // missing entries are named first
     blk.dispose();
+    // A block's forward whose working memory (here the feed-forward's hidden rows, 2^16 x 2^14
+    // floats) no heap can hold: a RangeError with the size (it asks the block how much it needed),
+    // and the block computes as before afterwards.
+    for (const decoder of [false, true]) {
+      const FF = 2 ** 14, big = 2 ** 16;
+      const Block = decoder ? mha.TransformerDecoderLayer : mha.TransformerEncoderLayer;
+      const b = new Block({ dModel: E, nhead: H, dimFeedforward: FF });
+      const sd = blockStateDict(rng(7), E, FF, true, decoder);
+      b.setWeights(sd);
+      const mem = { data: uniform(r, 2 * E, -1, 1), dims: [1, 2, E] };
+      const run = (x) => (decoder ? b.forward(x, mem) : b.forward(x));
+      const small = { data: uniform(r, 3 * E, -1, 1), dims: [1, 3, E] };
+      const want = run(small).data.slice();
+      assert.throws(() => run({ data: new Float32Array(big * E), dims: [1, big, E] }),
+        (e) => e instanceof RangeError && new RegExp(`${decoder ? 'TransformerDecoderLayer' : 'TransformerEncoderLayer'}\\.forward needs about .* of wasm working memory`).test(e.message));
+      assert.deepEqual(run(small).data, want);
+      b.dispose();
+    }
     const data = uniform(r, 4 * E, -1, 1);
     assert.ok(relErr(layer.forward({ data, dims: [4, E] }).output.data, ref(data, 4)) < 1e-4);
     assert.equal(runtimeOf(mha).deadReason, null);
