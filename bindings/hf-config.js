@@ -51,6 +51,8 @@ function num(config, name, dflt) {
   const v = field(config, name, dflt);
   if (typeof v !== 'number') fail(TypeError, `config.${name} must be a number, got ${describe(v)}`);
   if (!(v > 0) || !Number.isFinite(v)) fail(RangeError, `config.${name} must be a positive number, got ${v}`);
+  // The core holds it as a float32 (a norm's epsilon).
+  if (!(Math.fround(v) > 0) || !Number.isFinite(Math.fround(v))) fail(RangeError, `config.${name} must be a positive float32 (1.4e-45 to 3.4e38), got ${v}`);
   return v;
 }
 function flag(config, name, dflt) {

@@ -5,7 +5,7 @@
 // copies into wasm memory and the call into the Embind `Layer`.
 import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { withAttentionConfig } from './layer-config.js';
-import { alibiSlopes, checkStorable, floatArray, optional, positionsLayout, positiveNumber, quantizedWeight, readPositions, readRope, readWeightType, splitScales } from './modern.js';
+import { alibiSlopes, checkStorable, floatArray, optional, positionsLayout, positiveFloat32, quantizedWeight, readPositions, readRope, readWeightType, splitScales } from './modern.js';
 import { RECORDS, WEIGHT_TYPE } from './abi.js';
 import { recordBytes } from './runtime.js';
 import {
@@ -95,13 +95,13 @@ export function layerConfig(options) {
   if (o.alibi === true) alibi = alibiSlopes(numHeads);
   else if (o.alibi !== undefined && o.alibi !== null && o.alibi !== false) alibi = Float32Array.from(floatArray('alibi', o.alibi, numHeads));
   const slidingWindow = optional('slidingWindow', o.slidingWindow, positiveInt);
-  const softcap = optional('softcap', o.softcap, positiveNumber);
-  const scale = o.scale === undefined ? 1 / Math.sqrt(headDim) : positiveNumber('scale', o.scale);
+  const softcap = optional('softcap', o.softcap, positiveFloat32);
+  const scale = o.scale === undefined ? 1 / Math.sqrt(headDim) : positiveFloat32('scale', o.scale);
   const sinks = bool('sinks', o.sinks, false);
   const qkNorm = o.qkNorm === undefined || o.qkNorm === null ? null : o.qkNorm;
   if (qkNorm !== null && qkNorm !== 'rms')
     throw new (typeof qkNorm === 'string' ? RangeError : TypeError)(`qkNorm must be null or 'rms', got ${describe(qkNorm)}`);
-  const qkNormEps = o.qkNormEps === undefined ? 1e-6 : positiveNumber('qkNormEps', o.qkNormEps);
+  const qkNormEps = o.qkNormEps === undefined ? 1e-6 : positiveFloat32('qkNormEps', o.qkNormEps);
   const weightType = readWeightType('weightType', o.weightType);
   return Object.freeze({
     embedDim, numHeads, kdim, vdim, bias, headDim, numKvHeads, qkvBias, outBias, rope, alibi, slidingWindow, softcap, scale, sinks,

@@ -4,6 +4,7 @@
 // Both are built from what every row norm shares (defineNormClass, normOpsOf), which
 // RMSNorm (rmsnorm.js) uses too.
 import { weightArray } from './layer.js';
+import { positiveFloat32 } from './modern.js';
 import { withNormConfig } from './layer-config.js';
 import { checkData } from './masks.js';
 import { MAX_HEAP, recordBytes, tooLarge } from './runtime.js';
@@ -26,6 +27,7 @@ export function readNormOptions(what, options, more, defaultEps) {
   const eps = o.eps === undefined ? defaultEps : o.eps;
   if (typeof eps !== 'number') throw new TypeError(`eps must be a positive number, got ${describe(eps)}`);
   if (!(eps > 0) || !Number.isFinite(eps)) throw new RangeError(`eps must be a positive number, got ${describe(eps)}`);
+  positiveFloat32('eps', eps);
   const elementwiseAffine = bool('elementwiseAffine', o.elementwiseAffine, true);
   // The layer keeps its weights (and makes ones for the initial weight): at most three rows.
   const bytes = 3 * product(shape) * 4;

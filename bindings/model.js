@@ -9,7 +9,7 @@ import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
 import { checkFeedForwardArrays, FF_OPTIONS, feedForwardConfig, readWeights as readFeedForwardWeights, WEIGHT_FIELDS as FF_FIELDS } from './feedforward.js';
 import { checkWeightArrays, LAYER_OPTIONS, layerConfig, readWeights as readAttentionWeights, scaleFields, WEIGHT_FIELDS, weightArray } from './layer.js';
 import { checkData } from './masks.js';
-import { checkStorable, positionsLayout, positiveNumber, readPositions, readWeightType } from './modern.js';
+import { checkStorable, positionsLayout, positiveFloat32, readPositions, readWeightType } from './modern.js';
 import { MAX_HEAP, recordBytes, tooLarge } from './runtime.js';
 import { bool, describe, expectArray, fmtDims, nonNegativeInt, plainObject, positiveInt, product, sameDims, tensor, typedArrayLength } from './validate.js';
 
@@ -52,7 +52,7 @@ export function modelConfig(options) {
   const feedForward = feedForwardConfig({ ...f, dModel: hiddenSize, weightType });
   const cfg = {
     vocabSize, hiddenSize, numLayers, maxPositions, typeVocabSize, embedNorm: bool('embedNorm', o.embedNorm, false), norm,
-    normBias: bool('normBias', o.normBias, true), normEps: o.normEps === undefined ? 1e-5 : positiveNumber('normEps', o.normEps),
+    normBias: bool('normBias', o.normBias, true), normEps: o.normEps === undefined ? 1e-5 : positiveFloat32('normEps', o.normEps),
     preNorm: bool('preNorm', o.preNorm, true), finalNorm: bool('finalNorm', o.finalNorm, true), head, causal: bool('causal', o.causal, true),
     windowFrom, attention, feedForward, weightType,
     // What the KV cache (kvcache.js) reads of its owner: every block's cache is this wide; the

@@ -18,6 +18,26 @@ export function finiteNumber(name, v) {
   return v;
 }
 
+// Options the core receives as float32 (the records' ':f' fields): a number float32 rounds
+// to an infinity, or a positive one it rounds to 0, would reach the core as something else.
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** A finite number that stays finite as a float32 (|v| < 3.4e38 after rounding). */
+export function finiteFloat32(name, v) {
+  finiteNumber(name, v);
+  if (!Number.isFinite(Math.fround(v))) throw new RangeError(`${name} must be a finite float32 (|${name}| <= ${FLOAT32_MAX}), got ${describe(v)}`);
+  return v;
+}
+
+/** A number > 0 that stays positive and finite as a float32 (about 1.4e-45 to 3.4e38). */
+export function positiveFloat32(name, v) {
+  positiveNumber(name, v);
+  const f = Math.fround(v);
+  if (!(f > 0)) throw new RangeError(`${name} must be a positive float32 (at least 1.4e-45), got ${describe(v)}, which float32 rounds to 0`);
+  if (!Number.isFinite(f)) throw new RangeError(`${name} must be a positive float32 (at most ${FLOAT32_MAX}), got ${describe(v)}`);
+  return v;
+}
+
 /** null / undefined -> null, else read(name, v). */
 export const optional = (name, v, read) => (v === undefined || v === null ? null : read(name, v));
 
@@ -80,7 +100,7 @@ export function readRope(name, rope, headDim) {
   else invFreq = Float64Array.from({ length: dim / 2 }, (_, i) => 1 / base ** ((2 * i) / dim));
   const interleaved = o.interleaved === undefined ? false : o.interleaved;
   if (typeof interleaved !== 'boolean') throw new TypeError(`${name}.interleaved must be a boolean, got ${describe(interleaved)}`);
-  const attentionFactor = o.attentionFactor === undefined ? 1 : finiteNumber(`${name}.attentionFactor`, o.attentionFactor);
+  const attentionFactor = o.attentionFactor === undefined ? 1 : finiteFloat32(`${name}.attentionFactor`, o.attentionFactor);
   return Object.freeze({ dim, base, interleaved, invFreq, attentionFactor });
 }
 

@@ -3,7 +3,7 @@
 // normalizedShape. Everything but its options is what LayerNorm does (layernorm.js).
 import { defineNormClass, normOpsOf, readNormOptions } from './layernorm.js';
 import { withRmsNormConfig } from './layer-config.js';
-import { describe } from './validate.js';
+import { finiteFloat32 } from './modern.js';
 
 /** torch.nn.RMSNorm's eps when none is given: float32's machine epsilon (torch.finfo(torch.float32).eps). */
 const FLOAT32_EPSILON = 2 ** -23;
@@ -12,8 +12,7 @@ const FLOAT32_EPSILON = 2 ** -23;
 export function rmsNormConfig(options) {
   const { o, shape, eps, elementwiseAffine } = readNormOptions('RMSNorm', options, ['weightOffset'], FLOAT32_EPSILON);
   const weightOffset = o.weightOffset === undefined ? 0 : o.weightOffset;
-  if (typeof weightOffset !== 'number') throw new TypeError(`weightOffset must be a finite number, got ${describe(weightOffset)}`);
-  if (!Number.isFinite(weightOffset)) throw new RangeError(`weightOffset must be a finite number, got ${describe(weightOffset)}`);
+  finiteFloat32('weightOffset', weightOffset);
   if (weightOffset !== 0 && !elementwiseAffine)
     throw new TypeError(`weightOffset (${weightOffset}) scales the weight, which a layer with elementwiseAffine: false does not have`);
   return Object.freeze({ normalizedShape: Object.freeze(shape), eps, elementwiseAffine, weightOffset });

@@ -2,7 +2,7 @@
 // defineSdpa: the function where calls are made; sdpaOps: what runs where the runtime is.
 import { checkData, maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { recordBytes } from './runtime.js';
-import { floatArray, optional, positiveNumber } from './modern.js';
+import { finiteFloat32, floatArray, optional, positiveFloat32 } from './modern.js';
 import { bool, describe, expectArray, expectDim, fmtDims, plainObject, positiveInt, tensor } from './validate.js';
 
 const OPTIONS = ['attnMask', 'keyPaddingMask', 'isCausal', 'scale', 'needWeights', 'slidingWindow', 'softcap', 'alibiSlopes', 'sinks',
@@ -40,14 +40,12 @@ export function defineSdpa({ backend }) {
       const o = plainObject('scaledDotProductAttention options', options, OPTIONS);
       let scale = 1 / Math.sqrt(D);
       if (o.scale !== undefined) {
-        if (typeof o.scale !== 'number') throw new TypeError(`options.scale must be a finite number, got ${describe(o.scale)}`);
-        if (!Number.isFinite(o.scale)) throw new RangeError(`options.scale must be a finite number, got ${describe(o.scale)}`);
-        scale = o.scale;
+        scale = finiteFloat32('options.scale', o.scale);
       }
       const perHead = (name, v) => Float32Array.from(floatArray(name, v, H));
       const call = {
         slidingWindow: optional('options.slidingWindow', o.slidingWindow, positiveInt),
-        softcap: optional('options.softcap', o.softcap, positiveNumber),
+        softcap: optional('options.softcap', o.softcap, positiveFloat32),
         alibiSlopes: optional('options.alibiSlopes', o.alibiSlopes, perHead),
         sinks: optional('options.sinks', o.sinks, perHead),
         q: tq, k: tk, v: tv, scale, attnMask: readMask('options.attnMask', o.attnMask),

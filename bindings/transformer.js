@@ -6,7 +6,7 @@
 // blockOps: what runs where the runtime is.
 import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
 import { scaleFields, weightArray } from './layer.js';
-import { checkStorable, readWeightType } from './modern.js';
+import { checkStorable, positiveFloat32, readWeightType } from './modern.js';
 import { withBlockConfig } from './layer-config.js';
 import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { recordBytes } from './runtime.js';
@@ -29,6 +29,7 @@ export function blockConfig(what, options) {
   if (typeof layerNormEps !== 'number') throw new TypeError(`layerNormEps must be a positive number, got ${describe(layerNormEps)}`);
   if (!(layerNormEps > 0) || !Number.isFinite(layerNormEps))
     throw new RangeError(`layerNormEps must be a positive number, got ${describe(layerNormEps)}`);
+  positiveFloat32('layerNormEps', layerNormEps);
   return Object.freeze({ dModel, nhead, dimFeedforward, activation, layerNormEps, normFirst: bool('normFirst', o.normFirst, false),
     bias: bool('bias', o.bias, true), weightType: readWeightType('weightType', o.weightType),
     embedDim: dModel, numHeads: nhead, kdim: dModel, vdim: dModel, headDim: dModel / nhead });

@@ -124,6 +124,8 @@ for (const threads of [1, 2]) {
       [[t([1, 2, 3, 4]), t([1, 2, 5, 4]), t([1, 2, 5, 4]), { alibiSlopes: new Float32Array(3) }], RangeError, /options.alibiSlopes must have 2 elements, got 3/],
       [[t([1, 2, 3, 4]), t([1, 2, 5, 4]), t([1, 2, 5, 4]), { sinks: 'x' }], TypeError, /options.sinks must be a Float32Array of 2 numbers, got "x"/],
       [[t([3, 4]), t([5, 4]), t([5, 2]), { scale: 'big' }], TypeError, /options.scale must be a finite number, got "big"/],
+      [[t([3, 4]), t([5, 4]), t([5, 2]), { scale: -1e39 }], RangeError, /options.scale must be a finite float32 .*, got -1e\+39/],
+      [[t([3, 4]), t([5, 4]), t([5, 2]), { softcap: 1e-46 }], RangeError, /options.softcap must be a positive float32 \(at least 1\.4e-45\)/],
       [[t([3, 4]), t([5, 4]), t([5, 2]), { scale: NaN }], RangeError, /options.scale must be a finite number, got NaN/],
     ];
     for (const [args, Err, re] of cases) {

@@ -50,6 +50,7 @@ test('LayerNorm: bad options, weights and inputs are named; the layer keeps work
   assert.throws(() => new mha.LayerNorm({ normalizedShape: NaN }), { name: 'RangeError', message: /normalizedShape must be a positive integer, got NaN/ });
   assert.throws(() => new mha.LayerNorm({ normalizedShape: 4, eps: '1e-5' }), { name: 'TypeError', message: /eps must be a positive number, got "1e-5"/ });
   assert.throws(() => new mha.LayerNorm({ normalizedShape: 4, eps: -1 }), { name: 'RangeError', message: /eps must be a positive number, got -1/ });
+  assert.throws(() => new mha.LayerNorm({ normalizedShape: 4, eps: 1e39 }), { name: 'RangeError', message: /eps must be a positive float32 \(at most 3\.4028234663852886e\+38\), got 1e\+39/ });
   assert.throws(() => new mha.LayerNorm({ normalizedShape: 4, affine: false }), { name: 'TypeError', message: /unknown option "affine"/ });
   const norm = new mha.LayerNorm({ normalizedShape: 4 });
   assert.throws(() => norm.setWeights({ weight: new Float32Array(4) , beta: new Float32Array(4) }), { name: 'TypeError', message: /LayerNorm\.setWeights: unknown entry "beta"; expected weight, bias/ });

@@ -239,6 +239,9 @@ test('refusals are named: architecture, config values, tensors, weightType, memo
   await refuse('quantization_config', { config: cfg({ quantization_config: { quant_method: 'gptq', bits: 4 } }), weights: w }, RangeError, /quant_method.*gptq/);
   await refuse('kv heads', { config: cfg({ num_key_value_heads: 3 }), weights: w }, RangeError, /num_key_value_heads/);
   await refuse('a field of the wrong type', { config: cfg({ hidden_size: '48' }), weights: w }, TypeError, /hidden_size/);
+  await refuse('an epsilon float32 rounds to 0', { config: cfg({ rms_norm_eps: 1e-50 }), weights: w }, RangeError, /config\.rms_norm_eps must be a positive float32/);
+  assert.throws(() => new mha.Model({ vocabSize: 4, hiddenSize: 8, numLayers: 1, normEps: 1e39, attention: { numHeads: 2 }, feedForward: { dimFeedforward: 8 } }),
+    { name: 'RangeError', message: /normEps must be a positive float32/ });
   await refuse('Qwen2 layer_types out of order', { config: cfg({ use_sliding_window: true, layer_types: ['sliding_attention', 'full_attention'] }, 'qwen2'), weights: w }, RangeError, /layer_types/);
 
   const without = (name) => Object.fromEntries(Object.entries(w).filter(([n]) => n !== name));

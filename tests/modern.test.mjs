@@ -620,6 +620,13 @@ test('every invalid value gives a named TypeError or RangeError naming the argum
     [{ softcap: '1' }, 'TypeError', /softcap/],
     [{ scale: 0 }, 'RangeError', /scale/],
     [{ scale: NaN }, 'RangeError', /scale/],
+    // The core holds these as float32: beyond its range they would arrive as Infinity or 0.
+    [{ scale: 1e39 }, 'RangeError', /scale must be a positive float32 \(at most 3\.4028234663852886e\+38\), got 1e\+39/],
+    [{ scale: 1e-46 }, 'RangeError', /scale must be a positive float32 \(at least 1\.4e-45\), got 1e-46, which float32 rounds to 0/],
+    [{ softcap: 1e39 }, 'RangeError', /softcap must be a positive float32/],
+    [{ softcap: 1e-46 }, 'RangeError', /softcap must be a positive float32/],
+    [{ qkNorm: 'rms', qkNormEps: 1e-50 }, 'RangeError', /qkNormEps must be a positive float32/],
+    [{ rope: { attentionFactor: -1e39 } }, 'RangeError', /rope\.attentionFactor must be a finite float32/],
     [{ sinks: 1 }, 'TypeError', /sinks/],
     [{ qkNorm: 'layer' }, 'RangeError', /qkNorm must be null or 'rms', got "layer"/],
     [{ qkNorm: true }, 'TypeError', /qkNorm/],

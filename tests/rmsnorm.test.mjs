@@ -68,6 +68,9 @@ test('RMSNorm: bad options, weights and inputs are named; the layer keeps workin
   bad({ normalizedShape: 4, eps: '1e-6' }, 'TypeError', /eps must be a positive number, got "1e-6"/);
   bad({ normalizedShape: 4, weightOffset: '1' }, 'TypeError', /weightOffset must be a finite number, got "1"/);
   bad({ normalizedShape: 4, weightOffset: Infinity }, 'RangeError', /weightOffset must be a finite number, got Infinity/);
+  // float32 is what the core holds: beyond its range a value would arrive as 0 or Infinity.
+  bad({ normalizedShape: 4, eps: 1e-50 }, 'RangeError', /eps must be a positive float32 \(at least 1\.4e-45\), got 1e-50, which float32 rounds to 0/);
+  bad({ normalizedShape: 4, weightOffset: -1e39 }, 'RangeError', /weightOffset must be a finite float32/);
   bad({ normalizedShape: 4, weightOffset: 1, elementwiseAffine: false }, 'TypeError', /weightOffset \(1\) scales the weight, which a layer with elementwiseAffine: false does not have/);
   bad({ normalizedShape: 4, bias: false }, 'TypeError', /unknown option "bias"/);
   bad({ normalizedShape: [2 ** 20, 2 ** 10] }, 'RangeError', /RMSNorm with normalizedShape \[1048576, 1024\] needs .* of wasm memory for its weights/);

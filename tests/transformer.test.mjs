@@ -75,6 +75,7 @@ test('state_dict from a safetensors file (with a prefix); bad weights and option
   assert.throws(() => new mha.TransformerEncoderLayer({ dModel: 8, nhead: 3 }), { name: 'RangeError', message: /dModel must be divisible by nhead/ });
   assert.throws(() => new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, activation: 'tanh' }), { name: 'TypeError', message: /activation must be 'relu' or 'gelu', got "tanh"/ });
   assert.throws(() => new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, layerNormEps: 0 }), { name: 'RangeError', message: /layerNormEps must be a positive number, got 0/ });
+  assert.throws(() => new mha.TransformerDecoderLayer({ dModel: 8, nhead: 2, layerNormEps: 1e-50 }), { name: 'RangeError', message: /layerNormEps must be a positive float32 \(at least 1\.4e-45\), got 1e-50/ });
   assert.throws(() => new mha.TransformerEncoderLayer({ dModel: 8, nhead: 2, layerNormEps: '1e-5' }), { name: 'TypeError', message: /layerNormEps must be a positive number, got "1e-5"/ });
   assert.throws(() => layer.forward({ data: x, dims: [1, 3, E] }, { srcKeyPaddingMask: { data: new Uint8Array(2), dims: [1, 2] } }), { name: 'RangeError', message: /options\.srcKeyPaddingMask must have dims \[1, 3\], got \[1, 2\]/ });
   const noBias = new mha.TransformerEncoderLayer({ dModel: E, nhead: 2, dimFeedforward: F, bias: false });
