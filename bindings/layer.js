@@ -30,7 +30,8 @@ const HF_NAMES = {
   'q_proj.bias': 'qProjBias', 'k_proj.bias': 'kProjBias', 'v_proj.bias': 'vProjBias', 'o_proj.bias': 'outProjBias',
   'q_norm.weight': 'qNormWeight', 'k_norm.weight': 'kNormWeight',
 };
-const OTHER_NAMES = { ...TORCH_NAMES, ...HF_NAMES };
+// Null-prototype: a weight named "constructor" or "toString" must not find Object.prototype's.
+const OTHER_NAMES = Object.assign(Object.create(null), TORCH_NAMES, HF_NAMES);
 const TORCH_OF = Object.fromEntries(Object.entries(TORCH_NAMES).map(([t, c]) => [c, t]));
 // camelCase name -> the MhaWeights record field (abi.js).
 export const RECORD_FIELD = {

@@ -6,7 +6,7 @@
 // Plain JS, no wasm. Norms, biases, 1-D tensors, integer tensors and embeddings
 // stay as they are (floats written as F32, or F16 with floatDtype: 'F16').
 import { encodeSafetensors, parseSafetensors, safetensorsMetadata } from './safetensors.js';
-import { describe } from './validate.js';
+import { describe, plainObject } from './validate.js';
 
 const OPTIONS = ['type', 'embeddings', 'floatDtype', 'filter'];
 const EMBEDDING = /(^|\.)(embed_tokens|embeddings?|wte|wpe|word_embeddings|position_embeddings|token_type_embeddings)(\.|$)/;
@@ -41,9 +41,7 @@ export function quantizeRows(w, N, K) {
  */
 export function quantizeSafetensors(bytes, options) {
   if (options === null || typeof options !== 'object') throw new TypeError(`quantizeSafetensors: options { type: 'int8' } are required, got ${describe(options)}`);
-  for (const k of Object.keys(options))
-    if (!OPTIONS.includes(k)) throw new TypeError(`quantizeSafetensors: unknown option "${k}" (expected ${OPTIONS.join(', ')})`);
-  const { type, embeddings = false, floatDtype = 'F32', filter } = options;
+  const { type, embeddings = false, floatDtype = 'F32', filter } = plainObject('quantizeSafetensors', options, OPTIONS);
   if (type !== 'int8') throw new (typeof type === 'string' ? RangeError : TypeError)(`quantizeSafetensors: options.type must be 'int8', got ${describe(type)}`);
   if (typeof embeddings !== 'boolean') throw new TypeError(`quantizeSafetensors: options.embeddings must be a boolean, got ${describe(embeddings)}`);
   if (floatDtype !== 'F32' && floatDtype !== 'F16') throw new TypeError(`quantizeSafetensors: options.floatDtype must be 'F32' or 'F16', got ${describe(floatDtype)}`);

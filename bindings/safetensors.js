@@ -4,7 +4,7 @@
 //     "__metadata__": { "key": "value" } }
 // then the data, offsets relative to its start. Plain JS, no wasm: it works
 // before init() and in any worker.
-import { TypedArrayPrototype, describe, fmtDims, intrinsic, typedArrayKind, typedArrayLength } from './validate.js';
+import { TypedArrayPrototype, describe, fmtDims, intrinsic, plainObject, typedArrayKind, typedArrayLength } from './validate.js';
 
 const MAX_HEADER = 100_000_000;  // the reference reader's limit (MAX_HEADER_SIZE in the safetensors crate)
 // Element size, the typed array a tensor is read into, and a reader. Floating-point
@@ -206,9 +206,7 @@ function toArray(u8, dv, start, e) {
  */
 export function parseSafetensors(bytes, options = {}) {
   if (options === null || typeof options !== 'object') throw new TypeError(`parseSafetensors: options must be an object, got ${describe(options)}`);
-  for (const k of Object.keys(options))
-    if (k !== 'prefix') throw new TypeError(`parseSafetensors: unknown option "${k}" (expected prefix)`);
-  const { prefix = '' } = options;
+  const { prefix = '' } = plainObject('parseSafetensors', options, ['prefix']);
   if (typeof prefix !== 'string') throw new TypeError(`parseSafetensors: options.prefix must be a string, got ${describe(prefix)}`);
   const { u8, dv, dataStart, entries } = parse(bytes);
   const out = {};
@@ -281,9 +279,7 @@ export function encodeSafetensors(tensors, metadata, options = {}) {
   if (tensors === null || typeof tensors !== 'object' || Array.isArray(tensors))
     throw new TypeError(`encodeSafetensors: tensors must be an object { name: { data: Float32Array, dims } }, got ${what(tensors)}`);
   if (options === null || typeof options !== 'object') throw new TypeError(`encodeSafetensors: options must be an object, got ${what(options)}`);
-  for (const k of Object.keys(options))
-    if (k !== 'dtype') throw new TypeError(`encodeSafetensors: unknown option "${k}" (expected dtype)`);
-  const dtype = options.dtype ?? 'F32';
+  const dtype = plainObject('encodeSafetensors', options, ['dtype']).dtype ?? 'F32';
   if (dtype !== 'F32' && dtype !== 'F16') throw new TypeError(`encodeSafetensors: options.dtype must be 'F32' or 'F16', got ${what(dtype)}`);
   // No prototype: a tensor named "__proto__" is an entry like any other, not a prototype to set.
   const header = Object.create(null);

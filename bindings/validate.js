@@ -130,7 +130,8 @@ export function bool(name, v, dflt) {
 
 /**
  * A snapshot of an options object: a null-prototype object holding each
- * allowed option read once (undefined ones left out). Unknown own keys throw.
+ * allowed option read once (undefined ones, and ones only Object.prototype has,
+ * left out). Unknown own keys throw.
  */
 export function plainObject(name, v, allowed) {
   const out = Object.create(null);
@@ -140,10 +141,20 @@ export function plainObject(name, v, allowed) {
   for (const k of Object.keys(v))
     if (!allowed.includes(k)) throw new TypeError(`${name}: unknown option "${k}" (expected ${allowed.join(', ')})`);
   for (const k of allowed) {
-    const x = v[k];
+    const x = given(v, k) ? v[k] : undefined;
     if (x !== undefined) out[k] = x;
   }
   return out;
+}
+
+/**
+ * Whether object v gives option k itself or through a prototype of its own, not only
+ * through Object.prototype: a polluted Object.prototype must not supply options.
+ */
+export function given(v, k) {
+  for (let o = v; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o))
+    if (Object.prototype.hasOwnProperty.call(o, k)) return true;
+  return false;
 }
 
 /** The elements of an array, each read once, after reading its length once (at most maxLength). */

@@ -38,6 +38,10 @@ const WEIGHT_CASES = (w) => [
   [{ ...w, inProjWeight: f32(10) }, RangeError, /inProjWeight must have 192 = \[24, 8\] elements, got 10/],
   [{ ...w, inProjBias: new Float64Array(24) }, TypeError, /inProjBias must be a Float32Array of 24 = \[24\] floats, got Float64Array of length 24/],
   [{ ...w, inprojweight: w.inProjWeight }, TypeError, /unknown weight "inprojweight" \(did you mean inProjWeight\?\)/],
+  // Names of Object.prototype's members are unknown names too, not lookups that find them.
+  [{ ...w, constructor: w.outProjBias }, TypeError, /unknown weight "constructor"/],
+  [{ ...w, toString: w.outProjBias }, TypeError, /unknown weight "toString"/],
+  [{ ...w, ...JSON.parse('{"__proto__": 1}') }, TypeError, /unknown weight "__proto__"/],
   [{ ...w, in_proj_weight: w.inProjWeight }, TypeError, /"inProjWeight" and "in_proj_weight" are the same weight/],
   [{ ...w, bias_k: w.outProjBias }, TypeError, /"bias_k" comes from add_bias_kv=True, which is not supported/],
   [{ in_proj_weight: w.inProjWeight, in_proj_bias: w.inProjBias, 'out_proj.weight': w.outProjWeight }, TypeError, /missing outProjBias \(PyTorch out_proj.bias/],

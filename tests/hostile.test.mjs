@@ -298,3 +298,29 @@ test('init({ threads }) is capped at what the pool uses, says so, and starts no 
     assert.equal(P.unusedWorkers.length + P.runningWorkers.length, 63);
   }
 });
+
+test('options are read from the object given (and its own prototypes), never from a polluted Object.prototype', async () => {
+  const { encodeSafetensors, parseSafetensors, quantizeSafetensors } = await import('mha-wasm');
+  const mha = await init({ threads: 1 });
+  const ones = (n) => new Float32Array(n).fill(1);
+  const t = { data: ones(8), dims: [2, 4] };
+  const file = encodeSafetensors({ 'a.weight': { data: ones(4), dims: [2, 2] }, b: ones(2) });
+  const polluted = { weightType: 'int8', isCausal: true, prefix: 'zzz.', filter: () => true, dtype: 'F16', numKvHeads: 3 };
+  for (const [k, v] of Object.entries(polluted)) Object.prototype[k] = v;
+  try {
+    const layer = new mha.MultiHeadAttention({ embedDim: 8, numHeads: 2 });
+    assert.equal(layer.weightType, 'f32');
+    assert.equal(layer.numKvHeads, 2);
+    layer.dispose();
+    // Not causal: both keys equal, so each query weighs them 0.5 / 0.5.
+    assert.deepEqual(Array.from(mha.scaledDotProductAttention(t, t, t, { needWeights: true }).weights.data), [0.5, 0.5, 0.5, 0.5]);
+    assert.deepEqual(Object.keys(parseSafetensors(file)).sort(), ['a.weight', 'b']);
+    assert.ok(quantizeSafetensors(file, { type: 'int8' }) instanceof Uint8Array);  // b, a vector, is left alone rather than filtered in
+    assert.equal(parseSafetensors(encodeSafetensors({ c: ones(2) })).c.data.length, 2);
+    // An options object's own prototype still counts.
+    const base = { isCausal: true };
+    assert.deepEqual(Array.from(mha.scaledDotProductAttention(t, t, t, Object.assign(Object.create(base), { needWeights: true })).weights.data), [1, 0, 0.5, 0.5]);
+  } finally {
+    for (const k of Object.keys(polluted)) delete Object.prototype[k];
+  }
+});
