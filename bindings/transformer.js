@@ -6,7 +6,7 @@
 // blockOps: what runs where the runtime is.
 import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
 import { scaleFields, weightArray } from './layer.js';
-import { checkStorable, positiveFloat32, readWeightType } from './modern.js';
+import { checkStorable, positiveFloat32, quantizedWeight, readWeightType, splitScales } from './modern.js';
 import { withBlockConfig } from './layer-config.js';
 import { maskFields, maskLayout, paddingLayout, readMask, readPadding } from './masks.js';
 import { recordBytes } from './runtime.js';
@@ -56,7 +56,8 @@ const fieldOf = (name) => name.replace(/\./g, '_');
 /** The arrays of a state_dict by record field (null for the biases of a bias-free block); every entry checked. */
 function stateDictArrays(what, cfg, stateDict) {
   const at = `${what}.setWeights`;
-  const sd = readEntries(`${at}: stateDict`, stateDict, 'an object of Float32Arrays or tensors');
+  // <name>_scale beside an I8 <name>: a pre-quantized int8 matrix (compressed-tensors' layout).
+  const { weights: sd, scales } = splitScales(readEntries(`${at}: stateDict`, stateDict, 'an object of Float32Arrays or tensors'));
   const entries = ENTRIES[what](cfg), names = entries.map((e) => e[0]);
   for (const k of Object.keys(sd)) {
     if (names.includes(k)) continue;
@@ -75,6 +76,13 @@ function stateDictArrays(what, cfg, stateDict) {
       throw new TypeError(`${at}: missing ${name} (${product(dims)} = ${fmtDims(dims)} floats)`);
     }
     if (isBias && !cfg.bias) throw new TypeError(`${at}: ${name} given, but the layer was created with bias: false`);
+    if (Object.hasOwn(scales, name)) {
+      if (dims.length !== 2) throw new TypeError(`${at}: ${name}_scale given, but only weight matrices can be pre-quantized`);
+      const q = quantizedWeight(at, name, v, scales[name], dims, cfg.weightType);
+      arrays[fieldOf(name)] = q.data;
+      arrays[`${fieldOf(name)}_scale`] = q.scale;
+      continue;
+    }
     arrays[fieldOf(name)] = dims.length === 2 ? checkStorable(at, name, weightArray(name, v, dims, at), cfg.weightType) : weightArray(name, v, dims, at);
   }
   return arrays;
@@ -211,15 +219,21 @@ export function blockOps({ rt, get, cacheFor }) {
   };
   const setWeights = (kind) => (id, arrays) => {
     const block = get(id, kind), what = `${kind}.setWeights`;
-    const sizes = Object.fromEntries(ENTRIES[kind](block.cfg).map(([name, dims]) => [fieldOf(name), product(dims)]));
-    const fields = Object.keys(sizes), present = fields.filter((f) => arrays[f]);
-    for (const f of Object.keys(arrays)) if (!Object.hasOwn(sizes, f)) throw new TypeError(`${what}: unknown entry ${JSON.stringify(f)}`);
-    for (const f of present) expectArray(`${what}: ${f}`, arrays[f], [Float32Array], sizes[f]);
+    const dimsOf = Object.fromEntries(ENTRIES[kind](block.cfg).map(([name, dims]) => [fieldOf(name), dims]));
+    const fields = Object.keys(dimsOf), scaled = scaleFields(RECORD[kind]);
+    // An Int8Array matrix comes with its <field>_scale (pre-quantized int8, int8 blocks only).
+    const isScale = (f) => scaled.includes(f) && Object.hasOwn(dimsOf, f.slice(0, -6)) && arrays[f.slice(0, -6)] && block.cfg.weightType === 'int8';
+    for (const f of Object.keys(arrays)) if (!Object.hasOwn(dimsOf, f) && !isScale(f)) throw new TypeError(`${what}: unknown entry ${JSON.stringify(f)}`);
+    const present = [...fields, ...scaled].filter((f) => arrays[f]);
+    for (const f of fields.filter((x) => arrays[x])) {
+      const q = arrays[`${f}_scale`] !== undefined;
+      expectArray(`${what}: ${f}`, arrays[f], [q ? Int8Array : Float32Array], product(dimsOf[f]));
+      if (q) expectArray(`${what}: ${f}_scale`, arrays[`${f}_scale`], [Float32Array], dimsOf[f][0]);
+    }
     const st = rt.stage([...present.map((f) => arrays[f]), recordBytes(RECORD[kind])], what);
     try {
       const rec = st.at(present.length);
-      const values = Object.fromEntries(fields.map((f) => [f, arrays[f] ? st.at(present.indexOf(f)) : 0]));
-      for (const f of scaleFields(RECORD[kind])) values[f] = 0;  // float matrices: none pre-quantized
+      const values = Object.fromEntries([...fields, ...scaled].map((f) => [f, arrays[f] ? st.at(present.indexOf(f)) : 0]));
       rt.writeRecord(rec, RECORD[kind], values);
       rt.check(block.handle.setWeights(rec), what, () => block.handle.lastRequestBytes());
       block.hasWeights = true;

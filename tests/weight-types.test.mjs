@@ -113,6 +113,21 @@ for (const threads of [1, 2]) {
       const egot = enc.forward({ data: xe, dims: [2, 7, 32] }).data;
       const eref = encoderReference({ E: 32, H: 4, F: 48, activation: 'gelu', eps: 1e-5, normFirst: true, bias: true }, dequantized(sd, { 'self_attn.in_proj_weight': [96, 32], 'self_attn.out_proj.weight': [32, 32], 'linear1.weight': [48, 32], 'linear2.weight': [32, 48] }, weightType), 2, 7, xe);
       assert.ok(relToMax(egot, eref) <= BOUND[weightType], `encoder ${weightType}: ${relToMax(egot, eref).toExponential(2)}`);
+      if (weightType === 'int8') {  // pre-quantized block matrices (quantizeSafetensors' layout): the same numbers
+        const shapes = { 'self_attn.in_proj_weight': [96, 32], 'self_attn.out_proj.weight': [32, 32], 'linear1.weight': [48, 32], 'linear2.weight': [32, 48] };
+        const pre = { ...sd };
+        for (const [name, [N, K]] of Object.entries(shapes)) {
+          const { q, scale } = int8Rows(sd[name], N, K);
+          pre[name] = { data: q, dims: [N, K] };
+          pre[`${name}_scale`] = { data: Float32Array.from(scale), dims: [N] };
+        }
+        const e2 = new mha.TransformerEncoderLayer({ ...bc, weightType });
+        e2.setWeights(pre);
+        assert.ok(relToMax(e2.forward({ data: xe, dims: [2, 7, 32] }).data, egot) < 1e-6, 'pre-quantized block = quantized on set');
+        assert.throws(() => new mha.TransformerEncoderLayer(bc).setWeights(pre), /pre-quantized int8 weights need weightType: 'int8'/);
+        assert.throws(() => e2.setWeights({ ...pre, 'norm1.weight_scale': new Float32Array(32) }), /norm1\.weight_scale given, but only weight matrices can be pre-quantized/);
+        e2.dispose();
+      }
       enc.dispose();
     }
     assert.throws(() => new mha.FeedForward({ dModel: 4, dimFeedforward: 4, weightType: 'int4' }), (e) => e instanceof RangeError && /weightType must be one of 'f32', 'f16', 'int8', got "int4"/.test(e.message));
