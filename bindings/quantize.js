@@ -17,13 +17,13 @@ function roundEven(x) {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** One [N, K] float matrix as { q: Int8Array, scale: Float32Array [N] }, per row. */
-export function quantizeRows(w, N, K) {
+/** One [N, K] float matrix as { q: Int8Array, scale: Float32Array [N] }, per row (name: for errors). */
+export function quantizeRows(w, N, K, name = 'a matrix') {
   const q = new Int8Array(N * K), scale = new Float32Array(N);
   for (let n = 0; n < N; n++) {
     let max = 0;
     for (let k = 0; k < K; k++) max = Math.max(max, Math.abs(w[n * K + k]));
-    if (!Number.isFinite(max)) throw new RangeError(`quantizeSafetensors: row ${n} holds a non-finite value`);
+    if (!Number.isFinite(max)) throw new RangeError(`quantizeSafetensors: ${JSON.stringify(name)} row ${n} holds a non-finite value`);
     const s = Math.fround(max / 127);
     scale[n] = s;
     if (s === 0) continue;
@@ -55,7 +55,7 @@ export function quantizeSafetensors(bytes, options) {
       if (t.dims.length !== 2) throw new RangeError(`quantizeSafetensors: ${JSON.stringify(name)} has dims [${t.dims}]; only matrices [out, in] are quantized`);
       if (Object.hasOwn(tensors, `${name}_scale`)) throw new TypeError(`quantizeSafetensors: ${JSON.stringify(name)} already has a ${name}_scale (quantized already?)`);
       const [N, K] = t.dims;
-      const { q, scale } = quantizeRows(t.data, N, K);
+      const { q, scale } = quantizeRows(t.data, N, K, name);
       out[name] = { data: q, dims: [N, K] };
       out[`${name}_scale`] = { data: scale, dims: [N, 1] };
     } else {

@@ -81,6 +81,9 @@ test('quantizeSafetensors floatDtype F16 halves the floats it keeps, scales stay
   assert.throws(() => quantizeSafetensors(bytes, { type: 'int4' }), (e) => e instanceof RangeError && /options.type must be 'int8', got "int4"/.test(e.message));
   assert.throws(() => quantizeSafetensors(bytes, { type: 'int8', floatDtype: 'BF16' }), (e) => e instanceof TypeError && /options.floatDtype/.test(e.message));
   assert.throws(() => quantizeSafetensors(bytes, { type: 'int8', bits: 4 }), (e) => e instanceof TypeError && /unknown option "bits"/.test(e.message));
+  // A row with a NaN names its tensor.
+  const nan = encodeSafetensors({ 'lin.weight': { data: Float32Array.of(1, 2, 3, NaN), dims: [2, 2] } });
+  assert.throws(() => quantizeSafetensors(nan, { type: 'int8' }), (e) => e instanceof RangeError && /"lin\.weight" row 1 holds a non-finite value/.test(e.message));
   const twice = quantizeSafetensors(quantizeSafetensors(bytes, { type: 'int8' }), { type: 'int8' });
   assert.ok(parseSafetensors(twice).in_proj_weight.data instanceof Int8Array, 'an I8 tensor is not quantized again');
 });
