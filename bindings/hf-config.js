@@ -5,6 +5,8 @@
 // A field whose value the model cannot honour is refused with a TypeError/RangeError naming
 // it; fields that change nothing at inference (dropouts, initializer_range, use_cache,
 // torch_dtype, ...) are not looked at.
+import { MAX_HEAP_BYTES } from './abi.js';
+import { tooLarge } from './runtime.js';
 import { describe } from './validate.js';
 
 const ARCHITECTURES = {
@@ -256,6 +258,11 @@ function decoderSpec(config, arch) {
   } else if (arch === 'llama' && Array.isArray(config.layer_types) && config.layer_types.some((t) => t !== 'full_attention')) {
     fail(RangeError, 'config.layer_types: LlamaForCausalLM has no sliding-window layers');
   }
+  // The query projection alone (H * D x E floats) must fit the heap before anything is sized
+  // from D (the rotary table has D / 2 entries); loadModel checks the whole model next.
+  if (!(4 * H * D * E < MAX_HEAP_BYTES))
+    throw tooLarge(`loadModel: ${config.architectures?.[0] ?? arch} with hidden size ${E}, ${H} heads and head_dim ${D}`, 4 * H * D * E,
+      'memory for one layer\'s query projection alone');
   const rope = ropeOf({ ...config, hidden_size: E, num_attention_heads: H }, D);
   const options = {
     vocabSize: int(config, 'vocab_size', d.vocab), hiddenSize: E, numLayers: layers, maxPositions: 0,

@@ -275,6 +275,11 @@ test('refusals are named: architecture, config values, tensors, weightType, memo
   await refuse('too large', { config: big, weights: {} }, RangeError, /LlamaForCausalLM with 80 layers.*needs .*GiB of wasm memory/);
   const tall = { ...tinyModel('gpt2').config, vocab_size: 3e6, n_embd: 256, n_head: 4 };
   await refuse('embeddings too large', { config: tall, weights: {} }, RangeError, /GPT2LMHeadModel.*wasm memory/);
+  // A head size nothing could hold is refused at once, before the rotary table (head_dim / 2 entries) is built.
+  const t0 = performance.now();
+  await refuse('head_dim too large', { config: { ...m.config, head_dim: 1e9 }, weights: {} }, RangeError, /LlamaForCausalLM .*head_dim 1000000000 needs .* of wasm memory for one layer's query projection/);
+  await refuse('hidden_size too large', { config: { ...tinyModel('qwen2').config, hidden_size: 2 ** 31 }, weights: {} }, RangeError, /Qwen2ForCausalLM with hidden size 2147483648/);
+  assert.ok(performance.now() - t0 < 2000, `refused in ${performance.now() - t0} ms`);
   assert.equal(mha.stats().wasmMemoryBytes, before, 'nothing allocated');
   assert.equal(mha.stats().liveLayers, live, 'no model left behind');
 
