@@ -107,6 +107,9 @@ function intRow(name, row, lo, hi) {
   return out;
 }
 
+/** Whether two row masks (null: every row full) are the same. */
+const sameMask = (a, b) => (a === null || b === null ? a === b : a.length === b.length && a.every((v, i) => v === b[i]));
+
 /**
  * A batch of integers in any accepted form: one row (number[] / typed array), an array of
  * rows (padded to the longest with pad on `side`; mask marks the real entries), or
@@ -276,8 +279,11 @@ class HfModel {
     const core = { cache: cache ?? undefined, needWeights: o.needWeights, lastOnly: o.lastOnly };
     if (padded) core.keyPaddingMask = { data: full.map((v) => 1 - v), dims: [B, N] };
     if (o.positionIds !== undefined && o.positionIds !== null) {
-      const p = readBatch('options.positionIds', o.positionIds, { lo: 0, hi: s.maxPositions ?? 2 ** 31 });
+      // Rows are padded on the side ids' rows are, and must be as long as them.
+      const p = readBatch('options.positionIds', o.positionIds, { lo: 0, hi: s.maxPositions ?? 2 ** 31, side: s.encoder ? 'right' : 'left' });
       if (p.B !== B || p.L !== L) throw new RangeError(`forward: options.positionIds must be [${B}, ${L}] like ids, got [${p.B}, ${p.L}]`);
+      if (!p.single && Array.isArray(o.positionIds) && !sameMask(p.mask, t.mask))
+        throw new RangeError('forward: options.positionIds given as rows must have the lengths of the rows of ids');
       core.positionIds = { data: p.data, dims: [B, L] };
     } else if (padded && !s.encoder) {
       core.positionIds = { data: positionsFromMask(full, B, N, L), dims: [B, L] };

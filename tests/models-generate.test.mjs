@@ -259,6 +259,7 @@ test('bad arguments of forward, generate and embed are named; the model keeps wo
     [() => model.forward({ data: new Int32Array(4), dims: [2, 2] }, { attentionMask: { data: Int32Array.of(1, 1, 2, 1), dims: [2, 2] } }), RangeError, /attentionMask\.data\[2\] = 2/],
     [() => model.forward([1, 2], { tokenTypeIds: [0, 0] }), TypeError, /no token types/],
     [() => model.forward([1, 2], { positionIds: [0, 1, 2] }), RangeError, /positionIds must be \[1, 2\]/],
+    [() => model.forward([[1, 2, 3], [4, 5]], { positionIds: [[0, 1, 2], [0, 1, 2]] }), RangeError, /positionIds given as rows must have the lengths of the rows of ids/],
     [() => model.forward([1, 2], { mask: [1, 1] }), TypeError, /unknown option "mask"/],
     [() => model.embed([1, 2]), TypeError, /embed\(\) is for encoders/],
   ];
@@ -267,6 +268,10 @@ test('bad arguments of forward, generate and embed are named; the model keeps wo
   assert.throws(() => bert.generate([1, 2]), /no language-model head/);
   assert.throws(() => bert.embed([1, 2], { pooling: 'max' }), RangeError);
   assert.throws(() => bert.forward([1, 2], { tokenTypeIds: [0, 2] }), /tokenTypeIds\[1\] = 2 is outside \[0, 2\)/);
+  // Rows of positionIds are padded as the rows of ids are (on the right for an encoder): row 1's tokens keep positions 0, 1.
+  const E = bert.hiddenSize, alone = bert.forward([4, 5]).data;
+  const rows = bert.forward([[1, 2, 3], [4, 5]], { positionIds: [[0, 1, 2], [0, 1]] }).data;
+  assert.ok(Math.max(...alone.map((v, i) => Math.abs(v - rows[3 * E + i]))) < 1e-5, 'a ragged row with its own positionIds = the row alone');
   bert.dispose();
   // still fine
   const ref = referenceForward({ config: m.config, tensors: m.tensors, ids: [1, 2, 3] });
