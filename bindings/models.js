@@ -107,6 +107,12 @@ function intRow(name, row, lo, hi) {
   return out;
 }
 
+/**
+ * The id padded positions hold: the config's pad id, or 0 where that is outside the vocabulary
+ * (a checkpoint's pad or EOS id may be; padded positions are masked, so any id in range does).
+ */
+const padFill = (pad, vocab) => (pad >= 0 && pad < vocab ? pad : 0);
+
 /** Whether two row masks (null: every row full) are the same. */
 const sameMask = (a, b) => (a === null || b === null ? a === b : a.length === b.length && a.every((v, i) => v === b[i]));
 
@@ -248,7 +254,7 @@ class HfModel {
   /** A forward's arguments for the core. */
   #prepare(ids, options) {
     const s = this.#spec, o = plainObject('forward options', options, FORWARD_OPTIONS);
-    const t = readBatch('ids', ids, { hi: s.options.vocabSize, pad: s.padId, side: s.encoder ? 'right' : 'left' });
+    const t = readBatch('ids', ids, { hi: s.options.vocabSize, pad: padFill(s.padId, s.options.vocabSize), side: s.encoder ? 'right' : 'left' });
     const { B, L } = t;
     const cache = o.cache ?? null;
     const past = cache ? cache.length : 0;
@@ -351,7 +357,7 @@ class HfModel {
     const s = this.#spec;
     if (s.encoder) throw new TypeError(`generate: ${this.architecture} has no language-model head`);
     const opts = readGenerateOptions(options, s.options.vocabSize);
-    const t = readBatch('ids', ids, { hi: s.options.vocabSize, pad: s.padId, side: 'left' });
+    const t = readBatch('ids', ids, { hi: s.options.vocabSize, pad: padFill(s.padId, s.options.vocabSize), side: 'left' });
     if (s.maxPositions !== null && t.L + opts.maxNewTokens > s.maxPositions)
       throw new RangeError(`generate: ${t.L} prompt tokens and maxNewTokens ${opts.maxNewTokens} do not fit the model's ${s.maxPositions} positions`);
     let mask = t.mask;
@@ -366,6 +372,7 @@ class HfModel {
 
   async* #generate({ data, B, L }, mask, opts, single) {
     const V = this.vocabSize, stop = new Set([...this.#spec.eos, ...opts.stopTokens]), pad = this.#spec.padId;
+    const fedPad = padFill(pad, V);  // what a finished row feeds the model (its outputs are ignored)
     const pick = tokenChooser(opts);
     const seen = Array.from({ length: B }, (_, b) => {
       const u = new Uint8Array(V);
@@ -389,7 +396,8 @@ class HfModel {
           if (stop.has(tok)) done[b] = true;
         }
         const last = step + 1 === opts.maxNewTokens || done.every(Boolean);
-        const step1 = () => this.forward({ data: next, dims: [B, 1] }, { cache, lastOnly: true });
+        const fed = next.map((t, b) => (done[b] && t === pad ? fedPad : t));
+        const step1 = () => this.forward({ data: fed, dims: [B, 1] }, { cache, lastOnly: true });
         // In a worker the next step runs while this token is handed out (a rejection is
         // seen when the step is awaited; dropped with the iterator, it is ignored).
         if (!last && this.#async) pending = step1();

@@ -278,3 +278,22 @@ test('bad arguments of forward, generate and embed are named; the model keeps wo
   assert.ok(maskedRelErr(model.forward([1, 2, 3]).data, ref.data, null, V) <= 1e-4);
   model.dispose();
 });
+
+test('a pad id outside the vocabulary (a checkpoint\'s pad_token_id or EOS) still pads: padded positions hold an id in range', async () => {
+  const m = tinyModel('llama');
+  const V = m.config.vocab_size;
+  const model = await loadModel(mha, { config: { ...m.config, pad_token_id: V + 99 }, weights: weightsOf(m) });
+  assert.equal(model.padTokenId, V + 99);  // reported as the config says
+  const rows = model.forward([[1, 2, 3], [4, 5]]).data, alone = model.forward([4, 5]).data;
+  // Row 1 is left-padded by one: its two real positions are the last two of three.
+  assert.ok(Math.max(...alone.map((v, i) => Math.abs(v - rows[4 * V + i]))) < 1e-4, 'a padded row = the row alone');
+  const ref = referenceForward({ config: m.config, tensors: m.tensors, ids: [4, 5] });
+  assert.ok(maskedRelErr(alone, ref.data, null, V) <= 1e-4);
+  let steps = 0;
+  for await (const t of model.generate([[1, 2, 3], [4, 5]], { maxNewTokens: 3, stopTokens: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].filter((x) => x < V) })) {
+    assert.equal(t.length, 2);
+    steps++;
+  }
+  assert.ok(steps >= 1);
+  model.dispose();
+});
