@@ -71,7 +71,13 @@ export function tokenChooser(opts) {
       for (let t = 1; t < V; t++) if (s[t] > s[best]) best = t;
       return best;
     }
-    if (opts.temperature !== 1) for (let t = 0; t < V; t++) s[t] /= opts.temperature;
+    if (opts.temperature !== 1) {
+      // (s - max) / T: the same softmax, top-k and top-p as s / T, without overflowing to
+      // Infinity when T is tiny (the largest score stays 0, the rest go towards -Infinity).
+      let m = -Infinity;
+      for (let t = 0; t < V; t++) if (s[t] > m) m = s[t];
+      if (Number.isFinite(m)) for (let t = 0; t < V; t++) s[t] = (s[t] - m) / opts.temperature;
+    }
     if (opts.topK !== undefined && opts.topK < V) {
       // keep every score >= the k-th largest (ties at the edge stay, as torch.topk's threshold does)
       const kth = Float64Array.from(s).sort()[V - opts.topK];
@@ -105,7 +111,10 @@ function softmax(s) {
   for (const v of s) if (v > m) m = v;
   const p = new Float64Array(s.length);
   let sum = 0;
-  for (let t = 0; t < s.length; t++) sum += (p[t] = s[t] === -Infinity ? 0 : Math.exp(s[t] - m));
+  // Scores that overflowed to +Infinity (a tiny temperature or repetition penalty): the limit,
+  // where the largest scores take all the probability, in equal shares.
+  if (m === Infinity) for (let t = 0; t < s.length; t++) sum += (p[t] = s[t] === Infinity ? 1 : 0);
+  else for (let t = 0; t < s.length; t++) sum += (p[t] = s[t] === -Infinity ? 0 : Math.exp(s[t] - m));
   for (let t = 0; t < s.length; t++) p[t] /= sum;
   return p;
 }

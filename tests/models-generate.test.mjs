@@ -176,6 +176,13 @@ test('sampling draws from the distribution of HF\'s repetition penalty, temperat
       else assert.ok(Math.abs(counts[t] / n - p[t]) <= 5 * Math.sqrt((p[t] * (1 - p[t])) / n) + 1e-3, `${JSON.stringify(c)}: token ${t}: ${counts[t] / n} vs ${p[t]}`);
     }
   }
+  // A temperature so small that scores / T overflow float64 is the limit of sampling: the argmax
+  // (it drew the last token of the vocabulary every time); a repetition penalty so small that seen
+  // scores overflow picks among those.
+  const tiny = tokenChooser(readGenerateOptions({ temperature: 1e-308, seed: 1 }, V)), none = new Uint8Array(V);
+  for (let i = 0; i < 50; i++) assert.equal(tiny(logits, none), logits.indexOf(Math.max(...logits)));
+  const harsh = tokenChooser(readGenerateOptions({ repetitionPenalty: 1e-308, temperature: 1, seed: 1 }, V));
+  for (let i = 0; i < 50; i++) assert.ok([...seen].filter((t) => logits[t] > 0).includes(harsh(logits, seenArr)));
   // greedy: the argmax after the penalty; temperature 0 is greedy
   for (const o of [{}, { temperature: 0, topK: 3 }, { repetitionPenalty: 5 }]) {
     const opts = readGenerateOptions(o, V);
