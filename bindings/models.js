@@ -168,6 +168,10 @@ function positionsFromMask(mask, B, N, L) {
 }
 
 const MASKS = new WeakMap();  // a cache -> the attention mask of the positions it holds: { B, N, mask }
+// Worker API: a cache -> its last forward still in flight, and what the cache will hold after it
+// ({ tail, B, N, mask }). A forward issued before that one answers is prepared against that state
+// (cache.length and MASKS change only when an answer arrives) and sent once it has.
+const QUEUED = new WeakMap();
 
 // ---------------------------------------------------------------------------------------
 // The model
@@ -236,14 +240,27 @@ class HfModel {
   forward(ids, options) {
     return this.#run(() => {
       this.#live('forward');
-      const call = this.#prepare(ids, options ?? {});
-      return this.#then(this.#core.forward({ data: call.ids, dims: [call.B, call.L] }, call.options), (r) => {
+      const given = options?.cache;
+      const queued = this.#async && given ? QUEUED.get(given) : undefined;
+      const call = this.#prepare(ids, options ?? {}, queued);
+      const send = () => this.#core.forward({ data: call.ids, dims: [call.B, call.L] }, call.options);
+      const sent = queued
+        ? queued.tail.then(send, () => { throw new Error('forward: an earlier forward on this cache failed, so this one, prepared to follow it, was not run'); })
+        : send();
+      const result = this.#then(sent, (r) => {
         if (call.cache && call.fullMask) MASKS.set(call.cache, { B: call.B, N: call.N, mask: call.fullMask });
         else if (call.cache) MASKS.delete(call.cache);
         const out = { data: r.output.data, dims: r.output.dims };
         if (call.options.needWeights) out.attentions = r.attentions;
         return out;
       });
+      if (this.#async && call.cache) {
+        const entry = { tail: result, B: call.B, N: call.N, mask: call.fullMask };
+        QUEUED.set(call.cache, entry);
+        const settle = () => { if (QUEUED.get(call.cache) === entry) QUEUED.delete(call.cache); };
+        result.then(settle, settle);
+      }
+      return result;
     });
   }
 
@@ -251,13 +268,13 @@ class HfModel {
     return v !== null && typeof v === 'object' && typeof v.then === 'function' ? v.then(fn) : fn(v);
   }
 
-  /** A forward's arguments for the core. */
-  #prepare(ids, options) {
+  /** A forward's arguments for the core (queued: the state its cache will have, QUEUED). */
+  #prepare(ids, options, queued) {
     const s = this.#spec, o = plainObject('forward options', options, FORWARD_OPTIONS);
     const t = readBatch('ids', ids, { hi: s.options.vocabSize, pad: padFill(s.padId, s.options.vocabSize), side: s.encoder ? 'right' : 'left' });
     const { B, L } = t;
     const cache = o.cache ?? null;
-    const past = cache ? cache.length : 0;
+    const past = cache ? (queued ? queued.N : cache.length) : 0;
     // The mask of every position the call sees: the cache's and the new ones.
     let mask = t.mask, N = past + L;
     if (o.attentionMask !== undefined && o.attentionMask !== null) {
@@ -270,8 +287,8 @@ class HfModel {
     let full = null;
     if (mask && mask.length === B * N) full = mask;
     else if (past > 0) {
-      const known = MASKS.get(cache);
-      if (known && (known.B !== B || known.N !== past)) MASKS.delete(cache);
+      const known = queued ? (queued.mask ? queued : undefined) : MASKS.get(cache);
+      if (!queued && known && (known.B !== B || known.N !== past)) MASKS.delete(cache);
       const before = known && known.B === B && known.N === past ? known.mask : null;
       if (before || mask) {
         full = new Uint8Array(B * N).fill(1);

@@ -79,3 +79,31 @@ test('worker: tokens stream out one step at a time while this thread keeps runni
   model.dispose();
   mha.terminate();
 });
+
+test('worker: cached forwards issued without awaiting follow each other (the padded first step\'s mask and length count), and one after a failed call is refused', async () => {
+  const mha = await initWorker({ threads: 1 });
+  const m = tinyModel('llama', { seed: 5 });
+  const model = await loadModel(mha, { config: m.config, weights: weightsOf(m) });
+  const V = model.vocabSize;
+  const ids = Int32Array.of(0, 7, 23, 41, 5), mask = Int32Array.of(0, 1, 1, 1, 1);
+  // The float64 reference of the whole sequence, the pad masked; the last two positions are step 2's.
+  const ref = referenceForward({ config: m.config, tensors: m.tensors, ids: { data: ids, dims: [1, 5] }, attentionMask: { data: mask, dims: [1, 5] } });
+  const cache = await model.createCache({ maxLength: 8 });
+  const p1 = model.forward({ data: ids.subarray(0, 3), dims: [1, 3] }, { cache, attentionMask: { data: mask.subarray(0, 3), dims: [1, 3] } });
+  const p2 = model.forward({ data: ids.subarray(3), dims: [1, 2] }, { cache });  // sent before p1 answers
+  const [a, b] = await Promise.all([p1, p2]);
+  assert.ok(maskedRelErr(a.data, ref.data.subarray(0, 3 * V), mask.subarray(0, 3), V) <= 1e-4, 'step 1');
+  assert.ok(maskedRelErr(b.data, ref.data.subarray(3 * V), null, V) <= 1e-4, 'step 2, issued before step 1 answered');
+  assert.equal(cache.length, 5);
+  // A call that fails (past the cache's maxLength) makes the one queued behind it fail too, named, not run on a wrong state.
+  const bad = model.forward([1, 2, 3, 4], { cache });
+  const next = model.forward([1], { cache });
+  await assert.rejects(bad, RangeError);
+  await assert.rejects(next, /an earlier forward on this cache failed/);
+  assert.equal(cache.length, 5);
+  const ok = await model.forward([9], { cache });  // the cache is as the last good call left it
+  assert.equal(ok.dims.join(), '1,1,' + V);
+  cache.dispose();
+  model.dispose();
+  mha.terminate();
+});
