@@ -28,9 +28,10 @@ export function readGenerateOptions(options, vocab) {
   let stopTokens = [];
   if (o.stopTokens !== undefined && o.stopTokens !== null) {
     const s = o.stopTokens;
-    if (!Array.isArray(s) && !ArrayBuffer.isView(s)) bad(TypeError, 'stopTokens must be an array of token ids', s);
+    if (!Array.isArray(s) && !(ArrayBuffer.isView(s) && !(s instanceof DataView))) bad(TypeError, 'stopTokens must be an array of token ids', s);
     stopTokens = Array.from(s, (t) => {
-      if (!Number.isSafeInteger(t) || t < 0 || t >= vocab) bad(RangeError, `stopTokens must hold token ids below the vocabulary's ${vocab}`, t);
+      if (!Number.isSafeInteger(t) || t < 0 || t >= vocab)
+        bad(typeof t === 'number' ? RangeError : TypeError, `stopTokens must hold token ids below the vocabulary's ${vocab}`, t);
       return t;
     });
   }

@@ -74,12 +74,14 @@ function only(config, name, allowed, why) {
   if (v === undefined || allowed.includes(v)) return;
   fail(typeof v === typeof allowed[0] || v === null ? RangeError : TypeError, `config.${name} ${describe(v)} is not supported${why ? ` (${why})` : ''}`);
 }
+/** The class of a refusal: a number out of range is a RangeError, anything else a TypeError. */
+const errorFor = (v) => (typeof v === 'number' ? RangeError : TypeError);
 /** A token id or a list of them (eos_token_id may be either). */
 function tokenIds(config, name, dflt) {
   const v = field(config, name, dflt);
   const list = v === null ? [] : Array.isArray(v) ? v : [v];
   for (const id of list)
-    if (!Number.isSafeInteger(id) || id < 0) fail(TypeError, `config.${name} must be a token id or a list of them, got ${describe(v)}`);
+    if (!Number.isSafeInteger(id) || id < 0) fail(errorFor(id), `config.${name} must be a token id or a list of them, got ${describe(v)}`);
   return list;
 }
 
@@ -108,14 +110,14 @@ export function ropeOf(config, headDim) {
   if (rs !== null && (typeof rs !== 'object' || Array.isArray(rs))) fail(TypeError, `${where} must be an object or null, got ${describe(rs)}`);
   const type = rs ? rs.rope_type ?? rs.type ?? 'default' : 'default';
   const base = rp?.rope_theta ?? config.rope_theta ?? 10000;
-  if (typeof base !== 'number' || !(base > 1)) fail(RangeError, `config.rope_theta must be a number above 1, got ${describe(base)}`);
+  if (typeof base !== 'number' || !(base > 1)) fail(errorFor(base), `config.rope_theta must be a number above 1, got ${describe(base)}`);
   const partial = rp?.partial_rotary_factor ?? config.partial_rotary_factor ?? 1;
-  if (typeof partial !== 'number' || !(partial > 0 && partial <= 1)) fail(RangeError, `config.partial_rotary_factor must be in (0, 1], got ${describe(partial)}`);
+  if (typeof partial !== 'number' || !(partial > 0 && partial <= 1)) fail(errorFor(partial), `config.partial_rotary_factor must be in (0, 1], got ${describe(partial)}`);
   const dim = Math.trunc(headDim * partial);
   if (dim < 2 || dim % 2) fail(RangeError, `the rotary dim int(head_dim ${headDim} * partial_rotary_factor ${partial}) = ${dim} must be even and at least 2`);
   const factorOf = (dflt) => {
     const f = rs.factor ?? dflt;
-    if (typeof f !== 'number' || !(f >= 1)) fail(RangeError, `${where}.factor must be a number >= 1, got ${describe(f)}`);
+    if (typeof f !== 'number' || !(f >= 1)) fail(errorFor(f), `${where}.factor must be a number >= 1, got ${describe(f)}`);
     return f;
   };
   // _compute_default_rope_parameters: 1 / base^(arange(0, dim, 2) / dim)
@@ -128,7 +130,7 @@ export function ropeOf(config, headDim) {
     // _compute_llama3_parameters: long wavelengths slowed by factor, short ones kept, a smooth ramp between
     const f = factorOf(), low = rs.low_freq_factor, high = rs.high_freq_factor, old = rs.original_max_position_embeddings;
     for (const [k, v] of [['low_freq_factor', low], ['high_freq_factor', high], ['original_max_position_embeddings', old]])
-      if (typeof v !== 'number' || !(v > 0)) fail(TypeError, `${where}.${k} must be a positive number for rope_type 'llama3', got ${describe(v)}`);
+      if (typeof v !== 'number' || !(v > 0)) fail(errorFor(v), `${where}.${k} must be a positive number for rope_type 'llama3', got ${describe(v)}`);
     if (!(high > low)) fail(RangeError, `${where}: high_freq_factor ${high} must exceed low_freq_factor ${low}`);
     const lowWavelen = old / low, highWavelen = old / high;
     out = inv.map((x) => {
@@ -142,7 +144,7 @@ export function ropeOf(config, headDim) {
     // _compute_yarn_parameters
     const maxPos = config.max_position_embeddings;
     const old = rs.original_max_position_embeddings ?? maxPos;
-    if (typeof old !== 'number' || !(old > 0)) fail(TypeError, `${where}.original_max_position_embeddings (or config.max_position_embeddings) must be a positive number for rope_type 'yarn', got ${describe(old)}`);
+    if (typeof old !== 'number' || !(old > 0)) fail(errorFor(old), `${where}.original_max_position_embeddings (or config.max_position_embeddings) must be a positive number for rope_type 'yarn', got ${describe(old)}`);
     const f = factorOf(typeof maxPos === 'number' ? maxPos / old : undefined);
     const mscale = (s, m = 1) => (s <= 1 ? 1 : 0.1 * m * Math.log(s) + 1);
     attentionFactor = rs.attention_factor ?? (rs.mscale && rs.mscale_all_dim ? mscale(f, rs.mscale) / mscale(f, rs.mscale_all_dim) : mscale(f));

@@ -254,6 +254,8 @@ test('bad arguments of forward, generate and embed are named; the model keeps wo
     [() => model.generate([1, 2], { topK: 1.5 }), RangeError, /topK/],
     [() => model.generate([1, 2], { seed: 'x' }), TypeError, /seed/],
     [() => model.generate([1, 2], { stopTokens: [-1] }), RangeError, /stopTokens/],
+    [() => model.generate([1, 2], { stopTokens: ['1'] }), TypeError, /stopTokens must hold token ids/],
+    [() => model.generate([1, 2], { stopTokens: new DataView(new ArrayBuffer(4)) }), TypeError, /stopTokens must be an array of token ids, got a DataView/],
     [() => model.generate([1, 2], { onToken: 'x' }), TypeError, /onToken/],
     [() => model.generate([1, 2], { maxTokens: 3 }), TypeError, /unknown option "maxTokens"/],
     [() => model.generate([1, V]), RangeError, new RegExp(`ids\\[1\\] = ${V} is outside \\[0, ${V}\\)`)],

@@ -239,6 +239,12 @@ test('refusals are named: architecture, config values, tensors, weightType, memo
   await refuse('quantization_config', { config: cfg({ quantization_config: { quant_method: 'gptq', bits: 4 } }), weights: w }, RangeError, /quant_method.*gptq/);
   await refuse('kv heads', { config: cfg({ num_key_value_heads: 3 }), weights: w }, RangeError, /num_key_value_heads/);
   await refuse('a field of the wrong type', { config: cfg({ hidden_size: '48' }), weights: w }, TypeError, /hidden_size/);
+  // A number out of range is a RangeError, anything else a TypeError.
+  await refuse('rope_theta as a string', { config: cfg({ rope_theta: '10000' }), weights: w }, TypeError, /config\.rope_theta/);
+  await refuse('rope_theta out of range', { config: cfg({ rope_theta: 0.5 }), weights: w }, RangeError, /config\.rope_theta/);
+  await refuse('eos_token_id negative', { config: cfg({ eos_token_id: -1 }), weights: w }, RangeError, /config\.eos_token_id/);
+  await refuse('eos_token_id as a string', { config: cfg({ eos_token_id: '2' }), weights: w }, TypeError, /config\.eos_token_id/);
+  await refuse('rope_scaling.factor as a string', { config: cfg({ rope_scaling: { rope_type: 'linear', factor: '2' } }), weights: w }, TypeError, /rope_scaling\.factor/);
   await refuse('an epsilon float32 rounds to 0', { config: cfg({ rms_norm_eps: 1e-50 }), weights: w }, RangeError, /config\.rms_norm_eps must be a positive float32/);
   assert.throws(() => new mha.Model({ vocabSize: 4, hiddenSize: 8, numLayers: 1, normEps: 1e39, attention: { numHeads: 2 }, feedForward: { dimFeedforward: 8 } }),
     { name: 'RangeError', message: /normEps must be a positive float32/ });
