@@ -11,7 +11,7 @@ import { checkWeightArrays, LAYER_OPTIONS, layerConfig, readWeights as readAtten
 import { checkData } from './masks.js';
 import { checkStorable, positionsLayout, positiveFloat32, readPositions, readWeightType } from './modern.js';
 import { MAX_HEAP, recordBytes, tooLarge } from './runtime.js';
-import { bool, describe, expectArray, fmtDims, nonNegativeInt, plainObject, positiveInt, product, sameDims, tensor, typedArrayLength } from './validate.js';
+import { bool, describe, expectArray, fmtDims, nonNegativeInt, plainObject, positiveInt, product, sameDims, snapshotView, tensor, typedArrayKind, typedArrayLength } from './validate.js';
 
 const OPTIONS = ['vocabSize', 'hiddenSize', 'numLayers', 'maxPositions', 'typeVocabSize', 'embedNorm', 'norm', 'normBias', 'normEps',
   'preNorm', 'finalNorm', 'head', 'causal', 'windowFrom', 'attention', 'feedForward', 'weightType'];
@@ -249,8 +249,10 @@ const transferOf = (what, options) => bool('options.transfer', plainObject(`${wh
 
 /** Token ids: an Int32Array [L], or a tensor of Int32Array data, dims [L] or [B, L]. */
 function readIds(name, v) {
-  if (v instanceof Int32Array || (v && typeof v === 'object' && !('data' in v) && ArrayBuffer.isView(v)))
+  if (v instanceof Int32Array || (v && typeof v === 'object' && !('data' in v) && ArrayBuffer.isView(v))) {
+    if (typedArrayKind(v)) snapshotView(name, v);  // a detached buffer is a TypeError naming it, not an empty row
     return tensor(name, { data: v, dims: [typedArrayLength(v)] }, { types: [Int32Array], ranks: [1], shapeHint: 'dims [L]' });
+  }
   return tensor(name, v, { types: [Int32Array], ranks: [1, 2], shapeHint: 'dims [B, L] or [L]' });
 }
 

@@ -17,7 +17,7 @@ import { checkpointPlan } from './hf-weights.js';
 import { modelWeightBytes } from './model.js';
 import { readGenerateOptions, tokenChooser } from './generate.js';
 import { tooLarge } from './runtime.js';
-import { describe, isTypedArray, plainObject } from './validate.js';
+import { describe, isTypedArray, plainObject, snapshotView } from './validate.js';
 
 export { parseSafetensors, safetensorsMetadata } from './safetensors.js';
 export { loadTokenizer } from './hf-tokenizer.js';
@@ -123,6 +123,7 @@ const sameMask = (a, b) => (a === null || b === null ? a === b : a.length === b.
  * single: one sequence (a row, or dims [L]) }.
  */
 function readBatch(name, v, { lo = 0, hi = 2 ** 31, pad = 0, side = 'left' } = {}) {
+  if (isTypedArray(v)) snapshotView(name, v);  // a detached buffer is a TypeError naming it, not an empty row
   if (isRow(v) && !(Array.isArray(v) && v.length > 0 && isRow(v[0]))) {
     if (v.length === 0) throw new RangeError(`${name} is empty`);
     return { data: intRow(name, v, lo, hi), B: 1, L: v.length, mask: null, single: true };
@@ -130,6 +131,7 @@ function readBatch(name, v, { lo = 0, hi = 2 ** 31, pad = 0, side = 'left' } = {
   if (Array.isArray(v)) {
     const rows = v.map((r, b) => {
       if (!isRow(r)) throw new TypeError(`${name}[${b}] must be a row of integers, got ${describe(r)}`);
+      if (isTypedArray(r)) snapshotView(`${name}[${b}]`, r);
       if (r.length === 0) throw new RangeError(`${name}[${b}] is empty`);
       return intRow(`${name}[${b}]`, r, lo, hi);
     });
@@ -147,6 +149,7 @@ function readBatch(name, v, { lo = 0, hi = 2 ** 31, pad = 0, side = 'left' } = {
     if (!Array.isArray(dims) || (dims.length !== 1 && dims.length !== 2) || !dims.every((d) => Number.isSafeInteger(d) && d > 0))
       throw new TypeError(`${name}.dims must be [B, L] (or [L]) of positive sizes, got ${describe(dims)}`);
     if (!isRow(data)) throw new TypeError(`${name}.data must be an Int32Array (or numbers), got ${describe(data)}`);
+    if (isTypedArray(data)) snapshotView(`${name}.data`, data);
     const [B, L] = dims.length === 2 ? dims : [1, dims[0]];
     if (data.length !== B * L) throw new RangeError(`${name}.data has ${data.length} entries; dims ${JSON.stringify(dims)} need ${B * L}`);
     return { data: intRow(`${name}.data`, data, lo, hi), B, L, mask: null, single: dims.length === 1 };

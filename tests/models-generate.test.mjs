@@ -270,6 +270,13 @@ test('bad arguments of forward, generate and embed are named; the model keeps wo
     [() => model.forward([1, 2], { positionIds: [0, 1, 2] }), RangeError, /positionIds must be \[1, 2\]/],
     [() => model.forward([[1, 2, 3], [4, 5]], { positionIds: [[0, 1, 2], [0, 1, 2]] }), RangeError, /positionIds given as rows must have the lengths of the rows of ids/],
     [() => model.forward([1, 2], { mask: [1, 1] }), TypeError, /unknown option "mask"/],
+    // A detached buffer is named, not read as an empty row.
+    ...[(a) => a, (a) => [Int32Array.of(1), a], (a) => ({ data: a, dims: [2] })].map((form) => {
+      const a = Int32Array.of(1, 2);
+      structuredClone(a.buffer, { transfer: [a.buffer] });
+      return [() => model.forward(form(a)), TypeError, /ids(\[1\]|\.data)? is a view of a detached or out-of-bounds ArrayBuffer/];
+    }),
+    [() => { const a = Int32Array.of(1, 2); structuredClone(a.buffer, { transfer: [a.buffer] }); return model.forward([1, 2], { positionIds: a }); }, TypeError, /options\.positionIds is a view of a detached/],
     [() => model.embed([1, 2]), TypeError, /embed\(\) is for encoders/],
   ];
   for (const [fn, Err, re] of bad) assert.throws(fn, (e) => e instanceof Err && re.test(e.message), `${re}`);

@@ -248,6 +248,13 @@ test('refusals are named: architecture, config values, tensors, weightType, memo
   await refuse('an epsilon float32 rounds to 0', { config: cfg({ rms_norm_eps: 1e-50 }), weights: w }, RangeError, /config\.rms_norm_eps must be a positive float32/);
   assert.throws(() => new mha.Model({ vocabSize: 4, hiddenSize: 8, numLayers: 1, normEps: 1e39, attention: { numHeads: 2 }, feedForward: { dimFeedforward: 8 } }),
     { name: 'RangeError', message: /normEps must be a positive float32/ });
+  {
+    const core = new mha.Model({ vocabSize: 4, hiddenSize: 8, numLayers: 1, attention: { numHeads: 2 }, feedForward: { dimFeedforward: 8 } });
+    const ids = Int32Array.of(1, 2);
+    structuredClone(ids.buffer, { transfer: [ids.buffer] });
+    assert.throws(() => core.forward(ids), { name: 'TypeError', message: /ids is a view of a detached or out-of-bounds ArrayBuffer/ });
+    core.dispose();
+  }
   await refuse('Qwen2 layer_types out of order', { config: cfg({ use_sliding_window: true, layer_types: ['sliding_attention', 'full_attention'] }, 'qwen2'), weights: w }, RangeError, /layer_types/);
 
   const without = (name) => Object.fromEntries(Object.entries(w).filter(([n]) => n !== name));
