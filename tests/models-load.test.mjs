@@ -250,6 +250,13 @@ test('refusals are named: architecture, config values, tensors, weightType, memo
     { name: 'RangeError', message: /normEps must be a positive float32/ });
   {
     const core = new mha.Model({ vocabSize: 4, hiddenSize: 8, numLayers: 1, attention: { numHeads: 2 }, feedForward: { dimFeedforward: 8 } });
+    const f = (n, v = 0.1) => new Float32Array(n).fill(v);
+    core.setEmbeddings({ tokens: f(32) });
+    core.setBlock(0, { norm1Weight: f(8, 1), norm1Bias: f(8), norm2Weight: f(8, 1), norm2Bias: f(8),
+      attention: { inProjWeight: f(192), inProjBias: f(24), outProjWeight: f(64), outProjBias: f(8) },
+      feedForward: { 'linear1.weight': f(64), 'linear1.bias': f(8), 'linear2.weight': f(64), 'linear2.bias': f(8) } });
+    core.setFinalNorm({ weight: f(8, 1), bias: f(8) });
+    assert.equal(core.forward(Int32Array.of(1, 2)).output.dims.join(), '2,8');
     const ids = Int32Array.of(1, 2);
     structuredClone(ids.buffer, { transfer: [ids.buffer] });
     assert.throws(() => core.forward(ids), { name: 'TypeError', message: /ids is a view of a detached or out-of-bounds ArrayBuffer/ });
