@@ -378,8 +378,13 @@ class HfModel {
     if (s.encoder) throw new TypeError(`generate: ${this.architecture} has no language-model head`);
     const opts = readGenerateOptions(options, s.options.vocabSize);
     const t = readBatch('ids', ids, { hi: s.options.vocabSize, pad: padFill(s.padId, s.options.vocabSize), side: 'left' });
-    if (s.maxPositions !== null && t.L + opts.maxNewTokens > s.maxPositions)
+    // The cache holds the prompt and every new token but the last (which is never fed back).
+    const positions = t.L + opts.maxNewTokens - 1;
+    if (s.maxPositions !== null && positions > s.maxPositions)
       throw new RangeError(`generate: ${t.L} prompt tokens and maxNewTokens ${opts.maxNewTokens} do not fit the model's ${s.maxPositions} positions`);
+    const a = s.options.attention, kvBytes = 8 * s.options.numLayers * t.B * positions * (a.numKvHeads ?? a.numHeads) * (a.headDim ?? s.options.hiddenSize / a.numHeads);
+    if (!(positions < 2 ** 31 && kvBytes < MAX_HEAP_BYTES))
+      throw tooLarge(`generate: ${t.L} prompt tokens and options.maxNewTokens ${opts.maxNewTokens} (${t.B} sequence${t.B > 1 ? 's' : ''})`, kvBytes, 'memory for the KV caches');
     let mask = t.mask;
     if (opts.attentionMask !== undefined && opts.attentionMask !== null) {
       if (t.mask) throw new TypeError('generate: options.attentionMask given with rows of ids; rows are padded (and masked) here');
@@ -400,7 +405,7 @@ class HfModel {
       return u;
     });
     const done = new Array(B).fill(false);
-    const cache = await this.createCache({ maxLength: L + opts.maxNewTokens, batch: B });
+    const cache = await this.createCache({ maxLength: L + opts.maxNewTokens - 1, batch: B });
     let pending = null;
     try {
       pending = this.forward({ data, dims: [B, L] }, { attentionMask: mask ? { data: mask, dims: [B, L] } : undefined, cache, lastOnly: true });

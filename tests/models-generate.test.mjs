@@ -239,7 +239,11 @@ test('onToken sees each step before the iterator yields it; breaking off frees t
   }
   assert.equal(mha.stats().liveLayers, live, 'the generation cache was freed');
   // GPT-2's learned positions bound prompt + maxNewTokens
-  assert.throws(() => model.generate([1, 2, 3], { maxNewTokens: 62 }), /3 prompt tokens and maxNewTokens 62 do not fit the model's 64 positions/);
+  assert.throws(() => model.generate([1, 2, 3], { maxNewTokens: 63 }), /3 prompt tokens and maxNewTokens 63 do not fit the model's 64 positions/);
+  // The last new token is never fed back: 3 + 62 tokens need 64 positions, which fit.
+  let last = 0;
+  for await (const t of model.generate([1, 2, 3], { maxNewTokens: 62 })) last = t;
+  assert.equal(typeof last, 'number');
   model.dispose();
 });
 
@@ -249,6 +253,9 @@ test('bad arguments of forward, generate and embed are named; the model keeps wo
   const V = model.vocabSize;
   const bad = [
     [() => model.generate([1, 2], { maxNewTokens: 0 }), RangeError, /maxNewTokens/],
+    // A rotary model has no position table: what bounds maxNewTokens is the KV caches' memory, checked by generate() itself.
+    [() => model.generate([1, 2], { maxNewTokens: 2 ** 31 }), RangeError, /generate: 2 prompt tokens and options\.maxNewTokens 2147483648 \(1 sequence\) needs .* of wasm memory for the KV caches/],
+    [() => model.generate([[1, 2], [3]], { maxNewTokens: 1e8 }), RangeError, /options\.maxNewTokens 100000000 \(2 sequences\) needs .* GiB/],
     [() => model.generate([1, 2], { temperature: -1 }), RangeError, /temperature/],
     [() => model.generate([1, 2], { topP: 2 }), RangeError, /topP/],
     [() => model.generate([1, 2], { topK: 1.5 }), RangeError, /topK/],
