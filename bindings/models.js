@@ -277,6 +277,8 @@ class HfModel {
     const t = readBatch('ids', ids, { hi: s.options.vocabSize, pad: padFill(s.padId, s.options.vocabSize), side: s.encoder ? 'right' : 'left' });
     const { B, L } = t;
     const cache = o.cache ?? null;
+    if (cache && s.encoder) throw new TypeError(`forward: options.cache given, but ${s.architecture} attends both ways and takes no cache`);
+    if (cache && cache.disposed === true) throw new Error('forward: options.cache has been disposed');
     const past = cache ? (queued ? queued.N : cache.length) : 0;
     // The mask of every position the call sees: the cache's and the new ones.
     let mask = t.mask, N = past + L;

@@ -291,6 +291,12 @@ test('bad arguments of forward, generate and embed are named; the model keeps wo
   assert.throws(() => bert.generate([1, 2]), /no language-model head/);
   assert.throws(() => bert.embed([1, 2], { pooling: 'max' }), RangeError);
   assert.throws(() => bert.forward([1, 2], { tokenTypeIds: [0, 2] }), /tokenTypeIds\[1\] = 2 is outside \[0, 2\)/);
+  const bc = bert.createCache({ maxLength: 4 });
+  assert.throws(() => bert.forward([1, 2], { cache: bc }), { name: 'TypeError', message: /options\.cache given, but BertModel attends both ways and takes no cache/ });
+  bc.dispose();
+  const gone = model.createCache({ maxLength: 4 });
+  gone.dispose();
+  assert.throws(() => model.forward([1, 2], { cache: gone }), { message: 'forward: options.cache has been disposed' });
   // Rows of positionIds are padded as the rows of ids are (on the right for an encoder): row 1's tokens keep positions 0, 1.
   const E = bert.hiddenSize, alone = bert.forward([4, 5]).data;
   const rows = bert.forward([[1, 2, 3], [4, 5]], { positionIds: [[0, 1, 2], [0, 1]] }).data;
