@@ -6,7 +6,7 @@
 // does not have; persisted buffers (position ids, GPT-2's causal-mask buffers, rotary
 // inv_freq) and heads the model does not run (BERT's pooler, BertForMaskedLM's cls.*) are
 // skipped.
-import { describe, fmtDims, isTypedArray, product, typedArrayKind } from './validate.js';
+import { describe, fmtDims, isTypedArray, product, snapshotView, typedArrayKind, typedArrayLength } from './validate.js';
 
 const fail = (Err, msg) => { throw new Err(`loadModel: ${msg}`); };
 const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -44,10 +44,14 @@ export function tensorIndex(weights, prefix) {
 /** A tensor's { data, dims }, checked to be a tensor (data a typed array, dims integers matching it). */
 function entryOf({ name, t }) {
   if (t === null || typeof t !== 'object') fail(TypeError, `tensor ${JSON.stringify(name)} must be { data, dims }, got ${describe(t)}`);
-  const { data, dims } = t;
-  if (!isTypedArray(data)) fail(TypeError, `tensor ${JSON.stringify(name)}: data must be a typed array, got ${describe(data)}`);
+  // Each read once (getters may run), then only these values are used: a fixed view of the data
+  // and a copy of the dims.
+  const { data: given, dims: givenDims } = t;
+  if (!isTypedArray(given)) fail(TypeError, `tensor ${JSON.stringify(name)}: data must be a typed array, got ${describe(given)}`);
+  const dims = Array.isArray(givenDims) ? Array.from(givenDims) : givenDims;
   if (!Array.isArray(dims) || !dims.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(TypeError, `tensor ${JSON.stringify(name)}: dims must be an array of sizes, got ${describe(dims)}`);
-  if (product(dims) !== data.length) fail(RangeError, `tensor ${JSON.stringify(name)}: dims ${fmtDims(dims)} do not fit its ${data.length} values`);
+  const data = snapshotView(`tensor ${JSON.stringify(name)}`, given), n = typedArrayLength(data);
+  if (product(dims) !== n) fail(RangeError, `tensor ${JSON.stringify(name)}: dims ${fmtDims(dims)} do not fit its ${n} values`);
   return { data, dims };
 }
 
@@ -61,6 +65,7 @@ export function checkpointPlan(spec, weights) {
   const index = tensorIndex(weights, spec.prefix);
   const layout = LAYOUTS[spec.arch](spec.options, spec);
   const used = new Set(), quantized = new Set();
+  const checked = new Map();  // key -> { data, dims, scale }: the values find() checked, the only ones used
   /** The entry of name (or of one of its alternative names), checked against dims. */
   const find = (names, dims) => {
     const list = Array.isArray(names) ? names : [names];
@@ -81,10 +86,12 @@ export function checkpointPlan(spec, weights) {
       if (typedArrayKind(s.data) !== 'Float32Array') fail(TypeError, `tensor ${JSON.stringify(scale.name)} must be floating point, got ${typedArrayKind(s.data)}`);
       used.add(`${key}_scale`);
       quantized.add(key);
+      checked.set(key, { data, dims: got, scale: s.data });
     } else if (kind !== 'Float32Array') {
       fail(TypeError, `tensor ${JSON.stringify(e.name)} is ${kind}, expected floating point (F32, F16, BF16)${dims.length === 2 ? ' or int8 with a _scale' : ''}`);
     }
     used.add(key);
+    if (!checked.has(key)) checked.set(key, { data, dims: got });
     return key;
   };
   // Pass 1: every tensor the layout reads exists with its dims; nothing else is there.
@@ -98,10 +105,10 @@ export function checkpointPlan(spec, weights) {
   }
   const get = (names) => {
     const key = keys.get(names);
-    const { t } = index.get(key);
+    const c = checked.get(key);
     // ── int8 checkpoints at weightType 'f32': q * scale per output channel (exact in float32 for int8 q). ──
-    if (quantized.has(key)) return dequantize(t.data, index.get(`${key}_scale`).t.data, t.dims[0], t.dims[1]);
-    return t.data;
+    if (quantized.has(key)) return dequantize(c.data, c.scale, c.dims[0], c.dims[1]);
+    return c.data;
   };
   return { parts: layout.map((p) => ({ what: p.what, call: p.call, args: () => p.build(get) })), quantized: [...quantized] };
 }

@@ -303,11 +303,11 @@ test('refusals are named: architecture, config values, tensors, weightType, memo
   assert.equal(mha.stats().wasmMemoryBytes, before, 'nothing allocated');
   assert.equal(mha.stats().liveLayers, live, 'no model left behind');
 
-  // a failure while copying in (a tensor whose data cannot be read a second time) disposes the half-loaded model
-  let reads = 0;
-  const norm = w['model.norm.weight'];
-  const fickle = { ...w, 'model.norm.weight': { dims: norm.dims, get data() { if (++reads > 1) throw new Error('gone'); return norm.data; } } };
-  await assert.rejects(loadModel(mha, { config: m.config, weights: fickle }), /gone/);
+  // a failure while copying in (the final norm's buffer, checked at the start, detached after the first part) disposes the half-loaded model
+  const norm = w['model.norm.weight'], own = Float32Array.from(norm.data);
+  const fickle = { ...w, 'model.norm.weight': { dims: norm.dims, data: own } };
+  const detachNorm = () => { if (own.buffer.byteLength) structuredClone(own.buffer, { transfer: [own.buffer] }); };
+  await assert.rejects(loadModel(mha, { config: m.config, weights: fickle, onProgress: detachNorm }), (e) => e instanceof TypeError && /detached/.test(e.message));
   assert.equal(mha.stats().liveLayers, live, 'the half-loaded model was disposed');
 
   // and the runtime works afterwards
@@ -328,4 +328,23 @@ test('loadModel accepts what the files give: the safetensors of encodeSafetensor
   assert.equal(model.disposed, true);
   assert.throws(() => model.forward([1, 2]), /disposed/);
   model.dispose();
+});
+
+test('each tensor\'s data and dims are read once: a getter that answers differently later changes nothing (GPT-2 Conv1D, an int8 scale)', async () => {
+  const mha = await init({ threads: 1 });
+  for (const [arch, quantized] of [['gpt2', false], ['llama', true]]) {
+    const m = tinyModel(arch, { seed: 8, int8Exact: quantized ? 'outChannel' : undefined });
+    const w = quantized ? parseSafetensors(quantizeSafetensors(m.files[0].bytes, { type: 'int8' })) : weightsOf(m);
+    const target = Object.keys(w).find((n) => (quantized ? n.endsWith('up_proj.weight_scale') : n.endsWith('attn.c_attn.weight')));
+    const honest = await loadModel(mha, { config: m.config, weights: w });
+    const want = honest.forward([3, 1, 4, 1, 5]).data;
+    honest.dispose();
+    const real = w[target];
+    let reads = 0;
+    const lying = { ...w, [target]: { get data() { return reads++ === 0 ? real.data : real.data.subarray(0, 1); }, dims: real.dims } };
+    const model = await loadModel(mha, { config: m.config, weights: lying });
+    assert.equal(reads, 1, `${arch}: ${target} read once`);
+    assert.deepEqual(model.forward([3, 1, 4, 1, 5]).data, want, `${arch}: the values read first are the ones loaded`);
+    model.dispose();
+  }
 });
