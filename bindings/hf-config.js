@@ -47,6 +47,7 @@ function int(config, name, dflt, min = 1) {
   const v = field(config, name, dflt);
   if (typeof v !== 'number') fail(TypeError, `config.${name} must be an integer, got ${describe(v)}`);
   if (!Number.isSafeInteger(v) || v < min) fail(RangeError, `config.${name} must be an integer >= ${min}, got ${v}`);
+  if (v > 2 ** 31 - 1) fail(RangeError, `config.${name} must be at most 2147483647 (the core's sizes are 32-bit), got ${v}`);
   return v;
 }
 function num(config, name, dflt) {
@@ -147,8 +148,11 @@ export function ropeOf(config, headDim) {
     if (typeof old !== 'number' || !(old > 0)) fail(errorFor(old), `${where}.original_max_position_embeddings (or config.max_position_embeddings) must be a positive number for rope_type 'yarn', got ${describe(old)}`);
     const f = factorOf(typeof maxPos === 'number' ? maxPos / old : undefined);
     const mscale = (s, m = 1) => (s <= 1 ? 1 : 0.1 * m * Math.log(s) + 1);
+    for (const k of ['attention_factor', 'mscale', 'mscale_all_dim', 'beta_fast', 'beta_slow'])
+      if (rs[k] !== undefined && rs[k] !== null && (typeof rs[k] !== 'number' || !(Number.isFinite(rs[k]) && rs[k] >= 0)))
+        fail(errorFor(rs[k]), `${where}.${k} must be a finite number >= 0, got ${describe(rs[k])}`);
     attentionFactor = rs.attention_factor ?? (rs.mscale && rs.mscale_all_dim ? mscale(f, rs.mscale) / mscale(f, rs.mscale_all_dim) : mscale(f));
-    if (typeof attentionFactor !== 'number' || !(attentionFactor > 0)) fail(RangeError, `${where}.attention_factor must be a positive number, got ${describe(attentionFactor)}`);
+    if (typeof attentionFactor !== 'number' || !(attentionFactor > 0 && Number.isFinite(Math.fround(attentionFactor)))) fail(RangeError, `${where}.attention_factor must be a positive number, got ${describe(attentionFactor)}`);
     const betaFast = rs.beta_fast || 32, betaSlow = rs.beta_slow || 1, truncate = rs.truncate ?? true;
     const corrDim = (rot) => (dim * Math.log(old / (rot * 2 * Math.PI))) / (2 * Math.log(base));
     let lo = corrDim(betaFast), hi = corrDim(betaSlow);

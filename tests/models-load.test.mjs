@@ -298,7 +298,10 @@ test('refusals are named: architecture, config values, tensors, weightType, memo
   // A head size nothing could hold is refused at once, before the rotary table (head_dim / 2 entries) is built.
   const t0 = performance.now();
   await refuse('head_dim too large', { config: { ...m.config, head_dim: 1e9 }, weights: {} }, RangeError, /LlamaForCausalLM .*head_dim 1000000000 needs .* of wasm memory for one layer's query projection/);
-  await refuse('hidden_size too large', { config: { ...tinyModel('qwen2').config, hidden_size: 2 ** 31 }, weights: {} }, RangeError, /Qwen2ForCausalLM with hidden size 2147483648/);
+  await refuse('hidden_size too large', { config: { ...tinyModel('qwen2').config, hidden_size: 2 ** 30 }, weights: {} }, RangeError, /Qwen2ForCausalLM with hidden size 1073741824/);
+  await refuse('a size beyond 32 bits', { config: { ...tinyModel('mistral').config, sliding_window: 2 ** 31 }, weights: {} }, RangeError, /config\.sliding_window must be at most 2147483647/);
+  await refuse('yarn mscale as a string', { config: cfg({ rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 64, mscale: 'a', mscale_all_dim: 'b' } }), weights: w }, TypeError, /config\.rope_scaling\.mscale must be a finite number/);
+  await refuse('yarn beta_fast as a string', { config: cfg({ rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 64, beta_fast: 'x' } }), weights: w }, TypeError, /config\.rope_scaling\.beta_fast/);
   assert.ok(performance.now() - t0 < 2000, `refused in ${performance.now() - t0} ms`);
   assert.equal(mha.stats().wasmMemoryBytes, before, 'nothing allocated');
   assert.equal(mha.stats().liveLayers, live, 'no model left behind');
