@@ -105,6 +105,9 @@ class Tokenizer {
     messages.forEach((m, i) => {
       if (m === null || typeof m !== 'object' || typeof m.role !== 'string')
         throw new TypeError(`Tokenizer.applyChatTemplate: messages[${i}] must be { role, content }, got ${describe(m)}`);
+      const c = m.content;  // a string, or (as transformers allows) an array of parts, or none
+      if (c !== undefined && c !== null && typeof c !== 'string' && !Array.isArray(c))
+        throw new TypeError(`Tokenizer.applyChatTemplate: messages[${i}].content must be a string (or an array of parts), got ${describe(c)}`);
     });
     const { addGenerationPrompt = false, tokenize = false, ...variables } = options ?? {};
     if (typeof addGenerationPrompt !== 'boolean') throw new TypeError('Tokenizer.applyChatTemplate: options.addGenerationPrompt must be a boolean');

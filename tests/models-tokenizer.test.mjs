@@ -38,6 +38,7 @@ test('applyChatTemplate renders tokenizer_config.json\'s chat template (Llama 3,
   const msgs = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi there ' }];
   const expected = '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>';
   assert.equal(llama.applyChatTemplate(msgs), expected);
+  assert.throws(() => llama.applyChatTemplate([{ role: 'user', content: 5 }]), { name: 'TypeError', message: /messages\[0\]\.content must be a string \(or an array of parts\), got 5/ });
   assert.equal(llama.applyChatTemplate(msgs, { addGenerationPrompt: true }), `${expected}<|start_header_id|>assistant<|end_header_id|>\n\n`);
   // tokenize: the template's own BOS, not a second one
   const ids = llama.applyChatTemplate(msgs, { addGenerationPrompt: true, tokenize: true });
