@@ -79,7 +79,8 @@ function only(config, name, allowed, why) {
 const errorFor = (v) => (typeof v === 'number' ? RangeError : TypeError);
 /** A token id or a list of them (eos_token_id may be either). */
 function tokenIds(config, name, dflt) {
-  const v = field(config, name, dflt);
+  // An explicit null is "none" (transformers' None), not the architecture's default.
+  const v = config[name] === undefined ? dflt : config[name];
   const list = v === null ? [] : Array.isArray(v) ? v : [v];
   for (const id of list)
     if (!Number.isSafeInteger(id) || id < 0) fail(errorFor(id), `config.${name} must be a token id or a list of them, got ${describe(v)}`);

@@ -329,6 +329,14 @@ test('loadModel accepts what the files give: the safetensors of encodeSafetensor
   assert.deepEqual(model.eosTokenIds, [m.config.eos_token_id]);
   model.dispose();
   assert.equal(model.disposed, true);
+  // eos_token_id: null is "no EOS" (transformers' None), not GPT-2's default 50256; absent, it is the default.
+  const none = await loadModel(mha, { config: { ...m.config, eos_token_id: null }, weights: parseSafetensors(m.files[0].bytes) });
+  assert.deepEqual(none.eosTokenIds, []);
+  none.dispose();
+  const { eos_token_id: _, ...noKey } = m.config;
+  const dflt = await loadModel(mha, { config: noKey, weights: parseSafetensors(m.files[0].bytes) });
+  assert.deepEqual(dflt.eosTokenIds, [50256]);
+  dflt.dispose();
   assert.throws(() => model.forward([1, 2]), /disposed/);
   model.dispose();
 });
