@@ -429,6 +429,9 @@ class HfModel {
         // seen when the step is awaited; dropped with the iterator, it is ignored).
         if (!last && this.#async) pending = step1();
         if (pending) pending.catch(() => {});
+        // Nothing is computed after the last token: free the cache before handing it out, so a
+        // caller that stops calling next() once it has maxNewTokens tokens leaves nothing behind.
+        if (last) cache.dispose();
         const token = single ? next[0] : Array.from(next);
         if (opts.onToken) opts.onToken(token, step);
         yield token;

@@ -238,6 +238,13 @@ test('onToken sees each step before the iterator yields it; breaking off frees t
     if (++n === 2) break;
   }
   assert.equal(mha.stats().liveLayers, live, 'the generation cache was freed');
+  // A caller that takes exactly maxNewTokens tokens and never resumes the generator leaves no cache behind.
+  const gen = model.generate([1, 2, 3], { maxNewTokens: 3, stopTokens: [] });
+  for (let i = 0; i < 3; i++) {
+    const r = await gen.next();
+    if (r.done) break;
+  }
+  assert.equal(mha.stats().liveLayers, live, 'freed once the last token was handed out');
   // GPT-2's learned positions bound prompt + maxNewTokens
   assert.throws(() => model.generate([1, 2, 3], { maxNewTokens: 63 }), /3 prompt tokens and maxNewTokens 63 do not fit the model's 64 positions/);
   // The last new token is never fed back: 3 + 62 tokens need 64 positions, which fit.
