@@ -20,6 +20,8 @@ function cacheOptions(what, options) {
  * (mha::KVCache::rows_for).
  */
 const cacheRows = (maxLength, window) => (window ? maxLength + Math.max(1, Math.floor(maxLength / 4)) : maxLength);
+/** The bytes of a cache's keys and values: batch x rows x width floats each (width: all its layers'). */
+export const cacheBytes = (maxLength, batch, width, window = 0) => 2 * batch * cacheRows(maxLength, window) * width * 4;
 
 const TOKEN = Symbol('KVCache');
 const SET_LENGTH = Symbol('setLength');
@@ -61,7 +63,7 @@ export function defineKVCache({ backend, Native, live }) {
     /** A new cache for layer (width: its model size); what names the call in errors. */
     create(layer, what, width, options, window = 0) {
       const { maxLength, batch } = cacheOptions(what, options);
-      const bytes = 2 * batch * cacheRows(maxLength, window) * width * 4;
+      const bytes = cacheBytes(maxLength, batch, width, window);
       if (!(bytes < MAX_HEAP)) throw tooLarge(what, bytes, 'working memory', true);
       return new KVCache(TOKEN, layer, { maxLength, batch, width, window, owner: live(layer, 'createCache') });
     },

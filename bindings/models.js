@@ -14,6 +14,7 @@
 import { MAX_HEAP_BYTES } from './abi.js';
 import { modelSpec } from './hf-config.js';
 import { checkpointPlan } from './hf-weights.js';
+import { cacheBytes } from './kvcache.js';
 import { modelWeightBytes } from './model.js';
 import { readGenerateOptions, tokenChooser } from './generate.js';
 import { tooLarge } from './runtime.js';
@@ -384,7 +385,11 @@ class HfModel {
     const positions = t.L + opts.maxNewTokens - 1;
     if (s.maxPositions !== null && positions > s.maxPositions)
       throw new RangeError(`generate: ${t.L} prompt tokens and maxNewTokens ${opts.maxNewTokens} do not fit the model's ${s.maxPositions} positions`);
-    const a = s.options.attention, kvBytes = 8 * s.options.numLayers * t.B * positions * (a.numKvHeads ?? a.numHeads) * (a.headDim ?? s.options.hiddenSize / a.numHeads);
+    // What Model.createCache will ask for: one cache per block, numKvHeads x headDim wide, sliding
+    // when every block has the window (modelConfig in model.js).
+    const a = s.options.attention, headDim = a.headDim ?? s.options.hiddenSize / a.numHeads;
+    const window = (s.options.windowFrom ?? 0) === 0 ? a.slidingWindow ?? 0 : 0;
+    const kvBytes = cacheBytes(positions, t.B, s.options.numLayers * (a.numKvHeads ?? a.numHeads) * headDim, window);
     if (!(positions < 2 ** 31 && kvBytes < MAX_HEAP_BYTES))
       throw tooLarge(`generate: ${t.L} prompt tokens and options.maxNewTokens ${opts.maxNewTokens} (${t.B} sequence${t.B > 1 ? 's' : ''})`, kvBytes, 'memory for the KV caches');
     let mask = t.mask;
