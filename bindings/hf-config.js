@@ -7,6 +7,7 @@
 // torch_dtype, ...) are not looked at.
 import { MAX_HEAP_BYTES } from './abi.js';
 import { tooLarge } from './runtime.js';
+import { positiveFloat32 } from './modern.js';
 import { describe } from './validate.js';
 
 const ARCHITECTURES = {
@@ -52,11 +53,12 @@ function int(config, name, dflt, min = 1) {
 }
 function num(config, name, dflt) {
   const v = field(config, name, dflt);
-  if (typeof v !== 'number') fail(TypeError, `config.${name} must be a number, got ${describe(v)}`);
-  if (!(v > 0) || !Number.isFinite(v)) fail(RangeError, `config.${name} must be a positive number, got ${v}`);
-  // The core holds it as a float32 (a norm's epsilon).
-  if (!(Math.fround(v) > 0) || !Number.isFinite(Math.fround(v))) fail(RangeError, `config.${name} must be a positive float32 (1.4e-45 to 3.4e38), got ${v}`);
-  return v;
+  // The core holds it as a float32 (a norm's epsilon): the options' own check, with loadModel's prefix.
+  try {
+    return positiveFloat32(`config.${name}`, v);
+  } catch (e) {
+    return fail(e.constructor, e.message);
+  }
 }
 function flag(config, name, dflt) {
   const v = field(config, name, dflt);
