@@ -41,9 +41,14 @@ export function readGenerateOptions(options, vocab) {
   return { maxNewTokens, temperature: temperature ?? 1, topK, topP, seed, repetitionPenalty, stopTokens, onToken: o.onToken, attentionMask: o.attentionMask, sample };
 }
 
-/** mulberry32: a small seeded generator of numbers in [0, 1). */
+/**
+ * mulberry32: a small seeded generator of numbers in [0, 1). seed: a safe integer; its bits
+ * above the low 32 are mixed in (so 1 and 2 ** 32 + 1, or -1 and 2 ** 32 - 1, differ), and
+ * seeds in [0, 2 ** 32) are mulberry32's own.
+ */
 export function seededRandom(seed) {
-  let a = seed >>> 0;
+  const hi = Math.floor(seed / 2 ** 32);  // |hi| < 2 ** 21 for a safe integer
+  let a = ((seed >>> 0) ^ Math.imul(hi | 0, 0x9e3779b9)) >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
@@ -63,6 +68,10 @@ export function tokenChooser(opts) {
   return (logits, seen) => {
     const V = logits.length;
     const s = Float64Array.from(logits);
+    // NaN logits come from non-finite weights or inputs: no token can be chosen from them
+    // (torch.argmax would pick the NaN, HF's sampling raises).
+    const nan = s.findIndex(Number.isNaN);
+    if (nan >= 0) throw new RangeError(`the logits hold NaN (token ${nan}): the model's weights or inputs are not finite`);
     if (opts.repetitionPenalty !== 1) {
       const p = opts.repetitionPenalty;
       for (let t = 0; t < V; t++) if (seen[t]) s[t] = s[t] < 0 ? s[t] * p : s[t] / p;
@@ -95,6 +104,7 @@ export function tokenChooser(opts) {
         else break;
       }
     }
+    if (s.every((v) => v === -Infinity)) throw new RangeError('every logit is -Infinity: there is no token to sample');
     const probs = softmax(s);
     let r = random(), last = 0;
     for (let t = 0; t < V; t++) {

@@ -81,12 +81,15 @@ export function checkpointPlan(spec, weights) {
       const scale = index.get(`${key}_scale`);
       if (!scale) fail(TypeError, `tensor ${JSON.stringify(e.name)} is int8 but ${JSON.stringify(`${e.name}_scale`)} is missing`);
       const s = entryOf(scale);
-      if (!same(s.dims, [dims[0], 1]) && !same(s.dims, [dims[0]]))
-        fail(RangeError, `tensor ${JSON.stringify(scale.name)} has dims ${fmtDims(s.dims)}, expected ${fmtDims([dims[0], 1])} (a scale per output channel)`);
+      // A scale per row ([R, 1] or [R]: an nn.Linear's output channels), or per column ([1, C]:
+      // a GPT-2 Conv1D's output channels, stored [in, out]; quantizeSafetensors with its config).
+      const byColumn = same(s.dims, [1, dims[1]]) && !same(s.dims, [dims[0], 1]);
+      if (!byColumn && !same(s.dims, [dims[0], 1]) && !same(s.dims, [dims[0]]))
+        fail(RangeError, `tensor ${JSON.stringify(scale.name)} has dims ${fmtDims(s.dims)}, expected ${fmtDims([dims[0], 1])} (a scale per row) or ${fmtDims([1, dims[1]])} (per column)`);
       if (typedArrayKind(s.data) !== 'Float32Array') fail(TypeError, `tensor ${JSON.stringify(scale.name)} must be floating point, got ${typedArrayKind(s.data)}`);
       used.add(`${key}_scale`);
       quantized.add(key);
-      checked.set(key, { data, dims: got, scale: s.data });
+      checked.set(key, { data, dims: got, scale: s.data, byColumn });
     } else if (kind !== 'Float32Array') {
       fail(TypeError, `tensor ${JSON.stringify(e.name)} is ${kind}, expected floating point (F32, F16, BF16)${dims.length === 2 ? ' or int8 with a _scale' : ''}`);
     }
@@ -100,25 +103,26 @@ export function checkpointPlan(spec, weights) {
   const skipped = SKIPPED[spec.arch];
   for (const [key, { name }] of index) {
     if (used.has(key) || skipped.some((re) => re.test(key))) continue;
-    if (key === 'lm_head.weight' && spec.tied) continue;  // a tied head is the token table: HF ties over whatever was stored
+    // a tied head is the token table: HF ties over whatever was stored (a quantized one too)
+    if ((key === 'lm_head.weight' || key === 'lm_head.weight_scale') && spec.tied) continue;
     fail(TypeError, `unexpected tensor ${JSON.stringify(name)}: ${spec.architecture} with this config has no such weight`);
   }
   const get = (names) => {
     const key = keys.get(names);
     const c = checked.get(key);
-    // ── int8 checkpoints at weightType 'f32': q * scale per output channel (exact in float32 for int8 q). ──
-    if (quantized.has(key)) return dequantize(c.data, c.scale, c.dims[0], c.dims[1]);
+    // ── int8 checkpoints: q * scale (exact in float32 for int8 q); at weightType 'int8' the core
+    // quantizes the rows again (the same q where a row's largest |q| is 127). ──
+    if (quantized.has(key)) return dequantize(c.data, c.scale, c.dims[0], c.dims[1], c.byColumn);
     return c.data;
   };
   return { parts: layout.map((p) => ({ what: p.what, call: p.call, args: () => p.build(get) })), quantized: [...quantized] };
 }
 
-function dequantize(q, scale, N, K) {
+/** q [N, K] times its scales: scale[n] per row, or scale[k] per column (byColumn). */
+function dequantize(q, scale, N, K, byColumn) {
   const out = new Float32Array(N * K);
-  for (let n = 0; n < N; n++) {
-    const s = scale[n];
-    for (let k = 0; k < K; k++) out[n * K + k] = q[n * K + k] * s;
-  }
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < K; k++) out[n * K + k] = q[n * K + k] * scale[byColumn ? k : n];
   return out;
 }
 

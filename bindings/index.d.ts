@@ -696,11 +696,14 @@ export declare function parseSafetensors(bytes: Uint8Array | ArrayBuffer, option
  * A .safetensors file's weight matrices as int8 per output channel (symmetric, round to nearest, ties to even), in
  * the compressed-tensors layout the layers' setWeights read back: an I8 tensor <name> [out, in] and an F32
  * <name>_scale [out, 1]. Rank-2 tensors named *weight are quantized, except embedding tables unless
- * `embeddings`; `filter(name, dims)` overrides the choice. What stays float is written as floatDtype (default 'F32').
- * Note: GPT-2's Conv1D weights are stored [in, out]; quantizing them by row gives per-input-channel scales.
+ * `embeddings`; `filter(name, dims)` overrides the choice. What stays float is written as floatDtype (default 'F32';
+ * 'F16' refuses a value beyond float16's range with a RangeError naming the tensor).
+ * `config` (the model's parsed config.json): for GPT-2, whose Conv1D weights are stored [in, out], those are
+ * quantized per output column and keep their layout, with a <name>_scale [1, out] (loadModel reads both forms).
  */
 export declare function quantizeSafetensors(bytes: Uint8Array | ArrayBuffer, options: {
   type: 'int8'; embeddings?: boolean; floatDtype?: 'F32' | 'F16'; filter?: (name: string, dims: number[]) => boolean;
+  config?: Record<string, unknown>;
 }): Uint8Array;
 
 /** The file's __metadata__ ({} when it has none). */

@@ -80,7 +80,13 @@ export async function loadModel(mha, options) {
   try {
     for (let i = 0; i < plan.parts.length; i++) {
       const p = plan.parts[i], args = p.args();
-      await (p.call === 'setBlock' ? core.setBlock(Number(p.what.slice(6)), args) : core[p.call](args));
+      try {
+        await (p.call === 'setBlock' ? core.setBlock(Number(p.what.slice(6)), args) : core[p.call](args));
+      } catch (e) {
+        // A value the weight type cannot store (NaN at 'int8', 70000 at 'f16', ...): which part of the checkpoint.
+        const Err = e instanceof RangeError || e instanceof TypeError ? e.constructor : Error;
+        throw new Err(`loadModel: ${p.what}: ${e.message}`, { cause: e });
+      }
       if (o.onProgress) o.onProgress({ loaded: i + 1, total: plan.parts.length, part: p.what });
     }
     held = await core.memoryBytes();
@@ -422,7 +428,12 @@ class HfModel {
         const next = new Int32Array(B);
         for (let b = 0; b < B; b++) {
           if (done[b]) { next[b] = pad; continue; }
-          const tok = pick(out.data.subarray(b * V, (b + 1) * V), seen[b]);
+          let tok;
+          try {
+            tok = pick(out.data.subarray(b * V, (b + 1) * V), seen[b]);
+          } catch (e) {
+            throw new e.constructor(`generate: step ${step}${single ? '' : `, row ${b}`}: ${e.message}`);
+          }
           next[b] = tok;
           seen[b][tok] = 1;
           if (stop.has(tok)) done[b] = true;

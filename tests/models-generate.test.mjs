@@ -8,8 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { init, parseSafetensors } from 'mha-wasm';
 import { loadModel } from 'mha-wasm/models';
-import { tokenChooser, readGenerateOptions } from '../bindings/generate.js';
-import { tinyModel } from './models/tiny.mjs';
+import { seededRandom, tokenChooser, readGenerateOptions } from '../bindings/generate.js';
+import { tinyModel, writeSafetensors } from './models/tiny.mjs';
 import { greedyReference, referenceForward, maskedRelErr, leftPad } from './models/reference.mjs';
 
 const DECODERS = ['gpt2', 'llama', 'qwen2', 'mistral'];
@@ -332,4 +332,31 @@ test('a pad id outside the vocabulary (a checkpoint\'s pad_token_id or EOS) stil
   }
   assert.ok(steps >= 1);
   model.dispose();
+});
+
+test('no token from NaN logits (a model with a non-finite weight) or from all -Infinity when sampling; seeds differ beyond 32 bits', async () => {
+  const V = 4, none = new Uint8Array(V);
+  for (const o of [{}, { temperature: 0.8, seed: 1 }, { topK: 2, seed: 1 }]) {
+    const pick = tokenChooser(readGenerateOptions(o, V));
+    for (const logits of [Float32Array.of(NaN, 1, 5, 2), Float32Array.of(1, NaN, 5, 2)])
+      assert.throws(() => pick(logits, none), (e) => e instanceof RangeError && /the logits hold NaN \(token [01]\)/.test(e.message), JSON.stringify(o));
+  }
+  const dead = Float32Array.of(-Infinity, -Infinity, -Infinity, -Infinity);
+  assert.throws(() => tokenChooser(readGenerateOptions({ temperature: 1, seed: 1 }, V))(dead, none), /every logit is -Infinity/);
+  assert.equal(tokenChooser(readGenerateOptions({}, V))(dead, none), 0, 'greedy: the first, as torch.argmax');
+  // A NaN weight loads at 'f32' (its logits are NaN): generate names the step and frees its cache.
+  const m = tinyModel('llama', { seed: 31 });
+  const tensors = { ...m.tensors }, name = `${m.prefix}layers.0.mlp.down_proj.weight`;
+  tensors[name] = { ...tensors[name], data: Float32Array.from(tensors[name].data, (v, i) => (i === 5 ? NaN : v)) };
+  const live = mha.stats().liveLayers;
+  const model = await loadModel(mha, { config: m.config, weights: parseSafetensors(writeSafetensors(tensors)) });
+  await assert.rejects(collect(model.generate([3, 4, 5], { maxNewTokens: 3 })), (e) => e instanceof RangeError && /^generate: step 0: the logits hold NaN/.test(e.message));
+  await assert.rejects(collect(model.generate([[3, 4, 5], [6]], { maxNewTokens: 3, temperature: 1 })), /^RangeError: generate: step 0, row 0: the logits hold NaN/);
+  model.dispose();
+  assert.equal(mha.stats().liveLayers, live, 'the model and its caches were freed');
+  // seeds: the bits above 32 count (1 and 2^32 + 1, -1 and 2^32 - 1 draw differently)
+  const draws = (seed) => { const r = seededRandom(seed); return [r(), r(), r()]; };
+  assert.notDeepEqual(draws(1), draws(2 ** 32 + 1));
+  assert.notDeepEqual(draws(-1), draws(2 ** 32 - 1));
+  assert.deepEqual(draws(2 ** 40 + 7), draws(2 ** 40 + 7));
 });

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { init, parseSafetensors, quantizeSafetensors } from 'mha-wasm';
 import { loadModel } from 'mha-wasm/models';
-import { tinyModel } from './models/tiny.mjs';
+import { tinyModel, writeSafetensors } from './models/tiny.mjs';
 import { greedyReference, referenceForward } from './models/reference.mjs';
 import { modelConfig, modelWeightBytes } from '../bindings/model.js';
 
@@ -59,17 +59,42 @@ for (const threads of [1, 2]) {
   });
 }
 
-test('an int8 checkpoint (quantizeSafetensors) loads at weightType int8 and gives the f32 load of the same file', async () => {
+test('an int8 checkpoint (quantizeSafetensors, with the config) loads at weightType int8 as the float checkpoint quantized at load', async () => {
+  // Random weights: both ways quantize each output channel once, to the same q and scale; GPT-2's
+  // Conv1D matrices ([in, out]) are quantized by column (scale [1, out]) given its config.
   const mha = await init({ threads: 1 });
-  const m = tinyModel('llama', { seed: 22, int8Exact: 'outChannel' });
-  const q = parseSafetensors(quantizeSafetensors(m.files[0].bytes, { type: 'int8' }));
-  const ids = [1, 2, 3, 4, 5];
-  const a = await loadModel(mha, { config: m.config, weights: q, weightType: 'int8' });
-  const b = await loadModel(mha, { config: m.config, weights: weightsOf(m), weightType: 'int8' });
-  const la = a.forward(ids).data, lb = b.forward(ids).data;
-  assert.ok(relToMax(la, lb) < 1e-6, 'the same int8 weights either way');
-  a.dispose();
-  b.dispose();
+  for (const arch of ['llama', 'gpt2']) {
+    const m = tinyModel(arch, { seed: 22 });
+    const q = parseSafetensors(quantizeSafetensors(m.files[0].bytes, { type: 'int8', config: m.config }));
+    const c = `${m.prefix}h.0.attn.c_attn.weight`;
+    if (arch === 'gpt2') assert.deepEqual(q[`${c}_scale`].dims, [1, q[c].dims[1]]);
+    const ids = [1, 2, 3, 4, 5];
+    const a = await loadModel(mha, { config: m.config, weights: q, weightType: 'int8' });
+    const b = await loadModel(mha, { config: m.config, weights: weightsOf(m), weightType: 'int8' });
+    const la = a.forward(ids).data, lb = b.forward(ids).data;
+    assert.ok(relToMax(la, lb) < 1e-6, `${arch}: the same int8 weights either way (${relToMax(la, lb)})`);
+    a.dispose();
+    b.dispose();
+  }
+});
+
+test('a tied checkpoint that also stores lm_head.weight loads after quantizeSafetensors (the stored head and its scale are ignored)', async () => {
+  const mha = await init({ threads: 1 });
+  for (const arch of ['qwen2', 'gpt2']) {
+    const m = tinyModel(arch, { seed: 23, int8Exact: 'outChannel' });
+    const table = Object.keys(m.tensors).find((n) => /(embed_tokens|wte)\.weight$/.test(n));
+    const withHead = { ...m.tensors, 'lm_head.weight': m.tensors[table] };
+    const q = parseSafetensors(quantizeSafetensors(writeSafetensors(withHead), { type: 'int8', config: m.config }));
+    assert.ok(q['lm_head.weight_scale'], `${arch}: the stored head was quantized`);
+    const ids = [3, 1, 4, 1, 5];
+    const ref = referenceForward({ config: m.config, tensors: m.tensors, ids });
+    for (const weightType of ['f32', 'int8']) {
+      const model = await loadModel(mha, { config: m.config, weights: q, weightType });
+      const err = relToMax(model.forward(ids).data, ref.data);
+      assert.ok(err <= { f32: 1e-4, int8: 2e-2 }[weightType], `${arch} ${weightType}: logits off by ${err}`);
+      model.dispose();
+    }
+  }
 });
 
 test('the token table is stored as weightType: a tied head is its only copy, an untied model packs one of its own (logits and memoryBytes)', async () => {

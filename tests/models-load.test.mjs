@@ -359,3 +359,18 @@ test('each tensor\'s data and dims are read once: a getter that answers differen
     model.dispose();
   }
 });
+
+test('a weight the weight type cannot store is refused naming the part of the checkpoint; nothing is left allocated', async () => {
+  const m = tinyModel('llama', { seed: 31 });
+  const live = mha.stats().liveLayers;
+  for (const [n, v, weightTypes, part] of [['layers.1.mlp.down_proj.weight', NaN, ['int8', 'f16'], /^loadModel: block 1: .*down_proj\.weight\[5\] is NaN/],
+    ['embed_tokens.weight', 70000, ['f16'], /^loadModel: embeddings: .*tokens\[5\] = 70000 is beyond float16's range/]]) {
+    const tensors = { ...m.tensors }, name = m.prefix + n;
+    tensors[name] = { ...tensors[name], data: Float32Array.from(tensors[name].data, (x, i) => (i === 5 ? v : x)) };
+    const weights = parseSafetensors(encodeSafetensors(tensors));
+    for (const weightType of weightTypes)
+      await assert.rejects(loadModel(mha, { config: m.config, weights, weightType }), (e) => e instanceof RangeError && part.test(e.message), `${n} ${weightType}`);
+    (await loadModel(mha, { config: m.config, weights, weightType: 'f32' })).dispose();  // float32 holds it
+  }
+  assert.equal(mha.stats().liveLayers, live);
+});

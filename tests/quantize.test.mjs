@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSafetensors, parseSafetensors, quantizeSafetensors, safetensorsMetadata } from 'mha-wasm';
 import { rng, uniform } from './reference.mjs';
+import { tinyModel } from './models/tiny.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -86,6 +87,25 @@ test('quantizeSafetensors floatDtype F16 halves the floats it keeps, scales stay
   assert.throws(() => quantizeSafetensors(nan, { type: 'int8' }), (e) => e instanceof RangeError && /"lin\.weight" row 1 holds a non-finite value/.test(e.message));
   const twice = quantizeSafetensors(quantizeSafetensors(bytes, { type: 'int8' }), { type: 'int8' });
   assert.ok(parseSafetensors(twice).in_proj_weight.data instanceof Int8Array, 'an I8 tensor is not quantized again');
+  // Given a GPT-2 config, its Conv1D matrices ([in, out]) are quantized per column: scale =
+  // max |column| / 127; other matrices per row as before; a bad config is named.
+  const w = uniform(rng(9), 3 * 4, -1, 1);
+  const conv = encodeSafetensors({ 'h.0.mlp.c_fc.weight': { data: w, dims: [3, 4] }, 'lm_head.weight': { data: w, dims: [4, 3] } });
+  const byCol = parseSafetensors(quantizeSafetensors(conv, { type: 'int8', config: { model_type: 'gpt2' } }));
+  assert.deepEqual(byCol['h.0.mlp.c_fc.weight_scale'].dims, [1, 4]);
+  assert.deepEqual(byCol['lm_head.weight_scale'].dims, [4, 1]);
+  for (let n = 0; n < 4; n++) {
+    const col = [0, 1, 2].map((k) => w[k * 4 + n]), s = Math.max(...col.map(Math.abs)) / 127;
+    assert.equal(byCol['h.0.mlp.c_fc.weight_scale'].data[n], Math.fround(s));
+    for (let k = 0; k < 3; k++) assert.equal(byCol['h.0.mlp.c_fc.weight'].data[k * 4 + n], Math.round(col[k] / Math.fround(s)));
+  }
+  assert.deepEqual(parseSafetensors(quantizeSafetensors(conv, { type: 'int8', config: { model_type: 'llama' } }))['h.0.mlp.c_fc.weight_scale'].dims, [3, 1]);
+  assert.throws(() => quantizeSafetensors(conv, { type: 'int8', config: 'gpt2' }), (e) => e instanceof TypeError && /options\.config must be the parsed config\.json/.test(e.message));
+  // A kept float beyond float16's range is refused rather than written as Infinity; F32 keeps it.
+  const big = encodeSafetensors({ 'norm.weight': { data: Float32Array.of(1, 70000), dims: [2] }, 'lin.weight': { data: Float32Array.of(1, 2, 3, 4), dims: [2, 2] } });
+  assert.throws(() => quantizeSafetensors(big, { type: 'int8', floatDtype: 'F16' }),
+    (e) => e instanceof RangeError && /"norm\.weight"\[1\] = 70000 is beyond float16's range/.test(e.message));
+  assert.equal(parseSafetensors(quantizeSafetensors(big, { type: 'int8' }))['norm.weight'].data[1], 70000);
 });
 
 test('npx mha-wasm quantize writes the same file; usage errors exit non-zero with a message', () => {
@@ -104,6 +124,27 @@ test('npx mha-wasm quantize writes the same file; usage errors exit non-zero wit
     const missing = spawnSync(process.execPath, [cli, 'quantize', path.join(dir, 'nope'), output], { encoding: 'utf8' });
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /cannot read/);
+    const unwritable = spawnSync(process.execPath, [cli, 'quantize', input, dir], { encoding: 'utf8' });
+    assert.equal(unwritable.status, 1);
+    assert.ok(unwritable.stderr.includes(`cannot write ${dir}`), unwritable.stderr);
+    const help = spawnSync(process.execPath, [cli, 'quantize', '--help'], { encoding: 'utf8' });
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /^usage: mha-wasm quantize/);
+    // A model folder: its config.json is read, and GPT-2's Conv1D matrices ([in, out]) are
+    // quantized per output column, as quantizeSafetensors does given the config.
+    const gpt2 = tinyModel('gpt2', { seed: 3 }), folder = path.join(dir, 'gpt2');
+    fs.mkdirSync(folder);
+    fs.writeFileSync(path.join(folder, 'config.json'), JSON.stringify(gpt2.config));
+    fs.writeFileSync(path.join(folder, 'model.safetensors'), gpt2.files[0].bytes);
+    const q = spawnSync(process.execPath, [cli, 'quantize', path.join(folder, 'model.safetensors'), output], { encoding: 'utf8' });
+    assert.equal(q.status, 0, q.stderr);
+    const written = parseSafetensors(fs.readFileSync(output)), c = `${gpt2.prefix}h.0.mlp.c_fc.weight`;
+    assert.deepEqual(written[`${c}_scale`].dims, [1, gpt2.tensors[c].dims[1]]);
+    assert.deepEqual(new Uint8Array(fs.readFileSync(output)), quantizeSafetensors(gpt2.files[0].bytes, { type: 'int8', config: gpt2.config }));
+    fs.writeFileSync(path.join(folder, 'config.json'), '{ not json');
+    const badConfig = spawnSync(process.execPath, [cli, 'quantize', path.join(folder, 'model.safetensors'), output], { encoding: 'utf8' });
+    assert.equal(badConfig.status, 1);
+    assert.match(badConfig.stderr, /cannot read .*config\.json/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,11 +1,13 @@
 // The mha-wasm/models declarations, compiled with tsc --noEmit (see usage.ts).
-import { init } from 'mha-wasm';
+import { init, quantizeSafetensors } from 'mha-wasm';
 import { init as initWorker } from 'mha-wasm/worker';
 import { loadModel, loadTokenizer, parseSafetensors, type HfModel, type ModelOutput, type Tokenizer } from 'mha-wasm/models';
 
 async function main(bytes: Uint8Array, config: Record<string, unknown>, tokenizerJson: object): Promise<void> {
   const mha = await init();
   const model: HfModel = await loadModel(mha, { config, weights: [parseSafetensors(bytes)], weightType: 'f32', onProgress: (p) => console.log(p.loaded, p.total, p.part) });
+  const int8: Uint8Array = quantizeSafetensors(bytes, { type: 'int8', config, floatDtype: 'F16' });
+  console.log(int8.length);
   const tokenizer: Tokenizer = await loadTokenizer({ tokenizerJson, tokenizerConfig: '{}' });
   const ids = tokenizer.encode('The capital of France is');
   const cache = model.createCache({ maxLength: 64 });
