@@ -62,7 +62,7 @@ export function defineApi(backend, info, extra = {}) {
   const blocks = defineBlocks(ctx);
   const api = {
     threads: info.threads,
-    features: info.features,
+    features: Object.isFrozen(info.features) ? info.features : Object.freeze({ ...info.features }),  // a worker's arrives as a copy
     /** Which build runs: 'mha-wasm-threads', 'mha-wasm-simd', 'mha-wasm-relaxed-threads' or 'mha-wasm-relaxed-simd'. */
     build: info.build,
     /** Why fewer threads run than were asked for, else null. */

@@ -8,7 +8,7 @@ export type Mode = 'sync' | 'async';
 export type Returns<M extends Mode, T> = M extends 'async' ? Promise<T> : T;
 
 /** A row-major tensor, batch first. `data.length` must equal the product of `dims`. */
-export interface Tensor<T extends Float32Array | Uint8Array | Int32Array = Float32Array> {
+export interface Tensor<T extends Float32Array | Uint8Array | Int32Array | Int8Array = Float32Array> {
   data: T;
   dims: number[];
 }
@@ -53,12 +53,12 @@ export interface MultiHeadAttentionOptions {
   /** Rotary position embedding of queries and keys (after QK-norm). Default null (none). */
   rope?: RopeOptions | boolean | null;
   /** ALiBi: true for the paper's slopes (BLOOM's rule when numHeads is not a power of two), or numHeads slopes. Adds -slope_h * |pos_q - pos_k|. */
-  alibi?: boolean | Float32Array | number[] | null;
+  alibi?: boolean | Float32Array | Float64Array | number[] | null;
   /** A key is visible to a query only when |pos_q - pos_k| < slidingWindow (with isCausal: the last W positions). */
   slidingWindow?: number | null;
   /** Scores become softcap * tanh(scores / softcap) after scaling, before masks and ALiBi (Gemma 2). */
   softcap?: number | null;
-  /** Score scale. Default 1 / sqrt(headDim). */
+  /** Score scale, positive. Default 1 / sqrt(headDim). */
   scale?: number;
   /** Adds a learned weight `sinks` [numHeads]: one extra logit per head in each softmax denominator (gpt-oss). Default false. */
   sinks?: boolean;
@@ -97,6 +97,10 @@ export interface RopeOptions {
 }
 
 export type Weight = Float32Array | Tensor<Float32Array>;
+/** A weight matrix: float32, or pre-quantized int8 with its `<name>_scale` beside it (see WeightType). */
+export type MatrixWeight = Weight | Int8Array | Tensor<Int8Array>;
+/** The `<name>_scale` of each pre-quantized int8 matrix `<name>`: one value per output row, [out, 1] or [out]. */
+export type ScaleWeights = { [name: `${string}_scale`]: Weight };
 
 /**
  * The layer's weights, camelCase, with H = numHeads, Hkv = numKvHeads, D = headDim. Give either inProjWeight
@@ -104,11 +108,11 @@ export type Weight = Float32Array | Tensor<Float32Array>;
  * and vProjWeight [Hkv D, vdim]. q/k/v biases (inProjBias, or qProjBias, kProjBias and vProjBias) are required
  * when qkvBias is true, outProjBias when outBias is.
  */
-export interface MultiHeadAttentionWeights {
-  inProjWeight?: Weight;
-  qProjWeight?: Weight;
-  kProjWeight?: Weight;
-  vProjWeight?: Weight;
+export interface MultiHeadAttentionWeights extends ScaleWeights {
+  inProjWeight?: MatrixWeight;
+  qProjWeight?: MatrixWeight;
+  kProjWeight?: MatrixWeight;
+  vProjWeight?: MatrixWeight;
   /** [(H + 2 Hkv) D] */
   inProjBias?: Weight;
   /** [H D] */
@@ -118,7 +122,7 @@ export interface MultiHeadAttentionWeights {
   /** [Hkv D] */
   vProjBias?: Weight;
   /** [E, H D] */
-  outProjWeight: Weight;
+  outProjWeight: MatrixWeight;
   /** [E] */
   outProjBias?: Weight;
   /** [H], with sinks: true. */
@@ -130,11 +134,11 @@ export interface MultiHeadAttentionWeights {
 }
 
 /** The same weights by Hugging Face's names (e.g. a Llama layer's self_attn.* tensors). */
-export interface HfAttentionWeights {
-  'q_proj.weight'?: Weight;
-  'k_proj.weight'?: Weight;
-  'v_proj.weight'?: Weight;
-  'o_proj.weight'?: Weight;
+export interface HfAttentionWeights extends ScaleWeights {
+  'q_proj.weight'?: MatrixWeight;
+  'k_proj.weight'?: MatrixWeight;
+  'v_proj.weight'?: MatrixWeight;
+  'o_proj.weight'?: MatrixWeight;
   'q_proj.bias'?: Weight;
   'k_proj.bias'?: Weight;
   'v_proj.bias'?: Weight;
@@ -145,13 +149,13 @@ export interface HfAttentionWeights {
 }
 
 /** The same weights by PyTorch's state_dict names, as parseSafetensors() returns them. */
-export interface TorchMultiHeadAttentionWeights {
-  in_proj_weight?: Weight;
-  q_proj_weight?: Weight;
-  k_proj_weight?: Weight;
-  v_proj_weight?: Weight;
+export interface TorchMultiHeadAttentionWeights extends ScaleWeights {
+  in_proj_weight?: MatrixWeight;
+  q_proj_weight?: MatrixWeight;
+  k_proj_weight?: MatrixWeight;
+  v_proj_weight?: MatrixWeight;
   in_proj_bias?: Weight;
-  'out_proj.weight'?: Weight;
+  'out_proj.weight'?: MatrixWeight;
   'out_proj.bias'?: Weight;
 }
 
@@ -249,8 +253,10 @@ export interface InspectResult {
 }
 
 export interface SdpaOptions extends MaskOptions {
-  /** Default 1 / sqrt(D). */
+  /** Default 1 / sqrt(D). Any finite float32 (0 and negative too, as in PyTorch). */
   scale?: number;
+  /** [B, Lk]; for [H, L, D] and [L, D] inputs [Lk] or [1, Lk]. Nonzero = ignore that key. */
+  keyPaddingMask?: Tensor<Uint8Array> | null;
   /** Return the attention weights [B, H, Lq, Lk]. Default false. */
   needWeights?: boolean;
   /** A key is visible to a query only when |pos_q - pos_k| < slidingWindow (query i at i + Lk - Lq). */
@@ -258,9 +264,9 @@ export interface SdpaOptions extends MaskOptions {
   /** Scores become softcap * tanh(scores / softcap) after scaling. */
   softcap?: number | null;
   /** ALiBi slopes, one per query head: adds -slope_h * |pos_q - pos_k|. */
-  alibiSlopes?: Float32Array | number[] | null;
+  alibiSlopes?: Float32Array | Float64Array | number[] | null;
   /** One extra logit per query head in each softmax denominator. */
-  sinks?: Float32Array | number[] | null;
+  sinks?: Float32Array | Float64Array | number[] | null;
 }
 
 /** mha.applyRotaryEmbedding's options (RopeOptions with dim defaulting to the last dim of x). */
@@ -362,7 +368,7 @@ export interface CacheOptions {
 export interface KVCacheOf<M extends Mode> {
   readonly batch: number;
   readonly maxLength: number;
-  /** Positions held after the last completed forward() or reset(). */
+  /** Positions held after the last completed forward() or reset(). Throws once the cache is disposed. */
   readonly length: number;
   readonly disposed: boolean;
   /** Empties the cache for a new sequence (keeps its memory). */
@@ -374,7 +380,7 @@ export type KVCache = KVCacheOf<'sync'>;
 export interface EncoderForwardOptions<M extends Mode = 'sync'> extends TransferOption {
   /** [L, Lk] or [B, nhead, L, Lk] (also [B*nhead, L, Lk]); Uint8Array nonzero = masked, Float32Array added. Lk = L, or with a cache its length after this call. */
   srcMask?: Tensor<Uint8Array> | Tensor<Float32Array> | null;
-  /** [B, Lk], nonzero = padding (ignored as a key). */
+  /** [B, Lk] ([Lk] for unbatched src), nonzero = padding (ignored as a key). */
   srcKeyPaddingMask?: Tensor<Uint8Array> | null;
   /** Query i sees keys up to i (with a cache: the cached positions and new ones up to i). */
   isCausal?: boolean;
@@ -389,9 +395,9 @@ export interface DecoderForwardOptions<M extends Mode = 'sync'> extends Transfer
   tgtMask?: Tensor<Uint8Array> | Tensor<Float32Array> | null;
   /** Cross-attention mask: [T, S] or [B, nhead, T, S] (also [B*nhead, T, S]). */
   memoryMask?: Tensor<Uint8Array> | Tensor<Float32Array> | null;
-  /** [B, Lk], nonzero = padding. */
+  /** [B, Lk] ([Lk] unbatched), nonzero = padding. */
   tgtKeyPaddingMask?: Tensor<Uint8Array> | null;
-  /** [B, S], nonzero = padding. */
+  /** [B, S] ([S] unbatched), nonzero = padding. */
   memoryKeyPaddingMask?: Tensor<Uint8Array> | null;
   tgtIsCausal?: boolean;
   /** Target position t (counting cached positions) may attend memory positions j <= t: aligned at the start, unlike tgtIsCausal. */
@@ -409,8 +415,8 @@ export interface DecoderForwardOptions<M extends Mode = 'sync'> extends Transfer
  * norm1.weight, norm1.bias, norm2.weight, norm2.bias [E]; a decoder layer also has
  * multihead_attn.* (as self_attn.*) and norm3.weight, norm3.bias. Biases only when bias is true.
  */
-export type EncoderStateDict = Record<string, Weight> | TensorMap;
-export type DecoderStateDict = Record<string, Weight> | TensorMap;
+export type EncoderStateDict = Record<string, MatrixWeight> | TensorMap;
+export type DecoderStateDict = Record<string, MatrixWeight> | TensorMap;
 
 /** The read-only configuration and lifecycle of both Transformer blocks. */
 export interface TransformerLayerProperties {
@@ -423,6 +429,12 @@ export interface TransformerLayerProperties {
   readonly bias: boolean;
   /** How the weight matrices are stored (the weightType option, default 'f32'). */
   readonly weightType: WeightType;
+  /** The self-attention's MultiHeadAttention options: dModel, nhead, dModel, dModel and dModel / nhead. */
+  readonly embedDim: number;
+  readonly numHeads: number;
+  readonly kdim: number;
+  readonly vdim: number;
+  readonly headDim: number;
   readonly disposed: boolean;
   dispose(): void;
 }
@@ -434,6 +446,7 @@ export interface TransformerEncoderLayerOf<M extends Mode> extends TransformerLa
   /** src [B, L, dModel] or [L, dModel]; returns the same dims. */
   forward(src: Tensor, options: EncoderForwardOptions<M> & { needWeights: true }): Returns<M, { output: Tensor; weights: Tensor }>;
   forward(src: Tensor, options?: EncoderForwardOptions<M> & { needWeights?: false }): Returns<M, Tensor>;
+  forward(src: Tensor, options?: EncoderForwardOptions<M>): Returns<M, Tensor | { output: Tensor; weights: Tensor }>;
   /** A KV cache for this layer's incremental forward. */
   createCache(options: CacheOptions): KVCacheOf<M>;
 }
@@ -445,6 +458,7 @@ export interface TransformerDecoderLayerOf<M extends Mode> extends TransformerLa
   /** tgt [B, T, dModel] or [T, dModel], memory [B, S, dModel] or [S, dModel]; returns tgt's dims. */
   forward(tgt: Tensor, memory: Tensor, options: DecoderForwardOptions<M> & { needWeights: true }): Returns<M, { output: Tensor; selfWeights: Tensor; crossWeights: Tensor }>;
   forward(tgt: Tensor, memory: Tensor, options?: DecoderForwardOptions<M> & { needWeights?: false }): Returns<M, Tensor>;
+  forward(tgt: Tensor, memory: Tensor, options?: DecoderForwardOptions<M>): Returns<M, Tensor | { output: Tensor; selfWeights: Tensor; crossWeights: Tensor }>;
   createCache(options: CacheOptions): KVCacheOf<M>;
 }
 export type TransformerDecoderLayer = TransformerDecoderLayerOf<'sync'>;
@@ -530,7 +544,7 @@ export interface FeedForwardOptions {
  * (and linear1.bias [F], linear2.bias [E]); gated true: gate_proj.weight [F, E],
  * up_proj.weight [F, E], down_proj.weight [E, F] (and their .bias). Biases only with bias.
  */
-export type FeedForwardWeights = Record<string, Weight> | TensorMap;
+export type FeedForwardWeights = Record<string, MatrixWeight> | TensorMap;
 
 export interface FeedForwardProperties {
   readonly dModel: number;
@@ -616,7 +630,7 @@ export interface ModelForwardOptions<M extends Mode = 'sync'> extends TransferOp
 export interface ModelResult {
   /** Logits [B, L (1 with lastOnly), vocabSize], or hidden states [B, L, hiddenSize] without a head ([L, ...] for one sequence). */
   output: Tensor<Float32Array>;
-  /** With needWeights: per block, [B, H, L, cache length + L]. */
+  /** With needWeights: per block, [B, H, L, cache length + L] ([H, L, ...] for one sequence). */
   attentions: Tensor<Float32Array>[] | null;
 }
 
@@ -646,7 +660,7 @@ export interface RuntimeInfo {
   readonly features: { readonly simd: true; readonly relaxedSimd: boolean; readonly threads: boolean };
   /** The build that runs: 'mha-wasm-relaxed-threads', 'mha-wasm-relaxed-simd', 'mha-wasm-threads' or 'mha-wasm-simd'. */
   readonly build: string;
-  /** Why the single-thread build runs although more threads were asked for; otherwise null. */
+  /** Why fewer threads run than were asked for (no SharedArrayBuffer or cross-origin isolation, or more than the pool's 64); otherwise null. */
   readonly threadsNote: string | null;
   /** Why a SIMD128 build runs instead of a relaxed-SIMD one (turned off, unsupported, not in the package); otherwise null. */
   readonly relaxedSimdNote: string | null;

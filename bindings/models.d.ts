@@ -2,16 +2,16 @@
 // *.safetensors, tokenizer.json) run on mha-wasm's Model, in this thread ('sync', from
 // init() of 'mha-wasm') or in a worker ('async', from init() of 'mha-wasm/worker', whose
 // methods return Promises of the same values).
-import type { KVCacheOf, Mha, Mode, Returns, TensorMap } from './index.js';
+import type { KVCacheOf, Mha, ModelOptions, Mode, Returns, TensorMap, WeightType } from './index.js';
 import type { WorkerMha } from './worker.js';
 
 export { parseSafetensors, safetensorsMetadata } from './index.js';
-export type { TensorMap } from './index.js';
+export type { TensorMap, WeightType } from './index.js';
 
+/** One sequence of token ids: numbers, or an integer typed array (BigInt64Array too, as I64 tensors hold them). */
+export type IdRow = number[] | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array | BigInt64Array | BigUint64Array;
 /** Token ids: one sequence, rows of sequences (padded by the model), or a batch { data, dims: [B, L] }. */
-export type TokenIds = number[] | Int32Array | Array<number[] | Int32Array> | { data: Int32Array | number[]; dims: number[] };
-
-export type WeightType = 'f32' | 'f16' | 'int8';
+export type TokenIds = IdRow | IdRow[] | { data: IdRow; dims: number[] };
 
 export interface LoadProgress {
   /** Parts copied into the model so far (embeddings, each layer, final norm, head), and how many there are. */
@@ -31,7 +31,7 @@ export interface LoadModelOptions {
   onProgress?: (progress: LoadProgress) => void;
 }
 
-export interface ModelForwardOptions<M extends Mode = 'sync'> {
+export interface HfForwardOptions<M extends Mode = 'sync'> {
   /** 1 = token, 0 = padding (HF's polarity). [B, L], or with a cache [B, cache length + L] (or [B, L]: the cache's mask is remembered). */
   attentionMask?: TokenIds | null;
   /** Positions of the new tokens [B, L]. Default: from the mask as HF's generate() computes them (cumsum(mask) - 1), else after the cache. */
@@ -44,6 +44,9 @@ export interface ModelForwardOptions<M extends Mode = 'sync'> {
   /** Only each sequence's last position: logits [B, 1, vocab]. */
   lastOnly?: boolean;
 }
+
+/** @deprecated The old name of HfForwardOptions (mha-wasm's own ModelForwardOptions is Model.forward's). */
+export type ModelForwardOptions<M extends Mode = 'sync'> = HfForwardOptions<M>;
 
 /** Logits [B, L, vocab] (BertModel: the last hidden state [B, L, hidden]); attentions [B, heads, L, Lk] per layer with needWeights. */
 export interface ModelOutput {
@@ -73,7 +76,7 @@ export interface GenerateOptions {
   /** HF's repetition_penalty (1 = none). */
   repetitionPenalty?: number;
   /** Token ids that end a sequence, besides config.eos_token_id. */
-  stopTokens?: number[];
+  stopTokens?: IdRow;
   /** Called with each step's token (a number; an array of B for a batch) before the iterator yields it. */
   onToken?: (token: number | number[], step: number) => void;
   /** For ids given as { data, dims }: 1 = token, 0 = (left) padding. */
@@ -85,8 +88,8 @@ export interface HfModelOf<M extends Mode> {
   readonly config: Record<string, unknown>;
   /** config.architectures[0] (or model_type). */
   readonly architecture: string;
-  /** The mha-wasm Model options it runs as. */
-  readonly modelOptions: Record<string, unknown>;
+  /** The mha-wasm Model options it runs as (new mha.Model(modelOptions) takes them), weightType included. */
+  readonly modelOptions: ModelOptions;
   /** Bytes of wasm memory its weights take. */
   readonly memoryBytes: number;
   readonly eosTokenIds: readonly number[];
@@ -99,7 +102,7 @@ export interface HfModelOf<M extends Mode> {
   readonly disposed: boolean;
   /** KV caches for every layer. */
   createCache(options: { maxLength: number; batch?: number }): KVCacheOf<M>;
-  forward(ids: TokenIds, options?: ModelForwardOptions<M>): Returns<M, ModelOutput>;
+  forward(ids: TokenIds, options?: HfForwardOptions<M>): Returns<M, ModelOutput>;
   /** Sentence embeddings [B, hidden] (encoders). */
   embed(ids: TokenIds, options?: EmbedOptions): Returns<M, { data: Float32Array; dims: number[] }>;
   /** Next tokens, one step at a time: a number per step for one prompt, an array of B for a batch. */
@@ -111,10 +114,12 @@ export type HfModel = HfModelOf<'sync'>;
 /** Loads a Hugging Face checkpoint into mha's Model. The size is checked from the config before anything is allocated. */
 export declare function loadModel(mha: WorkerMha, options: LoadModelOptions): Promise<HfModelOf<'async'>>;
 export declare function loadModel(mha: Mha, options: LoadModelOptions): Promise<HfModelOf<'sync'>>;
+export declare function loadModel(mha: Mha | WorkerMha, options: LoadModelOptions): Promise<HfModelOf<'sync'> | HfModelOf<'async'>>;
 
 export interface ChatMessage {
   role: string;
-  content: string;
+  /** Text, transformers' content parts ({ type: 'text', text } ...), or none (an assistant turn with only tool calls). */
+  content?: string | Array<Record<string, unknown>> | null;
   [key: string]: unknown;
 }
 
@@ -134,6 +139,7 @@ export interface Tokenizer {
   /** The chat template of tokenizer_config.json; other options become template variables. */
   applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean; tokenize?: false; [variable: string]: unknown }): string;
   applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt?: boolean; tokenize: true; [variable: string]: unknown }): number[];
+  applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean; tokenize?: boolean; [variable: string]: unknown }): string | number[];
 }
 
 /** tokenizer.json (+ tokenizer_config.json), parsed or as text, read by @huggingface/tokenizers. */

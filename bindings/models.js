@@ -40,7 +40,7 @@ function weightBytes(o, numLayers = o.numLayers) {
 
 // ── weightType: the one place it reaches the core (a Model option) ──────────────────
 function withWeightType(options, weightType) {
-  return weightType === 'f32' ? options : { ...options, weightType };
+  return { ...options, weightType };
 }
 
 /**
@@ -55,7 +55,7 @@ export async function loadModel(mha, options) {
   const o = plainObject('loadModel options', options, LOAD_OPTIONS);
   if (o.config === undefined) throw new TypeError('loadModel: options.config (the parsed config.json) is required');
   if (o.weights === undefined) throw new TypeError('loadModel: options.weights (parseSafetensors results) is required');
-  const weightType = o.weightType ?? 'f32';
+  const weightType = o.weightType === undefined ? 'f32' : o.weightType;
   if (!WEIGHT_TYPES.includes(weightType))
     throw new (typeof weightType === 'string' ? RangeError : TypeError)(`loadModel: options.weightType must be one of ${WEIGHT_TYPES.map((w) => `'${w}'`).join(', ')}, got ${describe(weightType)}`);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError(`loadModel: options.onProgress must be a function, got ${describe(o.onProgress)}`);

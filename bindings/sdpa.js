@@ -77,7 +77,8 @@ export function sdpaOps({ rt }) {
       const B = r === 4 ? lead[0] : 1;
       const Lq = q.dims[r - 2], D = q.dims[r - 1], Lk = k.dims[r - 2], Dv = v.dims[r - 1];
       const mask = maskLayout('options.attnMask', attnMask, { Lq, Lk, fullDims: [...lead, Lq, Lk] });
-      const kpm = paddingLayout('options.keyPaddingMask', keyPaddingMask, { B, Lk, batched: true });
+      // [B, Lk]; for [H, L, D] and [L, D] inputs (B = 1) also [Lk], as an unbatched layer takes it.
+      const kpm = paddingLayout('options.keyPaddingMask', keyPaddingMask, { B, Lk, batched: r === 4 || keyPaddingMask?.dims.length !== 1 });
       const outN = B * H * Lq * Dv, wN = needWeights ? B * H * Lq * Lk : 0;
       const st = rt.stage([q.data, k.data, v.data, mask.data, kpm, outN * 4, wN * 4, recordBytes('Sdpa'), alibiSlopes, sinks], what);
       try {

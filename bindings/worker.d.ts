@@ -2,16 +2,24 @@
 // classes are index.d.ts's, in 'async' mode (methods return Promises of the same
 // values): nothing here restates them.
 import type {
-  InitOptions, KVCacheOf, LayerNormOf, MhaOf, MultiHeadAttentionOf, TransformerDecoderLayerOf, TransformerEncoderLayerOf,
+  InitOptions, KVCacheOf, LayerNormOf, MhaOf, ModelOf, MultiHeadAttentionOf, TransformerDecoderLayerOf, TransformerEncoderLayerOf,
 } from './index.js';
 import type { FeedForwardOf, RMSNormOf } from './index.js';
 
+// Every type of the API but the classes' sync aliases, which are redefined below.
 export type {
-  AttentionResult, CacheOptions, DecoderForwardOptions, EncoderForwardOptions, ForwardOptions, InitOptions, LayerNormOptions, MhaFile,
-  Mode, MultiHeadAttentionOptions, MultiHeadAttentionWeights, Returns, SdpaOptions, Stats, Tensor, TensorMap, TorchMultiHeadAttentionWeights,
-  TransferOption, TransformerLayerOptions, Weight,
+  AttentionResult, CacheOptions, DecoderForwardOptions, DecoderStateDict, EncoderForwardOptions, EncoderStateDict, ForwardOptions,
+  HfAttentionWeights, InitOptions, InspectOptions, InspectResult, KVCacheOf, LayerNormOf, LayerNormOptions, LayerNormProperties, MaskOptions,
+  MatrixWeight, MhaFile, MhaOf, Mode, ModelOf, MultiHeadAttentionOf, MultiHeadAttentionOptions, MultiHeadAttentionProperties,
+  MultiHeadAttentionWeights, ModernAttentionProperties, Returns, RopeOptions, RotaryOptions, RuntimeInfo, ScaleWeights, SdpaOptions, Stats,
+  StoredArray, StoredTensor, Tensor, TensorMap, TorchMultiHeadAttentionWeights, TransferOption, TransformerDecoderLayerOf,
+  TransformerDecoderLayerOptions, TransformerEncoderLayerOf, TransformerEncoderLayerOptions, TransformerLayerOptions,
+  TransformerLayerProperties, Weight, WeightType,
 } from './index.js';
-export type { FeedForwardActivation, FeedForwardOptions, FeedForwardWeights, ModelBlockWeights, ModelOptions, ModelResult, RMSNormOptions } from './index.js';
+export type {
+  FeedForwardActivation, FeedForwardOf, FeedForwardOptions, FeedForwardProperties, FeedForwardWeights, ModelBlockWeights, ModelForwardOptions,
+  ModelOptions, ModelResult, RMSNormOf, RMSNormOptions, RMSNormProperties,
+} from './index.js';
 export { encodeSafetensors, parseSafetensors, probeFeatures, quantizeSafetensors, safetensorsMetadata } from './index.js';
 
 export interface WorkerInitOptions extends InitOptions {
@@ -26,6 +34,7 @@ export type LayerNorm = LayerNormOf<'async'>;
 export type RMSNorm = RMSNormOf<'async'>;
 export type FeedForward = FeedForwardOf<'async'>;
 export type KVCache = KVCacheOf<'async'>;
+export type Model = ModelOf<'async'>;
 /** @deprecated the same as KVCache */
 export type WorkerKVCache = KVCache;
 

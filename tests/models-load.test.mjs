@@ -374,3 +374,15 @@ test('a weight the weight type cannot store is refused naming the part of the ch
   }
   assert.equal(mha.stats().liveLayers, live);
 });
+
+test('modelOptions names the weight type, the default too; weightType null is refused like every other reader of it', async () => {
+  const m = tinyModel('llama', { seed: 5 });
+  const model = await loadModel(mha, { config: m.config, weights: weightsOf(m) });
+  assert.equal(model.modelOptions.weightType, 'f32');
+  const again = new mha.Model(model.modelOptions);  // the options a core Model takes
+  assert.equal(again.config.weightType, 'f32');
+  again.dispose();
+  model.dispose();
+  await assert.rejects(loadModel(mha, { config: m.config, weights: weightsOf(m), weightType: null }),
+    (e) => e instanceof TypeError && /options\.weightType must be one of 'f32', 'f16', 'int8', got null/.test(e.message));
+});

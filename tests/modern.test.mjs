@@ -744,3 +744,22 @@ test('every invalid value gives a named TypeError or RangeError naming the argum
   works('sdpa and rotary errors');
   layer.dispose();
 });
+
+test('scaledDotProductAttention: for [H, L, D] and [L, D] inputs the key padding mask is [Lk] (as an unbatched layer takes it) or [1, Lk]', async () => {
+  const mha = await init({ threads: 1 });
+  const r = rng(77), H = 2, Lq = 3, Lk = 5, D = 4;
+  const q = uniform(r, H * Lq * D, -1, 1), k = uniform(r, H * Lk * D, -1, 1), v = uniform(r, H * Lk * D, -1, 1);
+  const pad = Uint8Array.of(0, 1, 0, 0, 1);
+  const ref = sdpaReference({ B: 1, H, Lq, Lk, D, Dv: D }, q, k, v, { keyPaddingMask: pad });
+  for (const dims of [[Lk], [1, Lk]]) {
+    const got = mha.scaledDotProductAttention({ data: q, dims: [H, Lq, D] }, { data: k, dims: [H, Lk, D] }, { data: v, dims: [H, Lk, D] },
+      { keyPaddingMask: { data: pad, dims } });
+    assert.deepEqual(got.output.dims, [H, Lq, D]);
+    assert.ok(relErr(got.output.data, ref.output) < 1e-5, `mask [${dims}]`);
+    const two = mha.scaledDotProductAttention({ data: q.subarray(0, Lq * D), dims: [Lq, D] }, { data: k.subarray(0, Lk * D), dims: [Lk, D] },
+      { data: v.subarray(0, Lk * D), dims: [Lk, D] }, { keyPaddingMask: { data: pad, dims } });
+    assert.ok(relErr(two.output.data, ref.output.subarray(0, Lq * D)) < 1e-5, `2-D, mask [${dims}]`);
+  }
+  assert.throws(() => mha.scaledDotProductAttention({ data: q, dims: [1, H, Lq, D] }, { data: k, dims: [1, H, Lk, D] }, { data: v, dims: [1, H, Lk, D] },
+    { keyPaddingMask: { data: pad, dims: [Lk] } }), (e) => e instanceof RangeError && /keyPaddingMask must have dims \[1, 5\]/.test(e.message));
+});

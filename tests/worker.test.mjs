@@ -27,6 +27,7 @@ for (const threads of [1, 2]) {
     try {
       assert.equal(mha.threads, threads);
       assert.equal(mha.build, buildName(threads !== 1));
+      assert.ok(Object.isFrozen(mha.features), 'features is read-only, as in the main API');
       const r = rng(31 + threads);
       const specs = [{ E: 32, H: 4, B: 2, L: 37, opts: { isCausal: true, needWeights: true } },
         { E: 24, H: 3, B: 1, L: 70, opts: { needWeights: true, averageWeights: false } }];

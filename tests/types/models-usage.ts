@@ -1,6 +1,6 @@
 // The mha-wasm/models declarations, compiled with tsc --noEmit (see usage.ts).
-import { init, quantizeSafetensors } from 'mha-wasm';
-import { init as initWorker } from 'mha-wasm/worker';
+import { init, quantizeSafetensors, type Mha } from 'mha-wasm';
+import { init as initWorker, type WorkerMha } from 'mha-wasm/worker';
 import { loadModel, loadTokenizer, parseSafetensors, type HfModel, type ModelOutput, type Tokenizer } from 'mha-wasm/models';
 
 async function main(bytes: Uint8Array, config: Record<string, unknown>, tokenizerJson: object): Promise<void> {
@@ -35,3 +35,14 @@ async function main(bytes: Uint8Array, config: Record<string, unknown>, tokenize
   w.terminate();
 }
 console.log(main);
+
+// Ids as any integer typed array (BigInt64Array from an I64 tensor), stopTokens as a typed array,
+// either API through one loadModel call, tokenize known only as a boolean, content parts.
+export async function wider(api: Mha | WorkerMha, bytes: Uint8Array, config: Record<string, unknown>, tok: Tokenizer, b: boolean): Promise<void> {
+  const model = await loadModel(api, { config, weights: parseSafetensors(bytes), weightType: 'int8' });
+  const out = await model.forward(BigInt64Array.of(1n, 2n, 3n), { lastOnly: true });
+  console.log(out.dims, model.modelOptions.weightType);
+  for await (const t of model.generate({ data: Uint32Array.of(1, 2), dims: [1, 2] }, { stopTokens: Int32Array.of(5) })) console.log(t);
+  const chat: string | number[] = tok.applyChatTemplate([{ role: 'assistant', content: null }, { role: 'user', content: [{ type: 'text', text: 'hi' }] }], { tokenize: b });
+  console.log(chat);
+}

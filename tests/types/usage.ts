@@ -112,3 +112,14 @@ async function main(): Promise<void> {
   await init({ threads: 'all' });
 }
 void main();
+
+// Pre-quantized int8 matrices (bare Int8Array + <name>_scale) beside float32 ones; Float64Array slopes.
+export function quantizedWeights(mha: Mha, q: Int8Array, s: Float32Array, f: Float32Array): void {
+  const attn = new mha.MultiHeadAttention({ embedDim: 8, numHeads: 2, weightType: 'int8', alibi: Float64Array.of(0.5, 0.25) });
+  attn.setWeights({ inProjWeight: q, inProjWeight_scale: s, outProjWeight: f });
+  const ff = new mha.FeedForward({ dModel: 8, dimFeedforward: 16, weightType: 'int8' });
+  ff.setWeights({ 'linear1.weight': { data: q, dims: [16, 8] }, 'linear1.weight_scale': s, 'linear2.weight': f });
+  const r = mha.scaledDotProductAttention({ data: f, dims: [2, 1, 4] }, { data: f, dims: [2, 1, 4] }, { data: f, dims: [2, 1, 4] },
+    { alibiSlopes: Float64Array.of(0.5, 0.25), keyPaddingMask: { data: new Uint8Array(1), dims: [1] } });
+  console.log(r.output.dims);
+}

@@ -48,3 +48,17 @@ async function main(): Promise<void> {
   await init({ urls: { 'other.wasm': 'x' } });
 }
 void main();
+
+// The worker's Model alias and the shared types re-exported by mha-wasm/worker; a needWeights
+// that is only known to be a boolean; pre-quantized int8 weights beside float ones.
+import type { Model as WorkerModel, WeightType as WorkerWeightType, RuntimeInfo as WorkerRuntimeInfo } from 'mha-wasm/worker';
+export async function more(w: WorkerMha, nw: boolean, q: Int8Array, s: Float32Array, f: Float32Array): Promise<void> {
+  const wt: WorkerWeightType = 'int8';
+  const m: WorkerModel = new w.Model({ hiddenSize: 8, vocabSize: 16, numLayers: 1, attention: { numHeads: 2 }, feedForward: { dimFeedforward: 16 }, weightType: wt });
+  const info: WorkerRuntimeInfo = w;
+  console.log(info.build, m.disposed);
+  const enc = new w.TransformerEncoderLayer({ dModel: 8, nhead: 2, weightType: 'int8' });
+  await enc.setWeights({ 'self_attn.in_proj_weight': q, 'self_attn.in_proj_weight_scale': s, 'self_attn.out_proj.weight': f });
+  const r = await enc.forward({ data: new Float32Array(16), dims: [2, 8] }, { needWeights: nw });
+  console.log('output' in r ? r.output.dims : r.dims);
+}
