@@ -436,11 +436,15 @@ void layer_norm_row(const float* x, int n, const float* gamma, const float* beta
   for (; i < n; ++i) out[i] = (x[i] - mean - c) * inv * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
 }
 
+// max(x, 0) that keeps NaN, as torch.relu does (SSE's and wasm's max would give 0 for it).
 void relu_row(float* x, int n) {
   const V zero(0.0f);
   int i = 0;
-  for (; i + kW <= n; i += kW) xsimd::max(V::load_unaligned(x + i), zero).store_unaligned(x + i);
-  for (; i < n; ++i) x[i] = std::max(x[i], 0.0f);
+  for (; i + kW <= n; i += kW) {
+    const V v = V::load_unaligned(x + i);
+    xsimd::select(v < zero, zero, v).store_unaligned(x + i);
+  }
+  for (; i < n; ++i) x[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 void gelu_row(float* x, int n) {

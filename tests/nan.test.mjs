@@ -143,3 +143,20 @@ for (const [buildName, options] of builds) {
     assert.ok(got.weights.data.every(Number.isFinite));
   });
 }
+
+// relu keeps NaN, as torch.relu does, in every lane of the vector loop and in its scalar tail
+// (dimFeedforward 4, 5, 8, 9): a NaN input element makes every hidden unit it reaches NaN.
+for (const [name, options] of builds) {
+  test(`${name}: FeedForward relu propagates NaN at every hidden size, every weight type`, async () => {
+    const mha = await init(options);
+    for (const weightType of ['f32', 'f16', 'int8'])
+      for (const F of [4, 5, 8, 9]) {
+        const ff = new mha.FeedForward({ dModel: 4, dimFeedforward: F, activation: 'relu', bias: false, weightType });
+        ff.setWeights({ linear1Weight: new Float32Array(F * 4).fill(0.5), linear2Weight: new Float32Array(4 * F).fill(0.5) });
+        const out = ff.forward({ data: Float32Array.of(NaN, 1, 1, 1, 1, 2, 3, 4), dims: [2, 4] }).data;
+        assert.ok(out.subarray(0, 4).every(Number.isNaN), `${weightType} F ${F}: ${out.subarray(0, 4)}`);
+        for (const y of out.subarray(4)) assert.ok(Math.abs(y - 0.25 * 10 * F) <= 1e-3 * F, `${weightType} F ${F}: the finite row: ${y}`);
+        ff.dispose();
+      }
+  });
+}

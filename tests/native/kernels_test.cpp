@@ -1,6 +1,8 @@
 // Each SIMD kernel against a float64 reference written here, at sizes around
 // the vector width (1, 3, 4, 5, 17, 129), and against its scalar twin.
 #include <gtest/gtest.h>
+#include <cmath>
+#include <limits>
 
 #include "kernels.h"
 #include "kernels_ref.h"
@@ -264,6 +266,13 @@ TEST(RowOps, ReluAndGelu) {
       EXPECT_EQ(r[i], a[i]);
       const double want = 0.5 * x[i] * (1 + std::erf(x[i] / std::sqrt(2.0)));
       EXPECT_NEAR(g[i], want, 1e-6 * std::max(1.0, std::abs(want))) << x[i];
+    }
+    // NaN stays NaN in every lane and in the scalar tail, as torch.relu keeps it.
+    for (int j = 0; j < n; ++j) {
+      auto y = x;
+      y[j] = std::numeric_limits<float>::quiet_NaN();
+      kernels::relu_row(y.data(), n);
+      EXPECT_TRUE(std::isnan(y[j])) << "n=" << n << " at " << j;
     }
   }
 }

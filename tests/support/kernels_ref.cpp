@@ -58,7 +58,7 @@ void layer_norm_row_ref(const float* x, int n, const float* gamma, const float* 
 }
 
 void relu_row_ref(float* x, int n) {
-  for (int i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.0f;
+  for (int i = 0; i < n; ++i) x[i] = x[i] < 0 ? 0.0f : x[i];  // torch.relu: NaN stays NaN
 }
 
 void silu_row_ref(float* x, int n) {
