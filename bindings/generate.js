@@ -23,7 +23,7 @@ export function readGenerateOptions(options, vocab) {
   const temperature = num('temperature', (v) => v >= 0 && Number.isFinite(v), 'a number >= 0 (0 = greedy)');
   const topK = num('topK', (v) => Number.isSafeInteger(v) && v >= 1, 'a positive integer');
   const topP = num('topP', (v) => v > 0 && v <= 1, 'a number in (0, 1]');
-  const seed = num('seed', (v) => Number.isSafeInteger(v), 'an integer');
+  const seed = num('seed', (v) => Number.isSafeInteger(v), 'a safe integer (|seed| <= 2 ** 53 - 1)');
   const repetitionPenalty = num('repetitionPenalty', (v) => v > 0 && Number.isFinite(v), 'a positive number (1 = none)') ?? 1;
   let stopTokens = [];
   if (o.stopTokens !== undefined && o.stopTokens !== null) {

@@ -6,6 +6,7 @@
 // does not have; persisted buffers (position ids, GPT-2's causal-mask buffers, rotary
 // inv_freq) and heads the model does not run (BERT's pooler, BertForMaskedLM's cls.*) are
 // skipped.
+import { openSafetensors } from './safetensors.js';
 import { describe, fmtDims, isTypedArray, product, snapshotView, typedArrayKind, typedArrayLength } from './validate.js';
 
 const fail = (Err, msg) => { throw new Err(`loadModel: ${msg}`); };
@@ -27,22 +28,40 @@ SKIPPED.mistral = SKIPPED.llama;
  */
 export function tensorIndex(weights, prefix) {
   const shards = Array.isArray(weights) ? weights : [weights];
-  if (shards.length === 0) fail(TypeError, 'weights is an empty array (give parseSafetensors results, one per shard)');
+  if (shards.length === 0) fail(TypeError, 'weights is an empty array (give parseSafetensors results or .safetensors Files, one per shard)');
   const map = new Map();
+  const add = (name, entry, s) => {
+    const key = name.startsWith(prefix) ? name.slice(prefix.length) : name;
+    if (map.has(key)) fail(TypeError, `tensor ${JSON.stringify(name)} is given twice (${JSON.stringify(map.get(key).name)}${shards.length > 1 ? ', in two shards' : ''})`);
+    map.set(key, { name, ...entry });
+  };
   shards.forEach((shard, s) => {
-    if (shard === null || typeof shard !== 'object' || isTypedArray(shard) || shard instanceof ArrayBuffer)
-      fail(TypeError, `weights${shards.length > 1 || Array.isArray(weights) ? `[${s}]` : ''} must be what parseSafetensors returns ({ name: { data, dims } }), got ${describe(shard)}`);
-    for (const name of Object.keys(shard)) {
-      const key = name.startsWith(prefix) ? name.slice(prefix.length) : name;
-      if (map.has(key)) fail(TypeError, `tensor ${JSON.stringify(name)} is given twice (${JSON.stringify(map.get(key).name)}${shards.length > 1 ? ', in two shards' : ''})`);
-      map.set(key, { name, t: shard[name] });
+    if (OPENED.has(shard)) {  // a Blob's header (openSafetensors): its tensors are read when their part is loaded
+      for (const t of shard.tensors) add(t.name, { lazy: t }, s);
+      return;
     }
+    if (shard === null || typeof shard !== 'object' || isTypedArray(shard) || shard instanceof ArrayBuffer)
+      fail(TypeError, `weights${shards.length > 1 || Array.isArray(weights) ? `[${s}]` : ''} must be what parseSafetensors returns ({ name: { data, dims } }) or a .safetensors File or Blob, got ${describe(shard)}`);
+    for (const name of Object.keys(shard)) add(name, { t: shard[name] }, s);
   });
   return map;
 }
 
-/** A tensor's { data, dims }, checked to be a tensor (data a typed array, dims integers matching it). */
-function entryOf({ name, t }) {
+/** Headers of Blobs opened by loadModel (openSafetensors results), told apart from parsed tensors. */
+const OPENED = new WeakSet();
+/** A Blob's header as a source of tensors for checkpointPlan. */
+export async function openedSource(blob) {
+  const source = await openSafetensors(blob);
+  OPENED.add(source);
+  return source;
+}
+
+/**
+ * A tensor's { data, dims, kind }, checked to be a tensor (data a typed array, dims integers
+ * matching it); one of a Blob is { load, dims, kind }, its header checked already.
+ */
+function entryOf({ name, t, lazy }) {
+  if (lazy) return { load: lazy.load, dims: lazy.dims, kind: lazy.kind };
   if (t === null || typeof t !== 'object') fail(TypeError, `tensor ${JSON.stringify(name)} must be { data, dims }, got ${describe(t)}`);
   // Each read once (getters may run), then only these values are used: a fixed view of the data
   // and a copy of the dims.
@@ -52,7 +71,7 @@ function entryOf({ name, t }) {
   if (!Array.isArray(dims) || !dims.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(TypeError, `tensor ${JSON.stringify(name)}: dims must be an array of sizes, got ${describe(dims)}`);
   const data = snapshotView(`tensor ${JSON.stringify(name)}`, given), n = typedArrayLength(data);
   if (product(dims) !== n) fail(RangeError, `tensor ${JSON.stringify(name)}: dims ${fmtDims(dims)} do not fit its ${n} values`);
-  return { data, dims };
+  return { data, dims, kind: typedArrayKind(data) };
 }
 
 /**
@@ -65,7 +84,9 @@ export function checkpointPlan(spec, weights) {
   const index = tensorIndex(weights, spec.prefix);
   const layout = LAYOUTS[spec.arch](spec.options, spec);
   const used = new Set(), quantized = new Set();
-  const checked = new Map();  // key -> { data, dims, scale }: the values find() checked, the only ones used
+  // key -> { data | load, dims, scale | loadScale, byColumn }: the values find() checked, the only ones used
+  // (load: a Blob's tensor, read when its part is fetched).
+  const checked = new Map();
   /** The entry of name (or of one of its alternative names), checked against dims. */
   const find = (names, dims) => {
     const list = Array.isArray(names) ? names : [names];
@@ -74,9 +95,8 @@ export function checkpointPlan(spec, weights) {
       const full = (n) => (/^(lm_head|cls)\./.test(n) ? n : spec.prefix + n);
       fail(TypeError, `missing tensor ${JSON.stringify(full(list[0]))}${list.length > 1 ? ` (or ${list.slice(1).map((n) => JSON.stringify(full(n))).join(', ')})` : ''} ${fmtDims(dims)}`);
     }
-    const e = index.get(key), { data, dims: got } = entryOf(e);
+    const e = index.get(key), { data, load, dims: got, kind } = entryOf(e);
     if (!same(got, dims)) fail(RangeError, `tensor ${JSON.stringify(e.name)} has dims ${fmtDims(got)}, expected ${fmtDims(dims)}`);
-    const kind = typedArrayKind(data);
     if (kind === 'Int8Array' && dims.length === 2) {
       const scale = index.get(`${key}_scale`);
       if (!scale) fail(TypeError, `tensor ${JSON.stringify(e.name)} is int8 but ${JSON.stringify(`${e.name}_scale`)} is missing`);
@@ -86,15 +106,15 @@ export function checkpointPlan(spec, weights) {
       const byColumn = same(s.dims, [1, dims[1]]) && !same(s.dims, [dims[0], 1]);
       if (!byColumn && !same(s.dims, [dims[0], 1]) && !same(s.dims, [dims[0]]))
         fail(RangeError, `tensor ${JSON.stringify(scale.name)} has dims ${fmtDims(s.dims)}, expected ${fmtDims([dims[0], 1])} (a scale per row) or ${fmtDims([1, dims[1]])} (per column)`);
-      if (typedArrayKind(s.data) !== 'Float32Array') fail(TypeError, `tensor ${JSON.stringify(scale.name)} must be floating point, got ${typedArrayKind(s.data)}`);
+      if (s.kind !== 'Float32Array') fail(TypeError, `tensor ${JSON.stringify(scale.name)} must be floating point, got ${s.kind}`);
       used.add(`${key}_scale`);
       quantized.add(key);
-      checked.set(key, { data, dims: got, scale: s.data, byColumn });
+      checked.set(key, { data, load, dims: got, scale: s.data, loadScale: s.load, byColumn });
     } else if (kind !== 'Float32Array') {
       fail(TypeError, `tensor ${JSON.stringify(e.name)} is ${kind}, expected floating point (F32, F16, BF16)${dims.length === 2 ? ' or int8 with a _scale' : ''}`);
     }
     used.add(key);
-    if (!checked.has(key)) checked.set(key, { data, dims: got });
+    if (!checked.has(key)) checked.set(key, { data, load, dims: got });
     return key;
   };
   // Pass 1: every tensor the layout reads exists with its dims; nothing else is there.
@@ -107,15 +127,37 @@ export function checkpointPlan(spec, weights) {
     if ((key === 'lm_head.weight' || key === 'lm_head.weight_scale') && spec.tied) continue;
     fail(TypeError, `unexpected tensor ${JSON.stringify(name)}: ${spec.architecture} with this config has no such weight`);
   }
+  const fetched = new Map();  // key -> { data, scale } of a Blob's tensor, while its part is loaded
   const get = (names) => {
     const key = keys.get(names);
-    const c = checked.get(key);
+    const c = checked.get(key), f = c.load ? fetched.get(key) : c;
+    if (!f) throw new Error(`loadModel: tensor ${JSON.stringify(key)} was not read for its part (this is a bug)`);
     // ── int8 checkpoints: q * scale (exact in float32 for int8 q); at weightType 'int8' the core
     // quantizes the rows again (the same q where a row's largest |q| is 127). ──
-    if (quantized.has(key)) return dequantize(c.data, c.scale, c.dims[0], c.dims[1], c.byColumn);
-    return c.data;
+    if (quantized.has(key)) return dequantize(f.data, f.scale, c.dims[0], c.dims[1], c.byColumn);
+    return f.data;
   };
-  return { parts: layout.map((p) => ({ what: p.what, call: p.call, args: () => p.build(get) })), quantized: [...quantized] };
+  const parts = layout.map((p) => {
+    const lazy = p.tensors.map(([names]) => keys.get(names)).filter((key) => checked.get(key).load);
+    return {
+      what: p.what, call: p.call,
+      // fresh: every array of its arguments was made here (read from a Blob), so it may be moved rather than copied
+      fresh: lazy.length === p.tensors.length,
+      /** Reads the part's tensors held in Blobs (before args()); release() lets them go. */
+      async fetch() {
+        await Promise.all(lazy.map(async (key) => {
+          const c = checked.get(key);
+          const [data, scale] = await Promise.all([c.load(), c.loadScale ? c.loadScale() : undefined]);
+          fetched.set(key, { data, scale });
+        }));
+      },
+      release() {
+        for (const key of lazy) fetched.delete(key);
+      },
+      args: () => p.build(get),
+    };
+  });
+  return { parts, quantized: [...quantized] };
 }
 
 /** q [N, K] times its scales: scale[n] per row, or scale[k] per column (byColumn). */

@@ -720,6 +720,13 @@ export declare function quantizeSafetensors(bytes: Uint8Array | ArrayBuffer, opt
   config?: Record<string, unknown>;
 }): Uint8Array;
 
+/**
+ * parseSafetensors for a Blob or File (an <input>'s File, fetch()'s response.blob(), Node's fs.openAsBlob): the header
+ * first, then tensor by tensor with Blob.slice, so no copy of the whole file is made and files of any size read
+ * (Chromium's Blob.arrayBuffer() refuses about 2 GiB and more). The same result and errors, naming the File.
+ */
+export declare function readSafetensors(blob: Blob, options?: { prefix?: string }): Promise<TensorMap>;
+
 /** The file's __metadata__ ({} when it has none). */
 export declare function safetensorsMetadata(bytes: Uint8Array | ArrayBuffer): Record<string, string>;
 

@@ -93,5 +93,5 @@ async function load({ threads, relaxedSimd, base, urls, inline }) {
 }
 
 export { probeFeatures };
-export { encodeSafetensors, parseSafetensors, safetensorsMetadata } from './safetensors.js';
+export { encodeSafetensors, parseSafetensors, readSafetensors, safetensorsMetadata } from './safetensors.js';
 export { quantizeSafetensors } from './quantize.js';

@@ -5,7 +5,7 @@
 import type { KVCacheOf, Mha, ModelOptions, Mode, Returns, TensorMap, WeightType } from './index.js';
 import type { WorkerMha } from './worker.js';
 
-export { parseSafetensors, safetensorsMetadata } from './index.js';
+export { parseSafetensors, readSafetensors, safetensorsMetadata } from './index.js';
 export type { TensorMap, WeightType } from './index.js';
 
 /** One sequence of token ids: numbers, or an integer typed array (BigInt64Array too, as I64 tensors hold them). */
@@ -24,8 +24,12 @@ export interface LoadProgress {
 export interface LoadModelOptions {
   /** The parsed config.json. architectures[0] (or model_type) picks the architecture. */
   config: Record<string, unknown>;
-  /** What parseSafetensors returns, or an array of them for a sharded checkpoint (F32, F16, BF16; I8 with <name>_scale). */
-  weights: TensorMap | TensorMap[];
+  /**
+   * The checkpoint's .safetensors Files or Blobs (one, or its shards), or what parseSafetensors returns for each
+   * (F32, F16, BF16; I8 with <name>_scale). Files are read part by part as the model is loaded: the size check
+   * and the tensors' names and dims come first, from the config and the headers.
+   */
+  weights: TensorMap | Blob | Array<TensorMap | Blob>;
   /** How the blocks' matrices, the head and the token table are stored in wasm memory: 'f32' (default), 'f16' or 'int8'. */
   weightType?: WeightType;
   onProgress?: (progress: LoadProgress) => void;

@@ -13,14 +13,14 @@
 // Model's calls by hf-weights.js; the next token is chosen by generate.js.
 import { MAX_HEAP_BYTES } from './abi.js';
 import { modelSpec } from './hf-config.js';
-import { checkpointPlan } from './hf-weights.js';
+import { checkpointPlan, openedSource } from './hf-weights.js';
 import { cacheBytes } from './kvcache.js';
 import { modelWeightBytes } from './model.js';
 import { readGenerateOptions, tokenChooser } from './generate.js';
 import { tooLarge } from './runtime.js';
 import { describe, isTypedArray, plainObject, snapshotView } from './validate.js';
 
-export { parseSafetensors, safetensorsMetadata } from './safetensors.js';
+export { parseSafetensors, readSafetensors, safetensorsMetadata } from './safetensors.js';
 export { loadTokenizer } from './hf-tokenizer.js';
 
 const WEIGHT_TYPES = ['f32', 'f16', 'int8'];
@@ -70,7 +70,12 @@ export async function loadModel(mha, options) {
     throw tooLarge(`loadModel: ${spec.architecture} with ${mo.numLayers} layers, hidden size ${H} and a vocabulary of ${mo.vocabSize}`, bytes + staging, 'memory for its weights (and to copy the largest part in)');
 
   const modelOptions = withWeightType(mo, weightType);
-  const plan = checkpointPlan(spec, o.weights);
+  // .safetensors Files or Blobs: their headers now (names, dtypes, dims: the plan's checks), each
+  // part's tensors when the part is copied in.
+  const isBlob = (w) => typeof Blob === 'function' && w instanceof Blob;
+  const weights = Array.isArray(o.weights) ? await Promise.all(o.weights.map((w) => (isBlob(w) ? openedSource(w) : w)))
+    : isBlob(o.weights) ? await openedSource(o.weights) : o.weights;
+  const plan = checkpointPlan(spec, weights);
   // int8 tensors are dequantized (q * scale, exact in float32) and, at weightType 'int8', quantized again
   // per output row by the core: the same int8 values whenever a row spans ±127, as quantizeSafetensors
   // and compressed-tensors checkpoints write them.
@@ -79,9 +84,14 @@ export async function loadModel(mha, options) {
   let held;  // the bytes the weights take once set
   try {
     for (let i = 0; i < plan.parts.length; i++) {
-      const p = plan.parts[i], args = p.args();
+      const p = plan.parts[i];
+      await p.fetch();
+      const args = p.args();
+      p.release();
+      // A part read from Blobs is made of arrays of its own: a worker may take them rather than copies.
+      const opts = p.fresh ? { transfer: true } : undefined;
       try {
-        await (p.call === 'setBlock' ? core.setBlock(Number(p.what.slice(6)), args) : core[p.call](args));
+        await (p.call === 'setBlock' ? core.setBlock(Number(p.what.slice(6)), args, opts) : core[p.call](args, opts));
       } catch (e) {
         // A value the weight type cannot store (NaN at 'int8', 70000 at 'f16', ...): which part of the checkpoint.
         const Err = e instanceof RangeError || e instanceof TypeError ? e.constructor : Error;

@@ -119,26 +119,36 @@ function asBytes(bytes) {
   throw new TypeError(`parseSafetensors: bytes must be a Uint8Array or ArrayBuffer (the file's contents), got ${what(bytes)}`);
 }
 
-function readHeader(u8, shared) {
-  if (u8.length < 8) fail(RangeError, `the file is ${u8.length} bytes, too short for a safetensors header`);
-  const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
+/** The header's length from its 8-byte field (dv over at least those 8 bytes), checked against the file's size. */
+function headerLength(dv, size) {
+  if (size < 8) fail(RangeError, `the file is ${size} bytes, too short for a safetensors header`);
   const field = dv.getBigUint64(0, true);
-  if (field > BigInt(u8.length - 8))
-    fail(RangeError, `the header length field says ${field} bytes, but only ${u8.length - 8} bytes follow it (not a safetensors file, or truncated)`);
+  if (field > BigInt(size - 8))
+    fail(RangeError, `the header length field says ${field} bytes, but only ${size - 8} bytes follow it (not a safetensors file, or truncated)`);
   // The reference reader's limit holds however long the file is.
   if (field > BigInt(MAX_HEADER))
     fail(RangeError, `the header length field says ${field} bytes, more than the format's limit of ${MAX_HEADER} bytes`);
-  const n = Number(field);
-  if (n < 2 || u8[8] !== 0x7b) fail(TypeError, 'the header is not a JSON object (not a safetensors file)');
+  return Number(field);
+}
+
+/** The header's JSON object from its n bytes (text: a Uint8Array of them, not shared memory). */
+function headerObject(text) {
+  if (text.length < 2 || text[0] !== 0x7b) fail(TypeError, 'the header is not a JSON object (not a safetensors file)');
   let header;
   try {
-    const text = shared ? u8.slice(8, 8 + n) : u8.subarray(8, 8 + n);  // TextDecoder may refuse shared memory
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(text));
   } catch (e) {
     fail(TypeError, `the header is not valid UTF-8 JSON (${e.message})`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) fail(TypeError, 'the header is not a JSON object');
-  return { header, dataStart: 8 + n, dv };
+  return header;
+}
+
+function readHeader(u8, shared) {
+  const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
+  const n = headerLength(dv, u8.length);
+  const text = shared ? u8.slice(8, 8 + n) : u8.subarray(8, 8 + n);  // TextDecoder may refuse shared memory
+  return { header: headerObject(text), dataStart: 8 + n, dv };
 }
 
 // An entry's own field (never one inherited from Object.prototype).
@@ -163,10 +173,8 @@ function checkEntry(name, e, dataLen) {
   return { dt, dtype, shape: shape.map((d) => d + 0), begin, end };  // + 0: a "-0" in the file is 0
 }
 
-function parse(bytes) {
-  const { u8, shared } = asBytes(bytes);
-  const { header, dataStart, dv } = readHeader(u8, shared);
-  const dataLen = u8.length - dataStart;
+/** The header's tensors ({ name, dt, dtype, shape, begin, end }, checked against a data section of dataLen bytes) and metadata. */
+function entriesOf(header, dataLen) {
   let metadata = {};
   const entries = [];
   for (const [name, value] of Object.entries(header)) {
@@ -183,7 +191,13 @@ function parse(bytes) {
   for (let i = 1; i < byStart.length; i++)
     if (byStart[i].begin < byStart[i - 1].end)
       fail(RangeError, `tensors ${quote(byStart[i - 1].name)} and ${quote(byStart[i].name)} overlap in the data section`);
-  return { u8, dv, dataStart, entries, metadata };
+  return { entries, metadata };
+}
+
+function parse(bytes) {
+  const { u8, shared } = asBytes(bytes);
+  const { header, dataStart, dv } = readHeader(u8, shared);
+  return { u8, dv, dataStart, ...entriesOf(header, u8.length - dataStart) };
 }
 
 function toArray(u8, dv, start, e) {
@@ -225,6 +239,75 @@ export function parseSafetensors(bytes, options = {}) {
 /** The file's "__metadata__" (string keys and values), {} when it has none. */
 export function safetensorsMetadata(bytes) {
   return { ...parse(bytes).metadata };
+}
+
+// ── Files as Blobs (a File from an <input>, fetch()'s response.blob(), Node's fs.openAsBlob) ──
+// The header is read first; each tensor's bytes only when asked, with Blob.slice(): no copy
+// of the whole file is ever made, so files of any size read (Chromium's Blob.arrayBuffer()
+// refuses about 2 GiB and more) and the memory a read takes is the tensors', not twice that.
+
+const isBlob = (v) => typeof Blob === 'function' && v instanceof Blob;
+const blobName = (blob) => (typeof blob.name === 'string' && blob.name ? quote(blob.name) : 'the Blob');
+
+/** The bytes [begin, end) of a Blob, as an ArrayBuffer of exactly that length. */
+async function readRange(blob, begin, end, what) {
+  let buf;
+  try {
+    buf = await blob.slice(begin, end).arrayBuffer();
+  } catch (e) {
+    throw new Error(`readSafetensors: cannot read ${what} of ${blobName(blob)}: ${e?.message ?? e}`, { cause: e });
+  }
+  if (buf.byteLength !== end - begin) fail(RangeError, `${blobName(blob)} gave ${buf.byteLength} bytes for ${what}, ${end - begin} expected (did the file change?)`);
+  return buf;
+}
+
+/**
+ * An open .safetensors Blob: its header read and checked now, its tensors' data on demand.
+ * { metadata, tensors: [{ name, dims, kind (the typed array the data is read into), load() }] }.
+ * For mha-wasm/models' loadModel, which reads each part of a model as it copies it in.
+ */
+export async function openSafetensors(blob) {
+  if (!isBlob(blob)) throw new TypeError(`readSafetensors: expected a Blob or File, got ${what(blob)}`);
+  const size = blob.size;
+  const label = (e) => (e instanceof TypeError || e instanceof RangeError
+    ? new e.constructor(`${e.message.replace(/^parseSafetensors: /, 'readSafetensors: ')} (in ${blobName(blob)})`) : e);
+  try {
+    const n = headerLength(new DataView(await readRange(blob, 0, Math.min(8, size), 'the header length')), size);
+    const dataStart = 8 + n;
+    const { entries, metadata } = entriesOf(headerObject(new Uint8Array(await readRange(blob, 8, dataStart, 'the header'))), size - dataStart);
+    const tensors = entries.map((e) => ({
+      name: e.name, dims: e.shape, kind: e.dtype === 'BOOL' ? 'Uint8Array' : e.dt.Array.name,
+      async load() {
+        const buf = await readRange(blob, dataStart + e.begin, dataStart + e.end, `tensor ${quote(e.name)}`);
+        if (LITTLE_ENDIAN && e.dtype !== 'BOOL' && e.dt.Array.BYTES_PER_ELEMENT === e.dt.size) return new e.dt.Array(buf);
+        return toArray(new Uint8Array(buf), new DataView(buf), -e.begin, e);
+      },
+    }));
+    return { metadata: { ...metadata }, tensors };
+  } catch (e) {
+    throw label(e);
+  }
+}
+
+/**
+ * parseSafetensors for a Blob or File, read tensor by tensor (nothing holds the whole file):
+ * the same { name: { data, dims } } and the same errors (they name a File).
+ * @param {Blob} blob
+ * @param {{ prefix?: string }} [options]
+ */
+export async function readSafetensors(blob, options = {}) {
+  if (options === null || typeof options !== 'object') throw new TypeError(`readSafetensors: options must be an object, got ${describe(options)}`);
+  const { prefix = '' } = plainObject('readSafetensors', options, ['prefix']);
+  if (typeof prefix !== 'string') throw new TypeError(`readSafetensors: options.prefix must be a string, got ${describe(prefix)}`);
+  const { tensors } = await openSafetensors(blob);
+  const out = {};
+  for (const t of tensors) {
+    if (!t.name.startsWith(prefix)) continue;
+    Object.defineProperty(out, t.name.slice(prefix.length), { value: { data: await t.load(), dims: t.dims }, enumerable: true, writable: true, configurable: true });
+  }
+  if (prefix && Object.keys(out).length === 0)
+    fail(RangeError, `no tensor name starts with "${prefix}" in ${blobName(blob)} (names: ${tensors.slice(0, 6).map((t) => t.name).join(', ')}${tensors.length > 6 ? ', …' : ''})`);
+  return out;
 }
 
 const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);

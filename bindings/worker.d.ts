@@ -20,7 +20,7 @@ export type {
   FeedForwardActivation, FeedForwardOf, FeedForwardOptions, FeedForwardProperties, FeedForwardWeights, ModelBlockWeights, ModelForwardOptions,
   ModelOptions, ModelResult, RMSNormOf, RMSNormOptions, RMSNormProperties,
 } from './index.js';
-export { encodeSafetensors, parseSafetensors, probeFeatures, quantizeSafetensors, safetensorsMetadata } from './index.js';
+export { encodeSafetensors, parseSafetensors, probeFeatures, quantizeSafetensors, readSafetensors, safetensorsMetadata } from './index.js';
 
 export interface WorkerInitOptions extends InitOptions {
   /** Where bindings/worker-host.js is served from (default: beside this module; bundles use their own copy). Another origin works: it is started through a same-origin blob. */

@@ -18,7 +18,7 @@ import * as platform from './platform.js';
 import { checkIntact, describe, intrinsic, isArrayBuffer, isDetached, isTypedArray, viewName } from './validate.js';
 
 export { probeFeatures };
-export { encodeSafetensors, parseSafetensors, safetensorsMetadata } from './safetensors.js';
+export { encodeSafetensors, parseSafetensors, readSafetensors, safetensorsMetadata } from './safetensors.js';
 export { quantizeSafetensors } from './quantize.js';
 
 // The error classes a worker's error is rebuilt as (any other name: Error).

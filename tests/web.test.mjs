@@ -21,7 +21,7 @@ import { launchChromium, watch } from '../scripts/chromium.mjs';
 import { mhaReference, relErr, rng, uniform } from './reference.mjs';
 import { modernAttentionReference } from './reference-modern.mjs';
 import { f32File } from './safetensors-file.mjs';
-import { tinyModel } from './models/tiny.mjs';
+import { tinyModel, writeSafetensors } from './models/tiny.mjs';
 import { greedyReference, sentenceEmbeddingReference } from './models/reference.mjs';
 import { buildName, relaxedBuilt } from './builds.mjs';
 
@@ -715,10 +715,26 @@ test('your model tab: a tiny Llama from its files generates greedily as the refe
   await page.setViewportSize({ width: 1280, height: 800 });
   bert.dispose();
 
+  // The next BERT has no 1_Pooling: the page's default (mean) again, not the last model's CLS.
+  await hfAction(page, 'attentions', () => page.setInputFiles('#hf-folder', writeModelFolder(tinyModel('bert', { seed: 3 }), 'tiny-bert-2')));
+  assert.equal(await page.inputValue('#hf-pooling'), 'mean');
+  assert.equal((await page.evaluate(() => window.mhaDemo.hf.lastEmbed)).pooling, 'mean');
+  // A language model after it: the encoder's sentence selector goes.
+  await hfAction(page, 'attentions', () => page.setInputFiles('#hf-files', llamaFiles));
+  assert.equal(await page.isHidden('#hf-att-sentence-field'), true, 'no sentence selector for a decoder');
+  // Weights holding NaN: the maps draw (NaN cells grey) and generate's refusal is shown, with no stale status line.
+  const nanModel = { ...m, files: [{ name: 'model.safetensors', bytes: writeSafetensors(Object.fromEntries(Object.entries(m.tensors).map(([k, t]) => [k, /layers\.0\.self_attn\.q_proj\.weight$/.test(k) ? { ...t, data: t.data.map(() => NaN) } : t]))) }], index: null };
+  await hfAction(page, 'attentions', () => page.setInputFiles('#hf-folder', writeModelFolder(nanModel, 'nan-llama')));
+  assert.ok((await pageAttention(page)).maps[0].data.every(Number.isNaN), 'the NaN model\'s maps are NaN');
+  const nanError = await hfAction(page, 'generations', () => page.click('#hf-run'), { error: true });
+  assert.match(nanError, /^RangeError: generate: step 0: the logits hold NaN/);
+  assert.equal(await page.textContent('#hf-speed'), '', 'the status line does not say the prompt is still being read');
+
   await page.click('#hf-unload');
   await page.waitForFunction(() => document.querySelector('#hf-info').textContent.startsWith('Unloaded'));
   assert.equal(await page.isHidden('#hf-emb'), true);
   assert.equal(await page.isHidden('#hf-att'), true);
+  assert.equal(await page.isHidden('#hf-att-sentence-field'), true);
   // The model links are there; nothing was fetched from anywhere but this server.
   assert.equal(await page.locator('#panel-hf table.models a[href^="https://huggingface.co/"]').count(), 6);
   assert.deepEqual(requests.filter((u) => !u.startsWith(`${origin}/`) && !/^(data|blob):/.test(u)), []);

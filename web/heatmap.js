@@ -4,9 +4,12 @@
 // can read what the page shows. A click on a cell dispatches a "cellpick" event
 // ({ detail: { row, col } }) from the figure.
 
-// Viridis, 6 stops: dark for 0, bright for 1.
+// Viridis, 6 stops: dark for 0, bright for 1; a value that is not a number (NaN, from a
+// model whose weights or inputs are not finite) is drawn grey.
 const STOPS = [[68, 1, 84], [65, 68, 135], [42, 120, 142], [34, 168, 132], [122, 209, 81], [253, 231, 37]];
+export const NAN_COLOR = 'rgb(128,128,128)';
 export function color(t) {
+  if (Number.isNaN(t)) return NAN_COLOR;
   const x = Math.min(1, Math.max(0, t)) * (STOPS.length - 1), i = Math.min(STOPS.length - 2, Math.floor(x)), f = x - i;
   return `rgb(${STOPS[i].map((c, k) => Math.round(c + f * (STOPS[i + 1][k] - c))).join(',')})`;
 }
@@ -21,7 +24,8 @@ const short = (s) => (s.length > 9 ? s.slice(0, 8) + '…' : s);
  */
 export function heatmap({ title, note, noteTitle, rows, cols, data, max }) {
   const R = rows.length, C = cols.length;
-  const top = Math.max(...data.subarray(0, R * C), 1e-9);
+  let top = 1e-9;  // the largest value (NaNs aside)
+  for (const v of data.subarray(0, R * C)) if (v > top) top = v;
   const scaleMax = max ?? top;
   const fig = document.createElement('figure');
   fig.className = 'map';

@@ -33,6 +33,10 @@ export function pickModelFiles(files) {
   if (dirs.length === 0)
     throw new Error(`There is no config.json among the ${list.length} chosen file${list.length > 1 ? 's' : ''}: choose the model's folder, or its config.json, *.safetensors and tokenizer.json together.`);
   const folder = dirs.find(hasWeights) ?? dirs[0];
+  // Another model beside it (not one of its own subfolders, such as 1_Pooling): which one is meant is unclear.
+  const other = dirs.find((d) => d !== folder && hasWeights(d) && !(folder === '' || d.startsWith(`${folder}/`)) && !(d === '' || folder.startsWith(`${d}/`)));
+  if (other !== undefined)
+    throw new Error(`The chosen files hold more than one model (${folder || 'the top folder'} and ${other || 'the top folder'}): choose one model's folder.`);
   const here = inDir(folder), named = (n) => byPath.get(join(folder, n)) ?? null;
   const index = named('model.safetensors.index.json');
   let safetensors = here.filter((f) => f.name.endsWith('.safetensors')).sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -55,6 +59,7 @@ export function shardFiles(index, safetensors) {
   const map = index?.weight_map;
   if (map === null || typeof map !== 'object' || Array.isArray(map)) throw new TypeError('model.safetensors.index.json has no "weight_map" object');
   const names = [...new Set(Object.values(map))].sort();
+  if (names.length === 0) throw new TypeError('model.safetensors.index.json lists no weight files (its "weight_map" is empty)');
   const bad = names.find((n) => typeof n !== 'string');
   if (bad !== undefined) throw new TypeError(`model.safetensors.index.json maps a tensor to ${JSON.stringify(bad)}, not a file name`);
   const have = new Map(safetensors.map((f) => [f.name, f]));

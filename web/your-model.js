@@ -4,7 +4,7 @@
 // stop button); encoders (BERT) compare sentences by their embeddings; both show each
 // layer's and head's attention maps. Errors are shown as the loader and the model throw them.
 import { init } from 'mha-wasm/worker';
-import { loadModel, loadTokenizer, parseSafetensors } from 'mha-wasm/models';
+import { loadModel, loadTokenizer } from 'mha-wasm/models';
 import { color, heatmap } from './heatmap.js';
 import {
   GeneratedText, MAX_ATTENTION_TOKENS, MAX_DRAWN_TOKENS, cosineMatrix, formatBytes, pathOf, pickModelFiles, poolingMode, shardFiles, tokenLabel,
@@ -64,7 +64,9 @@ async function unload() {
   state.stop = true;
   const { model, runtime } = state;
   Object.assign(state, { model: null, tokenizer: null, meta: null, attention: null, runtime: null });
-  for (const id of ['hf-gen', 'hf-emb', 'hf-att']) $(id).hidden = true;
+  for (const id of ['hf-gen', 'hf-emb', 'hf-att', 'hf-att-sentence-field']) $(id).hidden = true;
+  $('hf-att-sentence').replaceChildren();
+  state.lastEmbed = null;
   $('hf-maps').replaceChildren();
   $('hf-info').textContent = '';
   $('hf-memory').textContent = '';
@@ -98,32 +100,27 @@ async function load(files) {
     const shards = pick.index ? shardFiles(await readJson(pick.index), pick.safetensors) : pick.safetensors;
     const pooling = pick.pooling ? poolingMode(await readJson(pick.pooling)) : null;
     const total = shards.reduce((s, f) => s + f.size, 0);
-    const weights = [];
-    let read = 0;
-    const t0 = performance.now();
-    for (const [i, f] of shards.entries()) {
-      progress(`Reading ${f.name}${shards.length > 1 ? ` (${i + 1} of ${shards.length})` : ''}: ${formatBytes(f.size)}…`, read, total);
-      weights.push(parseSafetensors(new Uint8Array(await f.arrayBuffer())));
-      read += f.size;
-      if (id !== state.loading) return;
-    }
-    const tRead = performance.now();
     progress('Starting the worker…', 0, 1);
     state.runtime = init({ threads: 'auto', workerUrl: WORKER_URL });
     const mha = await state.runtime;
+    if (id !== state.loading) return;
     const weightType = $('hf-int8').checked ? 'int8' : 'f32';
+    // The files go to loadModel as they are: it checks the size from config.json, then the
+    // tensors from the files' headers, then reads each part (embeddings, each layer, ...) as it
+    // copies it into wasm memory. No file is read whole (so none is too large to read) and no
+    // copy of all the weights is held outside the wasm heap.
+    const t0 = performance.now();
     const model = await loadModel(mha, {
-      config, weights, weightType,
-      onProgress: ({ loaded, total: parts, part }) => progress(`Copying the weights into wasm memory: ${part} (${loaded} of ${parts})…`, loaded, parts),
+      config, weights: shards, weightType,
+      onProgress: ({ loaded, total: parts, part }) => progress(`Reading the weights into wasm memory: ${part} (${loaded} of ${parts})…`, loaded, parts),
     });
     if (id !== state.loading) return model.dispose();
     const tLoad = performance.now();
-    weights.length = 0;
     Object.assign(state, { model, tokenizer, meta: { config, pooling, weightType, folder: pick.folder, files: shards.map((f) => f.name), mha } });
     const kv = model.modelOptions.attention?.numKvHeads ?? model.numHeads;
     $('hf-info').textContent = `${model.architecture} from ${pick.folder || 'the chosen files'}: ${model.numLayers} layers, ${model.numHeads} heads` +
       `${kv !== model.numHeads ? ` sharing ${kv} KV heads` : ''}, hidden size ${model.hiddenSize}, vocabulary ${model.vocabSize}; weights as ${weightType}. ` +
-      `Read ${formatBytes(total)} from ${shards.length} file${shards.length > 1 ? 's' : ''} in ${fmt((tRead - t0) / 1000)} s, copied into wasm memory in ${fmt((tLoad - tRead) / 1000)} s; ` +
+      `Read ${formatBytes(total)} from ${shards.length} file${shards.length > 1 ? 's' : ''} into wasm memory in ${fmt((tLoad - t0) / 1000)} s; ` +
       `${mha.features.threads ? `${mha.threads} threads` : 'one thread'}${mha.threadsNote ? ` (${mha.threadsNote})` : ''}.`;
     $('hf-unload').disabled = false;
     state.lastLoad = {
@@ -146,7 +143,7 @@ async function load(files) {
   if (id !== state.loading || !model) return;
   try {
     if (model.isEncoder) {
-      if (state.meta.pooling) $('hf-pooling').value = state.meta.pooling;
+      $('hf-pooling').value = state.meta.pooling ?? 'mean';  // the model's 1_Pooling, else the page's default
       $('hf-emb').hidden = false;
       await embed();
     } else {
@@ -185,10 +182,12 @@ function promptIds() {
 
 /** The generate() options the controls ask for: greedy at temperature 0, else sampling. */
 function generateOptions() {
-  const o = { maxNewTokens: Number($('hf-max').value) };
-  const temperature = Number($('hf-temp').value), topK = Number($('hf-topk').value), topP = Number($('hf-topp').value);
+  // An emptied field means its default (Number('') would be 0).
+  const num = (id, dflt) => ($(id).value.trim() === '' ? dflt : Number($(id).value));
+  const o = { maxNewTokens: num('hf-max', 48) };
+  const temperature = num('hf-temp', 0), topK = num('hf-topk', 0), topP = num('hf-topp', 1);
   if (temperature !== 0) {
-    Object.assign(o, { temperature, seed: Number($('hf-seed').value) });
+    Object.assign(o, { temperature, seed: num('hf-seed', 1) });
     if (topK !== 0) o.topK = topK;
     if (topP !== 1) o.topP = topP;
   }
@@ -231,6 +230,9 @@ async function generate() {
         break;  // ends the iterator, which frees its cache
       }
     }
+  } catch (e) {
+    if (job === state.job) speed.textContent = tokens.length ? `Stopped by an error after ${tokens.length} token${tokens.length > 1 ? 's' : ''}.` : '';
+    throw e;
   } finally {
     state.generating = false;
     $('hf-run').disabled = false;
@@ -365,5 +367,5 @@ $('hf-emb-form').addEventListener('submit', (e) => { e.preventDefault(); guarded
 $('hf-layer').addEventListener('change', () => guarded(async () => drawAttention()));
 $('hf-att-sentence').addEventListener('change', () => guarded(async () => {
   const i = Number($('hf-att-sentence').value), ids = state.lastEmbed?.ids[i];
-  if (ids) await attention(ids, `sentence ${i + 1}`);
+  if (ids && state.model?.isEncoder) await attention(ids, `sentence ${i + 1}`);
 }));

@@ -1,7 +1,7 @@
 // The mha-wasm/models declarations, compiled with tsc --noEmit (see usage.ts).
 import { init, quantizeSafetensors, type Mha } from 'mha-wasm';
 import { init as initWorker, type WorkerMha } from 'mha-wasm/worker';
-import { loadModel, loadTokenizer, parseSafetensors, type HfModel, type ModelOutput, type Tokenizer } from 'mha-wasm/models';
+import { loadModel, loadTokenizer, parseSafetensors, readSafetensors, type HfModel, type ModelOutput, type Tokenizer } from 'mha-wasm/models';
 
 async function main(bytes: Uint8Array, config: Record<string, unknown>, tokenizerJson: object): Promise<void> {
   const mha = await init();
@@ -45,4 +45,11 @@ export async function wider(api: Mha | WorkerMha, bytes: Uint8Array, config: Rec
   for await (const t of model.generate({ data: Uint32Array.of(1, 2), dims: [1, 2] }, { stopTokens: Int32Array.of(5) })) console.log(t);
   const chat: string | number[] = tok.applyChatTemplate([{ role: 'assistant', content: null }, { role: 'user', content: [{ type: 'text', text: 'hi' }] }], { tokenize: b });
   console.log(chat);
+}
+
+// Files (an <input>'s, or fs.openAsBlob's) straight into loadModel; readSafetensors of a Blob.
+export async function fromFiles(mha: Mha, config: Record<string, unknown>, files: File[], blob: Blob): Promise<void> {
+  const model = await loadModel(mha, { config, weights: files, weightType: 'int8' });
+  const one = await loadModel(mha, { config, weights: [blob, await readSafetensors(blob, { prefix: 'model.' })] });
+  console.log(model.vocabSize, one.vocabSize);
 }
