@@ -433,8 +433,16 @@ class HfModel {
     try {
       pending = this.forward({ data, dims: [B, L] }, { attentionMask: mask ? { data: mask, dims: [B, L] } : undefined, cache, lastOnly: true });
       for (let step = 0; step < opts.maxNewTokens; step++) {
-        const out = await pending;
-        pending = null;
+        let out;
+        try {
+          out = await pending;
+        } catch (e) {
+          // dispose() during a generation (in a worker, the step already sent fails): say so, not "forward".
+          if (this.#disposed) throw new Error('generate: the model was disposed during the generation', { cause: e });
+          throw e;
+        } finally {
+          pending = null;
+        }
         const next = new Int32Array(B);
         for (let b = 0; b < B; b++) {
           if (done[b]) { next[b] = pad; continue; }
@@ -462,6 +470,7 @@ class HfModel {
         if (opts.onToken) opts.onToken(token, step);
         yield token;
         if (last) break;
+        if (this.#disposed) throw new Error('generate: the model was disposed during the generation');
         if (!pending) pending = step1();  // in this thread: after the caller has the token
       }
     } finally {

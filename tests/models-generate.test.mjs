@@ -360,3 +360,26 @@ test('no token from NaN logits (a model with a non-finite weight) or from all -I
   assert.notDeepEqual(draws(-1), draws(2 ** 32 - 1));
   assert.deepEqual(draws(2 ** 40 + 7), draws(2 ** 40 + 7));
 });
+
+test('dispose() during a generation ends it with an error that says so, in both APIs; nothing is left allocated', async () => {
+  const { init: initWorker } = await import('mha-wasm/worker');
+  const worker = await initWorker({ threads: 1 });
+  try {
+    const m = tinyModel('llama', { seed: 41 });
+    for (const api of [mha, worker]) {
+      const model = await load(api, m);
+      const seen = [];
+      await assert.rejects((async () => {
+        for await (const t of model.generate([3, 4, 5], { maxNewTokens: 10 })) {
+          seen.push(t);
+          if (seen.length === 2) model.dispose();
+        }
+      })(), (e) => e.message === 'generate: the model was disposed during the generation', api === worker ? 'worker' : 'main');
+      assert.ok(seen.length >= 2 && seen.length <= 3, `${seen.length} tokens`);
+      assert.equal(model.disposed, true);
+    }
+    assert.equal((await worker.stats()).liveLayers, 0);
+  } finally {
+    worker.terminate();
+  }
+});

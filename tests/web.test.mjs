@@ -713,6 +713,11 @@ test('your model tab: a tiny Llama from its files generates greedily as the refe
   await page.setViewportSize({ width: 390, height: 844 });
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling on a phone');
   await page.setViewportSize({ width: 1280, height: 800 });
+  // A sentence longer than the model's positions: named, before anything runs.
+  await page.fill('#hf-sentences', `Short one.\n${'word '.repeat(b.config.max_position_embeddings)}`);
+  const tooLong = await hfAction(page, 'embeds', () => page.click('#hf-embed'), { error: true });
+  assert.match(tooLong, new RegExp(`^RangeError: Sentence 2 is \\d+ tokens long; this model reads at most ${b.config.max_position_embeddings}: shorten it\\.$`));
+  await page.fill('#hf-sentences', 'The cat sat on the mat.\nA dog slept on the rug.');
   bert.dispose();
 
   // The next BERT has no 1_Pooling: the page's default (mean) again, not the last model's CLS.

@@ -258,6 +258,8 @@ async function embed() {
   if (sentences.length === 0) throw new Error('Type at least one sentence.');
   if (sentences.length > 32) throw new RangeError(`Compare at most 32 sentences at once, got ${sentences.length}.`);
   const rows = sentences.map((s) => tokenizer.encode(s));
+  const max = model.modelOptions.maxPositions, long = rows.findIndex((r) => max && r.length > max);
+  if (long >= 0) throw new RangeError(`Sentence ${long + 1} is ${rows[long].length} tokens long; this model reads at most ${max}: shorten it.`);
   const pooling = $('hf-pooling').value;
   const t0 = performance.now();
   const e = await model.embed(rows, { pooling, normalize: true });
