@@ -183,10 +183,16 @@ export function splitScales(entries) {
  */
 export function checkStorable(what, name, data, weightType) {
   if (weightType === 'f32') return data;
-  for (let i = 0; i < data.length; i++) {
-    const x = data[i];
-    if (!Number.isFinite(x)) throw new RangeError(`${what}: ${name}[${i}] is ${x}; weightType '${weightType}' stores finite weights only`);
-    if (weightType === 'f16' && Math.abs(x) >= 65520) throw new RangeError(`${what}: ${name}[${i}] = ${x} is beyond float16's range (|w| < 65520)`);
-  }
-  return data;
+  // One comparison per value (NaN fails it too); the message is worked out for the first that fails.
+  const i = firstBeyond(data, weightType === 'f16' ? 65520 : Infinity);
+  if (i < 0) return data;
+  const x = data[i];
+  if (!Number.isFinite(x)) throw new RangeError(`${what}: ${name}[${i}] is ${x}; weightType '${weightType}' stores finite weights only`);
+  throw new RangeError(`${what}: ${name}[${i}] = ${x} is beyond float16's range (|w| < 65520)`);
+}
+
+/** The first index whose |value| is not below limit (NaN included), or -1. */
+function firstBeyond(data, limit) {
+  for (let i = 0; i < data.length; i++) if (!(Math.abs(data[i]) < limit)) return i;
+  return -1;
 }

@@ -200,10 +200,32 @@ function parse(bytes) {
   return { u8, dv, dataStart, ...entriesOf(header, u8.length - dataStart) };
 }
 
+/** float32 of every float16 bit pattern (256 KiB, made on first use): F16 tensors convert by lookup. */
+let halfTable = null;
+// The loops on their own, each seeing one kind of array (they run once per element of a checkpoint).
+function widenBf16(bits, word) {
+  for (let i = 0; i < bits.length; i++) word[i] = bits[i] << 16;
+}
+function widenF16(bits, out, table) {
+  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
+}
+
 function toArray(u8, dv, start, e) {
   const n = (e.end - e.begin) / e.dt.size;
   if (LITTLE_ENDIAN && e.dtype !== 'BOOL' && e.dt.Array.BYTES_PER_ELEMENT === e.dt.size)  // stored as read: a copy, aligned
     return new e.dt.Array(u8.slice(start + e.begin, start + e.end).buffer);
+  if (LITTLE_ENDIAN && (e.dtype === 'F16' || e.dtype === 'BF16')) {
+    // Half-width floats, widened a whole array at a time (a DataView read and a conversion per
+    // element took ~150 ns, 20 s for a 135M-parameter BF16 checkpoint): BF16 is the top half of
+    // a float32, F16 a table lookup. The bits are read through a Uint16Array, over the bytes
+    // where they are aligned, else over a copy.
+    const at = u8.byteOffset + start + e.begin;
+    const bits = at % 2 === 0 ? new Uint16Array(u8.buffer, at, n) : new Uint16Array(u8.slice(start + e.begin, start + e.end).buffer);
+    const out = new Float32Array(n);
+    if (e.dtype === 'BF16') widenBf16(bits, new Uint32Array(out.buffer));
+    else widenF16(bits, out, halfTable ??= Float32Array.from({ length: 65536 }, (_, h) => half(h)));
+    return out;
+  }
   const out = new e.dt.Array(n);
   for (let i = 0, o = start + e.begin; i < n; i++, o += e.dt.size) out[i] = e.dt.read(dv, o);
   return out;

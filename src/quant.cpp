@@ -410,12 +410,6 @@ float row_scale_i8(const float* w, int K) {
   return m / 127.0f;
 }
 
-int8_t quantize_i8(float w, float scale) {
-  if (scale == 0.0f) return 0;
-  // w / scale in double, as bindings/quantize.js computes it: the same q whichever side quantizes.
-  return static_cast<int8_t>(std::clamp(std::nearbyint(static_cast<double>(w) / scale), -127.0, 127.0));
-}
-
 void quantize_row_i16(const float* x, int n, int16_t* q, float* scale, float* shift) {
   // max|x| over the bit patterns: without the sign they order like the values,
   // and infinities and NaNs lie above every finite value.

@@ -24,6 +24,8 @@
 // pass (see kI8KC) and are added up in float32 between passes. A row holding a
 // NaN or an infinity gives NaN in every column.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -71,7 +73,13 @@ float float_from_half(uint16_t h);
 // quantizeSafetensors in bindings/quantize.js computes it). An all-zero row (or one so small that its
 // scale underflows) has scale 0 and q = 0.
 float row_scale_i8(const float* w, int K);
-int8_t quantize_i8(float w, float scale);
+// Inline: it runs once per weight when a matrix is set (a call each took a third of loading an
+// int8 model).
+inline int8_t quantize_i8(float w, float scale) {
+  if (scale == 0.0f) return 0;
+  // w / scale in double, as bindings/quantize.js computes it: the same q whichever side quantizes.
+  return static_cast<int8_t>(std::clamp(std::nearbyint(static_cast<double>(w) / scale), -127.0, 127.0));
+}
 
 // C[M x N] (ldc) = A[M x K] (lda) * B + bias (null: 0), B in float16 panels
 // panel_stride halves apart.

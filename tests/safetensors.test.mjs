@@ -3,7 +3,7 @@
 // setWeights, conversions from F16/BF16/F64, and malformed or hostile files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeSafetensors, init, parseSafetensors, safetensorsMetadata } from 'mha-wasm';
+import { encodeSafetensors, init, parseSafetensors, readSafetensors, safetensorsMetadata } from 'mha-wasm';
 import { mhaReference, relErr, rng, uniform } from './reference.mjs';
 import { f32File, file } from './safetensors-file.mjs';
 
@@ -369,4 +369,30 @@ test('integer and bool tensors: read as the matching typed arrays, and written a
   const b = file({ m: { dtype: 'BOOL', shape: [3], data_offsets: [0, 3] } }, Uint8Array.from([0, 7, 1]));
   assert.deepEqual(Array.from(parseSafetensors(b).m.data), [0, 1, 1]);
   assert.ok(parseSafetensors(b).m.data instanceof Uint8Array);
+});
+
+test('F16 and BF16: every bit pattern converts as IEEE says, at even and odd byte offsets, from bytes and from a Blob', async () => {
+  // The expected float32 of each pattern, computed here from the definitions (sign, exponent, mantissa).
+  const f16 = (h) => {
+    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    return e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+  };
+  const bf16 = (h) => {
+    const s = h & 0x8000 ? -1 : 1, e = (h >> 7) & 0xff, m = h & 0x7f;
+    return e === 0 ? s * m * 2 ** -133 : e === 255 ? (m ? NaN : s * Infinity) : s * (1 + m / 128) * 2 ** (e - 127);
+  };
+  const n = 65536, data = Buffer.alloc(1 + 4 * n);
+  for (let h = 0; h < n; h++) data.writeUInt16LE(h, 1 + 2 * h), data.writeUInt16LE(h, 1 + 2 * n + 2 * h);
+  for (const odd of [0, 1]) {  // odd: a 1-byte U8 tensor first, so the halves start at an odd offset
+    const header = { h: { dtype: 'F16', shape: [n], data_offsets: [odd, odd + 2 * n] }, b: { dtype: 'BF16', shape: [n], data_offsets: [odd + 2 * n, odd + 4 * n] } };
+    if (odd) header.u = { dtype: 'U8', shape: [1], data_offsets: [0, 1] };
+    const bytes = file(header, odd ? data : data.subarray(1));
+    for (const t of [parseSafetensors(bytes), await readSafetensors(new Blob([bytes]))]) {
+      for (let h = 0; h < n; h++) {
+        const a = t.h.data[h], b = t.b.data[h];
+        if (!Object.is(a, Math.fround(f16(h))) && !(Number.isNaN(a) && Number.isNaN(f16(h)))) assert.fail(`F16 0x${h.toString(16)}: ${a}, expected ${f16(h)}`);
+        if (!Object.is(b, Math.fround(bf16(h))) && !(Number.isNaN(b) && Number.isNaN(bf16(h)))) assert.fail(`BF16 0x${h.toString(16)}: ${b}, expected ${bf16(h)}`);
+      }
+    }
+  }
 });
