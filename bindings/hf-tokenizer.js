@@ -39,30 +39,73 @@ export async function loadTokenizer(options) {
   } catch (e) {
     fail(TypeError, `@huggingface/tokenizers cannot read this tokenizer.json: ${e.message}`);
   }
-  let template = tokenizerConfig.chat_template ?? null;
-  if (Array.isArray(template)) template = (template.find((t) => t && t.name === 'default') ?? template[0])?.template ?? null;
-  let compiled = null;
-  if (typeof template === 'string') {
-    const { Template } = await import('@huggingface/jinja');
-    try {
-      compiled = new Template(template);
-    } catch (e) {
-      fail(TypeError, `tokenizerConfig.chat_template does not parse: ${e.message}`);
+  // chat_template: one template, or (as some tokenizer_config.json files have) a list of named
+  // ones [{ name, template }], from which applyChatTemplate picks as transformers does.
+  const source = tokenizerConfig.chat_template ?? null;
+  const named = new Map();
+  if (Array.isArray(source)) {
+    source.forEach((t, i) => {
+      if (t === null || typeof t !== 'object' || typeof t.name !== 'string' || typeof t.template !== 'string')
+        fail(TypeError, `tokenizerConfig.chat_template[${i}] must be { name, template } (strings), got ${describe(t)}`);
+      named.set(t.name, t.template);
+    });
+  } else if (typeof source === 'string') {
+    named.set('default', source);
+  } else if (source !== null) {
+    fail(TypeError, `tokenizerConfig.chat_template must be a template or a list of { name, template }, got ${describe(source)}`);
+  }
+  let jinja = null;
+  const compiled = new Map();  // template source -> Template
+  const compile = (text, where) => {
+    if (!compiled.has(text)) {
+      try {
+        compiled.set(text, new jinja.Template(text));
+      } catch (e) {
+        fail(TypeError, `${where} does not parse: ${e.message}`);
+      }
     }
+    return compiled.get(text);
+  };
+  if (named.size) {
+    jinja = await import('@huggingface/jinja');
+    for (const [name, text] of named) compile(text, Array.isArray(source) ? `tokenizerConfig.chat_template "${name}"` : 'tokenizerConfig.chat_template');
   }
   const specials = Object.fromEntries(['bos_token', 'eos_token', 'pad_token', 'unk_token', 'cls_token', 'sep_token', 'mask_token']
     .map((k) => [k, tokenText(tokenizerConfig[k])]));
-  return new Tokenizer(tok, compiled, template, specials);
+  const extra = Array.isArray(tokenizerConfig.additional_special_tokens) ? tokenizerConfig.additional_special_tokens.map(tokenText).filter((t) => t !== null) : null;
+  const templates = { named, compile: (text) => compile(text, 'options.chatTemplate') };
+  return new Tokenizer(tok, templates, specials, extra);
+}
+
+/** "%d %b %Y" of now in English, as Python's strftime writes it (Llama 3.x's date_string). */
+function dateString(now = new Date()) {
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  return `${String(now.getDate()).padStart(2, '0')} ${months[now.getMonth()]} ${now.getFullYear()}`;
+}
+
+/** The text transformers continues with continue_final_message: the last message's content, or its last text part. */
+function finalText(message) {
+  const c = message?.content;
+  if (typeof c === 'string') return c;
+  if (Array.isArray(c))
+    for (let i = c.length - 1; i >= 0; i--) if (c[i] && typeof c[i] === 'object' && typeof c[i].text === 'string') return c[i].text;
+  throw new TypeError('Tokenizer.applyChatTemplate: continueFinalMessage: the last message has no text to continue');
 }
 
 class Tokenizer {
   #tok;
-  #template;
-  constructor(tok, template, source, specials) {
+  #templates;
+  #specials;
+  #extra;
+  constructor(tok, templates, specials, extra) {
     this.#tok = tok;
-    this.#template = template;
-    /** The chat template's source (tokenizer_config.json's chat_template), or null. */
-    this.chatTemplate = typeof source === 'string' ? source : null;
+    this.#templates = templates;
+    this.#specials = specials;
+    this.#extra = extra;
+    /** The chat template's source (tokenizer_config.json's chat_template; of a list, the one named default), or null. */
+    this.chatTemplate = templates.named.get('default') ?? null;
+    /** The names of tokenizer_config.json's chat templates (['default'] for a single one). */
+    this.chatTemplateNames = Object.freeze([...templates.named.keys()]);
     this.bosToken = specials.bos_token;
     this.eosToken = specials.eos_token;
     this.padToken = specials.pad_token;
@@ -94,27 +137,66 @@ class Tokenizer {
   idToToken(id) { return this.#tok.id_to_token(id); }
 
   /**
-   * messages ([{ role, content }]) through tokenizer_config.json's chat template: the prompt
-   * text, or its token ids with tokenize: true (encoded without adding special tokens, since
-   * the template writes them). addGenerationPrompt ends it where the assistant's answer
-   * starts. Other options become template variables (tools, documents, ...).
+   * messages ([{ role, content }]) through tokenizer_config.json's chat template, as
+   * transformers' apply_chat_template renders it: the prompt text, or its token ids with
+   * tokenize: true (encoded without adding special tokens, since the template writes them).
+   * addGenerationPrompt ends it where the assistant's answer starts; continueFinalMessage ends
+   * it inside the last message instead (a prefill the model continues). chatTemplate: the name
+   * of one of the config's templates, or a template of your own (default: 'tool_use' when tools
+   * are given and the config has it, else 'default'). Other options become template variables
+   * (tools, documents, date_string, ...); the special tokens, tools = none and documents = none
+   * are set as transformers sets them.
    */
   applyChatTemplate(messages, options) {
-    if (!this.#template) throw new TypeError('Tokenizer.applyChatTemplate: the tokenizer config has no chat_template');
-    if (!Array.isArray(messages)) throw new TypeError(`Tokenizer.applyChatTemplate: messages must be an array of { role, content }, got ${describe(messages)}`);
+    const what = 'Tokenizer.applyChatTemplate';
+    if (!Array.isArray(messages)) throw new TypeError(`${what}: messages must be an array of { role, content }, got ${describe(messages)}`);
     messages.forEach((m, i) => {
       if (m === null || typeof m !== 'object' || typeof m.role !== 'string')
-        throw new TypeError(`Tokenizer.applyChatTemplate: messages[${i}] must be { role, content }, got ${describe(m)}`);
-      const c = m.content;  // a string, or (as transformers allows) an array of parts, or none
-      if (c !== undefined && c !== null && typeof c !== 'string' && !Array.isArray(c))
-        throw new TypeError(`Tokenizer.applyChatTemplate: messages[${i}].content must be a string (or an array of parts), got ${describe(c)}`);
+        throw new TypeError(`${what}: messages[${i}] must be { role, content }, got ${describe(m)}`);
+      const c = m.content;  // a string, or (as transformers allows) an array of parts, an object (a tool's result), or none
+      if (c !== undefined && c !== null && typeof c !== 'string' && typeof c !== 'object')
+        throw new TypeError(`${what}: messages[${i}].content must be a string, an array of parts or an object, got ${describe(c)}`);
     });
-    const { addGenerationPrompt = false, tokenize = false, ...variables } = options ?? {};
-    if (typeof addGenerationPrompt !== 'boolean') throw new TypeError('Tokenizer.applyChatTemplate: options.addGenerationPrompt must be a boolean');
-    const text = this.#template.render({
-      bos_token: this.bosToken ?? '', eos_token: this.eosToken ?? '', pad_token: this.padToken ?? '', unk_token: this.unkToken ?? '',
-      ...variables, messages, add_generation_prompt: addGenerationPrompt,
-    });
+    const { addGenerationPrompt = false, tokenize = false, continueFinalMessage = false, chatTemplate, ...variables } = options ?? {};
+    for (const [name, v] of [['addGenerationPrompt', addGenerationPrompt], ['tokenize', tokenize], ['continueFinalMessage', continueFinalMessage]])
+      if (typeof v !== 'boolean') throw new TypeError(`${what}: options.${name} must be a boolean, got ${describe(v)}`);
+    if (continueFinalMessage && addGenerationPrompt)
+      throw new TypeError(`${what}: continueFinalMessage and addGenerationPrompt exclude each other (continue the last message, or start a new assistant message)`);
+    const template = this.#pick(chatTemplate, variables.tools);
+    const specials = Object.fromEntries(Object.entries(this.#specials).filter(([, v]) => v !== null));
+    if (this.#extra) specials.additional_special_tokens = this.#extra;
+    let text;
+    try {
+      text = template.render({
+        ...specials, tools: null, documents: null, date_string: dateString(), ...variables, messages, add_generation_prompt: addGenerationPrompt,
+      });
+    } catch (e) {
+      const declared = /^Variable already declared: (.*)$/.exec(e.message);
+      if (declared) throw new TypeError(`${what}: options.${declared[1]} is a name the template engine defines itself`);
+      throw new Error(`${what}: the chat template stopped: ${e.message}`, { cause: e });
+    }
+    if (continueFinalMessage) {
+      // transformers: cut the rendered text just after the last message's content
+      const final = finalText(messages.at(-1)), at = text.lastIndexOf(final.trim());
+      if (at < 0) throw new Error(`${what}: continueFinalMessage: the last message does not appear in the rendered chat (the template changes it)`);
+      text = text.slice(0, at + (text.slice(at, at + final.trimStart().length) === final ? final.trimStart().length : final.trim().length));
+    }
     return tokenize ? this.encode(text, { addSpecialTokens: false }) : text;
+  }
+
+  /** The template to render: a name, a template's text, or transformers' choice. */
+  #pick(chatTemplate, tools) {
+    const { named } = this.#templates, what = 'Tokenizer.applyChatTemplate';
+    if (chatTemplate !== undefined) {
+      if (typeof chatTemplate !== 'string') throw new TypeError(`${what}: options.chatTemplate must be a template's name or text, got ${describe(chatTemplate)}`);
+      if (named.has(chatTemplate)) return this.#templates.compile(named.get(chatTemplate));
+      if (!/[{]/.test(chatTemplate))
+        throw new RangeError(`${what}: options.chatTemplate ${JSON.stringify(chatTemplate)} is not one of the config's templates (${[...named.keys()].join(', ') || 'none'})`);
+      return this.#templates.compile(chatTemplate);
+    }
+    if (named.size === 0) throw new TypeError(`${what}: the tokenizer config has no chat_template (give one as options.chatTemplate)`);
+    if (tools !== undefined && tools !== null && named.has('tool_use')) return this.#templates.compile(named.get('tool_use'));
+    if (named.has('default')) return this.#templates.compile(named.get('default'));
+    throw new TypeError(`${what}: the tokenizer config has several chat templates (${[...named.keys()].join(', ')}) and none named default: choose one with options.chatTemplate`);
   }
 }

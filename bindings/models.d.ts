@@ -127,8 +127,23 @@ export interface ChatMessage {
   [key: string]: unknown;
 }
 
+export interface ChatTemplateOptions {
+  /** End with the header of a new assistant message. Default false. */
+  addGenerationPrompt?: boolean;
+  /** End inside the last message, for the model to continue it (a prefill); excludes addGenerationPrompt. Default false. */
+  continueFinalMessage?: boolean;
+  /** Token ids (encoded without adding special tokens again) instead of text. Default false. */
+  tokenize?: boolean;
+  /** One of chatTemplateNames, or a template's text. Default: 'tool_use' when tools are given and the config has it, else 'default'. */
+  chatTemplate?: string;
+  [variable: string]: unknown;
+}
+
 export interface Tokenizer {
+  /** tokenizer_config.json's chat template (of a list of named ones, the one named default), or null. */
   readonly chatTemplate: string | null;
+  /** The names of its chat templates (['default'] for a single one; [] for none). */
+  readonly chatTemplateNames: readonly string[];
   readonly bosToken: string | null;
   readonly eosToken: string | null;
   readonly padToken: string | null;
@@ -140,10 +155,13 @@ export interface Tokenizer {
   decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
-  /** The chat template of tokenizer_config.json; other options become template variables. */
-  applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean; tokenize?: false; [variable: string]: unknown }): string;
-  applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt?: boolean; tokenize: true; [variable: string]: unknown }): number[];
-  applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean; tokenize?: boolean; [variable: string]: unknown }): string | number[];
+  /**
+   * The chat template of tokenizer_config.json, rendered as transformers' apply_chat_template does; other options
+   * become template variables (tools, documents, date_string, ...).
+   */
+  applyChatTemplate(messages: ChatMessage[], options?: ChatTemplateOptions & { tokenize?: false }): string;
+  applyChatTemplate(messages: ChatMessage[], options: ChatTemplateOptions & { tokenize: true }): number[];
+  applyChatTemplate(messages: ChatMessage[], options?: ChatTemplateOptions): string | number[];
 }
 
 /** tokenizer.json (+ tokenizer_config.json), parsed or as text, read by @huggingface/tokenizers. */

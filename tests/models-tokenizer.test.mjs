@@ -38,7 +38,7 @@ test('applyChatTemplate renders tokenizer_config.json\'s chat template (Llama 3,
   const msgs = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi there ' }];
   const expected = '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>';
   assert.equal(llama.applyChatTemplate(msgs), expected);
-  assert.throws(() => llama.applyChatTemplate([{ role: 'user', content: 5 }]), { name: 'TypeError', message: /messages\[0\]\.content must be a string \(or an array of parts\), got 5/ });
+  assert.throws(() => llama.applyChatTemplate([{ role: 'user', content: 5 }]), { name: 'TypeError', message: /messages\[0\]\.content must be a string, an array of parts or an object, got 5/ });
   assert.equal(llama.applyChatTemplate(msgs, { addGenerationPrompt: true }), `${expected}<|start_header_id|>assistant<|end_header_id|>\n\n`);
   // tokenize: the template's own BOS, not a second one
   const ids = llama.applyChatTemplate(msgs, { addGenerationPrompt: true, tokenize: true });
@@ -63,6 +63,40 @@ test('applyChatTemplate renders tokenizer_config.json\'s chat template (Llama 3,
   const cfg = { ...q.tokenizerConfig, chat_template: [{ name: 'tool_use', template: 'tools' }, { name: 'default', template: '{{ greeting }} {{ messages[0].content }}{% if add_generation_prompt %}!{% endif %}' }] };
   const named = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: cfg });
   assert.equal(named.applyChatTemplate([{ role: 'user', content: 'x' }], { addGenerationPrompt: true, greeting: 'hey' }), 'hey x!');
+  assert.deepEqual(named.chatTemplateNames, ['tool_use', 'default']);
+  // transformers' choice: 'tool_use' when tools are given, else 'default'; or one by name, or a template's text
+  assert.equal(named.applyChatTemplate([{ role: 'user', content: 'x' }], { tools: [{ type: 'function' }] }), 'tools');
+  assert.equal(named.applyChatTemplate([{ role: 'user', content: 'x' }], { chatTemplate: 'tool_use' }), 'tools');
+  assert.equal(named.applyChatTemplate([{ role: 'user', content: 'x' }], { chatTemplate: '<{{ messages[0].content }}>' }), '<x>');
+  assert.throws(() => named.applyChatTemplate([{ role: 'user', content: 'x' }], { chatTemplate: 'rag' }), { name: 'RangeError', message: /"rag" is not one of the config's templates \(tool_use, default\)/ });
+  const noDefault = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template: [{ name: 'a', template: 'A' }, { name: 'b', template: 'B' }] } });
+  assert.throws(() => noDefault.applyChatTemplate([{ role: 'user', content: 'x' }]), /several chat templates \(a, b\) and none named default/);
+  assert.equal(noDefault.applyChatTemplate([{ role: 'user', content: 'x' }], { chatTemplate: 'b' }), 'B');
+});
+
+test('applyChatTemplate sets what transformers sets: special tokens (only those the config has), tools and documents none, an English date_string; continueFinalMessage', async () => {
+  const q = tinyModel('qwen2');
+  const probe = '{{ bos_token is defined }} {{ eos_token }} {{ cls_token is defined }} {{ tools is none }} {{ documents is none }} {{ date_string }} {{ messages[0].content.name }}';
+  const tok = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template: probe, bos_token: null, additional_special_tokens: ['<|x|>'] } });
+  // Python's strftime("%d %b %Y") in the C locale, as Llama 3.x's templates print it when date_string is not given
+  const now = new Date(), months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const today = `${String(now.getDate()).padStart(2, '0')} ${months[now.getMonth()]} ${now.getFullYear()}`;
+  assert.equal(tok.applyChatTemplate([{ role: 'tool', content: { name: 'calc', result: 4 } }]), `false <|im_end|> false true true ${today} calc`);
+  assert.match(tok.applyChatTemplate([{ role: 'user', content: { name: 'x' } }], { date_string: '26 Jul 2024', tools: [] }), /^false <\|im_end\|> false false true 26 Jul 2024 x$/);
+  const extra = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template: '{{ additional_special_tokens | join(",") }}', additional_special_tokens: ['<|a|>', { content: '<|b|>' }] } });
+  assert.equal(extra.applyChatTemplate([]), '<|a|>,<|b|>');
+  // continueFinalMessage: the rendered chat cut just after the last message's text (ChatML closes it with <|im_end|>)
+  const chatml = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: q.tokenizerConfig });
+  const msgs = [{ role: 'user', content: 'Name a color.' }, { role: 'assistant', content: 'Sure, the answer is' }];
+  assert.equal(chatml.applyChatTemplate(msgs, { continueFinalMessage: true }),
+    '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nName a color.<|im_end|>\n<|im_start|>assistant\nSure, the answer is');
+  assert.equal(chatml.applyChatTemplate([msgs[0], { role: 'assistant', content: [{ type: 'text', text: 'It is ' }] }], { continueFinalMessage: true }).slice(-6), 'It is ');
+  assert.throws(() => chatml.applyChatTemplate(msgs, { continueFinalMessage: true, addGenerationPrompt: true }), { name: 'TypeError', message: /continueFinalMessage and addGenerationPrompt exclude each other/ });
+  // Refusals: a boolean option that is not one, a variable the engine owns, a template's own exception
+  assert.throws(() => chatml.applyChatTemplate(msgs, { tokenize: 'yes' }), { name: 'TypeError', message: /options\.tokenize must be a boolean/ });
+  assert.throws(() => chatml.applyChatTemplate(msgs, { strftime_now: () => 'x' }), { name: 'TypeError', message: /options\.strftime_now is a name the template engine defines itself/ });
+  const strict = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template: "{{ raise_exception('roles must alternate') }}" } });
+  assert.throws(() => strict.applyChatTemplate(msgs), { name: 'Error', message: 'Tokenizer.applyChatTemplate: the chat template stopped: roles must alternate' });
 });
 
 test('bad inputs are named', async () => {

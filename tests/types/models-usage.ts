@@ -53,3 +53,8 @@ export async function fromFiles(mha: Mha, config: Record<string, unknown>, files
   const one = await loadModel(mha, { config, weights: [blob, await readSafetensors(blob, { prefix: 'model.' })] });
   console.log(model.vocabSize, one.vocabSize);
 }
+
+export function templates(tok: Tokenizer): void {
+  const prefill: string = tok.applyChatTemplate([{ role: 'assistant', content: 'The answer is' }], { continueFinalMessage: true, chatTemplate: tok.chatTemplateNames[0] });
+  console.log(prefill);
+}
