@@ -82,9 +82,8 @@ Status PackedMatrix::fill(int n0, int n, const float* w) {
         break;
       }
       case WeightType::kInt8: {
-        int8_t* p = reinterpret_cast<int8_t*>(data_.data()) + panel;
         const float s = kernels::row_scale_i8(row, K);
-        for (int k = 0; k < K; ++k) p[at(k, j, type_)] = kernels::quantize_i8(row[k], s);
+        kernels::pack_row_i8(row, K, s, reinterpret_cast<int8_t*>(data_.data()) + panel, j);
         scale_.data()[c] = s;
         break;
       }

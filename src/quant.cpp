@@ -404,9 +404,69 @@ float float_from_half(uint16_t h) {
   return h & 0x8000u ? -v : v;
 }
 
+void pack_row_i8(const float* w, int K, float scale, int8_t* panel, int j) {
+  int k = 0;
+  int8_t* p = panel + 2 * j;  // pair k / 2 at p + (k / 2) * 2 * kNR
+  if (scale != 0.0f) {
+#if defined(__wasm_simd128__)
+    const v128_t sd = wasm_f64x2_splat(scale), lo = wasm_f64x2_splat(-127.0), hi = wasm_f64x2_splat(127.0);
+    // Lanes 0 and 1 of f: their q in int32 lanes 0 and 1 (finite values: pmin/pmax clamp them).
+    const auto q2 = [&](v128_t f) {
+      const v128_t d = wasm_f64x2_nearest(wasm_f64x2_div(wasm_f64x2_promote_low_f32x4(f), sd));
+      return wasm_i32x4_trunc_sat_f64x2_zero(wasm_f64x2_pmin(wasm_f64x2_pmax(d, lo), hi));
+    };
+    for (; k + 8 <= K; k += 8) {
+      const v128_t a = wasm_v128_load(w + k), b = wasm_v128_load(w + k + 4);
+      const v128_t q4a = wasm_i64x2_shuffle(q2(a), q2(wasm_i64x2_shuffle(a, a, 1, 1)), 0, 2);
+      const v128_t q4b = wasm_i64x2_shuffle(q2(b), q2(wasm_i64x2_shuffle(b, b, 1, 1)), 0, 2);
+      const v128_t q16 = wasm_i16x8_narrow_i32x4(q4a, q4b);
+      const v128_t q8 = wasm_i8x16_narrow_i16x8(q16, q16);  // q0..q7 in bytes 0..7: four k-pairs
+      int8_t* at = p + (k / 2) * 2 * kNR;
+      wasm_v128_store16_lane(at, q8, 0);
+      wasm_v128_store16_lane(at + 2 * kNR, q8, 1);
+      wasm_v128_store16_lane(at + 4 * kNR, q8, 2);
+      wasm_v128_store16_lane(at + 6 * kNR, q8, 3);
+    }
+#elif defined(__SSE4_1__)
+    const __m128d sd = _mm_set1_pd(scale), lo = _mm_set1_pd(-127.0), hi = _mm_set1_pd(127.0);
+    const auto q2 = [&](__m128 f) {
+      const __m128d d = _mm_round_pd(_mm_div_pd(_mm_cvtps_pd(f), sd), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      return _mm_cvttpd_epi32(_mm_min_pd(_mm_max_pd(d, lo), hi));
+    };
+    for (; k + 8 <= K; k += 8) {
+      const __m128 a = _mm_loadu_ps(w + k), b = _mm_loadu_ps(w + k + 4);
+      const __m128i q4a = _mm_unpacklo_epi64(q2(a), q2(_mm_movehl_ps(a, a)));
+      const __m128i q4b = _mm_unpacklo_epi64(q2(b), q2(_mm_movehl_ps(b, b)));
+      const __m128i q16 = _mm_packs_epi32(q4a, q4b);
+      const __m128i q8 = _mm_packs_epi16(q16, q16);
+      int8_t* at = p + (k / 2) * 2 * kNR;
+      const uint16_t pairs[4] = {static_cast<uint16_t>(_mm_extract_epi16(q8, 0)), static_cast<uint16_t>(_mm_extract_epi16(q8, 1)),
+                                 static_cast<uint16_t>(_mm_extract_epi16(q8, 2)), static_cast<uint16_t>(_mm_extract_epi16(q8, 3))};
+      for (int pair = 0; pair < 4; ++pair) std::memcpy(at + pair * 2 * kNR, &pairs[pair], 2);
+    }
+#endif
+  }
+  for (; k < K; ++k) p[(k / 2) * 2 * kNR + (k & 1)] = quantize_i8(w[k], scale);
+}
+
 float row_scale_i8(const float* w, int K) {
-  float m = 0.0f;
-  for (int k = 0; k < K; ++k) m = std::max(m, std::fabs(w[k]));
+  // max|w| over the bit patterns (finite weights: without the sign they order like the
+  // values), four lanes and two chains at a time rather than one maxss chain per value.
+  const VI abs_mask = set_i32(0x7FFFFFFF);
+  VI m0 = zero_i(), m1 = zero_i();
+  int k = 0;
+  for (; k + 8 <= K; k += 8) {
+    m0 = max_i32(m0, and_i(as_i(load_f(w + k)), abs_mask));
+    m1 = max_i32(m1, and_i(as_i(load_f(w + k + 4)), abs_mask));
+  }
+  int32_t mb = hmax_i32(max_i32(m0, m1));
+  for (; k < K; ++k) {
+    int32_t b;
+    std::memcpy(&b, w + k, 4);
+    mb = std::max(mb, b & 0x7FFFFFFF);
+  }
+  float m;
+  std::memcpy(&m, &mb, 4);
   return m / 127.0f;
 }
 

@@ -73,13 +73,15 @@ float float_from_half(uint16_t h);
 // quantizeSafetensors in bindings/quantize.js computes it). An all-zero row (or one so small that its
 // scale underflows) has scale 0 and q = 0.
 float row_scale_i8(const float* w, int K);
-// Inline: it runs once per weight when a matrix is set (a call each took a third of loading an
-// int8 model).
 inline int8_t quantize_i8(float w, float scale) {
   if (scale == 0.0f) return 0;
   // w / scale in double, as bindings/quantize.js computes it: the same q whichever side quantizes.
   return static_cast<int8_t>(std::clamp(std::nearbyint(static_cast<double>(w) / scale), -127.0, 127.0));
 }
+// quantize_i8(w[k], scale) for k < K, into column j (< 8) of an int8 panel: value k at
+// panel[(k / 2) * 16 + 2 * j + (k & 1)] (the k-pair layout above). Eight values at a time
+// (two f64x2 divisions per four), as a matrix is set: one value at a time took ~10 ns.
+void pack_row_i8(const float* w, int K, float scale, int8_t* panel, int j);
 
 // C[M x N] (ldc) = A[M x K] (lda) * B + bias (null: 0), B in float16 panels
 // panel_stride halves apart.

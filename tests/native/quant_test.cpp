@@ -8,6 +8,7 @@
 // blocks) against the float64 references with the dequantized weights.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -190,6 +191,39 @@ TEST(PackedMatrix, StoresWhatTheTwinsQuantizeAndChecksItsInput) {
   EXPECT_EQ(PackedMatrix::bytes(1024, 4096, WeightType::kF32), 4u * 1024 * 4096);
   EXPECT_EQ(PackedMatrix::bytes(1024, 4096, WeightType::kF16), 2u * 1024 * 4096);
   EXPECT_EQ(PackedMatrix::bytes(1024, 4096, WeightType::kInt8), 1024u * 4096 + 4 * 4096);
+}
+
+// The int8 row packer (eight values per step, then one at a time) at every length around its
+// step, with exact ties: a row whose largest |w| is 127/8 has scale 1/8 exactly, and w = (m +
+// 1/2) / 8 is a tie, which goes to the even integer. A zero row refilled over a non-zero one
+// holds zeros.
+TEST(PackedMatrix, Int8RowsRoundTiesToEvenAtEveryLength) {
+  for (int K : {1, 2, 7, 8, 9, 15, 16, 17, 37, 576}) {
+    const int N = 9;
+    std::vector<float> w(size_t(N) * K);
+    std::vector<float> want(w.size());
+    for (int r = 0; r < N; ++r)
+      for (int k = 0; k < K; ++k) {
+        const int m = (k * 37 + r * 11) % 254 - 127;  // -127 .. 126
+        float& x = w[size_t(r) * K + k];
+        x = k == 0 ? (r % 2 ? -127.0f : 127.0f) / 8 : (m + 0.5f) / 8;  // the largest first: scale 1/8
+        const double t = k == 0 ? (r % 2 ? -127 : 127) : m + 0.5;
+        double q = std::floor(t);
+        if (t - q > 0.5 || (t - q == 0.5 && std::fmod(q, 2.0) != 0.0)) q += 1;  // ties to even
+        want[size_t(r) * K + k] = static_cast<float>(q / 8);
+      }
+    PackedMatrix p;
+    ASSERT_EQ(p.reserve(K, N, WeightType::kInt8), Status::kOk);
+    ASSERT_EQ(p.fill(0, N, w.data()), Status::kOk);
+    std::vector<float> got(w.size());
+    p.dequantize(0, N, got.data());
+    for (size_t i = 0; i < w.size(); ++i) ASSERT_EQ(got[i], want[i]) << "K=" << K << " at " << i << " w=" << w[i];
+    std::vector<float> zero(size_t(8) * K, 0.0f);
+    ASSERT_EQ(p.fill(0, 8, zero.data()), Status::kOk);
+    p.dequantize(0, N, got.data());
+    for (size_t i = 0; i < zero.size(); ++i) ASSERT_EQ(got[i], 0.0f) << "K=" << K;
+    for (size_t i = zero.size(); i < w.size(); ++i) ASSERT_EQ(got[i], want[i]) << "K=" << K << " row 8";
+  }
 }
 
 // ---- GEMM size classes -------------------------------------------------------
