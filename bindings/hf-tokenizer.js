@@ -54,33 +54,47 @@ export async function loadTokenizer(options) {
   } else if (source !== null) {
     fail(TypeError, `tokenizerConfig.chat_template must be a template or a list of { name, template }, got ${describe(source)}`);
   }
-  let jinja = null;
+  const jinja = await import('@huggingface/jinja');
   const compiled = new Map();  // template source -> Template
-  const compile = (text, where) => {
+  // Templates are compiled with strftime_now renamed to a variable applyChatTemplate sets: the
+  // engine's own strftime_now names months in the browser's language, and its globals cannot be
+  // replaced by a variable (Llama 3.2 printed "Today Date: 01 Dez 2026" in German).
+  const compile = (text, where, prefix) => {
     if (!compiled.has(text)) {
       try {
-        compiled.set(text, new jinja.Template(text));
+        compiled.set(text, new jinja.Template(text.replace(/\bstrftime_now\b/g, STRFTIME)));
       } catch (e) {
-        fail(TypeError, `${where} does not parse: ${e.message}`);
+        throw new TypeError(`${prefix}: ${where} does not parse: ${e.message}`);
       }
     }
     return compiled.get(text);
   };
-  if (named.size) {
-    jinja = await import('@huggingface/jinja');
-    for (const [name, text] of named) compile(text, Array.isArray(source) ? `tokenizerConfig.chat_template "${name}"` : 'tokenizerConfig.chat_template');
-  }
+  for (const [name, text] of named) compile(text, Array.isArray(source) ? `tokenizerConfig.chat_template "${name}"` : 'tokenizerConfig.chat_template', 'loadTokenizer');
   const specials = Object.fromEntries(['bos_token', 'eos_token', 'pad_token', 'unk_token', 'cls_token', 'sep_token', 'mask_token']
     .map((k) => [k, tokenText(tokenizerConfig[k])]));
-  const extra = Array.isArray(tokenizerConfig.additional_special_tokens) ? tokenizerConfig.additional_special_tokens.map(tokenText).filter((t) => t !== null) : null;
-  const templates = { named, compile: (text) => compile(text, 'options.chatTemplate') };
+  // transformers' special_tokens_map holds additional_special_tokens only when the list has some
+  const extra = Array.isArray(tokenizerConfig.additional_special_tokens) ? tokenizerConfig.additional_special_tokens.map(tokenText).filter((t) => t !== null) : [];
+  const templates = { named, compile: (text) => compile(text, 'options.chatTemplate', 'Tokenizer.applyChatTemplate') };
   return new Tokenizer(tok, templates, specials, extra);
 }
 
-/** "%d %b %Y" of now in English, as Python's strftime writes it (Llama 3.x's date_string). */
-function dateString(now = new Date()) {
-  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-  return `${String(now.getDate()).padStart(2, '0')} ${months[now.getMonth()]} ${now.getFullYear()}`;
+/** The name strftime_now has in compiled templates (applyChatTemplate sets it). */
+const STRFTIME = '__mha_strftime_now';
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+
+/**
+ * transformers' strftime_now: Python's strftime of the local time now, in the C locale (English
+ * names), for the directives chat templates use; any other stays as written.
+ */
+function strftimeNow(format) {
+  const now = new Date(), two = (n) => String(n).padStart(2, '0');
+  const field = {
+    Y: () => String(now.getFullYear()), y: () => two(now.getFullYear() % 100), m: () => two(now.getMonth() + 1), d: () => two(now.getDate()),
+    b: () => MONTHS[now.getMonth()].slice(0, 3), B: () => MONTHS[now.getMonth()], a: () => DAYS[now.getDay()].slice(0, 3), A: () => DAYS[now.getDay()],
+    H: () => two(now.getHours()), M: () => two(now.getMinutes()), S: () => two(now.getSeconds()), '%': () => '%',
+  };
+  return String(format).replace(/%(.)/g, (all, c) => (Object.hasOwn(field, c) ? field[c]() : all));
 }
 
 /** The text transformers continues with continue_final_message: the last message's content, or its last text part. */
@@ -145,7 +159,7 @@ class Tokenizer {
    * of one of the config's templates, or a template of your own (default: 'tool_use' when tools
    * are given and the config has it, else 'default'). Other options become template variables
    * (tools, documents, date_string, ...); the special tokens, tools = none and documents = none
-   * are set as transformers sets them.
+   * are set as transformers sets them, and strftime_now writes English names as Python does.
    */
   applyChatTemplate(messages, options) {
     const what = 'Tokenizer.applyChatTemplate';
@@ -164,11 +178,11 @@ class Tokenizer {
       throw new TypeError(`${what}: continueFinalMessage and addGenerationPrompt exclude each other (continue the last message, or start a new assistant message)`);
     const template = this.#pick(chatTemplate, variables.tools);
     const specials = Object.fromEntries(Object.entries(this.#specials).filter(([, v]) => v !== null));
-    if (this.#extra) specials.additional_special_tokens = this.#extra;
+    if (this.#extra.length) specials.additional_special_tokens = this.#extra;
     let text;
     try {
       text = template.render({
-        ...specials, tools: null, documents: null, date_string: dateString(), ...variables, messages, add_generation_prompt: addGenerationPrompt,
+        ...specials, tools: null, documents: null, [STRFTIME]: strftimeNow, ...variables, messages, add_generation_prompt: addGenerationPrompt,
       });
     } catch (e) {
       const declared = /^Variable already declared: (.*)$/.exec(e.message);

@@ -130,7 +130,7 @@ export function checkpointPlan(spec, weights) {
   const fetched = new Map();  // key -> { data, scale } of a Blob's tensor, while its part is loaded
   const get = (names) => {
     const key = keys.get(names);
-    const c = checked.get(key), f = c.load ? fetched.get(key) : c;
+    const c = checked.get(key), f = c.load || c.loadScale ? fetched.get(key) : c;
     if (!f) throw new Error(`loadModel: tensor ${JSON.stringify(key)} was not read for its part (this is a bug)`);
     // ── int8 checkpoints: q * scale (exact in float32 for int8 q); at weightType 'int8' the core
     // quantizes the rows again (the same q where a row's largest |q| is 127). ──
@@ -138,16 +138,19 @@ export function checkpointPlan(spec, weights) {
     return f.data;
   };
   const parts = layout.map((p) => {
-    const lazy = p.tensors.map(([names]) => keys.get(names)).filter((key) => checked.get(key).load);
+    const all = p.tensors.map(([names]) => keys.get(names));
+    // A tensor or its int8 scale read from a Blob (the other may come from a parsed shard).
+    const lazy = all.filter((key) => checked.get(key).load || checked.get(key).loadScale);
     return {
       what: p.what, call: p.call,
-      // fresh: every array of its arguments was made here (read from a Blob), so it may be moved rather than copied
-      fresh: lazy.length === p.tensors.length,
+      // fresh: every array of its arguments was made here (read from a Blob, or dequantized), so it
+      // may be moved rather than copied
+      fresh: all.every((key) => checked.get(key).load || quantized.has(key)),
       /** Reads the part's tensors held in Blobs (before args()); release() lets them go. */
       async fetch() {
         await Promise.all(lazy.map(async (key) => {
           const c = checked.get(key);
-          const [data, scale] = await Promise.all([c.load(), c.loadScale ? c.loadScale() : undefined]);
+          const [data, scale] = await Promise.all([c.load ? c.load() : c.data, c.loadScale ? c.loadScale() : c.scale]);
           fetched.set(key, { data, scale });
         }));
       },

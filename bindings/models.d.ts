@@ -122,8 +122,8 @@ export declare function loadModel(mha: Mha | WorkerMha, options: LoadModelOption
 
 export interface ChatMessage {
   role: string;
-  /** Text, transformers' content parts ({ type: 'text', text } ...), or none (an assistant turn with only tool calls). */
-  content?: string | Array<Record<string, unknown>> | null;
+  /** Text, transformers' content parts ({ type: 'text', text } ...), an object (a tool's result), or none (an assistant turn with only tool calls). */
+  content?: string | Array<Record<string, unknown>> | Record<string, unknown> | null;
   [key: string]: unknown;
 }
 

@@ -279,7 +279,8 @@ async function readRange(blob, begin, end, what) {
   } catch (e) {
     throw new Error(`readSafetensors: cannot read ${what} of ${blobName(blob)}: ${e?.message ?? e}`, { cause: e });
   }
-  if (buf.byteLength !== end - begin) fail(RangeError, `${blobName(blob)} gave ${buf.byteLength} bytes for ${what}, ${end - begin} expected (did the file change?)`);
+  if (buf.byteLength !== end - begin)
+    throw new RangeError(`readSafetensors: ${blobName(blob)} gave ${buf.byteLength} bytes for ${what}, ${end - begin} expected (did the file change?)`);
   return buf;
 }
 
@@ -328,7 +329,7 @@ export async function readSafetensors(blob, options = {}) {
     Object.defineProperty(out, t.name.slice(prefix.length), { value: { data: await t.load(), dims: t.dims }, enumerable: true, writable: true, configurable: true });
   }
   if (prefix && Object.keys(out).length === 0)
-    fail(RangeError, `no tensor name starts with "${prefix}" in ${blobName(blob)} (names: ${tensors.slice(0, 6).map((t) => t.name).join(', ')}${tensors.length > 6 ? ', …' : ''})`);
+    throw new RangeError(`readSafetensors: no tensor name starts with "${prefix}" in ${blobName(blob)} (names: ${tensors.slice(0, 6).map((t) => t.name).join(', ')}${tensors.length > 6 ? ', …' : ''})`);
   return out;
 }
 

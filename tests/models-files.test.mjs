@@ -79,7 +79,7 @@ test('readSafetensors reads a Blob tensor by tensor: what parseSafetensors reads
   await assert.rejects(readSafetensors(new File([bytes.subarray(0, bytes.length - 13)], 'short.safetensors')),
     (e) => e instanceof RangeError && /outside the \d+-byte data section.*"short\.safetensors"/.test(e.message));
   await assert.rejects(readSafetensors(bytes), (e) => e instanceof TypeError && /expected a Blob or File, got Uint8Array/.test(e.message));
-  await assert.rejects(readSafetensors(new Blob([bytes]), { prefix: 'zz.' }), (e) => e instanceof RangeError && /no tensor name starts with "zz\."/.test(e.message));
+  await assert.rejects(readSafetensors(new Blob([bytes]), { prefix: 'zz.' }), (e) => e instanceof RangeError && /^readSafetensors: no tensor name starts with "zz\."/.test(e.message));
   // A read that fails names the tensor and the File.
   const failing = new CountingBlob([bytes], { failFrom: bytes.length - 20 });
   await assert.rejects(readSafetensors(failing), (e) => /^readSafetensors: cannot read tensor "b\.\w+" of the Blob: the disk went away/.test(e.message));
@@ -154,4 +154,25 @@ test('loadModel with Files: a model too large is refused before a byte is read; 
   assert.equal(mha.stats().liveLayers, live, 'nothing left allocated');
   // Not a Blob nor parsed tensors: named.
   await assert.rejects(loadModel(mha, { config: m.config, weights: [m.files[0].bytes] }), (e) => e instanceof TypeError && /weights\[0\] must be what parseSafetensors returns .* or a \.safetensors File or Blob/.test(e.message));
+});
+
+test('loadModel with an int8 checkpoint split between Files and parsed shards: a matrix and its scale may come from either', async () => {
+  const { quantizeSafetensors, encodeSafetensors } = await import('mha-wasm');
+  const m = tinyModel('llama', { seed: 12 });
+  const q = parseSafetensors(quantizeSafetensors(m.files[0].bytes, { type: 'int8' }));
+  const ids = [2, 7, 1, 8];
+  const want = (await loadModel(mha, { config: m.config, weights: q, weightType: 'int8' })), ref = want.forward(ids).data;
+  want.dispose();
+  // Matrices in a File and their scales parsed, and the other way round.
+  const scales = Object.fromEntries(Object.entries(q).filter(([n]) => n.endsWith('_scale')));
+  const rest = Object.fromEntries(Object.entries(q).filter(([n]) => !n.endsWith('_scale')));
+  for (const [inFile, parsed] of [[rest, scales], [scales, rest]]) {
+    const file = new File([encodeSafetensors(inFile)], 'part.safetensors');
+    for (const weightType of ['int8', 'f32']) {
+      const model = await loadModel(mha, { config: m.config, weights: [file, parsed], weightType });
+      const err = relToMax(model.forward(ids).data, ref);
+      assert.ok(err <= (weightType === 'int8' ? 1e-6 : 2e-2), `${weightType}: ${err}`);
+      model.dispose();
+    }
+  }
 });

@@ -74,17 +74,27 @@ test('applyChatTemplate renders tokenizer_config.json\'s chat template (Llama 3,
   assert.equal(noDefault.applyChatTemplate([{ role: 'user', content: 'x' }], { chatTemplate: 'b' }), 'B');
 });
 
-test('applyChatTemplate sets what transformers sets: special tokens (only those the config has), tools and documents none, an English date_string; continueFinalMessage', async () => {
+test('applyChatTemplate sets what transformers sets: special tokens (only those the config has), tools and documents none, strftime_now in English; continueFinalMessage', async () => {
   const q = tinyModel('qwen2');
-  const probe = '{{ bos_token is defined }} {{ eos_token }} {{ cls_token is defined }} {{ tools is none }} {{ documents is none }} {{ date_string }} {{ messages[0].content.name }}';
-  const tok = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template: probe, bos_token: null, additional_special_tokens: ['<|x|>'] } });
-  // Python's strftime("%d %b %Y") in the C locale, as Llama 3.x's templates print it when date_string is not given
-  const now = new Date(), months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-  const today = `${String(now.getDate()).padStart(2, '0')} ${months[now.getMonth()]} ${now.getFullYear()}`;
-  assert.equal(tok.applyChatTemplate([{ role: 'tool', content: { name: 'calc', result: 4 } }]), `false <|im_end|> false true true ${today} calc`);
-  assert.match(tok.applyChatTemplate([{ role: 'user', content: { name: 'x' } }], { date_string: '26 Jul 2024', tools: [] }), /^false <\|im_end\|> false false true 26 Jul 2024 x$/);
+  // Llama 3.1 falls back to a fixed date when date_string is not given (transformers does not give it);
+  // Llama 3.2 asks strftime_now, which Python answers in the C locale (English month names).
+  const probe = '{{ bos_token is defined }} {{ eos_token }} {{ cls_token is defined }} {{ tools is none }} {{ documents is none }} ' +
+    '{%- if not date_string is defined %}{%- set date_string = "26 Jul 2024" %}{%- endif %} {{ date_string }} | {{ strftime_now("%d %b %Y / %B %A") }} | {{ messages[0].content.name }}';
+  const tok = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template: probe, bos_token: null, additional_special_tokens: [] } });
+  const now = new Date(), months = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+  const days = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+  const today = `${String(now.getDate()).padStart(2, '0')} ${months[now.getMonth()].slice(0, 3)} ${now.getFullYear()} / ${months[now.getMonth()]} ${days[now.getDay()]}`;
+  assert.equal(tok.applyChatTemplate([{ role: 'tool', content: { name: 'calc', result: 4 } }]), `false <|im_end|> false true true 26 Jul 2024 | ${today} | calc`);
+  assert.equal(tok.applyChatTemplate([{ role: 'user', content: { name: 'x' } }], { date_string: '01 Jan 2025', tools: [] }), `false <|im_end|> false false true 01 Jan 2025 | ${today} | x`);
   const extra = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template: '{{ additional_special_tokens | join(",") }}', additional_special_tokens: ['<|a|>', { content: '<|b|>' }] } });
   assert.equal(extra.applyChatTemplate([]), '<|a|>,<|b|>');
+  const none = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template: '{{ additional_special_tokens is defined }}', additional_special_tokens: [] } });
+  assert.equal(none.applyChatTemplate([]), 'false', 'an empty list is not passed, as transformers does not');
+  // A template of the caller's own, where the config has none.
+  const g = tinyModel('gpt2');
+  const plain = await loadTokenizer({ tokenizerJson: g.tokenizerJson, tokenizerConfig: g.tokenizerConfig });
+  assert.equal(plain.applyChatTemplate([{ role: 'user', content: 'hi' }], { chatTemplate: '[{{ messages[0].content }}]' }), '[hi]');
+  assert.throws(() => plain.applyChatTemplate([{ role: 'user', content: 'hi' }], { chatTemplate: '{% if %}' }), { name: 'TypeError', message: /^Tokenizer\.applyChatTemplate: options\.chatTemplate does not parse/ });
   // continueFinalMessage: the rendered chat cut just after the last message's text (ChatML closes it with <|im_end|>)
   const chatml = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: q.tokenizerConfig });
   const msgs = [{ role: 'user', content: 'Name a color.' }, { role: 'assistant', content: 'Sure, the answer is' }];

@@ -55,6 +55,6 @@ export async function fromFiles(mha: Mha, config: Record<string, unknown>, files
 }
 
 export function templates(tok: Tokenizer): void {
-  const prefill: string = tok.applyChatTemplate([{ role: 'assistant', content: 'The answer is' }], { continueFinalMessage: true, chatTemplate: tok.chatTemplateNames[0] });
+  const prefill: string = tok.applyChatTemplate([{ role: 'tool', content: { result: 4 } }, { role: 'assistant', content: 'The answer is' }], { continueFinalMessage: true, chatTemplate: tok.chatTemplateNames[0] });
   console.log(prefill);
 }
