@@ -83,11 +83,16 @@ export async function loadModel(mha, options) {
   const core = new mha.Model(modelOptions);
   let held;  // the bytes the weights take once set
   try {
+    // The next part's tensors are read (from Files) while this one is copied in: in a worker the
+    // copy runs there, so reading and converting overlap it.
+    let next = plan.parts.length ? plan.parts[0].fetch() : null;
     for (let i = 0; i < plan.parts.length; i++) {
       const p = plan.parts[i];
-      await p.fetch();
+      await next;
       const args = p.args();
       p.release();
+      next = i + 1 < plan.parts.length ? plan.parts[i + 1].fetch() : null;
+      next?.catch(() => {});  // seen when awaited; if this part fails first, nobody awaits it
       // A part read from Blobs is made of arrays of its own: a worker may take them rather than copies.
       const opts = p.fresh ? { transfer: true } : undefined;
       try {
