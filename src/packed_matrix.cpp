@@ -77,8 +77,7 @@ Status PackedMatrix::fill(int n0, int n, const float* w) {
         break;
       }
       case WeightType::kF16: {
-        uint16_t* p = reinterpret_cast<uint16_t*>(data_.data()) + panel;
-        for (int k = 0; k < K; ++k) p[at(k, j, type_)] = kernels::half_from_float(row[k]);
+        kernels::pack_row_f16(row, K, reinterpret_cast<uint16_t*>(data_.data()) + panel, kernels::f16_position(j));
         break;
       }
       case WeightType::kInt8: {

@@ -392,6 +392,57 @@ uint16_t half_from_float(float f) {
   return sign | static_cast<uint16_t>(std::nearbyint(a * 0x1p24f));  // subnormal: units of 2^-24
 }
 
+void pack_row_f16(const float* w, int K, uint16_t* panel, int pos) {
+  uint16_t* p = panel + pos;  // value k at p[k * kNR]
+  int k = 0;
+#if defined(__wasm_simd128__)
+  // half_from_float's two finite cases, both computed and one selected per lane: a normal half
+  // (the exponent rebiased, rounded to nearest even on the 13 dropped bits), or a subnormal one
+  // (|x| * 2^24 rounded to nearest even).
+  const v128_t abs_mask = wasm_i32x4_splat(0x7FFFFFFF), bias = wasm_i32x4_splat(0x38000000), round = wasm_i32x4_splat(0x0FFF);
+  const v128_t one = wasm_i32x4_splat(1), sign_bit = wasm_i32x4_splat(0x8000), normal = wasm_i32x4_splat(0x38800000);
+  const v128_t to_units = wasm_f32x4_splat(0x1p24f);
+  const auto halves = [&](v128_t x) {
+    const v128_t sign = wasm_v128_and(wasm_u32x4_shr(x, 16), sign_bit), a = wasm_v128_and(x, abs_mask);
+    const v128_t h = wasm_i32x4_sub(a, bias);
+    const v128_t n = wasm_u32x4_shr(wasm_i32x4_add(wasm_i32x4_add(h, round), wasm_v128_and(wasm_u32x4_shr(h, 13), one)), 13);
+    const v128_t sub = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(a, to_units)));
+    return wasm_v128_or(wasm_v128_bitselect(n, sub, wasm_i32x4_ge(a, normal)), sign);
+  };
+  for (; k + 8 <= K; k += 8) {
+    const v128_t h = wasm_u16x8_narrow_i32x4(halves(wasm_v128_load(w + k)), halves(wasm_v128_load(w + k + 4)));
+    uint16_t* at = p + static_cast<size_t>(k) * kNR;
+    wasm_v128_store16_lane(at, h, 0);
+    wasm_v128_store16_lane(at + kNR, h, 1);
+    wasm_v128_store16_lane(at + 2 * kNR, h, 2);
+    wasm_v128_store16_lane(at + 3 * kNR, h, 3);
+    wasm_v128_store16_lane(at + 4 * kNR, h, 4);
+    wasm_v128_store16_lane(at + 5 * kNR, h, 5);
+    wasm_v128_store16_lane(at + 6 * kNR, h, 6);
+    wasm_v128_store16_lane(at + 7 * kNR, h, 7);
+  }
+#elif defined(__SSE4_1__)
+  const __m128i abs_mask = _mm_set1_epi32(0x7FFFFFFF), bias = _mm_set1_epi32(0x38000000), round = _mm_set1_epi32(0x0FFF);
+  const __m128i one = _mm_set1_epi32(1), sign_bit = _mm_set1_epi32(0x8000), below_normal = _mm_set1_epi32(0x38800000 - 1);
+  const __m128 to_units = _mm_set1_ps(0x1p24f);
+  const auto halves = [&](__m128i x) {
+    const __m128i sign = _mm_and_si128(_mm_srli_epi32(x, 16), sign_bit), a = _mm_and_si128(x, abs_mask);
+    const __m128i h = _mm_sub_epi32(a, bias);
+    const __m128i n = _mm_srli_epi32(_mm_add_epi32(_mm_add_epi32(h, round), _mm_and_si128(_mm_srli_epi32(h, 13), one)), 13);
+    const __m128i sub = _mm_cvttps_epi32(_mm_round_ps(_mm_mul_ps(_mm_castsi128_ps(a), to_units), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    return _mm_or_si128(_mm_blendv_epi8(sub, n, _mm_cmpgt_epi32(a, below_normal)), sign);
+  };
+  for (; k + 8 <= K; k += 8) {
+    const __m128i h = _mm_packus_epi32(halves(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k))),
+                                       halves(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k + 4))));
+    alignas(16) uint16_t eight[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(eight), h);
+    for (int i = 0; i < 8; ++i) p[static_cast<size_t>(k + i) * kNR] = eight[i];
+  }
+#endif
+  for (; k < K; ++k) p[static_cast<size_t>(k) * kNR] = half_from_float(w[k]);
+}
+
 float float_from_half(uint16_t h) {
   const uint32_t e = (h >> 10) & 31u, m = h & 0x3FFu;
   float v;

@@ -67,6 +67,10 @@ constexpr int kF16Panels = 4;
 // gives +-infinity and NaN a quiet NaN (callers store finite halves only).
 uint16_t half_from_float(float x);
 float float_from_half(uint16_t h);
+// half_from_float(w[k]) for k < K into a float16 panel at panel[k * 8 + pos] (pos:
+// f16_position of the column), eight values per step, for finite |w| < 65520 (what
+// PackedMatrix::check lets through).
+void pack_row_f16(const float* w, int K, uint16_t* panel, int pos);
 
 // Per-row int8 quantization of finite weights: scale = max|w[0..K)| / 127 (a
 // float), and q = round(w / scale) to nearest even, the quotient in double (as

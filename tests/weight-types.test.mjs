@@ -164,3 +164,27 @@ test('weights int8 and f16 cannot store are refused by name, and the layer keeps
   f32.setEmbeddings({ tokens: table(17, NaN) });  // float32 stores any float
   for (const m of [tied, tied16, untied, f32]) m.dispose();
 });
+
+test('f16 weights are stored as IEEE halves, rounded to nearest even, bit for bit (normal, subnormal, ties, signed zeros), in both builds', async () => {
+  // A FeedForward relu(x W1^T) W2^T with W2 the identity reads W1's stored column k exactly: x = e_k gives
+  // relu(column k), x = -e_k gives relu(-column k), and their difference is the column as stored.
+  const E = 37, F = 37;  // both past a multiple of 8: the packer's eight-value steps and its tail
+  const special = [0, -0, 65504, -65519, 65519.99, 2 ** -14, -(2 ** -14) * (1 - 2 ** -11), 2 ** -24, -(2 ** -25), 1.5 * 2 ** -24,
+    1 + 2 ** -11, 1 + 3 * 2 ** -11, 2049, -3e-5, 6.1e-5, 1e-8, 0.1, -123.456];
+  const w1 = Float32Array.from({ length: F * E }, (_, i) => Math.fround(i % 3 === 0 ? special[(i / 3) % special.length] : Math.sin(i * 1.7) * (i % 7 === 1 ? 1e-5 : 50)));
+  const w2 = Float32Array.from({ length: E * F }, (_, i) => (Math.floor(i / F) === i % F ? 1 : 0));
+  for (const threads of [1, 2]) {
+    const mha = await init({ threads });
+    const ff = new mha.FeedForward({ dModel: E, dimFeedforward: F, activation: 'relu', bias: false, weightType: 'f16' });
+    ff.setWeights({ linear1Weight: w1, linear2Weight: w2 });
+    const x = new Float32Array(2 * E * E);
+    for (let k = 0; k < E; k++) x[k * E + k] = 1, x[(E + k) * E + k] = -1;
+    const y = ff.forward({ data: x, dims: [2 * E, E] }).data;
+    for (let k = 0; k < E; k++)
+      for (let n = 0; n < F; n++) {
+        const stored = y[k * E + n] - y[(E + k) * E + n], want = toHalf(w1[n * E + k]);
+        if (stored !== want) assert.fail(`threads ${threads}: W1[${n}, ${k}] = ${w1[n * E + k]} stored as ${stored}, expected ${want}`);
+      }
+    ff.dispose();
+  }
+});

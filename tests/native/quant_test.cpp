@@ -226,6 +226,30 @@ TEST(PackedMatrix, Int8RowsRoundTiesToEvenAtEveryLength) {
   }
 }
 
+// The float16 row packer (eight values per step, then one at a time) against half_from_float,
+// itself checked against every half above: normal and subnormal halves, the boundary between
+// them, ties, signed zeros and the largest values that still round to 65504.
+TEST(PackedMatrix, Float16RowsEqualTheScalarConversionAtEveryLength) {
+  std::mt19937 rng(17);
+  const float special[] = {0.0f, -0.0f, 65504.0f, -65519.99f, 65519.0f, 0x1p-14f, 0x1.ffcp-15f, -0x1p-24f, 0x1p-25f, 0x1.8p-24f,
+                           1.0f + 0x1p-11f, 1.0f + 0x3p-11f, 2049.0f, -3.0e-5f, 6.1e-5f, 1e-8f};
+  for (int K : {1, 7, 8, 9, 15, 16, 17, 37, 576}) {
+    const int N = 9;
+    auto w = uniform(size_t(N) * K, -70.0f, 70.0f, rng);
+    for (size_t i = 0; i < w.size(); i += 3) w[i] = special[(i / 3) % (sizeof special / sizeof *special)];
+    for (size_t i = 1; i < w.size(); i += 7) w[i] *= 1e-5f;  // subnormal halves
+    PackedMatrix p;
+    ASSERT_EQ(p.reserve(K, N, WeightType::kF16), Status::kOk);
+    ASSERT_EQ(p.fill(0, N, w.data()), Status::kOk);
+    std::vector<float> got(w.size());
+    p.dequantize(0, N, got.data());
+    for (size_t i = 0; i < w.size(); ++i) {
+      const float want = kernels::float_from_half(kernels::half_from_float(w[i]));
+      ASSERT_EQ(std::memcmp(&got[i], &want, 4), 0) << "K=" << K << " at " << i << " w=" << w[i] << " got " << got[i] << " want " << want;
+    }
+  }
+}
+
 // ---- GEMM size classes -------------------------------------------------------
 
 struct SizeClass {
