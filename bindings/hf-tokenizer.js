@@ -56,13 +56,10 @@ export async function loadTokenizer(options) {
   }
   const jinja = await import('@huggingface/jinja');
   const compiled = new Map();  // template source -> Template
-  // Templates are compiled with strftime_now renamed to a variable applyChatTemplate sets: the
-  // engine's own strftime_now names months in the browser's language, and its globals cannot be
-  // replaced by a variable (Llama 3.2 printed "Today Date: 01 Dez 2026" in German).
   const compile = (text, where, prefix) => {
     if (!compiled.has(text)) {
       try {
-        compiled.set(text, new jinja.Template(text.replace(/\bstrftime_now\b/g, STRFTIME)));
+        compiled.set(text, new jinja.Template(text));
       } catch (e) {
         throw new TypeError(`${prefix}: ${where} does not parse: ${e.message}`);
       }
@@ -74,12 +71,10 @@ export async function loadTokenizer(options) {
     .map((k) => [k, tokenText(tokenizerConfig[k])]));
   // transformers' special_tokens_map holds additional_special_tokens only when the list has some
   const extra = Array.isArray(tokenizerConfig.additional_special_tokens) ? tokenizerConfig.additional_special_tokens.map(tokenText).filter((t) => t !== null) : [];
-  const templates = { named, compile: (text) => compile(text, 'options.chatTemplate', 'Tokenizer.applyChatTemplate') };
+  const templates = { named, compile: (text) => compile(text, 'options.chatTemplate', 'Tokenizer.applyChatTemplate'), Environment: jinja.Environment };
   return new Tokenizer(tok, templates, specials, extra);
 }
 
-/** The name strftime_now has in compiled templates (applyChatTemplate sets it). */
-const STRFTIME = '__mha_strftime_now';
 const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 
@@ -88,13 +83,22 @@ const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 
  * names), for the directives chat templates use; any other stays as written.
  */
 function strftimeNow(format) {
+  if (typeof format !== 'string') throw new TypeError(`strftime_now() takes a format string, got ${describe(format)}`);
   const now = new Date(), two = (n) => String(n).padStart(2, '0');
+  const start = new Date(now.getFullYear(), 0, 1), day = Math.round((new Date(now.getFullYear(), now.getMonth(), now.getDate()) - start) / 864e5) + 1;
   const field = {
     Y: () => String(now.getFullYear()), y: () => two(now.getFullYear() % 100), m: () => two(now.getMonth() + 1), d: () => two(now.getDate()),
+    e: () => String(now.getDate()).padStart(2, ' '), j: () => String(day).padStart(3, '0'),
     b: () => MONTHS[now.getMonth()].slice(0, 3), B: () => MONTHS[now.getMonth()], a: () => DAYS[now.getDay()].slice(0, 3), A: () => DAYS[now.getDay()],
-    H: () => two(now.getHours()), M: () => two(now.getMinutes()), S: () => two(now.getSeconds()), '%': () => '%',
+    H: () => two(now.getHours()), I: () => two(now.getHours() % 12 || 12), p: () => (now.getHours() < 12 ? 'AM' : 'PM'),
+    M: () => two(now.getMinutes()), S: () => two(now.getSeconds()), '%': () => '%',
   };
-  return String(format).replace(/%(.)/g, (all, c) => (Object.hasOwn(field, c) ? field[c]() : all));
+  // %-d and the like (glibc's flag, which Linux's Python passes on): the number without its padding
+  return format.replace(/%(-?)(.)/g, (all, flag, c) => {
+    if (!Object.hasOwn(field, c)) return all;
+    const v = field[c]();
+    return flag && /^[ 0-9]+$/.test(v) ? String(Number(v)) : v;
+  });
 }
 
 /** The text transformers continues with continue_final_message: the last message's content, or its last text part. */
@@ -180,14 +184,24 @@ class Tokenizer {
     const specials = Object.fromEntries(Object.entries(this.#specials).filter(([, v]) => v !== null));
     if (this.#extra.length) specials.additional_special_tokens = this.#extra;
     let text;
+    // The engine declares its globals (strftime_now among them) before the variables, and a
+    // variable may not redeclare one; its strftime_now names months in the browser's language
+    // (Llama 3.2 printed "Today Date: 01 Dez 2026" in German). So for this synchronous render
+    // its Environment's set() hands it Python's English one instead, and is then restored.
+    const { Environment } = this.#templates, set = Environment.prototype.set;
+    Environment.prototype.set = function english(name, value) {
+      return set.call(this, name, name === 'strftime_now' && typeof value === 'function' ? strftimeNow : value);
+    };
     try {
       text = template.render({
-        ...specials, tools: null, documents: null, [STRFTIME]: strftimeNow, ...variables, messages, add_generation_prompt: addGenerationPrompt,
+        ...specials, tools: null, documents: null, ...variables, messages, add_generation_prompt: addGenerationPrompt,
       });
     } catch (e) {
       const declared = /^Variable already declared: (.*)$/.exec(e.message);
       if (declared) throw new TypeError(`${what}: options.${declared[1]} is a name the template engine defines itself`);
       throw new Error(`${what}: the chat template stopped: ${e.message}`, { cause: e });
+    } finally {
+      Environment.prototype.set = set;
     }
     if (continueFinalMessage) {
       // transformers: cut the rendered text just after the last message's content

@@ -82,10 +82,11 @@ export async function loadModel(mha, options) {
 
   const core = new mha.Model(modelOptions);
   let held;  // the bytes the weights take once set
+  let next = null;  // the next part's read, under way
   try {
     // The next part's tensors are read (from Files) while this one is copied in: in a worker the
     // copy runs there, so reading and converting overlap it.
-    let next = plan.parts.length ? plan.parts[0].fetch() : null;
+    next = plan.parts.length ? plan.parts[0].fetch() : null;
     for (let i = 0; i < plan.parts.length; i++) {
       const p = plan.parts[i];
       await next;
@@ -107,6 +108,9 @@ export async function loadModel(mha, options) {
     held = await core.memoryBytes();
   } catch (e) {
     core.dispose();
+    // A read still under way finishes before the error is thrown, and what it read is let go.
+    if (next) await next.catch(() => {});
+    for (const p of plan.parts) p.release();
     throw e;
   }
   return new HfModel(core, { ...spec, options: modelOptions }, o.config, held, typeof mha.terminate === 'function');

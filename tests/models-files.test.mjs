@@ -176,3 +176,24 @@ test('loadModel with an int8 checkpoint split between Files and parsed shards: a
     }
   }
 });
+
+test('loadModel with Files: when a part is refused, the read of the next one has finished before the error comes out', async () => {
+  const { writeSafetensors } = await import('./models/tiny.mjs');
+  const m = tinyModel('llama', { seed: 14 });
+  const tensors = { ...m.tensors }, table = `${m.prefix}embed_tokens.weight`;
+  tensors[table] = { ...tensors[table], data: Float32Array.from(tensors[table].data, (v, i) => (i === 5 ? 70000 : v)) };
+  // Every read takes a few milliseconds, as from a disk.
+  class SlowBlob extends CountingBlob {
+    slice(begin, end) {
+      const inner = super.slice(begin, end);
+      return { arrayBuffer: () => new Promise((resolve) => setTimeout(resolve, 5)).then(() => inner.arrayBuffer()) };
+    }
+  }
+  const blob = new SlowBlob([writeSafetensors(tensors)]);
+  const live = mha.stats().liveLayers;
+  await assert.rejects(loadModel(mha, { config: m.config, weights: blob, weightType: 'f16' }), /^RangeError: loadModel: embeddings: .*70000 is beyond float16's range/);
+  const read = blob.read;
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(blob.read, read, 'no read goes on after loadModel has failed');
+  assert.equal(mha.stats().liveLayers, live);
+});

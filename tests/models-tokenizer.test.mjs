@@ -81,11 +81,22 @@ test('applyChatTemplate sets what transformers sets: special tokens (only those 
   const probe = '{{ bos_token is defined }} {{ eos_token }} {{ cls_token is defined }} {{ tools is none }} {{ documents is none }} ' +
     '{%- if not date_string is defined %}{%- set date_string = "26 Jul 2024" %}{%- endif %} {{ date_string }} | {{ strftime_now("%d %b %Y / %B %A") }} | {{ messages[0].content.name }}';
   const tok = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template: probe, bos_token: null, additional_special_tokens: [] } });
-  const now = new Date(), months = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+  const months = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
   const days = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
-  const today = `${String(now.getDate()).padStart(2, '0')} ${months[now.getMonth()].slice(0, 3)} ${now.getFullYear()} / ${months[now.getMonth()]} ${days[now.getDay()]}`;
-  assert.equal(tok.applyChatTemplate([{ role: 'tool', content: { name: 'calc', result: 4 } }]), `false <|im_end|> false true true 26 Jul 2024 | ${today} | calc`);
-  assert.equal(tok.applyChatTemplate([{ role: 'user', content: { name: 'x' } }], { date_string: '01 Jan 2025', tools: [] }), `false <|im_end|> false false true 01 Jan 2025 | ${today} | x`);
+  const dateOf = (now) => `${String(now.getDate()).padStart(2, '0')} ${months[now.getMonth()].slice(0, 3)} ${now.getFullYear()} / ${months[now.getMonth()]} ${days[now.getDay()]}`;
+  // The day may turn while rendering: either side of it is right.
+  const around = (render) => { const before = dateOf(new Date()), got = render(), after = dateOf(new Date()); return { got, dates: [before, after] }; };
+  const a = around(() => tok.applyChatTemplate([{ role: 'tool', content: { name: 'calc', result: 4 } }]));
+  assert.ok(a.dates.some((d) => a.got === `false <|im_end|> false true true 26 Jul 2024 | ${d} | calc`), a.got);
+  const b = around(() => tok.applyChatTemplate([{ role: 'user', content: { name: 'x' } }], { date_string: '01 Jan 2025', tools: [] }));
+  assert.ok(b.dates.some((d) => b.got === `false <|im_end|> false false true 01 Jan 2025 | ${d} | x`), b.got);
+  // Only the function changes: the name in text, in a string or as a key is left alone; %-d drops the padding.
+  const text = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template:
+    'strftime_now(x) {{ "strftime_now" }} {{ cfg.strftime_now }} {{ strftime_now("%-d|%Y") == (now_day ~ "|" ~ now_year) }}' } });
+  const n = new Date();
+  assert.equal(text.applyChatTemplate([], { cfg: { strftime_now: 'key' }, now_day: String(n.getDate()), now_year: String(n.getFullYear()) }), 'strftime_now(x) strftime_now key true');
+  const bad = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template: '{{ strftime_now() }}' } });
+  assert.throws(() => bad.applyChatTemplate([]), /the chat template stopped: strftime_now\(\) takes a format string/);
   const extra = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template: '{{ additional_special_tokens | join(",") }}', additional_special_tokens: ['<|a|>', { content: '<|b|>' }] } });
   assert.equal(extra.applyChatTemplate([]), '<|a|>,<|b|>');
   const none = await loadTokenizer({ tokenizerJson: q.tokenizerJson, tokenizerConfig: { ...q.tokenizerConfig, chat_template: '{{ additional_special_tokens is defined }}', additional_special_tokens: [] } });
@@ -145,4 +156,20 @@ test('the core entries (mha-wasm, mha-wasm/worker) never import the tokenizer li
   const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
   assert.ok(pkg.dependencies['@huggingface/tokenizers'] && pkg.dependencies['@huggingface/jinja']);
   assert.deepEqual(pkg.exports['./models'], { types: './bindings/models.d.ts', default: './bindings/models.js' });
+});
+
+test('strftime_now names months in English whatever the default locale (a child process in German)', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const q = tinyModel('qwen2');
+  const script = `
+    const { loadTokenizer } = await import(${JSON.stringify(new URL('../bindings/models.js', import.meta.url).href)});
+    const tok = await loadTokenizer({ tokenizerJson: ${JSON.stringify(JSON.stringify(q.tokenizerJson))}, tokenizerConfig: { chat_template: '{{ strftime_now("%b %B") }}' } });
+    const locale = new Intl.DateTimeFormat(undefined, { month: 'short' }).format(new Date(2026, 11, 1));
+    console.log(JSON.stringify({ locale, text: tok.applyChatTemplate([]), month: new Date().getMonth() }));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'de_DE.UTF-8', LANG: 'de_DE.UTF-8' } });
+  assert.equal(r.status, 0, r.stderr);
+  const { locale, text, month } = JSON.parse(r.stdout);
+  if (locale !== 'Dez') return t.skip(`this Node's default locale did not follow LC_ALL (December is ${locale})`);
+  const months = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+  assert.equal(text, `${months[month].slice(0, 3)} ${months[month]}`);
 });

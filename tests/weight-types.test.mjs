@@ -188,3 +188,32 @@ test('f16 weights are stored as IEEE halves, rounded to nearest even, bit for bi
     ff.dispose();
   }
 });
+
+test('int8 weights are stored as round(w / scale) with ties to even, per output row, in both builds (read back through a FeedForward)', async () => {
+  // Each row of W1 has max |w| = 127/8, so its scale is 1/8 exactly, and (m + 1/2)/8 are ties. A FeedForward
+  // relu(x W1^T) W2^T with W2 the identity and x = e_k, -e_k gives W1's stored column k times 1/8 (up to the
+  // activations' int16 rounding, far below half a step), so round(8 y) is the stored integer.
+  const E = 37, F = 37;
+  const w1 = new Float32Array(F * E), want = new Int32Array(F * E);
+  for (let n = 0; n < F; n++)
+    for (let k = 0; k < E; k++) {
+      const m = ((k * 37 + n * 11) % 254) - 127, t = k === n ? (n % 2 ? -127 : 127) : m + 0.5;  // the largest on the diagonal
+      w1[n * E + k] = t / 8;
+      want[n * E + k] = k === n ? t : roundEven(t);
+    }
+  const w2 = Float32Array.from({ length: E * F }, (_, i) => (Math.floor(i / F) === i % F ? 1 : 0));
+  for (const threads of [1, 2]) {
+    const mha = await init({ threads });
+    const ff = new mha.FeedForward({ dModel: E, dimFeedforward: F, activation: 'relu', bias: false, weightType: 'int8' });
+    ff.setWeights({ linear1Weight: w1, linear2Weight: w2 });
+    const x = new Float32Array(2 * E * E);
+    for (let k = 0; k < E; k++) x[k * E + k] = 1, x[(E + k) * E + k] = -1;
+    const y = ff.forward({ data: x, dims: [2 * E, E] }).data;
+    for (let k = 0; k < E; k++)
+      for (let n = 0; n < F; n++) {
+        const q = 8 * (y[k * E + n] - y[(E + k) * E + n]);
+        if (!(Math.abs(q - want[n * E + k]) < 0.05)) assert.fail(`threads ${threads}: W1[${n}, ${k}] = ${w1[n * E + k]} stored as ${q / 8}, expected ${want[n * E + k] / 8}`);
+      }
+    ff.dispose();
+  }
+});
