@@ -165,34 +165,38 @@ test('weights int8 and f16 cannot store are refused by name, and the layer keeps
   for (const m of [tied, tied16, untied, f32]) m.dispose();
 });
 
-test('f16 weights are stored as IEEE halves, rounded to nearest even, bit for bit (normal, subnormal, ties, signed zeros), in both builds', async () => {
-  // A FeedForward relu(x W1^T) W2^T with W2 the identity reads W1's stored column k exactly: x = e_k gives
-  // relu(column k), x = -e_k gives relu(-column k), and their difference is the column as stored.
+/**
+ * W1 [F, E] as a FeedForward stores it at weightType, read back: relu(x W1^T) W2^T with W2 the identity and
+ * x = e_k, then -e_k, gives relu(column k) and relu(-column k), whose difference is the column as stored.
+ * Returns (n, k) => the stored W1[n, k] (int8: up to the activations' int16 rounding).
+ */
+async function storedWeights(threads, weightType, w1, E, F) {
+  const mha = await init({ threads });
+  const ff = new mha.FeedForward({ dModel: E, dimFeedforward: F, activation: 'relu', bias: false, weightType });
+  ff.setWeights({ linear1Weight: w1, linear2Weight: Float32Array.from({ length: E * F }, (_, i) => (Math.floor(i / F) === i % F ? 1 : 0)) });
+  const x = new Float32Array(2 * E * E);
+  for (let k = 0; k < E; k++) x[k * E + k] = 1, x[(E + k) * E + k] = -1;
+  const y = ff.forward({ data: x, dims: [2 * E, E] }).data;
+  ff.dispose();
+  return (n, k) => y[k * E + n] - y[(E + k) * E + n];
+}
+
+test('f16 weights are stored as IEEE halves, rounded to nearest even, bit for bit (normal, subnormal, ties), in both builds', async () => {
   const E = 37, F = 37;  // both past a multiple of 8: the packer's eight-value steps and its tail
   const special = [0, -0, 65504, -65519, 65519.99, 2 ** -14, -(2 ** -14) * (1 - 2 ** -11), 2 ** -24, -(2 ** -25), 1.5 * 2 ** -24,
     1 + 2 ** -11, 1 + 3 * 2 ** -11, 2049, -3e-5, 6.1e-5, 1e-8, 0.1, -123.456];
   const w1 = Float32Array.from({ length: F * E }, (_, i) => Math.fround(i % 3 === 0 ? special[(i / 3) % special.length] : Math.sin(i * 1.7) * (i % 7 === 1 ? 1e-5 : 50)));
-  const w2 = Float32Array.from({ length: E * F }, (_, i) => (Math.floor(i / F) === i % F ? 1 : 0));
   for (const threads of [1, 2]) {
-    const mha = await init({ threads });
-    const ff = new mha.FeedForward({ dModel: E, dimFeedforward: F, activation: 'relu', bias: false, weightType: 'f16' });
-    ff.setWeights({ linear1Weight: w1, linear2Weight: w2 });
-    const x = new Float32Array(2 * E * E);
-    for (let k = 0; k < E; k++) x[k * E + k] = 1, x[(E + k) * E + k] = -1;
-    const y = ff.forward({ data: x, dims: [2 * E, E] }).data;
+    const stored = await storedWeights(threads, 'f16', w1, E, F);
     for (let k = 0; k < E; k++)
-      for (let n = 0; n < F; n++) {
-        const stored = y[k * E + n] - y[(E + k) * E + n], want = toHalf(w1[n * E + k]);
-        if (stored !== want) assert.fail(`threads ${threads}: W1[${n}, ${k}] = ${w1[n * E + k]} stored as ${stored}, expected ${want}`);
-      }
-    ff.dispose();
+      for (let n = 0; n < F; n++)
+        if (stored(n, k) !== toHalf(w1[n * E + k])) assert.fail(`threads ${threads}: W1[${n}, ${k}] = ${w1[n * E + k]} stored as ${stored(n, k)}, expected ${toHalf(w1[n * E + k])}`);
   }
 });
 
 test('int8 weights are stored as round(w / scale) with ties to even, per output row, in both builds (read back through a FeedForward)', async () => {
-  // Each row of W1 has max |w| = 127/8, so its scale is 1/8 exactly, and (m + 1/2)/8 are ties. A FeedForward
-  // relu(x W1^T) W2^T with W2 the identity and x = e_k, -e_k gives W1's stored column k times 1/8 (up to the
-  // activations' int16 rounding, far below half a step), so round(8 y) is the stored integer.
+  // Each row of W1 has max |w| = 127/8, so its scale is 1/8 exactly, and (m + 1/2)/8 are ties; read back
+  // (storedWeights), 8 w is the stored integer up to the activations' int16 rounding, far below half a step.
   const E = 37, F = 37;
   const w1 = new Float32Array(F * E), want = new Int32Array(F * E);
   for (let n = 0; n < F; n++)
@@ -201,19 +205,12 @@ test('int8 weights are stored as round(w / scale) with ties to even, per output 
       w1[n * E + k] = t / 8;
       want[n * E + k] = k === n ? t : roundEven(t);
     }
-  const w2 = Float32Array.from({ length: E * F }, (_, i) => (Math.floor(i / F) === i % F ? 1 : 0));
   for (const threads of [1, 2]) {
-    const mha = await init({ threads });
-    const ff = new mha.FeedForward({ dModel: E, dimFeedforward: F, activation: 'relu', bias: false, weightType: 'int8' });
-    ff.setWeights({ linear1Weight: w1, linear2Weight: w2 });
-    const x = new Float32Array(2 * E * E);
-    for (let k = 0; k < E; k++) x[k * E + k] = 1, x[(E + k) * E + k] = -1;
-    const y = ff.forward({ data: x, dims: [2 * E, E] }).data;
+    const stored = await storedWeights(threads, 'int8', w1, E, F);
     for (let k = 0; k < E; k++)
       for (let n = 0; n < F; n++) {
-        const q = 8 * (y[k * E + n] - y[(E + k) * E + n]);
+        const q = 8 * stored(n, k);
         if (!(Math.abs(q - want[n * E + k]) < 0.05)) assert.fail(`threads ${threads}: W1[${n}, ${k}] = ${w1[n * E + k]} stored as ${q / 8}, expected ${want[n * E + k] / 8}`);
       }
-    ff.dispose();
   }
 });
