@@ -17,6 +17,7 @@ import { checkpointPlan, openedSource } from './hf-weights.js';
 import { cacheBytes } from './kvcache.js';
 import { modelWeightBytes } from './model.js';
 import { readGenerateOptions, tokenChooser } from './generate.js';
+import { isBlob } from './safetensors.js';
 import { tooLarge } from './runtime.js';
 import { describe, isTypedArray, plainObject, snapshotView } from './validate.js';
 
@@ -72,7 +73,6 @@ export async function loadModel(mha, options) {
   const modelOptions = withWeightType(mo, weightType);
   // .safetensors Files or Blobs: their headers now (names, dtypes, dims: the plan's checks), each
   // part's tensors when the part is copied in.
-  const isBlob = (w) => typeof Blob === 'function' && w instanceof Blob;
   const weights = Array.isArray(o.weights) ? await Promise.all(o.weights.map((w) => (isBlob(w) ? openedSource(w) : w)))
     : isBlob(o.weights) ? await openedSource(o.weights) : o.weights;
   const plan = checkpointPlan(spec, weights);

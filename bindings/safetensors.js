@@ -210,10 +210,12 @@ function widenF16(bits, out, table) {
   for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
 }
 
+/** Whether a tensor's bytes are its array's own (little-endian, same width; not BOOL's 0/1). */
+const storedAsRead = (e) => LITTLE_ENDIAN && e.dtype !== 'BOOL' && e.dt.Array.BYTES_PER_ELEMENT === e.dt.size;
+
 function toArray(u8, dv, start, e) {
   const n = (e.end - e.begin) / e.dt.size;
-  if (LITTLE_ENDIAN && e.dtype !== 'BOOL' && e.dt.Array.BYTES_PER_ELEMENT === e.dt.size)  // stored as read: a copy, aligned
-    return new e.dt.Array(u8.slice(start + e.begin, start + e.end).buffer);
+  if (storedAsRead(e)) return new e.dt.Array(u8.slice(start + e.begin, start + e.end).buffer);  // a copy, aligned
   if (LITTLE_ENDIAN && (e.dtype === 'F16' || e.dtype === 'BF16')) {
     // Half-width floats, widened a whole array at a time (a DataView read and a conversion per
     // element took ~150 ns, 20 s for a 135M-parameter BF16 checkpoint): BF16 is the top half of
@@ -241,22 +243,31 @@ function toArray(u8, dv, start, e) {
  * @param {{ prefix?: string }} [options]
  */
 export function parseSafetensors(bytes, options = {}) {
-  if (options === null || typeof options !== 'object') throw new TypeError(`parseSafetensors: options must be an object, got ${describe(options)}`);
-  const { prefix = '' } = plainObject('parseSafetensors', options, ['prefix']);
-  if (typeof prefix !== 'string') throw new TypeError(`parseSafetensors: options.prefix must be a string, got ${describe(prefix)}`);
+  const prefix = prefixOption('parseSafetensors', options);
   const { u8, dv, dataStart, entries } = parse(bytes);
   const out = {};
-  for (const e of entries) {
-    if (!e.name.startsWith(prefix)) continue;
-    // defineProperty: a tensor named "__proto__" stays a plain entry.
-    Object.defineProperty(out, e.name.slice(prefix.length), {
-      value: { data: toArray(u8, dv, dataStart, e), dims: e.shape }, enumerable: true, writable: true, configurable: true,
-    });
-  }
-  if (prefix && Object.keys(out).length === 0)
-    fail(RangeError, `no tensor name starts with "${prefix}" (names: ${entries.slice(0, 6).map((e) => e.name).join(', ')}${entries.length > 6 ? ', …' : ''})`);
+  for (const e of withPrefix('parseSafetensors', entries, prefix)) put(out, e.name.slice(prefix.length), { data: toArray(u8, dv, dataStart, e), dims: e.shape });
   return out;
 }
+
+/** options.prefix of parseSafetensors and readSafetensors (what), checked; '' when absent. */
+function prefixOption(what, options) {
+  if (options === null || typeof options !== 'object') throw new TypeError(`${what}: options must be an object, got ${describe(options)}`);
+  const { prefix = '' } = plainObject(what, options, ['prefix']);
+  if (typeof prefix !== 'string') throw new TypeError(`${what}: options.prefix must be a string, got ${describe(prefix)}`);
+  return prefix;
+}
+
+/** The tensors (of a header: { name }) whose names start with prefix; none is a RangeError (where: which file). */
+function withPrefix(what, tensors, prefix, where = '') {
+  const chosen = tensors.filter((t) => t.name.startsWith(prefix));
+  if (prefix && chosen.length === 0)
+    throw new RangeError(`${what}: no tensor name starts with "${prefix}"${where} (names: ${tensors.slice(0, 6).map((t) => t.name).join(', ')}${tensors.length > 6 ? ', …' : ''})`);
+  return chosen;
+}
+
+/** out[name] = tensor, with defineProperty: a tensor named "__proto__" stays a plain entry. */
+const put = (out, name, tensor) => Object.defineProperty(out, name, { value: tensor, enumerable: true, writable: true, configurable: true });
 
 /** The file's "__metadata__" (string keys and values), {} when it has none. */
 export function safetensorsMetadata(bytes) {
@@ -268,7 +279,8 @@ export function safetensorsMetadata(bytes) {
 // of the whole file is ever made, so files of any size read (Chromium's Blob.arrayBuffer()
 // refuses about 2 GiB and more) and the memory a read takes is the tensors', not twice that.
 
-const isBlob = (v) => typeof Blob === 'function' && v instanceof Blob;
+/** Whether v is a Blob (a File too). */
+export const isBlob = (v) => typeof Blob === 'function' && v instanceof Blob;
 const blobName = (blob) => (typeof blob.name === 'string' && blob.name ? quote(blob.name) : 'the Blob');
 
 /** The bytes [begin, end) of a Blob, as an ArrayBuffer of exactly that length. */
@@ -299,10 +311,10 @@ export async function openSafetensors(blob) {
     const dataStart = 8 + n;
     const { entries, metadata } = entriesOf(headerObject(new Uint8Array(await readRange(blob, 8, dataStart, 'the header'))), size - dataStart);
     const tensors = entries.map((e) => ({
-      name: e.name, dims: e.shape, kind: e.dtype === 'BOOL' ? 'Uint8Array' : e.dt.Array.name,
+      name: e.name, dims: e.shape, kind: e.dt.Array.name,
       async load() {
         const buf = await readRange(blob, dataStart + e.begin, dataStart + e.end, `tensor ${quote(e.name)}`);
-        if (LITTLE_ENDIAN && e.dtype !== 'BOOL' && e.dt.Array.BYTES_PER_ELEMENT === e.dt.size) return new e.dt.Array(buf);
+        if (storedAsRead(e)) return new e.dt.Array(buf);  // the read's own buffer: no copy
         return toArray(new Uint8Array(buf), new DataView(buf), -e.begin, e);
       },
     }));
@@ -319,17 +331,10 @@ export async function openSafetensors(blob) {
  * @param {{ prefix?: string }} [options]
  */
 export async function readSafetensors(blob, options = {}) {
-  if (options === null || typeof options !== 'object') throw new TypeError(`readSafetensors: options must be an object, got ${describe(options)}`);
-  const { prefix = '' } = plainObject('readSafetensors', options, ['prefix']);
-  if (typeof prefix !== 'string') throw new TypeError(`readSafetensors: options.prefix must be a string, got ${describe(prefix)}`);
+  const prefix = prefixOption('readSafetensors', options);
   const { tensors } = await openSafetensors(blob);
   const out = {};
-  for (const t of tensors) {
-    if (!t.name.startsWith(prefix)) continue;
-    Object.defineProperty(out, t.name.slice(prefix.length), { value: { data: await t.load(), dims: t.dims }, enumerable: true, writable: true, configurable: true });
-  }
-  if (prefix && Object.keys(out).length === 0)
-    throw new RangeError(`readSafetensors: no tensor name starts with "${prefix}" in ${blobName(blob)} (names: ${tensors.slice(0, 6).map((t) => t.name).join(', ')}${tensors.length > 6 ? ', …' : ''})`);
+  for (const t of withPrefix('readSafetensors', tensors, prefix, ` in ${blobName(blob)}`)) put(out, t.name.slice(prefix.length), { data: await t.load(), dims: t.dims });
   return out;
 }
 

@@ -7,7 +7,7 @@
 // Viridis, 6 stops: dark for 0, bright for 1; a value that is not a number (NaN, from a
 // model whose weights or inputs are not finite) is drawn grey.
 const STOPS = [[68, 1, 84], [65, 68, 135], [42, 120, 142], [34, 168, 132], [122, 209, 81], [253, 231, 37]];
-export const NAN_COLOR = 'rgb(128,128,128)';
+const NAN_COLOR = 'rgb(128,128,128)';
 export function color(t) {
   if (Number.isNaN(t)) return NAN_COLOR;
   const x = Math.min(1, Math.max(0, t)) * (STOPS.length - 1), i = Math.min(STOPS.length - 2, Math.floor(x)), f = x - i;
