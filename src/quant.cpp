@@ -500,40 +500,36 @@ void pack_row_i8(const float* w, int K, float scale, int8_t* panel, int j) {
   for (; k < K; ++k) p[(k / 2) * 2 * kNR + (k & 1)] = quantize_i8(w[k], scale);
 }
 
-float row_scale_i8(const float* w, int K) {
-  // max|w| over the bit patterns (finite weights: without the sign they order like the
-  // values), four lanes and two chains at a time rather than one maxss chain per value.
+namespace {
+// max |x[i]| for i < n as a bit pattern: without the sign, floats order like their bits, and
+// infinities and NaNs lie above every finite value. Four lanes and two chains at a time.
+int32_t max_abs_bits(const float* x, int n) {
   const VI abs_mask = set_i32(0x7FFFFFFF);
   VI m0 = zero_i(), m1 = zero_i();
-  int k = 0;
-  for (; k + 8 <= K; k += 8) {
-    m0 = max_i32(m0, and_i(as_i(load_f(w + k)), abs_mask));
-    m1 = max_i32(m1, and_i(as_i(load_f(w + k + 4)), abs_mask));
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    m0 = max_i32(m0, and_i(as_i(load_f(x + i)), abs_mask));
+    m1 = max_i32(m1, and_i(as_i(load_f(x + i + 4)), abs_mask));
   }
   int32_t mb = hmax_i32(max_i32(m0, m1));
-  for (; k < K; ++k) {
+  for (; i < n; ++i) {
     int32_t b;
-    std::memcpy(&b, w + k, 4);
+    std::memcpy(&b, x + i, 4);
     mb = std::max(mb, b & 0x7FFFFFFF);
   }
+  return mb;
+}
+}  // namespace
+
+float row_scale_i8(const float* w, int K) {
+  const int32_t mb = max_abs_bits(w, K);  // finite weights (PackedMatrix::check)
   float m;
   std::memcpy(&m, &mb, 4);
   return m / 127.0f;
 }
 
 void quantize_row_i16(const float* x, int n, int16_t* q, float* scale, float* shift) {
-  // max|x| over the bit patterns: without the sign they order like the values,
-  // and infinities and NaNs lie above every finite value.
-  const VI abs_mask = set_i32(0x7FFFFFFF);
-  VI m = zero_i();
-  int i = 0;
-  for (; i + 4 <= n; i += 4) m = max_i32(m, and_i(as_i(load_f(x + i)), abs_mask));
-  int32_t mb = hmax_i32(m);
-  for (; i < n; ++i) {
-    int32_t b;
-    std::memcpy(&b, x + i, 4);
-    mb = std::max(mb, b & 0x7FFFFFFF);
-  }
+  const int32_t mb = max_abs_bits(x, n);
   const int n2 = (n + 1) & ~1;
   *shift = 1.0f;
   if (mb == 0 || mb >= 0x7F800000) {  // zeros; or a NaN or an infinity: NaN for the whole row
@@ -550,7 +546,7 @@ void quantize_row_i16(const float* x, int n, int16_t* q, float* scale, float* sh
   *scale = mx * pre / kActQMax;
   *shift = tiny ? 0x1p-100f : 1.0f;
   const VF vp = set_f(pre), vi = set_f(inv);
-  i = 0;
+  int i = 0;
   for (; i + 8 <= n; i += 8) {  // |x * pre * inv| <= 32767 (+ rounding): inside int16
     const VI lo = round_i32(mul_f(mul_f(load_f(x + i), vp), vi));
     const VI hi = round_i32(mul_f(mul_f(load_f(x + i + 4), vp), vi));
