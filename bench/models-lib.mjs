@@ -263,25 +263,28 @@ export const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * decoder is { id, lib, weightType, threads, build, round(r, steps) -> decodeRound's result },
  * an encoder { id, ..., embed(r) -> ms }. A weight type the build refuses is left out, with a note.
  */
-export async function mhaContestants({ api = 'main', threads = [1, 2], weightTypes = ['f32'], decoder = true, encoder = true, maxLength = 512, seed = 1 } = {}) {
+export async function mhaContestants({ api = 'main', threads = [1, 2], weightTypes = ['f32'], int8Dots = ['auto'], decoder = true, encoder = true, maxLength = 512, seed = 1 } = {}) {
   const decoders = [], encoders = [], notes = [], refused = new Set();
+  // A runtime per thread count and int8 kernel (init's int8Dot); other weight types run on the first kernel's.
   const runtimes = [];
-  for (const t of threads) runtimes.push(await (api === 'worker' ? initWorker : init)({ threads: t }));
+  for (const t of threads)
+    for (const [i, int8Dot] of int8Dots.entries()) runtimes.push({ mha: await (api === 'worker' ? initWorker : init)({ threads: t, int8Dot }), dotIndex: i });
   const kinds = [];
   if (decoder) kinds.push(['decoder', DECODER_CONFIG, () => checkpoint(decoderTensors(), seed)]);
   if (encoder) kinds.push(['encoder', ENCODER_CONFIG, () => checkpoint(encoderTensors(), seed)]);
   for (const [kind, config, make] of kinds) {
     let weights = make();  // every contestant of this kind loads these; dropped afterwards
-    for (const mha of runtimes) {
+    for (const { mha, dotIndex } of runtimes) {
       for (const weightType of weightTypes) {
-        if (refused.has(weightType)) continue;
+        if (refused.has(weightType) || (weightType !== 'int8' && dotIndex > 0)) continue;
         const { model, skipped } = await loadAt(mha, config, weights, weightType);
         if (skipped) {
           refused.add(weightType);
           notes.push(`${weightType} skipped: ${skipped}`);
           continue;
         }
-        const c = { id: `mha-wasm${api === 'worker' ? '/worker' : ''} ${weightType} ${mha.threads}t`, lib: 'mha-wasm', api, weightType, threads: mha.threads, build: mha.build, memoryBytes: model.memoryBytes };
+        const kernel = weightType === 'int8' && int8Dots.length > 1 ? ` ${mha.features.int8Dot}` : '';
+        const c = { id: `mha-wasm${api === 'worker' ? '/worker' : ''} ${weightType}${kernel} ${mha.threads}t`, lib: 'mha-wasm', api, weightType, threads: mha.threads, build: mha.build, memoryBytes: model.memoryBytes };
         if (kind === 'decoder') {
           const cache = await model.createCache({ maxLength });
           decoders.push({ ...c, round: (r, steps, o) => decodeRound(model, cache, prompt(r), steps, o), dispose: () => { cache.dispose(); model.dispose(); } });
@@ -292,7 +295,7 @@ export async function mhaContestants({ api = 'main', threads = [1, 2], weightTyp
     }
     weights = null;
   }
-  return { decoders, encoders, notes, runtimes };
+  return { decoders, encoders, notes, runtimes: runtimes.map((r) => r.mha) };
 }
 
 /**

@@ -15,6 +15,7 @@
 // Prints a table and the targets, writes build/bench/results-models.json.
 //
 //   npm run bench:models [-- --quick] [--rounds 5] [--steps 32] [--weight-type f32,int8] [--threads 1,2]
+//                        [--int8-dot auto] (or dot_i16x8,relaxed_dot_i8x16_i7x16: both int8 kernels side by side)
 //                        [--page-api main,worker] [--no-node] [--no-browser] [--no-wllama] [--no-encoder]
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,7 +31,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: v } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false }, rounds: { type: 'string' }, steps: { type: 'string' },
-    'weight-type': { type: 'string', default: 'f32,int8' }, threads: { type: 'string', default: '1,2' },
+    'weight-type': { type: 'string', default: 'f32,int8' }, threads: { type: 'string', default: '1,2' }, 'int8-dot': { type: 'string', default: 'auto' },
     'no-node': { type: 'boolean', default: false }, 'no-browser': { type: 'boolean', default: false },
     'no-wllama': { type: 'boolean', default: false }, 'page-api': { type: 'string', default: 'main,worker' }, 'no-encoder': { type: 'boolean', default: false },
   },
@@ -38,7 +39,7 @@ const { values: v } = parseArgs({
 const rounds = Number(v.rounds ?? (v.quick ? 2 : 5)), steps = Number(v.steps ?? (v.quick ? 16 : 32));
 const pageApis = v['page-api'].split(',').filter(Boolean);
 for (const a of pageApis) if (!['main', 'worker'].includes(a)) throw new Error(`--page-api: unknown ${a} (main, worker)`);
-const weightTypes = v['weight-type'].split(',').filter(Boolean), threads = v.threads.split(',').map(Number);
+const weightTypes = v['weight-type'].split(',').filter(Boolean), threads = v.threads.split(',').map(Number), int8Dots = v['int8-dot'].split(',').filter(Boolean);
 for (const w of weightTypes) if (!['f32', 'f16', 'int8'].includes(w)) throw new Error(`--weight-type: unknown ${w} (f32, f16, int8)`);
 if (!(rounds >= 1 && steps >= 1 && threads.every((t) => t >= 1))) throw new Error('--rounds, --steps and --threads must be positive');
 const log = (s) => console.error(`  ${s}`);
@@ -68,7 +69,7 @@ function summarize(c, res, bandwidth) {
 async function nodePart() {
   console.error(`Node ${process.version}: loading the models`);
   const bandwidth = { copy: copyBandwidth(), read: wasmReadBandwidth() };
-  const set = await mhaContestants({ threads, weightTypes, encoder: !v['no-encoder'] });
+  const set = await mhaContestants({ threads, weightTypes, int8Dots, encoder: !v['no-encoder'] });
   console.error(`Node: decoding (${rounds} rounds, prefill ${PREFILL}, ${steps} steps)`);
   const dec = await runDecoders(set.decoders, { rounds, steps, log, probe: copyProbe(256) });
   const enc = await runEncoders(set.encoders, { rounds: rounds * 3 });
@@ -103,7 +104,7 @@ async function browserPart() {
     if (!info.crossOriginIsolated) throw new Error('the benchmark page is not cross-origin isolated');
     console.error(`Chromium (${info.userAgent.match(/Chrome\/[\d.]+/)?.[0]}): loading the models`);
     const bandwidth = await page.evaluate(() => self.bandwidth());  // before loading anything
-    const set = await page.evaluate((o) => self.setup(o), { apis: pageApis, threads, weightTypes, wllama: !v['no-wllama'], encoder: !v['no-encoder'], steps });
+    const set = await page.evaluate((o) => self.setup(o), { apis: pageApis, threads, weightTypes, int8Dots, wllama: !v['no-wllama'], encoder: !v['no-encoder'], steps });
     const proxy = (c) => ({ ...c, round: (r, n, o) => page.evaluate(([id, rr, nn, oo]) => self.round(id, rr, nn, oo), [c.id, r, n, o]) });
     console.error(`Chromium: decoding (${rounds} rounds, prefill ${PREFILL}, ${steps} steps)`);
     const decoders = set.decoders.map(proxy);

@@ -15,6 +15,14 @@ export const ACTIVATION = Object.freeze({ RELU: 0, GELU: 1, GELU_TANH: 2, SILU: 
 /** How a layer stores its weight matrices (mha::WeightType): float32, IEEE float16, or int8 with one scale per output channel. */
 export const WEIGHT_TYPE = Object.freeze({ F32: 0, F16: 1, INT8: 2 });
 
+/**
+ * The int8 kernels (mha::abi::Int8Dot, src/quant.h): i32x4.dot_i16x8_s on int16 activations (every
+ * build), or i32x4.relaxed_dot_i8x16_i7x16_add_s on 14-bit activations split into two 7-bit halves
+ * (relaxed-SIMD builds). The names init()'s int8Dot option and features.int8Dot use.
+ */
+export const INT8_DOT = Object.freeze({ I16: 0, I7: 1 });
+export const INT8_DOT_NAMES = Object.freeze(['dot_i16x8', 'relaxed_dot_i8x16_i7x16']);
+
 /** The wasm heap's maximum (-sMAXIMUM_MEMORY): no call may need more. */
 export const MAX_HEAP_BYTES = 2 ** 32;
 

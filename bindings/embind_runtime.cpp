@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "attention.h"
+#include "quant.h"
 #include "rope.h"
 #include "runtime.h"
 
@@ -36,6 +37,15 @@ int set_threads(int n) {
 }
 
 int threads() { return pool().size(); }
+
+// The int8 kernel of the matrices set from now on (abi Int8Dot): -1 (or any other
+// value) keeps the one chosen; returns the one in use. A kernel this build lacks
+// is not taken.
+int int8_dot(int d) {
+  if (d == static_cast<int>(mha::abi::Int8Dot::kI16) || d == static_cast<int>(mha::abi::Int8Dot::kI7))
+    mha::kernels::set_i8_dot(static_cast<mha::abi::Int8Dot>(d));
+  return static_cast<int>(mha::kernels::i8_dot());
+}
 
 bool threaded_build() {
 #ifdef __EMSCRIPTEN_PTHREADS__
@@ -105,6 +115,7 @@ void set_mask(mha::MaskArgs& m, int32_t kind, uint32_t mask, int32_t broadcast, 
 
 EMSCRIPTEN_BINDINGS(mha_runtime) {
   emscripten::function("setThreads", &mha_bind::set_threads);
+  emscripten::function("int8Dot", &mha_bind::int8_dot);
   emscripten::function("threads", &mha_bind::threads);
   emscripten::function("threadedBuild", &mha_bind::threaded_build);
   emscripten::function("sdpa", &mha_bind::sdpa);

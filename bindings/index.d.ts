@@ -17,6 +17,9 @@ export interface Tensor<T extends Float32Array | Uint8Array | Int32Array | Int8A
 export type MhaFile = 'mha-wasm-threads.js' | 'mha-wasm-threads.wasm' | 'mha-wasm-threads.worker.js' | 'mha-wasm-simd.js' | 'mha-wasm-simd.wasm'
   | 'mha-wasm-relaxed-threads.js' | 'mha-wasm-relaxed-threads.wasm' | 'mha-wasm-relaxed-threads.worker.js' | 'mha-wasm-relaxed-simd.js' | 'mha-wasm-relaxed-simd.wasm';
 
+/** The int8 kernels: i32x4.dot_i16x8_s on int16 activations, or i32x4.relaxed_dot_i8x16_i7x16_add_s on 14-bit ones. */
+export type Int8Dot = 'dot_i16x8' | 'relaxed_dot_i8x16_i7x16';
+
 export interface InitOptions {
   /** 'auto' (default): the machine's cores, at most 8. 1 loads the single-thread build. */
   threads?: 'auto' | number;
@@ -25,6 +28,13 @@ export interface InitOptions {
    * correctly (a probe module checks) and the package has one; false: always a SIMD128 build.
    */
   relaxedSimd?: boolean;
+  /**
+   * The kernel of int8 weights (weightType 'int8'). 'auto' (default): 'relaxed_dot_i8x16_i7x16' where a
+   * relaxed-SIMD build runs and the engine computes that instruction as one (x86 with AVX-VNNI, in
+   * Chromium), else 'dot_i16x8'. 'relaxed_dot_i8x16_i7x16' quantizes activations to 14 bits instead of 16;
+   * a SIMD128 build lacks it and runs 'dot_i16x8' (features.int8Dot says which runs).
+   */
+  int8Dot?: 'auto' | Int8Dot;
   /** Folder (URL, or a path in Node) holding the dist/ files. Default: the package's own dist/ (in a bundle, the inlined builds of dist/*.inline.mjs). */
   baseUrl?: string | URL;
   /** URLs of single files, e.g. { 'mha-wasm-simd.wasm': 'https://cdn.example/x.wasm' }; the rest come from baseUrl. */
@@ -656,8 +666,8 @@ export type Model = ModelOf<'sync'>;
 export interface RuntimeInfo {
   /** Threads in use (1 when SharedArrayBuffer is unavailable). */
   readonly threads: number;
-  /** relaxedSimd: a relaxed-SIMD build runs; threads: a threaded build runs. */
-  readonly features: { readonly simd: true; readonly relaxedSimd: boolean; readonly threads: boolean };
+  /** relaxedSimd: a relaxed-SIMD build runs; threads: a threaded build runs; int8Dot: the kernel of int8 weights. */
+  readonly features: { readonly simd: true; readonly relaxedSimd: boolean; readonly threads: boolean; readonly int8Dot: Int8Dot };
   /** The build that runs: 'mha-wasm-relaxed-threads', 'mha-wasm-relaxed-simd', 'mha-wasm-threads' or 'mha-wasm-simd'. */
   readonly build: string;
   /** Why fewer threads run than were asked for (no SharedArrayBuffer or cross-origin isolation, or more than the pool's 64); otherwise null. */

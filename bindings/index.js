@@ -6,7 +6,7 @@
 //   layer.setWeights({ inProjWeight, inProjBias, outProjWeight, outProjBias });
 //   const { output, weights } = layer.forward(query, key, value, { isCausal: true });
 //   layer.dispose();
-import { BUILDS, MAX_THREADS, buildFiles } from './abi.js';
+import { BUILDS, INT8_DOT_NAMES, MAX_THREADS, buildFiles } from './abi.js';
 import { defineApi, localBackend, memoizedApi } from './api.js';
 import { hardwareConcurrency, initOptions, instantiate, packagedBuilds, probeFeatures, unrefWorkers } from './loader.js';
 import { Runtime } from './runtime.js';
@@ -26,13 +26,13 @@ export function init(options = {}) {
   } catch (e) {
     return Promise.reject(e);
   }
-  return memoizedApi(cache, JSON.stringify([opts.threads, opts.relaxedSimd, opts.base ? opts.base.href : null, opts.urls]), () => load(opts));
+  return memoizedApi(cache, JSON.stringify([opts.threads, opts.relaxedSimd, opts.int8Dot, opts.base ? opts.base.href : null, opts.urls]), () => load(opts));
 }
 
 /** The build of a kind: relaxed SIMD or SIMD128, threaded or not (bindings/abi.js BUILDS). */
 const buildOf = (relaxed, threaded) => (relaxed ? (threaded ? 'relaxedThreads' : 'relaxedSimd') : threaded ? 'threads' : 'simd');
 
-async function load({ threads, relaxedSimd, base, urls, inline }) {
+async function load({ threads, relaxedSimd, int8Dot, base, urls, inline }) {
   if (typeof WebAssembly !== 'object')
     throw new Error('mha-wasm: WebAssembly is not available here (in Node.js, --jitless and --no-expose-wasm turn it off)');
   const features = probeFeatures();
@@ -82,10 +82,12 @@ async function load({ threads, relaxedSimd, base, urls, inline }) {
   const build = BUILDS[inst.build];
   const rt = new Runtime(inst);
   const used = rt.mod.setThreads(build.threads ? wanted : 1);
+  // 'auto': the core's own choice (the relaxed dot where this engine runs it as one instruction).
+  const dot = INT8_DOT_NAMES[rt.mod.int8Dot(int8Dot === 'auto' ? -1 : INT8_DOT_NAMES.indexOf(int8Dot))];
   unrefWorkers(inst.mod);
   return defineApi(localBackend(rt), {
     threads: used,
-    features: Object.freeze({ simd: true, relaxedSimd: build.relaxed, threads: build.threads }),
+    features: Object.freeze({ simd: true, relaxedSimd: build.relaxed, threads: build.threads, int8Dot: dot }),
     build: build.file,
     threadsNote: notes.length ? notes.join('; ') : null,
     relaxedSimdNote,

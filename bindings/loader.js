@@ -9,7 +9,7 @@
 // URL of its text) for its side effect (bindings/extern-post.js.in publishes
 // the factory on globalThis) and hand it to the workers.
 
-import { BUILDS, FILES } from './abi.js';
+import { BUILDS, FILES, INT8_DOT_NAMES } from './abi.js';
 import * as platform from './platform.js';
 import { describe, plainObject } from './validate.js';
 
@@ -117,7 +117,7 @@ export function resolveUrl(u, dir = false) {
 
 /**
  * Checks init() options (each read once) and resolves locations: { threads,
- * relaxedSimd, base: URL or null, urls: { fileName: href }, inline, extra: { name: value } }.
+ * relaxedSimd, int8Dot, base: URL or null, urls: { fileName: href }, inline, extra: { name: value } }.
  * base null: the files baseUrl/urls/locateFile do not name are built in, and
  * inline(buildName) gives them (bundles: platform-browser.js; the worker host:
  * its caller, through options[INLINE_SOURCES]). locateFile is
@@ -127,13 +127,17 @@ export function resolveUrl(u, dir = false) {
  */
 export function initOptions(options, { extra = [] } = {}) {
   const where = extra.length ? 'init (mha-wasm/worker)' : 'init';
-  const o = plainObject(`${where} options`, options, ['threads', 'relaxedSimd', 'baseUrl', 'urls', 'locateFile', ...extra]);
-  const { threads = 'auto', relaxedSimd = true, baseUrl, urls = {}, locateFile } = o;
+  const o = plainObject(`${where} options`, options, ['threads', 'relaxedSimd', 'int8Dot', 'baseUrl', 'urls', 'locateFile', ...extra]);
+  const { threads = 'auto', relaxedSimd = true, int8Dot = 'auto', baseUrl, urls = {}, locateFile } = o;
   if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1)) {
     const msg = `${where}: threads must be 'auto' or a positive integer, got ${describe(threads)}`;
     throw typeof threads === 'number' ? new RangeError(msg) : new TypeError(msg);
   }
   if (typeof relaxedSimd !== 'boolean') throw new TypeError(`${where}: relaxedSimd must be true or false, got ${describe(relaxedSimd)}`);
+  if (int8Dot !== 'auto' && !INT8_DOT_NAMES.includes(int8Dot)) {
+    const msg = `${where}: int8Dot must be 'auto', ${INT8_DOT_NAMES.map((n) => `'${n}'`).join(' or ')}, got ${describe(int8Dot)}`;
+    throw typeof int8Dot === 'string' ? new RangeError(msg) : new TypeError(msg);
+  }
   if (baseUrl !== undefined && typeof baseUrl !== 'string' && !(baseUrl instanceof URL))
     throw new TypeError(`${where}: baseUrl must be a string or URL, got ${describe(baseUrl)}`);
   if (urls === null || typeof urls !== 'object' || Array.isArray(urls))
@@ -157,7 +161,7 @@ export function initOptions(options, { extra = [] } = {}) {
   const given = options !== null && typeof options === 'object' ? options[INLINE_SOURCES] : undefined;
   const inline = typeof given === 'function' ? given : platform.inlineSources;
   const base = baseUrl !== undefined ? resolveUrl(baseUrl, true) : typeof given === 'function' ? null : platform.defaultBase();
-  return { threads, relaxedSimd, base, urls: resolved, inline, extra: Object.fromEntries(extra.map((k) => [k, o[k]])) };
+  return { threads, relaxedSimd, int8Dot, base, urls: resolved, inline, extra: Object.fromEntries(extra.map((k) => [k, o[k]])) };
 }
 
 const WASM_MAGIC = [0, 0x61, 0x73, 0x6d];

@@ -229,14 +229,14 @@ export function init(options = {}) {
   } catch (e) {
     return Promise.reject(e);
   }
-  const key = JSON.stringify([opts.threads, opts.relaxedSimd, opts.base ? opts.base.href : null, opts.urls, url instanceof URL ? url.href : url]);
+  const key = JSON.stringify([opts.threads, opts.relaxedSimd, opts.int8Dot, opts.base ? opts.base.href : null, opts.urls, url instanceof URL ? url.href : url]);
   return memoizedApi(workers, key, async () => {
     const conn = await startWorker(url);
     try {
       await conn.ready;
       // No base: the files urls does not name are built in, and the host asks for them.
       const where = opts.base ? { baseUrl: opts.base.href } : { inline: true };
-      const info = await conn.call('init', [{ threads: opts.threads, relaxedSimd: opts.relaxedSimd, ...where, urls: opts.urls }]);
+      const info = await conn.call('init', [{ threads: opts.threads, relaxedSimd: opts.relaxedSimd, int8Dot: opts.int8Dot, ...where, urls: opts.urls }]);
       return defineApi(workerBackend(conn), info, {
         /** Stops the worker. Pending and later calls reject; init() with the same options starts a new one. */
         terminate: () => conn.terminate(),

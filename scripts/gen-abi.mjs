@@ -1,6 +1,6 @@
 // Writes the C++ and CMake side of bindings/abi.js (the one place the JS/C++
 // contract is written) into a folder of the build tree:
-//   abi.h      namespace mha::abi: enums (Status, Activation, MaskKind, WeightType), limits, a struct per record
+//   abi.h      namespace mha::abi: enums (Status, Activation, MaskKind, WeightType, Int8Dot), limits, a struct per record
 //   abi.cmake  MHA_MAX_HEAP_BYTES, MHA_MAX_THREADS, MHA_DIST_FILES, MHA_BUILDS
 // CMake runs it at configure time and again whenever abi.js changes.
 //   node scripts/gen-abi.mjs <out-dir>
@@ -27,6 +27,7 @@ export function header() {
   enm('Activation', abi.ACTIVATION, 'Feed-forward activations.');
   enm('MaskKind', abi.MASK, 'attn-mask kinds: none, bool (nonzero = masked), float (added to the scores).');
   enm('WeightType', abi.WEIGHT_TYPE, 'How a layer stores its weight matrices: float32, float16, int8 per output channel.');
+  enm('Int8Dot', abi.INT8_DOT, 'The int8 kernels: dot_i16x8 on int16 activations, or the relaxed i8 x i7 dot on 7-bit halves.');
   out.push(`constexpr uint64_t kMaxHeapBytes = ${abi.MAX_HEAP_BYTES}ull;`, `constexpr int kMaxThreads = ${abi.MAX_THREADS};`, '');
   out.push('// Records: 4-byte fields; pointers are heap offsets (0 = absent).');
   for (const name of Object.keys(abi.RECORDS)) {

@@ -52,12 +52,14 @@ inline void with_count(int n, F&& f) {
 // adjacent panels start kGemvPanels short streams each (a panel is K x 8 weights,
 // 4.6 KB for int8 at K = 576). Natively, a decoding step of SmolLM-135M's shapes
 // got 1.13-1.2x faster in int8 on one thread and on two.
+// G: the group size, kGemvPanels unless a kernel's sums for that many panels would
+// not fit in the registers (the int8 kernel of quant.h's kI7 takes 2).
 template <class F>
-inline void for_each_gemv_group(int panels, F&& f) {
-  const int step = (panels + kGemvPanels - 1) / kGemvPanels;
+inline void for_each_gemv_group(int panels, F&& f, int G = kGemvPanels) {
+  const int step = (panels + G - 1) / G;
   for (int first = 0; first < step; ++first) {
     const int count = (panels - 1 - first) / step + 1;  // first + q * step < panels
-    f(first, count < kGemvPanels ? count : kGemvPanels, step);
+    f(first, count < G ? count : G, step);
   }
 }
 

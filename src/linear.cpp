@@ -80,7 +80,7 @@ void gemm_tile(const Gemm& g, const GemmSplit& s, int task, const kernels::I8Row
         kernels::gemv_i8(*row, n, static_cast<const int8_t*>(g.Bp) + panel, g.panel_stride, g.scale + j0, c, bias);
       else
         kernels::gemm_i8(m, n, g.K, a, g.lda, static_cast<const int8_t*>(g.Bp) + panel, g.panel_stride, g.scale + j0, c,
-                         g.ldc, bias);
+                         g.ldc, bias, g.dot);
       break;
     case WeightType::kF32:
       kernels::gemm(m, n, g.K, a, g.lda, static_cast<const float*>(g.Bp) + panel, g.panel_stride, c, g.ldc, false, bias);
@@ -138,7 +138,7 @@ void for_each_tile(ThreadPool::Team& team, const int* first, int count, F&& f) {
   for_each_tile(team, first, count, [&](int i, int tile) {
     const Gemm& g = gemms[i];
     if (!quantized_row_gemv(g)) return gemm_tile(g, split[i], tile);
-    if (row.source != g.A || row.K != g.K) kernels::quantize_gemv_row(g.A, g.K, row);
+    if (row.source != g.A || row.K != g.K || row.dot != g.dot) kernels::quantize_gemv_row(g.A, g.K, row, g.dot);
     gemm_tile(g, split[i], tile, &row);
   });
 }

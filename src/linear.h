@@ -52,6 +52,7 @@ struct Gemm {
   const float* A = nullptr;
   size_t lda = 0;
   WeightType type = WeightType::kF32;
+  kernels::I8Dot dot = kernels::I8Dot::kI16;  // int8: the panels' layout
   const void* Bp = nullptr;
   size_t panel_stride = 0;
   const float* scale = nullptr;
@@ -122,6 +123,7 @@ class PackedMatrix {
   Gemm gemm(int M, const float* A, size_t lda, float* C, size_t ldc, int n0, int n, const float* bias,
             Epilogue e = {}) const;
   WeightType type() const { return type_; }
+  kernels::I8Dot i8_dot() const { return dot_; }  // int8: the kernel and layout its panels have
   int K() const { return K_; }
   int N() const { return N_; }
   size_t memory_bytes() const { return data_.bytes() + scale_.bytes(); }
@@ -130,6 +132,7 @@ class PackedMatrix {
   bool columns(int n0, int n) const { return n0 >= 0 && n0 % 8 == 0 && n >= 0 && n <= N_ - n0; }
   int K_ = 0, N_ = 0;
   WeightType type_ = WeightType::kF32;
+  kernels::I8Dot dot_ = kernels::I8Dot::kI16;  // int8: kernels::i8_dot() when reserved
   size_t panel_stride_ = 0;  // elements between panels
   FloatBuffer data_;         // the panels, of whichever type
   FloatBuffer scale_;        // int8: a scale per column, zero padded to whole panels

@@ -15,9 +15,9 @@ using kernels::kNR;
 
 uint64_t panels(int N) { return (static_cast<uint64_t>(N) + kNR - 1) / kNR; }
 
-// Elements of one panel: K rows of 8 (int8: whole k-pairs).
-uint64_t panel_elements(int K, WeightType t) {
-  return (t == WeightType::kInt8 ? round_up(K, 2) : static_cast<uint64_t>(K)) * kNR;
+// Elements of one panel: K rows of 8 (int8: in layout d, quant.h).
+uint64_t panel_elements(int K, WeightType t, kernels::I8Dot d) {
+  return t == WeightType::kInt8 ? kernels::i8_panel_bytes(K, d) : static_cast<uint64_t>(K) * kNR;
 }
 
 uint64_t element_bytes(WeightType t) {
@@ -25,10 +25,9 @@ uint64_t element_bytes(WeightType t) {
 }
 
 // Where element (k, j) of a panel is, in elements: k-major rows of 8 (float16's
-// in the order kernels::f16_position gives); int8 k-pairs of 16 (column j's two
-// k side by side).
-size_t at(int k, int j, WeightType t) {
-  if (t == WeightType::kInt8) return static_cast<size_t>(k / 2) * 2 * kNR + 2 * j + (k & 1);
+// in the order kernels::f16_position gives); int8 k-pairs or k-quads (kernels::i8_at).
+size_t at(int k, int j, WeightType t, kernels::I8Dot d) {
+  if (t == WeightType::kInt8) return kernels::i8_at(k, j, d);
   if (t == WeightType::kF16) return static_cast<size_t>(k) * kNR + kernels::f16_position(j);
   return static_cast<size_t>(k) * kNR + j;
 }
@@ -37,18 +36,19 @@ size_t at(int k, int j, WeightType t) {
 uint64_t PackedMatrix::bytes(int K, int N, WeightType t) {
   if (K <= 0 || N <= 0) return 0;
   const uint64_t p = panels(N);
-  return p * panel_elements(K, t) * element_bytes(t) + (t == WeightType::kInt8 ? p * kNR * sizeof(float) : 0);
+  return p * panel_elements(K, t, kernels::i8_dot()) * element_bytes(t) + (t == WeightType::kInt8 ? p * kNR * sizeof(float) : 0);
 }
 
 Status PackedMatrix::reserve(int K, int N, WeightType t) {
   if (K <= 0 || N <= 0 || !valid_weight_type(t)) return Status::kInvalidArgument;
-  const uint64_t data_bytes = panels(N) * panel_elements(K, t) * element_bytes(t);
+  const kernels::I8Dot d = kernels::i8_dot();
+  const uint64_t data_bytes = panels(N) * panel_elements(K, t, d) * element_bytes(t);
   const uint64_t scales = t == WeightType::kInt8 ? panels(N) * kNR : 0;
   K_ = N_ = 0;
   if (!data_.reserve((data_bytes + sizeof(float) - 1) / sizeof(float)) || (scales && !scale_.reserve(scales)))
     return Status::kOutOfMemory;
-  K_ = K, N_ = N, type_ = t;
-  panel_stride_ = static_cast<size_t>(panel_elements(K, t));
+  K_ = K, N_ = N, type_ = t, dot_ = d;
+  panel_stride_ = static_cast<size_t>(panel_elements(K, t, d));
   std::memset(data_.data(), 0, static_cast<size_t>(data_bytes));
   if (scales) std::fill(scale_.data(), scale_.data() + scales, 0.0f);
   return Status::kOk;
@@ -73,7 +73,7 @@ Status PackedMatrix::fill(int n0, int n, const float* w) {
     switch (type_) {
       case WeightType::kF32: {
         float* p = data_.data() + panel;
-        for (int k = 0; k < K; ++k) p[at(k, j, type_)] = row[k];
+        for (int k = 0; k < K; ++k) p[at(k, j, type_, dot_)] = row[k];
         break;
       }
       case WeightType::kF16: {
@@ -82,7 +82,9 @@ Status PackedMatrix::fill(int n0, int n, const float* w) {
       }
       case WeightType::kInt8: {
         const float s = kernels::row_scale_i8(row, K);
-        kernels::pack_row_i8(row, K, s, reinterpret_cast<int8_t*>(data_.data()) + panel, j);
+        int8_t* p = reinterpret_cast<int8_t*>(data_.data()) + panel;
+        kernels::pack_row_i8(row, K, s, p, j, dot_);
+        if (kernels::kI7Built && dot_ == kernels::I8Dot::kI7) kernels::i8_column_sums(p, K, j);
         scale_.data()[c] = s;
         break;
       }
@@ -99,7 +101,8 @@ Status PackedMatrix::fill_int8(int n0, int n, const int8_t* q, const float* scal
     const int c = n0 + r, j = c % kNR;
     int8_t* p = reinterpret_cast<int8_t*>(data_.data()) + static_cast<size_t>(c / kNR) * panel_stride_;
     const int8_t* row = q + static_cast<size_t>(r) * K;
-    for (int k = 0; k < K; ++k) p[at(k, j, type_)] = row[k];
+    for (int k = 0; k < K; ++k) p[at(k, j, type_, dot_)] = row[k];
+    if (kernels::kI7Built && dot_ == kernels::I8Dot::kI7) kernels::i8_column_sums(p, K, j);
     scale_.data()[c] = scale[r];
   }
   return Status::kOk;
@@ -111,7 +114,7 @@ void PackedMatrix::dequantize(int n0, int n, float* w) const {
     const size_t panel = static_cast<size_t>(c / kNR) * panel_stride_;
     float* row = w + static_cast<size_t>(r) * K_;
     for (int k = 0; k < K_; ++k) {
-      const size_t i = panel + at(k, j, type_);
+      const size_t i = panel + at(k, j, type_, dot_);
       switch (type_) {
         case WeightType::kF32: row[k] = data_.data()[i]; break;
         case WeightType::kF16: row[k] = kernels::float_from_half(reinterpret_cast<const uint16_t*>(data_.data())[i]); break;
@@ -124,7 +127,7 @@ void PackedMatrix::dequantize(int n0, int n, float* w) const {
 Gemm PackedMatrix::gemm(int M, const float* A, size_t lda, float* C, size_t ldc, int n0, int n, const float* bias,
                         Epilogue e) const {
   Gemm g;
-  g.M = M, g.N = n, g.K = K_, g.A = A, g.lda = lda, g.type = type_;
+  g.M = M, g.N = n, g.K = K_, g.A = A, g.lda = lda, g.type = type_, g.dot = dot_;
   const size_t at0 = static_cast<size_t>(n0 / kNR) * panel_stride_;
   const char* base = reinterpret_cast<const char*>(data_.data());
   g.Bp = base + at0 * element_bytes(type_);

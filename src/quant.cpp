@@ -1,6 +1,7 @@
 #include "quant.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -51,6 +52,14 @@ inline void store_f(float* p, VF v) { wasm_v128_store(p, v); }
 inline VF set_f(float x) { return wasm_f32x4_splat(x); }
 inline VF add_f(VF a, VF b) { return wasm_f32x4_add(a, b); }
 inline VF mul_f(VF a, VF b) { return wasm_f32x4_mul(a, b); }
+inline VI narrow_u8(VI a, VI b) { return wasm_u8x16_narrow_i16x8(a, b); }  // saturating
+inline void store_lo64(void* p, VI v) { wasm_v128_store64_lane(p, v, 0); }
+#ifdef MHA_RELAXED_MADD
+#define MHA_I8_I7 1
+static_assert(kI7Built, "quant.h and quant.cpp agree on the builds with kI7");
+// acc + the four products of each lane's bytes, w signed, a in [0, 127].
+inline VI rdot(VI w, VI a, VI acc) { return wasm_i32x4_relaxed_dot_i8x16_i7x16_add(w, a, acc); }
+#endif
 #ifdef MHA_RELAXED_MADD
 inline VF madd_f(VF a, VF b, VF c) {
   typedef float f32x4 __attribute__((__vector_size__(16)));
@@ -91,6 +100,12 @@ inline VF set_f(float x) { return _mm_set1_ps(x); }
 inline VF add_f(VF a, VF b) { return _mm_add_ps(a, b); }
 inline VF mul_f(VF a, VF b) { return _mm_mul_ps(a, b); }
 inline VF madd_f(VF a, VF b, VF c) { return add_f(mul_f(a, b), c); }
+inline VI narrow_u8(VI a, VI b) { return _mm_packus_epi16(a, b); }
+inline void store_lo64(void* p, VI v) { _mm_storel_epi64(static_cast<__m128i*>(p), v); }
+#define MHA_I8_I7 1
+// The relaxed dot as engines without a dot instruction run it (maddubs's pair sums
+// cannot saturate here: |a w| <= 127 * 128).
+inline VI rdot(VI w, VI a, VI acc) { return _mm_add_epi32(acc, _mm_madd_epi16(_mm_maddubs_epi16(a, w), _mm_set1_epi16(1))); }
 #else
 // Portable lanes: 16 bytes read as int8, int16 or int32 through memcpy.
 struct VI {
@@ -143,6 +158,22 @@ inline VI narrow_i16(VI a, VI b) {
     h.v[i + 4] = int16_t(std::clamp(b.v[i], -32768, 32767));
   }
   return lanes<VI>(h);
+}
+inline VI narrow_u8(VI a, VI b) {
+  const I16 x = lanes<I16>(a), y = lanes<I16>(b);
+  uint8_t u[16];
+  for (int i = 0; i < 8; ++i) u[i] = uint8_t(std::clamp<int>(x.v[i], 0, 255)), u[i + 8] = uint8_t(std::clamp<int>(y.v[i], 0, 255));
+  return lanes<VI>(u);
+}
+inline void store_lo64(void* p, VI v) { std::memcpy(p, &v, 8); }
+#define MHA_I8_I7 1
+inline VI rdot(VI w, VI a, VI acc) {
+  int8_t x[16];
+  uint8_t y[16];
+  std::memcpy(x, &w, 16), std::memcpy(y, &a, 16);
+  for (int i = 0; i < 4; ++i)
+    for (int t = 4 * i; t < 4 * i + 4; ++t) acc.v[i] = int32_t(uint32_t(acc.v[i]) + uint32_t(x[t] * y[t]));
+  return acc;
 }
 inline VF cvt_f32(VI a) { return {{float(a.v[0]), float(a.v[1]), float(a.v[2]), float(a.v[3])}}; }
 inline VF as_f(VI a) { return lanes<VF>(a); }
@@ -343,6 +374,78 @@ inline void dot_i8_rows(int mr, int kp, const int16_t* aq, const int8_t* B, int3
   with_count<kMR>(mr, [&](auto m) { dot_i8<decltype(m)::value>(kp, aq, B, acc); });
 }
 
+#ifdef MHA_I8_I7
+// kI7: one pass over kq k-quads for R (1 or 2) rows of hi/lo activations (row r's
+// quad t at a + t * astride + 8r) and one panel slice, with the pass's column sums
+// cs: the R x 8 int32 sums of q * w, into acc. Not inlined: its twelve vectors need
+// the registers to themselves (inlined into its callers, V8 spilled them in the loop).
+template <int R>
+[[gnu::noinline]] void dot_i7(int kq, const uint8_t* a, size_t astride, const int8_t* B, const int32_t* cs, int32_t* acc) {
+  VI h[R][2], l[R][2];
+  for (int r = 0; r < R; ++r) h[r][0] = h[r][1] = l[r][0] = l[r][1] = zero_i();
+  for (const int8_t* const end = B + 32 * kq; B != end; B += 32, a += astride) {
+    const VI w0 = load_i(B), w1 = load_i(B + 16);
+    for (int r = 0; r < R; ++r) {
+      const VI ah = splat32(a + 8 * r), al = splat32(a + 8 * r + 4);
+      h[r][0] = rdot(w0, ah, h[r][0]), h[r][1] = rdot(w1, ah, h[r][1]);
+      l[r][0] = rdot(w0, al, l[r][0]), l[r][1] = rdot(w1, al, l[r][1]);
+    }
+  }
+  const VI c0 = shl_i32<13>(load_i(cs)), c1 = shl_i32<13>(load_i(cs + 4));
+  for (int r = 0; r < R; ++r) {
+    store_i(acc + r * kNR, sub_i32(add_i32(shl_i32<7>(h[r][0]), l[r][0]), c0));
+    store_i(acc + r * kNR + 4, sub_i32(add_i32(shl_i32<7>(h[r][1]), l[r][1]), c1));
+  }
+}
+
+// dot_i7 for a tile of mr (1 to kMR) rows, two at a time (four rows' sums would not
+// fit in the registers).
+inline void dot_i7_rows(int mr, int kq, const uint8_t* a, const int8_t* B, const int32_t* cs, int32_t* acc) {
+  const size_t st = 8 * static_cast<size_t>(mr);
+  for (int r = 0; r < mr; r += 2) {
+    if (mr - r >= 2)
+      dot_i7<2>(kq, a + 8 * r, st, B, cs, acc + r * kNR);
+    else
+      dot_i7<1>(kq, a + 8 * r, st, B, cs, acc + r * kNR);
+  }
+}
+
+// One row against P (1 or 2) panels at once, `stride` bytes apart, as dot_i8_panels;
+// each panel's column sums for this pass at cs_at bytes from its slice. Not inlined,
+// as dot_i7.
+template <int P>
+[[gnu::noinline]] void dot_i7_panels(int kq, const uint8_t* a, const int8_t* B, size_t stride, size_t cs_at, int32_t* acc) {
+  VI h[P][2], l[P][2];
+  for (int q = 0; q < P; ++q) h[q][0] = h[q][1] = l[q][0] = l[q][1] = zero_i();
+  for (int t = 0; t < kq; ++t) {
+    const VI ah = splat32(a + 8 * t), al = splat32(a + 8 * t + 4);
+    for (int q = 0; q < P; ++q) {
+      const int8_t* w = B + q * stride + 32 * t;
+      const VI w0 = load_i(w), w1 = load_i(w + 16);
+      h[q][0] = rdot(w0, ah, h[q][0]), h[q][1] = rdot(w1, ah, h[q][1]);
+      l[q][0] = rdot(w0, al, l[q][0]), l[q][1] = rdot(w1, al, l[q][1]);
+    }
+  }
+  for (int q = 0; q < P; ++q) {
+    const int32_t* cs = reinterpret_cast<const int32_t*>(B + q * stride + cs_at);
+    store_i(acc + q * kNR, sub_i32(add_i32(shl_i32<7>(h[q][0]), l[q][0]), shl_i32<13>(load_i(cs))));
+    store_i(acc + q * kNR + 4, sub_i32(add_i32(shl_i32<7>(h[q][1]), l[q][1]), shl_i32<13>(load_i(cs + 4))));
+  }
+}
+#endif
+
+// A pass's int32 sums for a tile of mr rows against one panel slice, in layout d:
+// aq the tile's activations, cs the pass's column sums (kI7).
+inline void dot_tile(I8Dot d, int mr, int kb, const int16_t* aq, const int8_t* B, const int8_t* cs, int32_t* acc) {
+#ifdef MHA_I8_I7
+  if (d == I8Dot::kI7)
+    return dot_i7_rows(mr, (kb + 3) / 4, reinterpret_cast<const uint8_t*>(aq), B, reinterpret_cast<const int32_t*>(cs), acc);
+#else
+  (void)d, (void)cs;
+#endif
+  dot_i8_rows(mr, (kb + 1) / 2, aq, B, acc);
+}
+
 // C[rows x nr] (+)= acc * row_scale * row_shift (first: C is not read); after the
 // last pass C = C * col_scale + bias (null: 0). Shared by every tile height (not
 // inlined: it is once per tile and pass, the sums are once per k-pair).
@@ -455,9 +558,11 @@ float float_from_half(uint16_t h) {
   return h & 0x8000u ? -v : v;
 }
 
-void pack_row_i8(const float* w, int K, float scale, int8_t* panel, int j) {
+void pack_row_i8(const float* w, int K, float scale, int8_t* panel, int j, I8Dot d) {
   int k = 0;
-  int8_t* p = panel + 2 * j;  // pair k / 2 at p + (k / 2) * 2 * kNR
+  // kI16: pair k / 2 at p + (k / 2) * 2 * kNR; kI7: quad k / 4 at p + (k / 4) * 32.
+  const bool quads = kI7Built && d == I8Dot::kI7;
+  int8_t* p = panel + i8_at(0, j, d);
   if (scale != 0.0f) {
 #if defined(__wasm_simd128__)
     const v128_t sd = wasm_f64x2_splat(scale), lo = wasm_f64x2_splat(-127.0), hi = wasm_f64x2_splat(127.0);
@@ -472,6 +577,11 @@ void pack_row_i8(const float* w, int K, float scale, int8_t* panel, int j) {
       const v128_t q4b = wasm_i64x2_shuffle(q2(b), q2(wasm_i64x2_shuffle(b, b, 1, 1)), 0, 2);
       const v128_t q16 = wasm_i16x8_narrow_i32x4(q4a, q4b);
       const v128_t q8 = wasm_i8x16_narrow_i16x8(q16, q16);  // q0..q7 in bytes 0..7: four k-pairs
+      if (quads) {
+        wasm_v128_store32_lane(p + (k / 4) * 32, q8, 0);
+        wasm_v128_store32_lane(p + (k / 4) * 32 + 32, q8, 1);
+        continue;
+      }
       int8_t* at = p + (k / 2) * 2 * kNR;
       wasm_v128_store16_lane(at, q8, 0);
       wasm_v128_store16_lane(at + 2 * kNR, q8, 1);
@@ -490,6 +600,12 @@ void pack_row_i8(const float* w, int K, float scale, int8_t* panel, int j) {
       const __m128i q4b = _mm_unpacklo_epi64(q2(b), q2(_mm_movehl_ps(b, b)));
       const __m128i q16 = _mm_packs_epi32(q4a, q4b);
       const __m128i q8 = _mm_packs_epi16(q16, q16);
+      if (quads) {
+        const int64_t eight = _mm_cvtsi128_si64(q8);
+        std::memcpy(p + (k / 4) * 32, &eight, 4);
+        std::memcpy(p + (k / 4) * 32 + 32, reinterpret_cast<const char*>(&eight) + 4, 4);
+        continue;
+      }
       int8_t* at = p + (k / 2) * 2 * kNR;
       const uint16_t pairs[4] = {static_cast<uint16_t>(_mm_extract_epi16(q8, 0)), static_cast<uint16_t>(_mm_extract_epi16(q8, 1)),
                                  static_cast<uint16_t>(_mm_extract_epi16(q8, 2)), static_cast<uint16_t>(_mm_extract_epi16(q8, 3))};
@@ -497,7 +613,48 @@ void pack_row_i8(const float* w, int K, float scale, int8_t* panel, int j) {
     }
 #endif
   }
-  for (; k < K; ++k) p[(k / 2) * 2 * kNR + (k & 1)] = quantize_i8(w[k], scale);
+  for (; k < K; ++k) p[quads ? (k / 4) * 32 + (k & 3) : (k / 2) * 2 * kNR + (k & 1)] = quantize_i8(w[k], scale);
+}
+
+void i8_column_sums(int8_t* panel, int K, int j) {
+  const size_t sums = static_cast<size_t>((K + 3) / 4 * 4) * kNR;
+  for (int k0 = 0, pass = 0; k0 < K; k0 += kI8KC, ++pass) {
+    int32_t sum = 0;
+    for (int k = k0; k < std::min(K, k0 + kI8KC); ++k) sum += panel[i8_at(k, j, I8Dot::kI7)];
+    std::memcpy(panel + sums + 32 * pass + 4 * j, &sum, 4);
+  }
+}
+
+I8Dot i8_dot_native() {
+#if defined(MHA_I8_I7) && defined(__wasm_simd128__)
+  static const I8Dot probed = [] {
+    // 127 times 255 (a 7-bit operand with its top bit set): a dot instruction gives 4 * 127 * 255
+    // (unsigned, as x86's vpdpbusd) or -4 * 127 (signed); two saturating multiply-adds (x86's
+    // pmaddubsw, pmaddwd) 2 * 32767. Volatile, so that nothing is folded at compile time.
+    static volatile int8_t w = 127;
+    static volatile uint8_t a = 255;
+    const int32_t r = wasm_i32x4_extract_lane(rdot(wasm_i8x16_splat(w), wasm_u8x16_splat(a), zero_i()), 0);
+    return r == 4 * 127 * 255 || r == -4 * 127 ? I8Dot::kI7 : I8Dot::kI16;
+  }();
+  return probed;
+#else
+  return I8Dot::kI16;  // native builds emulate kI7 (for the tests)
+#endif
+}
+
+namespace {
+std::atomic<int> g_i8_dot{-1};  // -1: i8_dot_native()
+}  // namespace
+
+I8Dot i8_dot() {
+  const int d = g_i8_dot.load(std::memory_order_relaxed);
+  return d < 0 ? i8_dot_native() : static_cast<I8Dot>(d);
+}
+
+bool set_i8_dot(I8Dot d) {
+  if (!i8_dot_available(d)) return false;
+  g_i8_dot.store(static_cast<int>(d), std::memory_order_relaxed);
+  return true;
 }
 
 namespace {
@@ -528,23 +685,36 @@ float row_scale_i8(const float* w, int K) {
   return m / 127.0f;
 }
 
-void quantize_row_i16(const float* x, int n, int16_t* q, float* scale, float* shift) {
+namespace {
+// The scales of a row x [n] quantized to [-qmax, qmax]: x ~ q * scale * shift with q =
+// nearest(x * pre * inv). False (and scale 0, or NaN) for a row of zeros, or one holding a
+// NaN or an infinity.
+bool act_scale(const float* x, int n, int qmax, float* scale, float* shift, float* pre, float* inv) {
   const int32_t mb = max_abs_bits(x, n);
-  const int n2 = (n + 1) & ~1;
   *shift = 1.0f;
   if (mb == 0 || mb >= 0x7F800000) {  // zeros; or a NaN or an infinity: NaN for the whole row
     *scale = mb == 0 ? 0.0f : NAN;
-    std::fill(q, q + n2, int16_t{0});
-    return;
+    return false;
   }
   float mx;
   std::memcpy(&mx, &mb, 4);
-  // A tiny row is scaled up by 2^100 first (exact), so that 32767 / max stays
+  // A tiny row is scaled up by 2^100 first (exact), so that qmax / max stays
   // finite and the scale a normal float.
   const bool tiny = mx < 0x1p-100f;
-  const float pre = tiny ? 0x1p100f : 1.0f, inv = kActQMax / (mx * pre);
-  *scale = mx * pre / kActQMax;
+  *pre = tiny ? 0x1p100f : 1.0f, *inv = qmax / (mx * *pre);
+  *scale = mx * *pre / qmax;
   *shift = tiny ? 0x1p-100f : 1.0f;
+  return true;
+}
+}  // namespace
+
+void quantize_row_i16(const float* x, int n, int16_t* q, float* scale, float* shift) {
+  const int n2 = (n + 1) & ~1;
+  float pre, inv;
+  if (!act_scale(x, n, kActQMax, scale, shift, &pre, &inv)) {
+    std::fill(q, q + n2, int16_t{0});
+    return;
+  }
   const VF vp = set_f(pre), vi = set_f(inv);
   int i = 0;
   for (; i + 8 <= n; i += 8) {  // |x * pre * inv| <= 32767 (+ rounding): inside int16
@@ -554,6 +724,30 @@ void quantize_row_i16(const float* x, int n, int16_t* q, float* scale, float* sh
   }
   for (; i < n; ++i) q[i] = static_cast<int16_t>(std::nearbyint(x[i] * pre * inv));
   if (n2 > n) q[n] = 0;
+}
+
+void quantize_row_u14(const float* x, int n, uint8_t* out, size_t quad_stride, float* scale, float* shift) {
+  const int nq = (n + 3) / 4;
+  float pre, inv;
+  const bool any = act_scale(x, n, kAct7QMax, scale, shift, &pre, &inv);
+  int t = 0;
+  if (any) {
+    const VF vp = set_f(pre), vi = set_f(inv);
+    const VI offset = set_i32(kAct7Offset), low7 = set_i32(127);
+    for (; 4 * t + 4 <= n; ++t) {  // |q| <= 8191: u in [1, 16383]
+      const VI u = add_i32(round_i32(mul_f(mul_f(load_f(x + 4 * t), vp), vi)), offset);
+      const VI halves = narrow_i16(sra_i32<7>(u), and_i(u, low7));  // hi 0-3, lo 0-3
+      store_lo64(out + t * quad_stride, narrow_u8(halves, halves));
+    }
+  }
+  for (; t < nq; ++t) {
+    uint8_t* o = out + t * quad_stride;
+    for (int i = 0; i < 4; ++i) {
+      const int k = 4 * t + i;
+      const int u = k >= n ? 0 : kAct7Offset + (any ? static_cast<int>(std::nearbyint(x[k] * pre * inv)) : 0);
+      o[i] = static_cast<uint8_t>(u >> 7), o[4 + i] = static_cast<uint8_t>(u & 127);
+    }
+  }
 }
 
 void gemm_f16(int M, int N, int K, const float* A, size_t lda, const uint16_t* Bp, size_t panel_stride, float* C,
@@ -587,7 +781,10 @@ void gemm_f16(int M, int N, int K, const float* A, size_t lda, const uint16_t* B
 namespace {
 // Row r of a tile of mr rows, kb deep, quantized (quantize_row_i16) into the
 // tile's k-pair-major layout (dot_i8): the pair p at tile + (p * mr + r) * 2.
-void quantize_into_tile(const float* x, int kb, int r, int mr, int16_t* tile, float* scale, float* shift) {
+// kI7: the same in dot_i7's layout (quad t of row r at byte (t * mr + r) * 8).
+void quantize_into_tile(const float* x, int kb, int r, int mr, int16_t* tile, float* scale, float* shift, I8Dot d) {
+  if (kI7Built && d == I8Dot::kI7)
+    return quantize_row_u14(x, kb, reinterpret_cast<uint8_t*>(tile) + 8 * r, 8 * static_cast<size_t>(mr), scale, shift);
   if (mr == 1) return quantize_row_i16(x, kb, tile, scale, shift);
   alignas(16) int16_t row[kI8KC];
   quantize_row_i16(x, kb, row, scale, shift);
@@ -601,8 +798,9 @@ void quantize_into_tile(const float* x, int kb, int r, int mr, int16_t* tile, fl
 // added up as store_i8 adds them through C; C is read only when k0 > 0 (the sums
 // of earlier chunks) and finished (* scale + bias) by the chunk that ends at K.
 void gemv_i8_chunk(int N, int K, int k0, int np, const int16_t* aq, const float* rs, const float* rt, int ss,
-                   const int8_t* Bp, size_t panel_stride, const float* scale, float* C, const float* bias) {
+                   const int8_t* Bp, size_t panel_stride, const float* scale, float* C, const float* bias, I8Dot d) {
   const bool finish = k0 + np * kI8KC >= K;
+  const size_t sums = static_cast<size_t>((K + 3) / 4 * 4) * kNR;  // kI7: where a panel's column sums start
   for_each_gemv_group((N + kNR - 1) / kNR, [&](int first, int count, int step) {
     const int8_t* panel = Bp + first * panel_stride + static_cast<size_t>(k0) * kNR;
     alignas(16) int32_t acc[kGemvPanels * kNR];
@@ -610,9 +808,23 @@ void gemv_i8_chunk(int N, int K, int k0, int np, const int16_t* aq, const float*
     for (int p = 0; p < np; ++p) {
       const int kb = std::min(kI8KC, K - k0 - p * kI8KC), kp = (kb + 1) / 2;
       const int8_t* slice = panel + static_cast<size_t>(p) * kI8KC * kNR;
-      with_count<kGemvPanels>(count, [&](auto g) {
-        dot_i8_panels<decltype(g)::value>(kp, aq + p * kI8KC, slice, step * panel_stride, acc);
-      });
+#ifdef MHA_I8_I7
+      if (d == I8Dot::kI7) {
+        // Groups of two panels (four panels' sums would not fit in the registers).
+        const size_t cs_at = sums + 32 * static_cast<size_t>(k0 / kI8KC + p) - static_cast<size_t>(k0 + p * kI8KC) * kNR;
+        const uint8_t* a = reinterpret_cast<const uint8_t*>(aq + p * kI8KC);
+        if (count == 2)
+          dot_i7_panels<2>((kb + 3) / 4, a, slice, step * panel_stride, cs_at, acc);
+        else
+          dot_i7_panels<1>((kb + 3) / 4, a, slice, step * panel_stride, cs_at, acc);
+      } else
+#endif
+      {
+        (void)sums, (void)d;
+        with_count<kGemvPanels>(count, [&](auto g) {
+          dot_i8_panels<decltype(g)::value>(kp, aq + p * kI8KC, slice, step * panel_stride, acc);
+        });
+      }
       const VF s = set_f(rs[p * ss]), sh = set_f(rt[p * ss]);
       for (int q = 0; q < count; ++q) {
         const VF y0 = mul_f(mul_f(cvt_f32(load_i(acc + q * kNR)), s), sh);
@@ -646,7 +858,7 @@ void gemv_i8_chunk(int N, int K, int k0, int np, const int16_t* aq, const float*
         std::copy(t, t + nr, C + j);
       }
     }
-  });
+  }, d == I8Dot::kI7 ? 2 : kGemvPanels);
 }
 
 // Tiles of M <= kMR rows (a decoding step's GEMV): the rows are quantized for up
@@ -656,7 +868,8 @@ void gemv_i8_chunk(int N, int K, int k0, int np, const int16_t* aq, const float*
 // every panel in turn (for M = 1, a whole panel of K <= 8192 in one go, and
 // kGemvPanels panels side by side).
 void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, size_t panel_stride,
-             const float* scale, float* C, size_t ldc, const float* bias) {
+             const float* scale, float* C, size_t ldc, const float* bias, I8Dot d) {
+  const size_t sums = static_cast<size_t>((K + 3) / 4 * 4) * kNR;
   alignas(64) int16_t aq[kI8Rows * kI8KC];
   float rs[kI8Rows * kMR], rt[kI8Rows * kMR];  // up to kI8Rows passes (M = 1)
   const int passes = kI8Rows / M;  // per chunk: M rows x passes x kI8KC fit in aq
@@ -667,10 +880,10 @@ void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
     for (int p = 0; p < np; ++p) {
       const int kb = std::min(kI8KC, K - k0 - p * kI8KC);
       for (int r = 0; r < M; ++r)
-        quantize_into_tile(A + r * lda + k0 + p * kI8KC, kb, r, M, aq + p * M * kI8KC, rs + p * kMR + r, rt + p * kMR + r);
+        quantize_into_tile(A + r * lda + k0 + p * kI8KC, kb, r, M, aq + p * M * kI8KC, rs + p * kMR + r, rt + p * kMR + r, d);
     }
     if (M == 1) {
-      gemv_i8_chunk(N, K, k0, np, aq, rs, rt, kMR, Bp, panel_stride, scale, C, bias);
+      gemv_i8_chunk(N, K, k0, np, aq, rs, rt, kMR, Bp, panel_stride, scale, C, bias, d);
       continue;
     }
     for (int j0 = 0; j0 < N; j0 += kNR) {
@@ -678,10 +891,11 @@ void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
       const int8_t* panel = Bp + (j0 / kNR) * panel_stride + static_cast<size_t>(k0) * kNR;
       alignas(16) int32_t acc[kMR * kNR];
       for (int p = 0; p < np; ++p) {
-        const int kb = std::min(kI8KC, K - k0 - p * kI8KC), kp = (kb + 1) / 2;
+        const int kb = std::min(kI8KC, K - k0 - p * kI8KC);
         const int16_t* a = aq + p * M * kI8KC;
         const int8_t* slice = panel + static_cast<size_t>(p) * kI8KC * kNR;
-        dot_i8_rows(M, kp, a, slice, acc);
+        const int8_t* cs = Bp + (j0 / kNR) * panel_stride + sums + 32 * static_cast<size_t>(k0 / kI8KC + p);
+        dot_tile(d, M, kb, a, slice, cs, acc);
         const int kend = k0 + p * kI8KC + kb;
         store_i8(acc, M, rs + p * kMR, rt + p * kMR, scale + j0, bias ? bias + j0 : nullptr, C + j0, ldc, nr,
                  k0 == 0 && p == 0, kend == K);
@@ -692,10 +906,11 @@ void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
 }  // namespace
 
 void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, size_t panel_stride,
-             const float* scale, float* C, size_t ldc, const float* bias) {
+             const float* scale, float* C, size_t ldc, const float* bias, I8Dot d) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return fill_bias(M, N, C, ldc, bias);
-  if (M <= kMR) return rows_i8(M, N, K, A, lda, Bp, panel_stride, scale, C, ldc, bias);
+  if (M <= kMR) return rows_i8(M, N, K, A, lda, Bp, panel_stride, scale, C, ldc, bias, d);
+  const size_t sums = static_cast<size_t>((K + 3) / 4 * 4) * kNR;
   // Row blocks of kI8Rows are quantized one pass at a time (once for every panel
   // of the tile), then each panel's slice runs over them in micro-tiles.
   alignas(64) int16_t aq[kI8Rows * kI8KC];
@@ -703,11 +918,12 @@ void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
   for (int i0 = 0; i0 < M; i0 += kI8Rows) {
     const int rows = std::min(kI8Rows, M - i0);
     for (int k0 = 0; k0 < K; k0 += kI8KC) {
-      const int kb = std::min(kI8KC, K - k0), kp = (kb + 1) / 2, ldq = 2 * kp;
+      // A row's activations take ldq int16: whole k-pairs (kI16) or k-quads (kI7, 2 bytes a k).
+      const int kb = std::min(kI8KC, K - k0), ldq = d == I8Dot::kI7 ? (kb + 3) / 4 * 4 : (kb + 1) / 2 * 2;
       const bool first = k0 == 0, last = k0 + kb == K;
-      for (int r = 0; r < rows; ++r) {  // tile t (rows t..t+mr) at aq + t * ldq, k-pair major
+      for (int r = 0; r < rows; ++r) {  // tile t (rows t..t+mr) at aq + t * ldq, k-pair (k-quad) major
         const int t = r / kMR * kMR, mr = std::min(kMR, rows - t);
-        quantize_into_tile(A + (i0 + r) * lda + k0, kb, r - t, mr, aq + t * ldq, rs + r, rt + r);
+        quantize_into_tile(A + (i0 + r) * lda + k0, kb, r - t, mr, aq + t * ldq, rs + r, rt + r, d);
       }
       for (int j0 = 0; j0 < N; j0 += kNR) {
         const int nr = std::min(kNR, N - j0);
@@ -719,7 +935,7 @@ void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
         for (int r = 0; r < rows; r += kMR) {
           const int mr = std::min(kMR, rows - r);
           const int16_t* a = aq + r * ldq;
-          dot_i8_rows(mr, kp, a, panel, acc);
+          dot_tile(d, mr, kb, a, panel, Bp + (j0 / kNR) * panel_stride + sums + 32 * static_cast<size_t>(k0 / kI8KC), acc);
           store_i8(acc, mr, rs + r, rt + r, cs, bj, c + r * ldc, ldc, nr, first, last);
         }
       }
@@ -727,10 +943,10 @@ void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
   }
 }
 
-void quantize_gemv_row(const float* a, int K, I8Row& row) {
-  row.source = a, row.K = K;
+void quantize_gemv_row(const float* a, int K, I8Row& row, I8Dot d) {
+  row.source = a, row.K = K, row.dot = d;
   for (int p = 0; p * kI8KC < K; ++p)
-    quantize_row_i16(a + p * kI8KC, std::min(kI8KC, K - p * kI8KC), row.q + p * kI8KC, row.scale + p, row.shift + p);
+    quantize_into_tile(a + p * kI8KC, std::min(kI8KC, K - p * kI8KC), 0, 1, row.q + p * kI8KC, row.scale + p, row.shift + p, d);
 }
 
 void gemv_i8(const I8Row& row, int N, const int8_t* Bp, size_t panel_stride, const float* scale, float* C,
@@ -738,7 +954,7 @@ void gemv_i8(const I8Row& row, int N, const int8_t* Bp, size_t panel_stride, con
   if (N <= 0) return;
   if (row.K <= 0) return fill_bias(1, N, C, N, bias);
   gemv_i8_chunk(N, row.K, 0, (row.K + kI8KC - 1) / kI8KC, row.q, row.scale, row.shift, 1, Bp, panel_stride, scale, C,
-                bias);
+                bias, row.dot);
 }
 
 }  // namespace kernels

@@ -64,6 +64,26 @@ async function pageChecks(relaxedSimd) {
   out.cacheLength = cache.length;
   for (const o of [cache, enc, dec]) o.dispose();
   out.live = mha.stats().liveLayers;
+  // int8 weights on each kernel this build has ('auto': where this engine runs the relaxed dot as one
+  // instruction, x86 with AVX-VNNI, it is that one): a gated FeedForward, one row (the decoding GEMV) and
+  // 13 (the GEMM's tiles), against float64 with the dequantized weights.
+  const { feedForwardReference, int8Rows } = await import('/tests/reference-modern.mjs');
+  const FE = 72, FF = 40, fw = { gateProjWeight: uniform(r, FF * FE, -1, 1), upProjWeight: uniform(r, FF * FE, -1, 1), downProjWeight: uniform(r, FE * FF, -1, 1) };
+  const deq = { gateProjWeight: int8Rows(fw.gateProjWeight, FF, FE).deq, upProjWeight: int8Rows(fw.upProjWeight, FF, FE).deq, downProjWeight: int8Rows(fw.downProjWeight, FE, FF).deq };
+  out.int8 = [];
+  for (const int8Dot of ['auto', 'dot_i16x8', 'relaxed_dot_i8x16_i7x16']) {
+    const m = await init({ threads: 2, relaxedSimd, int8Dot });
+    const ff = new m.FeedForward({ dModel: FE, dimFeedforward: FF, activation: 'silu', gated: true, bias: false, weightType: 'int8' });
+    ff.setWeights(fw);
+    for (const M of [1, 13]) {
+      const fx = x.subarray(0, M * FE), got = ff.forward({ data: fx, dims: [M, FE] }).data;
+      const ref = feedForwardReference({ embedDim: FE, hiddenDim: FF, activation: 'silu', gated: true }, deq, M, fx);
+      let e = 0, mx = 0;
+      for (let i = 0; i < ref.length; i++) e = Math.max(e, Math.abs(got[i] - ref[i])), mx = Math.max(mx, Math.abs(ref[i]));
+      out.int8.push({ int8Dot, used: m.features.int8Dot, M, err: e / mx });
+    }
+    ff.dispose();
+  }
   return out;
 }
 
@@ -91,7 +111,14 @@ for (const isolated of [true, false]) {
       assert.equal(out.isolated, isolated);
       const relaxed = relaxedSimd && relaxedBuilt;
       assert.equal(out.build, buildName(isolated, relaxed));
-      assert.deepEqual(out.features, { simd: true, relaxedSimd: relaxed, threads: isolated });
+      const { int8Dot, ...features } = out.features;
+      assert.deepEqual(features, { simd: true, relaxedSimd: relaxed, threads: isolated });
+      assert.ok(relaxed || int8Dot === 'dot_i16x8', int8Dot);
+      console.log(`# ${relaxed ? 'relaxed' : 'SIMD128'} build: int8 kernel ${int8Dot}`);
+      for (const r of out.int8) {
+        assert.equal(r.used, r.int8Dot === 'auto' ? int8Dot : relaxed ? r.int8Dot : 'dot_i16x8', JSON.stringify(r));
+        assert.ok(r.err <= 2e-3, JSON.stringify(r));
+      }
       if (relaxed) assert.equal(out.relaxedNote, null);
       else assert.match(out.relaxedNote, relaxedSimd ? /relaxed-SIMD builds are not in this package/ : /relaxedSimd: false/);
       if (isolated) {

@@ -30,9 +30,10 @@ function relToMax(a, ref) {
   return e / m;
 }
 
-for (const threads of [1, 2]) {
-  test(`threads=${threads}: int8 and f16 models: logits near the float64 reference, greedy tokens match, memory shrinks`, async () => {
-    const mha = await init({ threads });
+// Both int8 kernels (init's int8Dot); a SIMD128 build has only dot_i16x8 and runs it for either.
+for (const threads of [1, 2]) for (const int8Dot of ['dot_i16x8', 'relaxed_dot_i8x16_i7x16']) {
+  test(`threads=${threads}, int8Dot ${int8Dot}: int8 and f16 models: logits near the float64 reference, greedy tokens match, memory shrinks`, async () => {
+    const mha = await init({ threads, int8Dot });
     for (const arch of DECODERS) {
       const m = tinyModel(arch, { seed: 21, int8Exact: 'outChannel' });
       const ids = [3, 17, 42, 8, 99, 5, 23, 61];

@@ -200,6 +200,25 @@ export const ACTIVATIONS = {
   silu: (s) => s / (1 + Math.exp(-s)),
 };
 
+/** x rounded to the nearest integer, ties to even. */
+export const roundEven = (x) => { const f = Math.floor(x), d = x - f; return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f; };
+
+/** W [N, K] as int8 per row: { q, scale, deq }. */
+export function int8Rows(w, N, K) {
+  const q = new Int8Array(N * K), scale = new Float32Array(N), deq = new Float32Array(N * K);
+  for (let n = 0; n < N; n++) {
+    let max = 0;
+    for (let k = 0; k < K; k++) max = Math.max(max, Math.abs(w[n * K + k]));
+    const s = Math.fround(max / 127);  // the core's float scale; w / s in float64, as the core divides
+    scale[n] = s;
+    for (let k = 0; k < K; k++) {
+      q[n * K + k] = s === 0 ? 0 : Math.max(-127, Math.min(127, roundEven(w[n * K + k] / s)));
+      deq[n * K + k] = q[n * K + k] * s;
+    }
+  }
+  return { q, scale, deq };
+}
+
 /**
  * Feed-forward block on x [M, E]. cfg: { embedDim, hiddenDim, activation = 'relu',
  * gated = false }. Weights (PyTorch layout [out, in], biases optional):

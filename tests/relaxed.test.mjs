@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { init, probeFeatures } from 'mha-wasm';
 import { init as initWorker } from 'mha-wasm/worker';
-import { BUILDS, buildFiles } from '../bindings/abi.js';
+import { BUILDS, INT8_DOT_NAMES, buildFiles } from '../bindings/abi.js';
 import { RELAXED_PROBE } from '../bindings/loader.js';
 import { buildName, nodeRunsRelaxed, relaxedBuilt, relaxedHere } from './builds.mjs';
 import {
@@ -56,18 +56,41 @@ test('the relaxed builds\' multiply-adds are f32x4.relaxed_madd (fd 85 02), and 
   }
 });
 
+test('init({ int8Dot }) picks the int8 kernel (the relaxed one only in a relaxed build), in both APIs; a bad value is refused by name', async () => {
+  await assert.rejects(init({ int8Dot: 'vnni' }), { name: 'RangeError', message: /init: int8Dot must be 'auto', 'dot_i16x8' or 'relaxed_dot_i8x16_i7x16', got "vnni"/ });
+  await assert.rejects(init({ int8Dot: 1 }), { name: 'TypeError', message: /int8Dot must be/ });
+  await assert.rejects(initWorker({ int8Dot: null }), { name: 'TypeError', message: /init \(mha-wasm\/worker\): int8Dot must be/ });
+  for (const threads of [1, 2]) {
+    const auto = await init({ threads });
+    for (const int8Dot of INT8_DOT_NAMES) {
+      const mha = await init({ threads, int8Dot });
+      assert.notEqual(mha, auto);  // memoized by its options: a runtime of its own
+      assert.equal(mha.features.int8Dot, relaxedHere ? int8Dot : 'dot_i16x8');
+      assert.equal((await init({ threads, int8Dot, relaxedSimd: false })).features.int8Dot, 'dot_i16x8');
+    }
+  }
+  const w = await initWorker({ threads: 1, int8Dot: 'relaxed_dot_i8x16_i7x16' });
+  try {
+    assert.equal(w.features.int8Dot, relaxedHere ? 'relaxed_dot_i8x16_i7x16' : 'dot_i16x8');
+  } finally {
+    w.terminate();
+  }
+});
+
 test('init() picks a relaxed build exactly where the engine runs relaxed SIMD; relaxedSimd: false picks SIMD128', async () => {
   assert.equal(probeFeatures().relaxedSimd, nodeRunsRelaxed);
   for (const threads of [1, 2]) {
     const mha = await init({ threads });
     assert.equal(mha.build, buildName(threads > 1));
-    assert.deepEqual(mha.features, { simd: true, relaxedSimd: relaxedHere, threads: threads > 1 });
+    const { int8Dot, ...features } = mha.features;
+    assert.deepEqual(features, { simd: true, relaxedSimd: relaxedHere, threads: threads > 1 });
+    assert.ok(INT8_DOT_NAMES.includes(int8Dot) && (relaxedHere || int8Dot === 'dot_i16x8'), int8Dot);
     if (relaxedHere) assert.equal(mha.relaxedSimdNote, null);
     // A package without the relaxed builds says so in dist/builds.mjs, and init() requests none of their files.
     else assert.match(mha.relaxedSimdNote, nodeRunsRelaxed ? /relaxed-SIMD builds are not in this package/ : /does not run WebAssembly relaxed SIMD/);
     const off = await init({ threads, relaxedSimd: false });
     assert.equal(off.build, buildName(threads > 1, false));
-    assert.deepEqual(off.features, { simd: true, relaxedSimd: false, threads: threads > 1 });
+    assert.deepEqual(off.features, { simd: true, relaxedSimd: false, threads: threads > 1, int8Dot: 'dot_i16x8' });
     assert.equal(off.relaxedSimdNote, 'init() was given relaxedSimd: false');
   }
   const w = await initWorker({ threads: 2, relaxedSimd: false });

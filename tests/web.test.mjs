@@ -658,7 +658,10 @@ test('your model tab: a tiny Llama from its files generates greedily as the refe
     const q = await page.evaluate(() => window.mhaDemo.hf.lastLoad);
     const nodeQ = await loadModel(mha, { config: m.config, weights: weightsOf(m), weightType: 'int8' });
     assert.equal(q.weightType, 'int8');
-    assert.equal(q.memoryBytes, nodeQ.memoryBytes);
+    // The page's int8 kernel may be the relaxed dot (Chromium with AVX-VNNI), whose panels also hold
+    // 4 bytes of column sums per column and 512-deep pass; this Node.js runs dot_i16x8.
+    if (q.int8Dot === mha.features.int8Dot) assert.equal(q.memoryBytes, nodeQ.memoryBytes);
+    else assert.ok(q.int8Dot === 'relaxed_dot_i8x16_i7x16' && q.memoryBytes > nodeQ.memoryBytes && q.memoryBytes < nodeQ.memoryBytes * 1.1, `${q.memoryBytes} vs ${nodeQ.memoryBytes}`);
     assert.ok(q.memoryBytes < model.memoryBytes);
     nodeQ.dispose();
   }

@@ -9,25 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { init } from 'mha-wasm';
 import { encoderReference, rng, uniform } from './reference.mjs';
-import { feedForwardReference, modernAttentionReference, modernWeights } from './reference-modern.mjs';
-
-const roundEven = (x) => { const f = Math.floor(x), d = x - f; return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f; };
-
-/** W [N, K] as int8 per row: { q, scale, deq }. */
-function int8Rows(w, N, K) {
-  const q = new Int8Array(N * K), scale = new Float32Array(N), deq = new Float32Array(N * K);
-  for (let n = 0; n < N; n++) {
-    let max = 0;
-    for (let k = 0; k < K; k++) max = Math.max(max, Math.abs(w[n * K + k]));
-    const s = max / 127;  // float64, as the core divides
-    scale[n] = s;
-    for (let k = 0; k < K; k++) {
-      q[n * K + k] = s === 0 ? 0 : Math.max(-127, Math.min(127, roundEven(w[n * K + k] / s)));
-      deq[n * K + k] = q[n * K + k] * Math.fround(s);
-    }
-  }
-  return { q, scale, deq };
-}
+import { feedForwardReference, int8Rows, modernAttentionReference, modernWeights, roundEven } from './reference-modern.mjs';
 
 /** x rounded to the nearest IEEE half (ties to even), as a number. */
 function toHalf(x) {
@@ -51,9 +33,12 @@ function dequantized(w, shapes, weightType) {
   return out;
 }
 
-for (const threads of [1, 2]) {
-  test(`threads=${threads}: MultiHeadAttention, FeedForward and the encoder block with int8 and f16 weights`, async () => {
-    const mha = await init({ threads });
+// Both int8 kernels (init's int8Dot); a SIMD128 build has only dot_i16x8 and runs it for either.
+const INT8_DOTS = ['dot_i16x8', 'relaxed_dot_i8x16_i7x16'];
+for (const threads of [1, 2]) for (const int8Dot of INT8_DOTS) {
+  test(`threads=${threads}, int8Dot ${int8Dot}: MultiHeadAttention, FeedForward and the encoder block with int8 and f16 weights`, async () => {
+    const mha = await init({ threads, int8Dot });
+    assert.equal(mha.features.int8Dot, mha.features.relaxedSimd ? int8Dot : 'dot_i16x8');
     const r = rng(40 + threads);
     for (const weightType of ['int8', 'f16']) {
       // Attention: grouped heads, rotary, a window, causal.
@@ -86,16 +71,20 @@ for (const threads of [1, 2]) {
       }
       layer.dispose();
 
-      // Gated feed-forward.
-      const E = 40, F = 72, M = 9, xf = uniform(r, M * E, -1, 1);
-      const fw = { gateProjWeight: uniform(r, F * E, -0.2, 0.2), upProjWeight: uniform(r, F * E, -0.2, 0.2), downProjWeight: uniform(r, E * F, -0.15, 0.15) };
-      const ff = new mha.FeedForward({ dModel: E, dimFeedforward: F, activation: 'silu', gated: true, bias: false, weightType });
-      ff.setWeights({ 'gate_proj.weight': fw.gateProjWeight, 'up_proj.weight': fw.upProjWeight, 'down_proj.weight': fw.downProjWeight });
-      const fgot = ff.forward({ data: xf, dims: [M, E] }).data;
-      const fref = feedForwardReference({ embedDim: E, hiddenDim: F, activation: 'silu', gated: true },
-        dequantized(fw, { gateProjWeight: [F, E], upProjWeight: [F, E], downProjWeight: [E, F] }, weightType), M, xf);
-      assert.ok(relToMax(fgot, fref) <= BOUND[weightType], `feed-forward ${weightType}: ${relToMax(fgot, fref).toExponential(2)}`);
-      ff.dispose();
+      // Gated feed-forward: one row (the decoding GEMV), a few (tiles of up to 4 rows) and more (the
+      // GEMM), at a depth within one int8 pass (512) and past it.
+      for (const [E, F] of [[40, 72], [520, 36]]) {
+        const fw = { gateProjWeight: uniform(r, F * E, -0.2, 0.2), upProjWeight: uniform(r, F * E, -0.2, 0.2), downProjWeight: uniform(r, E * F, -0.15, 0.15) };
+        const ff = new mha.FeedForward({ dModel: E, dimFeedforward: F, activation: 'silu', gated: true, bias: false, weightType });
+        ff.setWeights({ 'gate_proj.weight': fw.gateProjWeight, 'up_proj.weight': fw.upProjWeight, 'down_proj.weight': fw.downProjWeight });
+        const dq = dequantized(fw, { gateProjWeight: [F, E], upProjWeight: [F, E], downProjWeight: [E, F] }, weightType);
+        for (const M of [1, 3, 9]) {
+          const xf = uniform(r, M * E, -1, 1), fgot = ff.forward({ data: xf, dims: [M, E] }).data;
+          const fref = feedForwardReference({ embedDim: E, hiddenDim: F, activation: 'silu', gated: true }, dq, M, xf);
+          assert.ok(relToMax(fgot, fref) <= BOUND[weightType], `feed-forward ${weightType} E ${E} M ${M}: ${relToMax(fgot, fref).toExponential(2)}`);
+        }
+        ff.dispose();
+      }
 
       // Encoder block (pre-norm, GELU).
       const bc = { dModel: 32, nhead: 4, dimFeedforward: 48, activation: 'gelu', normFirst: true };
@@ -170,8 +159,8 @@ test('weights int8 and f16 cannot store are refused by name, and the layer keeps
  * x = e_k, then -e_k, gives relu(column k) and relu(-column k), whose difference is the column as stored.
  * Returns (n, k) => the stored W1[n, k] (int8: up to the activations' int16 rounding).
  */
-async function storedWeights(threads, weightType, w1, E, F) {
-  const mha = await init({ threads });
+async function storedWeights(threads, weightType, w1, E, F, int8Dot = 'auto') {
+  const mha = await init({ threads, int8Dot });
   const ff = new mha.FeedForward({ dModel: E, dimFeedforward: F, activation: 'relu', bias: false, weightType });
   ff.setWeights({ linear1Weight: w1, linear2Weight: Float32Array.from({ length: E * F }, (_, i) => (Math.floor(i / F) === i % F ? 1 : 0)) });
   const x = new Float32Array(2 * E * E);
@@ -205,12 +194,13 @@ test('int8 weights are stored as round(w / scale) with ties to even, per output 
       w1[n * E + k] = t / 8;
       want[n * E + k] = k === n ? t : roundEven(t);
     }
-  for (const threads of [1, 2]) {
-    const stored = await storedWeights(threads, 'int8', w1, E, F);
-    for (let k = 0; k < E; k++)
-      for (let n = 0; n < F; n++) {
-        const q = 8 * stored(n, k);
-        if (!(Math.abs(q - want[n * E + k]) < 0.05)) assert.fail(`threads ${threads}: W1[${n}, ${k}] = ${w1[n * E + k]} stored as ${q / 8}, expected ${want[n * E + k] / 8}`);
-      }
-  }
+  for (const threads of [1, 2])
+    for (const int8Dot of INT8_DOTS) {
+      const stored = await storedWeights(threads, 'int8', w1, E, F, int8Dot);
+      for (let k = 0; k < E; k++)
+        for (let n = 0; n < F; n++) {
+          const q = 8 * stored(n, k);
+          if (!(Math.abs(q - want[n * E + k]) < 0.05)) assert.fail(`threads ${threads} ${int8Dot}: W1[${n}, ${k}] = ${w1[n * E + k]} stored as ${q / 8}, expected ${want[n * E + k] / 8}`);
+        }
+    }
 });

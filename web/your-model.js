@@ -126,6 +126,7 @@ async function load(files) {
     state.lastLoad = {
       architecture: model.architecture, numLayers: model.numLayers, numHeads: model.numHeads, numKvHeads: kv, hiddenSize: model.hiddenSize,
       vocabSize: model.vocabSize, isEncoder: model.isEncoder, memoryBytes: model.memoryBytes, weightType, files: state.meta.files, pooling,
+      int8Dot: mha.features.int8Dot,
     };
     $('hf-layer').replaceChildren(...Array.from({ length: model.numLayers }, (_, l) => new Option(`${l + 1} of ${model.numLayers}`, String(l))));
     progress(null);

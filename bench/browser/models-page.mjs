@@ -59,10 +59,10 @@ async function wllamaContestant(threads, blob, steps) {
 const describe = ({ round, embed, dispose, ...rest }) => rest;
 
 /** Loads every contestant; resolves to their descriptions and notes. */
-self.setup = async ({ apis, threads, weightTypes, wllama, encoder, steps }) => {
+self.setup = async ({ apis, threads, weightTypes, int8Dots, wllama, encoder, steps }) => {
   const notes = [];
   for (const api of apis) {
-    const mha = await mhaContestants({ api, threads, weightTypes, encoder });
+    const mha = await mhaContestants({ api, threads, weightTypes, int8Dots, encoder });
     for (const c of mha.decoders) decoders.set(c.id, c);
     for (const c of mha.encoders) encoders.set(c.id, c);
     notes.push(...mha.notes.map((n) => `${api} API: ${n}`));

@@ -133,6 +133,70 @@ TEST(Int8, ActivationQuantizationMatchesTheTwin) {
   }
 }
 
+// The kI7 kernel's activations: the 14-bit q of the twin (qmax 8191), offset by 8192 and split
+// into 7-bit halves, four hi then four lo per k-quad, quad_stride apart; zeros past n; a row of
+// zeros, or one holding a NaN or an infinity, u = 8192.
+TEST(Int8, SevenBitHalvesMatchTheTwin) {
+  std::mt19937 rng(5);
+  for (int n : {1, 2, 3, 4, 5, 7, 8, 9, 31, kI8KC - 1, kI8KC})
+    for (float range : {1.0f, 1e-3f, 1e-38f, 1e-42f, 1e38f, 0.0f, NAN})
+      for (size_t stride : {size_t(8), size_t(24)}) {
+        auto x = uniform(n, -range, range, rng);
+        if (n > 4 && range == range) x[n / 2] = range;  // at the row's maximum
+        if (range != range) x[n - 1] = NAN;
+        if (range == 0.0f) std::fill(x.begin(), x.end(), 0.0f);
+        const int nq = (n + 3) / 4;
+        std::vector<uint8_t> got(nq * stride, 0xAB), want(nq * stride, 0xAB);
+        std::vector<int16_t> q(n + 1);
+        float s, t, ws, wt;
+        kernels::quantize_row_u14(x.data(), n, got.data(), stride, &s, &t);
+        kernels::quantize_row_i16_ref(x.data(), n, q.data(), &ws, &wt, kernels::kAct7QMax);
+        for (int k = 0; k < 4 * nq; ++k) {
+          const int u = k < n ? q[k] + kernels::kAct7Offset : 0;
+          ASSERT_TRUE(u >= 0 && u <= 16383);
+          want[(k / 4) * stride + k % 4] = uint8_t(u >> 7), want[(k / 4) * stride + 4 + k % 4] = uint8_t(u & 127);
+        }
+        ASSERT_EQ(got, want) << n << " " << range << " " << stride;
+        if (range == range) ASSERT_EQ(s, ws) << n << " " << range;
+        else ASSERT_TRUE(std::isnan(s));
+        ASSERT_EQ(t, wt) << n << " " << range;
+      }
+}
+
+// What each build has: the kI7 kernel natively (emulated, for these tests) and chosen by
+// set_i8_dot; new matrices take the choice, older ones keep their layout.
+TEST(Int8, KernelChoiceIsPerMatrix) {
+  const kernels::I8Dot before = kernels::i8_dot();
+  EXPECT_TRUE(kernels::i8_dot_available(kernels::I8Dot::kI16));
+  EXPECT_TRUE(kernels::i8_dot_available(kernels::I8Dot::kI7));
+  EXPECT_FALSE(kernels::set_i8_dot(static_cast<kernels::I8Dot>(2)));
+  EXPECT_EQ(kernels::i8_dot(), before);
+  std::mt19937 rng(6);
+  const int K = 37, N = 11;
+  const auto w = uniform(size_t(N) * K, -1, 1, rng), a = uniform(K, -1, 1, rng);
+  PackedMatrix p[2];
+  std::vector<float> y[2];
+  for (int d = 0; d < 2; ++d) {
+    ASSERT_TRUE(kernels::set_i8_dot(static_cast<kernels::I8Dot>(d)));
+    ASSERT_EQ(p[d].reserve(K, N, WeightType::kInt8), Status::kOk);
+    ASSERT_EQ(p[d].fill(0, N, w.data()), Status::kOk);
+  }
+  ASSERT_TRUE(kernels::set_i8_dot(before));
+  for (int d = 0; d < 2; ++d) {
+    EXPECT_EQ(p[d].i8_dot(), static_cast<kernels::I8Dot>(d));
+    y[d].assign(N, NAN);
+    gemm_tile(p[d].gemm(1, a.data(), K, y[d].data(), N, 0, N, nullptr), split_gemm(1, N, 1), 0);
+  }
+  std::vector<float> deq(size_t(N) * K);
+  p[0].dequantize(0, N, deq.data());
+  for (int j = 0; j < N; ++j) {
+    double ref = 0;
+    for (int k = 0; k < K; ++k) ref += double(a[k]) * deq[size_t(j) * K + k];
+    EXPECT_NEAR(y[0][j], ref, 1e-4) << j;
+    EXPECT_NEAR(y[1][j], ref, 4e-4) << j;  // 14-bit activations
+  }
+}
+
 // ---- PackedMatrix ------------------------------------------------------------
 
 TEST(PackedMatrix, StoresWhatTheTwinsQuantizeAndChecksItsInput) {
@@ -190,7 +254,9 @@ TEST(PackedMatrix, StoresWhatTheTwinsQuantizeAndChecksItsInput) {
   // A quarter and a half of float32's bytes (int8: plus the scales).
   EXPECT_EQ(PackedMatrix::bytes(1024, 4096, WeightType::kF32), 4u * 1024 * 4096);
   EXPECT_EQ(PackedMatrix::bytes(1024, 4096, WeightType::kF16), 2u * 1024 * 4096);
-  EXPECT_EQ(PackedMatrix::bytes(1024, 4096, WeightType::kInt8), 1024u * 4096 + 4 * 4096);
+  // kI7 panels also hold a column sum per pass (kI8KC) of every column.
+  const size_t sums = kernels::i8_dot() == kernels::I8Dot::kI7 ? 4u * 4096 * (1024 / kI8KC) : 0;
+  EXPECT_EQ(PackedMatrix::bytes(1024, 4096, WeightType::kInt8), 1024u * 4096 + 4 * 4096 + sums);
 }
 
 // The int8 row packer (eight values per step, then one at a time) at every length around its
@@ -717,7 +783,7 @@ TEST(MultiHeadAttention, Float16AndInt8WeightsMatchTheReferenceWithDequantizedWe
 
 TEST(MultiHeadAttention, QuantizedWeightsAreCheckedAndSmaller) {
   std::mt19937 rng(12);
-  const int E = 32;
+  const int E = 64;  // kI7 panels hold 4 bytes more per column (its column sums): a third of float32 from K = 48
   auto inw = uniform(size_t(3) * E * E, -1, 1, rng), ow = uniform(size_t(E) * E, -1, 1, rng), b = uniform(3 * E, -1, 1, rng);
   std::vector<int8_t> q(inw.size(), 3);
   std::vector<float> sc(3 * E, 0.01f);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -106,7 +107,7 @@ void quantize_row_i8_ref(const float* w, int K, int8_t* q, float* scale) {
     q[k] = *scale == 0.0f ? 0 : static_cast<int8_t>(std::max(-127.0, std::min(127.0, std::nearbyint(double(w[k]) / *scale))));
 }
 
-void quantize_row_i16_ref(const float* x, int n, int16_t* q, float* scale, float* shift) {
+void quantize_row_i16_ref(const float* x, int n, int16_t* q, float* scale, float* shift, int qmax) {
   float m = 0;
   bool finite = true;
   for (int k = 0; k < n; ++k) finite = finite && std::isfinite(x[k]), m = std::max(m, std::fabs(x[k]));
@@ -116,8 +117,8 @@ void quantize_row_i16_ref(const float* x, int n, int16_t* q, float* scale, float
     *scale = finite ? 0.0f : NAN;
     return;
   }
-  const float pre = m < 0x1p-100f ? 0x1p100f : 1.0f, inv = kActQMax / (m * pre);
-  *scale = m * pre / kActQMax;
+  const float pre = m < 0x1p-100f ? 0x1p100f : 1.0f, inv = qmax / (m * pre);
+  *scale = m * pre / qmax;
   if (pre != 1.0f) *shift = 0x1p-100f;
   for (int k = 0; k < n; ++k) q[k] = static_cast<int16_t>(std::nearbyint(x[k] * pre * inv));
 }
@@ -135,11 +136,12 @@ void gemm_f16_ref(int M, int N, int K, const float* A, size_t lda, const uint16_
 void gemm_i8_ref(int M, int N, int K, const float* A, size_t lda, const int8_t* q, const float* scale, float* C,
                  size_t ldc, const float* bias) {
   std::vector<int16_t> aq(kI8KC);
+  const int qmax = i8_dot() == I8Dot::kI7 ? kAct7QMax : kActQMax;
   for (int i = 0; i < M; ++i)
     for (int k0 = 0; k0 < K; k0 += kI8KC) {
       const int kb = std::min(kI8KC, K - k0);
       float s, t;
-      quantize_row_i16_ref(A + i * lda + k0, kb, aq.data(), &s, &t);
+      quantize_row_i16_ref(A + i * lda + k0, kb, aq.data(), &s, &t, qmax);
       for (int j = 0; j < N; ++j) {
         int64_t acc = 0;
         for (int k = 0; k < kb; ++k) acc += int64_t(aq[k]) * q[size_t(j) * K + k0 + k];
@@ -156,3 +158,11 @@ void gemm_i8_ref(int M, int N, int K, const float* A, size_t lda, const int8_t* 
 
 }  // namespace kernels
 }  // namespace mha
+
+namespace {
+// MHA_I8_DOT=i7 (CTest's "i7." run of every test): int8 matrices get the kI7 kernel.
+[[maybe_unused]] const bool kI8DotFromEnvironment = [] {
+  const char* d = std::getenv("MHA_I8_DOT");
+  return d && std::strcmp(d, "i7") == 0 && mha::kernels::set_i8_dot(mha::kernels::I8Dot::kI7);
+}();
+}  // namespace

@@ -33,13 +33,15 @@ uint16_t half_from_float_ref(float x);
 double half_to_double_ref(uint16_t h);
 // Per-row int8 quantization (quant.h): scale = max|w| / 127, q = round(w / scale) (in double).
 void quantize_row_i8_ref(const float* w, int K, int8_t* q, float* scale);
-// quant.h's activation quantization of one row pass: q [round_up(n, 2)], x ~ q * scale * shift.
-void quantize_row_i16_ref(const float* x, int n, int16_t* q, float* scale, float* shift);
+// quant.h's activation quantization of one row pass: q [round_up(n, 2)], x ~ q * scale * shift,
+// q in [-qmax, qmax] (kActQMax for the kI16 kernel, kAct7QMax for kI7).
+void quantize_row_i16_ref(const float* x, int n, int16_t* q, float* scale, float* shift, int qmax = kActQMax);
 // kernels::gemm_f16 on W given as halves wh [N, K] (PyTorch layout, not packed).
 void gemm_f16_ref(int M, int N, int K, const float* A, size_t lda, const uint16_t* wh, float* C, size_t ldc,
                   const float* bias);
 // kernels::gemm_i8 on W given as q [N, K] and scale [N] (not packed): the same
-// passes of kI8KC, activations quantized per row and pass, sums in int64.
+// passes of kI8KC, activations quantized per row and pass (to the precision of the
+// kernel new matrices get, kernels::i8_dot()), sums in int64.
 void gemm_i8_ref(int M, int N, int K, const float* A, size_t lda, const int8_t* q, const float* scale, float* C,
                  size_t ldc, const float* bias);
 

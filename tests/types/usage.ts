@@ -11,6 +11,10 @@ async function main(): Promise<void> {
   await init({ threads: 1, relaxedSimd: false, urls: { 'mha-wasm-relaxed-simd.wasm': '/r.wasm' } });
   // @ts-expect-error relaxedSimd is a boolean
   await init({ relaxedSimd: 'auto' });
+  const kernel: 'dot_i16x8' | 'relaxed_dot_i8x16_i7x16' = (await init({ int8Dot: 'relaxed_dot_i8x16_i7x16' })).features.int8Dot;
+  await init({ int8Dot: 'auto' });
+  // @ts-expect-error int8Dot names a kernel
+  await init({ int8Dot: 'vnni' });
   const layer = new mha.MultiHeadAttention({ embedDim: 8, numHeads: 2, kdim: 4, bias: true });
   layer.setWeights({
     qProjWeight: new Float32Array(64), kProjWeight: new Float32Array(32), vProjWeight: new Float32Array(64),
