@@ -115,7 +115,7 @@ before(async () => {
     const report = sh('npm', ['pack', '--json', '--pack-destination', work], { cwd: root });
     const packed = JSON.parse(report.slice(report.search(/^\[\s*\{/m)))[0];
     fs.writeFileSync(path.join(work, 'package.json'), JSON.stringify({ name: 'bundler-apps', private: true, type: 'module' }));
-    sh('npm', ['install', '--offline', '--no-audit', '--no-fund', `./${packed.filename}`], { cwd: work });
+    sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', `./${packed.filename}`], { cwd: work });
   });
   fs.copyFileSync(path.join(root, 'tests', 'reference.mjs'), path.join(work, 'reference.mjs'));
   for (const app of ['vite', 'vite-url', 'webpack', 'esbuild', 'cdn', 'vitest']) {

@@ -36,7 +36,7 @@ test('npm pack -> install in an empty folder -> runs without Emscripten', () => 
     const app = path.join(tmp, 'app');
     fs.mkdirSync(app);
     fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-    sh('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(tmp, packed.filename)], { cwd: app });
+    sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', path.join(tmp, packed.filename)], { cwd: app });
     fs.writeFileSync(path.join(app, 'main.mjs'), `
       import { init } from 'mha-wasm';
       for (const threads of [1, 2]) {
