@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { serve } from '../scripts/serve.mjs';
 import { launchChromium } from '../scripts/chromium.mjs';
 import { args, buildPeak, sizes } from './bench.mjs';
-import { SHAPES, TWO_THREAD_SHAPES, buildOnnx, macsLine, makeData, relaxedTable, table } from './peers.mjs';
+import { QUANT_SHAPES, SHAPES, TWO_THREAD_SHAPES, buildOnnx, macsLine, makeData, quantTable, relaxedTable, table } from './peers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -27,7 +27,11 @@ const shapes = SHAPES.filter((s) => a.shapes.includes(s.id));
 buildPeak();
 const { onnx } = require('onnx-proto');
 const memory = {};
-for (const s of shapes) memory[`/models/${s.id}.onnx`] = Buffer.from(buildOnnx(onnx, s, makeData(s)));
+for (const s of shapes) {
+  memory[`/models/${s.id}.onnx`] = Buffer.from(buildOnnx(onnx, s, makeData(s)));
+  // ORT-web's int8 graph, for the int8 and f16 layers of the 1-thread page (--no-quant: none).
+  if (a.quant && QUANT_SHAPES.includes(s.id)) memory[`/models/${s.id}-int8.onnx`] = Buffer.from(buildOnnx(onnx, s, makeData(s), 'int8'));
+}
 const server = await serve({
   port: 0, memory,
   mounts: [['/bench/', 'bench'], ['/web/', 'web'], ['/peak/', 'build/bench'], ['/ort/', 'node_modules/onnxruntime-web/dist'],
@@ -55,7 +59,7 @@ try {
     for (const s of shapes) {
       if (threads === 2 && !TWO_THREAD_SHAPES.includes(s.id)) continue;
       console.error(`  ${s.id} (${threads} thread${threads > 1 ? 's' : ''})`);
-      results.push(...await page.evaluate(([id, o]) => self.runShape(id, o), [s.id, { rounds: a.rounds, plain: a.plain }]));
+      results.push(...await page.evaluate(([id, o]) => self.runShape(id, o), [s.id, { rounds: a.rounds, plain: a.plain, quant: a.quant }]));
     }
     await page.close();
   }
@@ -72,7 +76,9 @@ console.log(`\n${browser}, cross-origin isolated, ${new Date().toISOString().sli
 console.log(table(results, peak));
 const rt = relaxedTable(results);
 console.log(rt ? `\nThe relaxed-SIMD build (${info.t1.relaxedBuild}, ${info.t2?.relaxedBuild ?? '–'}) against the SIMD128 build and ORT-web, same pages:\n${rt}` : '\nNo relaxed-SIMD build ran in this browser.');
-const bad = results.filter((r) => !(r.relDiff < 1e-3));
+const qt = quantTable(results);
+if (qt) console.log(`\nint8 and f16 weights (MultiHeadAttention weightType; 1 thread, the page's CPU time, medians, same page; the relaxed build's int8 kernel: ${info.t1.int8Dot}), and ORT-web's int8 graph (DynamicQuantizeLinear + MatMulInteger, per-channel int8 weights):\n${qt}`);
+const bad = results.filter((r) => !(r.relDiff < (r.tolerance ?? 1e-3)));
 if (bad.length) {
   console.error(`outputs disagree with plain JS: ${bad.map((r) => `${r.shape} ${r.contestant} t${r.threads}: ${r.relDiff}`).join('; ')}`);
   process.exit(1);

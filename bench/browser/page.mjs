@@ -6,7 +6,7 @@
 // (../peers.mjs); the 1-thread page times CPU time of its main thread through
 // self.mhaCpuMs, which the runner exposes (Chrome DevTools Protocol).
 import { init } from '/bindings/index.js';
-import { SHAPES, benchShape, probeMacs, probePeak } from '../peers.mjs';
+import { QUANT_SHAPES, SHAPES, benchShape, probeMacs, probePeak } from '../peers.mjs';
 
 const threads = Number(new URLSearchParams(location.search).get('threads') || 1);
 const ort = await import('/ort/ort.wasm.min.mjs');
@@ -30,12 +30,14 @@ const [m1, r1] = await both(1), [m2, r2] = threads === 2 ? await both(2) : [null
 const onnxFor = async (s) => new Uint8Array(await (await fetch(`/models/${s.id}.onnx`)).arrayBuffer());
 
 self.benchInfo = { crossOriginIsolated: self.crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency, mhaBuild: (m2 ?? m1).build,
-  relaxedBuild: (r2 ?? r1)?.build ?? null, mhaThreads: (m2 ?? m1).threads, tfjsThreads: tf ? tf.wasm.getThreadsCount() : null, userAgent: navigator.userAgent };
+  relaxedBuild: (r2 ?? r1)?.build ?? null, int8Dot: (r1 ?? m1).features.int8Dot, mhaThreads: (m2 ?? m1).threads, tfjsThreads: tf ? tf.wasm.getThreadsCount() : null, userAgent: navigator.userAgent };
 
-self.runShape = async (id, { rounds, plain }) => {
+self.runShape = async (id, { rounds, plain, quant = false }) => {
   const s = SHAPES.find((x) => x.id === id);
   const cpu = typeof self.mhaCpuMs === 'function' ? self.mhaCpuMs : null;
-  return benchShape(s, { m1, m2, r1, r2, ort, onnx: { bytes: await onnxFor(s) }, tf, threads, plain, rounds, cpu });
+  const q = quant && threads === 1 && QUANT_SHAPES.includes(s.id);
+  const onnx = { bytes: await onnxFor(s), ...(q ? { int8Bytes: await onnxFor({ id: `${s.id}-int8` }) } : {}) };
+  return benchShape(s, { m1, m2, r1, r2, ort, onnx, tf, threads, plain, rounds, cpu, quant: q });
 };
 // The SIMD128 peak probe (bench/peak.cpp, built by the runner).
 self.peak = async () => {
