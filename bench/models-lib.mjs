@@ -150,14 +150,16 @@ export function topLogprobs(logits, k = 5) {
  */
 export async function decodeRound(model, cache, ids, steps, { check = false } = {}) {
   await cache.reset();
+  // One array takes every step's logits, as generate() does (options.out).
+  const logits = new Float32Array(model.vocabSize);
   let t = performance.now();
-  let out = await model.forward(ids, { cache, lastOnly: true });
+  let out = await model.forward(ids, { cache, lastOnly: true, out: logits });
   let tok = argmax(out.data);
   const prefillMs = performance.now() - t, stepMs = [], tokens = [tok], top = [];
   if (check) top.push(topLogprobs(out.data));
   for (let s = 0; s < steps; s++) {
     t = performance.now();
-    out = await model.forward(Int32Array.of(tok), { cache, lastOnly: true });
+    out = await model.forward(Int32Array.of(tok), { cache, lastOnly: true, out: logits });
     tok = argmax(out.data);
     stepMs.push(performance.now() - t);
     tokens.push(tok);

@@ -635,6 +635,11 @@ export interface ModelForwardOptions<M extends Mode = 'sync'> extends TransferOp
   lastOnly?: boolean;
   /** Also return every block's attention maps. Default false. */
   needWeights?: boolean;
+  /**
+   * A Float32Array of the output's size, filled and returned as output.data (a decoding loop reuses
+   * one array instead of touching a fresh one each step). Checked before the call runs.
+   */
+  out?: Float32Array | null;
 }
 
 export interface ModelResult {

@@ -16,7 +16,7 @@ import { bool, describe, expectArray, fmtDims, nonNegativeInt, plainObject, posi
 const OPTIONS = ['vocabSize', 'hiddenSize', 'numLayers', 'maxPositions', 'typeVocabSize', 'embedNorm', 'norm', 'normBias', 'normEps',
   'preNorm', 'finalNorm', 'head', 'causal', 'windowFrom', 'attention', 'feedForward', 'weightType'];
 const HEADS = ['none', 'tied', 'untied'];
-const FORWARD_OPTIONS = ['tokenTypes', 'positionIds', 'keyPaddingMask', 'cache', 'lastOnly', 'needWeights', 'transfer'];
+const FORWARD_OPTIONS = ['tokenTypes', 'positionIds', 'keyPaddingMask', 'cache', 'lastOnly', 'needWeights', 'transfer', 'out'];
 
 const oneOf = (name, v, allowed, dflt) => {
   if (v === undefined) return dflt;
@@ -208,7 +208,9 @@ export function defineModel({ backend, Native, live, caches }) {
      * ids: an Int32Array [L] (one sequence) or a tensor { data: Int32Array, dims: [B, L] }. Options:
      * tokenTypes (like ids), positionIds ([B, L] or [L]; default: after what the cache holds),
      * keyPaddingMask (Uint8Array [B, cache length + L], nonzero = padding), cache, lastOnly (only each
-     * sequence's last position), needWeights (attention maps per block [B, H, L, cache length + L]).
+     * sequence's last position), needWeights (attention maps per block [B, H, L, cache length + L]),
+     * out (a Float32Array of the output's size, filled and returned as output.data: a decoding loop
+     * reuses it instead of touching a fresh array each step).
      * Returns { output: logits [B, L, vocabSize] (or hidden states [B, L, hiddenSize] without a head), attentions }.
      */
     forward(ids, options) {
@@ -226,9 +228,18 @@ export function defineModel({ backend, Native, live, caches }) {
           lastOnly: bool('options.lastOnly', o.lastOnly, false), needWeights: bool('options.needWeights', o.needWeights, false),
         };
         const B = t.dims.length === 2 ? t.dims[0] : 1;
+        const out = readOut(o.out, B * (call.lastOnly ? 1 : t.dims.at(-1)) * (this.#cfg.head === 'none' ? this.#cfg.hiddenSize : this.#cfg.vocabSize));
+        // In this thread the op writes into out itself; a worker's answer is copied into it here.
+        call.out = backend.async ? null : out;
         const c = caches.use(this, 'Model.forward', o.cache, B);
-        return caches.after(c, backend.call('Model.forward', [id, call, c ? c.id : 0],
+        const answer = caches.after(c, backend.call('Model.forward', [id, call, c ? c.id : 0],
           { transfer: bool('options.transfer', o.transfer, false), what: 'Model.forward' }));
+        if (!out || !backend.async) return answer;
+        return backend.then(answer, (r) => {
+          out.set(r.output.data);
+          r.output.data = out;
+          return r;
+        });
       });
     }
 
@@ -246,6 +257,15 @@ export function defineModel({ backend, Native, live, caches }) {
 }
 
 const transferOf = (what, options) => bool('options.transfer', plainObject(`${what} options`, options, ['transfer']).transfer, false);
+
+/** options.out of Model.forward: null, or a Float32Array of n elements (checked here, before the call runs). */
+function readOut(v, n) {
+  if (v === undefined || v === null) return null;
+  if (typedArrayKind(v) !== 'Float32Array') throw new TypeError(`options.out must be a Float32Array, got ${describe(v)}`);
+  snapshotView('options.out', v);  // a detached buffer is a TypeError naming it
+  if (typedArrayLength(v) !== n) throw new RangeError(`options.out has ${typedArrayLength(v)} elements; this forward writes ${n}`);
+  return v;
+}
 
 /** Token ids: an Int32Array [L], or a tensor of Int32Array data, dims [L] or [B, L]. */
 function readIds(name, v) {
@@ -379,6 +399,8 @@ export function modelOps({ rt, get, cacheFor }) {
         if (!sameDims(call.keyPaddingMask.dims, want)) throw new RangeError(`options.keyPaddingMask must have dims ${fmtDims(want)} (the cache's positions and the new ones), got ${fmtDims(call.keyPaddingMask.dims)}`);
         kpm = call.keyPaddingMask.data;
       }
+      // Written into only after the run; refused before it, so that the cache does not move.
+      if (call.out && call.out.buffer === rt.views()._f32.buffer) throw new TypeError('options.out must not be a view of the runtime\'s own wasm memory');
       const width = c.head === 'none' ? c.hiddenSize : c.vocabSize, rows = call.lastOnly ? 1 : L;
       const outN = B * rows * width, H = c.attention.numHeads, wN = call.needWeights ? c.numLayers * B * H * L * Lk : 0;
       if (!(4 * (outN + wN) < MAX_HEAP)) throw tooLarge(what, 4 * (outN + wN), 'memory for its output', true);
@@ -389,7 +411,7 @@ export function modelOps({ rt, get, cacheFor }) {
           key_padding: kpm ? st.at(3) : 0, output: st.at(4), last_only: call.lastOnly, weights: wN ? st.at(5) : 0,
         });
         rt.check(m.handle.forward(st.at(6), cache.handle), what, () => m.handle.lastRequestBytes());
-        const output = { data: rt.readF32(st.at(4), outN), dims: batched ? [B, rows, width] : [rows, width] };
+        const output = { data: call.out ? rt.readF32Into(st.at(4), call.out) : rt.readF32(st.at(4), outN), dims: batched ? [B, rows, width] : [rows, width] };
         let attentions = null;
         if (wN) {
           const all = rt.readF32(st.at(5), wN), per = B * H * L * Lk;

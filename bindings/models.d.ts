@@ -47,6 +47,8 @@ export interface HfForwardOptions<M extends Mode = 'sync'> {
   needWeights?: boolean;
   /** Only each sequence's last position: logits [B, 1, vocab]. */
   lastOnly?: boolean;
+  /** A Float32Array of the logits' size, filled and returned as data (reused across decoding steps, say). */
+  out?: Float32Array | null;
 }
 
 /** @deprecated The old name of HfForwardOptions (mha-wasm's own ModelForwardOptions is Model.forward's). */

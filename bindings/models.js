@@ -26,7 +26,7 @@ export { loadTokenizer } from './hf-tokenizer.js';
 
 const WEIGHT_TYPES = ['f32', 'f16', 'int8'];
 const LOAD_OPTIONS = ['config', 'weights', 'weightType', 'onProgress'];
-const FORWARD_OPTIONS = ['attentionMask', 'positionIds', 'tokenTypeIds', 'cache', 'needWeights', 'lastOnly'];
+const FORWARD_OPTIONS = ['attentionMask', 'positionIds', 'tokenTypeIds', 'cache', 'needWeights', 'lastOnly', 'out'];
 const EMBED_OPTIONS = ['attentionMask', 'tokenTypeIds', 'pooling', 'normalize'];
 
 /** Bytes of wasm memory the weights take (mha::Model::weight_bytes), from the options alone. */
@@ -330,7 +330,7 @@ class HfModel {
       }
     } else full = mask;
     const padded = full !== null && full.includes(0);
-    const core = { cache: cache ?? undefined, needWeights: o.needWeights, lastOnly: o.lastOnly };
+    const core = { cache: cache ?? undefined, needWeights: o.needWeights, lastOnly: o.lastOnly, out: o.out };
     if (padded) core.keyPaddingMask = { data: full.map((v) => 1 - v), dims: [B, N] };
     if (o.positionIds !== undefined && o.positionIds !== null) {
       // Rows are padded on the side ids' rows are, and must be as long as them.
@@ -440,7 +440,10 @@ class HfModel {
     const cache = await this.createCache({ maxLength: L + opts.maxNewTokens - 1, batch: B });
     let pending = null;
     try {
-      pending = this.forward({ data, dims: [B, L] }, { attentionMask: mask ? { data: mask, dims: [B, L] } : undefined, cache, lastOnly: true });
+      // One array takes every step's logits (each is read before the next step is sent): a fresh
+      // one per step cost more to touch than the token choice.
+      const logits = new Float32Array(B * V);
+      pending = this.forward({ data, dims: [B, L] }, { attentionMask: mask ? { data: mask, dims: [B, L] } : undefined, cache, lastOnly: true, out: logits });
       for (let step = 0; step < opts.maxNewTokens; step++) {
         let out;
         try {
@@ -467,7 +470,7 @@ class HfModel {
         }
         const last = step + 1 === opts.maxNewTokens || done.every(Boolean);
         const fed = next.map((t, b) => (done[b] && t === pad ? fedPad : t));
-        const step1 = () => this.forward({ data: fed, dims: [B, 1] }, { cache, lastOnly: true });
+        const step1 = () => this.forward({ data: fed, dims: [B, 1] }, { cache, lastOnly: true, out: logits });
         // In a worker the next step runs while this token is handed out (a rejection is
         // seen when the step is awaited; dropped with the iterator, it is ignored).
         if (!last && this.#async) pending = step1();

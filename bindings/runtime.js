@@ -174,6 +174,12 @@ export class Runtime {
     return this.views()._f32.slice(ptr >>> 2, (ptr >>> 2) + n);
   }
 
+  /** The same into a caller's Float32Array (its length; not a view of this heap: callers check). */
+  readF32Into(ptr, out) {
+    out.set(this.views()._f32.subarray(ptr >>> 2, (ptr >>> 2) + out.length));
+    return out;
+  }
+
   /** Throws the Error for a non-OK status from the core; requestBytes() is asked only on out-of-memory. */
   check(status, what, requestBytes) {
     if (status === STATUS.OK) return;

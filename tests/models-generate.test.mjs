@@ -383,3 +383,46 @@ test('dispose() during a generation ends it with an error that says so, in both 
     worker.terminate();
   }
 });
+
+test('forward({ out }): the logits go into the caller\'s array (both APIs); a wrong one is refused by name before the run, and the cache does not move', async () => {
+  const { init: initWorker } = await import('mha-wasm/worker');
+  const m = tinyModel('llama', { seed: 31 });
+  const V = m.config.vocab_size, ids = [3, 17, 42, 8];
+  const worker = await initWorker({ threads: 1 });
+  try {
+    for (const api of [mha, worker]) {
+      const model = await load(api, m);
+      const c1 = await model.createCache({ maxLength: 8 }), c2 = await model.createCache({ maxLength: 8 });
+      const plain = await model.forward(ids, { cache: c1, lastOnly: true });
+      const out = new Float32Array(V).fill(NaN);
+      const got = await model.forward(ids, { cache: c2, lastOnly: true, out });
+      assert.equal(got.data, out, 'the same array comes back');
+      assert.deepEqual(Array.from(out), Array.from(plain.data));
+      assert.deepEqual(got.dims, plain.dims);
+      // A step into the same array, as generate does; then the whole prompt's rows into a bigger one.
+      const step = await model.forward([5], { cache: c1, lastOnly: true });
+      assert.equal((await model.forward([5], { cache: c2, lastOnly: true, out })).data, out);
+      assert.deepEqual(Array.from(out), Array.from(step.data));
+      const all = new Float32Array(ids.length * V);
+      assert.deepEqual(Array.from((await model.forward(ids, { out: all })).data), Array.from((await model.forward(ids)).data));
+      // Refused before anything runs: the cache keeps its length.
+      const before = c2.length;
+      for (const [bad, type, msg] of [
+        [new Float32Array(V + 1), RangeError, new RegExp(`options\\.out has ${V + 1} elements; this forward writes ${V}`)],
+        [new Float64Array(V), TypeError, /options\.out must be a Float32Array, got Float64Array/],
+        [Array.from({ length: V }, () => 0), TypeError, /options\.out must be a Float32Array/],
+      ]) {
+        await assert.rejects(async () => model.forward([7], { cache: c2, lastOnly: true, out: bad }), (e) => e instanceof type && msg.test(e.message), String(msg));
+        assert.equal(c2.length, before);
+      }
+      const gone = new Float32Array(V);
+      structuredClone(gone.buffer, { transfer: [gone.buffer] });
+      await assert.rejects(async () => model.forward([7], { cache: c2, lastOnly: true, out: gone }), (e) => e instanceof TypeError && /options\.out is a view of a detached/.test(e.message));
+      assert.equal(c2.length, before);
+      assert.deepEqual(Array.from((await model.forward([7], { cache: c2, lastOnly: true, out })).data), Array.from((await model.forward([7], { cache: c1, lastOnly: true })).data));
+      c1.dispose(), c2.dispose(), model.dispose();
+    }
+  } finally {
+    worker.terminate();
+  }
+});
