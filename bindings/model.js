@@ -5,7 +5,7 @@
 // mha-wasm/models builds one from a Hugging Face checkpoint; it can also be
 // assembled by hand. defineModel: the class where calls are made; modelOps: what
 // runs where the runtime is.
-import { ACTIVATION, WEIGHT_TYPE } from './abi.js';
+import { ACTIVATION, INT8_PASS, WEIGHT_TYPE } from './abi.js';
 import { checkFeedForwardArrays, FF_OPTIONS, feedForwardConfig, readWeights as readFeedForwardWeights, WEIGHT_FIELDS as FF_FIELDS } from './feedforward.js';
 import { checkWeightArrays, LAYER_OPTIONS, layerConfig, readWeights as readAttentionWeights, scaleFields, WEIGHT_FIELDS, weightArray } from './layer.js';
 import { checkData } from './masks.js';
@@ -68,14 +68,17 @@ export function modelConfig(options) {
 /**
  * Bytes of wasm memory the model's weights take once set (mha::Model::weight_bytes), from the
  * configuration alone: the matrices (the blocks' and the head's) at 4, 2 or 1 byte a weight (int8:
- * plus a float scale per output row), everything else in float32.
+ * plus a float scale per output row, and with the relaxed int8 kernel, int8Dot, a column sum per
+ * row and INT8_PASS of depth), everything else in float32.
  */
-export function modelWeightBytes(cfg) {
+export function modelWeightBytes(cfg, int8Dot = 'dot_i16x8') {
   const up8 = (n) => Math.ceil(n / 8) * 8;
   const H = cfg.hiddenSize, V = cfg.vocabSize, a = cfg.attention, f = cfg.feedForward;
   const nq = a.numHeads * a.headDim, nk = a.numKvHeads * a.headDim, F = f.dimFeedforward;
-  const per = { f32: 4, f16: 2, int8: 1 }[cfg.weightType ?? 'f32'], rowScale = cfg.weightType === 'int8' ? 4 : 0;
-  const matrix = (K, N) => K * up8(N) * per + up8(N) * rowScale;  // W [N, K] packed as K x N
+  const per = { f32: 4, f16: 2, int8: 1 }[cfg.weightType ?? 'f32'], int8 = cfg.weightType === 'int8';
+  const sums = int8 && int8Dot === 'relaxed_dot_i8x16_i7x16';
+  // W [N, K] packed as K x N (the relaxed kernel's panels: whole k-quads, and a sum per pass)
+  const matrix = (K, N) => (sums ? Math.ceil(K / 4) * 4 : K) * up8(N) * per + (int8 ? 4 * up8(N) : 0) + (sums ? 4 * up8(N) * Math.ceil(K / INT8_PASS) : 0);
   const matrices = matrix(H, nq + 2 * nk) + matrix(nq, H) + matrix(H, (f.gated ? 2 : 1) * up8(F)) + matrix(F, H);
   const floats = 2 * up8(nq + 2 * nk) + H + 3 * up8(F) + H + 4 * H + 2 * a.numHeads + 2 * a.headDim + (a.rope ? a.rope.dim : 0);
   // The token table: float32 as given; in f16 or int8, a tied head's rows (no copy) or a packed table.

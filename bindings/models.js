@@ -30,13 +30,13 @@ const FORWARD_OPTIONS = ['attentionMask', 'positionIds', 'tokenTypeIds', 'cache'
 const EMBED_OPTIONS = ['attentionMask', 'tokenTypeIds', 'pooling', 'normalize'];
 
 /** Bytes of wasm memory the weights take (mha::Model::weight_bytes), from the options alone. */
-function weightBytes(o, numLayers = o.numLayers) {
+function weightBytes(o, numLayers = o.numLayers, int8Dot = undefined) {
   const a = o.attention, heads = a.numHeads, headDim = a.headDim ?? o.hiddenSize / heads;
   return modelWeightBytes({
     hiddenSize: o.hiddenSize, vocabSize: o.vocabSize, numLayers, maxPositions: o.maxPositions ?? 0, typeVocabSize: o.typeVocabSize ?? 0,
     head: o.head, weightType: o.weightType ?? 'f32', attention: { numHeads: heads, numKvHeads: a.numKvHeads ?? heads, headDim, rope: a.rope ?? null },
     feedForward: { dimFeedforward: o.feedForward.dimFeedforward, gated: !!o.feedForward.gated },
-  });
+  }, int8Dot);
 }
 
 // ── weightType: the one place it reaches the core (a Model option) ──────────────────
@@ -65,7 +65,7 @@ export async function loadModel(mha, options) {
   // Size first, from the configuration alone: the weights plus the largest call's copy of its tensors.
   const { options: mo } = spec, H = mo.hiddenSize;
   const typed = { ...mo, weightType };
-  const bytes = weightBytes(typed), perBlock = weightBytes(mo, 2) - weightBytes(mo, 1);  // blocks are copied in as float32
+  const bytes = weightBytes(typed, mo.numLayers, mha.features?.int8Dot), perBlock = weightBytes(mo, 2) - weightBytes(mo, 1);  // blocks are copied in as float32
   const staging = Math.max(perBlock, 4 * (mo.vocabSize + (mo.maxPositions ?? 0) + (mo.typeVocabSize ?? 0)) * H);
   if (!(bytes + staging < MAX_HEAP_BYTES))
     throw tooLarge(`loadModel: ${spec.architecture} with ${mo.numLayers} layers, hidden size ${H} and a vocabulary of ${mo.vocabSize}`, bytes + staging, 'memory for its weights (and to copy the largest part in)');

@@ -28,7 +28,8 @@ export function header() {
   enm('MaskKind', abi.MASK, 'attn-mask kinds: none, bool (nonzero = masked), float (added to the scores).');
   enm('WeightType', abi.WEIGHT_TYPE, 'How a layer stores its weight matrices: float32, float16, int8 per output channel.');
   enm('Int8Dot', abi.INT8_DOT, 'The int8 kernels: dot_i16x8 on int16 activations, or the relaxed i8 x i7 dot on 7-bit halves.');
-  out.push(`constexpr uint64_t kMaxHeapBytes = ${abi.MAX_HEAP_BYTES}ull;`, `constexpr int kMaxThreads = ${abi.MAX_THREADS};`, '');
+  out.push(`constexpr uint64_t kMaxHeapBytes = ${abi.MAX_HEAP_BYTES}ull;`, `constexpr int kMaxThreads = ${abi.MAX_THREADS};`,
+    `constexpr int kInt8Pass = ${abi.INT8_PASS};  // depth of one int8 pass`, '');
   out.push('// Records: 4-byte fields; pointers are heap offsets (0 = absent).');
   for (const name of Object.keys(abi.RECORDS)) {
     const fields = abi.recordFields(name);

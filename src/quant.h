@@ -67,7 +67,7 @@ constexpr int kActQMax = 32767;   // activations are quantized to [-32767, 32767
 constexpr int kWeightQMax = 128;  // |w_q| <= 128: pre-quantized weights may hold -128
 // Depth of one int8 pass: its k-pairs' products, each at most 2 * 32767 * 128 in
 // magnitude per i32x4.dot_i16x8_s lane, add up exactly in int32.
-constexpr int kI8KC = 512;
+constexpr int kI8KC = abi::kInt8Pass;  // bindings/abi.js INT8_PASS
 static_assert(kI8KC % 2 == 0, "an int8 pass holds whole k-pairs");
 static_assert(static_cast<int64_t>(kI8KC / 2) * 2 * kActQMax * kWeightQMax <= INT32_MAX,
               "int32 accumulators cannot overflow within one int8 pass");

@@ -127,7 +127,10 @@ test('the token table is stored as weightType: a tied head is its only copy, an 
 // an architecture does not have (biases, QK-norm weights, rotary frequencies): so its excess is
 // the same for every weight type and head, and below those vectors' bytes.
 test('the size check before allocation (modelWeightBytes) is what the weights take, for every weight type and head', async () => {
-  const mha = await init({ threads: 1 });
+  for (const int8Dot of ['dot_i16x8', 'relaxed_dot_i8x16_i7x16']) await sizeCheck(await init({ threads: 1, int8Dot }));
+});
+
+async function sizeCheck(mha) {
   for (const arch of ['bert', ...DECODERS]) {
     let excess = null;
     for (const tie of [true, false])
@@ -136,7 +139,7 @@ test('the size check before allocation (modelWeightBytes) is what the weights ta
         const model = await loadModel(mha, { config: m.config, weights: weightsOf(m), weightType });
         const cfg = modelConfig(model.modelOptions), what = `${arch} tie ${tie} ${weightType}`;
         assert.equal(cfg.weightType, weightType, `${what}: modelOptions carry the weight type`);
-        const over = modelWeightBytes(cfg) - model.memoryBytes;
+        const over = modelWeightBytes(cfg, mha.features.int8Dot) - model.memoryBytes;
         excess ??= over;
         assert.equal(over, excess, `${what}: the estimate is ${over} bytes over, ${excess} for the first load of ${arch}`);
         const a = cfg.attention, H = cfg.hiddenSize, nq = a.numHeads * a.headDim, nk = a.numKvHeads * a.headDim, F = cfg.feedForward.dimFeedforward;
@@ -145,4 +148,4 @@ test('the size check before allocation (modelWeightBytes) is what the weights ta
         model.dispose();
       }
   }
-});
+}
