@@ -658,6 +658,7 @@ test('your model tab: a tiny Llama from its files generates greedily as the refe
     const q = await page.evaluate(() => window.mhaDemo.hf.lastLoad);
     const nodeQ = await loadModel(mha, { config: m.config, weights: weightsOf(m), weightType: 'int8' });
     assert.equal(q.weightType, 'int8');
+    assert.match(await page.textContent('#hf-info'), new RegExp(`; weights as int8 \\(kernel ${q.int8Dot}\\)\\. `));
     // The page's int8 kernel may be the relaxed dot (Chromium with AVX-VNNI), whose panels also hold
     // 4 bytes of column sums per column and 512-deep pass; this Node.js runs dot_i16x8.
     if (q.int8Dot === mha.features.int8Dot) assert.equal(q.memoryBytes, nodeQ.memoryBytes);

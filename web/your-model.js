@@ -119,7 +119,7 @@ async function load(files) {
     Object.assign(state, { model, tokenizer, meta: { config, pooling, weightType, folder: pick.folder, files: shards.map((f) => f.name), mha } });
     const kv = model.modelOptions.attention?.numKvHeads ?? model.numHeads;
     $('hf-info').textContent = `${model.architecture} from ${pick.folder || 'the chosen files'}: ${model.numLayers} layers, ${model.numHeads} heads` +
-      `${kv !== model.numHeads ? ` sharing ${kv} KV heads` : ''}, hidden size ${model.hiddenSize}, vocabulary ${model.vocabSize}; weights as ${weightType}. ` +
+      `${kv !== model.numHeads ? ` sharing ${kv} KV heads` : ''}, hidden size ${model.hiddenSize}, vocabulary ${model.vocabSize}; weights as ${weightType}${weightType === 'int8' ? ` (kernel ${mha.features.int8Dot})` : ''}. ` +
       `Read ${formatBytes(total)} from ${shards.length} file${shards.length > 1 ? 's' : ''} into wasm memory in ${fmt((tLoad - t0) / 1000)} s; ` +
       `${mha.features.threads ? `${mha.threads} threads` : 'one thread'}${mha.threadsNote ? ` (${mha.threadsNote})` : ''}.`;
     $('hf-unload').disabled = false;
