@@ -617,11 +617,10 @@ void pack_row_i8(const float* w, int K, float scale, int8_t* panel, int j, I8Dot
 }
 
 void i8_column_sums(int8_t* panel, int K, int j) {
-  const size_t sums = static_cast<size_t>((K + 3) / 4 * 4) * kNR;
   for (int k0 = 0, pass = 0; k0 < K; k0 += kI8KC, ++pass) {
     int32_t sum = 0;
     for (int k = k0; k < std::min(K, k0 + kI8KC); ++k) sum += panel[i8_at(k, j, I8Dot::kI7)];
-    std::memcpy(panel + sums + 32 * pass + 4 * j, &sum, 4);
+    std::memcpy(panel + i8_sums_at(K, pass) + 4 * j, &sum, 4);
   }
 }
 
@@ -800,7 +799,6 @@ void quantize_into_tile(const float* x, int kb, int r, int mr, int16_t* tile, fl
 void gemv_i8_chunk(int N, int K, int k0, int np, const int16_t* aq, const float* rs, const float* rt, int ss,
                    const int8_t* Bp, size_t panel_stride, const float* scale, float* C, const float* bias, I8Dot d) {
   const bool finish = k0 + np * kI8KC >= K;
-  const size_t sums = static_cast<size_t>((K + 3) / 4 * 4) * kNR;  // kI7: where a panel's column sums start
   for_each_gemv_group((N + kNR - 1) / kNR, [&](int first, int count, int step) {
     const int8_t* panel = Bp + first * panel_stride + static_cast<size_t>(k0) * kNR;
     alignas(16) int32_t acc[kGemvPanels * kNR];
@@ -811,7 +809,7 @@ void gemv_i8_chunk(int N, int K, int k0, int np, const int16_t* aq, const float*
 #ifdef MHA_I8_I7
       if (d == I8Dot::kI7) {
         // Groups of two panels (four panels' sums would not fit in the registers).
-        const size_t cs_at = sums + 32 * static_cast<size_t>(k0 / kI8KC + p) - static_cast<size_t>(k0 + p * kI8KC) * kNR;
+        const size_t cs_at = i8_sums_at(K, k0 / kI8KC + p) - static_cast<size_t>(k0 + p * kI8KC) * kNR;
         const uint8_t* a = reinterpret_cast<const uint8_t*>(aq + p * kI8KC);
         if (count == 2)
           dot_i7_panels<2>((kb + 3) / 4, a, slice, step * panel_stride, cs_at, acc);
@@ -820,7 +818,7 @@ void gemv_i8_chunk(int N, int K, int k0, int np, const int16_t* aq, const float*
       } else
 #endif
       {
-        (void)sums, (void)d;
+        (void)d;
         with_count<kGemvPanels>(count, [&](auto g) {
           dot_i8_panels<decltype(g)::value>(kp, aq + p * kI8KC, slice, step * panel_stride, acc);
         });
@@ -869,7 +867,6 @@ void gemv_i8_chunk(int N, int K, int k0, int np, const int16_t* aq, const float*
 // kGemvPanels panels side by side).
 void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, size_t panel_stride,
              const float* scale, float* C, size_t ldc, const float* bias, I8Dot d) {
-  const size_t sums = static_cast<size_t>((K + 3) / 4 * 4) * kNR;
   alignas(64) int16_t aq[kI8Rows * kI8KC];
   float rs[kI8Rows * kMR], rt[kI8Rows * kMR];  // up to kI8Rows passes (M = 1)
   const int passes = kI8Rows / M;  // per chunk: M rows x passes x kI8KC fit in aq
@@ -894,7 +891,7 @@ void rows_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
         const int kb = std::min(kI8KC, K - k0 - p * kI8KC);
         const int16_t* a = aq + p * M * kI8KC;
         const int8_t* slice = panel + static_cast<size_t>(p) * kI8KC * kNR;
-        const int8_t* cs = Bp + (j0 / kNR) * panel_stride + sums + 32 * static_cast<size_t>(k0 / kI8KC + p);
+        const int8_t* cs = Bp + (j0 / kNR) * panel_stride + i8_sums_at(K, k0 / kI8KC + p);
         dot_tile(d, M, kb, a, slice, cs, acc);
         const int kend = k0 + p * kI8KC + kb;
         store_i8(acc, M, rs + p * kMR, rt + p * kMR, scale + j0, bias ? bias + j0 : nullptr, C + j0, ldc, nr,
@@ -910,7 +907,6 @@ void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return fill_bias(M, N, C, ldc, bias);
   if (M <= kMR) return rows_i8(M, N, K, A, lda, Bp, panel_stride, scale, C, ldc, bias, d);
-  const size_t sums = static_cast<size_t>((K + 3) / 4 * 4) * kNR;
   // Row blocks of kI8Rows are quantized one pass at a time (once for every panel
   // of the tile), then each panel's slice runs over them in micro-tiles.
   alignas(64) int16_t aq[kI8Rows * kI8KC];
@@ -935,7 +931,7 @@ void gemm_i8(int M, int N, int K, const float* A, size_t lda, const int8_t* Bp, 
         for (int r = 0; r < rows; r += kMR) {
           const int mr = std::min(kMR, rows - r);
           const int16_t* a = aq + r * ldq;
-          dot_tile(d, mr, kb, a, panel, Bp + (j0 / kNR) * panel_stride + sums + 32 * static_cast<size_t>(k0 / kI8KC), acc);
+          dot_tile(d, mr, kb, a, panel, Bp + (j0 / kNR) * panel_stride + i8_sums_at(K, k0 / kI8KC), acc);
           store_i8(acc, mr, rs + r, rt + r, cs, bj, c + r * ldc, ldc, nr, first, last);
         }
       }

@@ -97,10 +97,14 @@ I8Dot i8_dot_native();
 I8Dot i8_dot();
 bool set_i8_dot(I8Dot d);
 
+// kI7: where the column sums of pass p (8 int32) are in a panel of depth K, in bytes.
+inline size_t i8_sums_at(int K, int p) {
+  return static_cast<size_t>((K + 3) / 4 * 4) * kNR + static_cast<size_t>(p) * kNR * sizeof(int32_t);
+}
 // Bytes of one int8 panel of depth K in layout d.
 inline size_t i8_panel_bytes(int K, I8Dot d) {
   if (d == I8Dot::kI16) return static_cast<size_t>((K + 1) / 2 * 2) * kNR;
-  return static_cast<size_t>((K + 3) / 4 * 4) * kNR + static_cast<size_t>((K + kI8KC - 1) / kI8KC) * kNR * 4;
+  return i8_sums_at(K, (K + kI8KC - 1) / kI8KC);
 }
 // Where element (k, j) of an int8 panel is, in bytes.
 inline size_t i8_at(int k, int j, I8Dot d) {
