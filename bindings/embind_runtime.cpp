@@ -38,12 +38,11 @@ int set_threads(int n) {
 
 int threads() { return pool().size(); }
 
-// The int8 kernel of the matrices set from now on (abi Int8Dot): -1 (or any other
-// value) keeps the one chosen; returns the one in use. A kernel this build lacks
-// is not taken.
+// The int8 kernel of the matrices set from now on (abi Int8Dot): -1 (or any value
+// that is not a kernel this build has: set_i8_dot refuses it) keeps the one chosen;
+// returns the one in use.
 int int8_dot(int d) {
-  if (d == static_cast<int>(mha::abi::Int8Dot::kI16) || d == static_cast<int>(mha::abi::Int8Dot::kI7))
-    mha::kernels::set_i8_dot(static_cast<mha::abi::Int8Dot>(d));
+  mha::kernels::set_i8_dot(static_cast<mha::abi::Int8Dot>(d));
   return static_cast<int>(mha::kernels::i8_dot());
 }
 

@@ -231,7 +231,7 @@ export function defineModel({ backend, Native, live, caches }) {
           lastOnly: bool('options.lastOnly', o.lastOnly, false), needWeights: bool('options.needWeights', o.needWeights, false),
         };
         const B = t.dims.length === 2 ? t.dims[0] : 1;
-        const out = readOut(o.out, B * (call.lastOnly ? 1 : t.dims.at(-1)) * (this.#cfg.head === 'none' ? this.#cfg.hiddenSize : this.#cfg.vocabSize));
+        const out = readOut(o.out, outputShape(this.#cfg, B, t.dims.at(-1), call.lastOnly).n);
         // In this thread the op writes into out itself; a worker's answer is copied into it here.
         call.out = backend.async ? null : out;
         const c = caches.use(this, 'Model.forward', o.cache, B);
@@ -260,6 +260,12 @@ export function defineModel({ backend, Native, live, caches }) {
 }
 
 const transferOf = (what, options) => bool('options.transfer', plainObject(`${what} options`, options, ['transfer']).transfer, false);
+
+/** What Model.forward writes for B sequences of L tokens: rows per sequence, width, n floats in all. */
+function outputShape(cfg, B, L, lastOnly) {
+  const rows = lastOnly ? 1 : L, width = cfg.head === 'none' ? cfg.hiddenSize : cfg.vocabSize;
+  return { rows, width, n: B * rows * width };
+}
 
 /** options.out of Model.forward: null, or a Float32Array of n elements (checked here, before the call runs). */
 function readOut(v, n) {
@@ -404,8 +410,8 @@ export function modelOps({ rt, get, cacheFor }) {
       }
       // Written into only after the run; refused before it, so that the cache does not move.
       if (call.out && call.out.buffer === rt.views()._f32.buffer) throw new TypeError('options.out must not be a view of the runtime\'s own wasm memory');
-      const width = c.head === 'none' ? c.hiddenSize : c.vocabSize, rows = call.lastOnly ? 1 : L;
-      const outN = B * rows * width, H = c.attention.numHeads, wN = call.needWeights ? c.numLayers * B * H * L * Lk : 0;
+      const { rows, width, n: outN } = outputShape(c, B, L, call.lastOnly);
+      const H = c.attention.numHeads, wN = call.needWeights ? c.numLayers * B * H * L * Lk : 0;
       if (!(4 * (outN + wN) < MAX_HEAP)) throw tooLarge(what, 4 * (outN + wN), 'memory for its output', true);
       const st = rt.stage([ids, types, positions, kpm, outN * 4, wN * 4, recordBytes('ModelForward')], what);
       try {

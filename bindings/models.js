@@ -30,7 +30,7 @@ const FORWARD_OPTIONS = ['attentionMask', 'positionIds', 'tokenTypeIds', 'cache'
 const EMBED_OPTIONS = ['attentionMask', 'tokenTypeIds', 'pooling', 'normalize'];
 
 /** Bytes of wasm memory the weights take (mha::Model::weight_bytes), from the options alone. */
-function weightBytes(o, numLayers = o.numLayers, int8Dot = undefined) {
+function weightBytes(o, numLayers = o.numLayers, int8Dot) {
   const a = o.attention, heads = a.numHeads, headDim = a.headDim ?? o.hiddenSize / heads;
   return modelWeightBytes({
     hiddenSize: o.hiddenSize, vocabSize: o.vocabSize, numLayers, maxPositions: o.maxPositions ?? 0, typeVocabSize: o.typeVocabSize ?? 0,
