@@ -15,14 +15,9 @@ import { init as initWorker } from 'mha-wasm/worker';
 import { file } from './safetensors-file.mjs';
 import { tinyModel } from './models/tiny.mjs';
 import { referenceForward } from './models/reference.mjs';
+import { relToMax } from './reference.mjs';
 
 const mha = await init({ threads: 1 });
-
-function relToMax(a, ref) {
-  let e = 0, m = 0;
-  for (let i = 0; i < ref.length; i++) e = Math.max(e, Math.abs(a[i] - ref[i])), m = Math.max(m, Math.abs(ref[i]));
-  return e / m;
-}
 
 /** A Blob that counts the bytes its slices read (and can fail reading past a byte). */
 class CountingBlob extends Blob {

@@ -9,6 +9,7 @@ import { init, parseSafetensors, quantizeSafetensors } from 'mha-wasm';
 import { loadModel } from 'mha-wasm/models';
 import { tinyModel, writeSafetensors } from './models/tiny.mjs';
 import { greedyReference, referenceForward } from './models/reference.mjs';
+import { relToMax } from './reference.mjs';
 import { modelConfig, modelWeightBytes } from '../bindings/model.js';
 
 const DECODERS = ['gpt2', 'llama', 'qwen2', 'mistral'];
@@ -20,15 +21,6 @@ async function collect(iter) {
   return out;
 }
 
-/** max |a - ref| over max |ref| (real rows: one unpadded sequence here). */
-function relToMax(a, ref) {
-  let e = 0, m = 0;
-  for (let i = 0; i < ref.length; i++) {
-    e = Math.max(e, Math.abs(a[i] - ref[i]));
-    m = Math.max(m, Math.abs(ref[i]));
-  }
-  return e / m;
-}
 
 // Both int8 kernels (init's int8Dot); a SIMD128 build has only dot_i16x8 and runs it for either.
 for (const threads of [1, 2]) for (const int8Dot of ['dot_i16x8', 'relaxed_dot_i8x16_i7x16']) {

@@ -137,6 +137,13 @@ export function sdpaReference({ B, H, Lq, Lk, D, Dv }, q, k, v, opts = {}) {
   return { output: out, weights };
 }
 
+/** max |a - ref| over max |ref| (int8 and f16 bounds; a NaN in a gives NaN, which no bound passes). */
+export function relToMax(a, ref) {
+  let e = 0, m = 0;
+  for (let i = 0; i < ref.length; i++) e = Math.max(e, Math.abs(a[i] - ref[i])), m = Math.max(m, Math.abs(ref[i]));
+  return e / m;
+}
+
 /** max |a - ref| / max(1, max |ref|) */
 export function relErr(a, ref) {
   if (a.length !== ref.length) throw new Error(`length ${a.length} != ${ref.length}`);

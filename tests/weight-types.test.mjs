@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { init } from 'mha-wasm';
-import { encoderReference, rng, uniform } from './reference.mjs';
+import { encoderReference, relToMax, rng, uniform } from './reference.mjs';
 import { feedForwardReference, int8Rows, modernAttentionReference, modernWeights, roundEven } from './reference-modern.mjs';
 
 /** x rounded to the nearest IEEE half (ties to even), as a number. */
@@ -18,11 +18,6 @@ function toHalf(x) {
   return Math.sign(x) * roundEven(a / ulp) * ulp;
 }
 
-const relToMax = (a, ref) => {
-  let e = 0, m = 0;
-  for (let i = 0; i < ref.length; i++) { e = Math.max(e, Math.abs(a[i] - ref[i])); m = Math.max(m, Math.abs(ref[i])); }
-  return e / m;
-};
 const BOUND = { int8: 2e-3, f16: 1e-4 };
 
 /** The weights with each matrix (name: [N, K]) stored as weightType, back in float. */
