@@ -162,5 +162,4 @@ function softmax(s, p) {
   if (m === Infinity) for (let t = 0; t < s.length; t++) sum += (p[t] = s[t] === Infinity ? 1 : 0);
   else for (let t = 0; t < s.length; t++) sum += (p[t] = s[t] === -Infinity ? 0 : Math.exp(s[t] - m));
   for (let t = 0; t < s.length; t++) p[t] /= sum;
-  return p;
 }
