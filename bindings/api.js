@@ -18,9 +18,11 @@ import { defineModel } from './model.js';
 
 /**
  * A backend: { async, run(fn), then(value, fn), checkAlive(), create(kind, cfg, what) -> id,
- * call(op, args, { transfer, what }), release(id) }. run(fn) runs a method's body
+ * call(op, args, { transfer, move, what }), release(id) }. run(fn) runs a method's body
  * (throwing, or rejecting when async); then(v, fn) maps a call's result;
- * checkAlive() throws once the runtime (or its worker) has stopped.
+ * checkAlive() throws once the runtime (or its worker) has stopped. call's move: arrays of the
+ * library's own whose buffers a worker backend moves there (the answer may bring them back);
+ * the local backend has nothing to move.
  */
 export function localBackend(rt) {
   const ops = makeOps(rt);

@@ -124,6 +124,7 @@ export function defineModel({ backend, Native, live, caches }) {
   class Model extends Native {
     #cfg;
     #sent = { embeddings: false, blocks: new Set(), finalNorm: false, head: false };
+    #spare = null;  // forward({ out }) through a worker: the array the worker writes into (see forward)
 
     /** @param {import('./index').ModelOptions} options */
     constructor(options) {
@@ -231,15 +232,25 @@ export function defineModel({ backend, Native, live, caches }) {
           lastOnly: bool('options.lastOnly', o.lastOnly, false), needWeights: bool('options.needWeights', o.needWeights, false),
         };
         const B = t.dims.length === 2 ? t.dims[0] : 1;
-        const out = readOut(o.out, outputShape(this.#cfg, B, t.dims.at(-1), call.lastOnly).n);
-        // In this thread the op writes into out itself; a worker's answer is copied into it here.
-        call.out = backend.async ? null : out;
+        const n = outputShape(this.#cfg, B, t.dims.at(-1), call.lastOnly).n, out = readOut(o.out, n);
+        // In this thread the op writes into out itself. A worker writes into this object's
+        // spare array, which is moved there and back (not copied), then copied into out
+        // here: a fresh answer every step would make the worker touch new pages (0.6 ms
+        // for a 49152-token vocabulary). A spare still on its way (calls not awaited) is
+        // not shared: that call gets a new one.
+        let spare = null;
+        if (out && backend.async) {
+          spare = this.#spare !== null && this.#spare.length === n ? this.#spare : new Float32Array(n);
+          this.#spare = null;
+        }
+        call.out = backend.async ? spare : out;
         const c = caches.use(this, 'Model.forward', o.cache, B);
         const answer = caches.after(c, backend.call('Model.forward', [id, call, c ? c.id : 0],
-          { transfer: bool('options.transfer', o.transfer, false), what: 'Model.forward' }));
+          { transfer: bool('options.transfer', o.transfer, false), move: spare ? [spare] : [], what: 'Model.forward' }));
         if (!out || !backend.async) return answer;
         return backend.then(answer, (r) => {
           out.set(r.output.data);
+          this.#spare = r.output.data;
           r.output.data = out;
           return r;
         });

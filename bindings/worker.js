@@ -198,8 +198,9 @@ function workerBackend(conn) {
       conn.send('create', [id, kind, cfg], undefined, what).catch(() => { /* reported by the object's next call */ });
       return id;
     },
-    call(op, args, { transfer = false, what = op } = {}) {
-      const ctx = { what, transfer, list: new Map() };
+    /** move: views of the library's own arrays whose buffers are moved to the worker, transfer or not. */
+    call(op, args, { transfer = false, move = [], what = op } = {}) {
+      const ctx = { what, transfer, list: new Map(move.map((v) => [v.buffer, 'a spare array'])) };
       return conn.send(op, marshal(args, ctx), ctx.list, what);
     },
     release(id) {

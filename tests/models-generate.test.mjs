@@ -384,7 +384,7 @@ test('dispose() during a generation ends it with an error that says so, in both 
   }
 });
 
-test('forward({ out }): the logits go into the caller\'s array (both APIs); a wrong one is refused by name before the run, and the cache does not move', async () => {
+test('forward({ out }): the logits go into the caller\'s array (both APIs, also with calls under way at once); a wrong one is refused by name before the run, and the cache does not move', async () => {
   const { init: initWorker } = await import('mha-wasm/worker');
   const m = tinyModel('llama', { seed: 31 });
   const V = m.config.vocab_size, ids = [3, 17, 42, 8];
@@ -420,7 +420,19 @@ test('forward({ out }): the logits go into the caller\'s array (both APIs); a wr
       await assert.rejects(async () => model.forward([7], { cache: c2, lastOnly: true, out: gone }), (e) => e instanceof TypeError && /options\.out is a view of a detached/.test(e.message));
       assert.equal(c2.length, before);
       assert.deepEqual(Array.from((await model.forward([7], { cache: c2, lastOnly: true, out })).data), Array.from((await model.forward([7], { cache: c1, lastOnly: true })).data));
-      c1.dispose(), c2.dispose(), model.dispose();
+      // Two calls under way at once, each into its own array (through a worker, the model's
+      // spare array that carries the answer is on its way for the first one), then one more.
+      const c3 = await model.createCache({ maxLength: 8 });
+      for (const x of [ids, [5], [7]]) await model.forward(x, { cache: c3, lastOnly: true });
+      const ref = Array.from((await model.forward([9], { cache: c3, lastOnly: true })).data);
+      const o1 = new Float32Array(V), o2 = new Float32Array(V);
+      const both = await Promise.all([model.forward([9], { cache: c1, lastOnly: true, out: o1 }), model.forward([9], { cache: c2, lastOnly: true, out: o2 })]);
+      assert.equal(both[0].data, o1);
+      assert.equal(both[1].data, o2);
+      assert.deepEqual(Array.from(o1), ref);
+      assert.deepEqual(Array.from(o2), ref);
+      assert.deepEqual(Array.from((await model.forward([9], { lastOnly: true, out })).data), Array.from((await model.forward([9], { lastOnly: true })).data));
+      c1.dispose(), c2.dispose(), c3.dispose(), model.dispose();
     }
   } finally {
     worker.terminate();
