@@ -33,7 +33,7 @@ export const RELAXED_BUILDS = Object.keys(BUILDS).filter((b) => BUILDS[b].relaxe
 // JS/C++ contract bindings/abi.js is compiled in too, through scripts/gen-abi.mjs
 // (when they exist).
 export const WASM_INPUTS = [['src', /\.(h|cpp)$/], ['bindings', /\.(cpp|h|in)$|^abi\.js$/], ['.', /^CMakeLists\.txt$/],
-  ['scripts', /^(gen-abi|minify-glue)\.mjs$/]];
+  ['scripts', /^(gen-abi|minify-glue|optimize-wasm)\.mjs$/]];
 /**
  * What makes Debian's em++ 3.1.6 use clang-19 and wasm-ld-19 (its config appends
  * a version to tool names) and read the link's metadata itself instead of asking

@@ -41,7 +41,7 @@ const edit = (rel, text = '\n// edited\n') => fs.appendFileSync(path.join(dir, r
 
 test('the inputs are every src/*.{h,cpp}, bindings/*.{cpp,h,in}, CMakeLists.txt and the scripts the build runs', () => {
   const files = Object.keys(hashInputs(dir));
-  assert.ok(files.includes('scripts/gen-abi.mjs') && files.includes('scripts/minify-glue.mjs'), files.join(' '));
+  assert.ok(files.includes('scripts/gen-abi.mjs') && files.includes('scripts/minify-glue.mjs') && files.includes('scripts/optimize-wasm.mjs'), files.join(' '));
   assert.ok(files.includes('CMakeLists.txt'));
   assert.ok(files.includes('bindings/extern-post.js.in'));
   assert.ok(files.some((f) => /^src\/.*\.cpp$/.test(f)) && files.some((f) => /^src\/.*\.h$/.test(f)));
