@@ -92,6 +92,126 @@ TEST(Attention, MatchesFloat64Reference) {
     for (int threads : {1, 3}) run_case(c, threads, seed++);
 }
 
+// Grouped-query attention (H query heads on Hkv key/value heads) against a float64
+// reference written here, with what differs from head to head: a sink, an ALiBi
+// slope and a float mask per head, and a NaN query row in one head (whose mask
+// hides every key, with a float mask). Up to kDirectRows queries (K and V read in
+// place, a decoding step) and more (packed); 1 and 3 threads; causal over a cache,
+// windows, key padding, soft-capping.
+TEST(Attention, GroupedQueryHeadsAgainstFloat64) {
+  struct G {
+    int B, H, Hkv, Lq, Lk, D, Dv, window;
+    bool sinks, alibi, fmask, padding, causal, nan_q;
+    float softcap;
+  };
+  const G cases[] = {
+      {1, 9, 3, 1, 300, 64, 64, 0, false, false, false, false, true, false, 0.0f},
+      {2, 6, 2, 1, 130, 16, 8, 0, true, true, true, true, true, false, 0.0f},
+      {1, 8, 1, 3, 257, 32, 16, 0, true, false, true, false, true, true, 0.0f},
+      {2, 4, 2, 4, 40, 8, 8, 16, false, true, false, true, true, false, 30.0f},
+      {1, 14, 2, 2, 129, 17, 9, 0, true, true, true, true, false, false, 0.0f},
+      {1, 6, 3, 1, 5, 4, 4, 0, true, false, false, false, true, true, 0.0f},
+      {1, 4, 2, 7, 70, 8, 8, 0, true, true, true, true, true, false, 0.0f},  // packed
+  };
+  uint32_t seed = 40;
+  for (const G& c : cases)
+    for (int threads : {1, 3}) {
+      std::mt19937 rng(seed++);
+      const int gsize = c.H / c.Hkv;
+      auto q = uniform(size_t(c.B) * c.H * c.Lq * c.D, -3, 3, rng);
+      auto k = uniform(size_t(c.B) * c.Hkv * c.Lk * c.D, -3, 3, rng);
+      auto v = uniform(size_t(c.B) * c.Hkv * c.Lk * c.Dv, -1, 1, rng);
+      auto sinks = uniform(c.H, -1, 2, rng), slopes = uniform(c.H, 0, 0.5, rng);
+      auto fm = uniform(size_t(c.B) * c.H * c.Lq * c.Lk, -2, 2, rng);
+      std::vector<uint8_t> kp(size_t(c.B) * c.Lk);
+      std::bernoulli_distribution coin(0.2);
+      for (auto& x : kp) x = coin(rng);
+      const int nan_head = c.H - 1;  // its first query row of batch 0 holds a NaN
+      if (c.nan_q) q[(size_t(nan_head) * c.Lq) * c.D + 1] = NAN;
+      // With a float mask, that row's mask hides every key: it attends to nothing (zeros), where
+      // the first head of its group sees keys.
+      const bool nan_hidden = c.nan_q && c.fmask;
+      if (nan_hidden) std::fill_n(fm.begin() + size_t(nan_head) * c.Lq * c.Lk, c.Lk, -INFINITY);
+
+      AttentionArgs a;
+      a.B = c.B, a.H = c.H, a.Hkv = c.Hkv, a.Lq = c.Lq, a.Lk = c.Lk, a.D = c.D, a.Dv = c.Dv;
+      a.q = {q.data(), size_t(c.H) * c.Lq * c.D, size_t(c.Lq) * c.D, size_t(c.D)};
+      a.k = {k.data(), size_t(c.Hkv) * c.Lk * c.D, size_t(c.Lk) * c.D, size_t(c.D)};
+      a.v = {v.data(), size_t(c.Hkv) * c.Lk * c.Dv, size_t(c.Lk) * c.Dv, size_t(c.Dv)};
+      a.o_sb = size_t(c.H) * c.Lq * c.Dv, a.o_sh = size_t(c.Lq) * c.Dv, a.o_sl = c.Dv;
+      a.scale = 1.0f / std::sqrt(float(c.D));
+      a.softcap = c.softcap;
+      if (c.sinks) a.sinks = sinks.data();
+      if (c.alibi) a.alibi = slopes.data();
+      if (c.fmask) a.mask.float_mask = fm.data(), a.mask.sl = c.Lk, a.mask.sh = size_t(c.Lq) * c.Lk, a.mask.sb = size_t(c.H) * c.Lq * c.Lk;
+      if (c.padding) a.mask.key_padding = kp.data();
+      a.mask.causal = c.causal, a.mask.window = c.window;
+      const size_t out_n = size_t(c.B) * c.H * c.Lq * c.Dv;
+      std::vector<float> out(out_n, 7.0f), ref(out_n);
+
+      // The reference: every (b, h, i) from the definitions (attention.h), in double.
+      for (int b = 0; b < c.B; ++b)
+        for (int h = 0; h < c.H; ++h)
+          for (int i = 0; i < c.Lq; ++i) {
+            const int kvh = h / gsize;
+            const long pos = i + c.Lk - c.Lq;
+            const float* qi = &q[((size_t(b) * c.H + h) * c.Lq + i) * c.D];
+            std::vector<double> s(c.Lk);
+            std::vector<bool> seen(c.Lk);
+            double mx = c.sinks ? sinks[h] : -INFINITY;
+            bool any = false, nan = false;
+            for (int j = 0; j < c.Lk; ++j) {
+              const float* kj = &k[((size_t(b) * c.Hkv + kvh) * c.Lk + j) * c.D];
+              double d = 0;
+              for (int e = 0; e < c.D; ++e) d += double(qi[e]) * kj[e];
+              d *= a.scale;
+              if (c.softcap > 0) d = c.softcap * std::tanh(d / c.softcap);
+              if (c.alibi) d -= double(slopes[h]) * std::labs(pos - j);
+              if (c.fmask) d += fm[((size_t(b) * c.H + h) * c.Lq + i) * c.Lk + j];
+              const bool hidden = (c.padding && kp[size_t(b) * c.Lk + j]) || (c.causal && j > pos) ||
+                                  (c.fmask && fm[((size_t(b) * c.H + h) * c.Lq + i) * c.Lk + j] == -INFINITY) ||
+                                  (c.window > 0 && std::labs(pos - j) >= c.window);
+              seen[j] = !hidden;
+              s[j] = d;
+              if (hidden) continue;
+              any = true;
+              if (std::isnan(d)) nan = true;
+              mx = std::max(mx, d);
+            }
+            float* o = &ref[((size_t(b) * c.H + h) * c.Lq + i) * c.Dv];
+            if (!any) {
+              std::fill(o, o + c.Dv, 0.0f);
+              continue;
+            }
+            if (nan) {
+              std::fill(o, o + c.Dv, NAN);
+              continue;
+            }
+            double sum = c.sinks ? std::exp(double(sinks[h]) - mx) : 0.0;
+            for (int j = 0; j < c.Lk; ++j) sum += seen[j] ? std::exp(s[j] - mx) : 0.0;
+            for (int e = 0; e < c.Dv; ++e) {
+              double acc = 0;
+              for (int j = 0; j < c.Lk; ++j)
+                if (seen[j]) acc += std::exp(s[j] - mx) / sum * v[((size_t(b) * c.Hkv + kvh) * c.Lk + j) * c.Dv + e];
+              o[e] = float(acc);
+            }
+          }
+
+      a.out = out.data();
+      ThreadPool pool(threads);
+      Workspace ws;
+      ASSERT_EQ(Attention::run(a, pool, ws), Status::kOk);
+      const std::string where = "B" + std::to_string(c.B) + " H" + std::to_string(c.H) + "/" + std::to_string(c.Hkv) +
+                                " Lq" + std::to_string(c.Lq) + " Lk" + std::to_string(c.Lk) + " t" + std::to_string(threads);
+      if (c.nan_q)  // the NaN row: NaN where it sees keys, zeros where its mask hides them all
+        for (int e = 0; e < c.Dv; ++e) {
+          const float x = out[size_t(nan_head) * c.Lq * c.Dv + e];
+          EXPECT_TRUE(nan_hidden ? x == 0.0f : std::isnan(x)) << where;
+        }
+      EXPECT_LT(rel_err_nonfinite(out.data(), ref.data(), out_n), 1e-5) << where;
+    }
+}
+
 TEST(Attention, AllKeysMaskedGivesZerosNotNaN) {
   // Lq > Lk with a causal mask: the first Lq - Lk query rows see no key.
   std::vector<float> q(6 * 4, 1.0f), k(2 * 4, 1.0f), v(2 * 4, 1.0f), out(6 * 4, NAN), w(6 * 2, NAN);
