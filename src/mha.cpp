@@ -353,10 +353,13 @@ Status MultiHeadAttention::plan(const MhaForwardArgs& a, KVCache* c, CacheMode m
       int held = c->held();
       if (c->sliding_ && held + a.Lq > c->rows_) {  // keep the last rows the window needs, at the front
         const int keep = kept_rows(held, a.Lq, c->rows_, c->capacity_);
-        for (int b = 0; b < a.B; ++b) {
-          const size_t base = static_cast<size_t>(b) * c->rows_ * nk, from = static_cast<size_t>(held - keep) * nk;
-          std::memmove(c->k_.data() + base, c->k_.data() + base + from, sizeof(float) * keep * nk);
-          std::memmove(c->v_.data() + base, c->v_.data() + base + from, sizeof(float) * keep * nk);
+        // Runs of rows: a head's (head-major), or a batch row's of every head.
+        const int runs = c->head_major_ ? a.B * Hkv_ : a.B;
+        const size_t w = c->head_major_ ? D : nk;
+        for (int r = 0; r < runs; ++r) {
+          const size_t base = static_cast<size_t>(r) * c->rows_ * w, from = static_cast<size_t>(held - keep) * w;
+          std::memmove(c->k_.data() + base, c->k_.data() + base + from, sizeof(float) * keep * w);
+          std::memmove(c->v_.data() + base, c->v_.data() + base + from, sizeof(float) * keep * w);
         }
         c->start_ += held - keep;
         held = keep;
@@ -389,6 +392,7 @@ Status MultiHeadAttention::plan(const MhaForwardArgs& a, KVCache* c, CacheMode m
           last_request_bytes_ = 2 * static_cast<uint64_t>(a.B) * a.Lk * nk * sizeof(float);
           return s;
         }
+        c->head_major_ = false;  // the projections write [B * Lk, nk] rows
         st.proj[st.n_proj++] = k_gemm(a.B * a.Lk, a.key, c->k_.data());
         st.proj[st.n_proj++] = v_gemm(a.B * a.Lk, a.value, c->v_.data());
         st.k = c->k_.data(), st.ldk = nk, st.k_rows = a.B * a.Lk;
@@ -401,8 +405,9 @@ Status MultiHeadAttention::plan(const MhaForwardArgs& a, KVCache* c, CacheMode m
       st.cache_length = at.Lk;
     }
     const size_t sb = static_cast<size_t>(c->rows_) * nk;
-    at.k = {c->k_.data(), sb, D, nk};
-    at.v = {c->v_.data(), sb, D, nk};
+    const size_t sh = c->head_major_ ? static_cast<size_t>(c->rows_) * D : D, sl = c->head_major_ ? D : nk;
+    at.k = {c->k_.data(), sb, sh, sl};
+    at.v = {c->v_.data(), sb, sh, sl};
     st.cache = c;
   }
   st.trig = sc.trig;
@@ -438,9 +443,19 @@ void MultiHeadAttention::run(const Step& st, ThreadPool::Team& team) const {
         }
         if (st.append) {  // the new positions' keys and values into the cache
           KVCache& c = *st.cache;
-          const size_t at = (static_cast<size_t>(b) * c.rows_ + st.cache_row + i) * nk_;
-          std::memcpy(c.k_.data() + at, row + st.k_col, sizeof(float) * nk_);
-          std::memcpy(c.v_.data() + at, row + st.k_col + nkp_, sizeof(float) * nk_);
+          const float* k = row + st.k_col;
+          const float* v = k + nkp_;
+          if (c.head_major_) {
+            for (int h = 0; h < Hkv_; ++h) {
+              const size_t at = ((static_cast<size_t>(b) * Hkv_ + h) * c.rows_ + st.cache_row + i) * D_;
+              std::memcpy(c.k_.data() + at, k + h * D_, sizeof(float) * D_);
+              std::memcpy(c.v_.data() + at, v + h * D_, sizeof(float) * D_);
+            }
+          } else {
+            const size_t at = (static_cast<size_t>(b) * c.rows_ + st.cache_row + i) * nk_;
+            std::memcpy(c.k_.data() + at, k, sizeof(float) * nk_);
+            std::memcpy(c.v_.data() + at, v, sizeof(float) * nk_);
+          }
         }
       } else {
         const int kr = r - st.q_rows, b = kr / st.Lk, j = kr % st.Lk;
@@ -496,7 +511,7 @@ Status KVCache::init(int batch, int capacity, int width, bool sliding) {
     batch_ = capacity_ = rows_ = width_ = 0;
     return Status::kOutOfMemory;
   }
-  batch_ = batch, capacity_ = capacity, rows_ = rows, width_ = width, sliding_ = sliding;
+  batch_ = batch, capacity_ = capacity, rows_ = rows, width_ = width, sliding_ = sliding, head_major_ = true;
   return Status::kOk;
 }
 

@@ -116,7 +116,10 @@ struct MhaForwardArgs {
 };
 
 // Projected keys and values of earlier positions, for incremental decoding:
-// [batch, rows, width] each, width = num_kv_heads * head_dim.
+// [batch, num_kv_heads, rows, head_dim] each as appended (self-attention), so
+// that a decoding step reads each head's keys and values as one run of memory;
+// [batch, rows, width] (width = num_kv_heads * head_dim) as a fixed memory's keys
+// and values, which the projection writes in one go (CacheMode::kFixed).
 // MultiHeadAttention::forward_cached fills it. A sliding-window layer's cache
 // keeps only the last `capacity` positions: it holds a few more rows than that
 // and, when they are full, moves the last ones it needs to the front.
@@ -140,6 +143,7 @@ class KVCache {
   int batch_ = 0, capacity_ = 0, rows_ = 0, width_ = 0, length_ = 0;
   int start_ = 0;  // the position row 0 holds
   bool sliding_ = false;
+  bool head_major_ = true;  // the layout: [batch, kv head, rows, head_dim], else [batch, rows, width]
   FloatBuffer k_, v_;
 };
 
