@@ -24,7 +24,7 @@ import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { LONG, SHAPES, TWO_THREAD_SHAPES, benchShape, fmt as f, label, macsLine, makeData, makeMhaWasm, nativeTable, probeMacs, probePeak, quantTable, relaxedTable, table } from './peers.mjs';
 import { BUILDS, buildFiles } from '../bindings/abi.js';
-import { RELAXED_ENV, missingRelaxedToolchain } from '../scripts/build.mjs';
+import { RELAXED_ENV, emscriptenEnv, missingRelaxedToolchain } from '../scripts/build.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -55,7 +55,7 @@ function emBuild(name, extra, env) {
   const js = path.join(out, `${name}.js`);
   if (fs.existsSync(js) && fs.statSync(js).mtimeMs > fs.statSync(path.join(root, 'bench', 'peak.cpp')).mtimeMs) return true;
   const obj = path.join(out, `${name}.o`);
-  const em = (args) => spawnSync('em++', args, { stdio: 'inherit', env: { ...process.env, NODE_PATH: '/usr/share/nodejs', ...env } }).status === 0;
+  const em = (args) => spawnSync('em++', args, { stdio: 'inherit', env: { ...emscriptenEnv(), ...env } }).status === 0;
   // Compiled at -O3, linked at -O1: Debian's binaryen (wasm-opt, -O2 and up) cannot read relaxed opcodes.
   return em(['-O3', '-msimd128', ...extra, '-c', path.join(root, 'bench', 'peak.cpp'), '-o', obj]) &&
     em(['-O1', ...extra, '-sMODULARIZE', `-sEXPORT_NAME=MhaPeak`, '-sENVIRONMENT=node,web', '-sWASM_BIGINT',

@@ -46,6 +46,18 @@ const jobs = String(Math.max(1, os.cpus().length));
 
 const sha256 = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
+/**
+ * The environment em++ runs in: Debian's em++ finds acorn in /usr/share/nodejs (NODE_PATH), and
+ * it calls binaryen's tools by name, so PATH must not lead to the npm package binaryen's
+ * (node_modules/.bin, which npm scripts put first): its wasm-opt 132 rewrites the SIMD128 builds
+ * in ways Emscripten 3.1.6's glue does not expect (the module's imports no longer match). The
+ * relaxed builds reach that package by its path instead (scripts/optimize-wasm.mjs).
+ */
+export function emscriptenEnv(env = process.env) {
+  const PATH = (env.PATH ?? '').split(path.delimiter).filter((d) => !/(^|[\\/])node_modules[\\/]\.bin[\\/]?$/.test(d)).join(path.delimiter);
+  return { ...env, PATH, NODE_PATH: [env.NODE_PATH, '/usr/share/nodejs'].filter(Boolean).join(path.delimiter) };
+}
+
 /** { 'src/kernels.cpp': sha256, ... } for every wasm build input under dir. */
 export function hashInputs(dir = root) {
   const out = {};
@@ -139,8 +151,7 @@ export function buildWasm({ haveEmscripten: emscripten = haveEmscripten(), root:
       (absent.length ? ` (without the ${absent.map((b) => BUILDS[b].file).join(', ')} builds)` : ''));
     return { skipped: absent.length ? 'not in dist/' : null };
   }
-  // Debian's em++ needs acorn from /usr/share/nodejs.
-  const env = { ...process.env, NODE_PATH: [process.env.NODE_PATH, '/usr/share/nodejs'].filter(Boolean).join(path.delimiter) };
+  const env = emscriptenEnv();
   const before = hashInputs(dir);
   fs.rmSync(path.join(dir, 'dist', STAMP_FILE), { force: true });
   configure('build/wasm', ['emcmake', 'cmake'], env, dir);

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUILDS, buildFiles } from '../bindings/abi.js';
 import {
-  DIST_FILES, RELAXED_BUILDS, REQUIRED_BUILDS, STAMP_FILE, WASM_INPUTS, buildWasm, distStaleness, hashInputs, writeStamp,
+  DIST_FILES, RELAXED_BUILDS, REQUIRED_BUILDS, STAMP_FILE, WASM_INPUTS, buildWasm, distStaleness, emscriptenEnv, hashInputs, writeStamp,
 } from '../scripts/build.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -147,4 +147,12 @@ test('no dist/ at all, or an unreadable stamp: refused', () => {
   assert.throws(noEmscripten, refused(/missing or unreadable/));
   fs.rmSync(path.join(dir, 'dist'), { recursive: true });
   assert.throws(noEmscripten, refused(/dist\/ lacks/));
+});
+
+test('em++ runs without npm scripts\' node_modules/.bin on PATH (the npm package binaryen\'s wasm-opt would rewrite the SIMD128 builds)', () => {
+  const sep = path.delimiter;
+  const env = emscriptenEnv({ PATH: ['/a/node_modules/.bin', '/usr/local/bin', '/b/node_modules/.bin/', '/usr/bin', '/c/node_modules/.binx'].join(sep), NODE_PATH: '/x', KEEP: '1' });
+  assert.equal(env.PATH, ['/usr/local/bin', '/usr/bin', '/c/node_modules/.binx'].join(sep));
+  assert.equal(env.NODE_PATH, ['/x', '/usr/share/nodejs'].join(sep));
+  assert.equal(env.KEEP, '1');
 });
