@@ -355,7 +355,7 @@ Status MultiHeadAttention::plan(const MhaForwardArgs& a, KVCache* c, CacheMode m
         const int keep = kept_rows(held, a.Lq, c->rows_, c->capacity_);
         // Runs of rows: a head's (head-major), or a batch row's of every head.
         const int runs = c->head_major_ ? a.B * Hkv_ : a.B;
-        const size_t w = c->head_major_ ? D : nk;
+        const size_t w = c->row_stride(D_);
         for (int r = 0; r < runs; ++r) {
           const size_t base = static_cast<size_t>(r) * c->rows_ * w, from = static_cast<size_t>(held - keep) * w;
           std::memmove(c->k_.data() + base, c->k_.data() + base + from, sizeof(float) * keep * w);
@@ -405,9 +405,8 @@ Status MultiHeadAttention::plan(const MhaForwardArgs& a, KVCache* c, CacheMode m
       st.cache_length = at.Lk;
     }
     const size_t sb = static_cast<size_t>(c->rows_) * nk;
-    const size_t sh = c->head_major_ ? static_cast<size_t>(c->rows_) * D : D, sl = c->head_major_ ? D : nk;
-    at.k = {c->k_.data(), sb, sh, sl};
-    at.v = {c->v_.data(), sb, sh, sl};
+    at.k = {c->k_.data(), sb, c->head_stride(D_), c->row_stride(D_)};
+    at.v = {c->v_.data(), sb, c->head_stride(D_), c->row_stride(D_)};
     st.cache = c;
   }
   st.trig = sc.trig;
@@ -445,16 +444,10 @@ void MultiHeadAttention::run(const Step& st, ThreadPool::Team& team) const {
           KVCache& c = *st.cache;
           const float* k = row + st.k_col;
           const float* v = k + nkp_;
-          if (c.head_major_) {
-            for (int h = 0; h < Hkv_; ++h) {
-              const size_t at = ((static_cast<size_t>(b) * Hkv_ + h) * c.rows_ + st.cache_row + i) * D_;
-              std::memcpy(c.k_.data() + at, k + h * D_, sizeof(float) * D_);
-              std::memcpy(c.v_.data() + at, v + h * D_, sizeof(float) * D_);
-            }
-          } else {
-            const size_t at = (static_cast<size_t>(b) * c.rows_ + st.cache_row + i) * nk_;
-            std::memcpy(c.k_.data() + at, k, sizeof(float) * nk_);
-            std::memcpy(c.v_.data() + at, v, sizeof(float) * nk_);
+          const size_t at = static_cast<size_t>(b) * c.rows_ * nk_ + (st.cache_row + i) * c.row_stride(D_);
+          for (int h = 0; h < Hkv_; ++h) {
+            std::memcpy(c.k_.data() + at + h * c.head_stride(D_), k + h * D_, sizeof(float) * D_);
+            std::memcpy(c.v_.data() + at + h * c.head_stride(D_), v + h * D_, sizeof(float) * D_);
           }
         }
       } else {

@@ -140,6 +140,10 @@ class KVCache {
  private:
   friend class MultiHeadAttention;
   int held() const { return length_ - start_; }
+  // Floats between a kv head's consecutive rows, and between its heads, for heads of
+  // head_dim D (the layout, head_major_); batch b starts at b * rows_ * width_.
+  size_t row_stride(int D) const { return head_major_ ? static_cast<size_t>(D) : static_cast<size_t>(width_); }
+  size_t head_stride(int D) const { return head_major_ ? static_cast<size_t>(rows_) * D : static_cast<size_t>(D); }
   int batch_ = 0, capacity_ = 0, rows_ = 0, width_ = 0, length_ = 0;
   int start_ = 0;  // the position row 0 holds
   bool sliding_ = false;
