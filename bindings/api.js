@@ -8,7 +8,7 @@ import { defineKVCache } from './kvcache.js';
 import { defineMultiHeadAttention } from './layer.js';
 import { defineLayerNorm } from './layernorm.js';
 import { makeNative } from './native.js';
-import { makeOps } from './ops.js';
+import { makeOps, reserveBytes } from './ops.js';
 import { defineRotary } from './rotary.js';
 import { defineSdpa } from './sdpa.js';
 import { defineBlocks } from './transformer.js';
@@ -82,6 +82,8 @@ export function defineApi(backend, info, extra = {}) {
     Model: defineModel(ctx),
     /** Diagnostics: wasm heap size and layers, blocks, LayerNorms and caches not yet freed. */
     stats: () => backend.run(() => backend.call('stats', [], { what: 'stats' })),
+    /** Room for bytes in one piece in the wasm heap, made now (see index.d.ts). */
+    reserveMemory: (bytes) => backend.run(() => backend.call('reserveMemory', [reserveBytes(bytes)], { what: 'reserveMemory' })),
     ...extra,
   };
   Object.freeze(api);

@@ -71,6 +71,16 @@ class Model {
   int setHead(uint32_t weight) {
     return status(valid_ ? impl_.set_head(ptr<const float>(weight)) : mha::Status::kInvalidArgument);
   }
+  // The token table (head false) or the untied head: reserved anew, then rows [first, first + count) in order.
+  int beginTableRows(bool head) {
+    if (!valid_) return status(mha::Status::kInvalidArgument);
+    return status(head ? impl_.begin_head_rows() : impl_.begin_token_rows());
+  }
+  int setTableRows(bool head, int first, int count, uint32_t rows) {
+    if (!valid_) return status(mha::Status::kInvalidArgument);
+    const float* p = ptr<const float>(rows);
+    return status(head ? impl_.set_head_rows(first, count, p) : impl_.set_token_rows(first, count, p));
+  }
 
   // args: a ModelForward record; cache: null or this model's cache.
   int forward(uint32_t args, mha::ModelCache* cache) {
@@ -127,6 +137,8 @@ EMSCRIPTEN_BINDINGS(mha_model) {
       .function("setBlock", &Model::setBlock)
       .function("setFinalNorm", &Model::setFinalNorm)
       .function("setHead", &Model::setHead)
+      .function("beginTableRows", &Model::beginTableRows)
+      .function("setTableRows", &Model::setTableRows)
       .function("forward", &modelForward, emscripten::allow_raw_pointers())
       .function("lastRequestBytes", &Model::lastRequestBytes)
       .function("memoryBytes", &Model::memoryBytes);

@@ -704,6 +704,14 @@ export interface MhaOf<M extends Mode> extends RuntimeInfo {
   /** Rotary position embedding of x [B, H, L, D] (or [B, L, H, D] with layout 'blhd'); returns a new tensor. */
   applyRotaryEmbedding(x: Tensor, options?: RotaryOptions): Returns<M, Tensor<Float32Array>>;
   stats(): Returns<M, Stats>;
+  /**
+   * Makes room for `bytes` in one piece in the wasm heap now, and leaves it free for what is allocated
+   * next: the heap (which never shrinks) then grows once, to what is needed, rather than in steps that
+   * overshoot by up to a fifth of its size. loadModel does this with the bytes a model needs. A RangeError
+   * when the engine cannot provide the memory (a wasm32 heap holds at most 4 GiB; a browser or device may
+   * allow less), before anything is allocated; nothing changes then.
+   */
+  reserveMemory(bytes: number): Returns<M, void>;
 }
 export type Mha = MhaOf<'sync'>;
 

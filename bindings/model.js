@@ -16,6 +16,14 @@ import { bool, describe, expectArray, fmtDims, nonNegativeInt, plainObject, posi
 const OPTIONS = ['vocabSize', 'hiddenSize', 'numLayers', 'maxPositions', 'typeVocabSize', 'embedNorm', 'norm', 'normBias', 'normEps',
   'preNorm', 'finalNorm', 'head', 'causal', 'windowFrom', 'attention', 'feedForward', 'weightType'];
 const HEADS = ['none', 'tied', 'untied'];
+/**
+ * The token table and an untied head go into the heap this many bytes of rows at a
+ * time (Model::set_token_rows, set_head_rows): a float32 copy of a whole table would
+ * grow the heap, which never shrinks, by hundreds of MB for a large vocabulary.
+ */
+const TABLE_BLOCK_BYTES = 4 << 20;
+/** Rows of a table [vocab, hidden] copied in at a time: whole blocks of 8 (the core's kRowBlock), at least one. */
+export const tableBlockRows = (hidden) => Math.max(8, Math.floor(TABLE_BLOCK_BYTES / (4 * hidden) / 8) * 8);
 const FORWARD_OPTIONS = ['tokenTypes', 'positionIds', 'keyPaddingMask', 'cache', 'lastOnly', 'needWeights', 'transfer', 'out'];
 
 const oneOf = (name, v, allowed, dflt) => {
@@ -298,6 +306,20 @@ function readIds(name, v) {
 
 /** What runs where the runtime is. ctx: { rt, get(id, kind), cacheFor } (ops.js). */
 export function modelOps({ rt, get, cacheFor }) {
+  // A table [vocab, hidden] (the token table, or the untied head) in blocks of rows, each staged alone
+  // after the table is reserved (so that the blocks' copies come and go above it).
+  const setTableRows = (m, head, data, what) => {
+    const H = m.cfg.hiddenSize, V = m.cfg.vocabSize, rows = tableBlockRows(H);
+    rt.check(m.handle.beginTableRows(head), what, () => m.handle.lastRequestBytes());
+    for (let first = 0; first < V; first += rows) {
+      const count = Math.min(rows, V - first), st = rt.stage([data.subarray(first * H, (first + count) * H)], what);
+      try {
+        rt.check(m.handle.setTableRows(head, first, count, st.at(0)), what, () => m.handle.lastRequestBytes());
+      } finally {
+        rt.free(st.ptr);
+      }
+    }
+  };
   const stageRecord = (what, parts, record, values, call) => {
     const names = Object.keys(parts);
     const st = rt.stage([...names.map((n) => parts[n]), recordBytes(record)], what);
@@ -334,8 +356,11 @@ export function modelOps({ rt, get, cacheFor }) {
         if (!Object.hasOwn(sizes, n)) throw new TypeError(`${what}: unknown weight ${JSON.stringify(n)}`);
         expectArray(`${what}: ${n}`, a, [Float32Array], sizes[n]);
       }
-      stageRecord(what, arrays, 'EmbeddingWeights', (at) => ({
-        tokens: at('tokens'), positions: at('positions'), types: at('types'), norm_weight: at('normWeight'), norm_bias: at('normBias'),
+      // The token table first, so that one the weight type cannot store is refused before the other tables are reserved.
+      const { tokens, ...rest } = arrays;
+      if (tokens) setTableRows(m, false, tokens, what);
+      stageRecord(what, rest, 'EmbeddingWeights', (at) => ({
+        tokens: 0, positions: at('positions'), types: at('types'), norm_weight: at('normWeight'), norm_bias: at('normBias'),
       }), (rec) => rt.check(m.handle.setEmbeddings(rec), what, () => m.handle.lastRequestBytes()));
     },
 
@@ -376,12 +401,7 @@ export function modelOps({ rt, get, cacheFor }) {
     'Model.setHead'(id, arrays) {
       const m = get(id, 'Model'), what = 'Model.setHead';
       expectArray(`${what}: weight`, arrays.weight, [Float32Array], m.cfg.vocabSize * m.cfg.hiddenSize);
-      const st = rt.stage([arrays.weight], what);
-      try {
-        rt.check(m.handle.setHead(st.at(0)), what, () => m.handle.lastRequestBytes());
-      } finally {
-        rt.free(st.ptr);
-      }
+      setTableRows(m, true, arrays.weight, what);
     },
 
     'Model.forward'(id, call, cacheId) {

@@ -15,10 +15,10 @@ import { MAX_HEAP_BYTES } from './abi.js';
 import { modelSpec } from './hf-config.js';
 import { checkpointPlan, openedSource } from './hf-weights.js';
 import { cacheBytes } from './kvcache.js';
-import { modelWeightBytes } from './model.js';
+import { modelWeightBytes, tableBlockRows } from './model.js';
 import { readGenerateOptions, tokenChooser } from './generate.js';
 import { isBlob } from './safetensors.js';
-import { tooLarge } from './runtime.js';
+import { fmtBytes, tooLarge } from './runtime.js';
 import { describe, isTypedArray, plainObject, snapshotView } from './validate.js';
 
 export { parseSafetensors, readSafetensors, safetensorsMetadata } from './safetensors.js';
@@ -66,7 +66,8 @@ export async function loadModel(mha, options) {
   const { options: mo } = spec, H = mo.hiddenSize;
   const typed = { ...mo, weightType };
   const bytes = weightBytes(typed, mo.numLayers, mha.features?.int8Dot), perBlock = weightBytes(mo, 2) - weightBytes(mo, 1);  // blocks are copied in as float32
-  const staging = Math.max(perBlock, 4 * (mo.vocabSize + (mo.maxPositions ?? 0) + (mo.typeVocabSize ?? 0)) * H);
+  // The copies in the heap: a block's tensors, a block of the token table's rows (or the head's), or the other tables.
+  const staging = Math.max(perBlock, 4 * Math.min(mo.vocabSize, tableBlockRows(H)) * H, 4 * ((mo.maxPositions ?? 0) + (mo.typeVocabSize ?? 0) + 2) * H);
   if (!(bytes + staging < MAX_HEAP_BYTES))
     throw tooLarge(`loadModel: ${spec.architecture} with ${mo.numLayers} layers, hidden size ${H} and a vocabulary of ${mo.vocabSize}`, bytes + staging, 'memory for its weights (and to copy the largest part in)');
 
@@ -76,6 +77,16 @@ export async function loadModel(mha, options) {
   const weights = Array.isArray(o.weights) ? await Promise.all(o.weights.map((w) => (isBlob(w) ? openedSource(w) : w)))
     : isBlob(o.weights) ? await openedSource(o.weights) : o.weights;
   const plan = checkpointPlan(spec, weights);
+  // Then the heap grows once, to what the weights and their copying in need (not in steps that overshoot;
+  // with a margin for the allocator's leftovers between them), and a heap the engine cannot grow that far
+  // is found out now, before anything is allocated.
+  try {
+    await mha.reserveMemory(Math.min(bytes + staging + 2 ** 20 + Math.ceil(bytes / 64), MAX_HEAP_BYTES - 1));
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new RangeError(`loadModel: ${spec.architecture} with ${mo.numLayers} layers, hidden size ${H} and a vocabulary of ${mo.vocabSize} ` +
+      `needs ${fmtBytes(bytes + staging)} of wasm memory for its weights (and to copy the largest part in), and this engine could not provide it: ${e.message}`);
+  }
   // int8 tensors are dequantized (q * scale, exact in float32) and, at weightType 'int8', quantized again
   // per output row by the core: the same int8 values whenever a row spans ±127, as quantizeSafetensors
   // and compressed-tensors checkpoints write them.

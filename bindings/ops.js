@@ -11,6 +11,29 @@ import { blockOps } from './transformer.js';
 import { rmsNormOps } from './rmsnorm.js';
 import { feedForwardOps } from './feedforward.js';
 import { modelOps } from './model.js';
+import { fmtBytes, MAX_HEAP } from './runtime.js';
+import { describe } from './validate.js';
+
+/** bytes for reserveMemory: a whole number of bytes the heap can hold. */
+export function reserveBytes(bytes) {
+  if (typeof bytes !== 'number') throw new TypeError(`reserveMemory: bytes must be a number, got ${describe(bytes)}`);
+  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`reserveMemory: bytes must be a non-negative integer, got ${describe(bytes)}`);
+  if (!(bytes < MAX_HEAP)) throw new RangeError(`reserveMemory: ${fmtBytes(bytes)} is more than a wasm32 heap can hold (${fmtBytes(MAX_HEAP)})`);
+  return bytes;
+}
+
+/**
+ * Room for bytes in one piece in rt's heap: taken (the heap grows once, to what is
+ * needed, rather than in steps of a fifth of its size each) and given back at once
+ * for what is allocated next. A RangeError when the engine cannot provide it.
+ */
+function reserveMemory(rt, bytes) {
+  reserveBytes(bytes);
+  if (bytes === 0) return;
+  const have = rt.memoryBytes(), p = rt.mod._malloc(bytes) >>> 0;
+  if (!p) throw new RangeError(`reserveMemory: the wasm heap could not make room for ${fmtBytes(bytes)} (${fmtBytes(have)} now, ${fmtBytes(MAX_HEAP)} at most; the engine or the device may allow less)`);
+  rt.free(p);
+}
 
 /** The table of ops and constructors by name; ctx: { rt, get }, filled in with cacheFor. */
 function buildTable(ctx) {
@@ -18,6 +41,7 @@ function buildTable(ctx) {
   ctx.cacheFor = caches.cacheFor;
   return Object.assign(Object.create(null), mhaOps(ctx), blockOps(ctx), normOps(ctx), sdpaOps(ctx), rotaryOps(ctx), caches, {
     stats: () => ({ wasmMemoryBytes: ctx.rt.memoryBytes(), liveLayers: ctx.rt.mod.liveLayers() }),  // layers and caches
+    reserveMemory: (bytes) => reserveMemory(ctx.rt, bytes),
   }, rmsNormOps(ctx), feedForwardOps(ctx), modelOps(ctx));
 }
 

@@ -180,6 +180,11 @@ Status Linear::set_weights(const float* w, const float* b, const float* w_scale)
   return Status::kOk;
 }
 
+Status Linear::reserve() {
+  has_bias_ = false;
+  return w_.reserve(in_, out_, type_);
+}
+
 Gemm Linear::gemm(int M, const float* x, size_t ldx, float* y, size_t ldy, Epilogue epilogue) const {
   return w_.gemm(M, x, ldx, y, ldy, 0, out_, has_bias_ ? b_.data() : nullptr, epilogue);
 }

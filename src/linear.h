@@ -147,6 +147,11 @@ class Linear {
   // pre-quantized int8 values [out, in] with w_scale [out] (the layer must be
   // int8). kInvalidArgument when the weights cannot be stored (PackedMatrix::check).
   Status set_weights(const float* w, const float* b, const float* w_scale = nullptr);
+  // set_weights(w, nullptr) in blocks of rows: reserve() makes room for W (every
+  // element zero) and drops the bias; fill_rows(n0, n, w) packs rows [n0, n0 + n)
+  // of W (n0 a multiple of kernels::kNR), refused as set_weights refuses w.
+  Status reserve();
+  Status fill_rows(int n0, int n, const float* w) { return w_.fill(n0, n, w); }
   // y[M x out] (ldy) = x[M x in] (ldx) W^T + b, then the epilogue, as a Gemm.
   Gemm gemm(int M, const float* x, size_t ldx, float* y, size_t ldy, Epilogue epilogue = {}) const;
   WeightType weight_type() const { return type_; }

@@ -74,7 +74,7 @@ uint64_t Model::weight_bytes(const ModelConfig& c) {
 }
 
 size_t Model::memory_bytes() const {
-  size_t n = tokens_.bytes() + token_rows_.memory_bytes() + positions_.bytes() + types_.bytes() + embed_norm_.memory_bytes() +
+  size_t n = tokens_.bytes() + token_rows_storage_.memory_bytes() + positions_.bytes() + types_.bytes() + embed_norm_.memory_bytes() +
              final_norm_.memory_bytes() + head_.memory_bytes();
   for (const Block& b : blocks_) n += b.norm1.memory_bytes() + b.norm2.memory_bytes() + b.attn.memory_bytes() + b.ffn.memory_bytes();
   return n;
@@ -83,35 +83,77 @@ size_t Model::memory_bytes() const {
 Status Model::set_embeddings(const EmbeddingWeights& w) {
   has_embeddings_ = false;
   const uint64_t H = cfg_.hidden;
-  if (!w.tokens || (cfg_.max_positions && !w.positions) || (cfg_.type_vocab && !w.types) ||
-      (cfg_.embed_norm && !w.norm_weight))
+  if ((cfg_.max_positions && !w.positions) || (cfg_.type_vocab && !w.types) || (cfg_.embed_norm && !w.norm_weight))
     return Status::kInvalidArgument;
-  const Table table = table_storage(cfg_);
-  const WeightType type = cfg_.attention.weight_type;
-  last_request_bytes_ = (static_cast<uint64_t>(cfg_.max_positions) + cfg_.type_vocab) * H * sizeof(float) +
-                        (table == Table::kFloat    ? static_cast<uint64_t>(cfg_.vocab) * H * sizeof(float)
-                         : table == Table::kPacked ? PackedMatrix::bytes(cfg_.hidden, cfg_.vocab, type)
-                                                   : 0);
-  if (table == Table::kPacked) {  // first: a table the type cannot store is refused before the float tables are reserved
-    if (const Status s = token_rows_.reserve(cfg_.hidden, cfg_.vocab, type); s != Status::kOk) return s;
-    if (const Status s = token_rows_.fill(0, cfg_.vocab, w.tokens); s != Status::kOk) return s;
+  // The token table first: a table the weight type cannot store is refused before the other tables are reserved.
+  if (w.tokens) {
+    Status s = begin_token_rows();
+    if (s == Status::kOk) s = set_token_rows(0, cfg_.vocab, w.tokens);
+    if (s != Status::kOk) return s;
   }
-  if (!tokens_.reserve(table == Table::kFloat ? cfg_.vocab * H : 0) || (cfg_.max_positions && !positions_.reserve(cfg_.max_positions * H)) ||
-      (cfg_.type_vocab && !types_.reserve(cfg_.type_vocab * H)))
+  last_request_bytes_ = (static_cast<uint64_t>(cfg_.max_positions) + cfg_.type_vocab) * H * sizeof(float);
+  if ((cfg_.max_positions && !positions_.reserve(cfg_.max_positions * H)) || (cfg_.type_vocab && !types_.reserve(cfg_.type_vocab * H)))
     return Status::kOutOfMemory;
-  if (table == Table::kFloat) std::memcpy(tokens_.data(), w.tokens, sizeof(float) * cfg_.vocab * H);
   if (cfg_.max_positions) std::memcpy(positions_.data(), w.positions, sizeof(float) * cfg_.max_positions * H);
   if (cfg_.type_vocab) std::memcpy(types_.data(), w.types, sizeof(float) * cfg_.type_vocab * H);
   if (cfg_.embed_norm) {
     if (const Status s = embed_norm_.set_weights(w.norm_weight, w.norm_bias); s != Status::kOk) return s;
   }
-  if (cfg_.head == ModelConfig::kTied) {
-    has_head_ = false;
-    if (const Status s = head_.set_weights(w.tokens, nullptr); s != Status::kOk) return s;
-    has_head_ = true;
-  }
   last_request_bytes_ = 0;
   has_embeddings_ = true;
+  return Status::kOk;
+}
+
+Status Model::begin_head_rows() {
+  if (cfg_.head != ModelConfig::kUntied) return Status::kInvalidArgument;
+  return begin_table_rows(true);
+}
+
+Status Model::set_head_rows(int first, int count, const float* rows) {
+  if (cfg_.head != ModelConfig::kUntied) return Status::kInvalidArgument;
+  return set_table_rows(true, first, count, rows);
+}
+
+// The token table (head false), which a tied head shares, or an untied head:
+// reserved as table_storage says (the head, tied or untied, as a Linear of the
+// weight type), then filled by set_table_rows.
+Status Model::begin_table_rows(bool head) {
+  int& done = head ? head_rows_ : token_rows_;
+  done = -1;
+  const Table table = head ? Table::kHead : table_storage(cfg_);
+  const bool to_head = head || cfg_.head == ModelConfig::kTied;  // the rows go to the (tied) head's matrix too
+  const WeightType t = cfg_.attention.weight_type;
+  const uint64_t V = cfg_.vocab, H = cfg_.hidden;
+  last_request_bytes_ = (to_head ? PackedMatrix::bytes(cfg_.hidden, cfg_.vocab, t) : 0) +
+                        (table == Table::kFloat    ? V * H * sizeof(float)
+                         : table == Table::kPacked ? PackedMatrix::bytes(cfg_.hidden, cfg_.vocab, t)
+                                                   : 0);
+  if (table == Table::kPacked)
+    if (const Status s = token_rows_storage_.reserve(cfg_.hidden, cfg_.vocab, t); s != Status::kOk) return s;
+  if (table == Table::kFloat && !tokens_.reserve(V * H)) return Status::kOutOfMemory;
+  if (to_head)
+    if (const Status s = head_.reserve(); s != Status::kOk) return s;
+  last_request_bytes_ = 0;
+  done = 0;
+  return Status::kOk;
+}
+
+Status Model::set_table_rows(bool head, int first, int count, const float* rows) {
+  int& done = head ? head_rows_ : token_rows_;
+  const int V = cfg_.vocab;
+  const bool in_order = done >= 0 && first == done && count > 0 && count <= V - first;
+  const int at = done;
+  done = -1;
+  if (!rows || !in_order || (first + count < V && count % kRowBlock != 0)) return Status::kInvalidArgument;
+  const Table table = head ? Table::kHead : table_storage(cfg_);
+  // Packed matrices check what they store (kInvalidArgument), so the head goes first.
+  if (head || cfg_.head == ModelConfig::kTied)
+    if (const Status s = head_.fill_rows(first, count, rows); s != Status::kOk) return s;
+  if (table == Table::kPacked)
+    if (const Status s = token_rows_storage_.fill(first, count, rows); s != Status::kOk) return s;
+  if (table == Table::kFloat)
+    std::memcpy(tokens_.data() + static_cast<size_t>(first) * cfg_.hidden, rows, sizeof(float) * count * cfg_.hidden);
+  done = at + count;
   return Status::kOk;
 }
 
@@ -145,17 +187,14 @@ Status Model::set_final_norm(const float* weight, const float* bias) {
 }
 
 Status Model::set_head(const float* weight) {
-  if (cfg_.head != ModelConfig::kUntied || !weight) return Status::kInvalidArgument;
-  has_head_ = false;
-  last_request_bytes_ = static_cast<uint64_t>(cfg_.hidden) * round_up(cfg_.vocab, kernels::kNR) * sizeof(float);
-  const Status s = head_.set_weights(weight, nullptr);
-  if (s == Status::kOk) last_request_bytes_ = 0;
-  has_head_ = s == Status::kOk;
-  return s;
+  if (!weight) return Status::kInvalidArgument;
+  const Status s = begin_head_rows();
+  return s == Status::kOk ? set_head_rows(0, cfg_.vocab, weight) : s;
 }
 
 bool Model::ready() const {
-  if (!has_embeddings_ || (cfg_.final_norm && !has_final_norm_) || (cfg_.head != ModelConfig::kNoHead && !has_head_))
+  const bool head = cfg_.head == ModelConfig::kNoHead || (cfg_.head == ModelConfig::kTied ? token_rows_ : head_rows_) == cfg_.vocab;
+  if (!has_embeddings_ || token_rows_ != cfg_.vocab || (cfg_.final_norm && !has_final_norm_) || !head)
     return false;
   for (const Block& b : blocks_)
     if (!b.has_weights) return false;
@@ -247,7 +286,7 @@ Status Model::forward(const ModelForwardArgs& a, ThreadPool& pool, Workspace& ws
     switch (table) {
       case Table::kFloat: std::memcpy(row, tokens_.data() + static_cast<size_t>(a.ids[m]) * H, sizeof(float) * H); break;
       case Table::kHead: head_.weight_rows(a.ids[m], 1, row); break;
-      case Table::kPacked: token_rows_.dequantize(a.ids[m], 1, row); break;
+      case Table::kPacked: token_rows_storage_.dequantize(a.ids[m], 1, row); break;
     }
     if (cfg_.max_positions) {
       const int p = a.positions ? a.positions[m] : past + m % a.L;

@@ -59,7 +59,7 @@ struct BlockWeights {
 };
 
 struct EmbeddingWeights {
-  const float* tokens = nullptr;     // [vocab, hidden]
+  const float* tokens = nullptr;     // [vocab, hidden], or null: set by Model::set_token_rows
   const float* positions = nullptr;  // [max_positions, hidden], when the config has them
   const float* types = nullptr;      // [type_vocab, hidden]
   const float* norm_weight = nullptr;  // embed_norm
@@ -123,6 +123,21 @@ class Model {
   Status set_final_norm(const float* weight, const float* bias);
   // The head [vocab, hidden] (kUntied; kTied takes the token table in set_embeddings).
   Status set_head(const float* weight);
+  // The token table and an untied head in blocks of rows, for a caller that would
+  // rather not hold a float32 copy of a whole table in this memory at once (for a
+  // 150k-token vocabulary that is hundreds of MB, and wasm memory never shrinks):
+  // begin_*_rows() reserves the table (kOutOfMemory if it cannot), every row unset;
+  // then set_*_rows packs rows [first, first + count) of [vocab, hidden] in order
+  // (first = the rows set so far), every block but the last a multiple of
+  // kRowBlock rows. The table is set once its last row is; set_embeddings with
+  // tokens null sets the other embeddings. A refused block (kInvalidArgument: out
+  // of order, or values the weight type cannot store) leaves the table unset, to
+  // be begun again.
+  static constexpr int kRowBlock = kernels::kNR;
+  Status begin_token_rows() { return begin_table_rows(false); }
+  Status set_token_rows(int first, int count, const float* rows) { return set_table_rows(false, first, count, rows); }
+  Status begin_head_rows();
+  Status set_head_rows(int first, int count, const float* rows);
   bool ready() const;
 
   // kInvalidArgument when an id, type or position is out of range or the cache
@@ -146,10 +161,15 @@ class Model {
   ModelConfig cfg_;
   std::vector<Block> blocks_;
   FloatBuffer tokens_, positions_, types_;
-  PackedMatrix token_rows_;  // the token table as weight_type (f16, int8) when no tied head holds it
+  PackedMatrix token_rows_storage_;  // the token table as weight_type (f16, int8) when no tied head holds it
   RowNorm embed_norm_, final_norm_;
   Linear head_;
-  bool has_embeddings_ = false, has_final_norm_ = false, has_head_ = false;
+  Status begin_table_rows(bool head);
+  Status set_table_rows(bool head, int first, int count, const float* rows);
+  // Rows set so far of the token table and of the head (vocab when complete), or
+  // -1: not begun (or refused since).
+  int token_rows_ = -1, head_rows_ = -1;
+  bool has_embeddings_ = false, has_final_norm_ = false;  // the embeddings but the token table
   uint64_t last_request_bytes_ = 0;
 };
 

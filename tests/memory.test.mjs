@@ -165,3 +165,42 @@ test('a one-off long call does not pin its workspace: its memory serves a KV cac
   cache.dispose();
   layer.dispose();
 });
+
+// reserveMemory(bytes): room for bytes in one piece, made now. In a fresh process, a
+// layer whose weights and their copy in take 32 MiB then fits in what was reserved:
+// the heap does not grow again.
+const reserveRun = (threads) => `
+  import { init } from 'mha-wasm';
+  const mha = await init({ threads: ${threads} });
+  const before = mha.stats().wasmMemoryBytes;
+  await mha.reserveMemory(40 * 2 ** 20);
+  const reserved = mha.stats().wasmMemoryBytes;
+  const E = 1024, layer = new mha.MultiHeadAttention({ embedDim: E, numHeads: 8 });
+  layer.setWeights({ inProjWeight: new Float32Array(3 * E * E).fill(0.01), inProjBias: new Float32Array(3 * E),
+    outProjWeight: new Float32Array(E * E).fill(0.01), outProjBias: new Float32Array(E) });
+  console.log(JSON.stringify({ before, reserved, after: mha.stats().wasmMemoryBytes }));
+`;
+for (const threads of [1, 2]) {
+  test(`threads=${threads}: reserveMemory makes room at once: a 32 MiB load then leaves the heap as it was`, async () => {
+    const r = await runChild(reserveRun(threads));
+    const MiB = 2 ** 20;
+    assert.ok(r.reserved >= 40 * MiB && r.reserved < r.before + 48 * MiB, `reserved: ${r.before / MiB} -> ${r.reserved / MiB} MiB`);
+    assert.equal(r.after, r.reserved);
+  });
+}
+
+test('reserveMemory refuses what is not a byte count a wasm32 heap can hold, naming it; the runtime keeps working', async () => {
+  const mha = await init({ threads: 1 });
+  const before = mha.stats().wasmMemoryBytes;
+  assert.throws(() => mha.reserveMemory('1024'), { name: 'TypeError', message: /reserveMemory: bytes must be a number, got/ });
+  assert.throws(() => mha.reserveMemory(), { name: 'TypeError', message: /reserveMemory: bytes/ });
+  for (const bad of [-1, 1.5, NaN, Infinity, 2 ** 53])
+    assert.throws(() => mha.reserveMemory(bad), { name: 'RangeError', message: /reserveMemory: bytes must be a non-negative integer/ }, String(bad));
+  assert.throws(() => mha.reserveMemory(4 * 2 ** 30), { name: 'RangeError', message: /reserveMemory: 4.00 GiB is more than a wasm32 heap can hold/ });
+  mha.reserveMemory(0);
+  mha.reserveMemory(1024);  // room there is already: nothing grows
+  assert.equal(mha.stats().wasmMemoryBytes, before);
+  const layer = makeLayer(mha);
+  assert.ok(layer.forward({ data: new Float32Array(4 * 32).fill(0.5), dims: [4, 32] }).output.data.every(Number.isFinite));
+  layer.dispose();
+});

@@ -386,3 +386,45 @@ test('modelOptions names the weight type, the default too; weightType null is re
   await assert.rejects(loadModel(mha, { config: m.config, weights: weightsOf(m), weightType: null }),
     (e) => e instanceof TypeError && /options\.weightType must be one of 'f32', 'f16', 'int8', got null/.test(e.message));
 });
+
+// A large vocabulary, in a process of its own (a fresh heap): the token table and the untied head go
+// into the heap in blocks of rows (4 MiB of float32 at a time), and loadModel makes room for the weights
+// first, so the heap grows once by about what the model holds. Before, a float32 copy of a whole table
+// (48 MiB here) sat in the heap beside the weights, and the heap grew in steps that overshoot.
+const bigVocabRun = (weightType) => `
+  import { init, parseSafetensors } from 'mha-wasm';
+  import { loadModel } from 'mha-wasm/models';
+  import { tinyModel } from ${JSON.stringify(new URL('./models/tiny.mjs', import.meta.url).href)};
+  import { referenceForward } from ${JSON.stringify(new URL('./models/reference.mjs', import.meta.url).href)};
+  const mha = await init({ threads: 1 });
+  const m = tinyModel('llama', { seed: 31, tie: false, config: { vocab_size: 250007 }, ...(${JSON.stringify(weightType)} === 'int8' ? { int8Exact: 'outChannel' } : {}) });
+  const weights = parseSafetensors(m.files[0].bytes);
+  const before = mha.stats().wasmMemoryBytes;
+  const model = await loadModel(mha, { config: m.config, weights, weightType: ${JSON.stringify(weightType)} });
+  const growth = mha.stats().wasmMemoryBytes - before, held = model.memoryBytes;
+  const ids = [3, 250006, 17, 125000, 42, 249999];  // rows of the first, a middle and the last block
+  const got = model.forward(ids).data, ref = referenceForward({ config: m.config, tensors: m.tensors, ids }).data;
+  let err = 0, max = 0;
+  for (let i = 0; i < ref.length; i++) err = Math.max(err, Math.abs(got[i] - ref[i])), max = Math.max(max, Math.abs(ref[i]));
+  console.log(JSON.stringify({ growth, held, err: err / max, n: got.length }));
+`;
+
+test('a 250k-token vocabulary loads in blocks of rows: the heap grows by about what the model holds, logits equal the reference', { timeout: 120000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const run = (script) => new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url) });
+    let out = '', err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.trim())) : reject(new Error(`exit ${code}: ${err}`))));
+  });
+  const MiB = 2 ** 20;
+  for (const [weightType, bound] of [['f32', 1e-4], ['int8', 2e-2]]) {
+    const r = await run(bigVocabRun(weightType));
+    assert.equal(r.n, 6 * 250007);
+    assert.ok(r.err <= bound, `${weightType}: logits off by ${r.err} of max |logit|`);
+    // The float32 table alone is 250007 x 48 x 4 bytes = 45.8 MiB.
+    assert.ok(r.growth <= r.held + 8 * MiB, `${weightType}: the heap grew by ${(r.growth / MiB).toFixed(1)} MiB for ${(r.held / MiB).toFixed(1)} MiB of weights`);
+  }
+});

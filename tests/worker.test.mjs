@@ -107,6 +107,11 @@ test('errors keep their class and message, and the worker keeps working', async 
     layer.dispose();
     assert.equal(layer.disposed, true);
     await assert.rejects(layer.forward({ data: x, dims: [3, E] }), { message: 'MultiHeadAttention.forward: this layer has been disposed' });
+    // reserveMemory: refused as in the main API; room made in the worker's heap.
+    await assert.rejects(async () => mha.reserveMemory(-1), { name: 'RangeError', message: /reserveMemory: bytes must be a non-negative integer, got -1/ });
+    const before = (await mha.stats()).wasmMemoryBytes;
+    await mha.reserveMemory(before + 2 ** 20);
+    assert.ok((await mha.stats()).wasmMemoryBytes > before);
   } finally {
     mha.terminate();
   }

@@ -266,3 +266,85 @@ TEST_P(ModelTest, QuantizedBlocksMatchTheFloatModelWithDequantizedMatrices) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, ModelTest, ::testing::Values(1, 2));
+
+// The token table and an untied head given in blocks of rows (begin_*_rows, then
+// set_*_rows; what a caller staging little memory at a time does) make the same
+// model as the whole tables: the same logits, bit for bit, in every weight type,
+// tied and untied. Blocks out of order, of a size off kRowBlock, or with a value
+// the type cannot store are refused and leave the table unset until it is begun
+// and given again.
+TEST_P(ModelTest, TablesInBlocksOfRowsMakeTheSameModel) {
+  for (WeightType t : {WeightType::kF32, WeightType::kF16, WeightType::kInt8})
+  for (bool tied : {true, false}) {
+    std::mt19937 rng(17);
+    Built m = build(true, rng);
+    m.cfg.attention.weight_type = m.cfg.ffn.weight_type = t;
+    if (!tied) {
+      m.cfg.head = ModelConfig::kUntied;
+      m.head = uniform(m.tokens.size(), -1, 1, rng);
+    }
+    const int H = m.cfg.hidden, V = m.cfg.vocab, R = Model::kRowBlock;
+    std::vector<float> zeros(256, 0.0f);
+    Model whole(m.cfg), blocks(m.cfg);
+    set_weights(whole, m, zeros);
+    set_weights(blocks, m, zeros);  // then the tables again, in blocks
+    EmbeddingWeights e;  // the other embeddings alone: the table stays as it is
+    ASSERT_EQ(blocks.set_embeddings(e), Status::kOk);
+    ASSERT_TRUE(blocks.ready());
+    // Rows before the table is begun, out of order, or not a multiple of R before the last: refused, and the table is unset.
+    EXPECT_EQ(blocks.set_token_rows(0, R, m.tokens.data()), Status::kInvalidArgument);
+    EXPECT_FALSE(blocks.ready());
+    const float* tok = m.tokens.data();
+    for (int bad : {0, 1, 2, 3}) {
+      ASSERT_EQ(blocks.begin_token_rows(), Status::kOk);
+      ASSERT_EQ(blocks.set_token_rows(0, R, tok), Status::kOk);
+      const Status s = bad == 0 ? blocks.set_token_rows(2 * R, R, tok + 2 * R * H)   // skips rows R..2R
+                     : bad == 1 ? blocks.set_token_rows(R, R + 1, tok + R * H)      // not a whole block, not the last
+                     : bad == 2 ? blocks.set_token_rows(R, V, tok + R * H)          // past the table
+                                : blocks.set_token_rows(R, 0, tok + R * H);
+      EXPECT_EQ(s, Status::kInvalidArgument) << bad;
+      EXPECT_EQ(blocks.set_token_rows(R, R, tok + R * H), Status::kInvalidArgument) << "after a refusal, " << bad;
+    }
+    if (t != WeightType::kF32) {  // a value the type cannot store, in a later block
+      std::vector<float> nan(m.tokens.begin() + R * H, m.tokens.begin() + 2 * R * H);
+      nan[3] = NAN;
+      ASSERT_EQ(blocks.begin_token_rows(), Status::kOk);
+      ASSERT_EQ(blocks.set_token_rows(0, R, tok), Status::kOk);
+      EXPECT_EQ(blocks.set_token_rows(R, R, nan.data()), Status::kInvalidArgument);
+      EXPECT_EQ(blocks.set_token_rows(2 * R, R, tok + 2 * R * H), Status::kInvalidArgument);  // must begin again
+    }
+    const int sizes[] = {R, R, 2 * R, V - 4 * R};
+    ASSERT_EQ(V - 4 * R, 5);
+    for (bool head : {false, true}) {
+      if (head && tied) {
+        EXPECT_EQ(blocks.begin_head_rows(), Status::kInvalidArgument);  // a tied head is the table
+        continue;
+      }
+      const std::vector<float>& w = head ? m.head : m.tokens;
+      ASSERT_EQ(head ? blocks.begin_head_rows() : blocks.begin_token_rows(), Status::kOk);
+      for (int first = 0, i = 0; i < 4; first += sizes[i++]) {
+        EXPECT_FALSE(blocks.ready());
+        const Status s = head ? blocks.set_head_rows(first, sizes[i], w.data() + size_t(first) * H)
+                              : blocks.set_token_rows(first, sizes[i], w.data() + size_t(first) * H);
+        ASSERT_EQ(s, Status::kOk) << "rows from " << first;
+      }
+      if (!head && !tied) {
+        EXPECT_TRUE(blocks.ready());  // the head was set whole by set_weights; now again in blocks
+      }
+    }
+    ASSERT_TRUE(blocks.ready());
+    EXPECT_EQ(blocks.memory_bytes(), whole.memory_bytes());
+    ThreadPool pool(GetParam());
+    Workspace ws;
+    const int B = 2, L = 6;
+    std::vector<int32_t> ids(B * L);
+    for (int i = 0; i < B * L; ++i) ids[i] = (i * 11 + 2) % V;  // rows of every block
+    std::vector<float> got(size_t(B) * L * V), want(got.size());
+    ModelForwardArgs a;
+    a.B = B, a.L = L, a.ids = ids.data(), a.output = want.data();
+    ASSERT_EQ(whole.forward(a, pool, ws), Status::kOk);
+    a.output = got.data();
+    ASSERT_EQ(blocks.forward(a, pool, ws), Status::kOk);
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << int(t) << " tied " << tied << " at " << i;
+  }
+}

@@ -36,7 +36,8 @@ async function main(): Promise<void> {
   ffStored.dispose();
   block.dispose();
   const sd = mha.scaledDotProductAttention(q, q, q, { scale: 0.5, attnMask: { data: new Float32Array(4), dims: [2, 2] } });
-  console.log(threads, usesThreads, relaxed, why, first, sd.output.dims, mha.stats().liveLayers);
+  const reserved: void = mha.reserveMemory(64 * 2 ** 20);
+  console.log(threads, usesThreads, relaxed, why, first, sd.output.dims, mha.stats().liveLayers, reserved);
   const selfCache = layer.createCache({ maxLength: 8 });
   console.log(layer.forward(q, null, null, { cache: selfCache, isCausal: true }).output.dims, selfCache.length);
   layer.dispose();

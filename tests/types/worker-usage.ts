@@ -11,6 +11,7 @@ async function main(): Promise<void> {
   await layer.setWeights({ in_proj_weight: new Float32Array(192), 'out_proj.weight': new Float32Array(64) });
   const r = await layer.forward({ data: new Float32Array(16), dims: [2, 8] }, null, null, { needWeights: true, transfer: true, cache: layer.createCache({ maxLength: 2 }) });
   const s = await mha.scaledDotProductAttention(r.output, r.output, r.output, { isCausal: true });
+  await mha.reserveMemory(2 ** 20);
   console.log(meta, s.output.dims, (await mha.stats()).liveLayers, mha.threadsNote);
   layer.dispose();
   const gqa = new mha.MultiHeadAttention({ embedDim: 8, numHeads: 2, numKvHeads: 1, rope: true, slidingWindow: 3 });
