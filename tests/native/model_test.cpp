@@ -97,6 +97,21 @@ void set_weights(Model& model, Built& m, std::vector<float>& zeros) {
   ASSERT_TRUE(model.ready());
 }
 
+// The logits [B, L, vocab] of two models on the same ids, (i * mul + add) % vocab.
+void logits_of_both(Model& first, Model& second, int B, int L, int mul, int add, ThreadPool& pool, Workspace& ws,
+                    std::vector<int32_t>& ids, std::vector<float>& of_first, std::vector<float>& of_second) {
+  const int V = first.config().vocab;
+  ids.resize(size_t(B) * L);
+  for (int i = 0; i < B * L; ++i) ids[i] = (i * mul + add) % V;
+  of_first.assign(size_t(B) * L * V, 0.0f);
+  of_second.assign(of_first.size(), 0.0f);
+  ModelForwardArgs a;
+  a.B = B, a.L = L, a.ids = ids.data(), a.output = of_first.data();
+  ASSERT_EQ(first.forward(a, pool, ws), Status::kOk);
+  a.output = of_second.data();
+  ASSERT_EQ(second.forward(a, pool, ws), Status::kOk);
+}
+
 }  // namespace
 
 class ModelTest : public ::testing::TestWithParam<int> {};
@@ -241,14 +256,9 @@ TEST_P(ModelTest, QuantizedBlocksMatchTheFloatModelWithDequantizedMatrices) {
     Workspace ws;
     const int B = 2, L = 9, V = m.cfg.vocab;
     const double tol = t == WeightType::kInt8 ? 2e-3 : 1e-4;
-    std::vector<int32_t> ids(B * L);
-    for (int i = 0; i < B * L; ++i) ids[i] = (i * 5 + 1) % V;
-    std::vector<float> got(size_t(B) * L * V), want(got.size());
-    ModelForwardArgs a;
-    a.B = B, a.L = L, a.ids = ids.data(), a.output = got.data();
-    ASSERT_EQ(model.forward(a, pool, ws), Status::kOk);
-    a.output = want.data();
-    ASSERT_EQ(ref.forward(a, pool, ws), Status::kOk);
+    std::vector<int32_t> ids;
+    std::vector<float> got, want;
+    logits_of_both(model, ref, B, L, 5, 1, pool, ws, ids, got, want);
     EXPECT_LT(rel_err(got.data(), want.data(), got.size()), tol) << int(t) << " tied " << tied;
     // One token at a time through a cache: the same logits.
     ModelCache cache(m.cfg, B, L);
@@ -336,15 +346,9 @@ TEST_P(ModelTest, TablesInBlocksOfRowsMakeTheSameModel) {
     EXPECT_EQ(blocks.memory_bytes(), whole.memory_bytes());
     ThreadPool pool(GetParam());
     Workspace ws;
-    const int B = 2, L = 6;
-    std::vector<int32_t> ids(B * L);
-    for (int i = 0; i < B * L; ++i) ids[i] = (i * 11 + 2) % V;  // rows of every block
-    std::vector<float> got(size_t(B) * L * V), want(got.size());
-    ModelForwardArgs a;
-    a.B = B, a.L = L, a.ids = ids.data(), a.output = want.data();
-    ASSERT_EQ(whole.forward(a, pool, ws), Status::kOk);
-    a.output = got.data();
-    ASSERT_EQ(blocks.forward(a, pool, ws), Status::kOk);
+    std::vector<int32_t> ids;
+    std::vector<float> got, want;
+    logits_of_both(blocks, whole, 2, 6, 11, 2, pool, ws, ids, got, want);  // ids in every block of rows
     for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << int(t) << " tied " << tied << " at " << i;
   }
 }
