@@ -5,7 +5,7 @@
 // greedy (do_sample=False) takes the argmax (the first index among equals).
 import { describe, plainObject } from './validate.js';
 
-export const GENERATE_OPTIONS = ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'repetitionPenalty', 'stopTokens', 'onToken', 'attentionMask'];
+export const GENERATE_OPTIONS = ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'repetitionPenalty', 'stopTokens', 'onToken', 'attentionMask', 'signal'];
 
 const bad = (Err, what, v) => { throw new Err(`generate: options.${what}, got ${describe(v)}`); };
 
@@ -36,9 +36,13 @@ export function readGenerateOptions(options, vocab) {
     });
   }
   if (o.onToken !== undefined && typeof o.onToken !== 'function') bad(TypeError, 'onToken must be a function', o.onToken);
+  // An AbortSignal (or any object with its aborted, reason and throwIfAborted, as a polyfill has).
+  const signal = o.signal ?? null;
+  if (signal !== null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' || typeof signal.throwIfAborted !== 'function'))
+    bad(TypeError, 'signal must be an AbortSignal', signal);
   // Sampling when a sampling option says so; temperature 0 is greedy.
   const sample = temperature !== 0 && (temperature !== undefined || topK !== undefined || topP !== undefined);
-  return { maxNewTokens, temperature: temperature ?? 1, topK, topP, seed, repetitionPenalty, stopTokens, onToken: o.onToken, attentionMask: o.attentionMask, sample };
+  return { maxNewTokens, temperature: temperature ?? 1, topK, topP, seed, repetitionPenalty, stopTokens, onToken: o.onToken, attentionMask: o.attentionMask, signal, sample };
 }
 
 /**

@@ -87,6 +87,8 @@ export interface GenerateOptions {
   onToken?: (token: number | number[], step: number) => void;
   /** For ids given as { data, dims }: 1 = token, 0 = (left) padding. */
   attentionMask?: TokenIds | null;
+  /** Once aborted, the iterator throws the signal's reason (an AbortError by default) instead of another token, and frees the generation's cache. */
+  signal?: AbortSignal | null;
 }
 
 export interface HfModelOf<M extends Mode> {

@@ -409,7 +409,8 @@ class HfModel {
    * greedy, HF's do_sample=False), repetitionPenalty, stopTokens (with config.eos_token_id),
    * onToken(token, step). An async iterator: a token id per step for one prompt, an array of
    * B for a batch (a finished row gives the pad id, as HF's output does). A row stops after
-   * a stop token; generation after every row has, or after maxNewTokens.
+   * a stop token; generation after every row has, or after maxNewTokens. signal: an
+   * AbortSignal; once it is aborted, the iterator throws its reason instead of the next token.
    */
   generate(ids, options) {
     this.#live('generate');
@@ -448,6 +449,7 @@ class HfModel {
       return u;
     });
     const done = new Array(B).fill(false);
+    opts.signal?.throwIfAborted();
     const cache = await this.createCache({ maxLength: L + opts.maxNewTokens - 1, batch: B });
     let pending = null;
     try {
@@ -466,6 +468,8 @@ class HfModel {
         } finally {
           pending = null;
         }
+        // Aborted while the step ran (or while the caller held the last token): no more tokens.
+        opts.signal?.throwIfAborted();
         const next = new Int32Array(B);
         for (let b = 0; b < B; b++) {
           if (done[b]) { next[b] = pad; continue; }

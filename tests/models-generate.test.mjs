@@ -384,6 +384,49 @@ test('dispose() during a generation ends it with an error that says so, in both 
   }
 });
 
+test('signal: an abort ends the generation with the signal\'s reason after the tokens already handed out, in both APIs; the cache is freed', async () => {
+  const { init: initWorker } = await import('mha-wasm/worker');
+  const worker = await initWorker({ threads: 1 });
+  try {
+    const m = tinyModel('llama', { seed: 43 });
+    const greedy = greedyReference({ config: m.config, tensors: m.tensors, prompts: [3, 4, 5], maxNewTokens: 8, eosTokenId: null });
+    for (const api of [mha, worker]) {
+      const what = api === worker ? 'worker' : 'main';
+      const model = await load(api, m);
+      const live = (await api.stats()).liveLayers;
+      // Aborted from onToken at step 2: the three tokens so far (the reference's), then the AbortError.
+      const ctl = new AbortController(), seen = [];
+      await assert.rejects((async () => {
+        for await (const t of model.generate([3, 4, 5], { maxNewTokens: 8, stopTokens: [], signal: ctl.signal, onToken: (tok, step) => { if (step === 2) ctl.abort(); } })) seen.push(t);
+      })(), { name: 'AbortError' }, what);
+      assert.deepEqual(seen, greedy.steps.slice(0, 3).map((s) => s[0]), what);
+      // Aborted by the loop itself, with a reason of its own, which comes out as it is.
+      const ctl2 = new AbortController(), reason = new Error('the user pressed stop');
+      let n = 0;
+      await assert.rejects((async () => {
+        for await (const t of model.generate([[3, 4, 5], [6, 7]], { maxNewTokens: 8, signal: ctl2.signal })) {
+          assert.equal(t.length, 2);
+          if (++n === 4) ctl2.abort(reason);
+        }
+      })(), (e) => e === reason, what);
+      assert.equal(n, 4, what);
+      // Already aborted: no token at all.
+      await assert.rejects(model.generate([3, 4, 5], { signal: AbortSignal.abort() }).next(), { name: 'AbortError' }, what);
+      // Not aborted: the whole generation, as without a signal.
+      const all = [];
+      for await (const t of model.generate([3, 4, 5], { maxNewTokens: 8, stopTokens: [], signal: new AbortController().signal })) all.push(t);
+      assert.deepEqual(all, greedy.steps.map((s) => s[0]), what);
+      assert.equal((await api.stats()).liveLayers, live, `${what}: every generation's cache was freed`);
+      // Not a signal: named.
+      for (const bad of ['stop', {}, { aborted: false }])
+        assert.throws(() => model.generate([3, 4, 5], { signal: bad }), { name: 'TypeError', message: /generate: options.signal must be an AbortSignal, got/ }, what);
+      model.dispose();
+    }
+  } finally {
+    worker.terminate();
+  }
+});
+
 test('forward({ out }): the logits go into the caller\'s array (both APIs, also with calls under way at once); a wrong one is refused by name before the run, and the cache does not move', async () => {
   const { init: initWorker } = await import('mha-wasm/worker');
   const m = tinyModel('llama', { seed: 31 });

@@ -15,7 +15,7 @@ async function main(bytes: Uint8Array, config: Record<string, unknown>, tokenize
   console.log(logits.dims, logits.attentions?.[0].dims, model.memoryBytes, cache.length);
   const emb = model.embed([ids, ids.slice(1)], { pooling: 'cls', normalize: true });
   console.log(emb.data[0]);
-  for await (const t of model.generate(ids, { maxNewTokens: 8, temperature: 0.7, topK: 40, topP: 0.95, seed: 1, onToken: (tok) => console.log(tok) })) {
+  for await (const t of model.generate(ids, { maxNewTokens: 8, temperature: 0.7, topK: 40, topP: 0.95, seed: 1, onToken: (tok) => console.log(tok), signal: new AbortController().signal })) {
     console.log(tokenizer.decode(typeof t === 'number' ? [t] : t));
   }
   const text: string = tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true });
