@@ -61,7 +61,7 @@ export async function openedSource(blob) {
  * matching it); one of a Blob is { load, dims, kind }, its header checked already.
  */
 function entryOf({ name, t, lazy }) {
-  if (lazy) return { load: lazy.load, dims: lazy.dims, kind: lazy.kind };
+  if (lazy) return { load: lazy.load, loadRows: lazy.loadRows, dims: lazy.dims, kind: lazy.kind };
   if (t === null || typeof t !== 'object') fail(TypeError, `tensor ${JSON.stringify(name)} must be { data, dims }, got ${describe(t)}`);
   // Each read once (getters may run), then only these values are used: a fixed view of the data
   // and a copy of the dims.
@@ -95,7 +95,7 @@ export function checkpointPlan(spec, weights) {
       const full = (n) => (/^(lm_head|cls)\./.test(n) ? n : spec.prefix + n);
       fail(TypeError, `missing tensor ${JSON.stringify(full(list[0]))}${list.length > 1 ? ` (or ${list.slice(1).map((n) => JSON.stringify(full(n))).join(', ')})` : ''} ${fmtDims(dims)}`);
     }
-    const e = index.get(key), { data, load, dims: got, kind } = entryOf(e);
+    const e = index.get(key), { data, load, loadRows, dims: got, kind } = entryOf(e);
     if (!same(got, dims)) fail(RangeError, `tensor ${JSON.stringify(e.name)} has dims ${fmtDims(got)}, expected ${fmtDims(dims)}`);
     if (kind === 'Int8Array' && dims.length === 2) {
       const scale = index.get(`${key}_scale`);
@@ -109,12 +109,12 @@ export function checkpointPlan(spec, weights) {
       if (s.kind !== 'Float32Array') fail(TypeError, `tensor ${JSON.stringify(scale.name)} must be floating point, got ${s.kind}`);
       used.add(`${key}_scale`);
       quantized.add(key);
-      checked.set(key, { data, load, dims: got, scale: s.data, loadScale: s.load, byColumn });
+      checked.set(key, { data, load, loadRows, dims: got, scale: s.data, loadScale: s.load, byColumn });
     } else if (kind !== 'Float32Array') {
       fail(TypeError, `tensor ${JSON.stringify(e.name)} is ${kind}, expected floating point (F32, F16, BF16)${dims.length === 2 ? ' or int8 with a _scale' : ''}`);
     }
     used.add(key);
-    if (!checked.has(key)) checked.set(key, { data, load, dims: got });
+    if (!checked.has(key)) checked.set(key, { data, load, loadRows, dims: got });
     return key;
   };
   // Pass 1: every tensor the layout reads exists with its dims; nothing else is there.
@@ -128,8 +128,17 @@ export function checkpointPlan(spec, weights) {
     fail(TypeError, `unexpected tensor ${JSON.stringify(name)}: ${spec.architecture} with this config has no such weight`);
   }
   const fetched = new Map();  // key -> { data, scale } of a Blob's tensor, while its part is loaded
+  // The token table and the head, when a Blob holds them: read a piece of rows at a time as they
+  // are copied in (part.table), never whole. get() gives null for them.
+  const streamed = new Set();
+  for (const p of layout) {
+    if (p.call !== 'setEmbeddings' && p.call !== 'setHead') continue;
+    const key = keys.get(p.tensors[0][0]), c = checked.get(key);
+    if (c.loadRows && !c.byColumn) streamed.add(key);
+  }
   const get = (names) => {
     const key = keys.get(names);
+    if (streamed.has(key)) return null;
     const c = checked.get(key), f = c.load || c.loadScale ? fetched.get(key) : c;
     if (!f) throw new Error(`loadModel: tensor ${JSON.stringify(key)} was not read for its part (this is a bug)`);
     // ── int8 checkpoints: q * scale (exact in float32 for int8 q); at weightType 'int8' the core
@@ -140,9 +149,12 @@ export function checkpointPlan(spec, weights) {
   const parts = layout.map((p) => {
     const all = p.tensors.map(([names]) => keys.get(names));
     // A tensor or its int8 scale read from a Blob (the other may come from a parsed shard).
-    const lazy = all.filter((key) => checked.get(key).load || checked.get(key).loadScale);
+    const lazy = all.filter((key) => !streamed.has(key) && (checked.get(key).load || checked.get(key).loadScale));
+    const tableKey = streamed.has(all[0]) ? all[0] : null;
     return {
       what: p.what, call: p.call,
+      // { rows, read(first, count) -> Float32Array of those rows } of a streamed table, else null
+      table: tableKey === null ? null : tableReader(checked.get(tableKey), quantized.has(tableKey)),
       // fresh: every array of its arguments was made here (read from a Blob, or dequantized), so it
       // may be moved rather than copied
       fresh: all.every((key) => checked.get(key).load || quantized.has(key)),
@@ -161,6 +173,21 @@ export function checkpointPlan(spec, weights) {
     };
   });
   return { parts, quantized: [...quantized] };
+}
+
+/** Rows of a table held in a Blob (c: its checked entry; quantized: q with a scale per row), read on demand. */
+function tableReader(c, quantized) {
+  const [rows, cols] = c.dims;
+  let scale = null;  // an int8 table's scales, read once
+  return {
+    rows,
+    async read(first, count) {
+      const data = await c.loadRows(first, count);
+      if (!quantized) return data;
+      scale ??= await (c.loadScale ? c.loadScale() : c.scale);
+      return dequantize(data, scale.subarray(first, first + count), count, cols, false);
+    },
+  };
 }
 
 /** q [N, K] times its scales: scale[n] per row, or scale[k] per column (byColumn). */

@@ -653,7 +653,15 @@ export interface ModelOf<M extends Mode> {
   readonly disposed: boolean;
   /** The options with their defaults filled in. */
   readonly config: ModelOptions;
-  setEmbeddings(weights: { tokens: Weight; positions?: Weight; types?: Weight; normWeight?: Weight; normBias?: Weight }, options?: TransferOption): Returns<M, void>;
+  /** Without tokens, the token table comes by setTokenRows. */
+  setEmbeddings(weights: { tokens?: Weight; positions?: Weight; types?: Weight; normWeight?: Weight; normBias?: Weight }, options?: TransferOption): Returns<M, void>;
+  /**
+   * Rows [first, first + n) of the token table (rows: n * hiddenSize floats), for a table too large to hold
+   * whole: in order from row 0 (first 0 begins the table again), each piece a multiple of 8 rows but the last.
+   */
+  setTokenRows(first: number, rows: Float32Array, options?: TransferOption): Returns<M, void>;
+  /** An untied head's rows, as setTokenRows gives the token table's. */
+  setHeadRows(first: number, rows: Float32Array, options?: TransferOption): Returns<M, void>;
   setBlock(block: number, weights: ModelBlockWeights, options?: TransferOption): Returns<M, void>;
   setFinalNorm(weights: { weight: Weight; bias?: Weight }, options?: TransferOption): Returns<M, void>;
   setHead(weights: { weight: Weight }, options?: TransferOption): Returns<M, void>;

@@ -113,11 +113,15 @@ const floatWeight = (what, name, v, dims) => {
   return weightArray(name, v, dims, what);
 };
 
-/** Reads { name: weight } for the entries [name, dims, required] against an object with only those names. */
+/**
+ * Reads { name: weight } for the entries [name, dims, required] against an object with only those
+ * names; required: true, false (the configuration has no use for it) or 'optional'.
+ */
 function readNamed(what, given, spec) {
   const o = plainObject(`${what}: weights`, given, spec.map(([n]) => n));
   const out = {};
   for (const [name, dims, required] of spec) {
+    if (required === 'optional' && (o[name] === undefined || o[name] === null)) continue;
     if (!required) {
       if (o[name] !== undefined && o[name] !== null) throw new TypeError(`${what}: ${name} given, but the model's configuration has no use for it`);
       continue;
@@ -132,6 +136,7 @@ export function defineModel({ backend, Native, live, caches }) {
   class Model extends Native {
     #cfg;
     #sent = { embeddings: false, blocks: new Set(), finalNorm: false, head: false };
+    #rows = { tokens: -1, head: -1 };  // rows of the token table and the head sent (setTokenRows, setHeadRows); -1: none
     #spare = null;  // forward({ out }) through a worker: the array the worker writes into (see forward)
 
     /** @param {import('./index').ModelOptions} options */
@@ -144,18 +149,57 @@ export function defineModel({ backend, Native, live, caches }) {
     /** The configuration with its defaults filled in (attention and feedForward as their layers report them). */
     get config() { return configOptions(this.#cfg); }
 
-    /** Token table [vocabSize, hiddenSize], and as configured: positions [maxPositions, H], types [typeVocabSize, H], normWeight/normBias [H]. */
+    /**
+     * Token table [vocabSize, hiddenSize], and as configured: positions [maxPositions, H], types [typeVocabSize, H],
+     * normWeight/normBias [H]. Without tokens, the table comes by setTokenRows.
+     */
     setEmbeddings(weights, options) {
       return backend.run(() => {
         const id = live(this, 'setEmbeddings'), c = this.#cfg, H = c.hiddenSize;
         const arrays = readNamed('Model.setEmbeddings', weights, [
-          ['tokens', [c.vocabSize, H], true], ['positions', [c.maxPositions, H], c.maxPositions > 0],
+          ['tokens', [c.vocabSize, H], 'optional'], ['positions', [c.maxPositions, H], c.maxPositions > 0],
           ['types', [c.typeVocabSize, H], c.typeVocabSize > 0], ['normWeight', [H], c.embedNorm], ['normBias', [H], c.embedNorm && c.normBias],
         ]);
         // The token table is stored as weightType (a tied head: it is the head).
-        checkStorable('Model.setEmbeddings', 'tokens', arrays.tokens, c.weightType ?? 'f32');
+        if (arrays.tokens) checkStorable('Model.setEmbeddings', 'tokens', arrays.tokens, c.weightType ?? 'f32');
         const done = backend.call('Model.setEmbeddings', [id, arrays], { transfer: transferOf('Model.setEmbeddings', options), what: 'Model.setEmbeddings' });
         this.#sent.embeddings = true;
+        if (arrays.tokens) this.#rows.tokens = c.vocabSize;
+        return done;
+      });
+    }
+
+    /**
+     * Rows [first, first + n) of the token table, rows holding n * hiddenSize floats: the table in
+     * pieces, for one too large to hold whole (setEmbeddings without tokens sets the rest). In order
+     * from row 0 (first 0 begins the table again), each piece a multiple of 8 rows but the last.
+     */
+    setTokenRows(first, rows, options) {
+      return this.#setRows('setTokenRows', false, first, rows, options);
+    }
+
+    /** The head's rows (head: 'untied'), as setTokenRows gives the token table's. */
+    setHeadRows(first, rows, options) {
+      return this.#setRows('setHeadRows', true, first, rows, options);
+    }
+
+    #setRows(name, head, first, rows, options) {
+      return backend.run(() => {
+        const id = live(this, name), c = this.#cfg, H = c.hiddenSize, V = c.vocabSize, what = `Model.${name}`, key = head ? 'head' : 'tokens';
+        if (head && c.head !== 'untied') throw new TypeError(`${what}: the model was created with head: '${c.head}'${c.head === 'tied' ? ' (the token table is the head)' : ''}`);
+        nonNegativeInt(`${what}: first`, first);
+        if (typedArrayKind(rows) !== 'Float32Array') throw new TypeError(`${what}: rows must be a Float32Array of whole rows of ${H} floats, got ${describe(rows)}`);
+        const n = typedArrayLength(rows) / H, next = this.#rows[key];
+        if (!Number.isInteger(n) || n < 1) throw new RangeError(`${what}: rows holds ${typedArrayLength(rows)} floats, not a positive number of rows of ${H}`);
+        if (first + n > V) throw new RangeError(`${what}: rows ${first}..${first + n - 1} go past the vocabulary's ${V} rows`);
+        if (first !== 0 && first !== next)
+          throw new RangeError(`${what}: rows come in order: first must be 0 (to begin the table again)${next > 0 && next < V ? ` or ${next}, the next row` : ''}, got ${first}`);
+        if (first + n < V && n % 8 !== 0) throw new RangeError(`${what}: a piece other than the table's last must be a multiple of 8 rows, got ${n}`);
+        const data = weightArray('rows', rows, [n, H], what);
+        checkStorable(what, 'rows', data, c.weightType ?? 'f32');
+        this.#rows[key] = -1;  // until the rows are in
+        const done = backend.call('Model.setTableRows', [id, head, first, data], { transfer: transferOf(what, options), what });
+        this.#rows[key] = first + n;
         return done;
       });
     }
@@ -201,6 +245,7 @@ export function defineModel({ backend, Native, live, caches }) {
         checkStorable('Model.setHead', 'weight', arrays.weight, c.weightType ?? 'f32');
         const done = backend.call('Model.setHead', [id, arrays], { transfer: transferOf('Model.setHead', options), what: 'Model.setHead' });
         this.#sent.head = true;
+        this.#rows.head = c.vocabSize;
         return done;
       });
     }
@@ -268,10 +313,11 @@ export function defineModel({ backend, Native, live, caches }) {
     #missing() {
       const c = this.#cfg, s = this.#sent, out = [];
       if (!s.embeddings) out.push('setEmbeddings');
+      else if (this.#rows.tokens !== c.vocabSize) out.push(`setTokenRows (rows ${Math.max(0, this.#rows.tokens)}..${c.vocabSize - 1})`);
       const blocks = Array.from({ length: c.numLayers }, (_, i) => i).filter((i) => !s.blocks.has(i));
       if (blocks.length) out.push(`setBlock(${blocks.length === 1 ? blocks[0] : `${blocks[0]}..${blocks.at(-1)}`})`);
       if (c.finalNorm && !s.finalNorm) out.push('setFinalNorm');
-      if (c.head === 'untied' && !s.head) out.push('setHead');
+      if (c.head === 'untied' && this.#rows.head !== c.vocabSize) out.push(this.#rows.head > 0 ? `setHeadRows (rows ${this.#rows.head}..${c.vocabSize - 1})` : 'setHead');
       return out.join(', ');
     }
   }
@@ -306,19 +352,25 @@ function readIds(name, v) {
 
 /** What runs where the runtime is. ctx: { rt, get(id, kind), cacheFor } (ops.js). */
 export function modelOps({ rt, get, cacheFor }) {
-  // A table [vocab, hidden] (the token table, or the untied head) in blocks of rows, each staged alone
-  // after the table is reserved (so that the blocks' copies come and go above it).
-  const setTableRows = (m, head, data, what) => {
-    const H = m.cfg.hiddenSize, V = m.cfg.vocabSize, rows = tableBlockRows(H);
-    rt.check(m.handle.beginTableRows(head), what, () => m.handle.lastRequestBytes());
-    for (let first = 0; first < V; first += rows) {
-      const count = Math.min(rows, V - first), st = rt.stage([data.subarray(first * H, (first + count) * H)], what);
+  // Rows first.. of a table [vocab, hidden] (the token table, or the untied head; row 0 reserves it
+  // first, so that the copies come and go above it) in blocks of rows, each staged alone. m.rows
+  // counts the rows set (-1: not begun, or refused since).
+  const setTableRows = (m, head, first, data, what) => {
+    const H = m.cfg.hiddenSize, V = m.cfg.vocabSize, block = tableBlockRows(H), key = head ? 'head' : 'tokens';
+    const n = data.length / H;
+    if (!Number.isInteger(n) || n < 1 || first + n > V || (first !== 0 && first !== m.rows[key]) || (first + n < V && n % 8 !== 0))
+      throw new RangeError(`${what}: rows ${first}..${first + n - 1} are not the table's next piece`);
+    m.rows[key] = -1;
+    if (first === 0) rt.check(m.handle.beginTableRows(head), what, () => m.handle.lastRequestBytes());
+    for (let r = 0; r < n; r += block) {
+      const count = Math.min(block, n - r), st = rt.stage([data.subarray(r * H, (r + count) * H)], what);
       try {
-        rt.check(m.handle.setTableRows(head, first, count, st.at(0)), what, () => m.handle.lastRequestBytes());
+        rt.check(m.handle.setTableRows(head, first + r, count, st.at(0)), what, () => m.handle.lastRequestBytes());
       } finally {
         rt.free(st.ptr);
       }
     }
+    m.rows[key] = first + n;
   };
   const stageRecord = (what, parts, record, values, call) => {
     const names = Object.keys(parts);
@@ -346,7 +398,7 @@ export function modelOps({ rt, get, cacheFor }) {
         dim_feedforward: f.dimFeedforward, activation: ACTIVATION[f.activation.toUpperCase()], gated: f.gated, ffn_bias: f.bias,
         weight_type: WEIGHT_TYPE[cfg.weightType.toUpperCase()],
       };
-      return { handle: rt.withRecord('ModelConfig', record, (p) => new rt.mod.Model(p), 'new Model'), cfg, ready: false };
+      return { handle: rt.withRecord('ModelConfig', record, (p) => new rt.mod.Model(p), 'new Model'), cfg, ready: false, rows: { tokens: -1, head: -1 } };
     },
 
     'Model.setEmbeddings'(id, arrays) {
@@ -358,7 +410,7 @@ export function modelOps({ rt, get, cacheFor }) {
       }
       // The token table first, so that one the weight type cannot store is refused before the other tables are reserved.
       const { tokens, ...rest } = arrays;
-      if (tokens) setTableRows(m, false, tokens, what);
+      if (tokens) setTableRows(m, false, 0, tokens, what);
       stageRecord(what, rest, 'EmbeddingWeights', (at) => ({
         tokens: 0, positions: at('positions'), types: at('types'), norm_weight: at('normWeight'), norm_bias: at('normBias'),
       }), (rec) => rt.check(m.handle.setEmbeddings(rec), what, () => m.handle.lastRequestBytes()));
@@ -394,6 +446,16 @@ export function modelOps({ rt, get, cacheFor }) {
       }
     },
 
+    'Model.setTableRows'(id, head, first, rows) {
+      const m = get(id, 'Model'), what = head ? 'Model.setHeadRows' : 'Model.setTokenRows';
+      if (typeof head !== 'boolean') throw new TypeError('Model.setTableRows: head must be a boolean');
+      if (head && m.cfg.head !== 'untied') throw new TypeError(`${what}: the model has no head of its own`);
+      if (!Number.isSafeInteger(first) || first < 0) throw new RangeError(`${what}: first must be a non-negative integer`);
+      if (!(rows instanceof Float32Array)) throw new TypeError(`${what}: rows must be a Float32Array`);
+      expectArray(`${what}: rows`, rows, [Float32Array], rows.length);
+      setTableRows(m, head, first, rows, what);
+    },
+
     'Model.memoryBytes'(id) {
       return get(id, 'Model').handle.memoryBytes();
     },
@@ -401,7 +463,7 @@ export function modelOps({ rt, get, cacheFor }) {
     'Model.setHead'(id, arrays) {
       const m = get(id, 'Model'), what = 'Model.setHead';
       expectArray(`${what}: weight`, arrays.weight, [Float32Array], m.cfg.vocabSize * m.cfg.hiddenSize);
-      setTableRows(m, true, arrays.weight, what);
+      setTableRows(m, true, 0, arrays.weight, what);
     },
 
     'Model.forward'(id, call, cacheId) {

@@ -29,6 +29,11 @@ const LOAD_OPTIONS = ['config', 'weights', 'weightType', 'onProgress'];
 const FORWARD_OPTIONS = ['attentionMask', 'positionIds', 'tokenTypeIds', 'cache', 'needWeights', 'lastOnly', 'out'];
 const EMBED_OPTIONS = ['attentionMask', 'tokenTypeIds', 'pooling', 'normalize'];
 
+/** Rows of a token table or head read from a file at a time: about 16 MiB of float32, whole blocks of 8. */
+const tableReadRows = (hidden) => Math.max(8, Math.floor((16 << 20) / (4 * hidden) / 8) * 8);
+/** An object's entries but the null ones. */
+const withoutNulls = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null));
+
 /** Bytes of wasm memory the weights take (mha::Model::weight_bytes), from the options alone. */
 function weightBytes(o, numLayers = o.numLayers, int8Dot) {
   const a = o.attention, heads = a.numHeads, headDim = a.headDim ?? o.hiddenSize / heads;
@@ -108,7 +113,21 @@ export async function loadModel(mha, options) {
       // A part read from Blobs is made of arrays of its own: a worker may take them rather than copies.
       const opts = p.fresh ? { transfer: true } : undefined;
       try {
-        await (p.call === 'setBlock' ? core.setBlock(Number(p.what.slice(6)), args, opts) : core[p.call](args, opts));
+        if (p.table) {
+          // The token table or the head from a Blob: read and copied in a piece of rows at a time
+          // (the next piece read while this one is copied), the rest of the embeddings as usual.
+          if (p.call === 'setEmbeddings') await core.setEmbeddings(withoutNulls(args), opts);
+          const rows = tableReadRows(H), put = p.call === 'setEmbeddings' ? 'setTokenRows' : 'setHeadRows';
+          let piece = p.table.read(0, Math.min(rows, p.table.rows));
+          for (let first = 0; first < p.table.rows; first += rows) {
+            const data = await piece;
+            piece = first + rows < p.table.rows ? p.table.read(first + rows, Math.min(rows, p.table.rows - first - rows)) : null;
+            piece?.catch(() => {});
+            await core[put](first, data, { transfer: true });
+          }
+        } else {
+          await (p.call === 'setBlock' ? core.setBlock(Number(p.what.slice(6)), args, opts) : core[p.call](args, opts));
+        }
       } catch (e) {
         // A value the weight type cannot store (NaN at 'int8', 70000 at 'f16', ...): which part of the checkpoint.
         const Err = e instanceof RangeError || e instanceof TypeError ? e.constructor : Error;

@@ -298,7 +298,8 @@ async function readRange(blob, begin, end, what) {
 
 /**
  * An open .safetensors Blob: its header read and checked now, its tensors' data on demand.
- * { metadata, tensors: [{ name, dims, kind (the typed array the data is read into), load() }] }.
+ * { metadata, tensors: [{ name, dims, kind (the typed array the data is read into), load(),
+ * loadRows(first, count) (rows [first, first + count) of a tensor of two or more dims) }] }.
  * For mha-wasm/models' loadModel, which reads each part of a model as it copies it in.
  */
 export async function openSafetensors(blob) {
@@ -316,6 +317,15 @@ export async function openSafetensors(blob) {
         const buf = await readRange(blob, dataStart + e.begin, dataStart + e.end, `tensor ${quote(e.name)}`);
         if (storedAsRead(e)) return new e.dt.Array(buf);  // the read's own buffer: no copy
         return toArray(new Uint8Array(buf), new DataView(buf), -e.begin, e);
+      },
+      async loadRows(first, count) {
+        const rowBytes = e.shape.length < 2 ? 0 : (e.end - e.begin) / e.shape[0];
+        if (!(rowBytes > 0 && Number.isSafeInteger(first) && Number.isSafeInteger(count) && first >= 0 && count > 0 && first + count <= e.shape[0]))
+          throw new RangeError(`readSafetensors: tensor ${quote(e.name)} ${fmtShape(e.shape)} has no rows ${first}..${first + count - 1}`);
+        const begin = e.begin + first * rowBytes, end = begin + count * rowBytes;
+        const buf = await readRange(blob, dataStart + begin, dataStart + end, `rows ${first}..${first + count - 1} of tensor ${quote(e.name)}`);
+        if (storedAsRead(e)) return new e.dt.Array(buf);
+        return toArray(new Uint8Array(buf), new DataView(buf), -begin, { ...e, begin, end });
       },
     }));
     return { metadata: { ...metadata }, tensors };

@@ -24,6 +24,7 @@ class CountingBlob extends Blob {
   constructor(parts, { failFrom = Infinity } = {}) {
     super(parts);
     this.read = 0;
+    this.largest = 0;  // the largest read
     this.failFrom = failFrom;
   }
   slice(begin, end) {
@@ -32,6 +33,7 @@ class CountingBlob extends Blob {
       async arrayBuffer() {
         if (end > self.failFrom) throw new Error('the disk went away');
         self.read += end - begin;
+        self.largest = Math.max(self.largest, end - begin);
         return part.arrayBuffer();
       },
     };
@@ -149,6 +151,34 @@ test('loadModel with Files: a model too large is refused before a byte is read; 
   assert.equal(mha.stats().liveLayers, live, 'nothing left allocated');
   // Not a Blob nor parsed tensors: named.
   await assert.rejects(loadModel(mha, { config: m.config, weights: [m.files[0].bytes] }), (e) => e instanceof TypeError && /weights\[0\] must be what parseSafetensors returns .* or a \.safetensors File or Blob/.test(e.message));
+});
+
+// The token table and the head of a File are read a piece of rows at a time (about 16 MiB of
+// float32 each) as they are copied in, never whole: here 200,003 x 48 BF16 = 18.3 MiB each.
+test('loadModel reads a File\'s token table and head in pieces of rows, in both APIs; float, int8 and int8-checkpoint tables alike', async () => {
+  const worker = await initWorker({ threads: 1 });
+  try {
+    const { quantizeSafetensors } = await import('mha-wasm');
+    const m = tinyModel('llama', { seed: 14, dtype: 'BF16', config: { vocab_size: 200003 } });
+    const ids = [3, 200002, 17, 100001, 131072];  // rows of each piece
+    const ref = referenceForward({ config: m.config, tensors: m.tensors, ids });
+    const table = 200003 * 48 * 2, MiB = 2 ** 20;
+    const q8 = quantizeSafetensors(m.files[0].bytes, { type: 'int8', embeddings: true });
+    assert.ok(parseSafetensors(q8)['model.embed_tokens.weight'].data instanceof Int8Array, 'the int8 checkpoint holds an int8 table');
+    for (const [bytes, weightType, bound, what] of [[m.files[0].bytes, 'f32', 1e-4, 'BF16'], [m.files[0].bytes, 'int8', 2e-2, 'BF16 at int8'], [q8, 'f32', 2e-2, 'int8 checkpoint']]) {
+      for (const api of [mha, worker]) {
+        const blob = new CountingBlob([bytes]);
+        const model = await loadModel(api, { config: m.config, weights: blob, weightType });
+        const err = relToMax((await model.forward(ids)).data, ref.data);
+        assert.ok(err <= bound, `${what} ${api === worker ? 'worker' : 'main'}: ${err}`);
+        assert.ok(blob.largest <= 8 * MiB && blob.largest < table / 2, `${what}: the largest read was ${(blob.largest / MiB).toFixed(1)} MiB`);
+        assert.equal(blob.read, bytes.length, `${what}: every byte read once`);
+        model.dispose();
+      }
+    }
+  } finally {
+    worker.terminate();
+  }
 });
 
 test('loadModel with an int8 checkpoint split between Files and parsed shards: a matrix and its scale may come from either', async () => {

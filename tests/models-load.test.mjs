@@ -428,3 +428,63 @@ test('a 250k-token vocabulary loads in blocks of rows: the heap grows by about w
     assert.ok(r.growth <= r.held + 8 * MiB, `${weightType}: the heap grew by ${(r.growth / MiB).toFixed(1)} MiB for ${(r.held / MiB).toFixed(1)} MiB of weights`);
   }
 });
+
+// Model.setTokenRows / setHeadRows: the tables in pieces of rows make the model the whole tables
+// make (the float64 reference's logits), in both APIs; pieces out of order, of a wrong size or
+// type, or a head the model does not have, are refused by name, and the model keeps working.
+test('Model.setTokenRows and setHeadRows: tables in pieces equal the whole tables; bad pieces are named', async () => {
+  const { init: initWorker } = await import('mha-wasm/worker');
+  const worker = await initWorker({ threads: 1 });
+  try {
+    const m = tinyModel('llama', { seed: 33, tie: false });
+    const ids = [5, 1, 70, 3, m.config.vocab_size - 1];
+    const ref = referenceForward({ config: m.config, tensors: m.tensors, ids });
+    const V = m.config.vocab_size, H = m.config.hidden_size;
+    for (const api of [mha, worker]) {
+      const what = api === worker ? 'worker' : 'main';
+      const model = await loadModel(api, { config: m.config, weights: weightsOf(m) });
+      // The same checkpoint into a second core Model: everything from the loaded one's plan, but the tables in pieces.
+      const core = new api.Model(model.modelOptions);
+      const t = (name) => m.tensors[name].data;
+      await core.setEmbeddings({});
+      const pieces = [16, 24, V - 40];
+      await assert.rejects(async () => core.setTokenRows(8, t('model.embed_tokens.weight').subarray(0, 8 * H)), { name: 'RangeError', message: /Model\.setTokenRows: rows come in order: first must be 0 \(to begin the table again\), got 8/ });
+      for (const [name, put] of [['model.embed_tokens.weight', 'setTokenRows'], ['lm_head.weight', 'setHeadRows']]) {
+        let first = 0;
+        for (const n of pieces) {
+          await core[put](first, t(name).slice(first * H, (first + n) * H));
+          first += n;
+        }
+      }
+      for (let l = 0; l < m.config.num_hidden_layers; l++) {
+        const p = `model.layers.${l}`;
+        await core.setBlock(l, { norm1Weight: t(`${p}.input_layernorm.weight`), norm2Weight: t(`${p}.post_attention_layernorm.weight`),
+          attention: Object.fromEntries(['q_proj', 'k_proj', 'v_proj', 'o_proj'].map((n) => [`${n}.weight`, t(`${p}.self_attn.${n}.weight`)])),
+          feedForward: Object.fromEntries(['gate_proj', 'up_proj', 'down_proj'].map((n) => [`${n}.weight`, t(`${p}.mlp.${n}.weight`)])) });
+      }
+      await core.setFinalNorm({ weight: t('model.norm.weight') });
+      // The loaded model's positions for one sequence are 0..L-1, as forward's without positionIds.
+      const got = (await core.forward(Int32Array.from(ids))).output;
+      assert.ok(maskedRelErr(got.data, ref.data, null, V) <= TOL, `${what}: pieces give the reference's logits`);
+      // Refusals, by name; the model keeps its tables.
+      const rows = (n) => new Float32Array(n * H).fill(0.5);
+      await assert.rejects(async () => core.setTokenRows(16, rows(8)), { name: 'RangeError', message: /first must be 0 \(to begin the table again\), got 16/ }, what);
+      await assert.rejects(async () => core.setTokenRows(0, rows(12)), { name: 'RangeError', message: /a piece other than the table's last must be a multiple of 8 rows, got 12/ }, what);
+      await assert.rejects(async () => core.setTokenRows(0, new Float32Array(H + 1)), { name: 'RangeError', message: /rows holds 49 floats, not a positive number of rows of 48/ }, what);
+      await assert.rejects(async () => core.setTokenRows(V - 8, rows(16)), { name: 'RangeError', message: /go past the vocabulary's/ }, what);
+      await assert.rejects(async () => core.setTokenRows(0, new Float64Array(8 * H)), { name: 'TypeError', message: /Model\.setTokenRows: rows must be a Float32Array/ }, what);
+      await assert.rejects(async () => core.setTokenRows(-1, rows(8)), { name: 'RangeError', message: /first must be a non-negative integer/ }, what);
+      assert.ok(maskedRelErr((await core.forward(Int32Array.from(ids))).output.data, ref.data, null, V) <= TOL, `${what}: still the same model`);
+      // A table begun again and not finished: forward says which rows are missing.
+      await core.setHeadRows(0, rows(8));
+      await assert.rejects(async () => core.forward(Int32Array.from(ids)), { message: /setHeadRows \(rows 8\.\.\d+\)/ }, what);
+      core.dispose();
+      const tied = new api.Model({ ...model.modelOptions, head: 'tied' });
+      await assert.rejects(async () => tied.setHeadRows(0, rows(8)), { name: 'TypeError', message: /Model\.setHeadRows: the model was created with head: 'tied' \(the token table is the head\)/ }, what);
+      tied.dispose();
+      model.dispose();
+    }
+  } finally {
+    worker.terminate();
+  }
+});

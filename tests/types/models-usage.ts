@@ -14,6 +14,11 @@ async function main(bytes: Uint8Array, config: Record<string, unknown>, tokenize
   const logits: ModelOutput = model.forward(ids, { cache, needWeights: true });
   console.log(logits.dims, logits.attentions?.[0].dims, model.memoryBytes, cache.length);
   const emb = model.embed([ids, ids.slice(1)], { pooling: 'cls', normalize: true });
+  const core = new mha.Model(model.modelOptions);
+  core.setEmbeddings({});
+  const done: void = core.setTokenRows(0, new Float32Array(8 * model.hiddenSize));
+  core.setHeadRows(0, new Float32Array(model.hiddenSize), { transfer: true });
+  console.log(done);
   console.log(emb.data[0]);
   for await (const t of model.generate(ids, { maxNewTokens: 8, temperature: 0.7, topK: 40, topP: 0.95, seed: 1, onToken: (tok) => console.log(tok), signal: new AbortController().signal })) {
     console.log(tokenizer.decode(typeof t === 'number' ? [t] : t));
