@@ -36,13 +36,19 @@ export function readGenerateOptions(options, vocab) {
     });
   }
   if (o.onToken !== undefined && typeof o.onToken !== 'function') bad(TypeError, 'onToken must be a function', o.onToken);
-  // An AbortSignal (or any object with its aborted, reason and throwIfAborted, as a polyfill has).
+  // An AbortSignal (or an object like one: its aborted and reason, as a polyfill has them).
   const signal = o.signal ?? null;
-  if (signal !== null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' || typeof signal.throwIfAborted !== 'function'))
+  if (signal !== null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function'))
     bad(TypeError, 'signal must be an AbortSignal', signal);
   // Sampling when a sampling option says so; temperature 0 is greedy.
   const sample = temperature !== 0 && (temperature !== undefined || topK !== undefined || topP !== undefined);
   return { maxNewTokens, temperature: temperature ?? 1, topK, topP, seed, repetitionPenalty, stopTokens, onToken: o.onToken, attentionMask: o.attentionMask, signal, sample };
+}
+
+/** Throws signal's reason once it is aborted (AbortSignal.throwIfAborted, which older engines lack). */
+export function throwIfAborted(signal) {
+  if (!signal?.aborted) return;
+  throw signal.reason ?? (typeof DOMException === 'function' ? new DOMException('This operation was aborted', 'AbortError') : new Error('This operation was aborted'));
 }
 
 /**

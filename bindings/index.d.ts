@@ -717,7 +717,7 @@ export interface MhaOf<M extends Mode> extends RuntimeInfo {
    * next: the heap (which never shrinks) then grows once, to what is needed, rather than in steps that
    * overshoot by up to a fifth of its size. loadModel does this with the bytes a model needs. A RangeError
    * when the engine cannot provide the memory (a wasm32 heap holds at most 4 GiB; a browser or device may
-   * allow less), before anything is allocated; nothing changes then.
+   * allow less), before anything is allocated; the heap may have grown on the way.
    */
   reserveMemory(bytes: number): Returns<M, void>;
 }

@@ -135,7 +135,7 @@ function readNamed(what, given, spec) {
 export function defineModel({ backend, Native, live, caches }) {
   class Model extends Native {
     #cfg;
-    #sent = { embeddings: false, blocks: new Set(), finalNorm: false, head: false };
+    #sent = { embeddings: false, blocks: new Set(), finalNorm: false };  // the tables: #rows
     #rows = { tokens: -1, head: -1 };  // rows of the token table and the head sent (setTokenRows, setHeadRows); -1: none
     #spare = null;  // forward({ out }) through a worker: the array the worker writes into (see forward)
 
@@ -162,10 +162,11 @@ export function defineModel({ backend, Native, live, caches }) {
         ]);
         // The token table is stored as weightType (a tied head: it is the head).
         if (arrays.tokens) checkStorable('Model.setEmbeddings', 'tokens', arrays.tokens, c.weightType ?? 'f32');
-        const done = backend.call('Model.setEmbeddings', [id, arrays], { transfer: transferOf('Model.setEmbeddings', options), what: 'Model.setEmbeddings' });
+        const transfer = transferOf('Model.setEmbeddings', options);
+        if (arrays.tokens) this.#rows.tokens = -1;  // until the call is done
+        const done = backend.call('Model.setEmbeddings', [id, arrays], { transfer, what: 'Model.setEmbeddings' });
         this.#sent.embeddings = true;
-        if (arrays.tokens) this.#rows.tokens = c.vocabSize;
-        return done;
+        return arrays.tokens ? this.#rowsSent('tokens', done, c.vocabSize) : done;
       });
     }
 
@@ -197,11 +198,18 @@ export function defineModel({ backend, Native, live, caches }) {
         if (first + n < V && n % 8 !== 0) throw new RangeError(`${what}: a piece other than the table's last must be a multiple of 8 rows, got ${n}`);
         const data = weightArray('rows', rows, [n, H], what);
         checkStorable(what, 'rows', data, c.weightType ?? 'f32');
+        const transfer = transferOf(what, options);
         this.#rows[key] = -1;  // until the rows are in
-        const done = backend.call('Model.setTableRows', [id, head, first, data], { transfer: transferOf(what, options), what });
-        this.#rows[key] = first + n;
-        return done;
+        return this.#rowsSent(key, backend.call('Model.setTableRows', [id, head, first, data], { transfer, what }), first + n);
       });
+    }
+
+    // A table's rows up to `rows` sent (done: the call's result, a Promise in a worker): counted
+    // now, and no longer if the call fails later (the core then holds none of the table).
+    #rowsSent(key, done, rows) {
+      this.#rows[key] = rows;
+      if (done && typeof done.then === 'function') done.then(undefined, () => { if (this.#rows[key] === rows) this.#rows[key] = -1; });
+      return done;
     }
 
     /**
@@ -243,10 +251,10 @@ export function defineModel({ backend, Native, live, caches }) {
         if (c.head !== 'untied') throw new TypeError(`Model.setHead: the model was created with head: '${c.head}'${c.head === 'tied' ? ' (the token table is the head)' : ''}`);
         const arrays = readNamed('Model.setHead', weights, [['weight', [c.vocabSize, c.hiddenSize], true]]);
         checkStorable('Model.setHead', 'weight', arrays.weight, c.weightType ?? 'f32');
-        const done = backend.call('Model.setHead', [id, arrays], { transfer: transferOf('Model.setHead', options), what: 'Model.setHead' });
-        this.#sent.head = true;
-        this.#rows.head = c.vocabSize;
-        return done;
+        const transfer = transferOf('Model.setHead', options);
+        this.#rows.head = -1;  // until the call is done
+        const done = backend.call('Model.setHead', [id, arrays], { transfer, what: 'Model.setHead' });
+        return this.#rowsSent('head', done, c.vocabSize);
       });
     }
 
@@ -359,7 +367,7 @@ export function modelOps({ rt, get, cacheFor }) {
     const H = m.cfg.hiddenSize, V = m.cfg.vocabSize, block = tableBlockRows(H), key = head ? 'head' : 'tokens';
     const n = data.length / H;
     if (!Number.isInteger(n) || n < 1 || first + n > V || (first !== 0 && first !== m.rows[key]) || (first + n < V && n % 8 !== 0))
-      throw new RangeError(`${what}: rows ${first}..${first + n - 1} are not the table's next piece`);
+      throw new RangeError(`${what}: rows ${first}..${first + n - 1} are not the table's next piece${m.rows[key] < 0 ? ' (the table is not begun, or a piece was refused: begin again from row 0)' : `, row ${m.rows[key]}`}`);
     m.rows[key] = -1;
     if (first === 0) rt.check(m.handle.beginTableRows(head), what, () => m.handle.lastRequestBytes());
     for (let r = 0; r < n; r += block) {

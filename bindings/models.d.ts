@@ -87,7 +87,10 @@ export interface GenerateOptions {
   onToken?: (token: number | number[], step: number) => void;
   /** For ids given as { data, dims }: 1 = token, 0 = (left) padding. */
   attentionMask?: TokenIds | null;
-  /** Once aborted, the iterator throws the signal's reason (an AbortError by default) instead of another token, and frees the generation's cache. */
+  /**
+   * Once aborted, the iterator throws the signal's reason (an AbortError by default) instead of the next token, and frees
+   * the generation's cache. A step already under way (the prompt's, in a worker) finishes first.
+   */
   signal?: AbortSignal | null;
 }
 

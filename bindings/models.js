@@ -16,7 +16,7 @@ import { modelSpec } from './hf-config.js';
 import { checkpointPlan, openedSource } from './hf-weights.js';
 import { cacheBytes } from './kvcache.js';
 import { modelWeightBytes, tableBlockRows } from './model.js';
-import { readGenerateOptions, tokenChooser } from './generate.js';
+import { readGenerateOptions, throwIfAborted, tokenChooser } from './generate.js';
 import { isBlob } from './safetensors.js';
 import { fmtBytes, tooLarge } from './runtime.js';
 import { describe, isTypedArray, plainObject, snapshotView } from './validate.js';
@@ -468,7 +468,7 @@ class HfModel {
       return u;
     });
     const done = new Array(B).fill(false);
-    opts.signal?.throwIfAborted();
+    throwIfAborted(opts.signal);
     const cache = await this.createCache({ maxLength: L + opts.maxNewTokens - 1, batch: B });
     let pending = null;
     try {
@@ -487,8 +487,8 @@ class HfModel {
         } finally {
           pending = null;
         }
-        // Aborted while the step ran (or while the caller held the last token): no more tokens.
-        opts.signal?.throwIfAborted();
+        // Aborted while the step ran (in a worker, or while the caller held the last token): no more tokens.
+        throwIfAborted(opts.signal);
         const next = new Int32Array(B);
         for (let b = 0; b < B; b++) {
           if (done[b]) { next[b] = pad; continue; }
@@ -517,6 +517,7 @@ class HfModel {
         yield token;
         if (last) break;
         if (this.#disposed) throw new Error('generate: the model was disposed during the generation');
+        throwIfAborted(opts.signal);  // aborted while the caller held the token: no step for nothing
         if (!pending) pending = step1();  // in this thread: after the caller has the token
       }
     } finally {

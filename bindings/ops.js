@@ -22,17 +22,27 @@ export function reserveBytes(bytes) {
   return bytes;
 }
 
+/** The largest piece reserveMemory takes at once: the allocator grows the heap by less than 2 GiB a step. */
+const RESERVE_PIECE = 2 ** 29;
+
 /**
- * Room for bytes in one piece in rt's heap: taken (the heap grows once, to what is
- * needed, rather than in steps of a fifth of its size each) and given back at once
- * for what is allocated next. A RangeError when the engine cannot provide it.
+ * Room for bytes in rt's heap: taken (the heap grows to what is needed, not in steps of
+ * a fifth of its size each), in pieces of at most RESERVE_PIECE that follow one another,
+ * then given back at once for what is allocated next. A RangeError when the engine cannot
+ * provide it; then nothing stays taken.
  */
 function reserveMemory(rt, bytes) {
   reserveBytes(bytes);
-  if (bytes === 0) return;
-  const have = rt.memoryBytes(), p = rt.mod._malloc(bytes) >>> 0;
-  if (!p) throw new RangeError(`reserveMemory: the wasm heap could not make room for ${fmtBytes(bytes)} (${fmtBytes(have)} now, ${fmtBytes(MAX_HEAP)} at most; the engine or the device may allow less)`);
-  rt.free(p);
+  const have = rt.memoryBytes(), pieces = [];
+  try {
+    for (let left = bytes; left > 0; left -= RESERVE_PIECE) {
+      const p = rt.mod._malloc(Math.min(left, RESERVE_PIECE)) >>> 0;
+      if (!p) throw new RangeError(`reserveMemory: the wasm heap could not make room for ${fmtBytes(bytes)} (${fmtBytes(have)} now, ${fmtBytes(MAX_HEAP)} at most; the engine or the device may allow less)`);
+      pieces.push(p);
+    }
+  } finally {
+    for (const p of pieces) rt.free(p);
+  }
 }
 
 /** The table of ops and constructors by name; ctx: { rt, get }, filled in with cacheFor. */

@@ -189,6 +189,22 @@ for (const threads of [1, 2]) {
   });
 }
 
+// More than the allocator grows the heap by at once (2 GiB): taken in pieces. Pages untouched, so
+// this costs address space, not memory.
+test('reserveMemory makes room for 2.5 GiB in a fresh process; a layer then fits in it', async () => {
+  const r = await runChild(`
+    import { init } from 'mha-wasm';
+    const mha = await init({ threads: 1 });
+    await mha.reserveMemory(2.5 * 2 ** 30);
+    const reserved = mha.stats().wasmMemoryBytes;
+    const layer = new mha.MultiHeadAttention({ embedDim: 256, numHeads: 4 });
+    layer.setWeights({ inProjWeight: new Float32Array(3 * 256 * 256), inProjBias: new Float32Array(768), outProjWeight: new Float32Array(256 * 256), outProjBias: new Float32Array(256) });
+    console.log(JSON.stringify({ reserved, after: mha.stats().wasmMemoryBytes }));
+  `);
+  assert.ok(r.reserved >= 2.5 * 2 ** 30, `${r.reserved / 2 ** 30} GiB`);
+  assert.equal(r.after, r.reserved);
+});
+
 test('reserveMemory refuses what is not a byte count a wasm32 heap can hold, naming it; the runtime keeps working', async () => {
   const mha = await init({ threads: 1 });
   const before = mha.stats().wasmMemoryBytes;

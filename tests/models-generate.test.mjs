@@ -395,11 +395,24 @@ test('signal: an abort ends the generation with the signal\'s reason after the t
       const model = await load(api, m);
       const live = (await api.stats()).liveLayers;
       // Aborted from onToken at step 2: the three tokens so far (the reference's), then the AbortError.
-      const ctl = new AbortController(), seen = [];
+      // In this thread no step runs after the abort (the prompt and two steps); a worker has sent the
+      // next one before the token is handed out.
+      const ctl = new AbortController(), seen = [], proto = Object.getPrototypeOf(model), forward = proto.forward;
+      let calls = 0;
+      proto.forward = function (...args) { calls++; return forward.apply(this, args); };
       await assert.rejects((async () => {
         for await (const t of model.generate([3, 4, 5], { maxNewTokens: 8, stopTokens: [], signal: ctl.signal, onToken: (tok, step) => { if (step === 2) ctl.abort(); } })) seen.push(t);
       })(), { name: 'AbortError' }, what);
+      proto.forward = forward;
       assert.deepEqual(seen, greedy.steps.slice(0, 3).map((s) => s[0]), what);
+      assert.equal(calls, api === worker ? 4 : 3, `${what}: forward calls`);
+      // An object like a signal (an old engine's, or a polyfill's: no throwIfAborted) will do.
+      const like = { aborted: false, reason: undefined, addEventListener() {}, removeEventListener() {} };
+      const few = [];
+      await assert.rejects((async () => {
+        for await (const t of model.generate([3, 4, 5], { maxNewTokens: 8, stopTokens: [], signal: like })) if (few.push(t) === 2) like.aborted = true;
+      })(), { name: 'AbortError' }, what);
+      assert.equal(few.length, 2, what);
       // Aborted by the loop itself, with a reason of its own, which comes out as it is.
       const ctl2 = new AbortController(), reason = new Error('the user pressed stop');
       let n = 0;
