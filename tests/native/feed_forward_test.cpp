@@ -137,30 +137,47 @@ TEST(FeedForward, RejectsMissingWeightsAndBadArguments) {
 
 // ---- row kernels ---------------------------------------------------------------
 
-TEST(RowOps, SiluAndGeluTanhAgainstFloat64) {
+TEST(RowOps, SiluAndGeluAgainstFloat64) {
   std::mt19937 rng(21);
   for (int n : {1, 3, 4, 5, 8, 13, 37, 129}) {
-    for (float range : {1.0f, 12.0f, 100.0f}) {
+    for (float range : {1.0f, 3.0f, 12.0f, 100.0f}) {
       const auto x = uniform(n, -range, range, rng);
-      auto s = x, sr = x, g = x, gr = x;
+      auto s = x, sr = x, g = x, gr = x, e = x, er = x;
       kernels::silu_row(s.data(), n);
       kernels::silu_row_ref(sr.data(), n);
       kernels::gelu_tanh_row(g.data(), n);
       kernels::gelu_tanh_row_ref(gr.data(), n);
+      kernels::gelu_row(e.data(), n);
+      kernels::gelu_row_ref(er.data(), n);
       for (int i = 0; i < n; ++i) {
         const double ws = activation_reference(Activation::kSilu, x[i]);
         const double wg = activation_reference(Activation::kGeluTanh, x[i]);
+        const double we = activation_reference(Activation::kGelu, x[i]);
         const double tol = 1e-6;  // absolute near 0, relative beyond 1
         EXPECT_NEAR(s[i], ws, tol * std::max(1.0, std::abs(ws))) << x[i];
         EXPECT_NEAR(sr[i], ws, tol * std::max(1.0, std::abs(ws))) << x[i];
         EXPECT_NEAR(g[i], wg, tol * std::max(1.0, std::abs(wg))) << x[i];
         EXPECT_NEAR(gr[i], wg, tol * std::max(1.0, std::abs(wg))) << x[i];
+        EXPECT_NEAR(e[i], we, tol * std::max(1.0, std::abs(we))) << x[i];
+        EXPECT_NEAR(er[i], we, tol * std::max(1.0, std::abs(we))) << x[i];
       }
     }
   }
+  // The exact GELU, densely over [-10, 10]: x/2 times erfc's absolute error (below 1.5e-7), and
+  // float32's rounding: 1e-7 (1 + |x|) + 2e-7 |GELU(x)| (std::erf in the scalar twin: 1e-7 |x|).
+  double worst = 0;
+  for (int k = -40000; k <= 40000; k += 7) {
+    const float x = k * 2.5e-4f;
+    float v = x;
+    const double want = activation_reference(Activation::kGelu, x);
+    kernels::gelu_row(&v, 1);
+    EXPECT_NEAR(v, want, 1e-7 * (1 + std::abs(x)) + 2e-7 * std::abs(want)) << x;
+    worst = std::max(worst, std::abs(v - want) / (1 + std::abs(x)));
+  }
+  EXPECT_GT(worst, 0.0);  // the approximation, not std::erf
   // Non-finite inputs as PyTorch's: +inf -> +inf, -inf -> NaN (-inf * 0), NaN -> NaN.
   const float inf = std::numeric_limits<float>::infinity();
-  for (auto fn : {&kernels::silu_row, &kernels::gelu_tanh_row}) {
+  for (auto fn : {&kernels::silu_row, &kernels::gelu_tanh_row, &kernels::gelu_row}) {
     float v[5] = {inf, -inf, NAN, -1e30f, 1e30f};
     fn(v, 5);
     EXPECT_EQ(v[0], inf);

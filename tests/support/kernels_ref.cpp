@@ -66,6 +66,10 @@ void silu_row_ref(float* x, int n) {
   for (int i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
 }
 
+void gelu_row_ref(float* x, int n) {
+  for (int i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+}
+
 void gelu_tanh_row_ref(float* x, int n) {
   for (int i = 0; i < n; ++i)
     x[i] = 0.5f * x[i] * (1.0f + std::tanh(0.79788456080286536f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));

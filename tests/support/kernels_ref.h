@@ -24,6 +24,7 @@ void axpby_row_ref(float* x, float s, const float* y, float t, int n);
 void layer_norm_row_ref(const float* x, int n, const float* gamma, const float* beta, float eps, float* out);
 void relu_row_ref(float* x, int n);
 void silu_row_ref(float* x, int n);       // x / (1 + std::exp(-x))
+void gelu_row_ref(float* x, int n);       // 0.5 x (1 + std::erf(x / sqrt 2))
 void gelu_tanh_row_ref(float* x, int n);  // 0.5 x (1 + std::tanh(...))
 void rms_norm_row_ref(const float* x, int n, const float* gamma, float eps, float* out);
 
