@@ -23,7 +23,7 @@ export const WEIGHT_TYPE = Object.freeze({ F32: 0, F16: 1, INT8: 2 });
 export const INT8_DOT = Object.freeze({ I16: 0, I7: 1 });
 export const INT8_DOT_NAMES = Object.freeze(['dot_i16x8', 'relaxed_dot_i8x16_i7x16']);
 /** Depth of one int8 pass (mha::kernels::kI8KC): the relaxed kernel's panels hold a column sum per pass. */
-export const INT8_PASS = 512;
+export const INT8_PASS = 1024;
 
 /** The wasm heap's maximum (-sMAXIMUM_MEMORY): no call may need more. */
 export const MAX_HEAP_BYTES = 2 ** 32;

@@ -716,7 +716,7 @@ void quantize_row_i16(const float* x, int n, int16_t* q, float* scale, float* sh
   }
   const VF vp = set_f(pre), vi = set_f(inv);
   int i = 0;
-  for (; i + 8 <= n; i += 8) {  // |x * pre * inv| <= 32767 (+ rounding): inside int16
+  for (; i + 8 <= n; i += 8) {  // |x * pre * inv| <= kActQMax (+ rounding): inside int16
     const VI lo = round_i32(mul_f(mul_f(load_f(x + i), vp), vi));
     const VI hi = round_i32(mul_f(mul_f(load_f(x + i + 4), vp), vi));
     store_i(q + i, narrow_i16(lo, hi));

@@ -114,11 +114,11 @@ TEST(Int8, ActivationQuantizationMatchesTheTwin) {
       ASSERT_EQ(t, wt) << n << " " << range;
       ASSERT_EQ(q, want) << n << " " << range;
       ASSERT_TRUE(std::isnormal(s)) << n << " " << range;
-      // Each value within half a step (max|x| / 32767), plus the float rounding of x / step and of q * step.
+      // Each value within half a step (max|x| / kActQMax), plus the float rounding of x / step and of q * step.
       double err = 0, m = 0;
       for (int k = 0; k < n; ++k)
         err = std::max(err, std::fabs(double(q[k]) * s * t - x[k])), m = std::max(m, double(std::fabs(x[k])));
-      EXPECT_LE(err, m / 32767 * 0.51) << n << " " << range;
+      EXPECT_LE(err, m / kernels::kActQMax * 0.51) << n << " " << range;
     }
   // Zeros: scale 0; a NaN or an infinity anywhere: NaN.
   std::vector<float> z(9, 0.0f);
@@ -540,7 +540,7 @@ TEST(F16Gemm, OneRowScaledOrNotEqualsTheTwin) {
 }
 
 // The int32 sums at their bound: every weight +-127 or -128 (pre-quantized) and
-// every activation at its row's maximum (quantized to +-32767), so that all the
+// every activation at its row's maximum (quantized to +-kActQMax), so that all the
 // products of a column have one sign, over several passes of a long K.
 TEST(Int8Gemm, AccumulatorsHoldTheLargestPassExactly) {
   const int M = kMR + 1, N = kNR + 1, K = 3 * kI8KC + 1;
