@@ -413,6 +413,23 @@ test('the worker host refuses raw requests that do not match their own sizes, an
     const ok = await ask(9, 'MultiHeadAttention.forward', [11, call(1, f(4 * E)), 0]);
     assert.equal(ok.ok, true);
     assert.deepEqual(ok.value.result.output.dims, [1, 4, E]);
+    // A model's table rows and reserveMemory, forged: refused by name, nothing allocated.
+    const model = { vocabSize: 20, hiddenSize: E, numLayers: 1, attention: { numHeads: 2 }, feedForward: { dimFeedforward: 16 }, head: 'untied' };
+    assert.equal((await ask(10, 'create', [12, 'Model', model])).ok, true);
+    const rows = async (id, args) => (await ask(id, 'Model.setTableRows', [12, ...args])).error;
+    assert.match((await rows(11, ['yes', 0, f(8 * E)])).message, /head must be a boolean/);
+    assert.match((await rows(12, [false, -1, f(8 * E)])).message, /first must be a non-negative integer/);
+    assert.match((await rows(13, [false, 0, new Float64Array(8 * E)])).message, /rows must be a Float32Array/);
+    assert.match((await rows(14, [false, 8, f(8 * E)])).message, /rows 8\.\.15 are not the table's next piece \(the table is not begun/);
+    assert.match((await rows(15, [false, 0, f(8 * E + 3)])).message, /are not the table's next piece/);
+    assert.match((await rows(16, [false, 0, f(21 * E)])).message, /are not the table's next piece/);
+    assert.equal((await ask(17, 'Model.setTableRows', [12, true, 0, f(20 * E)])).ok, true);  // the whole head, in one piece
+    const reserve = async (id, n) => (await ask(id, 'reserveMemory', [n])).error;
+    assert.match((await reserve(18, 'lots')).message, /reserveMemory: bytes must be a number/);
+    assert.match((await reserve(19, 2 ** 40)).message, /more than a wasm32 heap can hold/);
+    assert.equal((await ask(20, 'reserveMemory', [1024])).ok, true);
+    const still = await ask(21, 'MultiHeadAttention.forward', [11, call(1, f(4 * E)), 0]);
+    assert.equal(still.ok, true);
   } finally {
     await w.terminate();
   }
