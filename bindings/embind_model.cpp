@@ -76,6 +76,7 @@ class Model {
     if (!valid_) return status(mha::Status::kInvalidArgument);
     return status(head ? impl_.begin_head_rows() : impl_.begin_token_rows());
   }
+  int tableRows(bool head) const { return impl_.table_rows(head); }
   int setTableRows(bool head, int first, int count, uint32_t rows) {
     if (!valid_) return status(mha::Status::kInvalidArgument);
     const float* p = ptr<const float>(rows);
@@ -139,6 +140,7 @@ EMSCRIPTEN_BINDINGS(mha_model) {
       .function("setHead", &Model::setHead)
       .function("beginTableRows", &Model::beginTableRows)
       .function("setTableRows", &Model::setTableRows)
+      .function("tableRows", &Model::tableRows)
       .function("forward", &modelForward, emscripten::allow_raw_pointers())
       .function("lastRequestBytes", &Model::lastRequestBytes)
       .function("memoryBytes", &Model::memoryBytes);

@@ -129,7 +129,8 @@ export function checkpointPlan(spec, weights) {
   }
   const fetched = new Map();  // key -> { data, scale } of a Blob's tensor, while its part is loaded
   // The token table and the head, when a Blob holds them: read a piece of rows at a time as they
-  // are copied in (part.table), never whole. get() gives null for them.
+  // are copied in (part.table), never whole. get() gives null for them. Every layout lists a
+  // setEmbeddings part's token table, and a setHead part's matrix, first.
   const streamed = new Set();
   for (const p of layout) {
     if (p.call !== 'setEmbeddings' && p.call !== 'setHead') continue;

@@ -22,8 +22,12 @@ const HEADS = ['none', 'tied', 'untied'];
  * grow the heap, which never shrinks, by hundreds of MB for a large vocabulary.
  */
 const TABLE_BLOCK_BYTES = 4 << 20;
-/** Rows of a table [vocab, hidden] copied in at a time: whole blocks of 8 (the core's kRowBlock), at least one. */
-export const tableBlockRows = (hidden) => Math.max(8, Math.floor(TABLE_BLOCK_BYTES / (4 * hidden) / 8) * 8);
+/** A piece of a table other than its last is a multiple of this many rows (the core's Model::kRowBlock). */
+const TABLE_ROW_BLOCK = 8;
+/** Rows of a table [vocab, hidden] that bytes of float32 hold: whole blocks of TABLE_ROW_BLOCK, at least one. */
+export const tableRowsIn = (hidden, bytes) => Math.max(TABLE_ROW_BLOCK, Math.floor(bytes / (4 * hidden) / TABLE_ROW_BLOCK) * TABLE_ROW_BLOCK);
+/** Rows of a table copied into the heap at a time. */
+export const tableBlockRows = (hidden) => tableRowsIn(hidden, TABLE_BLOCK_BYTES);
 const FORWARD_OPTIONS = ['tokenTypes', 'positionIds', 'keyPaddingMask', 'cache', 'lastOnly', 'needWeights', 'transfer', 'out'];
 
 const oneOf = (name, v, allowed, dflt) => {
@@ -195,7 +199,7 @@ export function defineModel({ backend, Native, live, caches }) {
         if (first + n > V) throw new RangeError(`${what}: rows ${first}..${first + n - 1} go past the vocabulary's ${V} rows`);
         if (first !== 0 && first !== next)
           throw new RangeError(`${what}: rows come in order: first must be 0 (to begin the table again)${next > 0 && next < V ? ` or ${next}, the next row` : ''}, got ${first}`);
-        if (first + n < V && n % 8 !== 0) throw new RangeError(`${what}: a piece other than the table's last must be a multiple of 8 rows, got ${n}`);
+        if (first + n < V && n % TABLE_ROW_BLOCK !== 0) throw new RangeError(`${what}: a piece other than the table's last must be a multiple of ${TABLE_ROW_BLOCK} rows, got ${n}`);
         const data = weightArray('rows', rows, [n, H], what);
         checkStorable(what, 'rows', data, c.weightType ?? 'f32');
         const transfer = transferOf(what, options);
@@ -361,14 +365,13 @@ function readIds(name, v) {
 /** What runs where the runtime is. ctx: { rt, get(id, kind), cacheFor } (ops.js). */
 export function modelOps({ rt, get, cacheFor }) {
   // Rows first.. of a table [vocab, hidden] (the token table, or the untied head; row 0 reserves it
-  // first, so that the copies come and go above it) in blocks of rows, each staged alone. m.rows
-  // counts the rows set (-1: not begun, or refused since).
+  // first, so that the copies come and go above it) in blocks of rows, each staged alone. The core
+  // counts the rows set (tableRows: -1 when not begun, or refused since).
   const setTableRows = (m, head, first, data, what) => {
-    const H = m.cfg.hiddenSize, V = m.cfg.vocabSize, block = tableBlockRows(H), key = head ? 'head' : 'tokens';
+    const H = m.cfg.hiddenSize, V = m.cfg.vocabSize, block = tableBlockRows(H), next = m.handle.tableRows(head);
     const n = data.length / H;
-    if (!Number.isInteger(n) || n < 1 || first + n > V || (first !== 0 && first !== m.rows[key]) || (first + n < V && n % 8 !== 0))
-      throw new RangeError(`${what}: rows ${first}..${first + n - 1} are not the table's next piece${m.rows[key] < 0 ? ' (the table is not begun, or a piece was refused: begin again from row 0)' : `, row ${m.rows[key]}`}`);
-    m.rows[key] = -1;
+    if (!Number.isInteger(n) || n < 1 || first + n > V || (first !== 0 && first !== next) || (first + n < V && n % TABLE_ROW_BLOCK !== 0))
+      throw new RangeError(`${what}: rows ${first}..${first + n - 1} are not the table's next piece${next < 0 ? ' (the table is not begun, or a piece was refused: begin again from row 0)' : `, row ${next}`}`);
     if (first === 0) rt.check(m.handle.beginTableRows(head), what, () => m.handle.lastRequestBytes());
     for (let r = 0; r < n; r += block) {
       const count = Math.min(block, n - r), st = rt.stage([data.subarray(r * H, (r + count) * H)], what);
@@ -378,7 +381,6 @@ export function modelOps({ rt, get, cacheFor }) {
         rt.free(st.ptr);
       }
     }
-    m.rows[key] = first + n;
   };
   const stageRecord = (what, parts, record, values, call) => {
     const names = Object.keys(parts);
@@ -406,7 +408,7 @@ export function modelOps({ rt, get, cacheFor }) {
         dim_feedforward: f.dimFeedforward, activation: ACTIVATION[f.activation.toUpperCase()], gated: f.gated, ffn_bias: f.bias,
         weight_type: WEIGHT_TYPE[cfg.weightType.toUpperCase()],
       };
-      return { handle: rt.withRecord('ModelConfig', record, (p) => new rt.mod.Model(p), 'new Model'), cfg, ready: false, rows: { tokens: -1, head: -1 } };
+      return { handle: rt.withRecord('ModelConfig', record, (p) => new rt.mod.Model(p), 'new Model'), cfg, ready: false };
     },
 
     'Model.setEmbeddings'(id, arrays) {

@@ -15,7 +15,7 @@ import { MAX_HEAP_BYTES } from './abi.js';
 import { modelSpec } from './hf-config.js';
 import { checkpointPlan, openedSource } from './hf-weights.js';
 import { cacheBytes } from './kvcache.js';
-import { modelWeightBytes, tableBlockRows } from './model.js';
+import { modelWeightBytes, tableBlockRows, tableRowsIn } from './model.js';
 import { readGenerateOptions, throwIfAborted, tokenChooser } from './generate.js';
 import { isBlob } from './safetensors.js';
 import { fmtBytes, tooLarge } from './runtime.js';
@@ -30,7 +30,7 @@ const FORWARD_OPTIONS = ['attentionMask', 'positionIds', 'tokenTypeIds', 'cache'
 const EMBED_OPTIONS = ['attentionMask', 'tokenTypeIds', 'pooling', 'normalize'];
 
 /** Rows of a token table or head read from a file at a time: about 16 MiB of float32, whole blocks of 8. */
-const tableReadRows = (hidden) => Math.max(8, Math.floor((16 << 20) / (4 * hidden) / 8) * 8);
+const tableReadRows = (hidden) => tableRowsIn(hidden, 16 << 20);
 /** An object's entries but the null ones. */
 const withoutNulls = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null));
 

@@ -311,21 +311,21 @@ export async function openSafetensors(blob) {
     const n = headerLength(new DataView(await readRange(blob, 0, Math.min(8, size), 'the header length')), size);
     const dataStart = 8 + n;
     const { entries, metadata } = entriesOf(headerObject(new Uint8Array(await readRange(blob, 8, dataStart, 'the header'))), size - dataStart);
+    // Bytes [begin, end) of tensor e's data, read and converted as its whole would be.
+    const readPart = async (e, begin, end, what) => {
+      const buf = await readRange(blob, dataStart + begin, dataStart + end, what);
+      if (storedAsRead(e)) return new e.dt.Array(buf);  // the read's own buffer: no copy
+      return toArray(new Uint8Array(buf), new DataView(buf), -begin, { ...e, begin, end });
+    };
     const tensors = entries.map((e) => ({
       name: e.name, dims: e.shape, kind: e.dt.Array.name,
-      async load() {
-        const buf = await readRange(blob, dataStart + e.begin, dataStart + e.end, `tensor ${quote(e.name)}`);
-        if (storedAsRead(e)) return new e.dt.Array(buf);  // the read's own buffer: no copy
-        return toArray(new Uint8Array(buf), new DataView(buf), -e.begin, e);
-      },
+      load: () => readPart(e, e.begin, e.end, `tensor ${quote(e.name)}`),
       async loadRows(first, count) {
         const rowBytes = e.shape.length < 2 ? 0 : (e.end - e.begin) / e.shape[0];
         if (!(rowBytes > 0 && Number.isSafeInteger(first) && Number.isSafeInteger(count) && first >= 0 && count > 0 && first + count <= e.shape[0]))
           throw new RangeError(`readSafetensors: tensor ${quote(e.name)} ${fmtShape(e.shape)} has no rows ${first}..${first + count - 1}`);
-        const begin = e.begin + first * rowBytes, end = begin + count * rowBytes;
-        const buf = await readRange(blob, dataStart + begin, dataStart + end, `rows ${first}..${first + count - 1} of tensor ${quote(e.name)}`);
-        if (storedAsRead(e)) return new e.dt.Array(buf);
-        return toArray(new Uint8Array(buf), new DataView(buf), -begin, { ...e, begin, end });
+        const begin = e.begin + first * rowBytes;
+        return readPart(e, begin, begin + count * rowBytes, `rows ${first}..${first + count - 1} of tensor ${quote(e.name)}`);
       },
     }));
     return { metadata: { ...metadata }, tensors };

@@ -464,38 +464,29 @@ inline V gelu(V x) {
   const V half_e = (V(0.5f) * p) * (t * exp_nonpositive(-(z * z)));
   return x * xsimd::select(x >= V(0.0f), V(1.0f) - half_e, half_e);
 }
-}  // namespace
 
-void gelu_row(float* x, int n) {
+// x[i] = f(x[i]) over a row, kW at a time, the tail through one padded vector so
+// that every element goes through the same function.
+template <class F>
+inline void map_row(float* x, int n, F f) {
   int i = 0;
-  for (; i + kW <= n; i += kW) gelu(V::load_unaligned(x + i)).store_unaligned(x + i);
-  if (i < n) {  // the tail through one padded vector, so every element goes through the same function
-    alignas(64) float tmp[kW] = {};
-    for (int j = 0; i + j < n; ++j) tmp[j] = x[i + j];
-    gelu(V::load_aligned(tmp)).store_aligned(tmp);
-    for (int j = 0; i + j < n; ++j) x[i + j] = tmp[j];
-  }
-}
-
-namespace {
-// x = x * sigmoid(scale(x)) over a row, the tail through one padded vector so that
-// every element goes through the same function.
-template <class Arg>
-inline void times_sigmoid_row(float* x, int n, Arg arg) {
-  int i = 0;
-  for (; i + kW <= n; i += kW) {
-    const V v = V::load_unaligned(x + i);
-    (v * sigmoid(arg(v))).store_unaligned(x + i);
-  }
+  for (; i + kW <= n; i += kW) f(V::load_unaligned(x + i)).store_unaligned(x + i);
   if (i < n) {
     alignas(64) float tmp[kW] = {};
     for (int j = 0; i + j < n; ++j) tmp[j] = x[i + j];
-    const V v = V::load_aligned(tmp);
-    (v * sigmoid(arg(v))).store_aligned(tmp);
+    f(V::load_aligned(tmp)).store_aligned(tmp);
     for (int j = 0; i + j < n; ++j) x[i + j] = tmp[j];
   }
 }
+
+// x = x * sigmoid(arg(x)) over a row.
+template <class Arg>
+inline void times_sigmoid_row(float* x, int n, Arg arg) {
+  map_row(x, n, [&](V v) { return v * sigmoid(arg(v)); });
+}
 }  // namespace
+
+void gelu_row(float* x, int n) { map_row(x, n, gelu); }
 
 void silu_row(float* x, int n) {
   times_sigmoid_row(x, n, [](V v) { return v; });

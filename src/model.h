@@ -138,6 +138,9 @@ class Model {
   Status set_token_rows(int first, int count, const float* rows) { return set_table_rows(false, first, count, rows); }
   Status begin_head_rows();
   Status set_head_rows(int first, int count, const float* rows);
+  // Rows set so far of the token table (head false) or the head: -1 when not begun or
+  // refused since, vocab when complete.
+  int table_rows(bool head) const { return head ? head_rows_ : token_rows_; }
   bool ready() const;
 
   // kInvalidArgument when an id, type or position is out of range or the cache
