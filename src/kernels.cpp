@@ -311,26 +311,29 @@ void scale_row(float* x, int n, float s) {
 }
 
 void dot_rows(int rows, int n, int D, const float* q, size_t ldq, const float* k, size_t ldk, float* S, size_t lds) {
+  // kW keys at a time, one accumulator each, then one horizontal add of all kW. The
+  // kW keys are m apart (j, j + m, ...): kW memory streams, which the hardware
+  // prefetchers run ahead of concurrently; consecutive keys would be one short
+  // stream, read at memory latency. Each key's sum is the same either way.
+  const int m = n / kW;
   for (int r = 0; r < rows; ++r) {
     const float* qr = q + r * ldq;
     float* s = S + r * lds;
-    int j = 0;
-    // kW keys at a time: one accumulator each, then one horizontal add of all kW.
-    for (; j + kW <= n; j += kW) {
+    for (int j = 0; j < m; ++j) {
       V acc[kW];
       for (int t = 0; t < kW; ++t) acc[t] = V(0.0f);
       int c = 0;
       for (; c + kW <= D; c += kW) {
         const V x = V::load_unaligned(qr + c);
-        for (int t = 0; t < kW; ++t) acc[t] = madd(x, V::load_unaligned(k + (j + t) * ldk + c), acc[t]);
+        for (int t = 0; t < kW; ++t) acc[t] = madd(x, V::load_unaligned(k + (j + t * m) * ldk + c), acc[t]);
       }
       alignas(64) float sums[kW];
       xsimd::haddp(acc).store_aligned(sums);
       for (; c < D; ++c)
-        for (int t = 0; t < kW; ++t) sums[t] += qr[c] * k[(j + t) * ldk + c];
-      std::copy(sums, sums + kW, s + j);
+        for (int t = 0; t < kW; ++t) sums[t] += qr[c] * k[(j + t * m) * ldk + c];
+      for (int t = 0; t < kW; ++t) s[j + t * m] = sums[t];
     }
-    for (; j < n; ++j) {
+    for (int j = kW * m; j < n; ++j) {
       const float* kj = k + j * ldk;
       V acc(0.0f);
       int c = 0;
@@ -342,29 +345,33 @@ void dot_rows(int rows, int n, int D, const float* q, size_t ldq, const float* k
   }
 }
 
+namespace {
+// O[c, c + U * kW) += sum_j p[j] * v[j * ldv + c ...]: U vectors of output kept in
+// registers while every key adds its row.
+template <int U>
+inline void accumulate_chunk(int n, const float* p, const float* v, size_t ldv, float* o) {
+  V acc[U];
+  for (int u = 0; u < U; ++u) acc[u] = V::load_unaligned(o + u * kW);
+  for (int j = 0; j < n; ++j) {
+    const V pj(p[j]);
+    const float* vj = v + j * ldv;
+    for (int u = 0; u < U; ++u) acc[u] = madd(pj, V::load_unaligned(vj + u * kW), acc[u]);
+  }
+  for (int u = 0; u < U; ++u) acc[u].store_unaligned(o + u * kW);
+}
+}  // namespace
+
 void accumulate_rows(int rows, int n, int Dv, const float* P, size_t ldp, const float* v, size_t ldv, float* O,
                      size_t ldo) {
-  // Output columns in chunks of 4 vectors kept in registers while every key adds its row.
-  constexpr int kChunk = 4 * kW;
+  // Output columns in chunks of 8 vectors (a head of 64 in two passes over V), then
+  // 4, then 1. Each column's sum runs over the keys in order, whatever its chunk.
   for (int r = 0; r < rows; ++r) {
     const float* p = P + r * ldp;
     float* o = O + r * ldo;
     int c = 0;
-    for (; c + kChunk <= Dv; c += kChunk) {
-      V acc[4];
-      for (int u = 0; u < 4; ++u) acc[u] = V::load_unaligned(o + c + u * kW);
-      for (int j = 0; j < n; ++j) {
-        const V pj(p[j]);
-        const float* vj = v + j * ldv + c;
-        for (int u = 0; u < 4; ++u) acc[u] = madd(pj, V::load_unaligned(vj + u * kW), acc[u]);
-      }
-      for (int u = 0; u < 4; ++u) acc[u].store_unaligned(o + c + u * kW);
-    }
-    for (; c + kW <= Dv; c += kW) {
-      V acc = V::load_unaligned(o + c);
-      for (int j = 0; j < n; ++j) acc = madd(V(p[j]), V::load_unaligned(v + j * ldv + c), acc);
-      acc.store_unaligned(o + c);
-    }
+    for (; c + 8 * kW <= Dv; c += 8 * kW) accumulate_chunk<8>(n, p, v + c, ldv, o + c);
+    for (; c + 4 * kW <= Dv; c += 4 * kW) accumulate_chunk<4>(n, p, v + c, ldv, o + c);
+    for (; c + kW <= Dv; c += kW) accumulate_chunk<1>(n, p, v + c, ldv, o + c);
     for (; c < Dv; ++c) {
       float acc = o[c];
       for (int j = 0; j < n; ++j) acc += p[j] * v[j * ldv + c];

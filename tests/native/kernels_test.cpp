@@ -183,7 +183,7 @@ TEST(RowOps, ScaleAddAxpby) {
 // read or written), and the literal 0 * NaN of PyTorch's math path.
 TEST(AttentionRows, DotRowsAndAccumulateRowsAgainstFloat64) {
   std::mt19937 rng(11);
-  const int widths[] = {1, 3, 4, 5, 15, 16, 17, 33, 64, 129};
+  const int widths[] = {1, 3, 4, 5, 15, 16, 17, 31, 32, 33, 48, 64, 129};
   for (int rows = 1; rows <= kernels::kMR; ++rows)
     for (int n : kSizes)
       for (int D : widths) {
