@@ -23,6 +23,7 @@ const tokenText = (v) => (typeof v === 'string' ? v : v && typeof v === 'object'
 /**
  * { tokenizerJson, tokenizerConfig? } (parsed objects or JSON text) -> a Tokenizer:
  * encode(text, { addSpecialTokens = true }) -> number[], decode(ids, { skipSpecialTokens = false }),
+ * decodeStream(promptIds, { skipSpecialTokens = false }) -> a TextStream (a generation's text, token by token),
  * applyChatTemplate(messages, { addGenerationPrompt = false, tokenize = false, ...variables }),
  * tokenToId(token), idToToken(id), the special tokens (bosToken, eosToken, ...), chatTemplate.
  */
@@ -110,6 +111,75 @@ function finalText(message) {
   throw new TypeError('Tokenizer.applyChatTemplate: continueFinalMessage: the last message has no text to continue');
 }
 
+// The prompt tokens a TextStream decodes before the new ones (only whether the list starts
+// before them matters to the decoders; a few give a byte-level character's first bytes too).
+const STREAM_CONTEXT = 8;
+// Tokens a TextStream holds back while the text ends in U+FFFD: a UTF-8 character has at most
+// 4 bytes, so 3 more tokens complete it if it is ever completed.
+const STREAM_HOLD = 3;
+
+/**
+ * A generation's text, one token at a time (Tokenizer.decodeStream). The tokens are decoded
+ * whole after the prompt's last ones, and the text after the prompt's is the generation's; where
+ * the prompt's text is not a prefix of it, the tokens' own decoding is. While that text ends in
+ * U+FFFD (a character whose bytes have not all come) push holds it back, for at most 3 tokens.
+ * shown is what push and end have returned, text the whole text now.
+ */
+class TextStream {
+  #decode;
+  #context;
+  #base;
+  #held = 0;
+  #tokens = [];
+  constructor(decode, context) {
+    this.#decode = decode;
+    this.#context = context;
+    this.#base = context.length ? decode(context) : '';
+    this.shown = '';
+    Object.seal(this);
+  }
+
+  /** The token ids pushed so far. */
+  get tokens() { return this.#tokens.slice(); }
+
+  /** The whole text of the tokens pushed so far (nothing held back). */
+  get text() {
+    if (!this.#context.length) return this.#decode(this.#tokens);
+    const all = this.#decode([...this.#context, ...this.#tokens]);
+    return all.startsWith(this.#base) ? all.slice(this.#base.length) : this.#decode(this.#tokens);
+  }
+
+  #advance(text) {
+    // A decoder that rewrote what was shown (none of the field's known ones does) leaves
+    // shown as it was: the text property has the truth.
+    if (!text.startsWith(this.shown)) return '';
+    const add = text.slice(this.shown.length);
+    this.shown = text;
+    return add;
+  }
+
+  /** Adds a token id; returns the text to append to what was shown ('' while a character is incomplete). */
+  push(id) {
+    if (typeof id !== 'number' && typeof id !== 'bigint') throw new TypeError(`TextStream.push: id must be a token id (a number), got ${describe(id)}`);
+    const n = Number(id);
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`TextStream.push: ${describe(id)} is not a token id`);
+    this.#tokens.push(n);
+    const text = this.text;
+    if (text.endsWith('\uFFFD') && this.#held < STREAM_HOLD) {
+      this.#held++;
+      return '';
+    }
+    this.#held = 0;
+    return this.#advance(text);
+  }
+
+  /** The text held back, once no token follows. */
+  end() {
+    this.#held = 0;
+    return this.#advance(this.text);
+  }
+}
+
 class Tokenizer {
   #tok;
   #templates;
@@ -149,6 +219,24 @@ class Tokenizer {
     const list = Array.from(ids, Number);
     for (const id of list) if (!Number.isSafeInteger(id) || id < 0) throw new RangeError(`Tokenizer.decode: ${describe(id)} is not a token id`);
     return this.#tok.decode(list, { skip_special_tokens: !!o.skipSpecialTokens });
+  }
+
+  /**
+   * The text of a generation as its tokens come: push(id) returns what to append, end() the
+   * rest (see TextStream). promptIds: the tokens before the first pushed one (a SentencePiece
+   * tokenizer drops the space a list's first word starts with, so the new tokens are decoded
+   * after the prompt's last ones).
+   */
+  decodeStream(promptIds, options) {
+    const what = 'Tokenizer.decodeStream';
+    if (promptIds !== undefined && promptIds !== null && !Array.isArray(promptIds) && !ArrayBuffer.isView(promptIds))
+      throw new TypeError(`${what}: promptIds must be an array of token ids, got ${describe(promptIds)}`);
+    const o = plainObject(`${what} options`, options ?? {}, ['skipSpecialTokens']);
+    if (o.skipSpecialTokens !== undefined && typeof o.skipSpecialTokens !== 'boolean') throw new TypeError(`${what}: options.skipSpecialTokens must be a boolean`);
+    const context = Array.from(promptIds ?? [], Number).slice(-STREAM_CONTEXT);
+    for (const id of context) if (!Number.isSafeInteger(id) || id < 0) throw new RangeError(`${what}: promptIds holds ${describe(id)}, not a token id`);
+    const skip = !!o.skipSpecialTokens;
+    return new TextStream((ids) => this.#tok.decode(ids, { skip_special_tokens: skip }), context);
   }
 
   tokenToId(token) { return this.#tok.token_to_id(token); }

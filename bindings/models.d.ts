@@ -117,6 +117,8 @@ export interface HfModelOf<M extends Mode> {
   /** Sentence embeddings [B, hidden] (encoders). */
   embed(ids: TokenIds, options?: EmbedOptions): Returns<M, { data: Float32Array; dims: number[] }>;
   /** Next tokens, one step at a time: a number per step for one prompt, an array of B for a batch. */
+  generate(ids: IdRow | { data: IdRow; dims: [number] }, options?: GenerateOptions): AsyncGenerator<number, void, undefined>;
+  generate(ids: IdRow[] | { data: IdRow; dims: [number, number] }, options?: GenerateOptions): AsyncGenerator<number[], void, undefined>;
   generate(ids: TokenIds, options?: GenerateOptions): AsyncGenerator<number | number[], void, undefined>;
   dispose(): void;
 }
@@ -146,6 +148,20 @@ export interface ChatTemplateOptions {
   [variable: string]: unknown;
 }
 
+/** A generation's text, token by token (Tokenizer.decodeStream). */
+export interface TextStream {
+  /** Adds a token id; returns the text to append ('' while a character's bytes have not all come; held for at most 3 tokens). */
+  push(id: number | bigint): string;
+  /** The text held back, once no token follows. */
+  end(): string;
+  /** What push and end have returned, joined. */
+  readonly shown: string;
+  /** The whole text of the tokens pushed so far. */
+  readonly text: string;
+  /** The token ids pushed so far. */
+  readonly tokens: number[];
+}
+
 export interface Tokenizer {
   /** tokenizer_config.json's chat template (of a list of named ones, the one named default), or null. */
   readonly chatTemplate: string | null;
@@ -160,6 +176,11 @@ export interface Tokenizer {
   readonly maskToken: string | null;
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
   decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string;
+  /**
+   * The text of a generation as its tokens come: `push(id)` returns what to append, `end()` the rest.
+   * promptIds: the tokens before the first pushed one (SentencePiece tokenizers drop a list's first space).
+   */
+  decodeStream(promptIds?: ArrayLike<number> | null, options?: { skipSpecialTokens?: boolean }): TextStream;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
   /**

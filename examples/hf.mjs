@@ -66,21 +66,20 @@ if (model.isEncoder) {
     ? tokenizer.applyChatTemplate([{ role: 'user', content: texts.join(' ') }], { addGenerationPrompt: true, tokenize: true })
     : tokenizer.encode(texts.join(' '));
   if (!o.chat) process.stdout.write(texts.join(' '));
-  // The text is decoded whole at each step and only what is new is printed: a token may end
-  // in the middle of a character that the next one completes.
-  const made = [];
-  let shown = '', first = 0;
+  // decodeStream: each token's text after the prompt's (a SentencePiece tokenizer would drop
+  // the first word's space from the new tokens alone), a character split over tokens held
+  // back until it is whole.
+  const stream = tokenizer.decodeStream(ids, { skipSpecialTokens: true });
+  let first = 0;
   const start = performance.now();
   for await (const t of model.generate(ids, {
     maxNewTokens: Number(o['max-new-tokens']), temperature: number('temperature'), topK: number('top-k'), topP: number('top-p'), seed: number('seed'),
   })) {
-    if (!made.length) first = performance.now();
-    made.push(t);
-    const text = tokenizer.decode(made, { skipSpecialTokens: true });
-    if (text.startsWith(shown) && !text.endsWith('\uFFFD')) process.stdout.write(text.slice(shown.length)), shown = text;
+    if (!first) first = performance.now();
+    process.stdout.write(stream.push(t));
   }
-  const text = tokenizer.decode(made, { skipSpecialTokens: true });
-  process.stdout.write(`${text.startsWith(shown) ? text.slice(shown.length) : ''}\n`);
+  process.stdout.write(`${stream.end()}\n`);
+  const made = stream.tokens;
   const end = performance.now();
   console.error(`${ids.length} prompt tokens in ${(first - start).toFixed(0)} ms, ${made.length} new tokens` +
     (made.length > 1 ? `, ${((made.length - 1) / ((end - first) / 1000)).toFixed(1)} tokens/s after the first` : ''));

@@ -120,6 +120,58 @@ test('applyChatTemplate sets what transformers sets: special tokens (only those 
   assert.throws(() => strict.applyChatTemplate(msgs), { name: 'Error', message: 'Tokenizer.applyChatTemplate: the chat template stopped: roles must alternate' });
 });
 
+test('decodeStream gives a generation\'s text token by token: the prompt\'s last tokens before it, characters whole', async () => {
+  const sentence = 'Hello world, the café is open 😀 today.';
+  for (const arch of ['bert', 'gpt2', 'llama', 'qwen2', 'mistral']) {
+    const m = tinyModel(arch);
+    const tok = await loadTokenizer({ tokenizerJson: m.tokenizerJson, tokenizerConfig: m.tokenizerConfig });
+    const ids = tok.encode(sentence, { addSpecialTokens: false });
+    for (const cut of [1, 3]) {
+      const prompt = ids.slice(0, cut), rest = ids.slice(cut);
+      // What the new tokens add to the text: the whole decode after the prompt's.
+      const full = tok.decode(ids), base = tok.decode(prompt);
+      assert.ok(full.startsWith(base), `${arch}: ${JSON.stringify(full)} after ${JSON.stringify(base)}`);
+      const want = full.slice(base.length);
+      const stream = tok.decodeStream(prompt);
+      const parts = rest.map((id) => stream.push(id));
+      assert.ok(parts.every((p) => !p.includes('\uFFFD')), `${arch}: a part with half a character: ${JSON.stringify(parts)}`);
+      assert.equal(parts.join('') + stream.end(), want, arch);
+      assert.equal(stream.shown, want);
+      assert.equal(stream.text, want);
+      assert.deepEqual(stream.tokens, rest);
+      if (arch === 'mistral' && cut === 1) {
+        // SentencePiece drops the space a list's first word starts with: decoding the new tokens alone loses it
+        assert.ok(want.startsWith(' ') && !tok.decode(rest).startsWith(' '), JSON.stringify(want));
+      }
+      if (arch !== 'bert') assert.ok(parts.includes(''), `${arch}: the emoji's first bytes were held back`);
+    }
+    // Without a prompt: the tokens' own text.
+    const alone = tok.decodeStream();
+    assert.equal(ids.map((id) => alone.push(id)).join('') + alone.end(), tok.decode(ids));
+  }
+});
+
+test('decodeStream holds an incomplete character for at most 3 tokens, skips special tokens when asked, and names bad input', async () => {
+  const m = tinyModel('llama');
+  const tok = await loadTokenizer({ tokenizerJson: m.tokenizerJson, tokenizerConfig: m.tokenizerConfig });
+  const lead = tok.encode('😀', { addSpecialTokens: false })[0];  // the byte F0, which four of never complete
+  const s = tok.decodeStream(tok.encode('a', { addSpecialTokens: false }));
+  assert.deepEqual([s.push(lead), s.push(lead), s.push(lead)], ['', '', '']);
+  assert.equal(s.push(lead), '\uFFFD'.repeat(4));
+  const eos = tok.tokenToId(tok.eosToken), word = tok.encode(' cat', { addSpecialTokens: false });
+  const skipping = tok.decodeStream([], { skipSpecialTokens: true }), keeping = tok.decodeStream(null);
+  assert.equal([...word, eos].map((id) => skipping.push(id)).join(''), ' cat');
+  assert.equal([...word, eos].map((id) => keeping.push(id)).join(''), ` cat${tok.eosToken}`);
+  assert.equal(keeping.push(BigInt(word[0])), tok.decode([word[0]]));
+  assert.throws(() => tok.decodeStream('hello'), (e) => e instanceof TypeError && /^Tokenizer\.decodeStream: promptIds must be an array of token ids/.test(e.message));
+  assert.throws(() => tok.decodeStream([1, 2.5]), (e) => e instanceof RangeError && /promptIds holds 2\.5, not a token id/.test(e.message));
+  assert.throws(() => tok.decodeStream([], { skip: true }), (e) => e instanceof TypeError && /unknown option "skip"/.test(e.message));
+  assert.throws(() => tok.decodeStream([], { skipSpecialTokens: 1 }), (e) => e instanceof TypeError && /options\.skipSpecialTokens must be a boolean/.test(e.message));
+  assert.throws(() => s.push('5'), (e) => e instanceof TypeError && /^TextStream\.push: id must be a token id/.test(e.message));
+  assert.throws(() => s.push(-1), (e) => e instanceof RangeError && /^TextStream\.push: -1 is not a token id/.test(e.message));
+  assert.equal(s.tokens.length, 4, 'a refused id is not kept');
+});
+
 test('bad inputs are named', async () => {
   const m = tinyModel('gpt2');
   await assert.rejects(loadTokenizer({}), /tokenizerJson/);

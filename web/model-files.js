@@ -76,49 +76,6 @@ export function poolingMode(pooling) {
   return null;
 }
 
-/**
- * The text of a generation as it grows: decode(prompt + tokens) after decode(prompt)
- * (so a SentencePiece word keeps the space it starts with), or decode(tokens) where the
- * prompt's text is not a prefix. While the text ends in U+FFFD (a character whose bytes
- * have not all come yet) the previous text is shown, for at most 3 tokens (a UTF-8
- * character has at most 4 bytes); end() gives the final text.
- */
-export class GeneratedText {
-  #decode;
-  #prompt;
-  #base;
-  #held = 0;
-  constructor(decode, promptIds) {
-    this.#decode = decode;
-    this.#prompt = Array.from(promptIds);
-    this.#base = decode(this.#prompt);
-    this.tokens = [];
-    this.shown = '';
-  }
-
-  #text() {
-    const all = this.#decode([...this.#prompt, ...this.tokens]);
-    return all.startsWith(this.#base) ? all.slice(this.#base.length) : this.#decode(this.tokens);
-  }
-
-  /** Adds a token; returns the text to show. */
-  push(token) {
-    this.tokens.push(token);
-    const t = this.#text();
-    if (t.endsWith('\uFFFD') && this.#held < 3) {
-      this.#held++;
-      return this.shown;
-    }
-    this.#held = 0;
-    return (this.shown = t);
-  }
-
-  /** The whole generated text. */
-  end() {
-    return (this.shown = this.#text());
-  }
-}
-
 /** Cosine similarities [B, B] of B vectors of E values (rows of data). */
 export function cosineMatrix(data, B, E) {
   const norm = Array.from({ length: B }, (_, i) => {

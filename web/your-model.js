@@ -7,7 +7,7 @@ import { init } from 'mha-wasm/worker';
 import { loadModel, loadTokenizer } from 'mha-wasm/models';
 import { color, heatmap } from './heatmap.js';
 import {
-  GeneratedText, MAX_ATTENTION_TOKENS, MAX_DRAWN_TOKENS, cosineMatrix, formatBytes, pathOf, pickModelFiles, poolingMode, shardFiles, tokenLabel,
+  MAX_ATTENTION_TOKENS, MAX_DRAWN_TOKENS, cosineMatrix, formatBytes, pathOf, pickModelFiles, poolingMode, shardFiles, tokenLabel,
 } from './model-files.js';
 
 const $ = (id) => document.getElementById(id);
@@ -201,7 +201,7 @@ async function generate() {
   const job = ++state.job;
   const ids = promptIds(), options = generateOptions();
   const decode = (t) => tokenizer.decode(t, { skipSpecialTokens: true });
-  const text = new GeneratedText(decode, ids);
+  const text = tokenizer.decodeStream(ids, { skipSpecialTokens: true });  // the new tokens' text after the prompt's
   const out = $('hf-output'), gen = out.querySelector('.gen');
   out.querySelector('.prompt').textContent = decode(ids);
   gen.textContent = '';
@@ -222,7 +222,8 @@ async function generate() {
       tLast = performance.now();
       if (tokens.length === 0) tFirst = tLast;
       tokens.push(t);
-      gen.textContent = text.push(t);
+      text.push(t);
+      gen.textContent = text.shown;
       out.dataset.tokens = String(tokens.length);
       const r = rate();
       speed.textContent = `${tokens.length} token${tokens.length > 1 ? 's' : ''}${r ? `: ${fmt(r)} tokens/s` : ''}`;
@@ -239,7 +240,8 @@ async function generate() {
     $('hf-run').disabled = false;
     $('hf-stop').disabled = true;
   }
-  gen.textContent = text.end();
+  text.end();
+  gen.textContent = text.text;
   const r = rate(), last = tokens.at(-1);
   const end = stopped ? ' Stopped.' : model.eosTokenIds.includes(last) ? ` Ended at ${tokenizer.idToToken(last) ?? last}, an end-of-text token.` : '';
   speed.textContent = `${tokens.length} new token${tokens.length === 1 ? '' : 's'}: the prompt's ${ids.length} tokens were read and the first token chosen in ` +

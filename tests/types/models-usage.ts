@@ -21,8 +21,19 @@ async function main(bytes: Uint8Array, config: Record<string, unknown>, tokenize
   console.log(done);
   console.log(emb.data[0]);
   for await (const t of model.generate(ids, { maxNewTokens: 8, temperature: 0.7, topK: 40, topP: 0.95, seed: 1, onToken: (tok) => console.log(tok), signal: new AbortController().signal })) {
-    console.log(tokenizer.decode(typeof t === 'number' ? [t] : t));
+    const one: number = t;  // one prompt: a number per step
+    console.log(tokenizer.decode([one]));
   }
+  const stream = tokenizer.decodeStream(ids, { skipSpecialTokens: true });
+  for await (const row of model.generate([ids, ids.slice(1)])) {
+    const b: number[] = row;  // a batch: B ids per step
+    const piece: string = stream.push(b[0]);
+    console.log(piece, stream.shown.length, stream.tokens.length);
+  }
+  const rest: string = stream.end(), whole: string = stream.text;
+  console.log(rest, whole);
+  // @ts-expect-error a TextStream takes token ids
+  stream.push('5');
   const text: string = tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true });
   const chatIds: number[] = tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }], { tokenize: true });
   console.log(text, chatIds);
