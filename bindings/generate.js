@@ -5,7 +5,7 @@
 // greedy (do_sample=False) takes the argmax (the first index among equals).
 import { describe, plainObject } from './validate.js';
 
-export const GENERATE_OPTIONS = ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'repetitionPenalty', 'stopTokens', 'onToken', 'attentionMask', 'signal'];
+export const GENERATE_OPTIONS = ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'repetitionPenalty', 'stopTokens', 'onToken', 'attentionMask', 'signal', 'cache'];
 
 const bad = (Err, what, v) => { throw new Err(`generate: options.${what}, got ${describe(v)}`); };
 
@@ -42,7 +42,7 @@ export function readGenerateOptions(options, vocab) {
     bad(TypeError, 'signal must be an AbortSignal', signal);
   // Sampling when a sampling option says so; temperature 0 is greedy.
   const sample = temperature !== 0 && (temperature !== undefined || topK !== undefined || topP !== undefined);
-  return { maxNewTokens, temperature: temperature ?? 1, topK, topP, seed, repetitionPenalty, stopTokens, onToken: o.onToken, attentionMask: o.attentionMask, signal, sample };
+  return { maxNewTokens, temperature: temperature ?? 1, topK, topP, seed, repetitionPenalty, stopTokens, onToken: o.onToken, attentionMask: o.attentionMask, signal, sample, cache: o.cache ?? null };
 }
 
 /** Throws signal's reason once it is aborted (AbortSignal.throwIfAborted, which older engines lack). */

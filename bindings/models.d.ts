@@ -92,6 +92,13 @@ export interface GenerateOptions {
    * the generation's cache. A step already under way (the prompt's, in a worker) finishes first.
    */
   signal?: AbortSignal | null;
+  /**
+   * A cache of this model (createCache, batch B) whose positions the prompt continues: a conversation's earlier turns are
+   * not computed again. It is kept, holding the prompt and the new tokens but the last yielded (cache.length says how
+   * many positions); without it the generation makes its own and frees it. The repetition penalty then counts ids and
+   * the new tokens, not what the cache held.
+   */
+  cache?: { readonly length: number; readonly maxLength: number; readonly batch: number } | null;
 }
 
 export interface HfModelOf<M extends Mode> {

@@ -430,6 +430,10 @@ class HfModel {
    * B for a batch (a finished row gives the pad id, as HF's output does). A row stops after
    * a stop token; generation after every row has, or after maxNewTokens. signal: an
    * AbortSignal; once it is aborted, the iterator throws its reason instead of the next token.
+   * cache: a cache of this model (createCache, batch B) whose positions the prompt continues
+   * (a conversation's earlier turns); it is kept, holding the prompt and the new tokens but
+   * the last yielded (cache.length says how many positions), instead of a cache made and
+   * freed here. The repetition penalty then counts ids and the new tokens, not the cache's.
    */
   generate(ids, options) {
     this.#live('generate');
@@ -437,16 +441,18 @@ class HfModel {
     if (s.encoder) throw new TypeError(`generate: ${this.architecture} has no language-model head`);
     const opts = readGenerateOptions(options, s.options.vocabSize);
     const t = readBatch('ids', ids, { hi: s.options.vocabSize, pad: padFill(s.padId, s.options.vocabSize), side: 'left' });
-    // The cache holds the prompt and every new token but the last (which is never fed back).
-    const positions = t.L + opts.maxNewTokens - 1;
-    if (s.maxPositions !== null && positions > s.maxPositions)
-      throw new RangeError(`generate: ${t.L} prompt tokens and maxNewTokens ${opts.maxNewTokens} do not fit the model's ${s.maxPositions} positions`);
-    // What Model.createCache will ask for: one cache per block, numKvHeads x headDim wide, sliding
+    // What Model.createCache asks for: one cache per block, numKvHeads x headDim wide, sliding
     // when every block has the window (modelConfig in model.js).
     const a = s.options.attention, headDim = a.headDim ?? s.options.hiddenSize / a.numHeads;
     const window = (s.options.windowFrom ?? 0) === 0 ? a.slidingWindow ?? 0 : 0;
+    // The positions the cache holds already (a caller's cache; in a worker, after the forwards queued on it).
+    const past = opts.cache ? this.#cacheRoom(opts.cache, t, opts.maxNewTokens, window) : 0;
+    // The cache holds the prompt and every new token but the last (which is never fed back).
+    const positions = t.L + opts.maxNewTokens - 1;
+    if (s.maxPositions !== null && past + positions > s.maxPositions)
+      throw new RangeError(`generate: ${past ? `the cache's ${past} positions, ` : ''}${t.L} prompt tokens and maxNewTokens ${opts.maxNewTokens} do not fit the model's ${s.maxPositions} positions`);
     const kvBytes = cacheBytes(positions, t.B, s.options.numLayers * (a.numKvHeads ?? a.numHeads) * headDim, window);
-    if (!(positions < 2 ** 31 && kvBytes < MAX_HEAP_BYTES))
+    if (!opts.cache && !(positions < 2 ** 31 && kvBytes < MAX_HEAP_BYTES))
       throw tooLarge(`generate: ${t.L} prompt tokens and options.maxNewTokens ${opts.maxNewTokens} (${t.B} sequence${t.B > 1 ? 's' : ''})`, kvBytes, 'memory for the KV caches');
     let mask = t.mask;
     if (opts.attentionMask !== undefined && opts.attentionMask !== null) {
@@ -456,6 +462,24 @@ class HfModel {
       mask = Uint8Array.from(m.data);
     }
     return this.#generate(t, mask, opts, t.single);
+  }
+
+  /** generate's options.cache checked for the prompt t and maxNew tokens: the positions it holds. */
+  #cacheRoom(cache, t, maxNew, window) {
+    const what = 'generate: options.cache';
+    if (cache === null || typeof cache !== 'object' || typeof cache.maxLength !== 'number' || typeof cache.batch !== 'number')
+      throw new TypeError(`${what} must be a cache from this model's createCache(), got ${describe(cache)}`);
+    if (cache.disposed === true) throw new Error(`${what} has been disposed`);
+    if (cache.batch !== t.B) throw new RangeError(`${what} was created for batch ${cache.batch}, but the prompt has ${t.B} sequence${t.B > 1 ? 's' : ''}`);
+    const queued = this.#async ? QUEUED.get(cache) : undefined;
+    const past = queued ? queued.N : cache.length, steps = t.L + maxNew - 1;
+    // A sliding cache keeps the window's positions: a call's new ones and those they see must fit
+    // at once (the prompt's, then each step's one).
+    const atOnce = Math.max(t.L + Math.min(window - 1, past), maxNew > 1 ? 1 + Math.min(window - 1, past + steps - 1) : 0);
+    if (window ? atOnce > cache.maxLength : past + steps > cache.maxLength)
+      throw new RangeError(`${what} holds ${past} of its maxLength ${cache.maxLength} positions; ${t.L} prompt tokens and maxNewTokens ${maxNew} ` +
+        `need ${window ? `${atOnce} at once (slidingWindow ${window})` : `${steps} more`} (create it with a larger maxLength, or reset() it)`);
+    return past;
   }
 
   async* #generate({ data, B, L }, mask, opts, single) {
@@ -469,7 +493,9 @@ class HfModel {
     });
     const done = new Array(B).fill(false);
     throwIfAborted(opts.signal);
-    const cache = await this.createCache({ maxLength: L + opts.maxNewTokens - 1, batch: B });
+    // The caller's cache is kept; one made here is freed once nothing more is computed.
+    const own = !opts.cache, cache = opts.cache ?? await this.createCache({ maxLength: L + opts.maxNewTokens - 1, batch: B });
+    const free = () => { if (own) cache.dispose(); };
     let pending = null;
     try {
       // One array takes every step's logits (each is read before the next step is sent): a fresh
@@ -511,7 +537,7 @@ class HfModel {
         if (pending) pending.catch(() => {});
         // Nothing is computed after the last token: free the cache before handing it out, so a
         // caller that stops calling next() once it has maxNewTokens tokens leaves nothing behind.
-        if (last) cache.dispose();
+        if (last) free();
         const token = single ? next[0] : Array.from(next);
         if (opts.onToken) opts.onToken(token, step);
         yield token;
@@ -522,7 +548,7 @@ class HfModel {
       }
     } finally {
       if (pending && typeof pending.then === 'function') await pending.then(() => {}, () => {});
-      cache.dispose();
+      free();
     }
   }
 

@@ -440,6 +440,74 @@ test('signal: an abort ends the generation with the signal\'s reason after the t
   }
 });
 
+test('generate({ cache }): a second turn continues the first one\'s cache as greedy generation over the whole conversation does (both APIs, one prompt and a batch, a sliding window); the cache is kept; refusals named', async () => {
+  const { init: initWorker } = await import('mha-wasm/worker');
+  const worker = await initWorker({ threads: 1 });
+  try {
+    let compared = 0;
+    for (const arch of ['llama', 'gpt2', 'mistral']) {
+      const m = tinyModel(arch, { seed: 52 });
+      const ref = (prompts, n) => greedyReference({ config: m.config, tensors: m.tensors, prompts, maxNewTokens: n });
+      for (const api of [mha, worker]) {
+        const what = `${arch} ${api === worker ? 'worker' : 'main'}`;
+        const model = await load(api, m);
+        const live = (await api.stats()).liveLayers;
+        const eos = model.eosTokenIds;
+        // One conversation: turn 1, then turn 2 feeds turn 1's last token (never fed back) and its own.
+        const cache = await model.createCache({ maxLength: 40 });
+        const p1 = [7, 23, 41, 5, 60], g1 = await collect(model.generate(p1, { maxNewTokens: 4, cache }));
+        compared += sameGreedy(g1, ref(p1, 4), `${what}: turn 1`, true);
+        assert.ok(!g1.some((t) => eos.includes(t)), `${what}: turn 1 ended early; pick another seed`);
+        assert.equal(cache.length, p1.length + g1.length - 1, `${what}: the cache holds the prompt and the tokens but the last`);
+        const p2 = [g1.at(-1), 11, 12], g2 = await collect(model.generate(p2, { maxNewTokens: 5, cache }));
+        compared += sameGreedy(g2, ref([...p1, ...g1, 11, 12], 5), `${what}: turn 2`, true);
+        assert.equal(cache.length, p1.length + g1.length + 2 + g2.length - 1);
+        // A batch: rows left-padded in turn 1, the same length in turn 2 (the padding stays at the front).
+        const rows = [[7, 23, 41, 5, 60, 12, 33], [44, 9]], cacheB = await model.createCache({ maxLength: 40, batch: 2 });
+        const b1 = await collect(model.generate(rows, { maxNewTokens: 3, cache: cacheB }));
+        assert.ok(!b1.flat().some((t) => eos.includes(t)), `${what}: a batch row ended early; pick another seed`);
+        const turn2 = [[b1.at(-1)[0], 11, 12], [b1.at(-1)[1], 13, 14]];
+        const b2 = await collect(model.generate(turn2, { maxNewTokens: 4, cache: cacheB }));
+        const whole = rows.map((r, b) => [...r, ...b1.map((s) => s[b]), ...turn2[b].slice(1)]);
+        compared += sameGreedy(b2, ref(whole, 4), `${what}: batch turn 2`, false);
+        // Refused before anything runs, by name; the caches are the caller's, kept until it frees them.
+        await assert.rejects(async () => model.generate(rows, { cache }), { name: 'RangeError', message: 'generate: options.cache was created for batch 1, but the prompt has 2 sequences' }, what);
+        // A sliding cache (Mistral's window of 4) needs room for a call's positions and the window before them only.
+        const small = await model.createCache({ maxLength: arch === 'mistral' ? 4 : 6 });
+        await assert.rejects(async () => model.generate(p1, { maxNewTokens: 4, cache: small }), {
+          name: 'RangeError',
+          message: arch === 'mistral' ? /^generate: options\.cache holds 0 of its maxLength 4 positions; 5 prompt tokens and maxNewTokens 4 need 5 at once \(slidingWindow 4\)/
+            : /^generate: options\.cache holds 0 of its maxLength 6 positions; 5 prompt tokens and maxNewTokens 4 need 8 more/,
+        }, what);
+        if (arch === 'mistral') {  // a sliding cache smaller than the conversation keeps the window: the same two turns
+          const slide = await model.createCache({ maxLength: 6 });
+          assert.deepEqual(await collect(model.generate(p1, { maxNewTokens: 4, cache: slide })), g1, what);
+          assert.deepEqual(await collect(model.generate(p2, { maxNewTokens: 5, cache: slide })), g2, what);
+          slide.dispose();
+        }
+        if (arch === 'gpt2') {  // 64 positions: the cache's count
+          const big = await model.createCache({ maxLength: 100 });
+          await model.forward(p1, { cache: big });
+          await assert.rejects(async () => model.generate(p1, { maxNewTokens: 56, cache: big }),
+            { name: 'RangeError', message: 'generate: the cache\'s 5 positions, 5 prompt tokens and maxNewTokens 56 do not fit the model\'s 64 positions' }, what);
+          big.dispose();
+        }
+        await assert.rejects(async () => model.generate(p1, { cache: {} }), { name: 'TypeError', message: /^generate: options\.cache must be a cache from this model's createCache\(\), got/ }, what);
+        small.dispose();
+        await assert.rejects(async () => model.generate(p1, { cache: small }), { name: 'Error', message: 'generate: options.cache has been disposed' }, what);
+        assert.equal((await api.stats()).liveLayers, live + 2, `${what}: the two caches in use are kept`);
+        cache.dispose();
+        cacheB.dispose();
+        assert.equal((await api.stats()).liveLayers, live, what);
+        model.dispose();
+      }
+    }
+    assert.ok(compared >= 50, `compared ${compared} steps`);
+  } finally {
+    worker.terminate();
+  }
+});
+
 test('forward({ out }): the logits go into the caller\'s array (both APIs, also with calls under way at once); a wrong one is refused by name before the run, and the cache does not move', async () => {
   const { init: initWorker } = await import('mha-wasm/worker');
   const m = tinyModel('llama', { seed: 31 });

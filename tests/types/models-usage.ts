@@ -24,6 +24,10 @@ async function main(bytes: Uint8Array, config: Record<string, unknown>, tokenize
     const one: number = t;  // one prompt: a number per step
     console.log(tokenizer.decode([one]));
   }
+  const chat = model.createCache({ maxLength: 256 });
+  for await (const t of model.generate(ids, { maxNewTokens: 4, cache: chat })) console.log(t, chat.length);
+  // @ts-expect-error a cache, not its length
+  model.generate(ids, { cache: 5 });
   const stream = tokenizer.decodeStream(ids, { skipSpecialTokens: true });
   for await (const row of model.generate([ids, ids.slice(1)])) {
     const b: number[] = row;  // a batch: B ids per step
