@@ -42,7 +42,7 @@ export function readGenerateOptions(options, vocab) {
     bad(TypeError, 'signal must be an AbortSignal', signal);
   // Sampling when a sampling option says so; temperature 0 is greedy.
   const sample = temperature !== 0 && (temperature !== undefined || topK !== undefined || topP !== undefined);
-  return { maxNewTokens, temperature: temperature ?? 1, topK, topP, seed, repetitionPenalty, stopTokens, onToken: o.onToken, attentionMask: o.attentionMask, signal, sample, cache: o.cache ?? null };
+  return { maxNewTokens, temperature: temperature ?? 1, topK, topP, seed, repetitionPenalty, stopTokens, onToken: o.onToken, attentionMask: o.attentionMask, signal, sample, cache: o.cache === undefined ? null : o.cache };
 }
 
 /** Throws signal's reason once it is aborted (AbortSignal.throwIfAborted, which older engines lack). */

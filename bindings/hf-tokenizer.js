@@ -114,22 +114,25 @@ function finalText(message) {
 // The prompt tokens a TextStream decodes before the new ones (only whether the list starts
 // before them matters to the decoders; a few give a byte-level character's first bytes too).
 const STREAM_CONTEXT = 8;
-// Tokens a TextStream holds back while the text ends in U+FFFD: a UTF-8 character has at most
-// 4 bytes, so 3 more tokens complete it if it is ever completed.
-const STREAM_HOLD = 3;
+// What a TextStream holds back at the end of the text: characters whose bytes have not all
+// come (U+FFFD) and whitespace (tokenizers that clean up spaces remove one before punctuation
+// that follows).
+const UNSETTLED = /[\s\uFFFD]+$/u;
 
 /**
  * A generation's text, one token at a time (Tokenizer.decodeStream). The tokens are decoded
  * whole after the prompt's last ones, and the text after the prompt's is the generation's; where
- * the prompt's text is not a prefix of it, the tokens' own decoding is. While that text ends in
- * U+FFFD (a character whose bytes have not all come) push holds it back, for at most 3 tokens.
- * shown is what push and end have returned, text the whole text now.
+ * the prompt's text is not a prefix of it, the tokens' own decoding is. push returns what the
+ * text gained, up to its unsettled end (UNSETTLED), which end() gives. shown is what push and end
+ * returned; text the whole text now. Where a decoder changes text already shown, the stream goes
+ * on from the same length of the new text (shown then differs from text there; none of the
+ * field's decoders does this to text followed by a settled character).
  */
 class TextStream {
   #decode;
   #context;
   #base;
-  #held = 0;
+  #at = 0;  // the length of text returned so far, in the text's terms
   #tokens = [];
   constructor(decode, context) {
     this.#decode = decode;
@@ -149,33 +152,25 @@ class TextStream {
     return all.startsWith(this.#base) ? all.slice(this.#base.length) : this.#decode(this.#tokens);
   }
 
-  #advance(text) {
-    // A decoder that rewrote what was shown (none of the field's known ones does) leaves
-    // shown as it was: the text property has the truth.
-    if (!text.startsWith(this.shown)) return '';
-    const add = text.slice(this.shown.length);
-    this.shown = text;
+  #advance(upTo) {
+    if (upTo.length <= this.#at) return '';
+    const add = upTo.slice(this.#at);
+    this.#at = upTo.length;
+    this.shown += add;
     return add;
   }
 
-  /** Adds a token id; returns the text to append to what was shown ('' while a character is incomplete). */
+  /** Adds a token id; returns the text to append to what was shown ('' while nothing settled came). */
   push(id) {
     if (typeof id !== 'number' && typeof id !== 'bigint') throw new TypeError(`TextStream.push: id must be a token id (a number), got ${describe(id)}`);
     const n = Number(id);
     if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`TextStream.push: ${describe(id)} is not a token id`);
     this.#tokens.push(n);
-    const text = this.text;
-    if (text.endsWith('\uFFFD') && this.#held < STREAM_HOLD) {
-      this.#held++;
-      return '';
-    }
-    this.#held = 0;
-    return this.#advance(text);
+    return this.#advance(this.text.replace(UNSETTLED, ''));
   }
 
   /** The text held back, once no token follows. */
   end() {
-    this.#held = 0;
     return this.#advance(this.text);
   }
 }
@@ -223,18 +218,19 @@ class Tokenizer {
 
   /**
    * The text of a generation as its tokens come: push(id) returns what to append, end() the
-   * rest (see TextStream). promptIds: the tokens before the first pushed one (a SentencePiece
+   * rest held back (see TextStream). promptIds: the tokens before the first pushed one (a SentencePiece
    * tokenizer drops the space a list's first word starts with, so the new tokens are decoded
    * after the prompt's last ones).
    */
   decodeStream(promptIds, options) {
     const what = 'Tokenizer.decodeStream';
-    if (promptIds !== undefined && promptIds !== null && !Array.isArray(promptIds) && !ArrayBuffer.isView(promptIds))
+    if (promptIds !== undefined && promptIds !== null && !Array.isArray(promptIds) && !(ArrayBuffer.isView(promptIds) && !(promptIds instanceof DataView)))
       throw new TypeError(`${what}: promptIds must be an array of token ids, got ${describe(promptIds)}`);
     const o = plainObject(`${what} options`, options ?? {}, ['skipSpecialTokens']);
     if (o.skipSpecialTokens !== undefined && typeof o.skipSpecialTokens !== 'boolean') throw new TypeError(`${what}: options.skipSpecialTokens must be a boolean`);
-    const context = Array.from(promptIds ?? [], Number).slice(-STREAM_CONTEXT);
-    for (const id of context) if (!Number.isSafeInteger(id) || id < 0) throw new RangeError(`${what}: promptIds holds ${describe(id)}, not a token id`);
+    const ids = Array.from(promptIds ?? [], Number);
+    for (const id of ids) if (!Number.isSafeInteger(id) || id < 0) throw new RangeError(`${what}: promptIds holds ${describe(id)}, not a token id`);
+    const context = ids.slice(-STREAM_CONTEXT);
     const skip = !!o.skipSpecialTokens;
     return new TextStream((ids) => this.#tok.decode(ids, { skip_special_tokens: skip }), context);
   }

@@ -94,9 +94,10 @@ export interface GenerateOptions {
   signal?: AbortSignal | null;
   /**
    * A cache of this model (createCache, batch B) whose positions the prompt continues: a conversation's earlier turns are
-   * not computed again. It is kept, holding the prompt and the new tokens but the last yielded (cache.length says how
-   * many positions); without it the generation makes its own and frees it. The repetition penalty then counts ids and
-   * the new tokens, not what the cache held.
+   * not computed again. It is kept, holding the prompt and the new tokens but the last yielded; cache.length says how
+   * many positions (after the loop is left early, in a worker, the last yielded token's step may have run too). Without
+   * it the generation makes its own and frees it. The repetition penalty then counts ids and the new tokens, not what the
+   * cache held. With a sliding window, padded rows cannot continue a cache.
    */
   cache?: { readonly length: number; readonly maxLength: number; readonly batch: number } | null;
 }
@@ -157,11 +158,14 @@ export interface ChatTemplateOptions {
 
 /** A generation's text, token by token (Tokenizer.decodeStream). */
 export interface TextStream {
-  /** Adds a token id; returns the text to append ('' while a character's bytes have not all come; held for at most 3 tokens). */
+  /**
+   * Adds a token id; returns the text to append. The text's unsettled end is held back: a character whose bytes have not
+   * all come (U+FFFD), and whitespace (a tokenizer's clean-up may drop a space before punctuation that follows).
+   */
   push(id: number | bigint): string;
   /** The text held back, once no token follows. */
   end(): string;
-  /** What push and end have returned, joined. */
+  /** What push and end have returned, joined (the same as text, unless a decoder changed text already shown). */
   readonly shown: string;
   /** The whole text of the tokens pushed so far. */
   readonly text: string;
@@ -187,7 +191,7 @@ export interface Tokenizer {
    * The text of a generation as its tokens come: `push(id)` returns what to append, `end()` the rest.
    * promptIds: the tokens before the first pushed one (SentencePiece tokenizers drop a list's first space).
    */
-  decodeStream(promptIds?: ArrayLike<number> | null, options?: { skipSpecialTokens?: boolean }): TextStream;
+  decodeStream(promptIds?: IdRow | null, options?: { skipSpecialTokens?: boolean }): TextStream;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
   /**

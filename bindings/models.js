@@ -240,6 +240,7 @@ class HfModel {
   #spec;
   #async;
   #disposed = false;
+  #caches = new WeakSet();  // what createCache made: the caches generate({ cache }) takes
 
   constructor(core, spec, config, bytes, isAsync) {
     this.#core = core;
@@ -284,7 +285,10 @@ class HfModel {
   /** KV caches for every layer: { maxLength, batch = 1 }. */
   createCache(options) {
     this.#live('createCache');
-    return this.#core.createCache(options);
+    return this.#then(this.#core.createCache(options), (cache) => {
+      this.#caches.add(cache);
+      return cache;
+    });
   }
 
   /**
@@ -432,8 +436,11 @@ class HfModel {
    * AbortSignal; once it is aborted, the iterator throws its reason instead of the next token.
    * cache: a cache of this model (createCache, batch B) whose positions the prompt continues
    * (a conversation's earlier turns); it is kept, holding the prompt and the new tokens but
-   * the last yielded (cache.length says how many positions), instead of a cache made and
-   * freed here. The repetition penalty then counts ids and the new tokens, not the cache's.
+   * the last yielded, instead of a cache made and freed here. cache.length says how many
+   * positions it holds (after the loop is left early, in a worker, the last yielded token's
+   * step may have run). The repetition penalty then counts ids and the new tokens, not the
+   * cache's. With a sliding window the rows of a batch continuing a cache must be as long as
+   * each other (padding there would take window positions).
    */
   generate(ids, options) {
     this.#live('generate');
@@ -446,13 +453,13 @@ class HfModel {
     const a = s.options.attention, headDim = a.headDim ?? s.options.hiddenSize / a.numHeads;
     const window = (s.options.windowFrom ?? 0) === 0 ? a.slidingWindow ?? 0 : 0;
     // The positions the cache holds already (a caller's cache; in a worker, after the forwards queued on it).
-    const past = opts.cache ? this.#cacheRoom(opts.cache, t, opts.maxNewTokens, window) : 0;
+    const past = opts.cache !== null ? this.#cacheRoom(opts.cache, t, opts.maxNewTokens, window) : 0;
     // The cache holds the prompt and every new token but the last (which is never fed back).
     const positions = t.L + opts.maxNewTokens - 1;
     if (s.maxPositions !== null && past + positions > s.maxPositions)
       throw new RangeError(`generate: ${past ? `the cache's ${past} positions, ` : ''}${t.L} prompt tokens and maxNewTokens ${opts.maxNewTokens} do not fit the model's ${s.maxPositions} positions`);
     const kvBytes = cacheBytes(positions, t.B, s.options.numLayers * (a.numKvHeads ?? a.numHeads) * headDim, window);
-    if (!opts.cache && !(positions < 2 ** 31 && kvBytes < MAX_HEAP_BYTES))
+    if (opts.cache === null && !(positions < 2 ** 31 && kvBytes < MAX_HEAP_BYTES))
       throw tooLarge(`generate: ${t.L} prompt tokens and options.maxNewTokens ${opts.maxNewTokens} (${t.B} sequence${t.B > 1 ? 's' : ''})`, kvBytes, 'memory for the KV caches');
     let mask = t.mask;
     if (opts.attentionMask !== undefined && opts.attentionMask !== null) {
@@ -461,18 +468,21 @@ class HfModel {
       if (m.B !== t.B || m.L !== t.L) throw new RangeError(`generate: options.attentionMask must be [${t.B}, ${t.L}] like ids, got [${m.B}, ${m.L}]`);
       mask = Uint8Array.from(m.data);
     }
+    if (window && past > 0 && mask && mask.includes(0))
+      throw new RangeError(`generate: options.cache: padded rows cannot continue a cache with a sliding window (slidingWindow ${window}): ` +
+        'the padding would take window positions; give rows of one length');
     return this.#generate(t, mask, opts, t.single);
   }
 
   /** generate's options.cache checked for the prompt t and maxNew tokens: the positions it holds. */
   #cacheRoom(cache, t, maxNew, window) {
     const what = 'generate: options.cache';
-    if (cache === null || typeof cache !== 'object' || typeof cache.maxLength !== 'number' || typeof cache.batch !== 'number')
-      throw new TypeError(`${what} must be a cache from this model's createCache(), got ${describe(cache)}`);
+    if (!this.#caches.has(cache)) throw new TypeError(`${what} must be a cache from this model's createCache(), got ${describe(cache)}`);
     if (cache.disposed === true) throw new Error(`${what} has been disposed`);
     if (cache.batch !== t.B) throw new RangeError(`${what} was created for batch ${cache.batch}, but the prompt has ${t.B} sequence${t.B > 1 ? 's' : ''}`);
     const queued = this.#async ? QUEUED.get(cache) : undefined;
     const past = queued ? queued.N : cache.length, steps = t.L + maxNew - 1;
+
     // A sliding cache keeps the window's positions: a call's new ones and those they see must fit
     // at once (the prompt's, then each step's one).
     const atOnce = Math.max(t.L + Math.min(window - 1, past), maxNew > 1 ? 1 + Math.min(window - 1, past + steps - 1) : 0);
@@ -494,7 +504,7 @@ class HfModel {
     const done = new Array(B).fill(false);
     throwIfAborted(opts.signal);
     // The caller's cache is kept; one made here is freed once nothing more is computed.
-    const own = !opts.cache, cache = opts.cache ?? await this.createCache({ maxLength: L + opts.maxNewTokens - 1, batch: B });
+    const own = opts.cache === null, cache = own ? await this.createCache({ maxLength: L + opts.maxNewTokens - 1, batch: B }) : opts.cache;
     const free = () => { if (own) cache.dispose(); };
     let pending = null;
     try {

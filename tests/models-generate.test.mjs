@@ -450,7 +450,7 @@ test('generate({ cache }): a second turn continues the first one\'s cache as gre
       const ref = (prompts, n) => greedyReference({ config: m.config, tensors: m.tensors, prompts, maxNewTokens: n });
       for (const api of [mha, worker]) {
         const what = `${arch} ${api === worker ? 'worker' : 'main'}`;
-        const model = await load(api, m);
+        const model = await load(api, m), other = await load(api, m);
         const live = (await api.stats()).liveLayers;
         const eos = model.eosTokenIds;
         // One conversation: turn 1, then turn 2 feeds turn 1's last token (never fed back) and its own.
@@ -492,10 +492,22 @@ test('generate({ cache }): a second turn continues the first one\'s cache as gre
             { name: 'RangeError', message: 'generate: the cache\'s 5 positions, 5 prompt tokens and maxNewTokens 56 do not fit the model\'s 64 positions' }, what);
           big.dispose();
         }
-        await assert.rejects(async () => model.generate(p1, { cache: {} }), { name: 'TypeError', message: /^generate: options\.cache must be a cache from this model's createCache\(\), got/ }, what);
+        for (const bad of [{}, false, 0, '', await other.createCache({ maxLength: 40 })])
+          await assert.rejects(async () => model.generate(p1, { cache: bad }), { name: 'TypeError', message: /^generate: options\.cache must be a cache from this model's createCache\(\), got/ }, what);
+        if (arch === 'mistral')  // padding inside the window would take its positions
+          await assert.rejects(async () => model.generate([[1, 2, 3], [4]], { cache: cacheB }), {
+            name: 'RangeError', message: /^generate: options\.cache: padded rows cannot continue a cache with a sliding window \(slidingWindow 4\)/,
+          }, what);
+        // Left early: the cache holds the prompt and the tokens handed out but the last (a worker may have run its step too).
+        const early = await model.createCache({ maxLength: 40 });
+        let handed = 0;
+        for await (const tok of model.generate(p1, { maxNewTokens: 8, stopTokens: [], cache: early })) if (tok >= 0 && ++handed === 3) break;
+        assert.ok(early.length === p1.length + 2 || (api === worker && early.length === p1.length + 3), `${what}: ${early.length} after leaving early`);
+        early.dispose();
         small.dispose();
         await assert.rejects(async () => model.generate(p1, { cache: small }), { name: 'Error', message: 'generate: options.cache has been disposed' }, what);
-        assert.equal((await api.stats()).liveLayers, live + 2, `${what}: the two caches in use are kept`);
+        assert.equal((await api.stats()).liveLayers, live + 3, `${what}: the two caches in use (and the other model's) are kept`);
+        other.dispose();
         cache.dispose();
         cacheB.dispose();
         assert.equal((await api.stats()).liveLayers, live, what);

@@ -151,25 +151,45 @@ test('decodeStream gives a generation\'s text token by token: the prompt\'s last
   }
 });
 
-test('decodeStream holds an incomplete character for at most 3 tokens, skips special tokens when asked, and names bad input', async () => {
-  const m = tinyModel('llama');
+test('decodeStream holds back an unsettled end (a character not yet whole, whitespace a clean-up may drop) and never stalls; skips special tokens when asked; names bad input', async () => {
+  const m = tinyModel('llama');  // byte-level, clean_up_tokenization_spaces: true
   const tok = await loadTokenizer({ tokenizerJson: m.tokenizerJson, tokenizerConfig: m.tokenizerConfig });
-  const lead = tok.encode('😀', { addSpecialTokens: false })[0];  // the byte F0, which four of never complete
-  const s = tok.decodeStream(tok.encode('a', { addSpecialTokens: false }));
-  assert.deepEqual([s.push(lead), s.push(lead), s.push(lead)], ['', '', '']);
-  assert.equal(s.push(lead), '\uFFFD'.repeat(4));
-  const eos = tok.tokenToId(tok.eosToken), word = tok.encode(' cat', { addSpecialTokens: false });
+  const enc = (text) => tok.encode(text, { addSpecialTokens: false });
+  const emoji = enc('😀'), lead = emoji[0];  // the byte F0, and the emoji's four bytes
+  // Lead bytes that stay invalid, then the emoji whole, then words: nothing half-made is shown, nothing is lost.
+  const a = tok.decodeStream(enc('a'));
+  const parts = [lead, lead, lead, ...emoji, ...enc(' and more words')].map((id) => a.push(id));
+  assert.deepEqual(parts.slice(0, 6), ['', '', '', '', '', ''], 'held while the text ends in U+FFFD');
+  assert.equal(parts.join('') + a.end(), a.text);
+  assert.equal(a.shown, '\uFFFD\uFFFD\uFFFD😀 and more words');
+  // Only invalid bytes: given by end().
+  const b = tok.decodeStream(enc('a'));
+  assert.deepEqual([lead, lead].map((id) => b.push(id)), ['', '']);
+  assert.equal(b.end(), '\uFFFD\uFFFD');
+  // " hello" " " "." decodes to " hello." (the clean-up drops the space): the space was held, so the text goes on.
+  const c = tok.decodeStream(enc('I said'));
+  const pieces = [...enc(' hello'), ...enc(' '), ...enc('.'), ...enc(' The end')].map((id) => c.push(id));
+  assert.ok(!pieces.some((p) => /\s$/.test(p)), JSON.stringify(pieces));
+  assert.equal(pieces.join('') + c.end(), ' hello. The end');
+  assert.equal(c.shown, c.text);
+  // Special tokens.
+  const eos = tok.tokenToId(tok.eosToken), word = enc(' cat');
   const skipping = tok.decodeStream([], { skipSpecialTokens: true }), keeping = tok.decodeStream(null);
-  assert.equal([...word, eos].map((id) => skipping.push(id)).join(''), ' cat');
+  assert.equal([...word, eos].map((id) => skipping.push(id)).join('') + skipping.end(), ' cat');
   assert.equal([...word, eos].map((id) => keeping.push(id)).join(''), ` cat${tok.eosToken}`);
-  assert.equal(keeping.push(BigInt(word[0])), tok.decode([word[0]]));
+  // BigInt ids, as I64 tensors hold them, in the prompt and pushed.
+  const big = tok.decodeStream(BigInt64Array.of(...enc('a').map(BigInt))), cat = enc('cat');
+  assert.equal(cat.map((id) => big.push(BigInt(id))).join('') + big.end(), tok.decode([...enc('a'), ...cat]).slice(tok.decode(enc('a')).length));
+  // Bad input, named; a refused id is not kept.
   assert.throws(() => tok.decodeStream('hello'), (e) => e instanceof TypeError && /^Tokenizer\.decodeStream: promptIds must be an array of token ids/.test(e.message));
-  assert.throws(() => tok.decodeStream([1, 2.5]), (e) => e instanceof RangeError && /promptIds holds 2\.5, not a token id/.test(e.message));
+  assert.throws(() => tok.decodeStream(new DataView(new ArrayBuffer(8))), (e) => e instanceof TypeError && /promptIds must be an array of token ids/.test(e.message));
+  assert.throws(() => tok.decodeStream([2.5, ...new Array(9).fill(1)]), (e) => e instanceof RangeError && /promptIds holds 2\.5, not a token id/.test(e.message));
   assert.throws(() => tok.decodeStream([], { skip: true }), (e) => e instanceof TypeError && /unknown option "skip"/.test(e.message));
   assert.throws(() => tok.decodeStream([], { skipSpecialTokens: 1 }), (e) => e instanceof TypeError && /options\.skipSpecialTokens must be a boolean/.test(e.message));
-  assert.throws(() => s.push('5'), (e) => e instanceof TypeError && /^TextStream\.push: id must be a token id/.test(e.message));
-  assert.throws(() => s.push(-1), (e) => e instanceof RangeError && /^TextStream\.push: -1 is not a token id/.test(e.message));
-  assert.equal(s.tokens.length, 4, 'a refused id is not kept');
+  assert.throws(() => a.push('5'), (e) => e instanceof TypeError && /^TextStream\.push: id must be a token id/.test(e.message));
+  assert.throws(() => a.push([5]), (e) => e instanceof TypeError && /^TextStream\.push: id must be a token id/.test(e.message));
+  assert.throws(() => a.push(-1), (e) => e instanceof RangeError && /^TextStream\.push: -1 is not a token id/.test(e.message));
+  assert.equal(a.tokens.length, 3 + emoji.length + enc(' and more words').length);
 });
 
 test('bad inputs are named', async () => {

@@ -38,6 +38,7 @@ async function main(bytes: Uint8Array, config: Record<string, unknown>, tokenize
   console.log(rest, whole);
   // @ts-expect-error a TextStream takes token ids
   stream.push('5');
+  console.log(tokenizer.decodeStream(BigInt64Array.of(BigInt(1))).push(BigInt(2)), tokenizer.decodeStream(Int32Array.of(1), { skipSpecialTokens: false }).end());
   const text: string = tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true });
   const chatIds: number[] = tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }], { tokenize: true });
   console.log(text, chatIds);
