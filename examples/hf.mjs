@@ -4,6 +4,8 @@
 //
 //   node examples/hf.mjs <folder> "The capital of France is" [--weight-type int8] [--max-new-tokens 64]
 //        [--chat] [--temperature 0.7 --top-k 40 --top-p 0.95 --seed 1] [--threads 2]
+//   node examples/hf.mjs <folder> --chat [--max-length 2048]    a conversation: a line of stdin per turn, an answer
+//        per turn, the earlier turns kept in a KV cache of that many positions
 //   node examples/hf.mjs <folder of all-MiniLM-L6-v2> "A man is eating." "Someone eats food." "The sky is blue."
 //
 // The folder holds the files the model's page on the hub lists: config.json, model.safetensors
@@ -11,6 +13,7 @@
 // Nothing is downloaded. The text goes to stdout, everything else (progress, speed) to stderr.
 import fs from 'node:fs';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { init } from 'mha-wasm';
 import { loadModel, loadTokenizer, parseSafetensors } from 'mha-wasm/models';
@@ -19,14 +22,15 @@ const { values: o, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     'weight-type': { type: 'string', default: 'f32' }, 'max-new-tokens': { type: 'string', default: '32' },
-    chat: { type: 'boolean', default: false }, threads: { type: 'string', default: 'auto' },
+    chat: { type: 'boolean', default: false }, threads: { type: 'string', default: 'auto' }, 'max-length': { type: 'string', default: '2048' },
     temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
   },
 });
 const [folder, ...texts] = positionals;
-if (!folder || !texts.length) {
+if (!folder || (!texts.length && !o.chat)) {
   console.error('usage: node examples/hf.mjs <model folder> <prompt> [more sentences, for an encoder] [--weight-type f32|f16|int8] ' +
-    '[--max-new-tokens N] [--chat] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N|auto]');
+    '[--max-new-tokens N] [--chat] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N|auto]\n' +
+    '       node examples/hf.mjs <model folder> --chat [--max-length 2048]   (a conversation, a line of stdin per turn)');
   process.exit(2);
 }
 const file = (name) => path.join(folder, name);
@@ -54,6 +58,30 @@ const size = (b) => (b < 2 ** 20 ? `${(b / 1024).toFixed(0)} KiB` : `${(b / 2 **
 console.error(`${process.stderr.isTTY ? '\r' : ''}${model.architecture}, ${model.numLayers} layers, ${o['weight-type']} weights in ${size(model.memoryBytes)}, ` +
   `loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s (${mha.build}, ${mha.threads} thread(s))`);
 
+/**
+ * Generates after ids (continuing cache, when given, which holds what came before them; context:
+ * the whole prompt), streaming the text to stdout. Returns { tokens, text }.
+ */
+async function generate(ids, context, cache) {
+  // decodeStream: each token's text after the prompt's (a SentencePiece tokenizer would drop
+  // the first word's space from the new tokens alone), an unsettled end (a character split over
+  // tokens, a space) held back until a later token settles it.
+  const stream = tokenizer.decodeStream(context, { skipSpecialTokens: true });
+  let first = 0;
+  const start = performance.now();
+  for await (const t of model.generate(ids, {
+    maxNewTokens: Number(o['max-new-tokens']), temperature: number('temperature'), topK: number('top-k'), topP: number('top-p'), seed: number('seed'), cache,
+  })) {
+    if (!first) first = performance.now();
+    process.stdout.write(stream.push(t));
+  }
+  process.stdout.write(`${stream.end()}\n`);
+  const end = performance.now(), made = stream.tokens;
+  console.error(`${ids.length} prompt tokens in ${(first - start).toFixed(0)} ms, ${made.length} new tokens` +
+    (made.length > 1 ? `, ${((made.length - 1) / ((end - first) / 1000)).toFixed(1)} tokens/s after the first` : ''));
+  return { tokens: made, text: stream.text };
+}
+
 if (model.isEncoder) {
   // Sentence embeddings (mean pooling over the real tokens, normalized, as sentence-transformers
   // does), then every pair's cosine similarity.
@@ -61,27 +89,40 @@ if (model.isEncoder) {
   const H = e.dims[1], row = (i) => e.data.subarray(i * H, (i + 1) * H);
   const cos = (a, b) => row(a).reduce((s, x, k) => s + x * row(b)[k], 0);
   texts.forEach((t, i) => console.log(`${texts.map((_, j) => cos(i, j).toFixed(4)).join(' ')}  ${t}`));
+} else if (!texts.length) {
+  // A conversation: each turn's prompt is the whole conversation through the chat template, and
+  // generate continues the cache where it still holds that prompt's first tokens (the earlier
+  // turns), so only the new ones are computed.
+  if (tokenizer.chatTemplate === null) throw new TypeError(`${folder}: tokenizer_config.json has no chat template`);
+  const cache = model.createCache({ maxLength: Number(o['max-length']) });  // the conversation's positions
+  const messages = [];
+  let held = [];  // the conversation's token ids the cache holds
+  const lines = createInterface({ input: process.stdin, terminal: false });
+  if (process.stdin.isTTY) process.stderr.write('> ');
+  for await (const line of lines) {
+    messages.push({ role: 'user', content: line });
+    const all = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true });
+    // The template may write an earlier answer as other tokens than were generated: then start over.
+    if (!(held.length < all.length && held.every((t, i) => t === all[i]))) {
+      await cache.reset();
+      held = [];
+    }
+    if (all.length + Number(o['max-new-tokens']) > cache.maxLength) {
+      console.error(`The conversation (${all.length} tokens) and an answer no longer fit --max-length ${cache.maxLength}.`);
+      break;
+    }
+    console.error(`(${held.length} of the conversation's ${all.length} tokens from the cache)`);
+    const answer = await generate(all.slice(held.length), all, cache);
+    held = [...all, ...answer.tokens].slice(0, cache.length);
+    messages.push({ role: 'assistant', content: answer.text });
+    if (process.stdin.isTTY) process.stderr.write('> ');
+  }
+  cache.dispose();
 } else {
   const ids = o.chat
     ? tokenizer.applyChatTemplate([{ role: 'user', content: texts.join(' ') }], { addGenerationPrompt: true, tokenize: true })
     : tokenizer.encode(texts.join(' '));
   if (!o.chat) process.stdout.write(texts.join(' '));
-  // decodeStream: each token's text after the prompt's (a SentencePiece tokenizer would drop
-  // the first word's space from the new tokens alone), a character split over tokens held
-  // back until it is whole.
-  const stream = tokenizer.decodeStream(ids, { skipSpecialTokens: true });
-  let first = 0;
-  const start = performance.now();
-  for await (const t of model.generate(ids, {
-    maxNewTokens: Number(o['max-new-tokens']), temperature: number('temperature'), topK: number('top-k'), topP: number('top-p'), seed: number('seed'),
-  })) {
-    if (!first) first = performance.now();
-    process.stdout.write(stream.push(t));
-  }
-  process.stdout.write(`${stream.end()}\n`);
-  const made = stream.tokens;
-  const end = performance.now();
-  console.error(`${ids.length} prompt tokens in ${(first - start).toFixed(0)} ms, ${made.length} new tokens` +
-    (made.length > 1 ? `, ${((made.length - 1) / ((end - first) / 1000)).toFixed(1)} tokens/s after the first` : ''));
+  await generate(ids, ids, null);
 }
 model.dispose();

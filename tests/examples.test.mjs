@@ -1,7 +1,9 @@
 // examples/hf.mjs, run as a user runs it (a child process on a model folder), on tiny random
 // models written here in the Hugging Face layout: its text against the float64 reference's
-// greedy tokens (a sharded Llama, Mistral's SentencePiece tokenizer, GPT-2 at int8), its similarities against the reference's
-// sentence embeddings (BERT), and its usage message.
+// greedy tokens (a sharded Llama, Mistral's SentencePiece tokenizer, GPT-2 at int8), a
+// conversation on stdin (--chat) against the reference's answers with the earlier turns taken
+// from the cache, its similarities against the reference's sentence embeddings (BERT), and its
+// usage message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -49,6 +51,36 @@ for (const [arch, options, flags] of [['llama', { shards: 2 }, []], ['mistral', 
     assert.match(r.stderr, /\d+ prompt tokens in \d+ ms, 6 new tokens, [\d.]+ tokens\/s after the first/);
   });
 }
+
+test('examples/hf.mjs --chat holds a conversation from stdin: each answer is the reference\'s greedy continuation of the whole conversation, the earlier turns taken from the cache', async (t) => {
+  const m = tinyModel('llama', { seed: 4 });
+  const dir = folder(m, t), turns = ['the cat sat', 'and the dog?', 'ok'];
+  const tokenizer = await loadTokenizer({ tokenizerJson: m.tokenizerJson, tokenizerConfig: m.tokenizerConfig });
+  const decode = (ids) => tokenizer.decode(ids, { skipSpecialTokens: true });
+  for (const maxNew of [1, 4]) {
+    // The reference conversation: each prompt the template of every turn so far; each answer what
+    // its tokens add to the prompt's text.
+    const messages = [], answers = [], sizes = [];
+    for (const turn of turns) {
+      messages.push({ role: 'user', content: turn });
+      const all = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true });
+      const ref = greedyReference({ config: m.config, tensors: m.tensors, prompts: all, maxNewTokens: maxNew });
+      assert.ok(ref.margins.every(([g]) => g > 1e-2), `near ties: ${ref.margins.map(([g]) => g)}`);
+      const text = decode([...all, ...ref.tokens[0]]).slice(decode(all).length);
+      answers.push(text);
+      sizes.push(all.length);
+      messages.push({ role: 'assistant', content: text });
+    }
+    const r = spawnSync(process.execPath, [example, dir, '--chat', '--max-new-tokens', String(maxNew), '--threads', '1'],
+      { cwd: root, encoding: 'utf8', input: `${turns.join('\n')}\n`, timeout: 120000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, answers.map((a) => `${a}\n`).join(''), `maxNewTokens ${maxNew}`);
+    const fromCache = [...r.stderr.matchAll(/\((\d+) of the conversation's (\d+) tokens from the cache\)/g)].map((x) => [Number(x[1]), Number(x[2])]);
+    assert.deepEqual(fromCache.map(([, n]) => n), sizes);
+    // One new token per answer leaves exactly each prompt in the cache, which the next prompt extends.
+    if (maxNew === 1) assert.deepEqual(fromCache.map(([k]) => k), [0, ...sizes.slice(0, -1)]);
+  }
+});
 
 test('examples/hf.mjs prints the cosine similarities of sentence embeddings for BERT', async (t) => {
   const m = tinyModel('bert', { seed: 5 });
