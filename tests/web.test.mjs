@@ -645,6 +645,35 @@ test('your model tab: a tiny Llama from its files generates greedily as the refe
   assert.ok(stopped.tokens.length >= 1 && stopped.tokens.length <= 3, `stopped after ${stopped.tokens.length} tokens`);
   assert.match(await page.textContent('#hf-speed'), /Stopped\.$/);
   assert.equal(await page.isDisabled('#hf-stop'), true);
+
+  // A kept conversation: each turn's prompt is every turn so far through the chat template, the
+  // earlier turns' tokens taken from the KV cache (one new token a turn: each prompt extends the
+  // cache exactly); the answers are the float64 reference's.
+  assert.equal(await page.isVisible('#hf-keep'), true, 'offered with the chat template');
+  await page.check('#hf-keep');
+  await page.fill('#hf-max', '1');
+  const talk = [];
+  let before = 0;
+  for (const [i, turn] of ['Hello there', 'And the cat?', 'Thanks'].entries()) {
+    await page.fill('#hf-prompt', turn);
+    await hfAction(page, 'attentions', () => page.click('#hf-run'));
+    const g = await page.evaluate(() => window.mhaDemo.hf.lastGeneration);
+    talk.push({ role: 'user', content: turn });
+    const all = tok.applyChatTemplate(talk, { addGenerationPrompt: true, tokenize: true });
+    assert.deepEqual(g.promptIds, all, `turn ${i + 1}'s prompt: the whole conversation`);
+    assert.equal(g.fromCache, before, `turn ${i + 1}: the earlier turns' tokens from the cache`);
+    const r = greedyReference({ config: m.config, tensors: m.tensors, prompts: all, maxNewTokens: 1 });
+    if (r.margins[0][0] > 1e-3) assert.deepEqual(g.tokens, r.tokens[0], `turn ${i + 1}'s answer`);
+    assert.match(await page.textContent('#hf-speed'), new RegExp(`Turn ${i + 1} of the conversation: ${before} of the prompt's tokens came from the KV cache\\.$`));
+    talk.push({ role: 'assistant', content: g.text });
+    before = all.length;
+  }
+  // Unchecked: the conversation ends; Generate is a single turn again.
+  await page.uncheck('#hf-keep');
+  await hfAction(page, 'attentions', () => page.click('#hf-run'));
+  const single = await page.evaluate(() => window.mhaDemo.hf.lastGeneration);
+  assert.deepEqual(single.promptIds, tok.applyChatTemplate([{ role: 'user', content: 'Thanks' }], { addGenerationPrompt: true, tokenize: true }));
+  assert.equal(single.fromCache, 0);
   await page.screenshot({ path: path.join(shots, 'your-model-1280.png'), fullPage: true });
 
   // int8 on load: the page does what loadModel does in Node (loads, or shows its refusal as-is).

@@ -19,7 +19,11 @@ const state = {
   loading: 0, generating: false, stop: false, job: 0,
   loads: 0, generations: 0, embeds: 0, attentions: 0, errors: 0,
   lastLoad: null, lastGeneration: null, lastEmbed: null, lastError: null, lastMemory: null,
+  // A kept conversation: its messages, the KV cache of its turns and the token ids it holds.
+  chat: { messages: [], cache: null, held: [] },
 };
+// The positions a conversation's KV cache holds (fewer when the model has fewer).
+const CHAT_POSITIONS = 2048;
 window.mhaDemo.hf = state;
 
 function showError(e) {
@@ -59,9 +63,26 @@ function progress(text, done = 0, total = 1) {
 // model's wasm memory back to the browser.
 const WORKER_URL = new URL('./worker-host.js?model', import.meta.resolve('mha-wasm/worker'));
 
+/** Forgets the kept conversation and frees its cache. */
+function endConversation() {
+  const { cache } = state.chat;
+  state.chat = { messages: [], cache: null, held: [] };
+  try {
+    cache?.dispose();
+  } catch { /* the worker may be gone already */ }
+}
+
+/** Whether Generate adds a turn to a kept conversation. */
+const keeping = () => !$('hf-chat-field').hidden && $('hf-chat').checked && $('hf-keep').checked;
+function showKeep() {
+  $('hf-keep-field').hidden = $('hf-chat-field').hidden || !$('hf-chat').checked;
+  if (!keeping()) endConversation();
+}
+
 async function unload() {
   state.job++;
   state.stop = true;
+  endConversation();
   const { model, runtime } = state;
   Object.assign(state, { model: null, tokenizer: null, meta: null, attention: null, runtime: null });
   for (const id of ['hf-gen', 'hf-emb', 'hf-att', 'hf-att-sentence-field']) $(id).hidden = true;
@@ -150,10 +171,12 @@ async function load(files) {
     } else {
       $('hf-chat-field').hidden = tokenizer.chatTemplate === null;
       $('hf-chat').checked = tokenizer.chatTemplate !== null;
+      $('hf-keep').checked = false;
+      showKeep();
       $('hf-gen').hidden = false;
       $('hf-output').querySelector('.gen').textContent = '';
       $('hf-speed').textContent = '';
-      const ids = $('hf-prompt').value.trim() ? promptIds() : [];
+      const ids = $('hf-prompt').value.trim() ? readPrompt().ids : [];
       $('hf-output').querySelector('.prompt').textContent = tokenizer.decode(ids, { skipSpecialTokens: true });
       if (ids.length) await attention(ids, 'the prompt');
     }
@@ -172,13 +195,14 @@ async function showMemory() {
 }
 
 // ---- generation ----
-function promptIds() {
+/** The prompt: { ids, messages } (messages: the chat's, this turn's included; null for plain text). */
+function readPrompt() {
   const { tokenizer } = state, text = $('hf-prompt').value;
-  const ids = !$('hf-chat-field').hidden && $('hf-chat').checked
-    ? tokenizer.applyChatTemplate([{ role: 'user', content: text }], { addGenerationPrompt: true, tokenize: true })
-    : tokenizer.encode(text);
+  const chat = !$('hf-chat-field').hidden && $('hf-chat').checked;
+  const messages = chat ? [...(keeping() ? state.chat.messages : []), { role: 'user', content: text }] : null;
+  const ids = chat ? tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true }) : tokenizer.encode(text);
   if (ids.length === 0) throw new Error('The prompt has no tokens: type something.');
-  return ids;
+  return { ids, messages };
 }
 
 /** The generate() options the controls ask for: greedy at temperature 0, else sampling. */
@@ -199,7 +223,22 @@ async function generate() {
   const { model, tokenizer } = state;
   if (!model || state.generating) return;
   const job = ++state.job;
-  const ids = promptIds(), options = generateOptions();
+  const { ids, messages } = readPrompt(), options = generateOptions(), keep = keeping(), chat = state.chat;
+  // A kept conversation's cache holds its earlier turns: generate continues it with the tokens it
+  // lacks, or starts it over where the template wrote an earlier answer as other tokens.
+  let fed = ids;
+  if (keep) {
+    if (!chat.cache) chat.cache = await model.createCache({ maxLength: Math.min(CHAT_POSITIONS, model.modelOptions.maxPositions || CHAT_POSITIONS) });
+    if (ids.length + options.maxNewTokens > chat.cache.maxLength)
+      throw new RangeError(`The conversation (${ids.length} tokens) and ${options.maxNewTokens} new tokens do not fit its KV cache of ${chat.cache.maxLength} positions: ` +
+        'uncheck "Keep the conversation" to start a new one.');
+    if (!(chat.held.length < ids.length && chat.held.every((t, i) => t === ids[i]))) {
+      await chat.cache.reset();
+      chat.held = [];
+    }
+    fed = ids.slice(chat.held.length);
+  }
+  const fromCache = ids.length - fed.length;
   const decode = (t) => tokenizer.decode(t, { skipSpecialTokens: true });
   const text = tokenizer.decodeStream(ids, { skipSpecialTokens: true });  // the new tokens' text after the prompt's
   const out = $('hf-output'), gen = out.querySelector('.gen');
@@ -217,7 +256,7 @@ async function generate() {
   let tFirst = 0, tLast = 0, stopped = false;
   const rate = () => (tokens.length > 1 ? ((tokens.length - 1) * 1000) / (tLast - tFirst) : null);
   try {
-    for await (const t of model.generate(ids, options)) {
+    for await (const t of model.generate(fed, { ...options, cache: keep ? chat.cache : null })) {
       if (job !== state.job) return;
       tLast = performance.now();
       if (tokens.length === 0) tFirst = tLast;
@@ -239,14 +278,18 @@ async function generate() {
     state.generating = false;
     $('hf-run').disabled = false;
     $('hf-stop').disabled = true;
+    // What the kept conversation's cache now holds (also after a stop or an error).
+    if (keep && state.chat === chat && !chat.cache.disposed) chat.held = [...ids, ...tokens].slice(0, chat.cache.length);
   }
   text.end();
   gen.textContent = text.text;
+  if (keep && state.chat === chat) chat.messages = [...messages, { role: 'assistant', content: text.text }];
   const r = rate(), last = tokens.at(-1);
   const end = stopped ? ' Stopped.' : model.eosTokenIds.includes(last) ? ` Ended at ${tokenizer.idToToken(last) ?? last}, an end-of-text token.` : '';
-  speed.textContent = `${tokens.length} new token${tokens.length === 1 ? '' : 's'}: the prompt's ${ids.length} tokens were read and the first token chosen in ` +
-    `${fmt(tFirst - t0)} ms${r ? `, then ${fmt(r)} tokens/s (one step per token, with the KV cache)` : ''}.${end}`;
-  state.lastGeneration = { promptIds: Array.from(ids), tokens, text: gen.textContent, stopped, options, prefillMs: tFirst - t0, tokensPerSecond: r };
+  const turn = keep ? ` Turn ${chat.messages.length / 2} of the conversation: ${fromCache} of the prompt's tokens came from the KV cache.` : '';
+  speed.textContent = `${tokens.length} new token${tokens.length === 1 ? '' : 's'}: the prompt's ${fed.length === ids.length ? '' : 'new '}${fed.length} tokens were read and the first token chosen in ` +
+    `${fmt(tFirst - t0)} ms${r ? `, then ${fmt(r)} tokens/s (one step per token, with the KV cache)` : ''}.${end}${turn}`;
+  state.lastGeneration = { promptIds: Array.from(ids), tokens, text: gen.textContent, stopped, options, prefillMs: tFirst - t0, tokensPerSecond: r, fromCache };
   state.generations++;
   await showMemory();
   await attention([...ids, ...tokens], 'the prompt and the generated tokens');
@@ -368,6 +411,8 @@ $('hf-unload').addEventListener('click', () => guarded(async () => {
 }));
 $('hf-gen-form').addEventListener('submit', (e) => { e.preventDefault(); guarded(generate); });
 $('hf-stop').addEventListener('click', () => { state.stop = true; });
+$('hf-chat').addEventListener('change', showKeep);
+$('hf-keep').addEventListener('change', showKeep);
 $('hf-emb-form').addEventListener('submit', (e) => { e.preventDefault(); guarded(embed); });
 $('hf-layer').addEventListener('change', () => guarded(async () => drawAttention()));
 $('hf-att-sentence').addEventListener('change', () => guarded(async () => {
