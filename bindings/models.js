@@ -332,21 +332,21 @@ class HfModel {
   }
 
   /** A forward's arguments for the core (queued: the state its cache will have, QUEUED). */
-  #prepare(ids, options, queued) {
-    const s = this.#spec, o = plainObject('forward options', options, FORWARD_OPTIONS);
-    const t = readBatch('ids', ids, { hi: s.options.vocabSize, pad: padFill(s.padId, s.options.vocabSize), side: s.encoder ? 'right' : 'left' });
+  #prepare(ids, options, queued, what = 'forward') {
+    const s = this.#spec, o = plainObject(`${what} options`, options, FORWARD_OPTIONS);
+    const t = readBatch(`${what}: ids`, ids, { hi: s.options.vocabSize, pad: padFill(s.padId, s.options.vocabSize), side: s.encoder ? 'right' : 'left' });
     const { B, L } = t;
     const cache = o.cache ?? null;
-    if (cache && s.encoder) throw new TypeError(`forward: options.cache given, but ${s.architecture} attends both ways and takes no cache`);
-    if (cache && cache.disposed === true) throw new Error('forward: options.cache has been disposed');
+    if (cache && s.encoder) throw new TypeError(`${what}: options.cache given, but ${s.architecture} attends both ways and takes no cache`);
+    if (cache && cache.disposed === true) throw new Error(`${what}: options.cache has been disposed`);
     const past = cache ? (queued ? queued.N : cache.length) : 0;
     // The mask of every position the call sees: the cache's and the new ones.
     let mask = t.mask, N = past + L;
     if (o.attentionMask !== undefined && o.attentionMask !== null) {
-      if (t.mask) throw new TypeError('forward: options.attentionMask given with rows of ids; rows are padded (and masked) here, give ids as { data, dims } to pass your own mask');
-      const m = readBatch('options.attentionMask', o.attentionMask, { lo: 0, hi: 2 });
+      if (t.mask) throw new TypeError(`${what}: options.attentionMask given with rows of ids; rows are padded (and masked) here, give ids as { data, dims } to pass your own mask`);
+      const m = readBatch(`${what}: options.attentionMask`, o.attentionMask, { lo: 0, hi: 2 });
       if (m.B !== B || (m.L !== L && m.L !== N))
-        throw new RangeError(`forward: options.attentionMask must be [${B}, ${L}]${past ? ` or [${B}, ${N}] (the cache's ${past} positions and the new ones)` : ''}, got [${m.B}, ${m.L}]`);
+        throw new RangeError(`${what}: options.attentionMask must be [${B}, ${L}]${past ? ` or [${B}, ${N}] (the cache's ${past} positions and the new ones)` : ''}, got [${m.B}, ${m.L}]`);
       mask = Uint8Array.from(m.data);
     }
     let full = null;
@@ -368,18 +368,18 @@ class HfModel {
     if (padded) core.keyPaddingMask = { data: full.map((v) => 1 - v), dims: [B, N] };
     if (o.positionIds !== undefined && o.positionIds !== null) {
       // Rows are padded on the side ids' rows are, and must be as long as them.
-      const p = readBatch('options.positionIds', o.positionIds, { lo: 0, hi: s.maxPositions ?? 2 ** 31, side: s.encoder ? 'right' : 'left' });
-      if (p.B !== B || p.L !== L) throw new RangeError(`forward: options.positionIds must be [${B}, ${L}] like ids, got [${p.B}, ${p.L}]`);
+      const p = readBatch(`${what}: options.positionIds`, o.positionIds, { lo: 0, hi: s.maxPositions ?? 2 ** 31, side: s.encoder ? 'right' : 'left' });
+      if (p.B !== B || p.L !== L) throw new RangeError(`${what}: options.positionIds must be [${B}, ${L}] like ids, got [${p.B}, ${p.L}]`);
       if (!p.single && Array.isArray(o.positionIds) && !sameMask(p.mask, t.mask))
-        throw new RangeError('forward: options.positionIds given as rows must have the lengths of the rows of ids');
+        throw new RangeError(`${what}: options.positionIds given as rows must have the lengths of the rows of ids`);
       core.positionIds = { data: p.data, dims: [B, L] };
     } else if (padded && !s.encoder) {
       core.positionIds = { data: positionsFromMask(full, B, N, L), dims: [B, L] };
     }
     if (o.tokenTypeIds !== undefined && o.tokenTypeIds !== null) {
-      if (!s.options.typeVocabSize) throw new TypeError(`forward: options.tokenTypeIds given, but ${s.architecture} has no token types`);
-      const tt = readBatch('options.tokenTypeIds', o.tokenTypeIds, { hi: s.options.typeVocabSize, pad: 0, side: 'right' });
-      if (tt.B !== B || tt.L !== L) throw new RangeError(`forward: options.tokenTypeIds must be [${B}, ${L}] like ids, got [${tt.B}, ${tt.L}]`);
+      if (!s.options.typeVocabSize) throw new TypeError(`${what}: options.tokenTypeIds given, but ${s.architecture} has no token types`);
+      const tt = readBatch(`${what}: options.tokenTypeIds`, o.tokenTypeIds, { hi: s.options.typeVocabSize, pad: 0, side: 'right' });
+      if (tt.B !== B || tt.L !== L) throw new RangeError(`${what}: options.tokenTypeIds must be [${B}, ${L}] like ids, got [${tt.B}, ${tt.L}]`);
       core.tokenTypes = { data: tt.data, dims: [B, L] };
     }
     for (const k of Object.keys(core)) if (core[k] === undefined) delete core[k];
@@ -400,7 +400,7 @@ class HfModel {
       const pooling = o.pooling ?? 'mean';
       if (pooling !== 'mean' && pooling !== 'cls') throw new (typeof pooling === 'string' ? RangeError : TypeError)(`embed: options.pooling must be 'mean' or 'cls', got ${describe(pooling)}`);
       if (o.normalize !== undefined && typeof o.normalize !== 'boolean') throw new TypeError(`embed: options.normalize must be a boolean, got ${describe(o.normalize)}`);
-      const call = this.#prepare(ids, { attentionMask: o.attentionMask, tokenTypeIds: o.tokenTypeIds });
+      const call = this.#prepare(ids, { attentionMask: o.attentionMask, tokenTypeIds: o.tokenTypeIds }, undefined, 'embed');
       const { B, L } = call, E = this.hiddenSize, mask = call.fullMask;
       return this.#then(this.#core.forward({ data: call.ids, dims: [B, L] }, call.options), (r) => {
         const h = r.output.data, out = new Float32Array(B * E), acc = new Float64Array(E);
@@ -447,7 +447,7 @@ class HfModel {
     const s = this.#spec;
     if (s.encoder) throw new TypeError(`generate: ${this.architecture} has no language-model head`);
     const opts = readGenerateOptions(options, s.options.vocabSize);
-    const t = readBatch('ids', ids, { hi: s.options.vocabSize, pad: padFill(s.padId, s.options.vocabSize), side: 'left' });
+    const t = readBatch('generate: ids', ids, { hi: s.options.vocabSize, pad: padFill(s.padId, s.options.vocabSize), side: 'left' });
     // What Model.createCache asks for: one cache per block, numKvHeads x headDim wide, sliding
     // when every block has the window (modelConfig in model.js).
     const a = s.options.attention, headDim = a.headDim ?? s.options.hiddenSize / a.numHeads;
@@ -464,7 +464,7 @@ class HfModel {
     let mask = t.mask;
     if (opts.attentionMask !== undefined && opts.attentionMask !== null) {
       if (t.mask) throw new TypeError('generate: options.attentionMask given with rows of ids; rows are padded (and masked) here');
-      const m = readBatch('options.attentionMask', opts.attentionMask, { lo: 0, hi: 2 });
+      const m = readBatch('generate: options.attentionMask', opts.attentionMask, { lo: 0, hi: 2 });
       if (m.B !== t.B || m.L !== t.L) throw new RangeError(`generate: options.attentionMask must be [${t.B}, ${t.L}] like ids, got [${m.B}, ${m.L}]`);
       mask = Uint8Array.from(m.data);
     }
