@@ -25,6 +25,8 @@ class Cache {
   int length() const { return self_.length(); }
   int crossLength() const { return cross_.length(); }
   void reset() { self_.reset(), cross_.reset(); }
+  // Keeps the self-attention's first n positions (a decoder's projected memory stays).
+  bool truncate(int n) { return allocated_ ? self_.truncate(n) : n == 0; }
   // Bytes ready() needs: keys and values of batch x rows x width floats.
   double requestBytes() const {
     return 2.0 * cfg_.batch * mha::KVCache::rows_for(cfg_.capacity, cfg_.sliding != 0) * cfg_.width * sizeof(float);

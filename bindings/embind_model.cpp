@@ -116,6 +116,7 @@ class ModelCache {
   double requestBytes() const { return static_cast<double>(mha::ModelCache::bytes(cfg_, impl_.batch(), impl_.capacity())); }
   int length() const { return impl_.length(); }
   void reset() { impl_.reset(); }
+  bool truncate(int n) { return impl_.truncate(n); }
   double memoryBytes() const { return static_cast<double>(impl_.memory_bytes()); }
   mha::ModelCache* get() { return &impl_; }
 
@@ -150,5 +151,6 @@ EMSCRIPTEN_BINDINGS(mha_model) {
       .function("requestBytes", &ModelCache::requestBytes)
       .function("length", &ModelCache::length)
       .function("reset", &ModelCache::reset)
+      .function("truncate", &ModelCache::truncate)
       .function("memoryBytes", &ModelCache::memoryBytes);
 }

@@ -233,6 +233,7 @@ EMSCRIPTEN_BINDINGS(mha_transformer) {
       .function("length", &Cache::length)
       .function("crossLength", &Cache::crossLength)
       .function("reset", &Cache::reset)
+      .function("truncate", &Cache::truncate)
       .function("requestBytes", &Cache::requestBytes)
       .function("memoryBytes", &Cache::memoryBytes);
   // Block's members are registered through lambdas taking the derived class: a pointer to a

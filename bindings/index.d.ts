@@ -383,6 +383,11 @@ export interface KVCacheOf<M extends Mode> {
   readonly disposed: boolean;
   /** Empties the cache for a new sequence (keeps its memory). */
   reset(): Returns<M, void>;
+  /**
+   * Keeps the first `length` positions (0 to the cache's length), as if the later ones had never been added. A decoder
+   * layer's projected memory stays. A sliding-window cache that has let go of its first positions can only be reset().
+   */
+  truncate(length: number): Returns<M, void>;
   dispose(): void;
 }
 export type KVCache = KVCacheOf<'sync'>;

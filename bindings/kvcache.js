@@ -56,6 +56,22 @@ export function defineKVCache({ backend, Native, live }) {
         this.#length = 0;
       }));
     }
+    /**
+     * Keeps the first `length` positions, as if the later ones had never been added: the next
+     * forward continues at position `length` (a chat whose last answer the template writes as
+     * other tokens keeps what comes before it). A decoder layer's projected memory stays. A
+     * sliding-window cache that has let go of its first positions can only be reset().
+     */
+    truncate(length) {
+      return backend.run(() => {
+        const id = live(this, 'truncate');
+        if (!Number.isSafeInteger(length) || length < 0)
+          throw new (typeof length === 'number' ? RangeError : TypeError)(`KVCache.truncate: length must be an integer from 0 to the cache's length, got ${describe(length)}`);
+        return backend.then(backend.call('KVCache.truncate', [id, length], { what: 'KVCache.truncate' }), () => {
+          this.#length = length;
+        });
+      });
+    }
   }
 
   return {
@@ -109,6 +125,15 @@ export function cacheOps({ rt, get, kindOf }) {
 
     'KVCache.reset'(id) {
       get(id, 'KVCache').handle.reset();
+    },
+
+    'KVCache.truncate'(id, n) {
+      const handle = get(id, 'KVCache').handle;
+      if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`KVCache.truncate: length must be an integer from 0 to the cache's length, got ${describe(n)}`);
+      const held = handle.length();
+      if (n > held) throw new RangeError(`KVCache.truncate: the cache holds ${held} positions; it cannot keep ${n}`);
+      if (!handle.truncate(n))
+        throw new RangeError(`KVCache.truncate: this sliding-window cache has let go of its first positions (it holds the last ones of ${held}); it can only be reset()`);
     },
 
     /**

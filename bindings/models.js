@@ -353,8 +353,11 @@ class HfModel {
     if (mask && mask.length === B * N) full = mask;
     else if (past > 0) {
       const known = queued ? (queued.mask ? queued : undefined) : MASKS.get(cache);
-      if (!queued && known && (known.B !== B || known.N !== past)) MASKS.delete(cache);
-      const before = known && known.B === B && known.N === past ? known.mask : null;
+      // A mask of more positions than the cache holds: the cache was truncated, and keeps their first ones.
+      const fits = known && known.B === B && known.N >= past;
+      if (!queued && known && !fits) MASKS.delete(cache);
+      const before = !fits ? null : known.N === past ? known.mask
+        : Uint8Array.from({ length: B * past }, (_, i) => known.mask[Math.floor(i / past) * known.N + (i % past)]);
       if (before || mask) {
         full = new Uint8Array(B * N).fill(1);
         for (let b = 0; b < B; b++) {

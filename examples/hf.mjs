@@ -91,8 +91,8 @@ if (model.isEncoder) {
   texts.forEach((t, i) => console.log(`${texts.map((_, j) => cos(i, j).toFixed(4)).join(' ')}  ${t}`));
 } else if (!texts.length) {
   // A conversation: each turn's prompt is the whole conversation through the chat template, and
-  // generate continues the cache where it still holds that prompt's first tokens (the earlier
-  // turns), so only the new ones are computed.
+  // generate continues the cache from the longest start of that prompt it holds (the earlier
+  // turns), so only the rest is computed.
   if (tokenizer.chatTemplate === null) throw new TypeError(`${folder}: tokenizer_config.json has no chat template`);
   const cache = model.createCache({ maxLength: Number(o['max-length']) });  // the conversation's positions
   const messages = [];
@@ -102,17 +102,17 @@ if (model.isEncoder) {
   for await (const line of lines) {
     messages.push({ role: 'user', content: line });
     const all = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true });
-    // The template may write an earlier answer as other tokens than were generated: then start over.
-    if (!(held.length < all.length && held.every((t, i) => t === all[i]))) {
-      await cache.reset();
-      held = [];
-    }
     if (all.length + Number(o['max-new-tokens']) > cache.maxLength) {
       console.error(`The conversation (${all.length} tokens) and an answer no longer fit --max-length ${cache.maxLength}.`);
       break;
     }
-    console.error(`(${held.length} of the conversation's ${all.length} tokens from the cache)`);
-    const answer = await generate(all.slice(held.length), all, cache);
+    // The cache keeps what it holds of this prompt: the template may write an earlier answer as
+    // other tokens than were generated, and from there on the prompt is computed again.
+    let same = 0;
+    while (same < held.length && same < all.length - 1 && held[same] === all[same]) same++;
+    await cache.truncate(same);
+    console.error(`(${same} of the conversation's ${all.length} tokens from the cache)`);
+    const answer = await generate(all.slice(same), all, cache);
     held = [...all, ...answer.tokens].slice(0, cache.length);
     messages.push({ role: 'assistant', content: answer.text });
     if (process.stdin.isTTY) process.stderr.write('> ');

@@ -370,6 +370,14 @@ void ModelCache::reset() {
     for (int i = 0; i < cfg_.layers; ++i) caches_[i].reset();
 }
 
+bool ModelCache::truncate(int n) {
+  if (!allocated_) return n == 0;
+  for (int i = 0; i < cfg_.layers; ++i)
+    if (!caches_[i].can_truncate(n)) return false;
+  for (int i = 0; i < cfg_.layers; ++i) caches_[i].truncate(n);
+  return true;
+}
+
 size_t ModelCache::memory_bytes() const {
   size_t n = 0;
   if (allocated_)

@@ -80,6 +80,10 @@ class ModelCache {
   int capacity() const { return capacity_; }
   int length() const { return allocated_ ? caches_[0].length() : 0; }
   void reset();
+  // Keeps every block's first n positions (KVCache::truncate); false, changing
+  // nothing, when some block cannot (n past the length, or a sliding block that
+  // has let go of its first positions).
+  bool truncate(int n);
   size_t memory_bytes() const;
   KVCache& block(int i) { return caches_[i]; }
 

@@ -1,7 +1,7 @@
 // Incremental decoding: feeding a sequence through layer.forward(newTokens,
 // { cache, isCausal: true }) a token at a time (or in uneven chunks) equals the
 // float64 reference of the full causal forward, for every length 1..64; the
-// cache refuses to overflow, resets, and is checked like a layer.
+// cache refuses to overflow, resets, truncates, and is checked like a layer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { init } from 'mha-wasm';
@@ -226,6 +226,70 @@ test('KV cache with masks: the rows of an attn mask and the columns of a key pad
   assert.equal(pos, N);
   cache.dispose();
   layer.dispose();
+});
+
+test('truncate keeps a cache\'s first positions: the next ones continue from there as the full causal forward does (encoder and decoder layers; the decoder\'s memory stays); a sliding cache that let go of positions refuses; misuse named', async () => {
+  const mha = await init({ threads: 1 });
+  const r = rng(710);
+  const B = 2, E = 24, H = 3, F = 40, S = 7, cut = 24, ahead = 40;
+  // Encoder: positions 0..39 of another sequence go in, the first 24 are kept (they are x's), then x's 24..63.
+  const enc = new mha.TransformerEncoderLayer({ dModel: E, nhead: H, dimFeedforward: F, activation: 'gelu' });
+  const sd = blockStateDict(r, E, F, true);
+  enc.setWeights(sd);
+  const x = uniform(r, B * L * E, -2, 2), other = uniform(r, B * L * E, -2, 2);
+  for (let b = 0; b < B; b++) other.set(x.subarray(b * L * E, (b * L + cut) * E), b * L * E);  // the same first 24
+  const ref = Float32Array.from(encoderReference({ E, H, F, activation: 'gelu', eps: 1e-5, normFirst: false, bias: true }, sd, B, L, x, { isCausal: true }));
+  const cache = enc.createCache({ maxLength: L, batch: B });
+  enc.forward({ data: rows(other, B, L, E, 0, ahead), dims: [B, ahead, E] }, { cache, isCausal: true });
+  assert.equal(cache.length, ahead);
+  cache.truncate(cut);
+  assert.equal(cache.length, cut);
+  const y = enc.forward({ data: rows(x, B, L, E, cut, L - cut), dims: [B, L - cut, E] }, { cache, isCausal: true });
+  assert.ok(relErr(y.data, rows(ref, B, L, E, cut, L - cut)) <= 1e-4, 'after truncate: the reference');
+  cache.truncate(L);  // its length: nothing changes
+  assert.throws(() => cache.truncate(L + 1), { name: 'RangeError', message: `KVCache.truncate: the cache holds ${L} positions; it cannot keep ${L + 1}` });
+  for (const bad of [-1, 1.5, NaN]) assert.throws(() => cache.truncate(bad), { name: 'RangeError', message: /^KVCache\.truncate: length must be an integer from 0 to the cache's length, got/ });
+  assert.throws(() => cache.truncate('3'), { name: 'TypeError', message: /^KVCache\.truncate: length must be an integer/ });
+  assert.equal(cache.length, L, 'refusals change nothing');
+  cache.truncate(0);
+  assert.equal(cache.length, 0);
+  cache.dispose();
+  assert.throws(() => cache.truncate(0), { message: 'KVCache.truncate: this cache has been disposed' });
+  const fresh = enc.createCache({ maxLength: 8 });
+  fresh.truncate(0);  // nothing allocated yet: 0 is what it holds
+  assert.throws(() => fresh.truncate(1), { name: 'RangeError', message: 'KVCache.truncate: the cache holds 0 positions; it cannot keep 1' });
+  fresh.dispose();
+  enc.dispose();
+
+  // Decoder: the self-attention's positions are cut, the projected memory stays.
+  const dec = new mha.TransformerDecoderLayer({ dModel: E, nhead: H, dimFeedforward: F, activation: 'gelu' });
+  const dsd = blockStateDict(r, E, F, true, true);
+  dec.setWeights(dsd);
+  const mem = uniform(r, B * S * E, -2, 2), memory = { data: mem, dims: [B, S, E] };
+  const dref = Float32Array.from(decoderReference({ E, H, F, activation: 'gelu', eps: 1e-5, normFirst: false, bias: true }, dsd, B, L, S, x, mem, { isCausal: true }, {}));
+  const dc = dec.createCache({ maxLength: L, batch: B });
+  dec.forward({ data: rows(other, B, L, E, 0, ahead), dims: [B, ahead, E] }, memory, { cache: dc, tgtIsCausal: true });
+  dc.truncate(cut);
+  const z = dec.forward({ data: rows(x, B, L, E, cut, L - cut), dims: [B, L - cut, E] }, memory, { cache: dc, tgtIsCausal: true });
+  assert.ok(relErr(z.data, rows(dref, B, L, E, cut, L - cut)) <= 1e-4, 'decoder after truncate: the reference');
+  dc.dispose();
+  dec.dispose();
+
+  // A sliding window (4): while every position is held, truncate works; once the cache (8) let go of some, it refuses.
+  const att = new mha.MultiHeadAttention({ embedDim: E, numHeads: H, slidingWindow: 4 });
+  att.setWeights({ inProjWeight: uniform(r, 3 * E * E, -0.3, 0.3), inProjBias: uniform(r, 3 * E, -0.1, 0.1), outProjWeight: uniform(r, E * E, -0.3, 0.3), outProjBias: uniform(r, E, -0.1, 0.1) });
+  const sc = att.createCache({ maxLength: 8 });
+  const step = (i) => att.forward({ data: x.subarray(i * E, (i + 1) * E), dims: [1, 1, E] }, null, null, { cache: sc, isCausal: true });
+  for (let i = 0; i < 6; i++) step(i);
+  sc.truncate(3);
+  assert.equal(sc.length, 3);
+  for (let i = 3; i < 14; i++) step(i);
+  assert.throws(() => sc.truncate(10), { name: 'RangeError', message: /^KVCache\.truncate: this sliding-window cache has let go of its first positions \(it holds the last ones of 14\); it can only be reset\(\)$/ });
+  assert.equal(sc.length, 14);
+  sc.reset();
+  sc.dispose();
+  att.dispose();
+  assert.equal(mha.stats().liveLayers, 0);
 });
 
 test('KV cache: misuse is refused with a named error, and the layers keep working', async () => {

@@ -473,6 +473,14 @@ test('generate({ cache }): a second turn continues the first one\'s cache as gre
         const b2 = await collect(model.generate(turn2, { maxNewTokens: 4, cache: cacheB }));
         const whole = rows.map((r, b) => [...r, ...b1.map((s) => s[b]), ...turn2[b].slice(1)]);
         compared += sameGreedy(b2, ref(whole, 4), `${what}: batch turn 2`, false);
+        // truncate: a turn that keeps only the first positions (a template that wrote the last answer otherwise).
+        // The batch's padding mask is kept for the positions that stay.
+        await cache.truncate(p1.length + 2);
+        const kept = [...p1, ...g1.slice(0, 2)], t3 = await collect(model.generate([21, 22], { maxNewTokens: 4, cache }));
+        compared += sameGreedy(t3, ref([...kept, 21, 22], 4), `${what}: after truncate`, true);
+        await cacheB.truncate(rows[0].length + 1);
+        const b3 = await collect(model.generate([[31, 32], [33, 34]], { maxNewTokens: 3, cache: cacheB }));
+        compared += sameGreedy(b3, ref(rows.map((r, b) => [...r, b1[0][b], 31 + 2 * b, 32 + 2 * b]), 3), `${what}: batch after truncate`, false);
         // Refused before anything runs, by name; the caches are the caller's, kept until it frees them.
         await assert.rejects(async () => model.generate(rows, { cache }), { name: 'RangeError', message: 'generate: options.cache was created for batch 1, but the prompt has 2 sequences' }, what);
         // A sliding cache (Mistral's window of 4) needs room for a call's positions and the window before them only.

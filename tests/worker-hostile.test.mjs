@@ -430,6 +430,19 @@ test('the worker host refuses raw requests that do not match their own sizes, an
     assert.equal((await ask(20, 'reserveMemory', [1024])).ok, true);
     const still = await ask(21, 'MultiHeadAttention.forward', [11, call(1, f(4 * E)), 0]);
     assert.equal(still.ok, true);
+    // A cache's truncate, forged: a length it does not hold, not an integer, another object's id: refused by name.
+    const made = await ask(22, 'create', [13, 'KVCache', { batch: 1, maxLength: 8, owner: 11, width: E, window: 0 }]);
+    assert.equal(made.ok, true, JSON.stringify(made.error));
+    const cut = async (id, args) => (await ask(id, 'KVCache.truncate', args)).error;
+    assert.match((await cut(23, [13, 5])).message, /^KVCache\.truncate: the cache holds 0 positions; it cannot keep 5$/);
+    assert.match((await cut(24, [13, -1])).message, /^KVCache\.truncate: length must be an integer from 0 to the cache's length, got -1$/);
+    assert.match((await cut(25, [13, 'all'])).message, /length must be an integer/);
+    assert.ok(await cut(26, [11, 0]), 'a layer is not a cache');
+    assert.equal((await ask(27, 'MultiHeadAttention.forward', [11, { ...call(1, f(4 * E)), causal: true }, 13])).ok, true);
+    assert.equal((await ask(28, 'KVCache.truncate', [13, 2])).ok, true);
+    const after = await ask(29, 'MultiHeadAttention.forward', [11, { ...call(1, f(4 * E)), causal: true }, 13]);
+    assert.equal(after.ok, true);
+    assert.equal(after.value.cacheLength, 6, 'two kept, four added');
   } finally {
     await w.terminate();
   }

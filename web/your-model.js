@@ -224,19 +224,19 @@ async function generate() {
   if (!model || state.generating) return;
   const job = ++state.job;
   const { ids, messages } = readPrompt(), options = generateOptions(), keep = keeping(), chat = state.chat;
-  // A kept conversation's cache holds its earlier turns: generate continues it with the tokens it
-  // lacks, or starts it over where the template wrote an earlier answer as other tokens.
+  // A kept conversation's cache holds its earlier turns: it keeps the longest start of this prompt
+  // it holds (the template may write an earlier answer as other tokens than were generated), and
+  // generate continues it with the rest.
   let fed = ids;
   if (keep) {
     if (!chat.cache) chat.cache = await model.createCache({ maxLength: Math.min(CHAT_POSITIONS, model.modelOptions.maxPositions || CHAT_POSITIONS) });
     if (ids.length + options.maxNewTokens > chat.cache.maxLength)
       throw new RangeError(`The conversation (${ids.length} tokens) and ${options.maxNewTokens} new tokens do not fit its KV cache of ${chat.cache.maxLength} positions: ` +
         'uncheck "Keep the conversation" to start a new one.');
-    if (!(chat.held.length < ids.length && chat.held.every((t, i) => t === ids[i]))) {
-      await chat.cache.reset();
-      chat.held = [];
-    }
-    fed = ids.slice(chat.held.length);
+    let same = 0;
+    while (same < chat.held.length && same < ids.length - 1 && chat.held[same] === ids[same]) same++;
+    await chat.cache.truncate(same);
+    fed = ids.slice(same);
   }
   const fromCache = ids.length - fed.length;
   const decode = (t) => tokenizer.decode(t, { skipSpecialTokens: true });

@@ -76,6 +76,10 @@ async function main(): Promise<void> {
   const w: Tensor = step.weights;
   console.log(step.output.dims, w.dims, cache.length, cache.maxLength);
   cache.reset();
+  const kept: void = cache.truncate(0);
+  console.log(kept);
+  // @ts-expect-error a number of positions
+  cache.truncate("all");
   cache.dispose();
   enc.dispose();
   const dec = new mha.TransformerDecoderLayer({ dModel: 8, nhead: 2 });

@@ -26,6 +26,8 @@ async function main(): Promise<void> {
   const step = await enc.forward({ data: new Float32Array(8), dims: [1, 8] }, { cache, isCausal: true, needWeights: true });
   const y: Tensor = await enc.forward(step.output, { transfer: true });
   await cache.reset();
+  const cut: Promise<void> = cache.truncate(0);
+  await cut;
   const dec = new mha.TransformerDecoderLayer({ dModel: 8, nhead: 2 });
   const d = await dec.forward(y, y, { needWeights: true, memoryIsCausal: false });
   const norm = new mha.LayerNorm({ normalizedShape: 8 });
