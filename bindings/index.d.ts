@@ -386,6 +386,7 @@ export interface KVCacheOf<M extends Mode> {
   /**
    * Keeps the first `length` positions (0 to the cache's length), as if the later ones had never been added. A decoder
    * layer's projected memory stays. A sliding-window cache that has let go of its first positions can only be reset().
+   * In the worker API, call it once the forwards on the cache have settled (`length` is as of the last answer).
    */
   truncate(length: number): Returns<M, void>;
   dispose(): void;
