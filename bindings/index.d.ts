@@ -385,8 +385,9 @@ export interface KVCacheOf<M extends Mode> {
   reset(): Returns<M, void>;
   /**
    * Keeps the first `length` positions (0 to the cache's length), as if the later ones had never been added. A decoder
-   * layer's projected memory stays. A sliding-window cache that has let go of its first positions can only be reset().
-   * In the worker API, call it once the forwards on the cache have settled (`length` is as of the last answer).
+   * layer's projected memory stays (truncate(0) is not reset() there). A sliding-window cache that has let go of its
+   * first positions keeps all or none. A Hugging Face model's cache (mha-wasm/models) is truncated after the forwards
+   * issued on it before, and refuses while a generation uses it; a layer's, in the worker API, once its forwards settle.
    */
   truncate(length: number): Returns<M, void>;
   dispose(): void;

@@ -59,8 +59,9 @@ export function defineKVCache({ backend, Native, live }) {
     /**
      * Keeps the first `length` positions, as if the later ones had never been added: the next
      * forward continues at position `length` (a chat whose last answer the template writes as
-     * other tokens keeps what comes before it). A decoder layer's projected memory stays. A
-     * sliding-window cache that has let go of its first positions can only be reset().
+     * other tokens keeps what comes before it). A decoder layer's projected memory stays (so
+     * truncate(0) is not reset() there). A sliding-window cache that has let go of its first
+     * positions keeps all or none of them.
      */
     truncate(length) {
       return backend.run(() => {
@@ -133,7 +134,7 @@ export function cacheOps({ rt, get, kindOf }) {
       const held = handle.length();
       if (n > held) throw new RangeError(`KVCache.truncate: the cache holds ${held} positions; it cannot keep ${n}`);
       if (!handle.truncate(n))
-        throw new RangeError(`KVCache.truncate: this sliding-window cache has let go of its first positions (it holds the last ones of ${held}); it can only be reset()`);
+        throw new RangeError(`KVCache.truncate: this sliding-window cache has let go of its first positions (it holds the last ones of ${held}); it can keep all of them or none`);
     },
 
     /**

@@ -241,6 +241,7 @@ class HfModel {
   #async;
   #disposed = false;
   #caches = new WeakSet();  // what createCache made: the caches generate({ cache }) takes
+  #using = new WeakSet();  // the caller's caches a generation is using
 
   constructor(core, spec, config, bytes, isAsync) {
     this.#core = core;
@@ -287,8 +288,43 @@ class HfModel {
     this.#live('createCache');
     return this.#then(this.#core.createCache(options), (cache) => {
       this.#caches.add(cache);
+      this.#guard(cache);
       return cache;
     });
+  }
+
+  /**
+   * The cache's truncate and reset, kept in order with this model's forwards on it: refused while
+   * a generation uses it, and in the worker API sent after the forwards issued before them (which
+   * this model holds back, QUEUED), with the state they leave recorded for the calls after them.
+   */
+  #guard(cache) {
+    const using = this.#using;
+    for (const op of ['truncate', 'reset']) {
+      const own = cache[op].bind(cache);
+      Object.defineProperty(cache, op, {
+        configurable: true,
+        value: (...args) => {
+          if (using.has(cache)) {
+            const e = new Error(`KVCache.${op}: a generation is using this cache; end it first`);
+            if (this.#async) return Promise.reject(e);
+            throw e;
+          }
+          const queued = this.#async ? QUEUED.get(cache) : undefined;
+          if (!queued) return own(...args);
+          // What the cache will hold: the first n positions of what the queued calls leave (as if valid;
+          // an invalid n fails when it runs, and the calls after it run on the cache as it is).
+          const n = op === 'reset' ? 0 : Number.isSafeInteger(args[0]) && args[0] >= 0 && args[0] <= queued.N ? args[0] : queued.N;
+          const mask = queued.mask && n > 0 ? Uint8Array.from({ length: queued.B * n }, (_, i) => queued.mask[Math.floor(i / n) * queued.N + (i % n)]) : null;
+          const tail = queued.tail.then(() => own(...args), () => own(...args));
+          const entry = { tail, B: queued.B, N: n, mask };
+          QUEUED.set(cache, entry);
+          const settle = () => { if (QUEUED.get(cache) === entry) QUEUED.delete(cache); };
+          tail.then(settle, settle);
+          return tail;
+        },
+      });
+    }
   }
 
   /**
@@ -508,7 +544,9 @@ class HfModel {
     throwIfAborted(opts.signal);
     // The caller's cache is kept; one made here is freed once nothing more is computed.
     const own = opts.cache === null, cache = own ? await this.createCache({ maxLength: L + opts.maxNewTokens - 1, batch: B }) : opts.cache;
-    const free = () => { if (own) cache.dispose(); };
+    // A caller's cache cannot be truncated or reset while the generation runs on it.
+    if (!own) this.#using.add(cache);
+    const free = () => { if (own) cache.dispose(); else this.#using.delete(cache); };
     let pending = null;
     try {
       // One array takes every step's logits (each is read before the next step is sent): a fresh

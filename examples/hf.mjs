@@ -110,7 +110,12 @@ if (model.isEncoder) {
     // other tokens than were generated, and from there on the prompt is computed again.
     let same = 0;
     while (same < held.length && same < all.length - 1 && held[same] === all[same]) same++;
-    await cache.truncate(same);
+    try {
+      await cache.truncate(same);
+    } catch (e) {  // a sliding-window cache past its window keeps all or none
+      if (!(e instanceof RangeError)) throw e;
+      await cache.truncate((same = 0));
+    }
     console.error(`(${same} of the conversation's ${all.length} tokens from the cache)`);
     const answer = await generate(all.slice(same), all, cache);
     held = [...all, ...answer.tokens].slice(0, cache.length);

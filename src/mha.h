@@ -136,14 +136,15 @@ class KVCache {
   int length() const { return length_; }
   void reset() { length_ = start_ = 0; }
   // Whether truncate(n) can keep the first n positions: n in [0, length], and a
-  // sliding cache still holding every position since its reset (or n = length).
-  bool can_truncate(int n) const { return n >= 0 && n <= length_ && (n == length_ || start_ == 0); }
+  // sliding cache still holding every position since its reset (or n = length, or 0).
+  bool can_truncate(int n) const { return n >= 0 && n <= length_ && (n == length_ || n == 0 || start_ == 0); }
   // Keeps the first n positions, as if the later ones had never been appended
   // (the next append continues at position n); false, changing nothing, when
   // !can_truncate(n).
   bool truncate(int n) {
     if (!can_truncate(n)) return false;
     length_ = n;
+    if (n == 0) start_ = 0;
     return true;
   }
   size_t memory_bytes() const { return k_.bytes() + v_.bytes(); }

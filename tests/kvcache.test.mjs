@@ -284,8 +284,17 @@ test('truncate keeps a cache\'s first positions: the next ones continue from the
   sc.truncate(3);
   assert.equal(sc.length, 3);
   for (let i = 3; i < 14; i++) step(i);
-  assert.throws(() => sc.truncate(10), { name: 'RangeError', message: /^KVCache\.truncate: this sliding-window cache has let go of its first positions \(it holds the last ones of 14\); it can only be reset\(\)$/ });
+  assert.throws(() => sc.truncate(10), { name: 'RangeError', message: /^KVCache\.truncate: this sliding-window cache has let go of its first positions \(it holds the last ones of 14\); it can keep all of them or none$/ });
   assert.equal(sc.length, 14);
+  sc.truncate(14);  // all of them
+  // None: a new sequence, as after reset(), whose steps equal a fresh cache's.
+  sc.truncate(0);
+  const fresh8 = att.createCache({ maxLength: 8 });
+  for (let i = 0; i < 10; i++) {
+    const a = step(i).output.data, b = att.forward({ data: x.subarray(i * E, (i + 1) * E), dims: [1, 1, E] }, null, null, { cache: fresh8, isCausal: true }).output.data;
+    assert.deepEqual(Array.from(a), Array.from(b), `step ${i} after truncate(0)`);
+  }
+  fresh8.dispose();
   sc.reset();
   sc.dispose();
   att.dispose();

@@ -478,6 +478,24 @@ test('generate({ cache }): a second turn continues the first one\'s cache as gre
         await cache.truncate(p1.length + 2);
         const kept = [...p1, ...g1.slice(0, 2)], t3 = await collect(model.generate([21, 22], { maxNewTokens: 4, cache }));
         compared += sameGreedy(t3, ref([...kept, 21, 22], 4), `${what}: after truncate`, true);
+        // truncate and reset keep their place among the forwards issued before and after them (a worker holds
+        // a forward back until the one before it answers), and are refused while a generation uses the cache.
+        const ordered = await model.createCache({ maxLength: 40 });
+        const calls = [model.forward(p1, { cache: ordered }), model.forward([11, 12], { cache: ordered }), ordered.truncate(3), model.forward([13, 14], { cache: ordered })];
+        const last = (await Promise.all(calls))[3];
+        const want = referenceForward({ config: m.config, tensors: m.tensors, ids: [...p1.slice(0, 3), 13, 14] });
+        assert.ok(maskedRelErr(last.data, want.data.subarray(3 * model.vocabSize), null, model.vocabSize) <= 1e-4, `${what}: the forward after truncate(3)`);
+        assert.equal(ordered.length, 5);
+        const again = [model.forward([1, 2], { cache: ordered }), ordered.reset(), model.forward([13, 14], { cache: ordered })];
+        const fromZero = (await Promise.all(again))[2], alone = referenceForward({ config: m.config, tensors: m.tensors, ids: [13, 14] });
+        assert.ok(maskedRelErr(fromZero.data, alone.data, null, model.vocabSize) <= 1e-4, `${what}: the forward after reset()`);
+        const busy = model.generate([5, 6], { maxNewTokens: 3, cache: ordered });
+        await busy.next();
+        for (const op of [() => ordered.truncate(0), () => ordered.reset()])
+          await assert.rejects(async () => op(), { message: /^KVCache\.(truncate|reset): a generation is using this cache; end it first$/ }, what);
+        for await (const tok of busy) assert.ok(tok >= 0);
+        await ordered.truncate(1);  // the generation is over
+        ordered.dispose();
         await cacheB.truncate(rows[0].length + 1);
         const b3 = await collect(model.generate([[31, 32], [33, 34]], { maxNewTokens: 3, cache: cacheB }));
         compared += sameGreedy(b3, ref(rows.map((r, b) => [...r, b1[0][b], 31 + 2 * b, 32 + 2 * b]), 3), `${what}: batch after truncate`, false);

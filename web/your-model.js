@@ -235,7 +235,12 @@ async function generate() {
         'uncheck "Keep the conversation" to start a new one.');
     let same = 0;
     while (same < chat.held.length && same < ids.length - 1 && chat.held[same] === ids[same]) same++;
-    await chat.cache.truncate(same);
+    try {
+      await chat.cache.truncate(same);
+    } catch (e) {  // a sliding-window cache past its window keeps all or none
+      if (!(e instanceof RangeError)) throw e;
+      await chat.cache.truncate((same = 0));
+    }
     fed = ids.slice(same);
   }
   const fromCache = ids.length - fed.length;
