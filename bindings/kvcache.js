@@ -23,6 +23,12 @@ const cacheRows = (maxLength, window) => (window ? maxLength + Math.max(1, Math.
 /** The bytes of a cache's keys and values: batch x rows x width floats each (width: all its layers'). */
 export const cacheBytes = (maxLength, batch, width, window = 0) => 2 * batch * cacheRows(maxLength, window) * width * 4;
 
+/** truncate's length, checked where the call is made and where the cache is (an op takes forged requests). */
+function truncateLength(n) {
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new (typeof n === 'number' ? RangeError : TypeError)(`KVCache.truncate: length must be an integer from 0 to the cache's length, got ${describe(n)}`);
+}
+
 const TOKEN = Symbol('KVCache');
 const SET_LENGTH = Symbol('setLength');
 
@@ -66,8 +72,7 @@ export function defineKVCache({ backend, Native, live }) {
     truncate(length) {
       return backend.run(() => {
         const id = live(this, 'truncate');
-        if (!Number.isSafeInteger(length) || length < 0)
-          throw new (typeof length === 'number' ? RangeError : TypeError)(`KVCache.truncate: length must be an integer from 0 to the cache's length, got ${describe(length)}`);
+        truncateLength(length);  // here too: a worker's postMessage would refuse some values by a name of its own
         return backend.then(backend.call('KVCache.truncate', [id, length], { what: 'KVCache.truncate' }), () => {
           this.#length = length;
         });
@@ -130,7 +135,7 @@ export function cacheOps({ rt, get, kindOf }) {
 
     'KVCache.truncate'(id, n) {
       const handle = get(id, 'KVCache').handle;
-      if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`KVCache.truncate: length must be an integer from 0 to the cache's length, got ${describe(n)}`);
+      truncateLength(n);
       const held = handle.length();
       if (n > held) throw new RangeError(`KVCache.truncate: the cache holds ${held} positions; it cannot keep ${n}`);
       if (!handle.truncate(n))

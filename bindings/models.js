@@ -232,6 +232,16 @@ const MASKS = new WeakMap();  // a cache -> the attention mask of the positions 
 // (cache.length and MASKS change only when an answer arrives) and sent once it has.
 const QUEUED = new WeakMap();
 
+/** Records entry ({ tail, B, N, mask }) as cache's last call in flight, until its tail settles (unless a later call's is recorded). */
+function queueOn(cache, entry) {
+  QUEUED.set(cache, entry);
+  const settle = () => { if (QUEUED.get(cache) === entry) QUEUED.delete(cache); };
+  entry.tail.then(settle, settle);
+}
+
+/** The first n columns of each of the B rows of mask [B, N]. */
+const firstColumns = (mask, B, N, n) => Uint8Array.from({ length: B * n }, (_, i) => mask[Math.floor(i / n) * N + (i % n)]);
+
 // ---------------------------------------------------------------------------------------
 // The model
 
@@ -315,12 +325,8 @@ class HfModel {
           // What the cache will hold: the first n positions of what the queued calls leave (as if valid;
           // an invalid n fails when it runs, and the calls after it run on the cache as it is).
           const n = op === 'reset' ? 0 : Number.isSafeInteger(args[0]) && args[0] >= 0 && args[0] <= queued.N ? args[0] : queued.N;
-          const mask = queued.mask && n > 0 ? Uint8Array.from({ length: queued.B * n }, (_, i) => queued.mask[Math.floor(i / n) * queued.N + (i % n)]) : null;
           const tail = queued.tail.then(() => own(...args), () => own(...args));
-          const entry = { tail, B: queued.B, N: n, mask };
-          QUEUED.set(cache, entry);
-          const settle = () => { if (QUEUED.get(cache) === entry) QUEUED.delete(cache); };
-          tail.then(settle, settle);
+          queueOn(cache, { tail, B: queued.B, N: n, mask: queued.mask && n > 0 ? firstColumns(queued.mask, queued.B, queued.N, n) : null });
           return tail;
         },
       });
@@ -353,12 +359,7 @@ class HfModel {
         if (call.options.needWeights) out.attentions = r.attentions;
         return out;
       });
-      if (this.#async && call.cache) {
-        const entry = { tail: result, B: call.B, N: call.N, mask: call.fullMask };
-        QUEUED.set(call.cache, entry);
-        const settle = () => { if (QUEUED.get(call.cache) === entry) QUEUED.delete(call.cache); };
-        result.then(settle, settle);
-      }
+      if (this.#async && call.cache) queueOn(call.cache, { tail: result, B: call.B, N: call.N, mask: call.fullMask });
       return result;
     });
   }
@@ -392,8 +393,7 @@ class HfModel {
       // A mask of more positions than the cache holds: the cache was truncated, and keeps their first ones.
       const fits = known && known.B === B && known.N >= past;
       if (!queued && known && !fits) MASKS.delete(cache);
-      const before = !fits ? null : known.N === past ? known.mask
-        : Uint8Array.from({ length: B * past }, (_, i) => known.mask[Math.floor(i / past) * known.N + (i % past)]);
+      const before = !fits ? null : known.N === past ? known.mask : firstColumns(known.mask, B, known.N, past);
       if (before || mask) {
         full = new Uint8Array(B * N).fill(1);
         for (let b = 0; b < B; b++) {
@@ -521,7 +521,6 @@ class HfModel {
     if (cache.batch !== t.B) throw new RangeError(`${what} was created for batch ${cache.batch}, but the prompt has ${t.B} sequence${t.B > 1 ? 's' : ''}`);
     const queued = this.#async ? QUEUED.get(cache) : undefined;
     const past = queued ? queued.N : cache.length, steps = t.L + maxNew - 1;
-
     // A sliding cache keeps the window's positions: a call's new ones and those they see must fit
     // at once (the prompt's, then each step's one).
     const atOnce = Math.max(t.L + Math.min(window - 1, past), maxNew > 1 ? 1 + Math.min(window - 1, past + steps - 1) : 0);
